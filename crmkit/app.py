@@ -1,0 +1,353 @@
+"""The composition root: settings, engine, plugins, entities and services of one CRM."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from crmkit.db import migrate
+from crmkit.db.engine import READ_ONLY, make_engine
+from crmkit.entities.custom_fields import CustomField
+from crmkit.entities.organisation import User
+from crmkit.entities.registry import CORE_ENTITIES, EntityType
+from crmkit.entities.system import PluginState
+from crmkit.errors import ConfigError, CRMError
+from crmkit.events.types import Event
+from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
+from crmkit.services.operation import Operation
+from crmkit.services.values import ValuePreparer
+from crmkit.settings import Settings
+
+if TYPE_CHECKING:
+    from crmkit.events.types import EventSink
+    from crmkit.services.deals import DealService, PipelineService
+    from crmkit.services.leads import LeadService
+    from crmkit.services.records import RecordService
+
+log = logging.getLogger(__name__)
+
+
+class CRM:
+    """One CRM: a database, its enabled plugins and the services that work on it.
+
+    Open it with :func:`crmkit.open`. Each service call runs in its own transaction unless it
+    is made through an :class:`Operation` from :meth:`transaction`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        plugins: Mapping[str, object] | None = None,
+        discover: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url, echo=settings.echo_sql)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False
+        )
+        self.installed: dict[str, InstalledPlugin] = discover_plugins() if discover else {}
+        self.embedded = {name: in_memory_plugin(name, obj) for name, obj in (plugins or {}).items()}
+        self.installed.update(self.embedded)
+        self.host = PluginHost()
+        self._subscribers: list[tuple[tuple[str, ...], Any]] = []
+        self._closed = False
+        try:
+            initialised = migrate.is_initialised(self.engine)
+        except OperationalError as error:
+            self.engine.dispose()
+            raise ConfigError(
+                f"cannot connect to the database {self.engine.url.render_as_string()}:"
+                f" {_first_line(error)}"
+            ) from None
+        self.initialised = initialised
+        for name in self.enabled_plugin_names():
+            self.host.register(self.installed[name])
+        self._build_registry()
+        self.host.call("crmkit_startup", crm=self)
+
+    # -- plugins ---------------------------------------------------------------------------
+
+    def enabled_plugin_names(self) -> list[str]:
+        """Plugins enabled in the database and loadable here, plus embedded ones."""
+        names = set(self.embedded)
+        if self.initialised:
+            with self._read_sessions() as session:
+                stored = session.scalars(select(PluginState.name).where(PluginState.enabled))
+                names |= {name for name in stored if name in self.installed}
+        return sorted(n for n in names if self.installed[n].loaded)
+
+    def _build_registry(self) -> None:
+        self.entities: dict[str, EntityType] = {e.name: e for e in CORE_ENTITIES}
+        for group in self.host.call("crmkit_entities"):
+            for entity in group:
+                if entity.name in self.entities:
+                    raise ConfigError(f"entity {entity.name!r} is declared twice")
+                self.entities[entity.name] = entity
+        self.custom_fields: dict[str, dict[str, CustomField]] = {name: {} for name in self.entities}
+        declared = list(self.settings.custom_fields)
+        for group in self.host.call("crmkit_custom_fields"):
+            declared.extend(group)
+        for custom in declared:
+            self._add_custom_field(custom)
+        self._preparers: dict[str, ValuePreparer] = {}
+
+    def _add_custom_field(self, custom: CustomField) -> None:
+        entity = self.entities.get(custom.entity)
+        if entity is None:
+            raise ConfigError(
+                f"custom field {custom.name!r} ({custom.source}) names unknown entity"
+                f" {custom.entity!r}; known: {', '.join(sorted(self.entities))}"
+            )
+        if custom.name in entity.columns:
+            raise ConfigError(
+                f"custom field {custom.name!r} ({custom.source}) clashes with the built-in"
+                f" field {custom.entity}.{custom.name}"
+            )
+        fields = self.custom_fields[custom.entity]
+        if custom.name in fields:
+            raise ConfigError(f"custom field {custom.entity}.{custom.name} is declared twice")
+        fields[custom.name] = custom
+
+    def preparer(self, entity: str) -> ValuePreparer:
+        """The validator/normaliser for ``entity`` (built once)."""
+        preparer = self._preparers.get(entity)
+        if preparer is None:
+            preparer = ValuePreparer(
+                self.entity(entity), self.custom_fields[entity], self.settings.default_region
+            )
+            self._preparers[entity] = preparer
+        return preparer
+
+    def entity(self, name: str) -> EntityType:
+        """The entity type called ``name``; an unknown name is a ``CRMError`` listing the
+        known ones."""
+        try:
+            return self.entities[name]
+        except KeyError:
+            raise CRMError(
+                f"unknown entity {name!r}; known: {', '.join(sorted(self.entities))}"
+            ) from None
+
+    def event_sinks(self) -> list[EventSink]:
+        """Every durable sink: webhooks from the config and those plugins return."""
+        from crmkit.events.webhook import WebhookSink
+
+        sinks: list[EventSink] = [WebhookSink.from_config(c) for c in self.settings.webhooks]
+        for group in self.host.call("crmkit_event_sinks", crm=self):
+            sinks.extend(group)
+        names = [sink.name for sink in sinks]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"two event sinks are named {duplicates[0]!r}; names must be unique")
+        return sinks
+
+    def plugin_settings(self, plugin: str) -> dict[str, Any]:
+        """The validated settings of an installed plugin (``[plugins.<name>]``)."""
+        installed = self.installed.get(plugin)
+        if installed is None:
+            raise CRMError(f"unknown plugin {plugin!r}")
+        specs = installed.call_own("crmkit_settings") or []
+        return self.settings.plugin_settings(plugin, specs)
+
+    # -- transactions ----------------------------------------------------------------------
+
+    def require_schema(self) -> None:
+        """Fail clearly when the database was never initialised."""
+        if not self.initialised:
+            self.initialised = migrate.is_initialised(self.engine)
+        if not self.initialised:
+            raise ConfigError(
+                f"the database {self.engine.url.render_as_string()} is not initialised:"
+                " run 'crmkit db upgrade' (or crm.upgrade() in Python)"
+            )
+
+    @contextmanager
+    def transaction(self, actor: User | None = None, *, write: bool = True) -> Iterator[Operation]:
+        """Run an operation in one transaction: all of it commits, or none of it.
+
+        In-process subscribers see its events after the commit.
+        """
+        self.require_schema()
+        factory = self._sessions if write else self._read_sessions
+        session: Session = factory()
+        op = Operation(self, session, actor)
+        try:
+            with session.begin():
+                yield op
+                op.write_events()
+        finally:
+            session.close()
+        self._publish(op.events)
+
+    def _publish(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        has_hook = self.host.implemented("crmkit_on_event")
+        for event in events:
+            if has_hook:
+                self.host.call_each_safely("crmkit_on_event", crm=self, event=event)
+            for patterns, callback in self._subscribers:
+                if event.matches(patterns):
+                    try:
+                        callback(event)
+                    except Exception:  # noqa: BLE001 - one subscriber never stops the others
+                        log.exception("event subscriber %r failed on %s", callback, event.name)
+
+    def subscribe(self, patterns: str | Sequence[str], callback: Any) -> None:
+        """Call ``callback(event)`` after commit for events whose name matches ``patterns``."""
+        self._subscribers.append(((patterns,) if isinstance(patterns, str) else tuple(patterns), callback))
+
+    # -- services --------------------------------------------------------------------------
+
+    def records(self, entity: str, *, op: Operation | None = None) -> RecordService:
+        """The record service of ``entity`` (core or plugin)."""
+        from crmkit.services.deals import DealService
+        from crmkit.services.leads import LeadService
+        from crmkit.services.records import RecordService
+
+        kind = {"deal": DealService, "lead": LeadService}.get(entity, RecordService)
+        return kind(self, self.entity(entity), op=op)
+
+    @property
+    def contacts(self) -> RecordService:
+        """Contacts: people."""
+        return self.records("contact")
+
+    @property
+    def accounts(self) -> RecordService:
+        """Accounts: companies and organisations."""
+        return self.records("account")
+
+    @property
+    def leads(self) -> LeadService:
+        """Leads: unqualified prospects, convertible to contact + account + deal."""
+        from crmkit.services.leads import LeadService
+
+        return LeadService(self, self.entity("lead"))
+
+    @property
+    def deals(self) -> DealService:
+        """Deals: opportunities moving through pipeline stages."""
+        from crmkit.services.deals import DealService
+
+        return DealService(self, self.entity("deal"))
+
+    @property
+    def activities(self) -> RecordService:
+        """Activities: calls, visits, e-mails, meetings and notes (the follow-up record)."""
+        return self.records("activity")
+
+    @property
+    def tasks(self) -> RecordService:
+        """Tasks: things to do by a due time."""
+        return self.records("task")
+
+    @cached_property
+    def pipelines(self) -> PipelineService:
+        """Pipelines and their stages."""
+        from crmkit.services.deals import PipelineService
+
+        return PipelineService(self)
+
+    @cached_property
+    def users(self) -> Any:
+        """Users and teams (the full permission model arrives with roles and scopes)."""
+        from crmkit.services.users import UserService
+
+        return UserService(self)
+
+    # -- schema ----------------------------------------------------------------------------
+
+    def migration_locations(self) -> list[str]:
+        """Every installed plugin's migrations folder (enabled or not)."""
+        locations: list[str] = []
+        for plugin in self.installed.values():
+            if plugin.loaded:
+                folder = plugin.call_own("crmkit_migrations")
+                if folder:
+                    locations.append(str(folder))
+        return locations
+
+    def upgrade(self) -> list[str]:
+        """Bring the core schema and every enabled plugin's schema to their latest revision;
+        return the branches upgraded."""
+        config = migrate.alembic_config(
+            self.engine.url.render_as_string(hide_password=False), self.migration_locations()
+        )
+        heads = migrate.branch_heads(config)
+        branches = [migrate.CORE_BRANCH]
+        branches += [name for name in self.enabled_plugin_names() if name in heads]
+        migrate.upgrade(self.engine, config, branches)
+        self.initialised = True
+        return branches
+
+    def reload_plugins(self) -> None:
+        """Re-read the enabled set from the database and rebuild entities and fields (after
+        ``plugins enable``/``disable`` in this process)."""
+        for name in self.host.names:
+            if name not in self.embedded:
+                self.host.unregister(name)
+        for name in self.enabled_plugin_names():
+            self.host.register(self.installed[name])
+        self._build_registry()
+
+    def close(self) -> None:
+        """Run the plugins' shutdown hooks and release the connection pool."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.host.call("crmkit_shutdown", crm=self)
+        finally:
+            self.engine.dispose()
+
+    def __enter__(self) -> CRM:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error)
+    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
+
+
+def open_crm(
+    database_url: str | None = None,
+    *,
+    config: str | None = None,
+    plugins: Mapping[str, object] | None = None,
+    discover: bool = True,
+    upgrade: bool = False,
+    settings: Settings | None = None,
+) -> CRM:
+    """Open a CRM.
+
+    ``database_url`` overrides the config file's; ``plugins`` embeds plugin objects (always
+    enabled); ``upgrade=True`` runs migrations first (handy for scripts and tests).
+
+    Example::
+
+        crm = crmkit.open("sqlite:///crm.db", upgrade=True)
+        contact = crm.contacts.create({"full_name": "张伟", "phone": "138 1234 5678"})
+    """
+    if settings is None:
+        settings = Settings.load(config, database_url=database_url)
+    crm = CRM(settings, plugins=plugins, discover=discover)
+    if upgrade:
+        try:
+            crm.upgrade()
+        except Exception:
+            crm.close()
+            raise
+    return crm

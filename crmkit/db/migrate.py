@@ -1,0 +1,69 @@
+"""Running Alembic migrations for the core and each enabled plugin (one branch each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, inspect
+
+CORE_BRANCH = "crmkit"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def alembic_config(engine_url: str, plugin_locations: Iterable[str] = ()) -> Config:
+    """An Alembic config covering the core revisions and every given plugin folder.
+
+    Every *installed* plugin's folder is listed (not only the enabled ones), so a database
+    that once had a plugin enabled still resolves that plugin's revisions.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    locations = [str(MIGRATIONS / "versions"), *plugin_locations]
+    config.set_main_option("version_locations", " ".join(locations))
+    config.set_main_option("path_separator", "space")
+    config.set_main_option("sqlalchemy.url", engine_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(engine: Engine, config: Config, branches: Sequence[str]) -> None:
+    """Upgrade each branch (``crmkit`` first, then plugin names) to its head."""
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        for branch in branches:
+            command.upgrade(config, f"{branch}@head")
+
+
+def current_heads(engine: Engine) -> tuple[str, ...]:
+    """The revisions the database is at (empty for a database never migrated)."""
+    with engine.connect() as connection:
+        return tuple(MigrationContext.configure(connection).get_current_heads())
+
+
+def branch_heads(config: Config) -> dict[str, str]:
+    """The head revision of each branch label known to ``config``."""
+    script = ScriptDirectory.from_config(config)
+    heads: dict[str, str] = {}
+    for revision in script.get_revisions("heads"):
+        if revision is None:
+            continue
+        for label in _branch_labels(script, revision.revision):
+            heads[label] = revision.revision
+    return heads
+
+
+def _branch_labels(script: ScriptDirectory, revision_id: str) -> set[str]:
+    labels: set[str] = set()
+    for revision in script.iterate_revisions(revision_id, "base"):
+        if revision is not None:
+            labels |= set(revision.branch_labels)
+    return labels
+
+
+def is_initialised(engine: Engine) -> bool:
+    """Whether the core schema exists in this database."""
+    return inspect(engine).has_table("plugin_states")

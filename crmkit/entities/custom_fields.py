@@ -1,0 +1,174 @@
+"""Custom fields: typed fields integrators and plugins add to any entity without a fork.
+
+Values live in the record's ``custom`` JSON column, keyed by field name. Each value is stored
+in a form whose order the database can compare directly (ISO dates, numbers as JSON numbers,
+decimals as canonical strings cast to NUMERIC in queries), so filters and sorting on custom
+fields run in SQL on both SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import re
+from collections.abc import Sequence
+
+from attrs import field, frozen
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+CustomValue = str | int | bool | list[str] | None
+
+
+class FieldType(enum.StrEnum):
+    """The types a custom field can have."""
+
+    TEXT = "text"
+    NUMBER = "number"
+    DECIMAL = "decimal"
+    DATE = "date"
+    DATETIME = "datetime"
+    BOOLEAN = "boolean"
+    CHOICE = "choice"
+    MULTI_CHOICE = "multi_choice"
+
+
+_TRUE = {"true", "yes", "1", "y", "on", "是", "真"}
+_FALSE = {"false", "no", "0", "n", "off", "否", "假"}
+
+
+def _validate_name(instance: CustomField, attribute: object, value: str) -> None:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"custom field name {value!r} must be lower-case letters, digits and underscores,"
+            " starting with a letter"
+        )
+
+
+@frozen
+class CustomField:
+    """A typed field added to an entity.
+
+    Declare it in a plugin's ``crmkit_custom_fields`` hook or in the config file::
+
+        CustomField(entity="contact", name="wechat_id", type=FieldType.TEXT, label="WeChat")
+    """
+
+    entity: str
+    name: str = field(validator=_validate_name)
+    type: FieldType = field(converter=FieldType)
+    label: str = ""
+    required: bool = False
+    choices: tuple[str, ...] = field(default=(), converter=tuple)
+    description: str = ""
+    source: str = "config"
+
+    def __attrs_post_init__(self) -> None:
+        if self.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE) and not self.choices:
+            raise ValueError(f"custom field {self.name!r} of type {self.type} needs choices")
+
+    def coerce(self, value: object) -> CustomValue:
+        """Validate ``value`` and return its stored form; raise ``ValueError`` with the reason.
+
+        Strings are accepted for every type (CSV import and query strings carry strings).
+        """
+        if value is None or value == "":
+            return None
+        return _COERCERS[self.type](self, value)
+
+
+def _text(f: CustomField, value: object) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    return value.strip()
+
+
+def _number(f: CustomField, value: object) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ValueError(f"expected a whole number, got {value!r}")
+
+
+def _decimal(f: CustomField, value: object) -> str:
+    if isinstance(value, bool):
+        raise ValueError("expected a decimal number, got a boolean")
+    try:
+        number = decimal.Decimal(str(value).strip())
+    except decimal.InvalidOperation:
+        raise ValueError(f"expected a decimal number, got {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"expected a finite decimal number, got {value!r}")
+    return format(number.normalize(), "f")
+
+
+def _date(f: CustomField, value: object) -> str:
+    if isinstance(value, dt.datetime):
+        raise ValueError("expected a date, got a date and time")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    try:
+        return dt.date.fromisoformat(str(value).strip()).isoformat()
+    except ValueError:
+        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+
+
+def _datetime(f: CustomField, value: object) -> str:
+    if not isinstance(value, dt.datetime):
+        try:
+            value = dt.datetime.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 date and time, got {value!r}") from None
+    if value.tzinfo is None:
+        raise ValueError("expected a date and time with a time zone (e.g. +08:00)")
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _boolean(f: CustomField, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def _choice(f: CustomField, value: object) -> str:
+    text = str(value).strip()
+    if text not in f.choices:
+        raise ValueError(f"{text!r} is not one of {', '.join(f.choices)}")
+    return text
+
+
+def _multi_choice(f: CustomField, value: object) -> list[str]:
+    items: Sequence[object]
+    if isinstance(value, str):
+        items = [part for part in re.split(r"[;,，；|]", value) if part.strip()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+    else:
+        raise ValueError(f"expected a list of choices, got {value!r}")
+    chosen = [_choice(f, item) for item in items]
+    return sorted(set(chosen), key=chosen.index)
+
+
+_COERCERS = {
+    FieldType.TEXT: _text,
+    FieldType.NUMBER: _number,
+    FieldType.DECIMAL: _decimal,
+    FieldType.DATE: _date,
+    FieldType.DATETIME: _datetime,
+    FieldType.BOOLEAN: _boolean,
+    FieldType.CHOICE: _choice,
+    FieldType.MULTI_CHOICE: _multi_choice,
+}
+
+__all__ = ["CustomField", "FieldType"]

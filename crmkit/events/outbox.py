@@ -1,0 +1,61 @@
+"""The outbox: events written in the same transaction as the change that caused them, and the
+per-sink delivery state the relay worker keeps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crmkit.db.base import Base, utcnow
+
+
+class OutboxEvent(Base):
+    """One committed event. ``dispatched_at`` is set once the relay has fanned it out."""
+
+    __tablename__ = "event_outbox"
+    __table_args__ = (Index("ix_event_outbox_undispatched", "dispatched_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    occurred_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[int | None] = mapped_column(default=None)
+    record_type: Mapped[str | None] = mapped_column(String(64), default=None)
+    record_id: Mapped[int | None] = mapped_column(default=None)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dispatched_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """Where one event stands with one sink."""
+
+    PENDING = "pending"
+    IN_FLIGHT = "in_flight"
+    DELIVERED = "delivered"
+    DEAD = "dead"
+
+
+class EventDelivery(Base):
+    """The delivery of one outbox event to one sink: attempts, next try, claim, last error."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        Index("ix_event_deliveries_order", "sink", "record_key", "id"),
+        Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("event_outbox.id"), index=True)
+    sink: Mapped[str] = mapped_column(String(100))
+    record_key: Mapped[str] = mapped_column(String(120))
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    claim_expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -1,0 +1,299 @@
+"""Every extension point of crmkit, one function each.
+
+A plugin implements any of these with ``@crmkit.hookimpl`` on a function of the same name.
+Each docstring says when the hook is called, with what, and what its return value means. The
+hook reference in the docs is generated from this module.
+
+Calling conventions (pluggy):
+
+* *collected*: every enabled plugin's implementation is called; the results are gathered in a
+  list (``None`` results are dropped).
+* *firstresult*: implementations are called until one returns something other than ``None``;
+  that answer wins.
+* Hooks that run inside an operation's transaction may raise (``crmkit.PluginVeto`` or any
+  exception) to refuse it: the whole operation rolls back and the error names the plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+
+    from crmkit.app import CRM
+    from crmkit.entities.custom_fields import CustomField
+    from crmkit.entities.registry import EntityType
+    from crmkit.events.types import Event, EventSink
+    from crmkit.services.operation import Operation
+    from crmkit.settings import SettingSpec
+
+hookspec = pluggy.HookspecMarker("crmkit")
+
+
+@hookspec
+def crmkit_entities() -> Sequence[EntityType]:
+    """Declare the plugin's own entities (collected).
+
+    Called when the CRM opens. Return ``crmkit.EntityType`` objects for models that subclass
+    ``crmkit.Model`` and ``crmkit.RecordMixin``; each then gets the full record service
+    (create/get/update/delete/list, hooks, events, custom fields) as ``crm.records(name)``.
+    Ship the tables in the plugin's own Alembic branch (see ``crmkit_migrations``).
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_entities():
+            return [crmkit.EntityType(name="referral", model=Referral, label="Referral",
+                                      required=("referrer_id", "referred_id"))]
+    """
+
+
+@hookspec
+def crmkit_migrations() -> str:
+    """Return the folder of the plugin's Alembic revisions (collected).
+
+    Called by ``crmkit db upgrade`` and ``crmkit plugins enable``. The plugin's first revision
+    carries ``branch_labels = ("<plugin name>",)`` and ``depends_on = "crmkit@head"``-style
+    dependencies on the core revision it needs; crmkit upgrades each enabled plugin's branch.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_migrations():
+            return str(pathlib.Path(__file__).parent / "migrations")
+    """
+
+
+@hookspec
+def crmkit_custom_fields() -> Sequence[CustomField]:
+    """Add typed custom fields to any entity, core or plugin (collected).
+
+    Called when the CRM opens. The fields are validated on every write, usable in filters and
+    sorting, and listed by ``crmkit plugins info``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_custom_fields():
+            return [crmkit.CustomField(entity="contact", name="wechat_id", type="text")]
+    """
+
+
+@hookspec
+def crmkit_permissions() -> Sequence[str]:
+    """Declare the permissions the plugin adds, as ``"resource:action"`` strings (collected).
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_permissions():
+            return ["loyalty:redeem", "loyalty:adjust"]
+    """
+
+
+@hookspec
+def crmkit_settings() -> Sequence[SettingSpec]:
+    """Declare the plugin's settings, read from ``[plugins.<name>]`` in the config (collected).
+
+    Return ``crmkit.SettingSpec`` objects; ``crm.settings.plugin(name)`` validates the values
+    and fills the defaults.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_settings():
+            return [crmkit.SettingSpec("blocked_domains", list, default=[],
+                                       description="E-mail domains refused on create")]
+    """
+
+
+@hookspec
+def crmkit_cli_commands() -> Sequence[click.Command]:
+    """Add ``crmkit`` sub-commands (collected).
+
+    Called when the ``crmkit`` command starts, for enabled plugins only. Return click commands
+    or groups; a group named after the plugin is the convention. The command gets the open CRM
+    through ``crmkit.cli_crm()``.
+
+    Example::
+
+        @click.group(name="referrals")
+        def referrals_group(): ...
+
+        @crmkit.hookimpl
+        def crmkit_cli_commands():
+            return [referrals_group]
+    """
+
+
+@hookspec
+def crmkit_setup(crm: CRM) -> None:
+    """Run once when the plugin is enabled, after its migrations (only the enabled plugin's).
+
+    Seed reference data here. Runs in its own transaction; raising aborts the enable.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_setup(crm):
+            crm.records("referral_program").create({"name": "default"})
+    """
+
+
+@hookspec
+def crmkit_startup(crm: CRM) -> None:
+    """Called when a CRM instance opens (process start of the CLI, API or worker).
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_startup(crm):
+            logging.getLogger(__name__).info("ready on %s", crm.database_url)
+    """
+
+
+@hookspec
+def crmkit_shutdown(crm: CRM) -> None:
+    """Called when a CRM instance closes. Release what ``crmkit_startup`` acquired."""
+
+
+@hookspec
+def crmkit_before_create(op: Operation, entity: str, values: dict[str, Any]) -> None:
+    """Called inside the transaction before a record is inserted.
+
+    ``values`` holds the validated, normalised field values (custom fields included) and may
+    be changed in place. Raise ``crmkit.PluginVeto`` to refuse: nothing is written. Bulk
+    imports call it once per row.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_before_create(op, entity, values):
+            if entity == "contact" and values.get("email", "").endswith("@spam.example"):
+                raise crmkit.PluginVeto("spam domain")
+    """
+
+
+@hookspec
+def crmkit_after_create(
+    op: Operation, entity: str, record_id: int, values: Mapping[str, Any]
+) -> None:
+    """Called inside the transaction after a record is inserted (it has its id now).
+
+    Write related rows through ``op`` here; raising rolls the whole operation back.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_after_create(op, entity, record_id, values):
+            if entity == "lead":
+                op.records("task").create({"title": "Call back", "lead_id": record_id})
+    """
+
+
+@hookspec
+def crmkit_before_update(
+    op: Operation,
+    entity: str,
+    record_id: int,
+    changes: dict[str, Any],
+    previous: Mapping[str, Any],
+) -> None:
+    """Called inside the transaction before a record is updated.
+
+    ``changes`` holds only the fields that change (validated; may be changed in place);
+    ``previous`` the values before. Raise to refuse.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_before_update(op, entity, record_id, changes, previous):
+            if entity == "deal" and "amount" in changes and previous["closed_at"]:
+                raise crmkit.PluginVeto("closed deals keep their amount")
+    """
+
+
+@hookspec
+def crmkit_after_update(
+    op: Operation,
+    entity: str,
+    record_id: int,
+    changes: Mapping[str, Any],
+    previous: Mapping[str, Any],
+) -> None:
+    """Called inside the transaction after a record is updated. Raising rolls back.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_after_update(op, entity, record_id, changes, previous):
+            if "stage_id" in changes:
+                op.emit("myplugin.stage_seen", record_type=entity, record_id=record_id)
+    """
+
+
+@hookspec
+def crmkit_before_delete(op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]) -> None:
+    """Called inside the transaction before a record is (soft-)deleted. Raise to refuse.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_before_delete(op, entity, record_id, previous):
+            if entity == "account" and previous.get("value_tier") == "key":
+                raise crmkit.PluginVeto("key accounts are never deleted")
+    """
+
+
+@hookspec
+def crmkit_after_delete(op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]) -> None:
+    """Called inside the transaction after a record is soft-deleted. Raising rolls back."""
+
+
+@hookspec
+def crmkit_on_event(crm: CRM, event: Event) -> None:
+    """An in-process subscriber: called after the transaction that emitted ``event`` commits.
+
+    Runs in the process that made the change, once per event, in emit order. It cannot undo
+    the change; an exception is logged with the plugin's name and the other subscribers still
+    run. For guaranteed delivery use a durable sink (``crmkit_event_sinks``).
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_on_event(crm, event):
+            if event.name == "deal.stage_changed":
+                print("deal", event.record_id, "moved to", event.payload["stage"])
+    """
+
+
+@hookspec
+def crmkit_event_sinks(crm: CRM) -> Sequence[EventSink]:
+    """Return durable event sinks (collected): the relay worker delivers outbox events to them.
+
+    Delivery is at least once, in order per record, with retries, backoff and a dead-letter
+    state; ``event.id`` is the idempotency key. A sink's ``name`` must stay stable.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_event_sinks(crm):
+            return [crmkit.WebhookSink(name="erp", url="https://erp.example/hooks",
+                                       secret="s3cret", patterns=["deal.*"])]
+    """
+
+
+@hookspec
+def crmkit_demo_data(crm: CRM) -> None:
+    """Called by ``crmkit demo`` after the core demo data is loaded: add the plugin's own.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_demo_data(crm):
+            crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+    """

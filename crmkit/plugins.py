@@ -1,0 +1,231 @@
+"""Plugin discovery, metadata and hook calling.
+
+Installed distributions register plugins in the entry-point group ``crmkit.plugins``.
+Installed is not enabled: the enabled set lives in the database (``plugin_states``) and is
+changed with ``crmkit plugins enable|disable``. Only enabled plugins are registered with the
+pluggy manager, so a disabled plugin's hooks never run.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import pluggy
+from attrs import define, field, frozen
+
+from crmkit import hookspecs
+from crmkit.errors import CRMError, PluginError, PluginVeto
+
+ENTRY_POINT_GROUP = "crmkit.plugins"
+hookimpl = pluggy.HookimplMarker("crmkit")
+log = logging.getLogger(__name__)
+
+
+@frozen
+class PluginSpec:
+    """Metadata a plugin module declares as a module attribute named ``crmkit_plugin``::
+
+        crmkit_plugin = crmkit.PluginSpec(
+            description="Referral tracking", requires=("reminders",))
+
+    Name and version come from the entry point and the installed distribution.
+    """
+
+    description: str = ""
+    requires: tuple[str, ...] = field(default=(), converter=tuple)
+
+
+@define
+class InstalledPlugin:
+    """A plugin found on this machine, loaded or not."""
+
+    name: str
+    version: str
+    distribution: str | None
+    module_name: str
+    description: str = ""
+    requires: tuple[str, ...] = ()
+    module: object | None = None
+    load_error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether its module imported without error."""
+        return self.module is not None
+
+    def hook_names(self) -> list[str]:
+        """The hooks the plugin implements, sorted by name."""
+        if self.module is None:
+            return []
+        return sorted(
+            name
+            for name, value in inspect.getmembers(self.module)
+            if name.startswith("crmkit_") and hasattr(value, "crmkit_impl")
+        )
+
+    def call_own(self, hook: str, **kwargs: Any) -> Any:
+        """Call this plugin's implementation of ``hook`` directly (enabled or not); used to
+        describe a plugin (``plugins info``) and to run its setup on enable."""
+        function = getattr(self.module, hook, None)
+        if function is None or not hasattr(function, "crmkit_impl"):
+            return None
+        wanted = inspect.signature(function).parameters
+        return function(**{key: value for key, value in kwargs.items() if key in wanted})
+
+
+def _describe(module: object, name: str) -> tuple[str, tuple[str, ...]]:
+    spec = getattr(module, "crmkit_plugin", None)
+    if isinstance(spec, PluginSpec):
+        return spec.description, spec.requires
+    doc = inspect.getdoc(module) or ""
+    return (doc.splitlines()[0] if doc else ""), ()
+
+
+def discover_plugins() -> dict[str, InstalledPlugin]:
+    """Import every plugin registered under ``crmkit.plugins``; a plugin that fails to import
+    is returned with its ``load_error`` and the others still load."""
+    found: dict[str, InstalledPlugin] = {}
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = entry_point.dist
+        plugin = InstalledPlugin(
+            name=entry_point.name,
+            version=dist.version if dist else "unknown",
+            distribution=dist.name if dist else None,
+            module_name=entry_point.value,
+        )
+        try:
+            plugin.module = entry_point.load()
+        except Exception as error:  # noqa: BLE001 - any import failure is reported, not raised
+            plugin.load_error = f"{type(error).__name__}: {error}"
+            log.warning("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
+        else:
+            plugin.description, plugin.requires = _describe(plugin.module, plugin.name)
+        found[plugin.name] = plugin
+    return found
+
+
+def in_memory_plugin(name: str, module: object) -> InstalledPlugin:
+    """Wrap an object or module with hook implementations as a plugin (for embedding and
+    tests: it is always enabled)."""
+    description, requires = _describe(module, name)
+    version = getattr(module, "__version__", "0")
+    return InstalledPlugin(
+        name=name,
+        version=str(version),
+        distribution=None,
+        module_name=getattr(module, "__name__", type(module).__name__),
+        description=description,
+        requires=requires,
+        module=module,
+    )
+
+
+class PluginHost:
+    """The pluggy manager of one CRM, holding the enabled plugins' hooks."""
+
+    def __init__(self) -> None:
+        self.manager = pluggy.PluginManager("crmkit")
+        self.manager.add_hookspecs(hookspecs)
+        self._owner_by_code: dict[object, str] = {}
+
+    def register(self, plugin: InstalledPlugin) -> None:
+        """Start calling ``plugin``'s hooks."""
+        if plugin.module is None or self.manager.has_plugin(plugin.name):
+            return
+        self.manager.register(plugin.module, name=plugin.name)
+        for impls in self._all_impls():
+            if impls.plugin_name == plugin.name:
+                self._owner_by_code[impls.function.__code__] = plugin.name
+
+    def unregister(self, name: str) -> None:
+        """Stop calling a plugin's hooks."""
+        if self.manager.has_plugin(name):
+            self.manager.unregister(name=name)
+
+    @property
+    def names(self) -> list[str]:
+        """Names of the registered (enabled) plugins."""
+        return sorted(name for name, _ in self.manager.list_name_plugin())
+
+    def _all_impls(self) -> Iterable[pluggy.HookImpl]:
+        for caller in self.manager.hook.__dict__.values():
+            if isinstance(caller, pluggy.HookCaller):
+                yield from caller.get_hookimpls()
+
+    def implemented(self, hook: str) -> bool:
+        """Whether any registered plugin implements ``hook`` (lets hot paths skip the call)."""
+        caller: pluggy.HookCaller = getattr(self.manager.hook, hook)
+        return bool(caller.get_hookimpls())
+
+    def call(self, hook: str, **kwargs: Any) -> Any:
+        """Call ``hook`` with ``kwargs``; an exception a plugin raises becomes a
+        ``PluginError`` that names the plugin (a ``PluginVeto`` keeps its message)."""
+        caller: Callable[..., Any] = getattr(self.manager.hook, hook)
+        try:
+            return caller(**kwargs)
+        except CRMError as error:
+            plugin = self._culprit(error.__traceback__)
+            if plugin is None or (isinstance(error, PluginError) and error.plugin == plugin):
+                raise
+            if isinstance(error, PluginVeto):
+                raise PluginError(plugin, f"refused by plugin {plugin!r}: {error}") from error
+            raise PluginError(plugin, f"plugin {plugin!r} failed in {hook}: {error}") from error
+        except Exception as error:
+            plugin = self._culprit(error.__traceback__) or "unknown"
+            raise PluginError(
+                plugin, f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}"
+            ) from error
+
+    def call_each_safely(self, hook: str, **kwargs: Any) -> None:
+        """Call every implementation of ``hook``; log (and survive) each one's exception.
+
+        Used for after-commit subscribers, where one plugin's failure must not stop others.
+        """
+        caller: pluggy.HookCaller = getattr(self.manager.hook, hook)
+        for impl in reversed(caller.get_hookimpls()):
+            try:
+                impl.function(*[kwargs[name] for name in impl.argnames])
+            except Exception:  # noqa: BLE001 - subscribers are isolated from one another
+                log.exception("plugin %r failed in %s", impl.plugin_name, hook)
+
+    def _culprit(self, tb: TracebackType | None) -> str | None:
+        for frame, _ in traceback.walk_tb(tb):
+            owner = self._owner_by_code.get(frame.f_code)
+            if owner is not None:
+                return owner
+        return None
+
+
+def plugin_table(plugins: Mapping[str, InstalledPlugin], enabled: Iterable[str]) -> list[dict[str, Any]]:
+    """Rows describing plugins, as ``crmkit plugins list --json`` prints them."""
+    on = set(enabled)
+    return [
+        {
+            "name": plugin.name,
+            "version": plugin.version,
+            "enabled": plugin.name in on,
+            "requires": list(plugin.requires),
+            "description": plugin.description,
+            "distribution": plugin.distribution,
+            "error": plugin.load_error,
+        }
+        for plugin in sorted(plugins.values(), key=lambda p: p.name)
+    ]
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "InstalledPlugin",
+    "PluginHost",
+    "PluginSpec",
+    "discover_plugins",
+    "hookimpl",
+    "in_memory_plugin",
+    "plugin_table",
+]

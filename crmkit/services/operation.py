@@ -1,0 +1,109 @@
+"""One operation = one transaction: the session, the actor, and the events it emits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import json
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from crmkit.entities.organisation import User
+from crmkit.events.outbox import OutboxEvent
+from crmkit.events.types import Event
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+    from crmkit.services.records import RecordService
+
+
+def to_json(value: Any) -> Any:
+    """``value`` with dates, decimals, enums and UUIDs turned into JSON-ready forms."""
+    if isinstance(value, Mapping):
+        return {str(key): to_json(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json(item) for item in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
+    return value
+
+
+class Operation:
+    """The context of one operation: its transaction (``session``), who acts (``actor``, or
+    ``None`` for the system), and the events it emits.
+
+    Hooks receive it as ``op``. Everything done through it commits or rolls back together.
+    Events are written to the outbox in the same transaction, just before commit.
+    """
+
+    def __init__(self, crm: CRM, session: Session, actor: User | None) -> None:
+        self.crm = crm
+        self.session = session
+        self.actor = actor
+        self.events: list[Event] = []
+        self._written = 0
+
+    @property
+    def actor_id(self) -> int | None:
+        """The acting user's id, or ``None`` for the system."""
+        return self.actor.id if self.actor is not None else None
+
+    def emit(
+        self,
+        name: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        record_type: str | None = None,
+        record_id: int | None = None,
+    ) -> Event:
+        """Record an event; it reaches the outbox in this transaction and exists if and only if
+        the transaction commits."""
+        event = Event(
+            name=name,
+            payload=to_json(payload or {}),
+            record_type=record_type,
+            record_id=record_id,
+            actor_id=self.actor_id,
+        )
+        self.events.append(event)
+        return event
+
+    def write_events(self) -> None:
+        """Write the events emitted so far to the outbox (in bulk)."""
+        pending = self.events[self._written :]
+        if not pending:
+            return
+        self.session.execute(
+            insert(OutboxEvent),
+            [
+                {
+                    "event_id": str(event.id),
+                    "name": event.name,
+                    "occurred_at": event.occurred_at,
+                    "actor_id": event.actor_id,
+                    "record_type": event.record_type,
+                    "record_id": event.record_id,
+                    "payload": event.payload,
+                    "dispatched_at": None,
+                }
+                for event in pending
+            ],
+        )
+        self._written = len(self.events)
+
+    def records(self, entity: str) -> RecordService:
+        """The record service for ``entity`` working inside this operation."""
+        return self.crm.records(entity, op=self)
+
+    def dumps(self, value: Any) -> str:
+        """JSON text of ``value`` (dates, decimals and UUIDs included)."""
+        return json.dumps(to_json(value), ensure_ascii=False)

@@ -1,0 +1,562 @@
+"""The record service: create, read, update, soft-delete and list any entity, core or plugin.
+
+This is the one write path. Every interface (Python, CLI, import, API) goes through it, so
+validation, normalisation, hooks, events and (later) permissions cannot drift between them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from attrs import define, field, frozen
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from crmkit.db.base import utcnow
+from crmkit.entities.organisation import User
+from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
+from crmkit.errors import ConflictError, CRMError, FieldError, NotFoundError, ValidationError
+from crmkit.services.operation import Operation, to_json
+from crmkit.services.queries import (
+    build_filters,
+    build_search,
+    decode_cursor,
+    encode_cursor,
+    field_expression,
+    keyset_after,
+    order_clauses,
+    visible,
+)
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+
+MAX_PAGE = 1000
+
+
+@frozen
+class Page:
+    """One page of a list and the cursor of the next (``None`` on the last page)."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+@frozen
+class RowError:
+    """Why one input row was not imported: its line, the field, and the reason."""
+
+    line: int
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", column {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@define
+class BulkResult:
+    """What a bulk create did: the new ids (in input order) and every rejected row."""
+
+    ids: list[int] = field(factory=list)
+    errors: list[RowError] = field(factory=list)
+
+    @property
+    def created(self) -> int:
+        """How many records were created."""
+        return len(self.ids)
+
+
+class BulkRejected(CRMError):
+    """``all_or_nothing`` was asked and some rows were bad: nothing was written."""
+
+    title = "Import rejected"
+
+    def __init__(self, errors: Sequence[RowError]) -> None:
+        self.errors = list(errors)
+        super().__init__(
+            f"{len(self.errors)} bad row(s), nothing imported; first: {self.errors[0]}"
+        )
+
+
+class RecordService:
+    """Create, read, update, delete and list records of one entity.
+
+    Bound to a CRM, each call is its own transaction; bound to an :class:`Operation` (from
+    ``op.records(name)``), calls join that operation's transaction.
+    """
+
+    def __init__(self, crm: CRM, entity: EntityType, *, op: Operation | None = None) -> None:
+        self.crm = crm
+        self.entity = entity
+        self.model: Any = entity.model
+        self.table: Table = entity.model.__table__  # type: ignore[assignment]
+        self.op = op
+
+    @property
+    def name(self) -> str:
+        """The entity name (``contact``, ``deal``, ...)."""
+        return self.entity.name
+
+    @contextmanager
+    def _operation(self, actor: User | None, *, write: bool = True) -> Iterator[Operation]:
+        if self.op is not None:
+            yield self.op
+        else:
+            with self.crm.transaction(actor, write=write) as op:
+                yield op
+
+    # -- create ----------------------------------------------------------------------------
+
+    def create(self, data: Mapping[str, object], *, actor: User | None = None) -> Any:
+        """Validate, normalise and insert one record; return it.
+
+        Raises ``ValidationError`` naming every bad field, or ``PluginError`` when a plugin
+        refuses it; nothing is written then.
+        """
+        with self._operation(actor) as op:
+            values = self._prepare_new(op, data)
+            self._check_references(op, [values])
+            (record_id,) = self._insert(op, [values])
+            self._created(op, record_id, values)
+            return op.session.get(self.model, record_id)
+
+    def create_many(
+        self,
+        rows: Iterable[tuple[int, Mapping[str, object]]],
+        *,
+        actor: User | None = None,
+        all_or_nothing: bool = False,
+        batch_size: int = 1000,
+        progress: Callable[[int], None] | None = None,
+    ) -> BulkResult:
+        """Create many records in one transaction; ``rows`` are ``(line, data)`` pairs.
+
+        Good rows are created and each bad row is reported with its line, field and reason;
+        with ``all_or_nothing`` a single bad row rejects the whole batch (``BulkRejected``) and
+        nothing is written. Every row gets the same validation, hooks and events as
+        :meth:`create`.
+        """
+        result = BulkResult()
+        with self._operation(actor) as op:
+            batch: list[tuple[int, dict[str, Any]]] = []
+            for line, data in rows:
+                try:
+                    batch.append((line, self._prepare_new(op, data)))
+                except ValidationError as error:
+                    result.errors.extend(RowError(line, e.field, e.message) for e in error.errors)
+                except CRMError as error:
+                    result.errors.append(RowError(line, None, str(error)))
+                if len(batch) >= batch_size:
+                    self._insert_batch(op, batch, result)
+                    if progress:
+                        progress(len(batch))
+                    batch = []
+            if batch:
+                self._insert_batch(op, batch, result)
+                if progress:
+                    progress(len(batch))
+            if all_or_nothing and result.errors:
+                result.errors.sort(key=lambda e: e.line)
+                raise BulkRejected(result.errors)
+        result.errors.sort(key=lambda e: e.line)
+        return result
+
+    def _insert_batch(
+        self, op: Operation, batch: list[tuple[int, dict[str, Any]]], result: BulkResult
+    ) -> None:
+        lines = [line for line, _ in batch]
+        bad = self._check_references(op, [values for _, values in batch], lines=lines)
+        result.errors.extend(bad)
+        bad_lines = {error.line for error in bad}
+        good = [(line, values) for line, values in batch if line not in bad_lines]
+        if good and not self._has_after_create_rules():
+            try:
+                with op.session.begin_nested():
+                    ids = self._insert(op, [values for _, values in good])
+            except IntegrityError:
+                pass  # a row the database refused: find it below, one row at a time
+            else:
+                for (_, values), record_id in zip(good, ids, strict=True):
+                    self._created(op, record_id, values)
+                    result.ids.append(record_id)
+                good = []
+        for line, values in good:
+            mark = len(op.events)
+            try:
+                with op.session.begin_nested():
+                    (record_id,) = self._insert(op, [values])
+                    self._created(op, record_id, values)
+            except IntegrityError as error:
+                del op.events[mark:]
+                result.errors.append(RowError(line, None, _integrity_reason(error)))
+            except CRMError as error:
+                del op.events[mark:]
+                result.errors.append(RowError(line, None, str(error)))
+            else:
+                result.ids.append(record_id)
+        op.write_events()
+
+    def _has_after_create_rules(self) -> bool:
+        overridden = type(self).after_create is not RecordService.after_create
+        return overridden or self.crm.host.implemented("crmkit_after_create")
+
+    def _prepare_new(self, op: Operation, data: Mapping[str, object]) -> dict[str, Any]:
+        preparer = self.crm.preparer(self.name)
+        columns, custom = preparer.prepare(data, creating=True)
+        if "owner_id" in self.entity.columns and columns.get("owner_id") is None:
+            columns["owner_id"] = op.actor_id
+        if "team_id" in self.entity.columns and columns.get("team_id") is None and op.actor:
+            columns["team_id"] = op.actor.team_id
+        values: dict[str, Any] = {**columns, **custom}
+        self.before_create(op, values)
+        if self.crm.host.implemented("crmkit_before_create"):
+            self.crm.host.call("crmkit_before_create", op=op, entity=self.name, values=values)
+        return values
+
+    def _insert(self, op: Operation, rows: list[dict[str, Any]]) -> list[int]:
+        now = utcnow()
+        writable = self.entity.writable
+        custom_names = self.crm.custom_fields[self.name]
+        defaults = _insert_defaults(self.table)
+        params = []
+        for values in rows:
+            row = {key: (default() if callable(default) else default) for key, default in defaults.items()}
+            custom: dict[str, Any] = {}
+            for key, value in values.items():
+                if key in writable:
+                    row[key] = value
+                elif key in custom_names:
+                    if value is not None:
+                        custom[key] = value
+                else:
+                    raise CRMError(f"a hook set unknown field {key!r} on a new {self.name}")
+            row.update(
+                custom=custom,
+                created_at=now,
+                updated_at=now,
+                created_by_id=op.actor_id,
+                updated_by_id=op.actor_id,
+                version=1,
+                deleted_at=None,
+            )
+            params.append(row)
+        statement = insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True)
+        return list(op.session.scalars(statement, params))
+
+    def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> None:
+        values["id"] = record_id
+        op.emit(f"{self.name}.created", values, record_type=self.name, record_id=record_id)
+        self.after_create(op, record_id, values)
+        if self.crm.host.implemented("crmkit_after_create"):
+            self.crm.host.call(
+                "crmkit_after_create", op=op, entity=self.name, record_id=record_id, values=values
+            )
+
+    def _check_references(
+        self, op: Operation, rows: list[dict[str, Any]], lines: Sequence[int] | None = None
+    ) -> list[RowError]:
+        """Every foreign key must name a live record; a bad one is a field error."""
+        errors: list[RowError] = []
+        for column in self.table.columns:
+            if not column.foreign_keys or column.key in SYSTEM_COLUMNS:
+                continue
+            wanted = {row[column.key] for row in rows if row.get(column.key) is not None}
+            if not wanted:
+                continue
+            target = next(iter(column.foreign_keys)).column.table
+            query = select(target.c.id).where(target.c.id.in_(wanted))
+            if "deleted_at" in target.c:
+                query = query.where(target.c.deleted_at.is_(None))
+            found = set(op.session.scalars(query))
+            missing = wanted - found
+            if not missing:
+                continue
+            for index, row in enumerate(rows):
+                if row.get(column.key) in missing:
+                    message = f"{_entity_word(target.name)} {row[column.key]} does not exist"
+                    if lines is None:
+                        raise ValidationError([FieldError(column.key, message)], self.name)
+                    errors.append(RowError(lines[index], column.key, message))
+        return errors
+
+    # -- read ------------------------------------------------------------------------------
+
+    def get(self, record_id: int, *, actor: User | None = None) -> Any:
+        """The record with ``record_id``; ``NotFoundError`` if it does not exist, was deleted
+        or is outside the actor's scope."""
+        with self._operation(actor, write=False) as op:
+            return self._load(op, record_id)
+
+    def _load(self, op: Operation, record_id: int, *, for_update: bool = False) -> Any:
+        query = visible(op, self.entity).where(self.model.id == record_id)
+        if for_update:
+            query = query.with_for_update()
+        record = op.session.scalars(query).one_or_none()
+        if record is None:
+            raise NotFoundError(self.name, record_id)
+        return record
+
+    def _query(self, op: Operation, filters: Mapping[str, object] | None, search: str | None) -> Any:
+        query = visible(op, self.entity)
+        if filters:
+            query = query.where(*build_filters(self.entity, self.crm.preparer(self.name), filters))
+        if search and search.strip():
+            query = query.where(build_search(self.entity, search))
+        return query
+
+    def list(
+        self,
+        filters: Mapping[str, object] | None = None,
+        *,
+        search: str | None = None,
+        sort: str = "id",
+        limit: int = 50,
+        cursor: str | None = None,
+        actor: User | None = None,
+    ) -> Page:
+        """A page of records matching ``filters`` (see :func:`build_filters`) and ``search``,
+        sorted by ``sort`` (``"-amount"`` for descending), ``limit`` per page; pass the
+        returned ``next_cursor`` to get the next page."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValidationError([FieldError("limit", f"must be between 1 and {MAX_PAGE}")])
+        descending = sort.startswith("-")
+        sort_field = sort.lstrip("-")
+        preparer = self.crm.preparer(self.name)
+        expression = field_expression(self.entity, preparer, sort_field)
+        with self._operation(actor, write=False) as op:
+            query = self._query(op, filters, search)
+            if cursor:
+                value, last_id = decode_cursor(cursor, 2)
+                if not isinstance(last_id, int):
+                    raise ValidationError([FieldError("cursor", "is not a cursor this list returned")])
+                value = self._cursor_operand(sort_field, value)
+                query = query.where(keyset_after(expression, self.model.id, descending, value, last_id))
+            query = query.order_by(*order_clauses(expression, self.model.id, descending))
+            items = list(op.session.scalars(query.limit(limit + 1)))
+        next_cursor = None
+        if len(items) > limit:
+            items = items[:limit]
+            last = items[-1]
+            next_cursor = encode_cursor([self._sort_value(last, sort_field), last.id])
+        return Page(items=items, next_cursor=next_cursor)
+
+    def _sort_value(self, record: Any, name: str) -> Any:
+        if name in self.entity.columns:
+            return to_json(getattr(record, name))
+        return record.custom.get(name)
+
+    def _cursor_operand(self, name: str, raw: Any) -> Any:
+        if raw is None:
+            return None
+        try:
+            python_type = self.entity.columns[name].columns[0].type.python_type
+        except (KeyError, NotImplementedError):
+            return raw  # custom fields compare in their stored (JSON) form
+        try:
+            if python_type is dt.datetime:
+                return dt.datetime.fromisoformat(raw)
+            if python_type is dt.date:
+                return dt.date.fromisoformat(raw)
+            if python_type is decimal.Decimal:
+                return decimal.Decimal(raw)
+        except (ValueError, TypeError, decimal.InvalidOperation):
+            raise ValidationError([FieldError("cursor", "is not a cursor this list returned")]) from None
+        return raw
+
+    def count(
+        self,
+        filters: Mapping[str, object] | None = None,
+        *,
+        search: str | None = None,
+        actor: User | None = None,
+    ) -> int:
+        """How many records match; always equal to the number ``list`` pages through."""
+        from sqlalchemy import func
+
+        with self._operation(actor, write=False) as op:
+            query = self._query(op, filters, search)
+            counted = select(func.count()).select_from(query.subquery())
+            return int(op.session.scalar(counted) or 0)
+
+    def iterate(
+        self,
+        filters: Mapping[str, object] | None = None,
+        *,
+        search: str | None = None,
+        actor: User | None = None,
+        batch_size: int = 1000,
+    ) -> Iterator[Any]:
+        """Stream every matching record in id order (for exports), in one read transaction."""
+        with self._operation(actor, write=False) as op:
+            query = self._query(op, filters, search).order_by(self.model.id)
+            yield from op.session.scalars(query.execution_options(yield_per=batch_size))
+
+    # -- update and delete -----------------------------------------------------------------
+
+    def snapshot(self, record: Any) -> dict[str, Any]:
+        """The record's field values as a flat dict (built-in and custom fields)."""
+        values = {key: getattr(record, key) for key in self.entity.columns if key != "custom"}
+        values.update(record.custom or {})
+        return values
+
+    def update(
+        self,
+        record_id: int,
+        changes: Mapping[str, object],
+        *,
+        expected_version: int | None = None,
+        actor: User | None = None,
+    ) -> Any:
+        """Change fields of a record; return it.
+
+        With ``expected_version`` (the version the caller read) a record changed since then
+        raises ``ConflictError`` instead of overwriting someone else's change.
+        """
+        with self._operation(actor) as op:
+            record = self._load(op, record_id, for_update=True)
+            self._check_version(record, expected_version)
+            columns, custom = self.crm.preparer(self.name).prepare(changes, creating=False)
+            previous = self.snapshot(record)
+            changed = {
+                key: value
+                for key, value in {**columns, **custom}.items()
+                if previous.get(key) != value
+            }
+            if not changed:
+                return record
+            self._check_references(op, [changed])
+            self.before_update(op, record, changed, previous)
+            if self.crm.host.implemented("crmkit_before_update"):
+                self.crm.host.call(
+                    "crmkit_before_update", op=op, entity=self.name, record_id=record_id,
+                    changes=changed, previous=previous,
+                )
+            self._apply(op, record, changed)
+            before = {key: previous.get(key) for key in changed}
+            op.emit(
+                f"{self.name}.updated",
+                {"changes": changed, "previous": before},
+                record_type=self.name,
+                record_id=record_id,
+            )
+            self.after_update(op, record, changed, before)
+            if self.crm.host.implemented("crmkit_after_update"):
+                self.crm.host.call(
+                    "crmkit_after_update", op=op, entity=self.name, record_id=record_id,
+                    changes=changed, previous=before,
+                )
+            return record
+
+    def _check_version(self, record: Any, expected_version: int | None) -> None:
+        if expected_version is not None and record.version != expected_version:
+            raise ConflictError(
+                f"{self.name} {record.id} was changed by someone else since you read it"
+                f" (it is at version {record.version}, you had {expected_version}):"
+                " reload it and apply your change again"
+            )
+
+    def _apply(self, op: Operation, record: Any, changed: Mapping[str, Any]) -> None:
+        writable = self.entity.writable
+        custom = dict(record.custom or {})
+        for key, value in changed.items():
+            if key in writable:
+                setattr(record, key, value)
+            elif key in self.crm.custom_fields[self.name]:
+                if value is None:
+                    custom.pop(key, None)
+                else:
+                    custom[key] = value
+            else:
+                raise CRMError(f"a hook set unknown field {key!r} on {self.name} {record.id}")
+        if custom != (record.custom or {}):
+            record.custom = custom
+        record.version += 1
+        record.updated_at = utcnow()
+        record.updated_by_id = op.actor_id
+        op.session.flush()
+
+    def delete(
+        self, record_id: int, *, expected_version: int | None = None, actor: User | None = None
+    ) -> None:
+        """Soft-delete a record: it disappears from every read, its data stays."""
+        with self._operation(actor) as op:
+            record = self._load(op, record_id, for_update=True)
+            self._check_version(record, expected_version)
+            previous = self.snapshot(record)
+            if self.crm.host.implemented("crmkit_before_delete"):
+                self.crm.host.call(
+                    "crmkit_before_delete", op=op, entity=self.name, record_id=record_id,
+                    previous=previous,
+                )
+            record.deleted_at = utcnow()
+            record.version += 1
+            record.updated_by_id = op.actor_id
+            op.session.flush()
+            op.emit(f"{self.name}.deleted", {"previous": previous}, record_type=self.name,
+                    record_id=record_id)
+            if self.crm.host.implemented("crmkit_after_delete"):
+                self.crm.host.call(
+                    "crmkit_after_delete", op=op, entity=self.name, record_id=record_id,
+                    previous=previous,
+                )
+
+    # -- entity-specific rules (overridden by DealService, LeadService) ----------------------
+
+    def before_create(self, op: Operation, values: dict[str, Any]) -> None:
+        """Entity rules checked before insert (after validation, before plugin hooks)."""
+
+    def after_create(self, op: Operation, record_id: int, values: Mapping[str, Any]) -> None:
+        """Entity rules run after insert (before plugin hooks)."""
+
+    def before_update(
+        self, op: Operation, record: Any, changes: dict[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        """Entity rules checked before an update is applied."""
+
+    def after_update(
+        self, op: Operation, record: Any, changes: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        """Entity rules run after an update is applied."""
+
+
+_DEFAULTS_CACHE: dict[Table, dict[str, Any]] = {}
+
+
+def _insert_defaults(table: Table) -> dict[str, Any]:
+    """Per column, the value an insert gets when the caller gives none (a constant or a
+    zero-argument callable), so every row of a bulk insert has the same keys."""
+    cached = _DEFAULTS_CACHE.get(table)
+    if cached is not None:
+        return cached
+    defaults: dict[str, Any] = {}
+    for column in table.columns:
+        if column.primary_key:
+            continue
+        default = column.default
+        if default is None:
+            defaults[column.key] = None
+        elif getattr(default, "is_callable", False):
+            function = default.arg  # type: ignore[attr-defined]
+            defaults[column.key] = lambda function=function: function(None)
+        else:
+            defaults[column.key] = default.arg  # type: ignore[attr-defined]
+    _DEFAULTS_CACHE[table] = defaults
+    return defaults
+
+
+def _integrity_reason(error: IntegrityError) -> str:
+    text = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    return f"rejected by the database: {text}"
+
+
+def _entity_word(table_name: str) -> str:
+    """``accounts`` → ``account``, ``activities`` → ``activity`` (for messages)."""
+    if table_name.endswith("ies"):
+        return table_name[:-3] + "y"
+    return table_name[:-1] if table_name.endswith("s") else table_name

@@ -1,0 +1,194 @@
+"""Settings: the ``crmkit.toml`` config file, environment overrides and plugin settings.
+
+The file is looked up at ``--config``, then ``$CRMKIT_CONFIG``, then ``./crmkit.toml``.
+``$CRMKIT_DATABASE_URL`` overrides the database URL. A relative SQLite path is read relative
+to the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+from attrs import field, frozen
+
+from crmkit.entities.custom_fields import CustomField
+from crmkit.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "crmkit.toml"
+DEFAULT_DATABASE_URL = "sqlite:///crmkit.db"
+
+
+@frozen
+class SettingSpec:
+    """One setting a plugin declares (``crmkit_settings`` hook).
+
+    ``type`` is one of ``str``, ``int``, ``float``, ``bool``, ``list`` or ``dict``.
+    """
+
+    name: str
+    type: type
+    default: Any = None
+    description: str = ""
+    required: bool = False
+
+    def check(self, plugin: str, value: Any) -> Any:
+        """Return ``value`` if it has the declared type, else raise ``ConfigError``."""
+        ok = isinstance(value, self.type) and not (self.type is int and isinstance(value, bool))
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not ok:
+            raise ConfigError(
+                f"setting plugins.{plugin}.{self.name} must be {self.type.__name__},"
+                f" got {type(value).__name__} {value!r}"
+            )
+        return value
+
+
+@frozen
+class WebhookConfig:
+    """A webhook sink declared in the config file (``[[webhooks]]``)."""
+
+    name: str
+    url: str
+    secret: str
+    patterns: tuple[str, ...] = field(default=("*",), converter=tuple)
+    timeout_seconds: float = 10.0
+
+
+@frozen
+class RelaySettings:
+    """How the relay worker retries: attempts before a delivery is dead, backoff, leases."""
+
+    max_attempts: int = 8
+    backoff_seconds: float = 2.0
+    max_backoff_seconds: float = 3600.0
+    lease_seconds: float = 300.0
+    batch_size: int = 200
+
+
+@frozen
+class Settings:
+    """Everything configurable about one CRM instance."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    default_region: str = "CN"
+    config_path: Path | None = None
+    custom_fields: tuple[CustomField, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
+    relay: RelaySettings = RelaySettings()
+    plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
+    echo_sql: bool = False
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, *, database_url: str | None = None) -> Settings:
+        """Read the config file (if any) and the environment.
+
+        An explicitly named file that does not exist is an error; the default
+        ``./crmkit.toml`` may be absent (then the built-in defaults apply).
+        """
+        explicit = path or os.environ.get("CRMKIT_CONFIG")
+        config_path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_NAME)
+        data: dict[str, Any] = {}
+        if config_path.exists():
+            try:
+                data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+            except tomllib.TOMLDecodeError as error:
+                raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+        elif explicit:
+            raise ConfigError(
+                f"config file {config_path} does not exist: create it with"
+                f" 'crmkit --config {config_path} init'"
+            )
+        else:
+            config_path = None  # type: ignore[assignment]
+        return cls.from_mapping(
+            data,
+            config_path=config_path,
+            database_url=database_url or os.environ.get("CRMKIT_DATABASE_URL"),
+        )
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        config_path: Path | None = None,
+        database_url: str | None = None,
+    ) -> Settings:
+        """Build settings from parsed TOML, naming the key of any bad value."""
+        section = dict(data.get("crmkit", {}))
+        where = str(config_path or "settings")
+        known = {"database_url", "default_region", "echo_sql", "custom_fields", "relay"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting crmkit.{unknown[0]}")
+        url = database_url or section.get("database_url") or DEFAULT_DATABASE_URL
+        url = _resolve_sqlite_path(str(url), config_path)
+        try:
+            custom_fields = tuple(
+                CustomField(**{**spec, "source": "config"})
+                for spec in section.get("custom_fields", [])
+            )
+            webhooks = tuple(WebhookConfig(**spec) for spec in data.get("webhooks", []))
+            relay = RelaySettings(**section.get("relay", {}))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{where}: {error}") from None
+        region = str(section.get("default_region", "CN")).upper()
+        return cls(
+            database_url=url,
+            default_region=region,
+            config_path=config_path,
+            custom_fields=custom_fields,
+            webhooks=webhooks,
+            relay=relay,
+            plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
+            echo_sql=bool(section.get("echo_sql", False)),
+        )
+
+    def plugin_settings(self, plugin: str, specs: Sequence[SettingSpec]) -> dict[str, Any]:
+        """The validated settings of ``plugin``, defaults filled in, unknown keys refused."""
+        raw = dict(self.plugins.get(plugin, {}))
+        by_name = {spec.name: spec for spec in specs}
+        unknown = sorted(set(raw) - set(by_name))
+        if unknown:
+            raise ConfigError(f"unknown setting plugins.{plugin}.{unknown[0]}")
+        result: dict[str, Any] = {}
+        for spec in specs:
+            if spec.name in raw:
+                result[spec.name] = spec.check(plugin, raw[spec.name])
+            elif spec.required:
+                raise ConfigError(f"setting plugins.{plugin}.{spec.name} is required")
+            else:
+                result[spec.name] = spec.default
+        return result
+
+
+def _resolve_sqlite_path(url: str, config_path: Path | None) -> str:
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url == "sqlite:///:memory:":
+        return url
+    path = Path(url[len(prefix) :])
+    if not path.is_absolute() and config_path is not None:
+        path = config_path.resolve().parent / path
+    return prefix + str(path)
+
+
+def write_config(path: Path, database_url: str, default_region: str = "CN") -> None:
+    """Write a fresh config file; refuses to overwrite an existing one."""
+    if path.exists():
+        raise ConfigError(f"{path} already exists; edit it or choose another --config path")
+    document = {
+        "crmkit": {
+            "database_url": database_url,
+            "default_region": default_region,
+            "custom_fields": [],
+        },
+        "plugins": {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(document), encoding="utf-8")

@@ -1,0 +1,209 @@
+"""Every check and chore of crmkit, as nox sessions.
+
+Run them through the wrapper, which installs nox itself:
+
+    ./noxw                    the default sessions below: the whole test suite
+    ./noxw -s demo            a demo CRM with sample data in ./demo
+    ./noxw -s tests-sqlite -- -k contacts -x    arguments after -- go to pytest
+    ./noxw --list             every session with its one-line description
+
+Sessions run on the Python that runs nox (3.11+), each in its own virtualenv
+under .nox/.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+
+# The example third-party plugin distribution; the test suite and the demo use it.
+REFERRALS_PLUGIN = Path("examples/crmkit-referrals")
+
+# Folders whose Python code is type-checked, when they hold any.
+TYPED_SOURCE_DIRS = ("crmkit", "plugins")
+
+DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+START_POSTGRES_COMMAND = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+
+# The demo: where it lives, what it runs, and what it suggests next. `{crmkit}` is replaced
+# by the crmkit command inside the demo's virtualenv, `{config}` by the config file path.
+DEMO_DIR = Path("demo")
+DEMO_CONFIG = DEMO_DIR / "crmkit.toml"
+DEMO_STEPS = [
+    "demo",
+    "contacts list --limit 10",
+]
+# When the REST API lands, add e.g. ("Start the REST API", "{crmkit} --config {config} serve").
+DEMO_NEXT_STEPS = [
+    ("See all commands", "{crmkit} --config {config} --help"),
+    ("List contacts", "{crmkit} --config {config} contacts list"),
+    ("See installed plugins", "{crmkit} --config {config} plugins list"),
+]
+
+nox.options.sessions = [
+    "lint",
+    "types",
+    "imports",
+    "tests-sqlite",
+    "tests-postgres",
+    "docs",
+    "examples",
+]
+nox.options.error_on_external_run = True
+
+
+def crmkit_with_example_plugin(extra: str = "") -> list[str]:
+    """Install arguments for crmkit (editable, with `extra`) plus the example plugin.
+
+    Both go into one install command so the plugin's dependency on crmkit is met by
+    this checkout, never looked up on a package index.
+    """
+    arguments = ["-e", f".[{extra}]" if extra else "."]
+    if REFERRALS_PLUGIN.is_dir():
+        arguments += ["-e", str(REFERRALS_PLUGIN)]
+    return arguments
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff (fix with: ruff check --fix . && ruff format .)."""
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """Type-check crmkit and the bundled plugins with mypy (strict, see pyproject.toml)."""
+    targets = [name for name in TYPED_SOURCE_DIRS if any((ROOT / name).rglob("*.py"))]
+    if not targets:
+        session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
+    session.install("-e", ".", "mypy")
+    session.run("mypy", *targets, *session.posargs)
+
+
+@nox.session
+def imports(session: nox.Session) -> None:
+    """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
+    session.install(*crmkit_with_example_plugin(), "import-linter")
+    session.run("lint-imports", *session.posargs)
+
+
+def run_tests(session: nox.Session, database: str, env: dict[str, str] | None = None) -> None:
+    """Run the test suite against one database engine (two workers; -- args go to pytest)."""
+    session.run(
+        "pytest",
+        "-n",
+        "2",
+        *session.posargs,
+        env={"CRMKIT_TEST_DB": database, **(env or {})},
+    )
+
+
+@nox.session(name="tests-sqlite")
+def tests_sqlite(session: nox.Session) -> None:
+    """Run the tests on SQLite (embedded, nothing to start)."""
+    session.install(*crmkit_with_example_plugin("test"))
+    run_tests(session, "sqlite")
+
+
+@nox.session(name="tests-postgres")
+def tests_postgres(session: nox.Session) -> None:
+    """Run the tests on PostgreSQL; fails when the server is not reachable.
+
+    CRMKIT_TEST_POSTGRES_URL is an admin URL (default: postgres on 127.0.0.1:5432); the tests
+    create and drop their own throwaway databases through it.
+    """
+    url = os.environ.get("CRMKIT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    session.install(*crmkit_with_example_plugin("test"))
+    problem = postgres_connection_problem(session, url)
+    if problem:
+        session.error(
+            f"PostgreSQL is not reachable at {url} ({problem}); start it with: "
+            f"{START_POSTGRES_COMMAND}"
+        )
+    run_tests(session, "postgresql", {"CRMKIT_TEST_POSTGRES_URL": url})
+
+
+# Connects with psycopg inside the session's virtualenv and prints what went wrong, if anything.
+POSTGRES_PROBE = """
+import sys
+import psycopg
+from sqlalchemy.engine import make_url
+
+url = make_url(sys.argv[1]).set(drivername="postgresql")
+try:
+    psycopg.connect(url.render_as_string(hide_password=False), connect_timeout=5).close()
+except Exception as error:
+    print(str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__)
+"""
+
+
+def postgres_connection_problem(session: nox.Session, url: str) -> str:
+    """Return why PostgreSQL at `url` cannot be reached, or "" when it can."""
+    output = session.run("python", "-c", POSTGRES_PROBE, url, silent=True, log=False)
+    return str(output or "").strip()
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation site into site/ with mkdocs; any warning fails the build."""
+    session.install("-e", ".[docs]")
+    # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
+    quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+    session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Run every examples/*.py script, each in a fresh empty working directory."""
+    scripts = sorted((ROOT / "examples").glob("*.py"))
+    if not scripts:
+        session.log("No examples/*.py scripts yet: nothing to run.")
+        return
+    session.install(*crmkit_with_example_plugin())
+    workspace = Path(session.create_tmp()).resolve()
+    for script in scripts:
+        run_dir = workspace / script.stem
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        with session.chdir(run_dir):
+            session.run("python", str(script))
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Set up a demo CRM with sample data in ./demo and show what to try next."""
+    session.install(*crmkit_with_example_plugin())
+    crmkit = str(Path(session.bin) / "crmkit")
+    config = ["--config", str(DEMO_CONFIG)]
+    DEMO_DIR.mkdir(exist_ok=True)
+    if not DEMO_CONFIG.exists():
+        session.run("crmkit", *config, "init")
+    for step in DEMO_STEPS:
+        session.run("crmkit", *config, *shlex.split(step))
+
+    config_path = str(DEMO_CONFIG.resolve())
+    replacements = {"crmkit": shlex.quote(crmkit), "config": shlex.quote(config_path)}
+    width = max(len(description) for description, _ in DEMO_NEXT_STEPS) + 2
+    lines = ["", "The demo CRM is ready in demo/. What next:", ""]
+    for description, command in DEMO_NEXT_STEPS:
+        lines.append(f"  {description + ':':<{width}}{command.format(**replacements)}")
+    lines += ["", "Run ./noxw -s demo again at any time; delete demo/ to start afresh.", ""]
+    print("\n".join(lines))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks (bench/run.py); arguments after -- go to the script."""
+    script = ROOT / "bench" / "run.py"
+    if not script.is_file():
+        session.error("bench/run.py does not exist yet: there are no benchmarks to run")
+    session.install("-e", ".[bench]")
+    session.run("python", str(script), *session.posargs)
