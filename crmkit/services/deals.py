@@ -154,9 +154,12 @@ class DealService(RecordService):
     ) -> None:
         if "stage_id" not in changes:
             return
-        names = dict(op.session.execute(
-            select(Stage.id, Stage.name).where(Stage.id.in_([previous["stage_id"], changes["stage_id"]]))
-        ).tuples().all())
+        rows = op.session.execute(
+            select(Stage.id, Stage.name).where(
+                Stage.id.in_([previous["stage_id"], changes["stage_id"]])
+            )
+        )
+        names = {stage_id: name for stage_id, name in rows}
         stage = op.session.get(Stage, changes["stage_id"])
         assert stage is not None
         op.emit(
