@@ -43,9 +43,9 @@ from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
-from crmkit.settings import SettingSpec, Settings
+from crmkit.settings import Settings, SettingSpec
 
-open = open_crm  # noqa: A001 - ``crmkit.open(url)`` reads best for users
+open = open_crm
 
 __version__ = "0.1.0"
 

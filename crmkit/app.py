@@ -199,12 +199,14 @@ class CRM:
                 if event.matches(patterns):
                     try:
                         callback(event)
-                    except Exception:  # noqa: BLE001 - one subscriber never stops the others
+                    except Exception:
                         log.exception("event subscriber %r failed on %s", callback, event.name)
 
     def subscribe(self, patterns: str | Sequence[str], callback: Any) -> None:
         """Call ``callback(event)`` after commit for events whose name matches ``patterns``."""
-        self._subscribers.append(((patterns,) if isinstance(patterns, str) else tuple(patterns), callback))
+        self._subscribers.append(
+            ((patterns,) if isinstance(patterns, str) else tuple(patterns), callback)
+        )
 
     # -- services --------------------------------------------------------------------------
 

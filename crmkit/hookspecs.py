@@ -237,7 +237,9 @@ def crmkit_after_update(
 
 
 @hookspec
-def crmkit_before_delete(op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]) -> None:
+def crmkit_before_delete(
+    op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]
+) -> None:
     """Called inside the transaction before a record is (soft-)deleted. Raise to refuse.
 
     Example::
@@ -250,7 +252,9 @@ def crmkit_before_delete(op: Operation, entity: str, record_id: int, previous: M
 
 
 @hookspec
-def crmkit_after_delete(op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]) -> None:
+def crmkit_after_delete(
+    op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]
+) -> None:
     """Called inside the transaction after a record is soft-deleted. Raising rolls back."""
 
 

@@ -54,7 +54,7 @@ def drain(relay: Relay, passes: int = 20) -> None:
     for _ in range(passes):
         if relay.run_once().idle:
             return
-    raise AssertionError("the relay still had work after %d passes" % passes)
+    raise AssertionError(f"the relay still had work after {passes} passes")
 
 
 @pytest.fixture
@@ -67,10 +67,24 @@ def outbox_names(crm: crmkit.CRM) -> list[str]:
         return list(op.session.scalars(select(OutboxEvent.name).order_by(OutboxEvent.id)))
 
 
+def abort_after_create(crm: crmkit.CRM, name: str) -> None:
+    """Create a contact in an operation that then fails."""
+
+    def operation() -> None:
+        with crm.transaction() as op:
+            op.records("contact").create({"full_name": name})
+            raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError, match="abort"):
+        operation()
+
+
 def test_an_event_is_in_the_outbox_once_its_change_commits(crm: crmkit.CRM) -> None:
     contact = crm.contacts.create({"full_name": "王芳"})
     with crm.transaction(write=False) as op:
-        row = op.session.scalars(select(OutboxEvent).where(OutboxEvent.name == "contact.created")).one()
+        row = op.session.scalars(
+            select(OutboxEvent).where(OutboxEvent.name == "contact.created")
+        ).one()
     assert row.record_type == "contact"
     assert row.record_id == contact.id
     assert row.payload["full_name"] == "王芳"
@@ -78,9 +92,7 @@ def test_an_event_is_in_the_outbox_once_its_change_commits(crm: crmkit.CRM) -> N
 
 def test_a_rolled_back_operation_leaves_no_event(crm: crmkit.CRM) -> None:
     before = outbox_names(crm)
-    with pytest.raises(RuntimeError), crm.transaction() as op:
-        op.records("contact").create({"full_name": "陈静"})
-        raise RuntimeError("abort")
+    abort_after_create(crm, "陈静")
     assert outbox_names(crm) == before
     assert crm.contacts.count() == 0
 
@@ -95,9 +107,7 @@ def test_subscribers_run_after_commit_and_not_after_rollback(crm: crmkit.CRM) ->
 
     crm.subscribe("contact.*", subscriber)
     crm.contacts.create({"full_name": "A"})
-    with pytest.raises(RuntimeError), crm.transaction() as op:
-        op.records("contact").create({"full_name": "B"})
-        raise RuntimeError("abort")
+    abort_after_create(crm, "B")
     assert seen == [("contact.created", 1)]
 
 
@@ -259,7 +269,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"body": body, "headers": dict(self.headers)})
                 self.send_response(receiver.status)
@@ -288,8 +298,7 @@ def receiver() -> Iterator[Receiver]:
 def webhook_crm(make_crm: Callable[..., crmkit.CRM], receiver: Receiver) -> crmkit.CRM:
     return make_crm(
         relay={"backoff_seconds": 0, "max_attempts": 2},
-        webhooks=[{"name": "erp", "url": receiver.url, "secret": "s3cret",
-                   "patterns": ["deal.*"]}],
+        webhooks=[{"name": "erp", "url": receiver.url, "secret": "s3cret", "patterns": ["deal.*"]}],
     )
 
 
@@ -346,8 +355,12 @@ def test_signature_rejects_stale_timestamps() -> None:
 
 
 def test_two_sinks_with_one_name_are_refused(make_crm: Callable[..., crmkit.CRM]) -> None:
-    crm = make_crm(webhooks=[{"name": "a", "url": "http://127.0.0.1:9/", "secret": "x"},
-                             {"name": "a", "url": "http://127.0.0.1:9/", "secret": "y"}])
+    crm = make_crm(
+        webhooks=[
+            {"name": "a", "url": "http://127.0.0.1:9/", "secret": "x"},
+            {"name": "a", "url": "http://127.0.0.1:9/", "secret": "y"},
+        ]
+    )
     with pytest.raises(crmkit.ConfigError, match="named 'a'"):
         crm.event_sinks()
 
@@ -355,7 +368,5 @@ def test_two_sinks_with_one_name_are_refused(make_crm: Callable[..., crmkit.CRM]
 def test_outbox_counts_match_changes(crm: crmkit.CRM) -> None:
     crm.contacts.create_many([(n, {"full_name": f"n{n}"}) for n in range(25)])
     with crm.transaction(write=False) as op:
-        count = op.session.scalar(
-            select(func.count()).where(OutboxEvent.name == "contact.created")
-        )
+        count = op.session.scalar(select(func.count()).where(OutboxEvent.name == "contact.created"))
     assert count == 25

@@ -46,22 +46,17 @@ def current_heads(engine: Engine) -> tuple[str, ...]:
 
 def branch_heads(config: Config) -> dict[str, str]:
     """The head revision of each branch label known to ``config``."""
+    # Ask per branch ("label@head"): a plugin revision that ``depends_on`` the core's head
+    # hides it from the global "heads", and walking down from a plugin's head through
+    # ``depends_on`` would give that plugin the core's label too.
     script = ScriptDirectory.from_config(config)
+    labels = {label for revision in script.walk_revisions() for label in revision.branch_labels}
     heads: dict[str, str] = {}
-    for revision in script.get_revisions("heads"):
-        if revision is None:
-            continue
-        for label in _branch_labels(script, revision.revision):
+    for label in sorted(labels):
+        revision = script.get_revision(f"{label}@head")
+        if revision is not None:
             heads[label] = revision.revision
     return heads
-
-
-def _branch_labels(script: ScriptDirectory, revision_id: str) -> set[str]:
-    labels: set[str] = set()
-    for revision in script.iterate_revisions(revision_id, "base"):
-        if revision is not None:
-            labels |= set(revision.branch_labels)
-    return labels
 
 
 def is_initialised(engine: Engine) -> bool:

@@ -12,10 +12,9 @@ import datetime as dt
 import decimal
 import enum
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from attrs import field, frozen
-
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CustomValue = str | int | bool | list[str] | None
@@ -160,7 +159,7 @@ def _multi_choice(f: CustomField, value: object) -> list[str]:
     return sorted(set(chosen), key=chosen.index)
 
 
-_COERCERS = {
+_COERCERS: dict[FieldType, Callable[[CustomField, object], CustomValue]] = {
     FieldType.TEXT: _text,
     FieldType.NUMBER: _number,
     FieldType.DECIMAL: _decimal,

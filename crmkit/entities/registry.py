@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from attrs import field, frozen
 from sqlalchemy import inspect as sa_inspect
@@ -15,9 +15,21 @@ from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
 
 #: Columns the service layer maintains itself; callers cannot write them.
 SYSTEM_COLUMNS = frozenset(
-    {"id", "created_at", "updated_at", "version", "deleted_at", "custom", "created_by_id",
-     "updated_by_id"}
+    {
+        "id",
+        "created_at",
+        "updated_at",
+        "version",
+        "deleted_at",
+        "custom",
+        "created_by_id",
+        "updated_by_id",
+    }
 )
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @frozen
@@ -33,10 +45,10 @@ class EntityType:
     name: str
     model: type[Base]
     label: str = ""
-    required: tuple[str, ...] = field(default=(), converter=tuple)
+    required: tuple[str, ...] = field(default=(), converter=_names)
     kinds: Mapping[str, str] = field(factory=dict)
     choices: Mapping[str, tuple[str, ...]] = field(factory=dict)
-    search: tuple[str, ...] = field(default=(), converter=tuple)
+    search: tuple[str, ...] = field(default=(), converter=_names)
     source: str = "crmkit"
 
     @property

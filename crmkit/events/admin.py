@@ -63,8 +63,13 @@ def retry_deliveries(
         statement = statement.where(EventDelivery.sink == sink)
     with crm.transaction() as op:
         result = op.session.execute(
-            statement.values(status=DeliveryStatus.PENDING.value, attempts=0,
-                             next_attempt_at=utcnow(), last_error=None, claimed_by=None)
+            statement.values(
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+                next_attempt_at=utcnow(),
+                last_error=None,
+                claimed_by=None,
+            )
         )
         count = int(result.rowcount)  # type: ignore[attr-defined]
         if count:

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from crmkit.db.base import utcnow
@@ -111,12 +111,17 @@ class Relay:
                 for sink in self.sinks.values():
                     if event.matches(sink.patterns):
                         deliveries.append(
-                            {"outbox_id": row.id, "sink": sink.name, "record_key": event.record_key,
-                             "status": DeliveryStatus.PENDING.value, "attempts": 0,
-                             "next_attempt_at": now}
+                            {
+                                "outbox_id": row.id,
+                                "sink": sink.name,
+                                "record_key": event.record_key,
+                                "status": DeliveryStatus.PENDING.value,
+                                "attempts": 0,
+                                "next_attempt_at": now,
+                            }
                         )
             if deliveries:
-                session.execute(EventDelivery.__table__.insert(), deliveries)
+                session.execute(insert(EventDelivery), deliveries)
             session.execute(
                 update(OutboxEvent)
                 .where(OutboxEvent.id.in_([row.id for row in rows]))
@@ -137,10 +142,14 @@ class Relay:
             earlier.status.in_(_OPEN),
         )
         due = or_(
-            and_(EventDelivery.status == DeliveryStatus.PENDING.value,
-                 EventDelivery.next_attempt_at <= now),
-            and_(EventDelivery.status == DeliveryStatus.IN_FLIGHT.value,
-                 EventDelivery.claim_expires_at < now),
+            and_(
+                EventDelivery.status == DeliveryStatus.PENDING.value,
+                EventDelivery.next_attempt_at <= now,
+            ),
+            and_(
+                EventDelivery.status == DeliveryStatus.IN_FLIGHT.value,
+                EventDelivery.claim_expires_at < now,
+            ),
         )
         query = (
             select(EventDelivery.id)
@@ -187,19 +196,28 @@ class Relay:
         retried = dead = 0
         now = utcnow()
         with self._session() as session, session.begin():
-            mine = and_(EventDelivery.claimed_by == self.worker_id,
-                        EventDelivery.status == DeliveryStatus.IN_FLIGHT.value)
+            mine = and_(
+                EventDelivery.claimed_by == self.worker_id,
+                EventDelivery.status == DeliveryStatus.IN_FLIGHT.value,
+            )
             if delivered:
                 session.execute(
                     update(EventDelivery)
                     .where(EventDelivery.id.in_(delivered), mine)
-                    .values(status=DeliveryStatus.DELIVERED.value, delivered_at=now,
-                            last_error=None, claim_expires_at=None)
+                    .values(
+                        status=DeliveryStatus.DELIVERED.value,
+                        delivered_at=now,
+                        last_error=None,
+                        claim_expires_at=None,
+                    )
                 )
             for delivery_id, message in failed:
-                attempts = session.scalar(
-                    select(EventDelivery.attempts).where(EventDelivery.id == delivery_id)
-                ) or 0
+                attempts = (
+                    session.scalar(
+                        select(EventDelivery.attempts).where(EventDelivery.id == delivery_id)
+                    )
+                    or 0
+                )
                 if attempts >= self.config.max_attempts:
                     status, next_at = DeliveryStatus.DEAD.value, now
                     dead += 1
@@ -209,8 +227,12 @@ class Relay:
                 session.execute(
                     update(EventDelivery)
                     .where(EventDelivery.id == delivery_id, mine)
-                    .values(status=status, next_attempt_at=next_at, last_error=message,
-                            claim_expires_at=None)
+                    .values(
+                        status=status,
+                        next_attempt_at=next_at,
+                        last_error=message,
+                        claim_expires_at=None,
+                    )
                 )
         return RelayStats(delivered=len(delivered), retried=retried, dead=dead)
 
@@ -223,8 +245,9 @@ class Relay:
         """One pass: dispatch, claim, deliver."""
         dispatched = self.dispatch()
         stats = self.deliver(self.claim())
-        return RelayStats(dispatched=dispatched, delivered=stats.delivered,
-                          retried=stats.retried, dead=stats.dead)
+        return RelayStats(
+            dispatched=dispatched, delivered=stats.delivered, retried=stats.retried, dead=stats.dead
+        )
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         """Relay until ``stop`` is set; sleep ``poll_interval`` seconds when idle."""

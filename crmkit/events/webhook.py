@@ -28,8 +28,9 @@ def sign(secret: str, body: bytes, timestamp: int) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify(secret: str, body: bytes, header: str, *, tolerance_seconds: int = 300,
-           now: float | None = None) -> bool:
+def verify(
+    secret: str, body: bytes, header: str, *, tolerance_seconds: int = 300, now: float | None = None
+) -> bool:
     """Whether ``header`` is a valid, fresh signature of ``body`` (for receivers and tests)."""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
@@ -60,8 +61,13 @@ class WebhookSink:
     @classmethod
     def from_config(cls, config: WebhookConfig) -> WebhookSink:
         """A sink from a ``[[webhooks]]`` config entry."""
-        return cls(name=config.name, url=config.url, secret=config.secret,
-                   patterns=config.patterns, timeout_seconds=config.timeout_seconds)
+        return cls(
+            name=config.name,
+            url=config.url,
+            secret=config.secret,
+            patterns=config.patterns,
+            timeout_seconds=config.timeout_seconds,
+        )
 
     def deliver(self, event: Event) -> None:
         """POST the event; raise ``WebhookError`` unless the receiver answers 2xx."""

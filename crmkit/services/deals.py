@@ -71,16 +71,27 @@ class PipelineService:
                     other.is_default = False
             op.session.add(pipeline)
             op.session.flush()
-            for position, ((stage_name, probability, _), kind) in enumerate(zip(stages, kinds, strict=True)):
+            for position, ((stage_name, probability, _), kind) in enumerate(
+                zip(stages, kinds, strict=True)
+            ):
                 op.session.add(
-                    Stage(pipeline_id=pipeline.id, name=stage_name, position=position,
-                          probability=probability, kind=kind)
+                    Stage(
+                        pipeline_id=pipeline.id,
+                        name=stage_name,
+                        position=position,
+                        probability=probability,
+                        kind=kind,
+                    )
                 )
-            op.emit("pipeline.created", {"name": name, "stages": names},
-                    record_type="pipeline", record_id=pipeline.id)
+            op.emit(
+                "pipeline.created",
+                {"name": name, "stages": names},
+                record_type="pipeline",
+                record_id=pipeline.id,
+            )
             return pipeline
 
-    def list(self) -> list[Pipeline]:
+    def all(self) -> list[Pipeline]:
         """Every pipeline, the default first."""
         with self.crm.transaction(write=False) as op:
             query = select(Pipeline).order_by(Pipeline.is_default.desc(), Pipeline.name)
@@ -97,8 +108,13 @@ def _default_pipeline(op: Operation) -> Pipeline:
     pipeline = op.session.scalar(select(Pipeline).where(Pipeline.is_default))
     if pipeline is None:
         raise ValidationError(
-            [FieldError("pipeline_id", "no pipeline given and no default pipeline exists:"
-                        " create one with crm.pipelines.create(...)")],
+            [
+                FieldError(
+                    "pipeline_id",
+                    "no pipeline given and no default pipeline exists:"
+                    " create one with crm.pipelines.create(...)",
+                )
+            ],
             "deal",
         )
     return pipeline
@@ -132,7 +148,9 @@ class DealService(RecordService):
                 select(Stage).where(Stage.pipeline_id == pipeline_id).order_by(Stage.position)
             )
             if first is None:
-                raise ValidationError([FieldError("pipeline_id", f"pipeline {pipeline_id} does not exist")], "deal")
+                raise ValidationError(
+                    [FieldError("pipeline_id", f"pipeline {pipeline_id} does not exist")], "deal"
+                )
             values["stage_id"] = first.id
         stage = _resolve_stage(op, pipeline_id, values["stage_id"])
         values["stage_changed_at"] = utcnow()
@@ -159,13 +177,18 @@ class DealService(RecordService):
                 Stage.id.in_([previous["stage_id"], changes["stage_id"]])
             )
         )
-        names = {stage_id: name for stage_id, name in rows}
+        names: dict[int, str] = dict(rows.all())
         stage = op.session.get(Stage, changes["stage_id"])
         assert stage is not None
         op.emit(
             "deal.stage_changed",
-            {"from_stage": names.get(previous["stage_id"]), "stage": stage.name,
-             "stage_id": stage.id, "kind": stage.kind, "amount": record.amount},
+            {
+                "from_stage": names.get(previous["stage_id"]),
+                "stage": stage.name,
+                "stage_id": stage.id,
+                "kind": stage.kind,
+                "amount": record.amount,
+            },
             record_type="deal",
             record_id=record.id,
         )

@@ -7,10 +7,9 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
-from sqlalchemy.orm import InstrumentedAttribute
 
 from crmkit.entities.custom_fields import CustomField, FieldType
 from crmkit.entities.registry import EntityType
@@ -44,8 +43,7 @@ def field_expression(entity: EntityType, preparer: ValuePreparer, name: str) -> 
     ``ValidationError`` naming it."""
     model: Any = entity.model
     if name in entity.columns:
-        attribute: InstrumentedAttribute[Any] = getattr(model, name)
-        return attribute
+        return cast(ColumnElement[Any], getattr(model, name))
     custom = preparer.custom_fields.get(name)
     if custom is not None:
         return _custom_expression(model.custom, custom)
@@ -81,13 +79,21 @@ def build_filters(
         operator = operator or "eq"
         if operator not in OPERATORS:
             raise ValidationError(
-                [FieldError(key, f"unknown operator {operator!r}; use one of {', '.join(OPERATORS)}")],
+                [
+                    FieldError(
+                        key, f"unknown operator {operator!r}; use one of {', '.join(OPERATORS)}"
+                    )
+                ],
                 entity.name,
             )
         expression = field_expression(entity, preparer, name)
         custom = preparer.custom_fields.get(name)
         if operator == "empty":
-            empty = expression.is_(None) | (expression == "") if _is_text(entity, custom, name) else expression.is_(None)
+            empty = (
+                expression.is_(None) | (expression == "")
+                if _is_text(entity, custom, name)
+                else expression.is_(None)
+            )
             conditions.append(empty if _truthy(value) else ~empty)
         elif operator == "in":
             items = value if isinstance(value, list | tuple | set) else str(value).split(",")
@@ -97,7 +103,7 @@ def build_filters(
             if custom is not None and custom.type is FieldType.MULTI_CHOICE:
                 choice = custom.coerce([value])
                 assert isinstance(choice, list)
-                conditions.append(entity.model.custom[name].as_string().contains(f'"{choice[0]}"'))  # type: ignore[attr-defined]
+                conditions.append(entity.model.custom[name].as_string().contains(f'"{choice[0]}"'))
             else:
                 conditions.append(expression.contains(str(value), autoescape=True))
         else:
@@ -115,7 +121,7 @@ def _is_text(entity: EntityType, custom: CustomField | None, name: str) -> bool:
 
 def _python_type(entity: EntityType, name: str) -> type | None:
     try:
-        return entity.columns[name].columns[0].type.python_type  # type: ignore[no-any-return]
+        return entity.columns[name].columns[0].type.python_type
     except (NotImplementedError, KeyError):
         return None
 
@@ -131,12 +137,13 @@ def _compare(expression: ColumnElement[Any], operator: str, operand: Any) -> Col
         return expression.is_not(None) if operand is None else expression != operand
     if operand is None:
         raise CRMError(f"operator {operator!r} needs a value")
-    return {
-        "lt": expression < operand,
-        "lte": expression <= operand,
-        "gt": expression > operand,
-        "gte": expression >= operand,
-    }[operator]
+    if operator == "lt":
+        return cast(ColumnElement[bool], expression < operand)
+    if operator == "lte":
+        return cast(ColumnElement[bool], expression <= operand)
+    if operator == "gt":
+        return cast(ColumnElement[bool], expression > operand)
+    return cast(ColumnElement[bool], expression >= operand)
 
 
 def build_search(entity: EntityType, text: str) -> ColumnElement[bool]:
@@ -170,15 +177,20 @@ def decode_cursor(cursor: str, width: int) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
     except (binascii.Error, ValueError, UnicodeDecodeError):
-        raise ValidationError([FieldError("cursor", "is not a cursor this list returned")]) from None
+        raise ValidationError(
+            [FieldError("cursor", "is not a cursor this list returned")]
+        ) from None
     if not isinstance(values, list) or len(values) != width:
         raise ValidationError([FieldError("cursor", "does not fit this sort order")])
     return values
 
 
 def keyset_after(
-    expression: ColumnElement[Any], id_column: ColumnElement[Any], descending: bool,
-    value: Any, last_id: int,
+    expression: ColumnElement[Any],
+    id_column: ColumnElement[Any],
+    descending: bool,
+    value: Any,
+    last_id: int,
 ) -> ColumnElement[bool]:
     """Rows after ``(value, last_id)`` in the order ``expression`` then id, both ascending
     (NULLs first) or both descending (NULLs last) — the order :func:`order_clauses` gives."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import crmkit.entities  # noqa: F401 - registers the core tables on the metadata
+import crmkit.entities
 import crmkit.events.outbox  # noqa: F401
 from crmkit.db.base import Base
 
