@@ -35,8 +35,16 @@ START_POSTGRES_COMMAND = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/post
 # by the crmkit command inside the demo's virtualenv, `{config}` by the config file path.
 DEMO_DIR = Path("demo")
 DEMO_CONFIG = DEMO_DIR / "crmkit.toml"
-DEMO_STEPS = [
+# Run once, when demo/crmkit.toml does not exist yet: create the database, enable the example
+# plugin, load the sample data.
+DEMO_SETUP = [
+    "init",
+    "plugins enable referrals",
     "demo",
+]
+# Run every time.
+DEMO_STEPS = [
+    "plugins list",
     "contacts list --limit 10",
 ]
 # When the REST API lands, add e.g. ("Start the REST API", "{crmkit} --config {config} serve").
@@ -185,7 +193,8 @@ def demo(session: nox.Session) -> None:
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)
     if not DEMO_CONFIG.exists():
-        session.run("crmkit", *config, "init")
+        for step in DEMO_SETUP:
+            session.run("crmkit", *config, *shlex.split(step))
     for step in DEMO_STEPS:
         session.run("crmkit", *config, *shlex.split(step))
 
