@@ -59,6 +59,7 @@ class CRM:
         self.installed.update(self.embedded)
         self.host = PluginHost()
         self._subscribers: list[tuple[tuple[str, ...], Any]] = []
+        self._plugin_settings: dict[str, dict[str, Any]] = {}
         self._closed = False
         try:
             initialised = migrate.is_initialised(self.engine)
@@ -151,12 +152,17 @@ class CRM:
         return sinks
 
     def plugin_settings(self, plugin: str) -> dict[str, Any]:
-        """The validated settings of an installed plugin (``[plugins.<name>]``)."""
+        """The validated settings of an installed plugin (``[plugins.<name>]``), checked
+        once and then cached."""
+        cached = self._plugin_settings.get(plugin)
+        if cached is not None:
+            return dict(cached)
         installed = self.installed.get(plugin)
         if installed is None:
             raise CRMError(f"unknown plugin {plugin!r}")
         specs = installed.call_own("crmkit_settings") or []
-        return self.settings.plugin_settings(plugin, specs)
+        self._plugin_settings[plugin] = self.settings.plugin_settings(plugin, specs)
+        return dict(self._plugin_settings[plugin])
 
     # -- transactions ----------------------------------------------------------------------
 
@@ -292,15 +298,30 @@ class CRM:
         self.initialised = True
         return branches
 
-    def reload_plugins(self) -> None:
+    def reload_plugins(self, also: Sequence[str] = ()) -> None:
         """Re-read the enabled set from the database and rebuild entities and fields (after
-        ``plugins enable``/``disable`` in this process)."""
+        ``plugins enable``/``disable`` in this process); ``also`` adds plugins about to be
+        enabled."""
         for name in self.host.names:
             if name not in self.embedded:
                 self.host.unregister(name)
-        for name in self.enabled_plugin_names():
+        for name in [*self.enabled_plugin_names(), *also]:
             self.host.register(self.installed[name])
         self._build_registry()
+        self._plugin_settings.clear()
+
+    def enable_plugin(self, name: str) -> list[str]:
+        """Enable an installed plugin: check its requirements, run its migrations and its
+        setup hook, record it in the database. Returns the migration branches run."""
+        from crmkit.services.plugin_admin import enable_plugin
+
+        return enable_plugin(self, name)
+
+    def disable_plugin(self, name: str) -> None:
+        """Disable a plugin: its hooks stop; its data stays."""
+        from crmkit.services.plugin_admin import disable_plugin
+
+        disable_plugin(self, name)
 
     def close(self) -> None:
         """Run the plugins' shutdown hooks and release the connection pool."""

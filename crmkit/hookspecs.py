@@ -57,8 +57,9 @@ def crmkit_migrations() -> str:
     """Return the folder of the plugin's Alembic revisions (collected).
 
     Called by ``crmkit db upgrade`` and ``crmkit plugins enable``. The plugin's first revision
-    carries ``branch_labels = ("<plugin name>",)`` and ``depends_on = "crmkit@head"``-style
-    dependencies on the core revision it needs; crmkit upgrades each enabled plugin's branch.
+    carries ``branch_labels = ("<plugin name>",)``, ``down_revision = None`` and
+    ``depends_on = "0001_core"`` (the id of the core revision it needs); crmkit upgrades each
+    enabled plugin's branch to its head.
 
     Example::
 
@@ -131,16 +132,17 @@ def crmkit_cli_commands() -> Sequence[click.Command]:
 
 
 @hookspec
-def crmkit_setup(crm: CRM) -> None:
+def crmkit_setup(crm: CRM, op: Operation) -> None:
     """Run once when the plugin is enabled, after its migrations (only the enabled plugin's).
 
-    Seed reference data here. Runs in its own transaction; raising aborts the enable.
+    Seed reference data through ``op``: it is the transaction that records the plugin as
+    enabled, so raising aborts the enable and leaves nothing behind.
 
     Example::
 
         @crmkit.hookimpl
-        def crmkit_setup(crm):
-            crm.records("referral_program").create({"name": "default"})
+        def crmkit_setup(crm, op):
+            op.records("referral_program").create({"name": "default"})
     """
 
 

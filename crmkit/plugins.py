@@ -27,6 +27,10 @@ hookimpl = pluggy.HookimplMarker("crmkit")
 log = logging.getLogger(__name__)
 
 
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @frozen
 class PluginSpec:
     """Metadata a plugin module declares as a module attribute named ``crmkit_plugin``::
@@ -38,7 +42,7 @@ class PluginSpec:
     """
 
     description: str = ""
-    requires: tuple[str, ...] = field(default=(), converter=tuple)
+    requires: tuple[str, ...] = field(default=(), converter=_names)
 
 
 @define

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from crmkit.db import migrate
 from crmkit.db.base import utcnow
 from crmkit.entities.system import PluginState
@@ -65,21 +63,19 @@ def enable_plugin(crm: CRM, name: str) -> list[str]:
             migrate.upgrade(crm.engine, config, branches)
         except Exception as error:
             raise PluginError(name, f"migrations of plugin {name!r} failed: {error}") from error
-    with crm.transaction() as op:
-        state = op.session.get(PluginState, name)
-        if state is None:
-            state = PluginState(name=name)
-            op.session.add(state)
-        state.enabled = True
-        state.version = plugin.version
-        state.changed_at = utcnow()
-        op.emit("plugin.enabled", {"name": name, "version": plugin.version})
-    crm.reload_plugins()
+    crm.reload_plugins(also=[name])  # its entities and fields, for its setup hook
     try:
-        with crm.transaction():
-            plugin.call_own("crmkit_setup", crm=crm)
+        with crm.transaction() as op:
+            state = op.session.get(PluginState, name)
+            if state is None:
+                state = PluginState(name=name)
+                op.session.add(state)
+            state.enabled = True
+            state.version = plugin.version
+            state.changed_at = utcnow()
+            op.emit("plugin.enabled", {"name": name, "version": plugin.version})
+            plugin.call_own("crmkit_setup", crm=crm, op=op)
     except Exception as error:
-        _set_enabled(crm, name, False)
         crm.reload_plugins()
         raise PluginError(name, f"setup of plugin {name!r} failed, not enabled: {error}") from error
     return branches
@@ -92,13 +88,13 @@ def disable_plugin(crm: CRM, name: str) -> None:
     if name not in crm.installed:
         _installed(crm, name)
     if name in crm.embedded:
-        raise PluginError(name, f"plugin {name!r} is embedded by the application; it cannot be disabled")
+        raise PluginError(
+            name, f"plugin {name!r} is embedded by the application; it cannot be disabled"
+        )
     enabled = set(crm.enabled_plugin_names())
     if name not in enabled:
         return
-    dependants = sorted(
-        other for other in enabled if name in crm.installed[other].requires
-    )
+    dependants = sorted(other for other in enabled if name in crm.installed[other].requires)
     if dependants:
         raise PluginError(
             name,
@@ -144,7 +140,12 @@ def plugin_info(crm: CRM, name: str) -> dict[str, Any]:
         ]
         info["permissions"] = list(plugin.call_own("crmkit_permissions") or [])
         info["settings"] = [
-            {"name": s.name, "type": s.type.__name__, "default": s.default, "description": s.description}
+            {
+                "name": s.name,
+                "type": s.type.__name__,
+                "default": s.default,
+                "description": s.description,
+            }
             for s in plugin.call_own("crmkit_settings") or []
         ]
         info["commands"] = [c.name for c in plugin.call_own("crmkit_cli_commands") or []]

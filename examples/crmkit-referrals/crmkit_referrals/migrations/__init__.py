@@ -1,0 +1,1 @@
+"""Alembic revisions of the referrals plugin (its own branch, labelled ``referrals``)."""
