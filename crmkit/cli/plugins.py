@@ -1,0 +1,159 @@
+"""``crmkit plugins``: what is installed, what is enabled, and switching plugins on and off."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from crmkit.cli.context import cli_state, missing_sqlite_file
+from crmkit.cli.display import echo_details, echo_json, echo_table
+from crmkit.plugins import discover_plugins, plugin_table
+from crmkit.services.plugin_admin import disable_plugin, enable_plugin, list_plugins, plugin_info
+
+JSON_HELP = "Print JSON instead of a table."
+
+
+@click.group("plugins")
+def plugins_group() -> None:
+    """Plugins: list what is installed, enable, disable, describe.
+
+    Installed is not enabled: the enabled set is stored in the database.
+
+    Example:
+
+    \b
+        crmkit plugins list
+        crmkit plugins enable referrals
+    """
+
+
+@plugins_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def list_command(as_json: bool) -> None:
+    """List installed plugins: version, enabled or not, requirements, load error.
+
+    A plugin that fails to import is listed with its error; the others work. Without an
+    initialised database every plugin shows as disabled.
+
+    Example:
+
+    \b
+        crmkit plugins list --json
+    """
+    state = cli_state()
+    missing = missing_sqlite_file(state.settings())
+    note = None
+    if missing is not None:
+        rows = plugin_table(discover_plugins(), [])
+        note = (
+            f"The database {missing} is not initialised (it does not exist yet: crmkit init"
+            " creates it); all plugins are shown disabled."
+        )
+    else:
+        crm = state.crm()
+        rows = list_plugins(crm)
+        if not crm.initialised:
+            note = (
+                "The database is not initialised (crmkit db upgrade creates the schema); all"
+                " plugins are shown disabled."
+            )
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No plugins installed. A plugin is a distribution registering the")
+        click.echo("entry point group crmkit.plugins, e.g. pip install crmkit-referrals.")
+    else:
+        echo_table(
+            ("name", "version", "enabled", "requires", "error"),
+            [
+                (
+                    row["name"],
+                    row["version"],
+                    "yes" if row["enabled"] else "no",
+                    ", ".join(row["requires"]),
+                    row["error"] or "",
+                )
+                for row in rows
+            ],
+        )
+    if note:
+        click.echo(note, err=True)
+
+
+@plugins_group.command("enable")
+@click.argument("name")
+def enable_command(name: str) -> None:
+    """Enable a plugin: run its migrations and its setup, then its hooks run.
+
+    Its required plugins must be enabled first.
+
+    Example:
+
+    \b
+        crmkit plugins enable referrals
+    """
+    crm = cli_state().crm()
+    if name in crm.enabled_plugin_names():
+        click.echo(f"{name} is already enabled")
+        return
+    branches = enable_plugin(crm, name)
+    migrated = f" (migrated: {', '.join(branches)})" if branches else ""
+    click.echo(f"Enabled {name}{migrated}")
+
+
+@plugins_group.command("disable")
+@click.argument("name")
+def disable_command(name: str) -> None:
+    """Disable a plugin: its hooks stop running; its data and tables stay.
+
+    Refused while another enabled plugin requires it.
+
+    Example:
+
+    \b
+        crmkit plugins disable referrals
+    """
+    crm = cli_state().crm()
+    was_enabled = name in crm.enabled_plugin_names()
+    disable_plugin(crm, name)
+    if was_enabled:
+        click.echo(f"Disabled {name}; its data stays (crmkit plugins enable {name} to resume)")
+    else:
+        click.echo(f"{name} is not enabled")
+
+
+@plugins_group.command("info")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+def info_command(name: str, as_json: bool) -> None:
+    """Describe a plugin: what it is, and the hooks, entities, fields, permissions, settings,
+    commands and migrations it adds.
+
+    Example:
+
+    \b
+        crmkit plugins info referrals
+    """
+    info = plugin_info(cli_state().crm(), name)
+    if as_json:
+        echo_json(info)
+        return
+    echo_details({key: _readable(key, value) for key, value in info.items()})
+
+
+def _readable(key: str, value: Any) -> object:
+    if key == "settings" and isinstance(value, list):
+        return "; ".join(
+            f"{s['name']} ({s['type']}, default {s['default']!r})"
+            + (f": {s['description']}" if s["description"] else "")
+            for s in value
+        )
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value
+
+
+__all__ = ["plugins_group"]
