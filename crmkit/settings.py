@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import phonenumbers
 import tomli_w
 from attrs import field, frozen
 
@@ -121,8 +122,14 @@ class Settings:
         database_url: str | None = None,
     ) -> Settings:
         """Build settings from parsed TOML, naming the key of any bad value."""
-        section = dict(data.get("crmkit", {}))
         where = str(config_path or "settings")
+        unknown_tables = sorted(set(data) - {"crmkit", "plugins", "webhooks"})
+        if unknown_tables:
+            raise ConfigError(
+                f"{where}: unknown table [{unknown_tables[0]}]; crmkit reads [crmkit],"
+                " [plugins.<name>] and [[webhooks]]"
+            )
+        section = dict(data.get("crmkit", {}))
         known = {"database_url", "default_region", "echo_sql", "custom_fields", "relay"}
         unknown = sorted(set(section) - known)
         if unknown:
@@ -139,6 +146,14 @@ class Settings:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
         region = str(section.get("default_region", "CN")).upper()
+        if not phonenumbers.country_code_for_region(region):
+            raise ConfigError(
+                f"{where}: crmkit.default_region {region!r} is not a phone region:"
+                " use an ISO country code such as CN, TW, HK or US"
+            )
+        echo_sql = section.get("echo_sql", False)
+        if not isinstance(echo_sql, bool):
+            raise ConfigError(f"{where}: crmkit.echo_sql must be true or false, not {echo_sql!r}")
         return cls(
             database_url=url,
             default_region=region,
@@ -147,7 +162,7 @@ class Settings:
             webhooks=webhooks,
             relay=relay,
             plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
-            echo_sql=bool(section.get("echo_sql", False)),
+            echo_sql=echo_sql,
         )
 
     def plugin_settings(self, plugin: str, specs: Sequence[SettingSpec]) -> dict[str, Any]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect
+
+if TYPE_CHECKING:  # Alembic is imported when migrations run, not on every `crmkit` start
+    from alembic.config import Config
 
 CORE_BRANCH = "crmkit"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -21,6 +21,8 @@ def alembic_config(engine_url: str, plugin_locations: Iterable[str] = ()) -> Con
     Every *installed* plugin's folder is listed (not only the enabled ones), so a database
     that once had a plugin enabled still resolves that plugin's revisions.
     """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     locations = [str(MIGRATIONS / "versions"), *plugin_locations]
@@ -32,6 +34,8 @@ def alembic_config(engine_url: str, plugin_locations: Iterable[str] = ()) -> Con
 
 def upgrade(engine: Engine, config: Config, branches: Sequence[str]) -> None:
     """Upgrade each branch (``crmkit`` first, then plugin names) to its head."""
+    from alembic import command
+
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         for branch in branches:
@@ -40,6 +44,8 @@ def upgrade(engine: Engine, config: Config, branches: Sequence[str]) -> None:
 
 def current_heads(engine: Engine) -> tuple[str, ...]:
     """The revisions the database is at (empty for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return tuple(MigrationContext.configure(connection).get_current_heads())
 
@@ -49,6 +55,8 @@ def branch_heads(config: Config) -> dict[str, str]:
     # Ask per branch ("label@head"): a plugin revision that ``depends_on`` the core's head
     # hides it from the global "heads", and walking down from a plugin's head through
     # ``depends_on`` would give that plugin the core's label too.
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(config)
     labels = {label for revision in script.walk_revisions() for label in revision.branch_labels}
     heads: dict[str, str] = {}

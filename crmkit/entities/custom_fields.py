@@ -12,7 +12,7 @@ import datetime as dt
 import decimal
 import enum
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import field, frozen
 
@@ -37,6 +37,10 @@ _TRUE = {"true", "yes", "1", "y", "on", "是", "真"}
 _FALSE = {"false", "no", "0", "n", "off", "否", "假"}
 
 
+def _choices(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 def _validate_name(instance: CustomField, attribute: object, value: str) -> None:
     if not _NAME.match(value):
         raise ValueError(
@@ -59,7 +63,7 @@ class CustomField:
     type: FieldType = field(converter=FieldType)
     label: str = ""
     required: bool = False
-    choices: tuple[str, ...] = field(default=(), converter=tuple)
+    choices: tuple[str, ...] = field(default=(), converter=_choices)
     description: str = ""
     source: str = "config"
 
@@ -71,10 +75,12 @@ class CustomField:
         """Validate ``value`` and return its stored form; raise ``ValueError`` with the reason.
 
         Strings are accepted for every type (CSV import and query strings carry strings).
+        Blank text and an empty list of choices are no value (``None``).
         """
         if value is None or value == "":
             return None
-        return _COERCERS[self.type](self, value)
+        result = _COERCERS[self.type](self, value)
+        return None if result == "" or result == [] else result
 
 
 def _text(f: CustomField, value: object) -> str:

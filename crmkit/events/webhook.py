@@ -12,12 +12,15 @@ import hmac
 import json
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import httpx
 from attrs import define, field
 
 from crmkit.events.types import Event
 from crmkit.settings import WebhookConfig
+
+if TYPE_CHECKING:  # httpx is imported by the relay when it first delivers, not at start-up
+    import httpx
 
 SIGNATURE_HEADER = "X-Crmkit-Signature"
 
@@ -71,6 +74,8 @@ class WebhookSink:
 
     def deliver(self, event: Event) -> None:
         """POST the event; raise ``WebhookError`` unless the receiver answers 2xx."""
+        import httpx
+
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_seconds)
         body = json.dumps(event.to_json(), ensure_ascii=False).encode()

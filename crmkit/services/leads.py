@@ -53,8 +53,11 @@ class LeadService(RecordService):
                 for key in ("address", "city", "region", "country", "postal_code", "source_channel")
                 if getattr(lead, key) is not None
             }
+            # what the lead becomes stays with the lead's owner and team, whoever converts it
+            ownership: dict[str, Any] = {}
             if lead.owner_id is not None:
-                shared["owner_id"] = lead.owner_id
+                ownership = {"owner_id": lead.owner_id, "team_id": lead.team_id}
+            shared.update(ownership)
             if account_id is None and lead.company_name:
                 account = op.records("account").create(
                     {"name": lead.company_name, **shared, "phone": lead.phone}
@@ -79,7 +82,7 @@ class LeadService(RecordService):
                     "name": f"{lead.company_name or lead.full_name}",
                     "account_id": account_id,
                     "contact_id": contact.id,
-                    **({"owner_id": lead.owner_id} if lead.owner_id is not None else {}),
+                    **ownership,
                     **(deal or {}),
                 }
                 deal_id = op.records("deal").create(deal_values).id
