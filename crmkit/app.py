@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -60,6 +61,7 @@ class CRM:
         self.host = PluginHost()
         self._subscribers: list[tuple[tuple[str, ...], Any]] = []
         self._plugin_settings: dict[str, dict[str, Any]] = {}
+        self._local = threading.local()  # the operation open in each thread, if any
         self._closed = False
         try:
             initialised = migrate.is_initialised(self.engine)
@@ -183,14 +185,21 @@ class CRM:
         In-process subscribers see its events after the commit.
         """
         self.require_schema()
+        if getattr(self._local, "operation", None) is not None:
+            raise CRMError(
+                "an operation is already open in this thread: inside `with crm.transaction()"
+                " as op`, use op.records(...) (or pass op= to a service) so the work joins it"
+            )
         factory = self._sessions if write else self._read_sessions
         session: Session = factory()
         op = Operation(self, session, actor)
+        self._local.operation = op
         try:
             with session.begin():
                 yield op
                 op.write_events()
         finally:
+            self._local.operation = None
             session.close()
         self._publish(op.events)
 

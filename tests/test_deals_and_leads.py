@@ -446,3 +446,17 @@ def test_a_deleted_lead_cannot_be_converted(crm: crmkit.CRM, lead: Any) -> None:
 
     with pytest.raises(crmkit.NotFoundError):
         crm.leads.convert(lead.id)
+
+
+def test_a_plain_update_cannot_mark_a_lead_converted(crm: crmkit.CRM) -> None:
+    lead = crm.leads.create({"full_name": "周杰"})
+    with pytest.raises(crmkit.ValidationError, match="status: is set by converting"):
+        crm.leads.update(lead.id, {"status": "converted"})
+    assert crm.leads.get(lead.id).status == "new"
+
+
+def test_conversion_links_cannot_be_written_by_hand(crm: crmkit.CRM) -> None:
+    contact = crm.contacts.create({"full_name": "周杰"})
+    with pytest.raises(crmkit.ValidationError, match="converted_contact_id"):
+        crm.leads.create({"full_name": "周杰", "converted_contact_id": contact.id})
+    assert crm.leads.count() == 0

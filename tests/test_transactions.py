@@ -406,3 +406,16 @@ def test_a_delete_waits_for_a_concurrent_update_and_then_sees_its_version(
 
     assert isinstance(outcome["second"], crmkit.ConflictError)
     assert crm.contacts.get(contact.id).city == "上海"
+
+
+def test_opening_a_second_operation_inside_one_is_refused_with_the_fix(
+    crm: crmkit.CRM,
+) -> None:
+    def nested() -> None:
+        with crm.transaction() as op:
+            op.records("contact").create({"full_name": "外层"})
+            crm.contacts.create({"full_name": "内层"})
+
+    with pytest.raises(crmkit.CRMError, match=r"use op\.records"):
+        nested()
+    assert crm.contacts.count() == 0

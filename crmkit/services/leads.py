@@ -10,7 +10,8 @@ from attrs import frozen
 from crmkit.db.base import utcnow
 from crmkit.entities.customers import LeadStatus
 from crmkit.entities.organisation import User
-from crmkit.errors import ConflictError
+from crmkit.errors import ConflictError, FieldError, ValidationError
+from crmkit.services.operation import Operation
 from crmkit.services.records import RecordService
 
 
@@ -24,8 +25,41 @@ class Conversion:
     deal_id: int | None
 
 
+CONVERSION_FIELDS = (
+    "converted_at",
+    "converted_contact_id",
+    "converted_account_id",
+    "converted_deal_id",
+)
+
+
 class LeadService(RecordService):
-    """Leads, with :meth:`convert`."""
+    """Leads, with :meth:`convert` — the only way a lead becomes ``converted``."""
+
+    _converting = False
+
+    def _refuse_conversion_fields(self, values: Mapping[str, Any]) -> None:
+        if self._converting:
+            return
+        touched = [key for key in CONVERSION_FIELDS if values.get(key) is not None]
+        if values.get("status") == LeadStatus.CONVERTED:
+            touched.insert(0, "status")
+        if touched:
+            raise ValidationError(
+                [
+                    FieldError(key, "is set by converting the lead (crm.leads.convert)")
+                    for key in touched
+                ],
+                "lead",
+            )
+
+    def before_create(self, op: Operation, values: dict[str, Any]) -> None:
+        self._refuse_conversion_fields(values)
+
+    def before_update(
+        self, op: Operation, record: Any, changes: dict[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        self._refuse_conversion_fields(changes)
 
     def convert(
         self,
@@ -86,7 +120,9 @@ class LeadService(RecordService):
                     **(deal or {}),
                 }
                 deal_id = op.records("deal").create(deal_values).id
-            self.crm.records("lead", op=op).update(
+            converter = LeadService(self.crm, self.entity, op=op)
+            converter._converting = True
+            converter.update(
                 lead_id,
                 {
                     "status": LeadStatus.CONVERTED.value,
