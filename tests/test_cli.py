@@ -146,7 +146,7 @@ def test_db_upgrade_creates_the_schema_of_an_empty_database(
 def test_db_current_shows_each_branch_and_whether_it_is_up_to_date(run: Run) -> None:
     lines = ok(run("db", "current")).splitlines()
     assert lines[0].split() == ["branch", "current", "head", "status"]
-    assert lines[2].split() == ["crmkit", "0001_core", "0001_core", "up", "to", "date"]
+    assert lines[2].split() == ["crmkit", "0002_permissions", "0002_permissions", "up", "to", "date"]
 
 
 def test_db_current_finds_a_plugin_branch_that_depends_on_the_core(
@@ -159,7 +159,7 @@ def test_db_current_finds_a_plugin_branch_that_depends_on_the_core(
     ok(runner.invoke(cli, ["--database-url", database_url, "plugins", "enable", "referrals"]))
     lines = ok(runner.invoke(cli, ["--database-url", database_url, "db", "current"]))
     rows = {line.split()[0]: line.split()[1:] for line in lines.splitlines()[2:]}
-    assert rows["crmkit"] == ["0001_core", "0001_core", "up", "to", "date"]
+    assert rows["crmkit"] == ["0002_permissions", "0002_permissions", "up", "to", "date"]
     assert rows["referrals"] == ["referrals_0001", "referrals_0001", "up", "to", "date"]
 
 
@@ -388,7 +388,7 @@ def test_users_are_created_in_teams_of_a_tree(run: Run) -> None:
 def test_a_team_under_a_parent_that_does_not_exist_is_refused(run: Run) -> None:
     assert (
         failed(run("teams", "create", "上海一组", "--parent", "华东"))
-        == "Error: team 华东 not found"
+        == "Error: team '华东' not found (there are no teams yet)"
     )
 
 

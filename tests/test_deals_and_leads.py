@@ -411,7 +411,7 @@ def test_a_lead_without_a_company_converts_without_an_account(crm: crmkit.CRM) -
 def test_the_leads_owner_owns_what_it_becomes(crm: crmkit.CRM) -> None:
     crm.users.create_team("East")
     owner = crm.users.create("alice", team="East")
-    manager = crm.users.create("boss")
+    manager = crm.users.create("boss", admin=True)
     lead = crm.leads.create({"full_name": "李娜", "company_name": "华星"}, actor=owner)
 
     result = crm.leads.convert(lead.id, actor=manager)
@@ -428,7 +428,7 @@ def test_what_a_lead_becomes_stays_in_the_leads_team(crm: crmkit.CRM) -> None:
     crm.users.create_team("East")
     crm.users.create_team("HQ")
     owner = crm.users.create("alice", team="East")
-    manager = crm.users.create("boss", team="HQ")
+    manager = crm.users.create("boss", team="HQ", admin=True)
     lead = crm.leads.create({"full_name": "李娜", "company_name": "华星"}, actor=owner)
 
     result = crm.leads.convert(lead.id, actor=manager)

@@ -15,6 +15,12 @@ import crmkit
 CORE_TABLES = {
     "accounts",
     "activities",
+    "api_tokens",
+    "audit_log",
+    "field_rules",
+    "notifications",
+    "role_grants",
+    "user_roles",
     "contacts",
     "deals",
     "event_deliveries",

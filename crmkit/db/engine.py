@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import functools
+import weakref
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Dialect,
+    Engine,
+    Integer,
+    Table,
+    create_engine,
+    event,
+    insert,
+    make_url,
+    text,
+)
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
 from crmkit.errors import ConfigError
@@ -60,3 +75,210 @@ def _configure_sqlite(engine: Engine) -> None:
     def on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# -- primary keys for bulk inserts ---------------------------------------------------------
+
+#: Per engine and table: how ``allocate_ids`` gets ids ("sqlite", a PostgreSQL sequence
+#: name) or ``None`` when it cannot (the caller then inserts with ``RETURNING``).
+_ID_SOURCES: weakref.WeakKeyDictionary[Engine, dict[str, str | None]] = weakref.WeakKeyDictionary()
+
+
+def allocate_ids(connection: Connection, table: Table, count: int) -> list[int] | None:
+    """``count`` new values of ``table``'s integer ``id`` primary key, in increasing order,
+    for an insert that passes them explicitly (a plain ``executemany``, without
+    ``RETURNING``, is much cheaper for thousands of rows); ``None`` when that is not safe here.
+
+    PostgreSQL: the values come from the column's own sequence (``nextval``), exactly as
+    the column default would take them, so concurrent inserts never collide. SQLite: a write
+    transaction (``BEGIN IMMEDIATE``, see :func:`make_engine`) holds the database's write
+    lock, so ``max(id) + 1 ...`` are exactly the ids SQLite itself would assign, and no one
+    else can insert before the transaction ends; tables declared ``AUTOINCREMENT`` and
+    read-only transactions are left to ``RETURNING``. Either way the primary key still
+    guards against a duplicate.
+    """
+    primary = list(table.primary_key.columns)
+    if count < 1 or len(primary) != 1 or not isinstance(primary[0].type, Integer):
+        return None
+    column = primary[0]
+    dialect = connection.dialect.name
+    if dialect == "sqlite" and connection.get_execution_options().get(READ_ONLY, False):
+        return None
+    sources = _ID_SOURCES.setdefault(connection.engine, {})
+    key = f"{table.fullname}.{column.name}"
+    if key not in sources:
+        sources[key] = _id_source(connection, table, column.name)
+    source = sources[key]
+    if source is None:
+        return None
+    if dialect == "sqlite":
+        quote = connection.dialect.identifier_preparer.quote
+        last = connection.exec_driver_sql(
+            f"SELECT max({quote(column.name)}) FROM {quote(table.name)}"
+        ).scalar()
+        first = int(last or 0) + 1
+        return list(range(first, first + count))
+    values = connection.execute(
+        text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :count)"),
+        {"sequence": source, "count": count},
+    ).scalars()
+    return sorted(int(value) for value in values)
+
+
+def _id_source(connection: Connection, table: Table, column: str) -> str | None:
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        if table.schema is not None:
+            return None
+        sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+        ).scalar()
+        if sql is None or "AUTOINCREMENT" in str(sql).upper():
+            return None
+        return "sqlite"
+    if dialect == "postgresql":
+        name = connection.dialect.identifier_preparer.format_table(table)
+        row = connection.execute(
+            text(
+                "SELECT pg_get_serial_sequence(:table, :column),"
+                " (SELECT attidentity FROM pg_attribute"
+                "  WHERE attrelid = CAST(:table AS regclass) AND attname = :column)"
+            ),
+            {"table": name, "column": column},
+        ).one()
+        sequence, identity = row
+        if sequence is None or identity == "a":  # GENERATED ALWAYS refuses explicit ids
+            return None
+        return str(sequence)
+    return None
+
+
+# -- bulk inserts --------------------------------------------------------------------------
+
+
+def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``rows`` (dicts with the same keys) into ``table`` in the current transaction,
+    without returning anything.
+
+    The values go through the same SQLAlchemy bind processing an ``INSERT`` applies (JSON,
+    time zones), so the stored rows are the same, but without SQLAlchemy's per-row
+    parameter bookkeeping: on PostgreSQL (psycopg) as a ``COPY ... FROM STDIN`` on the
+    transaction's own connection, on SQLite as one DB-API ``executemany`` of positional
+    tuples, elsewhere as an ``executemany`` of ``INSERT``. A row the database refuses raises
+    the usual SQLAlchemy exception (``IntegrityError``, ...) inside the same transaction, so
+    a savepoint around the call still undoes it. (``COPY`` does not pass through SQLAlchemy's
+    ``before_cursor_execute`` events, so ``echo_sql`` does not show it.)
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy_rows(connection, table, rows)
+    elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+        _executemany(connection, table, rows)
+    else:
+        connection.execute(insert(table), list(rows))
+
+
+Processor = Callable[[Any], Any]
+
+
+@functools.lru_cache(maxsize=256)
+def _processors(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[Processor | None, ...]:
+    """Per column in ``keys``, the bind processor an ``INSERT`` applies (``None``: the value
+    goes to the driver as it is). JSON ones answer empty lists and dicts, which most rows
+    carry, from a cache: the processor is a pure function, so the result is the same."""
+    processors: list[Processor | None] = []
+    for key in keys:
+        column_type = table.c[key].type
+        processor: Processor | None = column_type._cached_bind_processor(dialect)
+        if processor is not None and isinstance(column_type, JSON):
+            processor = _empty_json_cached(processor)
+        processors.append(processor)
+    return tuple(processors)
+
+
+def _empty_json_cached(processor: Processor) -> Processor:
+    empty_list, empty_dict = processor([]), processor({})
+
+    def process(value: Any) -> Any:
+        if not value:
+            kind = type(value)
+            if kind is list:
+                return empty_list
+            if kind is dict:
+                return empty_dict
+        return processor(value)
+
+    return process
+
+
+def _processed(
+    rows: Sequence[Mapping[str, Any]],
+    keys: tuple[str, ...],
+    processors: tuple[Processor | None, ...],
+) -> list[tuple[Any, ...]]:
+    """Each row as a tuple of processed values in ``keys`` order.
+
+    Works column by column; a value that is the very object of the row before (the batch's
+    timestamp, a shared ``None``) reuses that row's result instead of processing it again.
+    """
+    columns: list[list[Any]] = []
+    for key, processor in zip(keys, processors, strict=True):
+        values = [row[key] for row in rows]
+        if processor is not None:
+            processed: list[Any] = []
+            append = processed.append
+            last: Any = _NOTHING
+            result: Any = None
+            for value in values:
+                if value is not last:
+                    last, result = value, processor(value)
+                append(result)
+            values = processed
+        columns.append(values)
+    return list(zip(*columns, strict=True))
+
+
+_NOTHING = object()
+
+
+@functools.lru_cache(maxsize=256)
+def _positional_insert(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[str, tuple[str, ...]]:
+    """The ``INSERT`` of ``keys`` compiled for a positional-parameter dialect, and the column
+    keys in parameter order."""
+    compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+    order = tuple(compiled.positiontup or ())
+    if sorted(order) != sorted(keys):
+        raise RuntimeError(f"unexpected parameters {order} for an insert of {keys}")
+    return compiled.string, order
+
+
+def _executemany(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    dialect = connection.dialect
+    statement, keys = _positional_insert(dialect, table, tuple(rows[0]))
+    processors = _processors(dialect, table, keys)
+    connection.exec_driver_sql(statement, _processed(rows, keys, processors))
+
+
+def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    import psycopg
+
+    dialect = connection.dialect
+    keys = tuple(rows[0])
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(quote(table.c[key].name) for key in keys)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
+    processors = _processors(dialect, table, keys)
+    raw: Any = connection.connection.dbapi_connection
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            write = copy.write_row
+            for values in _processed(rows, keys, processors):
+                write(values)
+    except psycopg.Error as error:
+        raise DBAPIError.instance(statement, None, error, psycopg.Error, dialect=dialect) from error

@@ -31,9 +31,11 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     email: Mapped[str | None] = mapped_column(String(320), default=None)
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True, default=None)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
     is_active: Mapped[bool] = mapped_column(default=True)
     is_admin: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    deactivated_at: Mapped[dt.datetime | None] = mapped_column(default=None)
 
 
 class Role(Base):
@@ -44,3 +46,4 @@ class Role(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     description: Mapped[str] = mapped_column(String(500), default="")
+    is_builtin: Mapped[bool] = mapped_column(default=False)

@@ -10,22 +10,32 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from crmkit.db.engine import bulk_insert
 from crmkit.entities.organisation import User
 from crmkit.events.outbox import OutboxEvent
 from crmkit.events.types import Event
+from crmkit.permissions.access import Access, load_access
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.services.records import RecordService
 
 
+#: Types ``to_json`` returns unchanged (exact types: an enum that subclasses ``str`` is not
+#: one of them and still becomes its value).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json(value: Any) -> Any:
     """``value`` with dates, decimals, enums and UUIDs turned into JSON-ready forms."""
+    if type(value) in _PLAIN:  # the common case, checked first: events carry many of them
+        return value
     if isinstance(value, Mapping):
-        return {str(key): to_json(item) for key, item in value.items()}
+        return {
+            str(key): item if type(item) in _PLAIN else to_json(item) for key, item in value.items()
+        }
     if isinstance(value, list | tuple | set | frozenset):
         return [to_json(item) for item in value]
     if isinstance(value, enum.Enum):
@@ -51,6 +61,14 @@ class Operation:
         self.actor = actor
         self.events: list[Event] = []
         self._written = 0
+        self._access: Access | None = None
+
+    @property
+    def access(self) -> Access:
+        """What the actor may do (roles, scopes, field rules), read once per operation."""
+        if self._access is None:
+            self._access = load_access(self.session, self.actor)
+        return self._access
 
     @property
     def actor_id(self) -> int | None:
@@ -82,8 +100,11 @@ class Operation:
         pending = self.events[self._written :]
         if not pending:
             return
-        self.session.execute(
-            insert(OutboxEvent),
+        if self.session.autoflush:
+            self.session.flush()  # pending ORM changes go first, as before any ORM statement
+        bulk_insert(
+            self.session.connection(),
+            OutboxEvent.__table__,  # type: ignore[arg-type]
             [
                 {
                     "event_id": str(event.id),

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import decimal
 import json
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, false, func, or_, select
 
 from crmkit.entities.custom_fields import CustomField, FieldType
 from crmkit.entities.registry import EntityType
@@ -20,11 +23,18 @@ from crmkit.services.values import ValuePreparer
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "empty")
 
 
-def visible(op: Operation, entity: EntityType) -> Select[Any]:
-    """The one query every read of ``entity`` starts from: live (not deleted) records the
-    actor may see. Lists, counts, search and exports all build on it, so they agree."""
+def visible(op: Operation, entity: EntityType, action: str = "read") -> Select[Any]:
+    """The one query every read of ``entity`` starts from: live (not deleted) records within
+    the scope the actor holds ``<entity>:<action>`` with, as a SQL condition. Get, list,
+    count, search, export and the reads before an update or delete all build on it, so they
+    agree, and a record outside the scope behaves as if it did not exist.
+
+    An actor without the permission at all gets ``PermissionDenied``."""
     model: Any = entity.model
-    return select(model).where(model.deleted_at.is_(None))
+    query = select(model).where(model.deleted_at.is_(None))
+    access = op.access
+    condition = access.condition(model, access.require(f"{entity.name}:{action}"))
+    return query if condition is None else query.where(condition)
 
 
 def _custom_expression(column: Any, custom: CustomField) -> ColumnElement[Any]:
@@ -38,11 +48,21 @@ def _custom_expression(column: Any, custom: CustomField) -> ColumnElement[Any]:
     return element.as_string()  # type: ignore[no-any-return]
 
 
-def field_expression(entity: EntityType, preparer: ValuePreparer, name: str) -> ColumnElement[Any]:
-    """The SQL expression for a built-in or custom field; an unknown name is a
-    ``ValidationError`` naming it."""
+def field_expression(
+    entity: EntityType, preparer: ValuePreparer, name: str, hidden: frozenset[str] = frozenset()
+) -> ColumnElement[Any]:
+    """The SQL expression for a built-in or custom field; an unknown name, or one hidden from
+    the actor by a field rule (``hidden``), is a ``ValidationError`` naming it — so a hidden
+    field cannot leak through a filter or a sort order either."""
     model: Any = entity.model
+    if name in hidden:
+        raise ValidationError([FieldError(name, f"unknown field of {entity.name}")], entity.name)
     if name in entity.columns:
+        if isinstance(entity.columns[name].columns[0].type, JSON):
+            raise ValidationError(
+                [FieldError(name, "holds a list or mapping: it cannot be filtered or sorted on")],
+                entity.name,
+            )
         return cast(ColumnElement[Any], getattr(model, name))
     custom = preparer.custom_fields.get(name)
     if custom is not None:
@@ -51,21 +71,30 @@ def field_expression(entity: EntityType, preparer: ValuePreparer, name: str) -> 
 
 
 def _coerce_operand(preparer: ValuePreparer, name: str, value: object) -> Any:
+    custom = preparer.custom_fields.get(name)
     if name in preparer.coercers:
         coerce = preparer.coercers[name]
-    elif name in preparer.custom_fields:
-        coerce = preparer.custom_fields[name].coerce
+    elif custom is not None:
+        coerce = custom.coerce
+    elif name in preparer.system_coercers:
+        coerce = preparer.system_coercers[name]
     else:
-        return value  # system columns: id, created_at ... compared as given
+        return value
     try:
         result = coerce(value)
     except ValueError as error:
         raise ValidationError([FieldError(name, str(error))], preparer.entity.name) from None
+    if custom is not None and custom.type is FieldType.DECIMAL and result is not None:
+        # stored as canonical text, compared as NUMERIC: PostgreSQL needs a number operand
+        return decimal.Decimal(str(result))
     return result
 
 
 def build_filters(
-    entity: EntityType, preparer: ValuePreparer, filters: Mapping[str, object]
+    entity: EntityType,
+    preparer: ValuePreparer,
+    filters: Mapping[str, object],
+    hidden: frozenset[str] = frozenset(),
 ) -> list[ColumnElement[bool]]:
     """SQL conditions for ``filters``: ``{"city": "上海", "amount__gte": 100,
     "tier__in": ["a", "b"], "email__empty": True, "name__contains": "伟"}``.
@@ -86,7 +115,7 @@ def build_filters(
                 ],
                 entity.name,
             )
-        expression = field_expression(entity, preparer, name)
+        expression = field_expression(entity, preparer, name, hidden)
         custom = preparer.custom_fields.get(name)
         if operator == "empty":
             empty = (
@@ -101,13 +130,27 @@ def build_filters(
             conditions.append(expression.in_(operands) if operands else false())
         elif operator == "contains":
             if custom is not None and custom.type is FieldType.MULTI_CHOICE:
-                choice = custom.coerce([value])
-                assert isinstance(choice, list)
-                conditions.append(entity.model.custom[name].as_string().contains(f'"{choice[0]}"'))
+                (choice,) = _coerce_operand(preparer, name, [value])
+                # ``expression`` is the list as JSON text, which may spell non-ASCII choices
+                # as \u escapes, or not
+                spellings = {json.dumps(choice), json.dumps(choice, ensure_ascii=False)}
+                conditions.append(
+                    or_(*(expression.contains(quoted, autoescape=True) for quoted in spellings))
+                )
+            elif _is_text(entity, custom, name):
+                # case-insensitive for Latin text on both databases (LIKE is not on PostgreSQL)
+                needle = str(value).lower()
+                conditions.append(func.lower(expression).contains(needle, autoescape=True))
             else:
-                conditions.append(expression.contains(str(value), autoescape=True))
+                raise ValidationError(
+                    [FieldError(key, "contains works on text fields only")], entity.name
+                )
         else:
             operand = _coerce_operand(preparer, name, value)
+            if operand is None and operator not in ("eq", "ne"):
+                raise ValidationError(
+                    [FieldError(key, f"operator {operator!r} needs a value")], entity.name
+                )
             conditions.append(_compare(expression, operator, operand))
     return conditions
 
@@ -146,17 +189,30 @@ def _compare(expression: ColumnElement[Any], operator: str, operand: Any) -> Col
     return cast(ColumnElement[bool], expression >= operand)
 
 
-def build_search(entity: EntityType, text: str) -> ColumnElement[bool]:
-    """Free-text search over the entity's search columns (case-insensitive for Latin text;
-    Chinese text matches as a substring)."""
-    needle = text.strip().lower()
+_PHONE_SEPARATORS = re.compile(r"[\s\-().+]")
+
+
+def build_search(
+    entity: EntityType, text: str, hidden: frozenset[str] = frozenset()
+) -> ColumnElement[bool]:
+    """Free-text search over the entity's search columns the actor may see.
+
+    The text is normalised like names are (NFKC: full-width letters and digits become plain
+    ones) and matched case-insensitively for Latin text; Chinese text matches as a substring.
+    Text that looks like a phone number (``138 1234 5678``, ``(021) 6123-4567``) also matches
+    the digits of stored E.164 numbers."""
+    needle = unicodedata.normalize("NFKC", text).strip().lower()
     model: Any = entity.model
-    return or_(
-        *(
-            func.lower(getattr(model, column)).contains(needle, autoescape=True)
-            for column in entity.search
-        )
-    )
+    columns = [column for column in entity.search if column not in hidden]
+    conditions = [
+        func.lower(getattr(model, column)).contains(needle, autoescape=True) for column in columns
+    ]
+    digits = _PHONE_SEPARATORS.sub("", needle)
+    if len(digits) >= 4 and digits.isdigit():
+        phone_columns = [c for c in columns if entity.kinds.get(c) == "phone"]
+        trunk = digits.lstrip("0") or digits  # 021... is stored as +8621...
+        conditions += [getattr(model, c).contains(trunk, autoescape=True) for c in phone_columns]
+    return or_(*conditions) if conditions else false()
 
 
 def encode_cursor(values: Sequence[Any]) -> str:

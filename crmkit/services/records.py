@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,21 @@ from attrs import define, field, frozen
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from crmkit.db.base import utcnow
+from crmkit.db.base import UTCDateTime, utcnow
+from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.entities.custom_fields import FieldType
 from crmkit.entities.organisation import User
 from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
-from crmkit.errors import ConflictError, CRMError, FieldError, NotFoundError, ValidationError
+from crmkit.errors import (
+    ConflictError,
+    CRMError,
+    FieldError,
+    NotFoundError,
+    PermissionDenied,
+    ValidationError,
+)
+from crmkit.permissions.audit import audit_rows
+from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.operation import Operation, to_json
 from crmkit.services.queries import (
     build_filters,
@@ -31,11 +43,21 @@ from crmkit.services.queries import (
     order_clauses,
     visible,
 )
+from crmkit.services.views import Record
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
 
 MAX_PAGE = 1000
+#: The Python type of each custom field type's SQL sort expression (the rest sort as text).
+_CUSTOM_SORT_TYPES: dict[FieldType, type] = {
+    FieldType.NUMBER: int,
+    FieldType.DECIMAL: decimal.Decimal,
+    FieldType.BOOLEAN: bool,
+}
+#: From this many rows on, a bulk insert takes its ids first (``allocate_ids``) and runs a
+#: plain ``executemany``; smaller ones (a single create) use ``INSERT ... RETURNING``.
+_ALLOCATE_IDS_FROM = 2
 
 
 @frozen
@@ -124,7 +146,8 @@ class RecordService:
             self._check_references(op, [values])
             (record_id,) = self._insert(op, [values])
             self._created(op, record_id, values)
-            return op.session.get(self.model, record_id)
+            self._audit_created(op, [(record_id, values)])
+            return self.view(op, op.session.get(self.model, record_id))
 
     def create_many(
         self,
@@ -144,6 +167,7 @@ class RecordService:
         """
         result = BulkResult()
         with self._operation(actor) as op:
+            op.access.require(f"{self.name}:create")  # no permission at all: refuse the lot
             batch: list[tuple[int, dict[str, Any]]] = []
             for line, data in rows:
                 try:
@@ -175,6 +199,7 @@ class RecordService:
         result.errors.extend(bad)
         bad_lines = {error.line for error in bad}
         good = [(line, values) for line, values in batch if line not in bad_lines]
+        created: list[tuple[int, Mapping[str, Any]]] = []
         if good and not self._has_after_create_rules():
             try:
                 with op.session.begin_nested():
@@ -185,6 +210,7 @@ class RecordService:
                 for (_, values), record_id in zip(good, ids, strict=True):
                     self._created(op, record_id, values)
                     result.ids.append(record_id)
+                    created.append((record_id, values))
                 good = []
         for line, values in good:
             mark = len(op.events)
@@ -200,6 +226,8 @@ class RecordService:
                 result.errors.append(RowError(line, None, str(error)))
             else:
                 result.ids.append(record_id)
+                created.append((record_id, values))
+        self._audit_created(op, created)
         op.write_events()
 
     def _has_after_create_rules(self) -> bool:
@@ -207,12 +235,22 @@ class RecordService:
         return overridden or self.crm.host.implemented("crmkit_after_create")
 
     def _prepare_new(self, op: Operation, data: Mapping[str, object]) -> dict[str, Any]:
+        access = op.access
+        scope = access.require(f"{self.name}:create")
+        if not access.unrestricted:
+            access.check_writable(self.name, data)
         preparer = self.crm.preparer(self.name)
         columns, custom = preparer.prepare(data, creating=True)
-        if "owner_id" in self.entity.columns and columns.get("owner_id") is None:
+        writable = preparer.writable
+        if "owner_id" in writable and columns.get("owner_id") is None:
             columns["owner_id"] = op.actor_id
-        if "team_id" in self.entity.columns and columns.get("team_id") is None and op.actor:
+        if "team_id" in writable and columns.get("team_id") is None and op.actor:
             columns["team_id"] = op.actor.team_id
+        if not access.covers(scope, columns.get("owner_id"), columns.get("team_id")):
+            raise PermissionDenied(
+                f"{access.username} may not create a {self.name} for another owner or team"
+                f" ({self.name}:create covers {scope.value} records)"
+            )
         values: dict[str, Any] = {**columns, **custom}
         self.before_create(op, values)
         if self.crm.host.implemented("crmkit_before_create"):
@@ -221,12 +259,14 @@ class RecordService:
 
     def _insert(self, op: Operation, rows: list[dict[str, Any]]) -> list[int]:
         now = utcnow()
-        writable = self.entity.writable
+        writable = self.crm.preparer(self.name).writable
         custom_names = self.crm.custom_fields[self.name]
-        defaults = _insert_defaults(self.table)
+        constants, factories = _insert_defaults(self.table)
         params = []
         for values in rows:
-            row = {key: (default() if callable(default) else default) for key, default in defaults.items()}
+            row = constants.copy()
+            for key, factory in factories:
+                row[key] = factory()
             custom: dict[str, Any] = {}
             for key, value in values.items():
                 if key in writable:
@@ -246,8 +286,16 @@ class RecordService:
                 deleted_at=None,
             )
             params.append(row)
-        statement = insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True)
-        return list(op.session.scalars(statement, params))
+        ids = None
+        if len(params) >= _ALLOCATE_IDS_FROM:
+            ids = allocate_ids(op.session.connection(), self.table, len(params))
+        if ids is None:
+            statement = insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True)
+            return list(op.session.scalars(statement, params))
+        for row, record_id in zip(params, ids, strict=True):
+            row["id"] = record_id
+        bulk_insert(op.session.connection(), self.table, params)  # no RETURNING: COPY or
+        return ids  # a plain executemany
 
     def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> None:
         values["id"] = record_id
@@ -291,10 +339,26 @@ class RecordService:
         """The record with ``record_id``; ``NotFoundError`` if it does not exist, was deleted
         or is outside the actor's scope."""
         with self._operation(actor, write=False) as op:
-            return self._load(op, record_id)
+            return self.view(op, self._load(op, record_id))
 
-    def _load(self, op: Operation, record_id: int, *, for_update: bool = False) -> Any:
-        query = visible(op, self.entity).where(self.model.id == record_id)
+    def view(self, op: Operation, record: Any) -> Record:
+        """A read-only snapshot of ``record`` without the fields hidden from the actor."""
+        hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
+        values = {
+            key: getattr(record, key)
+            for key in self.entity.columns
+            if key != "custom" and key not in hidden
+        }
+        custom = record.custom or {}
+        values["custom"] = (
+            {k: v for k, v in custom.items() if k not in hidden} if hidden else dict(custom)
+        )
+        return Record(self.name, values)
+
+    def _load(
+        self, op: Operation, record_id: int, *, for_update: bool = False, action: str = "read"
+    ) -> Any:
+        query = visible(op, self.entity, action).where(self.model.id == record_id)
         if for_update:
             query = query.with_for_update()
         record = op.session.scalars(query).one_or_none()
@@ -302,12 +366,16 @@ class RecordService:
             raise NotFoundError(self.name, record_id)
         return record
 
-    def _query(self, op: Operation, filters: Mapping[str, object] | None, search: str | None) -> Any:
+    def _query(
+        self, op: Operation, filters: Mapping[str, object] | None, search: str | None
+    ) -> Any:
         query = visible(op, self.entity)
+        hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
         if filters:
-            query = query.where(*build_filters(self.entity, self.crm.preparer(self.name), filters))
+            preparer = self.crm.preparer(self.name)
+            query = query.where(*build_filters(self.entity, preparer, filters, hidden))
         if search and search.strip():
-            query = query.where(build_search(self.entity, search))
+            query = query.where(build_search(self.entity, search, hidden))
         return query
 
     def list(
@@ -328,22 +396,36 @@ class RecordService:
         descending = sort.startswith("-")
         sort_field = sort.lstrip("-")
         preparer = self.crm.preparer(self.name)
-        expression = field_expression(self.entity, preparer, sort_field)
+        expression = field_expression(self.entity, preparer, sort_field)  # hidden: see below
+        custom = preparer.custom_fields.get(sort_field)
+        if custom is not None and custom.type is FieldType.MULTI_CHOICE:
+            raise ValidationError(
+                [FieldError(sort_field, "a multi-choice field cannot be sorted on")]
+            )
         with self._operation(actor, write=False) as op:
+            if not op.access.unrestricted:
+                field_expression(
+                    self.entity, preparer, sort_field, op.access.hidden_fields(self.name)
+                )
             query = self._query(op, filters, search)
             if cursor:
                 value, last_id = decode_cursor(cursor, 2)
                 if not isinstance(last_id, int):
-                    raise ValidationError([FieldError("cursor", "is not a cursor this list returned")])
+                    raise ValidationError(
+                        [FieldError("cursor", "is not a cursor this list returned")]
+                    )
                 value = self._cursor_operand(sort_field, value)
-                query = query.where(keyset_after(expression, self.model.id, descending, value, last_id))
+                query = query.where(
+                    keyset_after(expression, self.model.id, descending, value, last_id)
+                )
             query = query.order_by(*order_clauses(expression, self.model.id, descending))
-            items = list(op.session.scalars(query.limit(limit + 1)))
-        next_cursor = None
-        if len(items) > limit:
-            items = items[:limit]
-            last = items[-1]
-            next_cursor = encode_cursor([self._sort_value(last, sort_field), last.id])
+            rows = list(op.session.scalars(query.limit(limit + 1)))
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                last = rows[-1]
+                next_cursor = encode_cursor([self._sort_value(last, sort_field), last.id])
+            items = [self.view(op, row) for row in rows]
         return Page(items=items, next_cursor=next_cursor)
 
     def _sort_value(self, record: Any, name: str) -> Any:
@@ -352,22 +434,38 @@ class RecordService:
         return record.custom.get(name)
 
     def _cursor_operand(self, name: str, raw: Any) -> Any:
+        """The sort value a cursor carries, typed as its SQL expression compares; a value
+        of another type (a tampered or foreign cursor) is a ``ValidationError``, not a
+        database error."""
         if raw is None:
             return None
-        try:
-            python_type = self.entity.columns[name].columns[0].type.python_type
-        except (KeyError, NotImplementedError):
-            return raw  # custom fields compare in their stored (JSON) form
+        custom = self.crm.custom_fields[self.name].get(name)
+        if custom is not None:
+            # custom values compare in their stored (JSON) form; decimals as NUMERIC
+            python_type = _CUSTOM_SORT_TYPES.get(custom.type, str)
+        else:
+            column_type = self.entity.columns[name].columns[0].type
+            # a TypeDecorator reports ``object`` as its python_type
+            utc = isinstance(column_type, UTCDateTime)
+            python_type = dt.datetime if utc else column_type.python_type
         try:
             if python_type is dt.datetime:
-                return dt.datetime.fromisoformat(raw)
-            if python_type is dt.date:
+                value = dt.datetime.fromisoformat(raw)
+                if value.tzinfo is not None:
+                    return value
+            elif python_type is dt.date:
                 return dt.date.fromisoformat(raw)
-            if python_type is decimal.Decimal:
-                return decimal.Decimal(raw)
+            elif python_type is decimal.Decimal:
+                number = decimal.Decimal(raw) if isinstance(raw, str) else None
+                if number is not None and number.is_finite():
+                    return number
+            elif isinstance(raw, python_type) and not (
+                python_type is int and isinstance(raw, bool)
+            ):
+                return raw
         except (ValueError, TypeError, decimal.InvalidOperation):
-            raise ValidationError([FieldError("cursor", "is not a cursor this list returned")]) from None
-        return raw
+            pass
+        raise ValidationError([FieldError("cursor", "is not a cursor this list returned")])
 
     def count(
         self,
@@ -395,7 +493,8 @@ class RecordService:
         """Stream every matching record in id order (for exports), in one read transaction."""
         with self._operation(actor, write=False) as op:
             query = self._query(op, filters, search).order_by(self.model.id)
-            yield from op.session.scalars(query.execution_options(yield_per=batch_size))
+            for record in op.session.scalars(query.execution_options(yield_per=batch_size)):
+                yield self.view(op, record)
 
     # -- update and delete -----------------------------------------------------------------
 
@@ -419,8 +518,10 @@ class RecordService:
         raises ``ConflictError`` instead of overwriting someone else's change.
         """
         with self._operation(actor) as op:
-            record = self._load(op, record_id, for_update=True)
+            record = self._load(op, record_id, for_update=True, action="update")
             self._check_version(record, expected_version)
+            if not op.access.unrestricted:
+                op.access.check_writable(self.name, changes)
             columns, custom = self.crm.preparer(self.name).prepare(changes, creating=False)
             previous = self.snapshot(record)
             changed = {
@@ -429,13 +530,18 @@ class RecordService:
                 if previous.get(key) != value
             }
             if not changed:
-                return record
+                return self.view(op, record)
+            self._check_ownership_change(op, changed, previous)
             self._check_references(op, [changed])
             self.before_update(op, record, changed, previous)
             if self.crm.host.implemented("crmkit_before_update"):
                 self.crm.host.call(
-                    "crmkit_before_update", op=op, entity=self.name, record_id=record_id,
-                    changes=changed, previous=previous,
+                    "crmkit_before_update",
+                    op=op,
+                    entity=self.name,
+                    record_id=record_id,
+                    changes=changed,
+                    previous=previous,
                 )
             self._apply(op, record, changed)
             before = {key: previous.get(key) for key in changed}
@@ -448,10 +554,39 @@ class RecordService:
             self.after_update(op, record, changed, before)
             if self.crm.host.implemented("crmkit_after_update"):
                 self.crm.host.call(
-                    "crmkit_after_update", op=op, entity=self.name, record_id=record_id,
-                    changes=changed, previous=before,
+                    "crmkit_after_update",
+                    op=op,
+                    entity=self.name,
+                    record_id=record_id,
+                    changes=changed,
+                    previous=before,
                 )
-            return record
+            audit_rows(
+                op,
+                "update",
+                self.name,
+                [(record_id, {key: [before.get(key), value] for key, value in changed.items()})],
+            )
+            return self.view(op, record)
+
+    def _check_ownership_change(
+        self, op: Operation, changed: Mapping[str, Any], previous: Mapping[str, Any]
+    ) -> None:
+        """Moving a record to another owner or team is an assignment: it needs
+        ``<entity>:assign`` (``update`` for entities that are not assigned), and the new owner
+        and team must lie within that permission's scope."""
+        if "owner_id" not in changed and "team_id" not in changed:
+            return
+        access = op.access
+        action = "assign" if self.name in ASSIGNABLE else "update"
+        scope = access.require(f"{self.name}:{action}")
+        owner = changed.get("owner_id", previous.get("owner_id"))
+        team = changed.get("team_id", previous.get("team_id"))
+        if not access.covers(scope, owner, team):
+            raise PermissionDenied(
+                f"{access.username} may not hand a {self.name} to that owner or team"
+                f" ({self.name}:{action} covers {scope.value} records)"
+            )
 
     def _check_version(self, record: Any, expected_version: int | None) -> None:
         if expected_version is not None and record.version != expected_version:
@@ -486,25 +621,57 @@ class RecordService:
     ) -> None:
         """Soft-delete a record: it disappears from every read, its data stays."""
         with self._operation(actor) as op:
-            record = self._load(op, record_id, for_update=True)
+            record = self._load(op, record_id, for_update=True, action="delete")
             self._check_version(record, expected_version)
             previous = self.snapshot(record)
             if self.crm.host.implemented("crmkit_before_delete"):
                 self.crm.host.call(
-                    "crmkit_before_delete", op=op, entity=self.name, record_id=record_id,
+                    "crmkit_before_delete",
+                    op=op,
+                    entity=self.name,
+                    record_id=record_id,
                     previous=previous,
                 )
             record.deleted_at = utcnow()
             record.version += 1
             record.updated_by_id = op.actor_id
             op.session.flush()
-            op.emit(f"{self.name}.deleted", {"previous": previous}, record_type=self.name,
-                    record_id=record_id)
+            op.emit(
+                f"{self.name}.deleted",
+                {"previous": previous},
+                record_type=self.name,
+                record_id=record_id,
+            )
             if self.crm.host.implemented("crmkit_after_delete"):
                 self.crm.host.call(
-                    "crmkit_after_delete", op=op, entity=self.name, record_id=record_id,
+                    "crmkit_after_delete",
+                    op=op,
+                    entity=self.name,
+                    record_id=record_id,
                     previous=previous,
                 )
+            audit_rows(op, "delete", self.name, [(record_id, {"deleted_at": [None, utcnow()]})])
+
+    def _audit_created(
+        self, op: Operation, created: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> None:
+        """One audit entry per new record: every field set, as ``[None, value]``."""
+        audit_rows(
+            op,
+            "create",
+            self.name,
+            [
+                (
+                    record_id,
+                    {
+                        key: [None, value]
+                        for key, value in values.items()
+                        if value is not None and key != "id"
+                    },
+                )
+                for record_id, values in created
+            ],
+        )
 
     # -- entity-specific rules (overridden by DealService, LeadService) ----------------------
 
@@ -525,29 +692,53 @@ class RecordService:
         """Entity rules run after an update is applied."""
 
 
-_DEFAULTS_CACHE: dict[Table, dict[str, Any]] = {}
+#: The columns ``RecordService._insert`` sets on every row, whatever their defaults.
+_SET_BY_INSERT = frozenset(
+    {
+        "custom",
+        "created_at",
+        "updated_at",
+        "created_by_id",
+        "updated_by_id",
+        "version",
+        "deleted_at",
+    }
+)
+_DEFAULTS_CACHE: dict[Table, tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]] = {}
 
 
-def _insert_defaults(table: Table) -> dict[str, Any]:
-    """Per column, the value an insert gets when the caller gives none (a constant or a
-    zero-argument callable), so every row of a bulk insert has the same keys."""
+def _insert_defaults(
+    table: Table,
+) -> tuple[dict[str, Any], tuple[tuple[str, Callable[[], Any]], ...]]:
+    """Per column, the value an insert gets when the caller gives none, so every row of a
+    bulk insert has the same keys: ``(constants, factories)``, the constant defaults by
+    column and ``(column, zero-argument callable)`` pairs for the computed ones (``list``,
+    ``dict``, ``utcnow``: a fresh value per row)."""
     cached = _DEFAULTS_CACHE.get(table)
     if cached is not None:
         return cached
-    defaults: dict[str, Any] = {}
+    constants: dict[str, Any] = {}
+    factories: list[tuple[str, Callable[[], Any]]] = []
     for column in table.columns:
         if column.primary_key:
             continue
         default = column.default
         if default is None:
-            defaults[column.key] = None
+            constants[column.key] = None
         elif getattr(default, "is_callable", False):
-            function = default.arg  # type: ignore[attr-defined]
-            defaults[column.key] = lambda function=function: function(None)
+            if column.key in _SET_BY_INSERT:
+                continue  # _insert sets these itself: do not compute a default to drop
+            function: Callable[[Any], Any] = default.arg  # type: ignore[attr-defined]
+            inner = getattr(function, "__wrapped__", None)
+            if inner in (list, dict):  # SQLAlchemy's wrapper of default=list / default=dict
+                factories.append((column.key, inner))
+            else:
+                factories.append((column.key, functools.partial(function, None)))
         else:
-            defaults[column.key] = default.arg  # type: ignore[attr-defined]
-    _DEFAULTS_CACHE[table] = defaults
-    return defaults
+            constants[column.key] = default.arg  # type: ignore[attr-defined]
+    cached = (constants, tuple(factories))
+    _DEFAULTS_CACHE[table] = cached
+    return cached
 
 
 def _integrity_reason(error: IntegrityError) -> str:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Integer, Numeric, String
+from sqlalchemy import JSON, Boolean, Date, Integer, Numeric, String, Text
 
 from crmkit.db.base import UTCDateTime
 from crmkit.entities.custom_fields import CustomField
@@ -24,6 +24,11 @@ from crmkit.errors import FieldError, ValidationError
 
 Coercer = Callable[[object], Any]
 _LIST_SPLIT = re.compile(r"[;,，；\n]")
+
+
+def normalise_long_text(value: str) -> str:
+    """Notes and descriptions keep their line breaks (as ``\n``); only the ends are trimmed."""
+    return value.replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
 def _as_text(value: object) -> str:
@@ -123,10 +128,20 @@ class ValuePreparer:
         self.custom_fields = dict(custom_fields)
         self.region = region
         self.required = frozenset(entity.required)
+        #: The columns callers may write (``EntityType.writable``, computed once: the
+        #: record service asks per row).
+        self.writable = entity.writable
         self.coercers: dict[str, Coercer] = {}
+        #: Read-only columns (id, version, timestamps): never written by callers, but
+        #: filters compare them, so their operands are parsed like written values are.
+        self.system_coercers: dict[str, Coercer] = {}
         for key, prop in entity.columns.items():
             if key not in SYSTEM_COLUMNS:
                 self.coercers[key] = self._column_coercer(key, prop.columns[0].type)
+            elif isinstance(prop.columns[0].type, UTCDateTime):
+                self.system_coercers[key] = _as_datetime
+            elif isinstance(prop.columns[0].type, Integer):
+                self.system_coercers[key] = _as_int
         required_custom = [f.name for f in self.custom_fields.values() if f.required]
         self.required_custom = tuple(required_custom)
 
@@ -164,7 +179,7 @@ class ValuePreparer:
             "name": normalise_name,
             "email": normalise_email,
             "phone": lambda text: normalise_phone(text, region),
-        }.get(kind or "", normalise_text)
+        }.get(kind or "", normalise_long_text if isinstance(column_type, Text) else normalise_text)
         length = getattr(column_type, "length", None) if isinstance(column_type, String) else None
 
         def text(value: object) -> str:
@@ -190,9 +205,12 @@ class ValuePreparer:
                     columns[key] = None
                     continue
                 try:
-                    columns[key] = coercer(value)
+                    result = coercer(value)
                 except ValueError as error:
                     errors.append(FieldError(key, str(error)))
+                    continue
+                # text that normalises to nothing (spaces only) is no value, like ""
+                columns[key] = None if result == "" else result
                 continue
             custom_field = self.custom_fields.get(key)
             if custom_field is not None:

@@ -1,0 +1,1 @@
+"""Permissions: roles with scoped grants, field rules, API tokens, the audit log."""

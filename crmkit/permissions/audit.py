@@ -1,0 +1,114 @@
+"""Writing the audit log and raising sensitive-operation alerts.
+
+Every write is audited with field-level before/after values, in the same transaction as the
+write. Sensitive operations (exports, bulk deletes, merges, permission and role changes,
+unusually wide reads) are flagged: the entry is marked ``sensitive``, a
+``security.sensitive_operation`` event is emitted, and every active admin gets a notice in
+their in-app inbox. Plugins deliver the event elsewhere (e-mail, chat) with an event sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert, select
+
+from crmkit.db.base import utcnow
+from crmkit.db.engine import bulk_insert
+from crmkit.entities.organisation import User
+from crmkit.permissions.models import AuditEntry, Notification
+
+if TYPE_CHECKING:
+    from crmkit.services.operation import Operation
+
+#: A single read returning more records than this is flagged as unusually wide.
+WIDE_READ_THRESHOLD = 1000
+
+
+def audit_rows(
+    op: Operation,
+    operation: str,
+    entity: str | None,
+    changes: Sequence[tuple[int | None, Mapping[str, Any]]],
+    *,
+    sensitive: bool = False,
+    detail: str = "",
+) -> None:
+    """Append one audit entry per ``(record_id, changes)`` in one statement.
+
+    ``changes`` maps a field to ``[before, after]`` (``None`` for "no value")."""
+    if not changes:
+        return
+    now = utcnow()
+    bulk_insert(
+        op.session.connection(),
+        AuditEntry.__table__,  # type: ignore[arg-type]
+        [
+            {
+                "occurred_at": now,
+                "actor_id": op.actor_id,
+                "operation": operation,
+                "entity": entity,
+                "record_id": record_id,
+                "changes": op_json(op, fields),
+                "sensitive": sensitive,
+                "detail": detail,
+            }
+            for record_id, fields in changes
+        ],
+    )
+
+
+def op_json(op: Operation, value: Mapping[str, Any]) -> dict[str, Any]:
+    """``value`` in JSON-ready form."""
+    from crmkit.services.operation import to_json
+
+    result: dict[str, Any] = to_json(value)
+    return result
+
+
+def flag_sensitive(
+    op: Operation,
+    operation: str,
+    *,
+    entity: str | None = None,
+    record_id: int | None = None,
+    detail: str,
+    facts: Mapping[str, Any] | None = None,
+) -> None:
+    """Audit a sensitive operation, emit ``security.sensitive_operation`` and notify admins,
+    all in the current transaction (a refused operation alerts nobody)."""
+    audit_rows(
+        op, operation, entity, [(record_id, dict(facts or {}))], sensitive=True, detail=detail
+    )
+    actor = op.actor.username if op.actor is not None else "system"
+    event = op.emit(
+        "security.sensitive_operation",
+        {
+            "operation": operation,
+            "actor": actor,
+            "entity": entity,
+            "detail": detail,
+            **dict(facts or {}),
+        },
+        record_type=entity,
+        record_id=record_id,
+    )
+    admins = list(op.session.scalars(select(User.id).where(User.is_admin, User.is_active)))
+    if admins:
+        op.session.execute(
+            insert(Notification),
+            [
+                {
+                    "user_id": admin_id,
+                    "created_at": utcnow(),
+                    "kind": "security.sensitive_operation",
+                    "title": f"{actor}: {operation}",
+                    "body": detail,
+                    "event_id": str(event.id),
+                    "read_at": None,
+                }
+                for admin_id in admins
+            ],
+        )

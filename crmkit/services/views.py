@@ -1,0 +1,60 @@
+"""What services hand back: read-only snapshots of records, as the actor may see them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+
+class Record(Mapping[str, Any]):
+    """A read-only snapshot of one record: ``record.full_name`` or ``record["full_name"]``.
+
+    Custom field values are in ``record.custom``. Fields a field rule hides from the actor are
+    simply absent. To change a record, call its service's ``update`` with ``record.version``
+    as ``expected_version``.
+    """
+
+    __slots__ = ("_entity", "_values")
+
+    def __init__(self, entity: str, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "_entity", entity)
+        object.__setattr__(self, "_values", values)
+
+    @property
+    def entity(self) -> str:
+        """The entity name (``contact``, ``deal``, ...)."""
+        entity: str = object.__getattribute__(self, "_entity")
+        return entity
+
+    def __getattr__(self, name: str) -> Any:
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        try:
+            return values[name]
+        except KeyError:
+            entity = object.__getattribute__(self, "_entity")
+            raise AttributeError(f"{entity} has no field {name!r} visible to you") from None
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("records are read-only snapshots: change them with update()")
+
+    def __getitem__(self, key: str) -> Any:
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        return values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        return iter(values)
+
+    def __len__(self) -> int:
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        return len(values)
+
+    def __repr__(self) -> str:
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        label = values.get("full_name") or values.get("name") or values.get("title") or ""
+        return f"<{self.entity} {values.get('id')} {label!s}>".replace("  ", " ")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict copy of the visible values."""
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        return {**values, "custom": dict(values.get("custom") or {})}
