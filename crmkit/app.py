@@ -29,8 +29,12 @@ from crmkit.settings import Settings
 if TYPE_CHECKING:
     from crmkit.events.types import EventSink
     from crmkit.services.deals import DealService, PipelineService
+    from crmkit.services.audit_log import AuditLog
     from crmkit.services.leads import LeadService
     from crmkit.services.records import RecordService
+    from crmkit.services.roles import RoleService
+    from crmkit.services.tokens import TokenService
+    from crmkit.services.users import UserService
 
 log = logging.getLogger(__name__)
 
@@ -276,11 +280,32 @@ class CRM:
         return PipelineService(self)
 
     @cached_property
-    def users(self) -> Any:
-        """Users and teams (the full permission model arrives with roles and scopes)."""
+    def users(self) -> UserService:
+        """Users and teams: create, move, deactivate (handing their customers over)."""
         from crmkit.services.users import UserService
 
         return UserService(self)
+
+    @cached_property
+    def roles(self) -> RoleService:
+        """Roles, their scoped grants and field rules, and who holds them."""
+        from crmkit.services.roles import RoleService
+
+        return RoleService(self)
+
+    @cached_property
+    def tokens(self) -> TokenService:
+        """API tokens: issue, list, revoke, authenticate."""
+        from crmkit.services.tokens import TokenService
+
+        return TokenService(self)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        """The audit log (read side) and the in-app notification inbox."""
+        from crmkit.services.audit_log import AuditLog
+
+        return AuditLog(self)
 
     # -- schema ----------------------------------------------------------------------------
 
@@ -305,6 +330,10 @@ class CRM:
         branches += [name for name in self.enabled_plugin_names() if name in heads]
         migrate.upgrade(self.engine, config, branches)
         self.initialised = True
+        from crmkit.services.roles import seed_builtin_roles
+
+        with self.transaction() as op:
+            seed_builtin_roles(op, announce=False)
         return branches
 
     def reload_plugins(self, also: Sequence[str] = ()) -> None:

@@ -16,6 +16,7 @@ from crmkit.cli.events import events_group, worker_command
 from crmkit.cli.organisation import pipelines_group, teams_group, users_group
 from crmkit.cli.plugins import plugins_group
 from crmkit.cli.records import record_groups
+from crmkit.cli.security import security_commands
 from crmkit.cli.transfer import export_command, import_command
 from crmkit.errors import CRMError
 
@@ -168,6 +169,7 @@ for _command in (
     demo_command,
     worker_command,
     events_group,
+    *security_commands(),
 ):
     cli.add_command(_command)
 

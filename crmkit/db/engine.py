@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,9 +39,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise ConfigError(
-            f"database URL {url!r} is malformed: use sqlite:///path/to/crm.db or"
+            f"database URL {_redacted(url)!r} is malformed: use sqlite:///path/to/crm.db or"
             " postgresql+psycopg://user@host:5432/dbname"
         ) from None
     kwargs: dict[str, Any] = {"echo": echo}
@@ -54,10 +55,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     try:
         engine = create_engine(parsed, **kwargs)
     except (NoSuchModuleError, ArgumentError, ImportError) as error:
-        raise ConfigError(f"database URL {url!r}: {error}") from None
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigError(f"database URL {shown!r}: {error}") from None
     if sqlite:
         _configure_sqlite(engine)
     return engine
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for error messages)."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _configure_sqlite(engine: Engine) -> None:

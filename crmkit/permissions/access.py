@@ -110,9 +110,16 @@ SYSTEM = Access(user_id=None, username="system", unrestricted=True)
 
 
 def load_access(session: Session, user: User | None) -> Access:
-    """Read the actor's roles, grants, field rules and team tree from the database."""
+    """Read the actor's roles, grants, field rules and team tree from the database.
+
+    The user row itself is read again too: the ``User`` object a caller passes may be older
+    than a deactivation or a team move, and must not carry yesterday's rights."""
     if user is None:
         return SYSTEM
+    current = session.get(User, user.id, populate_existing=True)
+    if current is None or not current.is_active:
+        raise PermissionDenied(f"user {user.username!r} is deactivated or no longer exists")
+    user = current
     if user.is_admin:
         return Access(
             user_id=user.id, username=user.username, unrestricted=True, team_id=user.team_id

@@ -77,7 +77,7 @@ class LeadService(RecordService):
         ``lead.converted`` event is emitted. Converting twice is a ``ConflictError``.
         """
         with self._operation(actor) as op:
-            lead = self._load(op, lead_id, for_update=True)
+            lead = self._load(op, lead_id, for_update=True, action="convert")
             if lead.status == LeadStatus.CONVERTED:
                 raise ConflictError(
                     f"lead {lead_id} was already converted (contact {lead.converted_contact_id})"

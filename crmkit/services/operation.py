@@ -30,14 +30,15 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 def to_json(value: Any) -> Any:
     """``value`` with dates, decimals, enums and UUIDs turned into JSON-ready forms."""
-    if type(value) in _PLAIN:  # the common case, checked first: events carry many of them
-        return value
-    if isinstance(value, Mapping):
+    kind = type(value)
+    if kind in _PLAIN:  # the common case, checked first: events and audit entries are full
+        return value  # of them; then exact dicts and lists, before the slower ABC checks
+    if kind is dict or (kind is not list and isinstance(value, Mapping)):
         return {
             str(key): item if type(item) in _PLAIN else to_json(item) for key, item in value.items()
         }
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(item) for item in value]
+    if kind is list or isinstance(value, list | tuple | set | frozenset):
+        return [item if type(item) in _PLAIN else to_json(item) for item in value]
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.date | dt.datetime):

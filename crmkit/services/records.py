@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field, frozen
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, false, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.db.base import UTCDateTime, utcnow
@@ -30,7 +30,7 @@ from crmkit.errors import (
     PermissionDenied,
     ValidationError,
 )
-from crmkit.permissions.audit import audit_rows
+from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.operation import Operation, to_json
 from crmkit.services.queries import (
@@ -309,7 +309,9 @@ class RecordService:
     def _check_references(
         self, op: Operation, rows: list[dict[str, Any]], lines: Sequence[int] | None = None
     ) -> list[RowError]:
-        """Every foreign key must name a live record; a bad one is a field error."""
+        """Every foreign key must name a live record, and a record of an entity the actor may
+        read (one outside their read scope does not exist for them); a bad one is a field
+        error."""
         errors: list[RowError] = []
         for column in self.table.columns:
             if not column.foreign_keys or column.key in SYSTEM_COLUMNS:
@@ -321,6 +323,14 @@ class RecordService:
             query = select(target.c.id).where(target.c.id.in_(wanted))
             if "deleted_at" in target.c:
                 query = query.where(target.c.deleted_at.is_(None))
+            linked = next(
+                (e for e in self.crm.entities.values() if e.model.__table__ is target), None
+            )
+            if linked is not None and not op.access.unrestricted:
+                scope = op.access.scope(f"{linked.name}:read")
+                condition = op.access.condition(linked.model, scope) if scope else false()
+                if condition is not None:
+                    query = query.where(condition)
             found = set(op.session.scalars(query))
             missing = wanted - found
             if not missing:
@@ -367,9 +377,13 @@ class RecordService:
         return record
 
     def _query(
-        self, op: Operation, filters: Mapping[str, object] | None, search: str | None
+        self,
+        op: Operation,
+        filters: Mapping[str, object] | None,
+        search: str | None,
+        action: str = "read",
     ) -> Any:
-        query = visible(op, self.entity)
+        query = visible(op, self.entity, action)
         hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
         if filters:
             preparer = self.crm.preparer(self.name)
@@ -475,12 +489,19 @@ class RecordService:
         actor: User | None = None,
     ) -> int:
         """How many records match; always equal to the number ``list`` pages through."""
-        from sqlalchemy import func
-
         with self._operation(actor, write=False) as op:
-            query = self._query(op, filters, search)
-            counted = select(func.count()).select_from(query.subquery())
-            return int(op.session.scalar(counted) or 0)
+            return self._count(op, filters, search)
+
+    def _count(
+        self,
+        op: Operation,
+        filters: Mapping[str, object] | None,
+        search: str | None,
+        action: str = "read",
+    ) -> int:
+        query = self._query(op, filters, search, action)
+        counted = select(func.count()).select_from(query.subquery())
+        return int(op.session.scalar(counted) or 0)
 
     def iterate(
         self,
@@ -489,12 +510,38 @@ class RecordService:
         search: str | None = None,
         actor: User | None = None,
         batch_size: int = 1000,
-    ) -> Iterator[Any]:
-        """Stream every matching record in id order (for exports), in one read transaction."""
+        action: str = "read",
+    ) -> Iterator[Record]:
+        """Stream every matching record in id order, in one read transaction."""
         with self._operation(actor, write=False) as op:
-            query = self._query(op, filters, search).order_by(self.model.id)
+            query = self._query(op, filters, search, action).order_by(self.model.id)
             for record in op.session.scalars(query.execution_options(yield_per=batch_size)):
                 yield self.view(op, record)
+
+    def export(
+        self,
+        filters: Mapping[str, object] | None = None,
+        *,
+        search: str | None = None,
+        actor: User | None = None,
+    ) -> Iterator[Record]:
+        """Stream the records an export may take: ``<entity>:export`` and its scope.
+
+        An export is a sensitive operation: before the first record is read it is written to
+        the audit log (who, which entity, which filters), ``security.sensitive_operation`` is
+        emitted and admins are notified — in its own committed transaction, so an export that
+        fails half-way is still on record."""
+        with self.crm.transaction(actor) as op:
+            op.access.require(f"{self.name}:export")
+            count = self._count(op, filters, search, "export")
+            flag_sensitive(
+                op,
+                "export",
+                entity=self.name,
+                detail=f"export of {count} {self.name} record(s)",
+                facts={"filters": dict(filters or {}), "search": search, "count": count},
+            )
+        return self.iterate(filters, search=search, actor=actor, action="export")
 
     # -- update and delete -----------------------------------------------------------------
 

@@ -438,7 +438,7 @@ def export_csv(
         export_csv(crm, "contact", Path("上海客户.csv"), filters={"city": "上海"})
     """
     columns = export_fields(crm, entity, fields)
-    records = crm.records(entity).iterate(filters, search=search, actor=actor)
+    records = crm.records(entity).export(filters, search=search, actor=actor)
     builtin = set(crm.entity(entity).columns)
     if not isinstance(target, Path):
         return _write_rows(target, columns, builtin, records)
