@@ -28,8 +28,8 @@ from crmkit.settings import Settings
 
 if TYPE_CHECKING:
     from crmkit.events.types import EventSink
-    from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.audit_log import AuditLog
+    from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.leads import LeadService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService

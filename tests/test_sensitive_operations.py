@@ -101,3 +101,30 @@ def test_a_refused_write_leaves_no_audit_entry(crm: crmkit.CRM) -> None:
         crm.contacts.create({"full_name": ""})
 
     assert crm.audit.query(entity="contact") == []
+
+
+def test_holders_of_the_admin_role_are_notified_too(
+    crm: crmkit.CRM, manager: crmkit.User
+) -> None:
+    crm.users.create("ops", roles=("admin",))
+    crm.contacts.create({"full_name": "王芳"}, actor=manager)
+
+    export_csv(crm, "contact", io.StringIO(), actor=manager)
+
+    assert len(export_notices(crm, "ops")) == 1
+
+
+def test_a_user_manager_without_record_rights_can_deactivate_a_rep_with_customers(
+    crm: crmkit.CRM, rep: crmkit.User, manager: crmkit.User
+) -> None:
+    crm.roles.create("hr")
+    crm.roles.grant("hr", "user:manage", "all")
+    hr = crm.users.create("hr1", roles=("hr",))
+    crm.users.set_manager("alice", "boss")
+    contact = crm.contacts.create({"full_name": "王芳"}, actor=rep)
+
+    crm.users.deactivate("alice", actor=hr)
+
+    assert crm.contacts.get(contact.id).owner_id == manager.id
+    (entry,) = crm.audit.query(entity="contact", record_id=contact.id, operation="update")
+    assert entry.actor_id == hr.id

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from crmkit.services.operation import to_json
+from crmkit.events.payloads import to_json
 from crmkit.services.transfer import csv_cell
 
 MAX_CELL_WIDTH = 40

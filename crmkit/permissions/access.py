@@ -148,7 +148,7 @@ def load_access(session: Session, user: User | None) -> Access:
     team_ids: frozenset[int] = frozenset()
     subtree_ids: frozenset[int] = frozenset()
     if user.team_id is not None:
-        parents = dict(session.execute(select(Team.id, Team.parent_id)).all())  # type: ignore[arg-type]
+        parents = dict(session.execute(select(Team.id, Team.parent_id)).all())
         team_ids = frozenset({user.team_id})
         subtree_ids = subtree(parents, user.team_id)
     return Access(

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 
 from crmkit.db.base import utcnow
 from crmkit.db.engine import bulk_insert
-from crmkit.entities.organisation import User
-from crmkit.permissions.models import AuditEntry, Notification
+from crmkit.entities.organisation import Role, User
+from crmkit.events.payloads import to_json
+from crmkit.permissions.models import AuditEntry, Notification, UserRole
 
 if TYPE_CHECKING:
     from crmkit.services.operation import Operation
@@ -62,8 +63,6 @@ def audit_rows(
 
 def op_json(op: Operation, value: Mapping[str, Any]) -> dict[str, Any]:
     """``value`` in JSON-ready form."""
-    from crmkit.services.operation import to_json
-
     result: dict[str, Any] = to_json(value)
     return result
 
@@ -95,7 +94,14 @@ def flag_sensitive(
         record_type=entity,
         record_id=record_id,
     )
-    admins = list(op.session.scalars(select(User.id).where(User.is_admin, User.is_active)))
+    admin_role = (
+        select(UserRole.user_id).join(Role, Role.id == UserRole.role_id).where(Role.name == "admin")
+    )
+    admins = list(
+        op.session.scalars(
+            select(User.id).where(User.is_active, or_(User.is_admin, User.id.in_(admin_role)))
+        )
+    )
     if admins:
         op.session.execute(
             insert(Notification),

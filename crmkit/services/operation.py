@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
-import enum
 import json
-import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -15,37 +12,13 @@ from sqlalchemy.orm import Session
 from crmkit.db.engine import bulk_insert
 from crmkit.entities.organisation import User
 from crmkit.events.outbox import OutboxEvent
+from crmkit.events.payloads import to_json
 from crmkit.events.types import Event
-from crmkit.permissions.access import Access, load_access
+from crmkit.permissions.access import SYSTEM, Access, load_access
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.services.records import RecordService
-
-
-#: Types ``to_json`` returns unchanged (exact types: an enum that subclasses ``str`` is not
-#: one of them and still becomes its value).
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def to_json(value: Any) -> Any:
-    """``value`` with dates, decimals, enums and UUIDs turned into JSON-ready forms."""
-    kind = type(value)
-    if kind in _PLAIN:  # the common case, checked first: events and audit entries are full
-        return value  # of them; then exact dicts and lists, before the slower ABC checks
-    if kind is dict or (kind is not list and isinstance(value, Mapping)):
-        return {
-            str(key): item if type(item) in _PLAIN else to_json(item) for key, item in value.items()
-        }
-    if kind is list or isinstance(value, list | tuple | set | frozenset):
-        return [item if type(item) in _PLAIN else to_json(item) for item in value]
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal | uuid.UUID):
-        return str(value)
-    return value
 
 
 class Operation:
@@ -63,13 +36,27 @@ class Operation:
         self.events: list[Event] = []
         self._written = 0
         self._access: Access | None = None
+        self._elevated = 0
 
     @property
     def access(self) -> Access:
         """What the actor may do (roles, scopes, field rules), read once per operation."""
+        if self._elevated:
+            return SYSTEM
         if self._access is None:
             self._access = load_access(self.session, self.actor)
         return self._access
+
+    @contextmanager
+    def elevated(self) -> Iterator[Operation]:
+        """Act with the system's rights for a step the service has already authorised
+        (handing a departing user's records over needs only ``user:manage``, not the right
+        to reassign every record). The actor stays the actor in audit entries and events."""
+        self._elevated += 1
+        try:
+            yield self
+        finally:
+            self._elevated -= 1
 
     @property
     def actor_id(self) -> int | None:

@@ -9,6 +9,7 @@ from crmkit.db.base import utcnow
 from crmkit.entities.system import PluginState
 from crmkit.errors import CRMError, PluginError
 from crmkit.plugins import InstalledPlugin, plugin_table
+from crmkit.services.roles import seed_builtin_roles
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -74,6 +75,7 @@ def enable_plugin(crm: CRM, name: str) -> list[str]:
             state.version = plugin.version
             state.changed_at = utcnow()
             op.emit("plugin.enabled", {"name": name, "version": plugin.version})
+            seed_builtin_roles(op)  # the admin role gets the plugin's permissions
             plugin.call_own("crmkit_setup", crm=crm, op=op)
     except Exception as error:
         crm.reload_plugins()

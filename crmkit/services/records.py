@@ -30,9 +30,10 @@ from crmkit.errors import (
     PermissionDenied,
     ValidationError,
 )
+from crmkit.events.payloads import to_json
 from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
-from crmkit.services.operation import Operation, to_json
+from crmkit.services.operation import Operation
 from crmkit.services.queries import (
     build_filters,
     build_search,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import crmkit.entities
-import crmkit.events.outbox  # noqa: F401
+import crmkit.events.outbox
 import crmkit.permissions.models  # noqa: F401
 from crmkit.db.base import Base
 
