@@ -146,7 +146,14 @@ def test_db_upgrade_creates_the_schema_of_an_empty_database(
 def test_db_current_shows_each_branch_and_whether_it_is_up_to_date(run: Run) -> None:
     lines = ok(run("db", "current")).splitlines()
     assert lines[0].split() == ["branch", "current", "head", "status"]
-    assert lines[2].split() == ["crmkit", "0002_permissions", "0002_permissions", "up", "to", "date"]
+    assert lines[2].split() == [
+        "crmkit",
+        "0002_permissions",
+        "0002_permissions",
+        "up",
+        "to",
+        "date",
+    ]
 
 
 def test_db_current_finds_a_plugin_branch_that_depends_on_the_core(

@@ -103,9 +103,7 @@ def test_a_refused_write_leaves_no_audit_entry(crm: crmkit.CRM) -> None:
     assert crm.audit.query(entity="contact") == []
 
 
-def test_holders_of_the_admin_role_are_notified_too(
-    crm: crmkit.CRM, manager: crmkit.User
-) -> None:
+def test_holders_of_the_admin_role_are_notified_too(crm: crmkit.CRM, manager: crmkit.User) -> None:
     crm.users.create("ops", roles=("admin",))
     crm.contacts.create({"full_name": "王芳"}, actor=manager)
 
