@@ -8,13 +8,19 @@ fields run in SQL on both SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 import enum
 import re
 from collections.abc import Callable, Iterable, Sequence
 
 from attrs import field, frozen
+
+from crmkit.entities.parsing import (
+    parse_bool,
+    parse_date,
+    parse_datetime,
+    parse_decimal,
+    parse_int,
+)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 CustomValue = str | int | bool | list[str] | None
@@ -31,10 +37,6 @@ class FieldType(enum.StrEnum):
     BOOLEAN = "boolean"
     CHOICE = "choice"
     MULTI_CHOICE = "multi_choice"
-
-
-_TRUE = {"true", "yes", "1", "y", "on", "是", "真"}
-_FALSE = {"false", "no", "0", "n", "off", "否", "假"}
 
 
 def _choices(values: Iterable[str]) -> tuple[str, ...]:
@@ -90,60 +92,23 @@ def _text(f: CustomField, value: object) -> str:
 
 
 def _number(f: CustomField, value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected a whole number, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ValueError(f"expected a whole number, got {value!r}")
+    return parse_int(value)
 
 
 def _decimal(f: CustomField, value: object) -> str:
-    if isinstance(value, bool):
-        raise ValueError("expected a decimal number, got a boolean")
-    try:
-        number = decimal.Decimal(str(value).strip())
-    except decimal.InvalidOperation:
-        raise ValueError(f"expected a decimal number, got {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"expected a finite decimal number, got {value!r}")
-    return format(number.normalize(), "f")
+    return format(parse_decimal(value).normalize(), "f")
 
 
 def _date(f: CustomField, value: object) -> str:
-    if isinstance(value, dt.datetime):
-        raise ValueError("expected a date, got a date and time")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    try:
-        return dt.date.fromisoformat(str(value).strip()).isoformat()
-    except ValueError:
-        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
+    return parse_date(value).isoformat()
 
 
 def _datetime(f: CustomField, value: object) -> str:
-    if not isinstance(value, dt.datetime):
-        try:
-            value = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected an ISO 8601 date and time, got {value!r}") from None
-    if value.tzinfo is None:
-        raise ValueError("expected a date and time with a time zone (e.g. +08:00)")
-    return value.astimezone(dt.UTC).isoformat()
+    return parse_datetime(value).isoformat()
 
 
 def _boolean(f: CustomField, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
+    return parse_bool(value)
 
 
 def _choice(f: CustomField, value: object) -> str:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import decimal
 import re
 from collections.abc import Callable, Mapping
@@ -18,6 +17,13 @@ from crmkit.entities.normalise import (
     normalise_name,
     normalise_phone,
     normalise_text,
+)
+from crmkit.entities.parsing import (
+    parse_bool,
+    parse_date,
+    parse_datetime,
+    parse_decimal,
+    parse_int,
 )
 from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
 from crmkit.errors import FieldError, ValidationError
@@ -37,61 +43,6 @@ def _as_text(value: object) -> str:
     if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected text, got {type(value).__name__}")
-
-
-def _as_int(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError("expected a whole number, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-        return int(value)
-    raise ValueError(f"expected a whole number, got {value!r}")
-
-
-def _as_decimal(value: object) -> decimal.Decimal:
-    if isinstance(value, bool):
-        raise ValueError("expected a number, got a boolean")
-    try:
-        number = decimal.Decimal(str(value).strip().replace(",", ""))
-    except decimal.InvalidOperation:
-        raise ValueError(f"expected a number, got {value!r}") from None
-    if not number.is_finite():
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
-
-
-def _as_date(value: object) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValueError(f"expected a date as YYYY-MM-DD, got {value!r}") from None
-
-
-def _as_datetime(value: object) -> dt.datetime:
-    if not isinstance(value, dt.datetime):
-        try:
-            value = dt.datetime.fromisoformat(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected an ISO 8601 date and time, got {value!r}") from None
-    if value.tzinfo is None:
-        raise ValueError("expected a date and time with a time zone (e.g. +08:00 or Z)")
-    return value.astimezone(dt.UTC)
-
-
-def _as_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in {"true", "yes", "1", "y", "是"}:
-        return True
-    if text in {"false", "no", "0", "n", "否"}:
-        return False
-    raise ValueError(f"expected true or false, got {value!r}")
 
 
 def _as_list(value: object) -> list[str]:
@@ -139,9 +90,9 @@ class ValuePreparer:
             if key not in SYSTEM_COLUMNS:
                 self.coercers[key] = self._column_coercer(key, prop.columns[0].type)
             elif isinstance(prop.columns[0].type, UTCDateTime):
-                self.system_coercers[key] = _as_datetime
+                self.system_coercers[key] = parse_datetime
             elif isinstance(prop.columns[0].type, Integer):
-                self.system_coercers[key] = _as_int
+                self.system_coercers[key] = parse_int
         required_custom = [f.name for f in self.custom_fields.values() if f.required]
         self.required_custom = tuple(required_custom)
 
@@ -164,15 +115,15 @@ class ValuePreparer:
         if kind == "email_list":
             return lambda value: [normalise_email(v) for v in _as_list(value)]
         if isinstance(column_type, UTCDateTime):
-            return _as_datetime
+            return parse_datetime
         if isinstance(column_type, Boolean):
-            return _as_bool
+            return parse_bool
         if isinstance(column_type, Integer):
-            return _as_int
+            return parse_int
         if isinstance(column_type, Numeric):
-            return _as_decimal
+            return parse_decimal
         if isinstance(column_type, Date):
-            return _as_date
+            return parse_date
         if isinstance(column_type, JSON):
             return _as_mapping if key == "social" else _as_list
         normalise: Callable[[str], str] = {
