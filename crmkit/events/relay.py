@@ -25,8 +25,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from sqlalchemy import and_, exists, func, insert, or_, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.orm import Session
 
 from crmkit.db.base import utcnow
 from crmkit.events.outbox import DeliveryStatus, EventDelivery, OutboxEvent
@@ -134,12 +134,14 @@ class Relay:
         if not self.sinks:
             return []
         now = utcnow()
-        earlier = aliased(EventDelivery)
-        blocked = exists().where(
-            earlier.sink == EventDelivery.sink,
-            earlier.record_key == EventDelivery.record_key,
-            earlier.id < EventDelivery.id,
-            earlier.status.in_(_OPEN),
+        # The head of each record's queue: the oldest open delivery per sink and record. A
+        # grouped scan is linear in the open deliveries whatever the planner's statistics say;
+        # the equivalent correlated "no earlier open delivery" test turned quadratic on a
+        # freshly migrated (never analyzed) table: 6.9 s for one claim over 5,000 pending.
+        heads = (
+            select(func.min(EventDelivery.id))
+            .where(EventDelivery.status.in_(_OPEN), EventDelivery.sink.in_(list(self.sinks)))
+            .group_by(EventDelivery.sink, EventDelivery.record_key)
         )
         due = or_(
             and_(
@@ -153,7 +155,7 @@ class Relay:
         )
         query = (
             select(EventDelivery.id)
-            .where(due, EventDelivery.sink.in_(list(self.sinks)), ~blocked)
+            .where(due, EventDelivery.id.in_(heads))
             .order_by(EventDelivery.id)
             .limit(self.config.batch_size)
         )
