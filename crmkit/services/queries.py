@@ -247,9 +247,18 @@ def keyset_after(
     descending: bool,
     value: Any,
     last_id: int,
+    *,
+    nullable: bool = True,
 ) -> ColumnElement[bool]:
     """Rows after ``(value, last_id)`` in the order ``expression`` then id, both ascending
-    (NULLs first) or both descending (NULLs last) — the order :func:`order_clauses` gives."""
+    (NULLs first) or both descending (NULLs last) — the order :func:`order_clauses` gives.
+    Sorting by the id itself needs no second key."""
+    if expression is id_column:
+        return id_column < last_id if descending else id_column > last_id
+    if not nullable and value is not None:
+        if descending:
+            return or_(expression < value, and_(expression == value, id_column < last_id))
+        return or_(expression > value, and_(expression == value, id_column > last_id))
     if not descending:
         if value is None:
             return or_(and_(expression.is_(None), id_column > last_id), expression.is_not(None))
@@ -262,9 +271,23 @@ def keyset_after(
 
 
 def order_clauses(
-    expression: ColumnElement[Any], id_column: ColumnElement[Any], descending: bool
+    expression: ColumnElement[Any],
+    id_column: ColumnElement[Any],
+    descending: bool,
+    *,
+    nullable: bool = True,
 ) -> list[Any]:
-    """ORDER BY for a sort field plus the id tiebreaker, the same on SQLite and PostgreSQL."""
+    """ORDER BY for a sort field plus the id tiebreaker, the same on SQLite and PostgreSQL.
+
+    NULLS FIRST/LAST is spelled out only for a column that can hold NULL: on PostgreSQL
+    ``ORDER BY id NULLS FIRST`` cannot walk the primary-key index and sorts the whole table
+    for every page."""
+    if expression is id_column:
+        return [id_column.desc() if descending else id_column.asc()]
+    if not nullable:
+        if descending:
+            return [expression.desc(), id_column.desc()]
+        return [expression.asc(), id_column.asc()]
     if descending:
         return [expression.desc().nulls_last(), id_column.desc()]
     return [expression.asc().nulls_first(), id_column.asc()]

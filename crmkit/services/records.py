@@ -412,6 +412,10 @@ class RecordService:
         sort_field = sort.lstrip("-")
         preparer = self.crm.preparer(self.name)
         expression = field_expression(self.entity, preparer, sort_field)  # hidden: see below
+        if sort_field == "id":
+            expression = self.model.id
+        column = self.entity.columns.get(sort_field)
+        nullable = column is None or bool(column.columns[0].nullable)
         custom = preparer.custom_fields.get(sort_field)
         if custom is not None and custom.type is FieldType.MULTI_CHOICE:
             raise ValidationError(
@@ -431,9 +435,13 @@ class RecordService:
                     )
                 value = self._cursor_operand(sort_field, value)
                 query = query.where(
-                    keyset_after(expression, self.model.id, descending, value, last_id)
+                    keyset_after(
+                        expression, self.model.id, descending, value, last_id, nullable=nullable
+                    )
                 )
-            query = query.order_by(*order_clauses(expression, self.model.id, descending))
+            query = query.order_by(
+                *order_clauses(expression, self.model.id, descending, nullable=nullable)
+            )
             rows = list(op.session.scalars(query.limit(limit + 1)))
             next_cursor = None
             if len(rows) > limit:
