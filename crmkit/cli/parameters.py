@@ -3,7 +3,8 @@ names."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -40,3 +41,23 @@ def split_names(values: Sequence[str]) -> list[str]:
 
 
 __all__ = ["FIELD_VALUE", "FieldValue", "pairs_to_dict", "split_names"]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_option(help_text: str) -> Callable[[F], F]:
+    """The ``--filter FIELD[__OP]=VALUE`` option of listing and exporting commands."""
+    return click.option(
+        "--filter",
+        "filters",
+        multiple=True,
+        type=FIELD_VALUE,
+        metavar="FIELD[__OP]=VALUE",
+        help=help_text,
+    )
+
+
+search_option = click.option(
+    "--search", metavar="TEXT", help="Free-text search in the main text fields."
+)

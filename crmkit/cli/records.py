@@ -15,7 +15,13 @@ from attrs import frozen
 from crmkit.app import CRM
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import echo_details, echo_json, echo_table
-from crmkit.cli.parameters import FIELD_VALUE, pairs_to_dict, split_names
+from crmkit.cli.parameters import (
+    FIELD_VALUE,
+    filter_option,
+    pairs_to_dict,
+    search_option,
+    split_names,
+)
 from crmkit.services.records import MAX_PAGE
 from crmkit.services.transfer import export_fields, plural
 
@@ -124,15 +130,8 @@ def _list_command(spec: EntityCommands) -> click.Command:
         f" input, so a phone number matches however it is typed.\n\n"
         f"Example:\n\n\b\n    crmkit {group_name} list --filter {spec.filter_example}",
     )
-    @click.option(
-        "--filter",
-        "filters",
-        multiple=True,
-        type=FIELD_VALUE,
-        metavar="FIELD[__OP]=VALUE",
-        help="Only records matching this (repeatable; all must match).",
-    )
-    @click.option("--search", metavar="TEXT", help="Free-text search in the main text fields.")
+    @filter_option("Only records matching this (repeatable; all must match).")
+    @search_option
     @click.option(
         "--sort",
         default="id",

@@ -14,7 +14,13 @@ import click
 
 from crmkit.app import CRM
 from crmkit.cli.context import cli_state
-from crmkit.cli.parameters import FIELD_VALUE, pairs_to_dict, split_names
+from crmkit.cli.parameters import (
+    FIELD_VALUE,
+    filter_option,
+    pairs_to_dict,
+    search_option,
+    split_names,
+)
 from crmkit.errors import CRMError
 from crmkit.services.records import RowError
 from crmkit.services.transfer import (
@@ -211,15 +217,8 @@ def _report_errors(errors: Sequence[RowError], path: str | None) -> None:
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to this file (default: standard output).",
 )
-@click.option(
-    "--filter",
-    "filters",
-    multiple=True,
-    type=FIELD_VALUE,
-    metavar="FIELD[__OP]=VALUE",
-    help="Only records matching this (repeatable; as in the list commands).",
-)
-@click.option("--search", metavar="TEXT", help="Free-text search in the main text fields.")
+@filter_option("Only records matching this (repeatable; as in the list commands).")
+@search_option
 @click.option(
     "--fields",
     metavar="A,B,...",
