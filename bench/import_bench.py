@@ -315,9 +315,19 @@ def run_orm_loop(dbs: Databases, rows: Sequence[dict[str, Any]]) -> float:
 # -- the whole benchmark -----------------------------------------------------------------
 
 
-def _best(function: Callable[[], float], runs: int, rows: int) -> Timing:
-    times = [function() for _ in range(runs)]
-    return Timing(rows=rows, seconds=min(times), runs=runs, all_seconds=times)
+def _interleaved(plan: Mapping[str, tuple[Callable[[], float], int, int]]) -> dict[str, Timing]:
+    """Run each ``name: (function, runs, rows)`` its number of times, in rounds (one run of
+    each per round), so that the machine's changing load falls on all of them alike; each
+    timing is the best of its runs."""
+    times: dict[str, list[float]] = {name: [] for name in plan}
+    for round_ in range(max(runs for _, runs, _ in plan.values())):
+        for name, (function, runs, _) in plan.items():
+            if round_ < runs:
+                times[name].append(function())
+    return {
+        name: Timing(rows=rows, seconds=min(times[name]), runs=runs, all_seconds=times[name])
+        for name, (_, runs, rows) in plan.items()
+    }
 
 
 @define
@@ -361,28 +371,32 @@ def run(
     stages: dict[str, Timing] = {}
     for backend in backends:
         with Databases(backend) as dbs:
-            crmkit_timing = _best(
-                partial(run_crmkit, dbs, csv_path, rows, batch_size), crmkit_runs, rows
-            )
-            log(
-                f"import[{backend}] crmkit: {crmkit_timing.rate:,.0f} rows/s"
-                f" (runs: {', '.join(f'{t:.2f} s' for t in crmkit_timing.all_seconds)})"
-            )
-            bare_function = bare_functions[backend]
-            bare = _best(partial(bare_function, dbs, normalised), bare_runs, rows)
-            log(
-                f"import[{backend}] bare: {bare.rate:,.0f} rows/s"
-                f" (runs: {', '.join(f'{t:.2f} s' for t in bare.all_seconds)})"
-            )
-            orm = _best(partial(run_orm_loop, dbs, orm_sample), 1, len(orm_sample))
-            log(f"import[{backend}] ORM loop: {orm.rate:,.0f} rows/s ({orm.seconds:.2f} s)")
-            if not stages:
+            plan: dict[str, tuple[Callable[[], float], int, int]] = {
+                "crmkit": (partial(run_crmkit, dbs, csv_path, rows, batch_size), crmkit_runs, rows),
+                "bare": (partial(bare_functions[backend], dbs, normalised), bare_runs, rows),
+                "orm": (partial(run_orm_loop, dbs, orm_sample), 1, len(orm_sample)),
+            }
+            if not stages:  # the stages write nothing: measured once, with the first engine
                 for stage, _ in STAGES:
-                    stages[stage] = _best(
+                    plan[stage] = (
                         partial(run_stage, dbs, csv_path, rows, stage),
                         crmkit_runs,
                         rows,
                     )
+            timings = _interleaved(plan)
+            crmkit_timing, bare, orm = timings["crmkit"], timings["bare"], timings["orm"]
+            log(
+                f"import[{backend}] crmkit: {crmkit_timing.rate:,.0f} rows/s"
+                f" (runs: {', '.join(f'{t:.2f} s' for t in crmkit_timing.all_seconds)})"
+            )
+            log(
+                f"import[{backend}] bare: {bare.rate:,.0f} rows/s"
+                f" (runs: {', '.join(f'{t:.2f} s' for t in bare.all_seconds)})"
+            )
+            log(f"import[{backend}] ORM loop: {orm.rate:,.0f} rows/s ({orm.seconds:.2f} s)")
+            if not stages:
+                for stage, _ in STAGES:
+                    stages[stage] = timings[stage]
                     log(f"import: stage {stage}: {stages[stage].rate:,.0f} rows/s")
             summary = None
             if with_profile:
@@ -419,8 +433,8 @@ def as_markdown(results: ImportResults) -> list[str]:
         "",
         f"{rows:,} generated contacts for (a) and (b); the ORM loop (c) runs on the first"
         f' {orm_rows:,} of the same rows and its rate is applied to {rows:,} rows ("scaled":'
-        " rows ÷ rate). Wall-clock times; each figure is the best of its runs"
-        " (crmkit and the stages: "
+        " rows ÷ rate). Wall-clock times; the variants run in alternation, round after round,"
+        " and each figure is the best of its runs (crmkit and the stages: "
         f"{results.backends[0].crmkit.runs if results.backends else 0}, bare driver:"
         f" {results.backends[0].bare.runs if results.backends else 0}, ORM loop: 1).",
         "",
