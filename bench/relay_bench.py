@@ -245,11 +245,14 @@ def claim_plans(dbs: Databases, events: int) -> ClaimPlans:
         url = dbs.clone(source)
         crm = crmkit.CRM(crmkit.Settings.from_mapping({}, database_url=url), discover=False)
         try:
-            if analyze:
-                with crm.engine.connect() as connection:
+            with crm.engine.connect() as connection:
+                # The same warm connection and cache for both: read the table once.
+                connection.exec_driver_sql("SELECT count(*) FROM event_deliveries").scalar()
+                if analyze:
                     connection.exec_driver_sql("ANALYZE event_deliveries")
-                    connection.commit()
+                connection.commit()
             relay = Relay(crm, "plans", sinks=[CountingSink()])
+            relay.dispatch()  # nothing left to dispatch: warms the relay's own statements
             started = time.perf_counter()
             claimed = relay.claim()
             seconds.append(time.perf_counter() - started)
@@ -281,10 +284,13 @@ def run(
     events: int,
     webhook_events: int,
     plan_events: int,
+    rounds: int = 2,
     log: Callable[[str], None] = print,
 ) -> tuple[list[RelayRun], ClaimPlans]:
     """One and two workers, counting sink and webhook sink, on PostgreSQL; and the cost of
-    a claim with stale and with fresh planner statistics."""
+    a claim with stale and with fresh planner statistics. One worker and two alternate for
+    ``rounds`` rounds (so the machine's changing load falls on both alike); the faster run
+    of each is kept."""
     runs: list[RelayRun] = []
     with Databases("postgresql") as dbs:
         plans = claim_plans(dbs, plan_events)
@@ -298,7 +304,8 @@ def run(
             started = time.perf_counter()
             make_backlog(backlog, count)
             log(f"relay: backlog of {count} events in {time.perf_counter() - started:.1f} s")
-            for workers in (1, 2):
+            best: dict[int, RelayRun] = {}
+            for workers in (1, 2) * rounds:
                 url = dbs.clone(backlog)
                 receiver = None
                 if sink_kind == "webhook":
@@ -319,8 +326,10 @@ def run(
                     f"relay[{sink_kind}, {workers} worker(s)]: {result.rate:,.0f} events/s"
                     f" ({result.seconds:.1f} s, per worker {result.per_worker})"
                 )
-                runs.append(result)
+                if workers not in best or result.seconds < best[workers].seconds:
+                    best[workers] = result
                 dbs.drop(url)
+            runs += [best[1], best[2]]
             dbs.drop(backlog)
     return runs, plans
 
@@ -329,8 +338,8 @@ def _plan_verdict(plans: ClaimPlans) -> str:
     ratio = plans.cold_seconds / max(plans.analyzed_seconds, 1e-9)
     if ratio > 10:
         return (
-            f"{ratio:,.0f} × slower with stale statistics: the plan depends on them, and a"
-            " relay facing a large backlog stalls until autovacuum re-analyzes the table"
+            f"{ratio:,.0f} × slower with stale statistics: the claim's plan depends on them, so"
+            " claims stay slow until autovacuum re-analyzes the table"
         )
     return f"{ratio:.1f} ×: the claim does not depend on fresh statistics"
 
@@ -345,7 +354,8 @@ def as_markdown(runs: Sequence[RelayRun], plans: ClaimPlans, batch_size: int) ->
         " worker is a separate **process** (multiprocessing, spawn) looping `Relay.run_once()`"
         " (dispatch → claim with `FOR UPDATE SKIP LOCKED` → deliver) until nothing is left;"
         f" relay settings are the defaults (batch_size {batch_size}). The clock starts when"
-        " every worker is ready and stops when the last one finds nothing left.",
+        " every worker is ready and stops when the last one finds nothing left. One worker"
+        " and two alternate, two rounds; the faster run of each is shown.",
         "",
         "| Sink | events | 1 worker | 2 workers | 2 ÷ 1 | split between the 2 workers |",
         "|---|---:|---:|---:|---:|---|",

@@ -639,25 +639,22 @@ def run(
     return results
 
 
-# -- what if: the three query changes the analysis proposes -------------------------------
+# -- what if: the query changes the analysis proposes ------------------------------------
 
 
 @contextmanager
 def what_if(backend: str, *, memoise_access: bool = False) -> Iterator[None]:
-    """Patch crmkit (in this process only) with the three changes docs/benchmarks.md proposes,
-    to measure what they would give:
+    """Patch crmkit (in this process only) with the changes docs/benchmarks.md proposes, to
+    measure what they would give:
 
-    1. ``ORDER BY`` without ``NULLS FIRST``/``NULLS LAST`` for a sort column that is NOT
-       NULL (the clause changes nothing for such a column, but on PostgreSQL it keeps a
-       B-tree index, the primary key included, from serving the order);
-    2. SQLite only: when a list is sorted on the primary key or an indexed column, the scope
+    1. SQLite only: when a list is sorted on the primary key or an indexed column, the scope
        condition is written ``owner_id + 0 = ? OR team_id + 0 IN (...)``, which SQLite cannot
        answer from the owner/team indexes, so it walks the sort's index and filters, stopping
        after one page, instead of collecting every visible row and sorting them;
-    3. a cursor's keyset condition ``sort > :v OR (sort = :v AND id > :last)`` also gets the
-       redundant bound ``sort >= :v`` (``<=`` when descending, for a NOT NULL column), which
-       both engines can use as the start of an index range: without it a later page walks
-       the sort's index from its first entry.
+    2. a cursor's keyset condition ``sort > :v OR (sort = :v AND id > :last)`` on a column
+       other than the id also gets the redundant bound ``sort >= :v`` (``<=`` when
+       descending, for a NOT NULL column), which both engines use as the start of an index
+       range: without it a later page walks the sort's index from its first entry.
 
     With ``memoise_access`` the actor's access is also loaded once and kept (not safe in
     crmkit: a deactivation or a role change would go unnoticed), the lower bound of what a
@@ -668,12 +665,11 @@ def what_if(backend: str, *, memoise_access: bool = False) -> Iterator[None]:
     from crmkit.permissions.access import Access
     from crmkit.services import operation, records
 
-    original_order = records.order_clauses  # type: ignore[attr-defined]
     original_condition = Access.condition
     original_list = records.RecordService.list
     original_keyset = records.keyset_after  # type: ignore[attr-defined]
-    state = {"index_sort": False}
     original_load = operation.load_access  # type: ignore[attr-defined]
+    state = {"index_sort": False}
     loaded: dict[int, Access] = {}
 
     def load_access(session: Any, user: Any) -> Access:
@@ -683,24 +679,23 @@ def what_if(backend: str, *, memoise_access: bool = False) -> Iterator[None]:
             loaded[user.id] = original_load(session, user)
         return loaded[user.id]
 
-    def order_clauses(expression: Any, id_column: Any, descending: bool) -> list[Any]:
-        column = getattr(expression, "expression", expression)
-        if getattr(column, "nullable", True):
-            return original_order(expression, id_column, descending)
-        if descending:
-            return [expression.desc(), id_column.desc()]
-        return [expression.asc(), id_column.asc()]
-
     def keyset_after(
-        expression: Any, id_column: Any, descending: bool, value: Any, last_id: int
+        expression: Any,
+        id_column: Any,
+        descending: bool,
+        value: Any,
+        last_id: int,
+        *,
+        nullable: bool = True,
     ) -> Any:
-        condition = original_keyset(expression, id_column, descending, value, last_id)
-        column = getattr(expression, "expression", expression)
-        if value is None:
+        condition = original_keyset(
+            expression, id_column, descending, value, last_id, nullable=nullable
+        )
+        if expression is id_column or value is None:
             return condition
         if not descending:
             return and_(expression >= value, condition)
-        if not getattr(column, "nullable", True):
+        if not nullable:
             return and_(expression <= value, condition)
         return condition
 
@@ -723,7 +718,6 @@ def what_if(backend: str, *, memoise_access: bool = False) -> Iterator[None]:
             state["index_sort"] = False
 
     with (
-        mock.patch.object(records, "order_clauses", order_clauses),
         mock.patch.object(records, "keyset_after", keyset_after),
         mock.patch.object(Access, "condition", condition),
         mock.patch.object(records.RecordService, "list", list_),
