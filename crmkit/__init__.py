@@ -7,6 +7,7 @@ private and may change. Plugins import ``crmkit`` and nothing below it.
 from crmkit.app import CRM, open_crm
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
+from crmkit.duplicates import DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -62,6 +63,8 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DuplicateAction",
+    "DuplicateMatch",
     "EntityType",
     "Event",
     "EventSink",

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import click
 
     from crmkit.app import CRM
+    from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.registry import EntityType
     from crmkit.events.types import Event, EventSink
@@ -258,6 +259,39 @@ def crmkit_after_delete(
     op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]
 ) -> None:
     """Called inside the transaction after a record is soft-deleted. Raising rolls back."""
+
+
+@hookspec(firstresult=True)
+def crmkit_find_duplicates(
+    op: Operation, entity: str, values: Mapping[str, Any], record_id: int | None
+) -> Sequence[DuplicateMatch] | None:
+    """Find existing records that look like the same customer (firstresult).
+
+    Called inside the transaction when a contact, lead or account is created or updated (and
+    for every row of an import), before the write. ``values`` are the validated, normalised
+    values of the new record (for an update: the record as it will be after the change);
+    ``record_id`` is ``None`` on create and the record's id on update (never report the
+    record itself). Only records the core could show the actor matter for the message, but
+    look at every live record: a collision is with a record the actor may not see.
+
+    Return a list of ``crmkit.DuplicateMatch`` (an empty list means "no duplicates" and stops
+    the search), or ``None`` to let the next implementation answer. The core's own fallback
+    (an exact e-mail or phone match) runs last. The core then applies each match's
+    ``action``: ``block`` refuses the write with a ``DuplicateError`` listing the matches,
+    ``warn`` writes and flags the record, ``allow`` writes; the assignment rules' collision
+    policy looks at matches owned by somebody else.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_find_duplicates(op, entity, values, record_id):
+            if entity != "contact" or not values.get("email"):
+                return None
+            same = op.records("contact").list(filters={"email": values["email"]}).items
+            return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
+                                          owner_id=r.owner_id)
+                    for r in same if r.id != record_id]
+    """
 
 
 @hookspec
