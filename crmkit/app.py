@@ -20,6 +20,7 @@ from crmkit.entities.organisation import User
 from crmkit.entities.registry import CORE_ENTITIES, EntityType
 from crmkit.entities.system import PluginState
 from crmkit.errors import ConfigError, CRMError
+from crmkit.events.subscriptions import subscription_sinks
 from crmkit.events.types import Event
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
 from crmkit.services.operation import Operation
@@ -30,11 +31,13 @@ if TYPE_CHECKING:
     from crmkit.events.types import EventSink
     from crmkit.services.audit_log import AuditLog
     from crmkit.services.deals import DealService, PipelineService
+    from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
+    from crmkit.services.webhooks import WebhookSubscriptionService
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,9 @@ class CRM:
         from crmkit.events.webhook import WebhookSink
 
         sinks: list[EventSink] = [WebhookSink.from_config(c) for c in self.settings.webhooks]
+        if self.initialised:  # subscriptions made through the API (``webhook_subscriptions``)
+            with self._read_sessions() as session:
+                sinks.extend(subscription_sinks(session))
         for group in self.host.call("crmkit_event_sinks", crm=self):
             sinks.extend(group)
         names = [sink.name for sink in sinks]
@@ -299,6 +305,20 @@ class CRM:
         from crmkit.services.tokens import TokenService
 
         return TokenService(self)
+
+    @cached_property
+    def forms(self) -> FormService:
+        """Lead-capture forms: add, list, remove, submit, HTML snippet."""
+        from crmkit.services.forms import FormService
+
+        return FormService(self)
+
+    @cached_property
+    def webhooks(self) -> WebhookSubscriptionService:
+        """Webhook subscriptions made through the API, and their deliveries."""
+        from crmkit.services.webhooks import WebhookSubscriptionService
+
+        return WebhookSubscriptionService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -133,6 +133,40 @@ def crmkit_cli_commands() -> Sequence[click.Command]:
 
 
 @hookspec
+def crmkit_api_routes(crm: CRM) -> Sequence[Any]:
+    """Add REST API routes (collected).
+
+    Called once when the API app is built (``crmkit serve``, ``crmkit.api.create_app``), for
+    enabled plugins only. Return Litestar route handlers, ``Controller`` classes or
+    ``Router`` objects; the core mounts each plugin's under ``/plugins/<plugin-name>``, puts
+    them in the OpenAPI schema (tagged with the plugin's name) and protects them with the
+    same bearer-token authentication as the core routes. A handler may declare these
+    dependencies by parameter name:
+
+    * ``crm``: the open ``crmkit.CRM``;
+    * ``actor``: the authenticated ``crmkit.User`` the token belongs to (pass it to every
+      service call as ``actor=actor``, so permissions and field rules apply).
+
+    Sync handlers run the services in Litestar's thread pool (``sync_to_thread=True``). A
+    ``crmkit.CRMError`` raised in a handler becomes RFC 9457 problem+json exactly as in the
+    core routes (``NotFoundError`` 404, ``PermissionDenied`` 403, ``ValidationError`` 422
+    with the fields named, ``ConflictError`` 409, any other 400).
+
+    Example::
+
+        from litestar import get
+
+        @get("/summary", sync_to_thread=True)
+        def referral_summary(crm: crmkit.CRM, actor: crmkit.User) -> dict[str, int]:
+            return {"referrals": crm.records("referral").count(actor=actor)}
+
+        @crmkit.hookimpl
+        def crmkit_api_routes(crm):
+            return [referral_summary]   # served at GET /plugins/referrals/summary
+    """
+
+
+@hookspec
 def crmkit_setup(crm: CRM, op: Operation) -> None:
     """Run once when the plugin is enabled, after its migrations (only the enabled plugin's).
 

@@ -73,6 +73,35 @@ class RelaySettings:
 
 
 @frozen
+class ApiSettings:
+    """The REST API (``crmkit serve``): where it listens, how large a request body may be,
+    and how many lead-form submissions one client address may make per window."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = ""  # how web sites reach the API (form snippets); default http://host:port
+    max_body_bytes: int = 1_048_576
+    form_rate_limit: int = 10
+    form_rate_window_seconds: float = 60.0
+    docs_path: str = "/schema"
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"crmkit.api.port must be 1-65535, not {self.port}")
+        if self.max_body_bytes < 1024:
+            raise ValueError("crmkit.api.max_body_bytes must be at least 1024")
+        if self.form_rate_limit < 1 or self.form_rate_window_seconds <= 0:
+            raise ValueError(
+                "crmkit.api.form_rate_limit and form_rate_window_seconds must be positive"
+            )
+
+    @property
+    def base_url(self) -> str:
+        """``public_url``, or the address the server listens on."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+@frozen
 class Settings:
     """Everything configurable about one CRM instance."""
 
@@ -82,6 +111,7 @@ class Settings:
     custom_fields: tuple[CustomField, ...] = ()
     webhooks: tuple[WebhookConfig, ...] = ()
     relay: RelaySettings = RelaySettings()
+    api: ApiSettings = ApiSettings()
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     echo_sql: bool = False
 
@@ -130,7 +160,7 @@ class Settings:
                 " [plugins.<name>] and [[webhooks]]"
             )
         section = dict(data.get("crmkit", {}))
-        known = {"database_url", "default_region", "echo_sql", "custom_fields", "relay"}
+        known = {"database_url", "default_region", "echo_sql", "custom_fields", "relay", "api"}
         unknown = sorted(set(section) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown setting crmkit.{unknown[0]}")
@@ -143,6 +173,7 @@ class Settings:
             )
             webhooks = tuple(WebhookConfig(**spec) for spec in data.get("webhooks", []))
             relay = RelaySettings(**section.get("relay", {}))
+            api = ApiSettings(**section.get("api", {}))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
         region = str(section.get("default_region", "CN")).upper()
@@ -161,6 +192,7 @@ class Settings:
             custom_fields=custom_fields,
             webhooks=webhooks,
             relay=relay,
+            api=api,
             plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
             echo_sql=echo_sql,
         )

@@ -2,6 +2,7 @@
 
 from crmkit.entities.customers import Account, Contact, Lead, LeadStatus, LifecycleStage
 from crmkit.entities.deals import Deal, Pipeline, Stage, StageKind
+from crmkit.entities.forms import LeadForm
 from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
 from crmkit.entities.organisation import Role, Team, User
 from crmkit.entities.system import PluginState
@@ -13,6 +14,7 @@ __all__ = [
     "Contact",
     "Deal",
     "Lead",
+    "LeadForm",
     "LeadStatus",
     "LifecycleStage",
     "Pipeline",

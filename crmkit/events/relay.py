@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from crmkit.db.base import utcnow
 from crmkit.events.outbox import DeliveryStatus, EventDelivery, OutboxEvent
+from crmkit.events.subscriptions import refreshed_sinks
 from crmkit.events.types import Event, EventSink
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Relay:
     ) -> None:
         self.crm = crm
         self.config = crm.settings.relay
+        self._fixed_sinks = sinks is not None
         self.sinks = {sink.name: sink for sink in (crm.event_sinks() if sinks is None else sinks)}
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._postgres = crm.engine.dialect.name == "postgresql"
@@ -243,8 +245,16 @@ class Relay:
         seconds = self.config.backoff_seconds * (2 ** max(attempts - 1, 0))
         return dt.timedelta(seconds=min(seconds, self.config.max_backoff_seconds))
 
+    def refresh_sinks(self) -> None:
+        """Re-read the sinks (webhook subscriptions come and go through the API); a relay
+        given its sinks explicitly keeps them."""
+        if not self._fixed_sinks:
+            with self._session() as session:
+                self.sinks = refreshed_sinks(self.sinks, session)
+
     def run_once(self) -> RelayStats:
-        """One pass: dispatch, claim, deliver."""
+        """One pass: refresh the sinks, dispatch, claim, deliver."""
+        self.refresh_sinks()
         dispatched = self.dispatch()
         stats = self.deliver(self.claim())
         return RelayStats(

@@ -3,7 +3,8 @@
 A permission is ``"<resource>:<action>"``. Every entity (core and plugin) has ``read``,
 ``create``, ``update``, ``delete`` and ``export``; customer entities also ``assign``; leads
 ``convert``. Administration has ``user:manage``, ``team:manage``, ``role:manage``,
-``audit:read`` and ``plugin:manage``. Plugins add theirs through ``crmkit_permissions``.
+``audit:read``, ``plugin:manage``, ``webhook:manage`` (API webhook subscriptions) and
+``form:manage`` (lead-capture forms). Plugins add theirs through ``crmkit_permissions``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from crmkit.permissions.models import Scope
 
 RECORD_ACTIONS = ("read", "create", "update", "delete", "export")
 ASSIGNABLE = ("contact", "account", "lead", "deal")
-ADMIN_PERMISSIONS = ("user:manage", "team:manage", "role:manage", "audit:read", "plugin:manage")
+ADMIN_PERMISSIONS = (
+    "user:manage",
+    "team:manage",
+    "role:manage",
+    "audit:read",
+    "plugin:manage",
+    "webhook:manage",
+    "form:manage",
+)
 CUSTOMER_ENTITIES = ("contact", "account", "lead", "deal", "activity", "task")
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 
 import crmkit.entities
+import crmkit.entities.forms
 import crmkit.events.outbox
+import crmkit.events.subscriptions
 import crmkit.permissions.models  # noqa: F401
 from crmkit.db.base import Base
 

@@ -1,0 +1,6 @@
+"""The REST API (Litestar): :func:`create_app` and the pieces plugins and tests use."""
+
+from crmkit.api.app import PLUGIN_PREFIX, create_app
+from crmkit.api.problems import PROBLEM_MEDIA_TYPE, Problem
+
+__all__ = ["PLUGIN_PREFIX", "PROBLEM_MEDIA_TYPE", "Problem", "create_app"]

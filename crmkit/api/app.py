@@ -1,0 +1,110 @@
+"""The REST API app: :func:`create_app` builds a Litestar app serving one CRM.
+
+Routes: every entity under ``/<plural>`` (core and plugin entities alike), ``/webhooks``,
+the public ``/forms/{key}``, each enabled plugin's routes under ``/plugins/<name>``, and the
+OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page at
+``/schema/swagger``, also ``/schema/redoc``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+
+import crmkit
+from crmkit.api.auth import TokenAuthentication, provide_actor
+from crmkit.api.forms import form_router
+from crmkit.api.problems import EXCEPTION_HANDLERS
+from crmkit.api.records import record_router
+from crmkit.api.schemas import EntitySchemas
+from crmkit.api.webhooks import webhook_router
+from crmkit.app import CRM
+from crmkit.errors import PluginError
+
+PLUGIN_PREFIX = "/plugins"
+
+
+def plugin_routers(crm: CRM) -> list[Router]:
+    """Each enabled plugin's routes (``crmkit_api_routes``) in a router of its own under
+    ``/plugins/<name>``; a plugin whose hook fails stops the app with an error naming it."""
+    routers: list[Router] = []
+    for name in crm.host.names:
+        plugin = crm.installed[name]
+        try:
+            handlers = plugin.call_own("crmkit_api_routes", crm=crm)
+        except Exception as error:
+            raise PluginError(name, f"plugin {name!r} failed in crmkit_api_routes: {error}") from error
+        if handlers:
+            routers.append(
+                Router(path=f"{PLUGIN_PREFIX}/{name}", route_handlers=list(handlers), tags=[name])
+            )
+    return routers
+
+
+def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
+    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI."""
+    crm.require_schema()
+    settings = crm.settings.api
+    every = {
+        name: EntitySchemas(entity, crm.custom_fields[name])
+        for name, entity in sorted(crm.entities.items())
+    }
+    routers: list[Any] = [
+        record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
+    ]
+    routers += [webhook_router(crm), form_router(crm), health]
+    routers += plugin_routers(crm)
+    openapi = OpenAPIConfig(
+        title="crmkit API",
+        version=crmkit.__version__,
+        description="The REST API of a crmkit CRM. Authenticate with an API token: "
+        "`Authorization: Bearer <token>` (crmkit tokens issue USER NAME). Errors are RFC 9457 "
+        "problem+json.",
+        path=settings.docs_path,
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin(), JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http", scheme="bearer", description="An API token (crmk_...)."
+                )
+            }
+        ),
+        security=[{"BearerToken": []}],
+        tags=[Tag(name="forms", description="Public lead-capture forms (no token).")],
+        use_handler_docstrings=False,
+    )
+    return Litestar(
+        route_handlers=routers,
+        dependencies={
+            "crm": Provide(lambda: crm, use_cache=True, sync_to_thread=False),
+            "actor": Provide(provide_actor, sync_to_thread=False),
+        },
+        middleware=[
+            DefineMiddleware(
+                TokenAuthentication, crm=crm, exclude=[f"^{settings.docs_path}", "^/health$"]
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        request_max_body_size=settings.max_body_bytes,
+        debug=debug,
+        signature_namespace={"CRM": CRM, "User": crmkit.User},
+    )
+
+
+@get(
+    "/health",
+    summary="Liveness check (no token)",
+    exclude_from_auth=True,
+    security=[],
+    operation_id="health",
+)
+async def health() -> dict[str, str]:
+    """``{"status": "ok"}`` while the process serves."""
+    return {"status": "ok"}
