@@ -39,7 +39,9 @@ def plugin_routers(crm: CRM) -> list[Router]:
         try:
             handlers = plugin.call_own("crmkit_api_routes", crm=crm)
         except Exception as error:
-            raise PluginError(name, f"plugin {name!r} failed in crmkit_api_routes: {error}") from error
+            raise PluginError(
+                name, f"plugin {name!r} failed in crmkit_api_routes: {error}"
+            ) from error
         if handlers:
             routers.append(
                 Router(path=f"{PLUGIN_PREFIX}/{name}", route_handlers=list(handlers), tags=[name])

@@ -14,9 +14,10 @@ from collections import deque
 from typing import Any
 
 import msgspec
-from litestar import MediaType, Request, Response, Router, get, post
+from litestar import MediaType, Request, Router, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import ClientException
+from litestar.params import FromPath
 
 from crmkit.api.problems import problem_response, problem_specs
 from crmkit.app import CRM
@@ -50,7 +51,9 @@ class RateLimiter:
             return 0.0
 
     def _forget_idle(self, now: float) -> None:
-        idle = [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]
+        idle = [
+            key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self.window
+        ]
         for key in idle:
             del self._hits[key]
 
@@ -95,7 +98,7 @@ def form_router(crm: CRM) -> Router:
         operation_id="submit_form",
         responses=problem_specs(400, 404, 413, 415, 422, 429),
     )
-    async def submit_form(key: str, request: Request[Any, Any, Any]) -> FormAccepted:
+    async def submit_form(key: FromPath[str], request: Request[Any, Any, Any]) -> FormAccepted:
         client = request.client.host if request.client else "unknown"
         wait = limiter.retry_after(client)
         if wait > 0:
@@ -121,7 +124,7 @@ def form_router(crm: CRM) -> Router:
         operation_id="form_snippet",
         responses=problem_specs(404),
     )
-    def form_snippet(key: str, request: Request[Any, Any, Any]) -> str:
+    def form_snippet(key: FromPath[str], request: Request[Any, Any, Any]) -> str:
         base = settings.public_url or str(request.base_url)
         return crm.forms.snippet(key, base)
 

@@ -9,6 +9,7 @@ method, oversize or malformed body, wrong types) keep their status and get the s
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,9 +29,11 @@ from crmkit.errors import (
 from crmkit.events.payloads import to_json
 
 log = logging.getLogger(__name__)
+_FIELD_IN_MESSAGE = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:crmkit:problem:"
+
 
 class PreconditionFailed(ConflictError):
     """``If-Match`` named a version the record is no longer at (answered 412)."""
@@ -192,6 +195,9 @@ def _validation_problems(extra: object) -> list[tuple[str, str, str]]:
             if isinstance(item, Mapping):
                 key = str(item.get("key") or "body")
                 message = str(item.get("message") or "is invalid")
+                named = _FIELD_IN_MESSAGE.search(message)
+                if key in ("data", "body") and named:  # msgspec names the field in the text
+                    key = named.group(1)
                 found.append((key, message, str(item.get("source") or "")))
     return found
 

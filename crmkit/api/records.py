@@ -7,11 +7,12 @@ as annotations (so it does not use postponed annotations: Litestar reads the rea
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import MultiDict
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from crmkit.api.problems import PreconditionFailed, problem_specs
 from crmkit.api.schemas import EntitySchemas, body_values
@@ -23,6 +24,12 @@ from crmkit.events.payloads import to_json
 from crmkit.services.queries import OPERATORS
 from crmkit.services.records import MAX_PAGE
 from crmkit.services.transfer import plural
+
+SORT_HELP = "Field to sort by; -field sorts descending."
+LIMIT_HELP = "Records per page."
+CURSOR_HELP = "The next_cursor of the previous page."
+SEARCH_HELP = "Free-text search over name, company, e-mail and phone."
+IF_MATCH_HELP = "The ETag you read: the change is refused (412) if the record changed since."
 
 #: Query parameters of a list that are not filters.
 LIST_PARAMETERS = frozenset({"sort", "limit", "cursor", "q"})
@@ -51,9 +58,7 @@ def expected_version(if_match: str | None) -> int | None:
         text = text[2:]
     text = text.strip('"')
     if not text.isdigit():
-        raise ValidationError(
-            [FieldError("If-Match", 'must be an ETag this API sent, like "3"')]
-        )
+        raise ValidationError([FieldError("If-Match", 'must be an ETag this API sent, like "3"')])
     return int(text)
 
 
@@ -114,11 +119,11 @@ def record_router(
 
     def list_records(
         request: Request[Any, Any, Any],
-        actor: User,
-        sort: str = Parameter(default="id", description="Field to sort by; -field descends."),
-        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE, description="Records per page."),
-        cursor: str | None = Parameter(default=None, description="next_cursor of a page."),
-        q: str | None = Parameter(default=None, description="Free-text search."),
+        actor: NamedDependency[User],
+        sort: Annotated[str, QueryParameter(description=SORT_HELP)] = "id",
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description=LIMIT_HELP)] = 50,
+        cursor: Annotated[str | None, QueryParameter(description=CURSOR_HELP)] = None,
+        q: Annotated[str | None, QueryParameter(description=SEARCH_HELP)] = None,
     ) -> page_type:  # type: ignore[valid-type]
         page = service().list(
             filters_from_query(request.query_params),
@@ -133,7 +138,9 @@ def record_router(
             "next_cursor": page.next_cursor,
         }
 
-    def create_record(data: create_type, actor: User) -> Response[record_type]:  # type: ignore[valid-type]
+    def create_record(
+        data: JSONBody[create_type], actor: NamedDependency[User]
+    ) -> Response[record_type]:  # type: ignore[valid-type]
         record = service().create(body_values(data), actor=actor)
         return Response(
             record_json(record),
@@ -141,17 +148,17 @@ def record_router(
             headers={"ETag": etag(record), "Location": f"{path}/{record['id']}"},
         )
 
-    def get_record(record_id: int, actor: User) -> Response[record_type]:  # type: ignore[valid-type]
+    def get_record(record_id: FromPath[int], actor: NamedDependency[User]) -> Response[record_type]:  # type: ignore[valid-type]
         record = service().get(record_id, actor=actor)
         return Response(record_json(record), headers={"ETag": etag(record)})
 
     def update_record(
-        record_id: int,
-        data: update_type,  # type: ignore[valid-type]
-        actor: User,
-        if_match: str | None = Parameter(
-            header="If-Match", default=None, description="The ETag you read: refuse if stale."
-        ),
+        record_id: FromPath[int],
+        data: JSONBody[update_type],  # type: ignore[valid-type]
+        actor: NamedDependency[User],
+        if_match: Annotated[
+            str | None, HeaderParameter(name="If-Match", description=IF_MATCH_HELP)
+        ] = None,
     ) -> Response[record_type]:  # type: ignore[valid-type]
         version = expected_version(if_match)
         try:
@@ -165,11 +172,11 @@ def record_router(
         return Response(record_json(record), headers={"ETag": etag(record)})
 
     def delete_record(
-        record_id: int,
-        actor: User,
-        if_match: str | None = Parameter(
-            header="If-Match", default=None, description="The ETag you read: refuse if stale."
-        ),
+        record_id: FromPath[int],
+        actor: NamedDependency[User],
+        if_match: Annotated[
+            str | None, HeaderParameter(name="If-Match", description=IF_MATCH_HELP)
+        ] = None,
     ) -> None:
         version = expected_version(if_match)
         try:
@@ -253,13 +260,13 @@ def _related_handler(
     page_type = schemas.page
 
     def list_related(
-        record_id: int,
+        record_id: FromPath[int],
         request: Request[Any, Any, Any],
-        actor: User,
-        sort: str = Parameter(default="id", description="Field to sort by; -field descends."),
-        limit: int = Parameter(default=50, ge=1, le=MAX_PAGE, description="Records per page."),
-        cursor: str | None = Parameter(default=None, description="next_cursor of a page."),
-        q: str | None = Parameter(default=None, description="Free-text search."),
+        actor: NamedDependency[User],
+        sort: Annotated[str, QueryParameter(description=SORT_HELP)] = "id",
+        limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description=LIMIT_HELP)] = 50,
+        cursor: Annotated[str | None, QueryParameter(description=CURSOR_HELP)] = None,
+        q: Annotated[str | None, QueryParameter(description=SEARCH_HELP)] = None,
     ) -> page_type:  # type: ignore[valid-type]
         crm.records(parent_name).get(record_id, actor=actor)  # 404 unless readable
         filters = filters_from_query(request.query_params)

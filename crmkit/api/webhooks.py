@@ -4,11 +4,12 @@ list, get, delete, and the deliveries of one subscription. Needs ``webhook:manag
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Router, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from crmkit.api.problems import problem_specs
 from crmkit.app import CRM
@@ -89,7 +90,9 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="create_webhook",
         responses=problem_specs(400, 401, 403, 413, 422),
     )
-    def create_webhook(data: SubscriptionCreate, actor: User) -> NewSubscription:
+    def create_webhook(
+        data: JSONBody[SubscriptionCreate], actor: NamedDependency[User]
+    ) -> NewSubscription:
         info, secret = crm.webhooks.create(
             data.url, data.events, description=data.description, actor=actor
         )
@@ -103,7 +106,7 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="list_webhooks",
         responses=problem_specs(401, 403),
     )
-    def list_webhooks(actor: User) -> list[Subscription]:
+    def list_webhooks(actor: NamedDependency[User]) -> list[Subscription]:
         return [_subscription(info) for info in crm.webhooks.list(actor=actor)]
 
     @get(
@@ -113,7 +116,7 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="get_webhook",
         responses=problem_specs(401, 403, 404),
     )
-    def get_webhook(subscription_id: int, actor: User) -> Subscription:
+    def get_webhook(subscription_id: FromPath[int], actor: NamedDependency[User]) -> Subscription:
         return _subscription(crm.webhooks.get(subscription_id, actor=actor))
 
     @delete(
@@ -124,7 +127,7 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="delete_webhook",
         responses=problem_specs(401, 403, 404),
     )
-    def delete_webhook(subscription_id: int, actor: User) -> None:
+    def delete_webhook(subscription_id: FromPath[int], actor: NamedDependency[User]) -> None:
         crm.webhooks.delete(subscription_id, actor=actor)
 
     @get(
@@ -135,16 +138,22 @@ def webhook_router(crm: CRM) -> Router:
         responses=problem_specs(400, 401, 403, 404, 422),
     )
     def list_deliveries(
-        subscription_id: int,
-        actor: User,
-        status: Literal["pending", "in_flight", "delivered", "dead"] | None = None,
-        limit: int = Parameter(default=50, ge=1, le=1000),
+        subscription_id: FromPath[int],
+        actor: NamedDependency[User],
+        status: FromQuery[Literal["pending", "in_flight", "delivered", "dead"] | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
     ) -> list[Delivery]:
         found = crm.webhooks.deliveries(subscription_id, status=status, limit=limit, actor=actor)
         return [_delivery(info) for info in found]
 
     return Router(
         path="/webhooks",
-        route_handlers=[create_webhook, list_webhooks, get_webhook, delete_webhook, list_deliveries],
+        route_handlers=[
+            create_webhook,
+            list_webhooks,
+            get_webhook,
+            delete_webhook,
+            list_deliveries,
+        ],
         tags=["webhooks"],
     )

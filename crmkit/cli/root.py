@@ -9,6 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from crmkit.cli.api import forms_group, serve_command
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.database import db_group, init_command
 from crmkit.cli.demo import demo_command
@@ -169,6 +170,8 @@ for _command in (
     demo_command,
     worker_command,
     events_group,
+    serve_command,
+    forms_group,
     *security_commands(),
 ):
     cli.add_command(_command)

@@ -11,7 +11,8 @@ What it adds while enabled (``crmkit plugins enable referrals``):
 * a veto on new contacts whose e-mail domain is blocked, and on self-referrals;
 * a reward credited to the referrer when a referral is created (``referral.rewarded``);
 * an in-process event counter (``EVENTS_SEEN``) and a JSON-lines event sink;
-* ``crmkit referrals list|stats`` and demo referrals for ``crmkit demo``.
+* ``crmkit referrals list|stats`` and demo referrals for ``crmkit demo``;
+* REST routes under ``/plugins/referrals`` (``GET /stats``, ``GET /contacts/{id}``).
 
 Settings (``[plugins.referrals]`` in ``crmkit.toml``)::
 
@@ -155,6 +156,14 @@ def crmkit_cli_commands() -> list[click.Command]:
 
 
 # -- lifecycle ------------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_api_routes(crm: crmkit.CRM) -> list[Any]:
+    """The REST routes of ``crmkit_referrals.api``, served under ``/plugins/referrals``."""
+    from crmkit_referrals.api import ROUTES
+
+    return list(ROUTES)
 
 
 @crmkit.hookimpl
