@@ -43,7 +43,9 @@ def assert_problem(response: Any, status: int, *, field: str | None = None) -> d
     assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
     body: dict[str, Any] = response.json()
     assert body["status"] == status
-    assert body["title"] and body["detail"] and body["type"].startswith("urn:crmkit:problem:")
+    assert body["title"]
+    assert body["detail"]
+    assert body["type"].startswith("urn:crmkit:problem:")
     if field is not None:
         assert field in [error["field"] for error in body.get("errors", [])], body
     return body

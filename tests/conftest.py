@@ -137,3 +137,7 @@ def worker_id(request: pytest.FixtureRequest) -> str:
     """The xdist worker name ("master" without xdist)."""
     workerinput = getattr(request.config, "workerinput", None)
     return str(workerinput["workerid"]) if workerinput else "master"
+
+
+# The REST API tests' ``api`` fixture (tests/api_support.py), shared by tests/test_api_*.py.
+from api_support import api  # noqa: E402, F401

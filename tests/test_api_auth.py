@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 import sqlalchemy as sa
-from api_support import Api, api, assert_problem  # noqa: F401
+from api_support import Api, assert_problem
 
 from crmkit.permissions.models import ApiToken
 

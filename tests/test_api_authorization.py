@@ -82,7 +82,9 @@ def test_get_one_record_per_placement(shared_http: Http, entity: str, role: str)
     got = []
     for placement in PLACEMENTS:
         record_id = shared_http.world.ids[entity, PLACED[actor][placement]]
-        got.append(outcome(shared_http.call("GET", f"{PATHS[entity]}/{record_id}", actor).status_code))
+        got.append(
+            outcome(shared_http.call("GET", f"{PATHS[entity]}/{record_id}", actor).status_code)
+        )
     assert tuple(got) == EXPECTED[role, "get"]
 
 
@@ -102,7 +104,9 @@ def test_lists_search_filters_and_sorts_show_only_the_visible_records(
         assert page <= visible, sort
     for key in RECORDS:
         code = key.split()[0]
-        searched = shared_http.keys(entity, shared_http.call("GET", path, actor, params={"q": code}))
+        searched = shared_http.keys(
+            entity, shared_http.call("GET", path, actor, params={"q": code})
+        )
         assert searched == ({key} & visible), key
         filtered = shared_http.keys(
             entity, shared_http.call("GET", path, actor, params={label: key})

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import Api, api, assert_problem  # noqa: F401
+from api_support import Api, assert_problem
 
 from crmkit.entities.customers import Contact
 
@@ -81,9 +81,7 @@ def test_a_non_numeric_id_is_a_client_error(api: Api) -> None:
     assert_problem(response, response.status_code)
 
 
-@pytest.mark.parametrize(
-    "cursor", ["not-a-cursor", "WzEsMiwzXQ", "eyJhIjogMX0", "W251bGxd", "%%%"]
-)
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "WzEsMiwzXQ", "eyJhIjogMX0", "W251bGxd", "%%%"])
 def test_an_invalid_cursor_is_422_naming_the_cursor(api: Api, cursor: str) -> None:
     api.call("POST", "/contacts", json={"full_name": "张伟"})
     response = api.call("GET", "/contacts", params={"cursor": cursor, "sort": "full_name"})

@@ -50,7 +50,8 @@ def test_the_plugins_routes_are_mounted_under_its_prefix_and_act_as_the_caller(a
     assert everything["referrals"] == 2
     assert everything["by_channel"] == {"wechat": 1, "event": 1}
     mine = api.call("GET", f"/plugins/referrals/contacts/{a}", "admin").json()
-    assert mine["contact_id"] == a and len(mine["referred"]) == 1
+    assert mine["contact_id"] == a
+    assert len(mine["referred"]) == 1
 
 
 def test_a_crmkit_error_in_a_plugin_route_is_problem_json(api: Api) -> None:
@@ -73,7 +74,9 @@ def test_plugin_routes_and_entities_are_in_the_openapi(api: Api) -> None:
 
 def test_an_embedded_plugin_route_gets_crm_and_actor(make_crm: Callable[..., crmkit.CRM]) -> None:
     @get("/whoami", sync_to_thread=False)
-    def whoami(crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]) -> dict[str, Any]:
+    def whoami(
+        crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]
+    ) -> dict[str, Any]:
         return {"user": actor.username, "entities": len(crm.entities)}
 
     class Embedded:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from api_support import Api, api, assert_problem, open_api  # noqa: F401
+from api_support import Api, assert_problem, open_api
 
 import crmkit
 
@@ -93,7 +93,9 @@ def test_if_match_with_a_stale_version_answers_412_and_changes_nothing(api: Api)
     assert api.call("GET", f"/contacts/{record_id}").json()["title"] == "A"
     gone = api.call("DELETE", f"/contacts/{record_id}", headers={"If-Match": 'W/"1"'})
     assert_problem(gone, 412)
-    assert api.call("DELETE", f"/contacts/{record_id}", headers={"If-Match": '"2"'}).status_code == 204
+    assert (
+        api.call("DELETE", f"/contacts/{record_id}", headers={"If-Match": '"2"'}).status_code == 204
+    )
 
 
 def test_a_malformed_if_match_is_a_client_error(api: Api) -> None:

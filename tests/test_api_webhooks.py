@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from api_support import Api, api, assert_problem  # noqa: F401
+from api_support import Api, assert_problem
 from test_events import Receiver, drain
 
 from crmkit.events.relay import Relay

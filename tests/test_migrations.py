@@ -26,6 +26,8 @@ CORE_TABLES = {
     "event_deliveries",
     "event_outbox",
     "leads",
+    "lead_forms",
+    "webhook_subscriptions",
     "pipelines",
     "plugin_states",
     "roles",

@@ -220,7 +220,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
 
 
 def problem_specs(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI response entries for the given error statuses."""
+    """OpenAPI response entries for the given error statuses (400, a request Litestar cannot
+    read, always among them)."""
     return {
         status: ResponseSpec(
             data_container=Problem,
@@ -228,5 +229,5 @@ def problem_specs(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_MEDIA_TYPE,
             generate_examples=False,
         )
-        for status in statuses
+        for status in sorted({400, *statuses})
     }

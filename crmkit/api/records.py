@@ -12,10 +12,10 @@ from typing import Annotated, Any
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import MultiDict
 from litestar.di import NamedDependency
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
 
 from crmkit.api.problems import PreconditionFailed, problem_specs
-from crmkit.api.schemas import EntitySchemas, body_values
+from crmkit.api.schemas import EntitySchemas, RecordId, body_values
 from crmkit.app import CRM
 from crmkit.entities.organisation import User
 from crmkit.entities.registry import EntityType
@@ -148,12 +148,12 @@ def record_router(
             headers={"ETag": etag(record), "Location": f"{path}/{record['id']}"},
         )
 
-    def get_record(record_id: FromPath[int], actor: NamedDependency[User]) -> Response[record_type]:  # type: ignore[valid-type]
+    def get_record(record_id: RecordId, actor: NamedDependency[User]) -> Response[record_type]:  # type: ignore[valid-type]
         record = service().get(record_id, actor=actor)
         return Response(record_json(record), headers={"ETag": etag(record)})
 
     def update_record(
-        record_id: FromPath[int],
+        record_id: RecordId,
         data: JSONBody[update_type],  # type: ignore[valid-type]
         actor: NamedDependency[User],
         if_match: Annotated[
@@ -172,7 +172,7 @@ def record_router(
         return Response(record_json(record), headers={"ETag": etag(record)})
 
     def delete_record(
-        record_id: FromPath[int],
+        record_id: RecordId,
         actor: NamedDependency[User],
         if_match: Annotated[
             str | None, HeaderParameter(name="If-Match", description=IF_MATCH_HELP)
@@ -224,7 +224,7 @@ def record_router(
             summary=f"Delete {label} (soft delete)",
             sync_to_thread=True,
             operation_id=f"delete_{name}",
-            responses=problem_specs(400, 401, 403, 404, 409, 412),
+            responses=problem_specs(400, 401, 403, 404, 409, 412, 422),
         )(delete_record),
     ]
     handlers += _related_handlers(crm, entity, every)
@@ -260,7 +260,7 @@ def _related_handler(
     page_type = schemas.page
 
     def list_related(
-        record_id: FromPath[int],
+        record_id: RecordId,
         request: Request[Any, Any, Any],
         actor: NamedDependency[User],
         sort: Annotated[str, QueryParameter(description=SORT_HELP)] = "id",

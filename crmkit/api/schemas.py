@@ -11,14 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
+from litestar.params import PathParameter
 from sqlalchemy import JSON, Boolean, Date, Integer, Numeric
 
 from crmkit.db.base import UTCDateTime
 from crmkit.entities.custom_fields import CustomField, FieldType
+from crmkit.entities.parsing import INT_MAX, INT_MIN
 from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
+
+#: A whole number within the SQL INTEGER range (ids, counts, number fields).
+SQL_INT = Annotated[int, msgspec.Meta(ge=INT_MIN, le=INT_MAX)]
+
+#: A record id in a path.
+RecordId = Annotated[int, PathParameter(ge=1, le=INT_MAX, description="The record's id.")]
 
 #: Fields the responses carry but callers never write.
 READ_ONLY = ("id", "version", "created_at", "updated_at", "created_by_id", "updated_by_id")
@@ -39,7 +47,7 @@ def column_type(entity: EntityType, name: str, *, response: bool) -> Any:
     if isinstance(sql_type, Boolean):
         return bool
     if isinstance(sql_type, Integer):
-        return int
+        return SQL_INT
     if isinstance(sql_type, Numeric):
         return str if response else str | float
     if isinstance(sql_type, Date):
@@ -53,7 +61,7 @@ def custom_type(custom: CustomField, *, response: bool) -> Any:
     """The JSON type of a custom field."""
     kind = custom.type
     if kind is FieldType.NUMBER:
-        return int
+        return SQL_INT
     if kind is FieldType.DECIMAL:
         return str if response else str | float
     if kind is FieldType.DATE:
@@ -72,8 +80,6 @@ def custom_type(custom: CustomField, *, response: bool) -> Any:
 def _describe(kind: Any, description: str) -> Any:
     if not description:
         return kind
-    from typing import Annotated
-
     return Annotated[kind, msgspec.Meta(description=description)]
 
 
@@ -98,8 +104,10 @@ class EntitySchemas:
                 kind = column_type(entity, name, response=False)
                 if creating and name in required:
                     fields.append((name, kind, msgspec.NODEFAULT))
-                else:
+                elif entity.columns[name].columns[0].nullable:
                     fields.append((name, kind | None | msgspec.UnsetType, msgspec.UNSET))
+                else:  # NOT NULL: may be left out (its default), not set to null
+                    fields.append((name, kind | msgspec.UnsetType, msgspec.UNSET))
             for field in custom:
                 kind = _describe(custom_type(field, response=False), field.label)
                 if creating and field.name in required:

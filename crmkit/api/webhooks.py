@@ -9,9 +9,10 @@ from typing import Annotated, Literal
 import msgspec
 from litestar import Router, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
 from crmkit.api.problems import problem_specs
+from crmkit.api.schemas import RecordId
 from crmkit.app import CRM
 from crmkit.entities.organisation import User
 from crmkit.services.webhooks import DeliveryInfo, SubscriptionInfo
@@ -116,7 +117,7 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="get_webhook",
         responses=problem_specs(401, 403, 404),
     )
-    def get_webhook(subscription_id: FromPath[int], actor: NamedDependency[User]) -> Subscription:
+    def get_webhook(subscription_id: RecordId, actor: NamedDependency[User]) -> Subscription:
         return _subscription(crm.webhooks.get(subscription_id, actor=actor))
 
     @delete(
@@ -127,7 +128,7 @@ def webhook_router(crm: CRM) -> Router:
         operation_id="delete_webhook",
         responses=problem_specs(401, 403, 404),
     )
-    def delete_webhook(subscription_id: FromPath[int], actor: NamedDependency[User]) -> None:
+    def delete_webhook(subscription_id: RecordId, actor: NamedDependency[User]) -> None:
         crm.webhooks.delete(subscription_id, actor=actor)
 
     @get(
@@ -138,7 +139,7 @@ def webhook_router(crm: CRM) -> Router:
         responses=problem_specs(400, 401, 403, 404, 422),
     )
     def list_deliveries(
-        subscription_id: FromPath[int],
+        subscription_id: RecordId,
         actor: NamedDependency[User],
         status: FromQuery[Literal["pending", "in_flight", "delivered", "dead"] | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,

@@ -120,13 +120,17 @@ def add_form(
     \b
         crmkit forms add "官网询价" --fields full_name,company_name,phone,email,inquiry --owner li
     """
-    form = cli_state().crm().forms.add(
-        name,
-        split_names([fields]),
-        owner=owner,
-        source_channel=source_channel,
-        honeypot=honeypot,
-        success_message=message,
+    form = (
+        cli_state()
+        .crm()
+        .forms.add(
+            name,
+            split_names([fields]),
+            owner=owner,
+            source_channel=source_channel,
+            honeypot=honeypot,
+            success_message=message,
+        )
     )
     if as_json:
         echo_json(_form_json(form))

@@ -2,8 +2,8 @@
 
 from crmkit.entities.customers import Account, Contact, Lead, LeadStatus, LifecycleStage
 from crmkit.entities.deals import Deal, Pipeline, Stage, StageKind
-from crmkit.entities.forms import LeadForm
 from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
+from crmkit.entities.forms import LeadForm
 from crmkit.entities.organisation import Role, Team, User
 from crmkit.entities.system import PluginState
 

@@ -13,17 +13,27 @@ _FALSE = frozenset({"false", "no", "0", "n", "off", "否", "假"})
 _WHOLE = re.compile(r"\s*[-+]?\d+\s*")
 
 
+#: The range of an SQL INTEGER (ids, counts, number fields) on every supported database: a
+#: larger number would be a database error on PostgreSQL, so it is a value error here.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
+
+
 def parse_int(value: object) -> int:
-    """A whole number: an int, an integral float, or a string of digits."""
+    """A whole number within the SQL INTEGER range: an int, an integral float, or a string
+    of digits."""
     if isinstance(value, bool):
         raise ValueError("expected a whole number, got a boolean")
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _WHOLE.fullmatch(value):
-        return int(value)
-    raise ValueError(f"expected a whole number, got {value!r}")
+        number = value
+    elif (isinstance(value, float) and value.is_integer()) or (
+        isinstance(value, str) and _WHOLE.fullmatch(value)
+    ):
+        number = int(value)
+    else:
+        raise ValueError(f"expected a whole number, got {value!r}")
+    if not INT_MIN <= number <= INT_MAX:
+        raise ValueError(f"{number} is out of range ({INT_MIN} to {INT_MAX})")
+    return number
 
 
 def parse_decimal(value: object) -> decimal.Decimal:

@@ -5,7 +5,6 @@ like the ``[[webhooks]]`` of the config file (HMAC-signed, at least once, in ord
 from __future__ import annotations
 
 import datetime as dt
-
 from collections.abc import Mapping
 
 from sqlalchemy import String, select
@@ -59,10 +58,10 @@ def refreshed_sinks(current: Mapping[str, EventSink], session: Session) -> dict[
     sinks = {name: sink for name, sink in current.items() if not name.startswith(SINK_PREFIX)}
     for fresh in subscription_sinks(session):
         old = current.get(fresh.name)
-        same = (
-            isinstance(old, WebhookSink)
-            and (old.url, old.secret, tuple(old.patterns))
-            == (fresh.url, fresh.secret, tuple(fresh.patterns))
+        same = isinstance(old, WebhookSink) and (old.url, old.secret, tuple(old.patterns)) == (
+            fresh.url,
+            fresh.secret,
+            tuple(fresh.patterns),
         )
         sinks[fresh.name] = old if same and old is not None else fresh
     return sinks

@@ -134,10 +134,17 @@ class FormService:
             op.session.add(form)
             op.session.flush()
             audit_rows(
-                op, "form.add", "lead_form", [(form.id, {"name": [None, name], "fields": [None, chosen]})]
+                op,
+                "form.add",
+                "lead_form",
+                [(form.id, {"name": [None, name], "fields": [None, chosen]})],
             )
-            op.emit("form.added", {"name": name, "fields": chosen}, record_type="lead_form",
-                    record_id=form.id)
+            op.emit(
+                "form.added",
+                {"name": name, "fields": chosen},
+                record_type="lead_form",
+                record_id=form.id,
+            )
             return self._info(form, owner_user)
 
     def list(self, *, actor: User | None = None) -> list[FormInfo]:
@@ -223,7 +230,9 @@ class FormService:
         rows = []
         for name in form.fields:
             custom = preparer.custom_fields.get(name)
-            label = (custom.label if custom and custom.label else name.replace("_", " ")).capitalize()
+            label = (
+                custom.label if custom and custom.label else name.replace("_", " ")
+            ).capitalize()
             kind = {"email": "email", "phone": "tel"}.get(name, "text")
             required = " required" if name == "full_name" or (custom and custom.required) else ""
             if name in ("inquiry", "notes"):

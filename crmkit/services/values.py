@@ -93,6 +93,13 @@ class ValuePreparer:
                 self.system_coercers[key] = parse_datetime
             elif isinstance(prop.columns[0].type, Integer):
                 self.system_coercers[key] = parse_int
+        #: Writable columns that cannot hold NULL: ``None`` there means "the default" on
+        #: create (when there is one) and is refused on update.
+        self.not_null: dict[str, bool] = {
+            key: prop.columns[0].default is not None
+            for key, prop in entity.columns.items()
+            if key in self.writable and not prop.columns[0].nullable
+        }
         required_custom = [f.name for f in self.custom_fields.values() if f.required]
         self.required_custom = tuple(required_custom)
 
@@ -177,6 +184,13 @@ class ValuePreparer:
         for key in self.required:
             if (creating and key not in data) or (key in columns and columns[key] is None):
                 errors.append(FieldError(key, "is required"))
+        for key, has_default in self.not_null.items():
+            if key in self.required or key not in columns or columns[key] is not None:
+                continue
+            if creating and has_default:
+                del columns[key]  # no value: the column's default applies
+            else:
+                errors.append(FieldError(key, "cannot be empty"))
         for key in self.required_custom:
             if (creating and custom.get(key) is None) or (key in custom and custom[key] is None):
                 errors.append(FieldError(key, "is required"))

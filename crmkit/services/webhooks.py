@@ -90,9 +90,7 @@ def check_patterns(patterns: Sequence[str]) -> list[str]:
             "webhook",
         )
     if len(cleaned) > MAX_PATTERNS:
-        raise ValidationError(
-            [FieldError("events", f"at most {MAX_PATTERNS} patterns")], "webhook"
-        )
+        raise ValidationError([FieldError("events", f"at most {MAX_PATTERNS} patterns")], "webhook")
     return cleaned or ["*"]
 
 
@@ -149,9 +147,7 @@ class WebhookSubscriptionService:
         """Every subscription, oldest first."""
         with self.crm.transaction(actor, write=False) as op:
             op.access.require("webhook:manage")
-            rows = op.session.scalars(
-                select(WebhookSubscription).order_by(WebhookSubscription.id)
-            )
+            rows = op.session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id))
             return [_info(row) for row in rows]
 
     def get(self, subscription_id: int, *, actor: User | None = None) -> SubscriptionInfo:
