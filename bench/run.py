@@ -24,6 +24,7 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:  # the benchmark modules sit next to this script
     sys.path.insert(0, str(HERE))
 
+import api_bench  # noqa: E402
 import hooks_bench  # noqa: E402
 import import_bench  # noqa: E402
 import relay_bench  # noqa: E402
@@ -34,7 +35,7 @@ from machine import machine_info  # noqa: E402
 
 from crmkit.settings import RelaySettings  # noqa: E402
 
-BENCHMARKS = ("import", "hooks", "relay", "scope")
+BENCHMARKS = ("import", "hooks", "relay", "scope", "api")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,6 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         parts["scope"] = scope_bench.as_markdown(
             scope_bench.run(backends, contacts=contacts, log=log)
         )
+    if "api" in chosen:
+        api_results = api_bench.run(
+            backends,
+            contacts=10_000 if quick else 100_000,
+            seconds=5 if quick else 15,
+            log=log,
+        )
+        parts["api"] = api_bench.as_markdown(api_results)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "bench/run.py", *given])
     text = "\n".join(line for lines in parts.values() for line in lines)

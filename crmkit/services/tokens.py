@@ -187,7 +187,9 @@ class TokenService:
         """The active user ``token`` belongs to; ``PermissionDenied`` saying why not for an
         unknown token, a deactivated user's token (checked first: deactivation also revokes
         every token), and a revoked or expired one."""
-        with self.crm.transaction() as op:
+        # A read transaction: on SQLite a write one takes the database's write lock, and
+        # every API request authenticates, so requests would queue behind each other.
+        with self.crm.transaction(write=False) as op:
             row = op.session.execute(
                 select(ApiToken, User)
                 .join(User, User.id == ApiToken.user_id)
@@ -213,14 +215,15 @@ class TokenService:
                     f"{label} expired at {stored.expires_at:%Y-%m-%d %H:%M} UTC; issue a new one"
                 )
             last = stored.last_used_at
-            if last is None or now - last >= LAST_USED_RESOLUTION:
+        if last is None or now - last >= LAST_USED_RESOLUTION:
+            with self.crm.transaction() as op:
                 op.session.execute(
                     update(ApiToken)
                     .where(ApiToken.id == stored.id)
                     .values(last_used_at=now)
                     .execution_options(synchronize_session=False)
                 )
-            return user
+        return user
 
 
 def _require_own_or_manage(op: Operation, actor: User | None, user: User) -> None:
