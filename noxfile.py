@@ -3,7 +3,8 @@
 Run them through the wrapper, which installs nox itself:
 
     ./noxw                    the default sessions below: the whole test suite
-    ./noxw -s demo            a demo CRM with sample data in ./demo
+    ./noxw -s demo            a demo CRM with sample data in ./demo, then its REST API
+    ./noxw -s demo -- --no-serve   the same without serving the API
     ./noxw -s tests-sqlite -- -k contacts -x    arguments after -- go to pytest
     ./noxw --list             every session with its one-line description
 
@@ -41,18 +42,25 @@ DEMO_SETUP = [
     "init",
     "plugins enable referrals",
     "demo",
+    "forms add 官网询价 --fields full_name,company_name,phone,email,inquiry --owner li.na",
 ]
 # Run every time.
 DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
 ]
-# When the REST API lands, add e.g. ("Start the REST API", "{crmkit} --config {config} serve").
+# Printed after the demo is set up; the session then serves the REST API in the foreground
+# (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
 DEMO_NEXT_STEPS = [
     ("See all commands", "{crmkit} --config {config} --help"),
     ("List contacts", "{crmkit} --config {config} contacts list"),
     ("See installed plugins", "{crmkit} --config {config} plugins list"),
+    ("Start the REST API", "{crmkit} --config {config} serve"),
+    ("Embed the lead form", "{crmkit} --config {config} forms snippet KEY (see: forms list)"),
 ]
+# The demo user whose token the demo prints (a sales rep: the API shows what they may see).
+DEMO_API_USER = "li.na"
+DEMO_API_URL = "http://127.0.0.1:8000"
 
 nox.options.sessions = [
     "lint",
@@ -206,6 +214,34 @@ def demo(session: nox.Session) -> None:
         lines.append(f"  {description + ':':<{width}}{command.format(**replacements)}")
     lines += ["", "Run ./noxw -s demo again at any time; delete demo/ to start afresh.", ""]
     print("\n".join(lines))
+    if "--no-serve" in session.posargs:
+        return
+    issued = session.run(
+        "crmkit",
+        *config,
+        "tokens",
+        "issue",
+        DEMO_API_USER,
+        "demo API",
+        "--expires-in",
+        "7d",
+        silent=True,
+    )
+    token = next(
+        (word for word in str(issued).split() if word.startswith("crmk_")), "(see tokens issue)"
+    )
+    print(
+        "\n".join(
+            [
+                f"Serving the REST API on {DEMO_API_URL} (Ctrl-C stops it):",
+                f"  interactive docs: {DEMO_API_URL}/schema/swagger",
+                f"  a token of {DEMO_API_USER} (sales rep) to try:  {token}",
+                f"  curl -H 'Authorization: Bearer {token}' '{DEMO_API_URL}/contacts?q=张'",
+                "",
+            ]
+        )
+    )
+    session.run("crmkit", *config, "serve")
 
 
 @nox.session
