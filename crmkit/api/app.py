@@ -17,7 +17,6 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
-import crmkit
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
 from crmkit.api.problems import EXCEPTION_HANDLERS
@@ -25,9 +24,19 @@ from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
 from crmkit.api.webhooks import webhook_router
 from crmkit.app import CRM
+from crmkit.entities.organisation import User
 from crmkit.errors import PluginError
 
 PLUGIN_PREFIX = "/plugins"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crmkit")
+    except PackageNotFoundError:
+        return "0"
 
 
 def plugin_routers(crm: CRM) -> list[Router]:
@@ -64,7 +73,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
     routers += plugin_routers(crm)
     openapi = OpenAPIConfig(
         title="crmkit API",
-        version=crmkit.__version__,
+        version=_version(),
         description="The REST API of a crmkit CRM. Authenticate with an API token: "
         "`Authorization: Bearer <token>` (crmkit tokens issue USER NAME). Errors are RFC 9457 "
         "problem+json.",
@@ -96,7 +105,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         openapi_config=openapi,
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
-        signature_namespace={"CRM": CRM, "User": crmkit.User},
+        signature_namespace={"CRM": CRM, "User": User},
     )
 
 

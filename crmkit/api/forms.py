@@ -74,7 +74,7 @@ async def _submission(request: Request[Any, Any, Any]) -> dict[str, object]:
         return {str(key): value for key, value in data.items()}
     if content_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART):
         form = await request.form()
-        return {key: form.getall(key)[-1] for key in form}  # type: ignore[misc]
+        return {key: form.getall(key)[-1] for key in form}
     raise ClientException(
         "send the form as application/x-www-form-urlencoded, multipart/form-data or JSON",
         status_code=415,

@@ -133,13 +133,14 @@ def record_router(
             cursor=cursor,
             actor=actor,
         )
-        return {  # type: ignore[no-any-return]
+        return {
             "items": [record_json(record) for record in page.items],
             "next_cursor": page.next_cursor,
         }
 
     def create_record(
-        data: JSONBody[create_type], actor: NamedDependency[User]
+        data: JSONBody[create_type],  # type: ignore[valid-type]
+        actor: NamedDependency[User],
     ) -> Response[record_type]:  # type: ignore[valid-type]
         record = service().create(body_values(data), actor=actor)
         return Response(
@@ -238,7 +239,7 @@ def _related_handlers(
     points at ``parent``: the parent must be readable, the children are listed with the
     same scope and filters as ``GET /<children>?<parent>_id=<id>``."""
     handlers: list[Any] = []
-    parent_table = parent.model.__table__  # type: ignore[attr-defined]
+    parent_table = parent.model.__table__
     for child in crm.entities.values():
         if child.name not in every:
             continue
@@ -246,7 +247,7 @@ def _related_handlers(
         prop = child.columns.get(column_name)
         if prop is None:
             continue
-        keys = prop.columns[0].foreign_keys  # type: ignore[attr-defined]
+        keys = prop.columns[0].foreign_keys
         if not any(key.column.table is parent_table for key in keys):
             continue
         handlers.append(_related_handler(crm, parent, child, column_name, every[child.name]))
@@ -274,7 +275,7 @@ def _related_handler(
         page = crm.records(child_name).list(
             filters, search=q, sort=sort, limit=limit, cursor=cursor, actor=actor
         )
-        return {  # type: ignore[no-any-return]
+        return {
             "items": [record_json(record) for record in page.items],
             "next_cursor": page.next_cursor,
         }

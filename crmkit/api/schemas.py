@@ -33,7 +33,7 @@ READ_ONLY = ("id", "version", "created_at", "updated_at", "created_by_id", "upda
 
 
 def _literal(choices: tuple[str, ...]) -> Any:
-    return Literal[tuple(choices)]  # type: ignore[valid-type]
+    return Literal[tuple(choices)]
 
 
 def column_type(entity: EntityType, name: str, *, response: bool) -> Any:
@@ -117,12 +117,11 @@ class EntitySchemas:
             fields.sort(key=lambda item: item[2] is not msgspec.NODEFAULT)
             return fields
 
-        options = {"kw_only": True, "forbid_unknown_fields": True}
         self.create: type[msgspec.Struct] = msgspec.defstruct(
-            f"{title}Create", request_fields(True), **options
+            f"{title}Create", request_fields(True), kw_only=True, forbid_unknown_fields=True
         )
         self.update: type[msgspec.Struct] = msgspec.defstruct(
-            f"{title}Update", request_fields(False), **options
+            f"{title}Update", request_fields(False), kw_only=True, forbid_unknown_fields=True
         )
         response: list[tuple[str, Any, Any]] = [("id", int, msgspec.NODEFAULT)]
         response.append(("version", int, msgspec.NODEFAULT))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import click
 
 from crmkit.cli.context import cli_state
@@ -43,18 +46,13 @@ def serve_command(host: str | None, port: int | None, workers: int, reload: bool
     host = host or settings.api.host
     port = port or settings.api.port
     click.echo(f"crmkit API on http://{host}:{port}  (docs: http://{host}:{port}/schema/swagger)")
-    if workers == 1 and not reload:
-        from crmkit.api import create_app
-
-        uvicorn.run(create_app(crm), host=host, port=port, log_level="info")
-        return
-    import os
-
+    # uvicorn imports the app factory by name (crmkit.api is a sibling interface of the CLI,
+    # which does not import it); the factory opens the CRM from these variables.
     if state.config:
-        os.environ["CRMKIT_CONFIG"] = state.config
-    if state.database_url:
-        os.environ["CRMKIT_DATABASE_URL"] = state.database_url
-    state.close()  # each worker process opens its own
+        os.environ["CRMKIT_CONFIG"] = str(Path(state.config).resolve())
+    if state.database_url or not state.config:
+        os.environ["CRMKIT_DATABASE_URL"] = settings.database_url
+    state.close()  # the server process opens its own
     uvicorn.run(
         "crmkit.api.serving:app_from_environment",
         factory=True,

@@ -9,6 +9,7 @@ shown once, when the subscription is created. Managing subscriptions needs
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import secrets
 from collections.abc import Sequence
@@ -193,7 +194,7 @@ class WebhookSubscriptionService:
         status: str | None = None,
         limit: int = 50,
         actor: User | None = None,
-    ) -> list[DeliveryInfo]:
+    ) -> builtins.list[DeliveryInfo]:
         """The subscription's latest deliveries, newest first (``status`` narrows them)."""
         statuses = [s.value for s in DeliveryStatus]
         if status is not None and status not in statuses:
