@@ -141,7 +141,8 @@ def crmkit_api_routes(crm: CRM) -> Sequence[Any]:
     ``Router`` objects; the core mounts each plugin's under ``/plugins/<plugin-name>``, puts
     them in the OpenAPI schema (tagged with the plugin's name) and protects them with the
     same bearer-token authentication as the core routes. A handler may declare these
-    dependencies by parameter name:
+    dependencies by parameter name (mark them ``NamedDependency[...]``, as Litestar 2.2x
+    asks):
 
     * ``crm``: the open ``crmkit.CRM``;
     * ``actor``: the authenticated ``crmkit.User`` the token belongs to (pass it to every
@@ -155,9 +156,12 @@ def crmkit_api_routes(crm: CRM) -> Sequence[Any]:
     Example::
 
         from litestar import get
+        from litestar.di import NamedDependency
 
         @get("/summary", sync_to_thread=True)
-        def referral_summary(crm: crmkit.CRM, actor: crmkit.User) -> dict[str, int]:
+        def referral_summary(
+            crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]
+        ) -> dict[str, int]:
             return {"referrals": crm.records("referral").count(actor=actor)}
 
         @crmkit.hookimpl

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from typing import Any
 
+import anyio.to_thread
 import msgspec
 from litestar import MediaType, Request, Router, get, post
 from litestar.enums import RequestEncodingType
@@ -21,7 +22,6 @@ from litestar.params import FromPath
 
 from crmkit.api.problems import problem_response, problem_specs
 from crmkit.app import CRM
-from crmkit.errors import CRMError
 
 
 class RateLimiter:
@@ -109,8 +109,6 @@ def form_router(crm: CRM) -> Router:
                 headers={"Retry-After": str(math.ceil(wait))},
             )
         data = await _submission(request)
-        import anyio.to_thread
-
         result = await anyio.to_thread.run_sync(crm.forms.submit, key, data)
         return FormAccepted(status="received", message=result.message)
 
@@ -131,4 +129,4 @@ def form_router(crm: CRM) -> Router:
     return Router(path="/forms", route_handlers=[submit_form, form_snippet], tags=["forms"])
 
 
-__all__ = ["CRMError", "FormAccepted", "RateLimiter", "form_router"]
+__all__ = ["FormAccepted", "RateLimiter", "form_router"]
