@@ -191,3 +191,33 @@ def test_related_route_lists_the_children_of_a_readable_parent(api: Api) -> None
     listed = api.call("GET", f"/accounts/{account}/contacts").json()
     assert [item["id"] for item in listed["items"]] == [mine.json()["id"]]
     assert_problem(api.call("GET", "/accounts/999999/contacts"), 404)
+
+
+def test_a_lead_converts_into_a_contact_an_account_and_a_deal(api: Api) -> None:
+    lead = api.call(
+        "POST", "/leads", json={"full_name": "林美玲", "company_name": "宏達資訊股份有限公司"}
+    ).json()
+    converted = api.call("POST", f"/leads/{lead['id']}/convert", json={})
+    assert converted.status_code == 200, converted.text
+    body = converted.json()
+    assert api.call("GET", f"/contacts/{body['contact_id']}").json()["full_name"] == "林美玲"
+    assert api.call("GET", f"/accounts/{body['account_id']}").status_code == 200
+    assert body["deal_id"] is not None
+    again = api.call("POST", f"/leads/{lead['id']}/convert", json={})
+    assert_problem(again, again.status_code)
+    assert 400 <= again.status_code < 500
+
+
+def test_a_deal_moves_by_stage_name_with_if_match(api: Api) -> None:
+    deal = api.call("POST", "/deals", json={"name": "ERP 系统升级"})
+    deal_id, tag = deal.json()["id"], deal.headers["etag"]
+    moved = api.call(
+        "POST", f"/deals/{deal_id}/move", json={"stage": "Won"}, headers={"If-Match": tag}
+    )
+    assert moved.status_code == 200, moved.text
+    assert moved.headers["etag"] != tag
+    stale = api.call(
+        "POST", f"/deals/{deal_id}/move", json={"stage": "Lost"}, headers={"If-Match": tag}
+    )
+    assert_problem(stale, 412)
+    assert_problem(api.call("POST", f"/deals/{deal_id}/move", json={"stage": "Nowhere"}), 422)

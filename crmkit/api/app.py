@@ -17,6 +17,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
 
+from crmkit.api.actions import action_routers
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
 from crmkit.api.problems import EXCEPTION_HANDLERS
@@ -69,6 +70,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
     routers: list[Any] = [
         record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
     ]
+    routers += action_routers(crm, every)
     routers += [webhook_router(crm), form_router(crm), health]
     routers += plugin_routers(crm)
     openapi = OpenAPIConfig(

@@ -45,8 +45,8 @@ class RateLimiter:
                 hits = self._hits[key] = deque()
             while hits and hits[0] <= now - self.window:
                 hits.popleft()
-            if len(hits) >= self.limit:
-                return hits[0] + self.window - now
+            if len(hits) >= self.limit:  # refused: never 0, however the floats round
+                return max(hits[0] + self.window - now, 1e-6)
             hits.append(now)
             return 0.0
 
