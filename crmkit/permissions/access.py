@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Integer,
     String,
+    bindparam,
     case,
     cast,
     false,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     select,
     union_all,
 )
+from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import Session
 
 from crmkit.entities.organisation import Team, User
@@ -145,20 +147,28 @@ class Access:
 SYSTEM = Access(user_id=None, username="system", unrestricted=True)
 
 
-def _access_query(user_id: int) -> Any:
+def _access_query() -> Any:
     """Everything :func:`load_access` needs in one statement (one round trip): rows tagged
     ``u`` (the user: team, active/admin flags, name), ``r`` (a role), ``g`` (a role's grant),
     ``f`` (a role's field rule), ``t`` (a team of the user's subtree, by a recursive CTE
-    over ``teams.parent_id``) and ``n`` (how many teams there are)."""
+    over ``teams.parent_id``) and ``n`` (how many teams there are). The user's id is the
+    parameter ``user_id``."""
+    user_id = bindparam("user_id", type_=Integer)
     users, roles = User.__table__, UserRole.__table__
     grants, rules, teams = RoleGrant.__table__, FieldRule.__table__, Team.__table__
     no_int, no_text = cast(null(), Integer), cast(null(), String)
-    home = select(users.c.team_id).where(users.c.id == user_id).scalar_subquery()
+    # an admin's rights do not depend on the tree: no subtree rows for them
+    home = (
+        select(users.c.team_id)
+        .where(users.c.id == user_id, users.c.is_admin == false())
+        .scalar_subquery()
+    )
     tree = select(teams.c.id).where(teams.c.id == home).cte("subtree", recursive=True)
     # UNION (not UNION ALL): ends even if the tree ever held a cycle
     tree = tree.union(select(teams.c.id).where(teams.c.parent_id == tree.c.id))
     mine = select(roles.c.role_id).where(roles.c.user_id == user_id)
-    flags = case((users.c.is_active, 1), else_=0) + case((users.c.is_admin, 2), else_=0)
+    one, two, zero = literal_column("1"), literal_column("2"), literal_column("0")
+    flags = case((users.c.is_active, one), else_=zero) + case((users.c.is_admin, two), else_=zero)
     return union_all(
         select(
             literal_column("'u'").label("kind"),
@@ -192,6 +202,28 @@ def _access_query(user_id: int) -> Any:
     )
 
 
+_COMPILED: dict[Any, Compiled] = {}
+
+
+def _run_access_query(session: Session, user_id: int) -> Any:
+    """The rows of :func:`_access_query` for ``user_id``. The statement is compiled once per
+    dialect and sent as SQL text: building and compiling it on every operation cost more
+    than running it."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()  # pending changes first, as any ORM query would
+    connection = session.connection()
+    dialect = connection.dialect
+    compiled = _COMPILED.get(dialect)
+    if compiled is None:
+        compiled = _COMPILED[dialect] = _access_query().compile(dialect=dialect)
+    params = compiled.construct_params({"user_id": user_id})
+    if compiled.positiontup is not None:
+        return connection.exec_driver_sql(
+            compiled.string, tuple(params[name] for name in compiled.positiontup)
+        )
+    return connection.exec_driver_sql(compiled.string, params)
+
+
 def load_access(session: Session, user: User | None) -> Access:
     """Read the actor's roles, grants, field rules and team subtree from the database, in
     one statement.
@@ -211,7 +243,7 @@ def load_access(session: Session, user: User | None) -> Access:
     rule_rows: list[tuple[int, str, str, str]] = []
     subtree_ids: set[int] = set()
     team_count = 0
-    for kind, n1, n2, s1, s2, s3 in session.execute(_access_query(user.id)):
+    for kind, n1, n2, s1, s2, s3 in _run_access_query(session, user.id):
         if kind == "u":
             found, team_id, username = True, n1, s1
             active, admin = bool(n2 & 1), bool(n2 & 2)
