@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 from sqlalchemy import ARRAY, Integer, and_, any_, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from crmkit.db.base import utcnow
@@ -214,7 +215,7 @@ class Relay:
                 EventDelivery.claim_expires_at,
             )
             .where(open_here)
-            .distinct(EventDelivery.sink, EventDelivery.record_key)
+            .ext(distinct_on(EventDelivery.sink, EventDelivery.record_key))
             .order_by(EventDelivery.sink, EventDelivery.record_key, EventDelivery.id)
             .subquery("heads")
         )
