@@ -209,7 +209,8 @@ def test_sqlite_keeps_the_owner_and_team_indexes_for_a_narrow_scope(
 
     assert [c.full_name for c in crm.contacts.list(sort="full_name", actor=lead).items] == ["张伟"]
     plan = _plan(crm, *statements.seen[-1])
-    assert "ix_contacts_team_id" in plan and "ix_contacts_owner_id" in plan, plan
+    assert "ix_contacts_team_id" in plan, plan
+    assert "ix_contacts_owner_id" in plan, plan
 
 
 # -- access: one statement, nothing kept between operations ---------------------------------
@@ -240,6 +241,7 @@ def test_an_admin_and_a_user_without_a_team_load_their_access(crm: crmkit.CRM) -
     assert crm.contacts.count(actor=admin) == 2
     assert [c.full_name for c in crm.contacts.list(actor=loner).items] == ["张伟"]
     with crm.transaction(loner, write=False) as op:
-        assert op.access.subtree_ids == frozenset() and op.access.team_count == 1
+        assert op.access.subtree_ids == frozenset()
+        assert op.access.team_count == 1
     with crm.transaction(admin, write=False) as op:
         assert op.access.unrestricted

@@ -22,8 +22,8 @@ from sqlalchemy import (
     select,
     union_all,
 )
-from sqlalchemy.engine import Compiled
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from crmkit.entities.organisation import Team, User
 from crmkit.errors import PermissionDenied
@@ -167,7 +167,9 @@ def _access_query() -> Any:
     # UNION (not UNION ALL): ends even if the tree ever held a cycle
     tree = tree.union(select(teams.c.id).where(teams.c.parent_id == tree.c.id))
     mine = select(roles.c.role_id).where(roles.c.user_id == user_id)
-    one, two, zero = literal_column("1"), literal_column("2"), literal_column("0")
+    one: ColumnElement[int] = literal_column("1")
+    two: ColumnElement[int] = literal_column("2")
+    zero: ColumnElement[int] = literal_column("0")
     flags = case((users.c.is_active, one), else_=zero) + case((users.c.is_admin, two), else_=zero)
     return union_all(
         select(
@@ -202,7 +204,7 @@ def _access_query() -> Any:
     )
 
 
-_COMPILED: dict[Any, Compiled] = {}
+_COMPILED: dict[tuple[str, str, str], SQLCompiler] = {}
 
 
 def _run_access_query(session: Session, user_id: int) -> Any:
@@ -213,10 +215,13 @@ def _run_access_query(session: Session, user_id: int) -> Any:
         session.flush()  # pending changes first, as any ORM query would
     connection = session.connection()
     dialect = connection.dialect
-    compiled = _COMPILED.get(dialect)
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    compiled = _COMPILED.get(key)
     if compiled is None:
-        compiled = _COMPILED[dialect] = _access_query().compile(dialect=dialect)
-    params = compiled.construct_params({"user_id": user_id})
+        compiled = _access_query().compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        _COMPILED[key] = compiled
+    params: Any = compiled.construct_params({"user_id": user_id})
     if compiled.positiontup is not None:
         return connection.exec_driver_sql(
             compiled.string, tuple(params[name] for name in compiled.positiontup)
