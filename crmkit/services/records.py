@@ -31,6 +31,7 @@ from crmkit.errors import (
     ValidationError,
 )
 from crmkit.events.payloads import to_json
+from crmkit.events.types import Event
 from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.operation import Operation
@@ -217,10 +218,13 @@ class RecordService:
             except IntegrityError:
                 pass  # a row the database refused: find it below, one row at a time
             else:
+                # no after-create rule can change the values: the audit entries are made
+                # from the events' payloads, already in JSON form (one conversion, not two)
+                payloads: list[tuple[int, Mapping[str, Any]]] = []
                 for (_, values), record_id in zip(good, ids, strict=True):
-                    self._created(op, record_id, values)
+                    payloads.append((record_id, self._created(op, record_id, values).payload))
                     result.ids.append(record_id)
-                    created.append((record_id, values))
+                self._audit_created(op, payloads, json_ready=True)
                 good = []
         for line, values in good:
             mark = len(op.events)
@@ -307,14 +311,16 @@ class RecordService:
         bulk_insert(op.session.connection(), self.table, params)  # no RETURNING: COPY or
         return ids  # a plain executemany
 
-    def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> None:
+    def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> Event:
+        """Emit ``<entity>.created`` and run the after-create rules and hooks; the event."""
         values["id"] = record_id
-        op.emit(f"{self.name}.created", values, record_type=self.name, record_id=record_id)
+        event = op.emit(f"{self.name}.created", values, record_type=self.name, record_id=record_id)
         self.after_create(op, record_id, values)
         if self.crm.host.implemented("crmkit_after_create"):
             self.crm.host.call(
                 "crmkit_after_create", op=op, entity=self.name, record_id=record_id, values=values
             )
+        return event
 
     def _check_references(
         self, op: Operation, rows: list[dict[str, Any]], lines: Sequence[int] | None = None
@@ -741,9 +747,14 @@ class RecordService:
             audit_rows(op, "delete", self.name, [(record_id, {"deleted_at": [None, utcnow()]})])
 
     def _audit_created(
-        self, op: Operation, created: Sequence[tuple[int, Mapping[str, Any]]]
+        self,
+        op: Operation,
+        created: Sequence[tuple[int, Mapping[str, Any]]],
+        *,
+        json_ready: bool = False,
     ) -> None:
-        """One audit entry per new record: every field set, as ``[None, value]``."""
+        """One audit entry per new record: every field set, as ``[None, value]``
+        (``json_ready``: the values are in JSON form already, as event payloads are)."""
         audit_rows(
             op,
             "create",
@@ -759,6 +770,7 @@ class RecordService:
                 )
                 for record_id, values in created
             ],
+            json_ready=json_ready,
         )
 
     # -- entity-specific rules (overridden by DealService, LeadService) ----------------------
