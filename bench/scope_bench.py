@@ -27,14 +27,12 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 from attrs import define, field
-from sqlalchemy import and_, event, select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 HERE = Path(__file__).resolve().parent
@@ -402,7 +400,6 @@ class BackendResult:
     access: dict[str, Timings]  # opening a read operation and loading the actor's access
     plans: dict[tuple[str, str], Plan]
     rows: dict[tuple[str, str], int]  # rows returned (a page) or counted
-    variant: str = ""  # "" for crmkit as it is; else what :func:`what_if` changed
 
 
 class StatementCatcher:
@@ -611,9 +608,8 @@ def run(
     repeats: int = 31,
     budget: float = 12.0,
     log: Log = print,
-    patched: bool = False,
 ) -> list[BackendResult]:
-    """Build the data set on each engine and measure it (``patched``: with :func:`what_if`)."""
+    """Build the data set on each engine and measure it."""
     results = []
     for backend in backends:
         with Databases(backend) as dbs:
@@ -624,106 +620,11 @@ def run(
             (build_sqlite if backend == "sqlite" else build_postgres)(url, org, contacts)
             built = time.perf_counter() - start
             log(f"scope: {backend}: built in {built:.0f} s; measuring")
-            variants = [("", False)]
-            if patched:
-                variants = [("query changes", False), ("query changes, access memoised", True)]
-            for variant, memoise in variants:
-                if variant:
-                    log(f"scope: {backend}: what if: {variant}")
-                with what_if(backend, memoise_access=memoise) if patched else nullcontext():
-                    result = measure(backend, url, org, repeats=repeats, budget=budget, log=log)
-                result.contacts, result.build_seconds = contacts, built
-                result.variant = variant
-                results.append(result)
+            result = measure(backend, url, org, repeats=repeats, budget=budget, log=log)
+            result.contacts, result.build_seconds = contacts, built
+            results.append(result)
             dbs.drop(url)
     return results
-
-
-# -- what if: the query changes the analysis proposes ------------------------------------
-
-
-@contextmanager
-def what_if(backend: str, *, memoise_access: bool = False) -> Iterator[None]:
-    """Patch crmkit (in this process only) with the changes docs/benchmarks.md proposes, to
-    measure what they would give:
-
-    1. SQLite only: when a list is sorted on the primary key or an indexed column, the scope
-       condition is written ``owner_id + 0 = ? OR team_id + 0 IN (...)``, which SQLite cannot
-       answer from the owner/team indexes, so it walks the sort's index and filters, stopping
-       after one page, instead of collecting every visible row and sorting them;
-    2. a cursor's keyset condition ``sort > :v OR (sort = :v AND id > :last)`` on a column
-       other than the id also gets the redundant bound ``sort >= :v`` (``<=`` when
-       descending, for a NOT NULL column), which both engines use as the start of an index
-       range: without it a later page walks the sort's index from its first entry.
-
-    With ``memoise_access`` the actor's access is also loaded once and kept (not safe in
-    crmkit: a deactivation or a role change would go unnoticed), the lower bound of what a
-    cheaper ``load_access`` could reach.
-    """
-    from unittest import mock
-
-    from crmkit.permissions.access import Access
-    from crmkit.services import operation, records
-
-    original_condition = Access.condition
-    original_list = records.RecordService.list
-    original_keyset = records.keyset_after  # type: ignore[attr-defined]
-    original_load = operation.load_access  # type: ignore[attr-defined]
-    state = {"index_sort": False}
-    loaded: dict[int, Access] = {}
-
-    def load_access(session: Any, user: Any) -> Access:
-        if user is None or not memoise_access:
-            return original_load(session, user)
-        if user.id not in loaded:
-            loaded[user.id] = original_load(session, user)
-        return loaded[user.id]
-
-    def keyset_after(
-        expression: Any,
-        id_column: Any,
-        descending: bool,
-        value: Any,
-        last_id: int,
-        *,
-        nullable: bool = True,
-    ) -> Any:
-        condition = original_keyset(
-            expression, id_column, descending, value, last_id, nullable=nullable
-        )
-        if expression is id_column or value is None:
-            return condition
-        if not descending:
-            return and_(expression >= value, condition)
-        if not nullable:
-            return and_(expression <= value, condition)
-        return condition
-
-    def condition(self: Access, model: Any, scope: Any) -> Any:
-        if not state["index_sort"]:
-            return original_condition(self, model, scope)
-        unindexed = SimpleNamespace(owner_id=model.owner_id + 0, team_id=model.team_id + 0)
-        return original_condition(self, unindexed, scope)
-
-    def list_(service: Any, *args: Any, **kwargs: Any) -> Any:
-        name = str(kwargs.get("sort", "id")).lstrip("-")
-        column = service.table.c.get(name)
-        indexed = column is not None and (
-            column.primary_key or any(index.columns[0] is column for index in service.table.indexes)
-        )
-        state["index_sort"] = indexed and backend == "sqlite"
-        try:
-            return original_list(service, *args, **kwargs)
-        finally:
-            state["index_sort"] = False
-
-    with (
-        mock.patch.object(records, "keyset_after", keyset_after),
-        mock.patch.object(Access, "condition", condition),
-        mock.patch.object(records.RecordService, "list", list_),
-        mock.patch.object(operation, "load_access", load_access),
-    ):
-        yield
 
 
 # -- the report ----------------------------------------------------------------------------
@@ -761,7 +662,6 @@ def as_markdown(results: Sequence[BackendResult]) -> list[str]:
         actors = [a for a in result.actors if a.key != "system"]
         lines += [
             f"**{result.backend}**"
-            + (f", what if: {result.variant}" if result.variant else "")
             + f" (data built in {result.build_seconds:.0f} s). Actors:"
             + "; ".join(
                 f" {a.key} = {a.label}"
@@ -832,9 +732,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int)
     parser.add_argument("--backend", choices=BACKENDS, action="append")
     parser.add_argument("--plans", action="store_true", help="also print the full plans")
-    parser.add_argument(
-        "--what-if", action="store_true", help="with the query changes the analysis proposes"
-    )
     arguments = parser.parse_args(argv)
     began = time.perf_counter()
 
@@ -842,9 +739,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - began:7.1f} s] {message}", flush=True)
 
     contacts = arguments.contacts or (100_000 if arguments.quick else 1_000_000)
-    results = run(
-        arguments.backend or list(BACKENDS), contacts=contacts, log=log, patched=arguments.what_if
-    )
+    results = run(arguments.backend or list(BACKENDS), contacts=contacts, log=log)
     print("\n".join(as_markdown(results)))
     if arguments.plans:
         for result in results:

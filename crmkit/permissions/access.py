@@ -7,8 +7,23 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import field, frozen
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    bindparam,
+    case,
+    cast,
+    false,
+    func,
+    literal_column,
+    null,
+    or_,
+    select,
+    union_all,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from crmkit.entities.organisation import Team, User
 from crmkit.errors import PermissionDenied
@@ -43,6 +58,7 @@ class Access:
     field_rules: Mapping[str, Mapping[str, FieldAccess]] = field(factory=dict)
     team_ids: frozenset[int] = frozenset()  # the actor's own team
     subtree_ids: frozenset[int] = frozenset()  # the actor's team and all teams below it
+    team_count: int = 0  # teams in the whole tree (for :meth:`share`)
 
     def scope(self, permission: str) -> Scope | None:
         """The widest scope the actor holds ``permission`` with, or ``None``."""
@@ -57,20 +73,42 @@ class Access:
             raise PermissionDenied(f"{self.username} lacks the permission {permission}")
         return scope
 
-    def condition(self, model: Any, scope: Scope) -> ColumnElement[bool] | None:
+    def condition(
+        self, model: Any, scope: Scope, *, unindexed: bool = False
+    ) -> ColumnElement[bool] | None:
         """The SQL condition selecting the records of ``model`` within ``scope`` (``None``
-        for all). Owned records are always within the actor's scope."""
+        for all). Owned records are always within the actor's scope.
+
+        With ``unindexed`` the owner and team columns are written ``owner_id + 0`` and
+        ``team_id + 0``: the same condition, which SQLite cannot answer from the owner and
+        team indexes, so it walks the index of the list's sort order instead and stops after
+        one page (see ``RecordService.list`` and docs/decisions.md)."""
         if scope is Scope.ALL or self.unrestricted:
             return None
         if self.user_id is None:
             return false()
-        own = model.owner_id == self.user_id
+        owner_id, team_id = model.owner_id, model.team_id
+        if unindexed:
+            owner_id, team_id = owner_id + literal_column("0"), team_id + literal_column("0")
+        own = owner_id == self.user_id
         if scope is Scope.OWN:
             return own  # type: ignore[no-any-return]
         teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
         if not teams:
             return own  # type: ignore[no-any-return]
-        return or_(own, model.team_id.in_(sorted(teams)))
+        return or_(own, team_id.in_(sorted(teams)))
+
+    def share(self, scope: Scope) -> float:
+        """A cheap estimate of the share of the records ``scope`` reaches: 1.0 for all, else
+        the share of the team tree's teams it covers (0.0 for own records only). It knows
+        nothing about how the records are spread over the teams; it only decides between
+        two plans that both return the right rows (``RecordService.list``)."""
+        if scope is Scope.ALL or self.unrestricted:
+            return 1.0
+        if scope is Scope.OWN or not self.team_count:
+            return 0.0
+        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
+        return min(1.0, len(teams) / self.team_count)
 
     def covers(self, scope: Scope, owner_id: int | None, team_id: int | None) -> bool:
         """Whether a record with this owner and team lies within ``scope`` (the Python twin
@@ -109,32 +147,133 @@ class Access:
 SYSTEM = Access(user_id=None, username="system", unrestricted=True)
 
 
+def _access_query() -> Any:
+    """Everything :func:`load_access` needs in one statement (one round trip): rows tagged
+    ``u`` (the user: team, active/admin flags, name), ``r`` (a role), ``g`` (a role's grant),
+    ``f`` (a role's field rule), ``t`` (a team of the user's subtree, by a recursive CTE
+    over ``teams.parent_id``) and ``n`` (how many teams there are). The user's id is the
+    parameter ``user_id``."""
+    user_id = bindparam("user_id", type_=Integer)
+    users, roles = User.__table__, UserRole.__table__
+    grants, rules, teams = RoleGrant.__table__, FieldRule.__table__, Team.__table__
+    no_int, no_text = cast(null(), Integer), cast(null(), String)
+    # an admin's rights do not depend on the tree: no subtree rows for them
+    home = (
+        select(users.c.team_id)
+        .where(users.c.id == user_id, users.c.is_admin == false())
+        .scalar_subquery()
+    )
+    tree = select(teams.c.id).where(teams.c.id == home).cte("subtree", recursive=True)
+    # UNION (not UNION ALL): ends even if the tree ever held a cycle
+    tree = tree.union(select(teams.c.id).where(teams.c.parent_id == tree.c.id))
+    mine = select(roles.c.role_id).where(roles.c.user_id == user_id)
+    one: ColumnElement[int] = literal_column("1")
+    two: ColumnElement[int] = literal_column("2")
+    zero: ColumnElement[int] = literal_column("0")
+    flags = case((users.c.is_active, one), else_=zero) + case((users.c.is_admin, two), else_=zero)
+    return union_all(
+        select(
+            literal_column("'u'").label("kind"),
+            users.c.team_id.label("n1"),
+            flags.label("n2"),
+            users.c.username.label("s1"),
+            no_text.label("s2"),
+            no_text.label("s3"),
+        ).where(users.c.id == user_id),
+        select(literal_column("'r'"), roles.c.role_id, no_int, no_text, no_text, no_text).where(
+            roles.c.user_id == user_id
+        ),
+        select(
+            literal_column("'g'"),
+            grants.c.role_id,
+            no_int,
+            grants.c.permission,
+            grants.c.scope,
+            no_text,
+        ).where(grants.c.role_id.in_(mine)),
+        select(
+            literal_column("'f'"),
+            rules.c.role_id,
+            no_int,
+            rules.c.entity,
+            rules.c.field,
+            rules.c.access,
+        ).where(rules.c.role_id.in_(mine)),
+        select(literal_column("'t'"), tree.c.id, no_int, no_text, no_text, no_text),
+        select(literal_column("'n'"), func.count(teams.c.id), no_int, no_text, no_text, no_text),
+    )
+
+
+_COMPILED: dict[tuple[str, str, str], SQLCompiler] = {}
+
+
+def _run_access_query(session: Session, user_id: int) -> Any:
+    """The rows of :func:`_access_query` for ``user_id``. The statement is compiled once per
+    dialect and sent as SQL text: building and compiling it on every operation cost more
+    than running it."""
+    if session.autoflush and (session.new or session.dirty or session.deleted):
+        session.flush()  # pending changes first, as any ORM query would
+    connection = session.connection()
+    dialect = connection.dialect
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        compiled = _access_query().compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        _COMPILED[key] = compiled
+    params: Any = compiled.construct_params({"user_id": user_id})
+    if compiled.positiontup is not None:
+        return connection.exec_driver_sql(
+            compiled.string, tuple(params[name] for name in compiled.positiontup)
+        )
+    return connection.exec_driver_sql(compiled.string, params)
+
+
 def load_access(session: Session, user: User | None) -> Access:
-    """Read the actor's roles, grants, field rules and team tree from the database.
+    """Read the actor's roles, grants, field rules and team subtree from the database, in
+    one statement.
 
     The user row itself is read again too: the ``User`` object a caller passes may be older
-    than a deactivation or a team move, and must not carry yesterday's rights."""
+    than a deactivation or a team move, and must not carry yesterday's rights. Nothing is
+    cached between operations, so a deactivation, a role or grant change or a team move is
+    seen by the very next operation."""
     if user is None:
         return SYSTEM
-    current = session.get(User, user.id, populate_existing=True)
-    if current is None or not current.is_active:
+    found = False
+    active = admin = False
+    team_id: int | None = None
+    username = user.username
+    role_ids: list[int] = []
+    grant_rows: list[tuple[str, str]] = []
+    rule_rows: list[tuple[int, str, str, str]] = []
+    subtree_ids: set[int] = set()
+    team_count = 0
+    for kind, n1, n2, s1, s2, s3 in _run_access_query(session, user.id):
+        if kind == "u":
+            found, team_id, username = True, n1, s1
+            active, admin = bool(n2 & 1), bool(n2 & 2)
+        elif kind == "r":
+            role_ids.append(n1)
+        elif kind == "g":
+            grant_rows.append((s1, s2))
+        elif kind == "f":
+            rule_rows.append((n1, s1, s2, s3))
+        elif kind == "t":
+            subtree_ids.add(n1)
+        else:
+            team_count = int(n1 or 0)
+    if not found or not active:
         raise PermissionDenied(f"user {user.username!r} is deactivated or no longer exists")
-    user = current
-    if user.is_admin:
-        return Access(
-            user_id=user.id, username=user.username, unrestricted=True, team_id=user.team_id
-        )
-    role_ids = list(session.scalars(select(UserRole.role_id).where(UserRole.user_id == user.id)))
+    if admin:
+        return Access(user_id=user.id, username=username, unrestricted=True, team_id=team_id)
     grants: dict[str, Scope] = {}
-    for permission, scope_name in session.execute(
-        select(RoleGrant.permission, RoleGrant.scope).where(RoleGrant.role_id.in_(role_ids))
-    ):
+    for permission, scope_name in grant_rows:
         scope = Scope(scope_name)
         if permission not in grants or scope.rank > grants[permission].rank:
             grants[permission] = scope
     rules_by_role: dict[int, dict[tuple[str, str], FieldAccess]] = {rid: {} for rid in role_ids}
-    for rule in session.scalars(select(FieldRule).where(FieldRule.role_id.in_(role_ids))):
-        rules_by_role[rule.role_id][(rule.entity, rule.field)] = FieldAccess(rule.access)
+    for role_id, entity, name, access in rule_rows:
+        rules_by_role[role_id][(entity, name)] = FieldAccess(access)
     field_rules: dict[str, dict[str, FieldAccess]] = {}
     mentioned = {key for rules in rules_by_role.values() for key in rules}
     for entity, name in mentioned:
@@ -145,19 +284,14 @@ def load_access(session: Session, user: User | None) -> Access:
             continue
         lenient = FieldAccess.READ_ONLY if FieldAccess.READ_ONLY in accesses else FieldAccess.HIDDEN
         field_rules.setdefault(entity, {})[name] = lenient
-    team_ids: frozenset[int] = frozenset()
-    subtree_ids: frozenset[int] = frozenset()
-    if user.team_id is not None:
-        parents = dict(session.execute(select(Team.id, Team.parent_id)).all())
-        team_ids = frozenset({user.team_id})
-        subtree_ids = subtree(parents, user.team_id)
     return Access(
         user_id=user.id,
-        username=user.username,
+        username=username,
         unrestricted=False,
-        team_id=user.team_id,
+        team_id=team_id,
         grants=grants,
         field_rules=field_rules,
-        team_ids=team_ids,
-        subtree_ids=subtree_ids,
+        team_ids=frozenset({team_id}) if team_id is not None else frozenset(),
+        subtree_ids=frozenset(subtree_ids) if team_id is not None else frozenset(),
+        team_count=team_count,
     )

@@ -35,10 +35,12 @@ def audit_rows(
     *,
     sensitive: bool = False,
     detail: str = "",
+    json_ready: bool = False,
 ) -> None:
     """Append one audit entry per ``(record_id, changes)`` in one statement.
 
-    ``changes`` maps a field to ``[before, after]`` (``None`` for "no value")."""
+    ``changes`` maps a field to ``[before, after]`` (``None`` for "no value"); with
+    ``json_ready`` the values are JSON-ready already (``to_json`` was applied)."""
     if not changes:
         return
     now = utcnow()
@@ -52,7 +54,7 @@ def audit_rows(
                 "operation": operation,
                 "entity": entity,
                 "record_id": record_id,
-                "changes": op_json(op, fields),
+                "changes": fields if json_ready else op_json(op, fields),
                 "sensitive": sensitive,
                 "detail": detail,
             }

@@ -23,17 +23,24 @@ from crmkit.services.values import ValuePreparer
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "empty")
 
 
-def visible(op: Operation, entity: EntityType, action: str = "read") -> Select[Any]:
+def visible(
+    op: Operation, entity: EntityType, action: str = "read", *, unindexed: bool = False
+) -> Select[Any]:
     """The one query every read of ``entity`` starts from: live (not deleted) records within
     the scope the actor holds ``<entity>:<action>`` with, as a SQL condition. Get, list,
     count, search, export and the reads before an update or delete all build on it, so they
     agree, and a record outside the scope behaves as if it did not exist.
 
+    ``unindexed`` writes the scope so that SQLite does not answer it from the owner and team
+    indexes (:meth:`Access.condition`); the rows are the same.
+
     An actor without the permission at all gets ``PermissionDenied``."""
     model: Any = entity.model
     query = select(model).where(model.deleted_at.is_(None))
     access = op.access
-    condition = access.condition(model, access.require(f"{entity.name}:{action}"))
+    condition = access.condition(
+        model, access.require(f"{entity.name}:{action}"), unindexed=unindexed
+    )
     return query if condition is None else query.where(condition)
 
 
@@ -252,22 +259,25 @@ def keyset_after(
 ) -> ColumnElement[bool]:
     """Rows after ``(value, last_id)`` in the order ``expression`` then id, both ascending
     (NULLs first) or both descending (NULLs last) — the order :func:`order_clauses` gives.
-    Sorting by the id itself needs no second key."""
+    Sorting by the id itself needs no second key.
+
+    Where every later row has ``expression >= value`` (ascending, or descending on a NOT
+    NULL column with ``<=``), that bound is added although it is implied: it is what lets
+    both engines start a range on the sort column's index at the cursor, instead of walking
+    the index from its first entry and filtering every row before the cursor."""
     if expression is id_column:
         return id_column < last_id if descending else id_column > last_id
-    if not nullable and value is not None:
-        if descending:
-            return or_(expression < value, and_(expression == value, id_column < last_id))
-        return or_(expression > value, and_(expression == value, id_column > last_id))
-    if not descending:
-        if value is None:
-            return or_(and_(expression.is_(None), id_column > last_id), expression.is_not(None))
-        return or_(expression > value, and_(expression == value, id_column > last_id))
     if value is None:
-        return and_(expression.is_(None), id_column < last_id)
-    return or_(
-        expression < value, and_(expression == value, id_column < last_id), expression.is_(None)
-    )
+        if descending:  # NULLs come last: only NULLs with a smaller id follow
+            return and_(expression.is_(None), id_column < last_id)
+        return or_(and_(expression.is_(None), id_column > last_id), expression.is_not(None))
+    if not descending:
+        after = or_(expression > value, and_(expression == value, id_column > last_id))
+        return and_(expression >= value, after)  # NULLs sort first: none come later
+    after = or_(expression < value, and_(expression == value, id_column < last_id))
+    if not nullable:
+        return and_(expression <= value, after)
+    return or_(after, expression.is_(None))
 
 
 def order_clauses(
