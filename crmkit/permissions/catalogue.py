@@ -3,7 +3,9 @@
 A permission is ``"<resource>:<action>"``. Every entity (core and plugin) has ``read``,
 ``create``, ``update``, ``delete`` and ``export``; customer entities also ``assign``; leads
 ``convert``. Administration has ``user:manage``, ``team:manage``, ``role:manage``,
-``audit:read`` and ``plugin:manage``. Plugins add theirs through ``crmkit_permissions``.
+``audit:read`` and ``plugin:manage``; assignment has ``assignment:manage`` (rules, pool
+policies, bulk assignment and release) and ``pool:claim`` (list and claim records of the
+shared pool). Plugins add theirs through ``crmkit_permissions``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from crmkit.permissions.models import Scope
 
 RECORD_ACTIONS = ("read", "create", "update", "delete", "export")
 ASSIGNABLE = ("contact", "account", "lead", "deal")
-ADMIN_PERMISSIONS = ("user:manage", "team:manage", "role:manage", "audit:read", "plugin:manage")
+ADMIN_PERMISSIONS = (
+    "user:manage",
+    "team:manage",
+    "role:manage",
+    "audit:read",
+    "plugin:manage",
+    "assignment:manage",
+)
+#: Taking records from the shared pool (within the per-user limits).
+POOL_PERMISSIONS = ("pool:claim",)
 CUSTOMER_ENTITIES = ("contact", "account", "lead", "deal", "activity", "task")
 
 
@@ -28,7 +39,9 @@ def record_permissions(entities: Iterable[str]) -> list[str]:
 
 def all_permissions(entities: Iterable[str], plugin_permissions: Iterable[str] = ()) -> list[str]:
     """Every permission a role may be granted, sorted."""
-    return sorted({*record_permissions(entities), *ADMIN_PERMISSIONS, *plugin_permissions})
+    return sorted(
+        {*record_permissions(entities), *ADMIN_PERMISSIONS, *POOL_PERMISSIONS, *plugin_permissions}
+    )
 
 
 def _grants(actions: Iterable[str], scope: Scope) -> dict[str, Scope]:
@@ -48,6 +61,7 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.ALL),
             "lead:convert": Scope.ALL,
             **dict.fromkeys(ADMIN_PERMISSIONS, Scope.ALL),
+            **dict.fromkeys(POOL_PERMISSIONS, Scope.ALL),
         },
     ),
     "manager": (
@@ -55,11 +69,16 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
         {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.SUBTREE),
             "lead:convert": Scope.SUBTREE,
+            "pool:claim": Scope.ALL,
         },
     ),
     "sales_rep": (
         "Works on their own customers",
-        {**_grants(("read", "create", "update"), Scope.OWN), "lead:convert": Scope.OWN},
+        {
+            **_grants(("read", "create", "update"), Scope.OWN),
+            "lead:convert": Scope.OWN,
+            "pool:claim": Scope.ALL,
+        },
     ),
     "read_only": (
         "Reads every customer record, changes nothing",

@@ -6,6 +6,7 @@ from alembic import context
 
 import crmkit.entities
 import crmkit.events.outbox
+import crmkit.assignment.models
 import crmkit.permissions.models  # noqa: F401
 from crmkit.db.base import Base
 
