@@ -29,10 +29,10 @@ from crmkit.settings import Settings
 if TYPE_CHECKING:
     from crmkit.events.types import EventSink
     from crmkit.services.assignment import AssignmentService
-    from crmkit.services.pool import PoolService
     from crmkit.services.audit_log import AuditLog
     from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.leads import LeadService
+    from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
     from crmkit.services.tokens import TokenService

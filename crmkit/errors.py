@@ -7,7 +7,6 @@ REST API answers problem+json with ``title`` and ``detail``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 from attrs import frozen

@@ -163,9 +163,7 @@ class PluginHost:
     @property
     def names(self) -> list[str]:
         """Names of the registered (enabled) plugins."""
-        return sorted(
-            name for name, _ in self.manager.list_name_plugin() if name not in self._core
-        )
+        return sorted(name for name, _ in self.manager.list_name_plugin() if name not in self._core)
 
     def _all_impls(self) -> Iterable[pluggy.HookImpl]:
         for caller in self.manager.hook.__dict__.values():

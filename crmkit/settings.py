@@ -85,7 +85,7 @@ class Settings:
     relay: RelaySettings = RelaySettings()
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     echo_sql: bool = False
-    assignment: AssignmentSettings = AssignmentSettings()
+    assignment: AssignmentSettings = field(factory=AssignmentSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, database_url: str | None = None) -> Settings:

@@ -4,7 +4,7 @@ policy, hand-over) and ``[crmkit.pool]`` (release policies, claim limits)."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 from attrs import field, frozen
@@ -30,6 +30,10 @@ class HandoverFallback(enum.StrEnum):
     POOL = "pool"  # the shared pool
 
 
+def _names(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
 @frozen
 class RuleConfig:
     """An assignment rule written in the config file (``[[crmkit.assignment.rules]]``)."""
@@ -37,7 +41,7 @@ class RuleConfig:
     entity: str
     name: str
     strategy: str
-    members: tuple[str, ...] = field(default=(), converter=tuple)
+    members: tuple[str, ...] = field(default=(), converter=_names)
     when: Mapping[str, Any] = field(factory=dict)
     weights: Mapping[str, int] = field(factory=dict)
     capacity: Mapping[str, int] = field(factory=dict)
@@ -125,7 +129,9 @@ class AssignmentSettings:
         names = [(rule.entity, rule.name) for rule in rules]
         twice = next((n for n in names if names.count(n) > 1), None)
         if twice:
-            raise ConfigError(f"{where}: assignment rule {twice[1]!r} of {twice[0]} is defined twice")
+            raise ConfigError(
+                f"{where}: assignment rule {twice[1]!r} of {twice[0]} is defined twice"
+            )
         for policy in policies:
             if policy.days < 1:
                 raise ConfigError(

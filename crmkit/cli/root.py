@@ -9,6 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from crmkit.cli.assignment import assignment_commands
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.database import db_group, init_command
 from crmkit.cli.demo import demo_command
@@ -170,6 +171,7 @@ for _command in (
     worker_command,
     events_group,
     *security_commands(),
+    *assignment_commands(),
 ):
     cli.add_command(_command)
 

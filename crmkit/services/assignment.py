@@ -180,7 +180,9 @@ def load_rules(op: Operation, entity: str) -> list[Rule]:
         usernames = dict(
             op.session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all()
         )
-        teams = dict(op.session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))).all())
+        teams = dict(
+            op.session.execute(select(Team.id, Team.name).where(Team.id.in_(team_ids))).all()
+        )
         for row in stored:
             rule_members = tuple(
                 Member(
@@ -218,8 +220,9 @@ def _config_rule(op: Operation, spec: RuleConfig, index: int) -> Rule:
     try:
         members = resolve_members(op, spec)
         conditions = parse_conditions(op.crm, spec.entity, spec.when)
-        check_rule_shape(op, spec.entity, spec.strategy, members, spec.territory_field,
-                         spec.default_member)
+        check_rule_shape(
+            op, spec.entity, spec.strategy, members, spec.territory_field, spec.default_member
+        )
     except CRMError as error:
         raise ConfigError(f"{where}: {error}") from None
     return Rule(
@@ -253,8 +256,10 @@ def resolve_members(op: Operation, spec: RuleConfig) -> tuple[Member, ...]:
         if stray:
             raise CRMError(f"{kind} given for {stray[0]!r}, which is not a member of the rule")
         for label, number in mapping.items():
-            if not isinstance(number, int) or isinstance(number, bool) or number < (
-                1 if kind == "weight" else 0
+            if (
+                not isinstance(number, int)
+                or isinstance(number, bool)
+                or number < (1 if kind == "weight" else 0)
             ):
                 raise CRMError(f"{kind} of {label!r} must be a whole number, not {number!r}")
     if not labels:
@@ -268,7 +273,7 @@ def resolve_members(op: Operation, spec: RuleConfig) -> tuple[Member, ...]:
             team = teams.get(label[len(TEAM_PREFIX) :])
             if team is None:
                 known = ", ".join(sorted(teams)) or "none"
-                raise CRMError(f"team {label[len(TEAM_PREFIX):]!r} does not exist; teams: {known}")
+                raise CRMError(f"team {label[len(TEAM_PREFIX) :]!r} does not exist; teams: {known}")
             team_id = team.id
         else:
             user = users.get(label)
@@ -278,7 +283,7 @@ def resolve_members(op: Operation, spec: RuleConfig) -> tuple[Member, ...]:
                     f" users: {', '.join(sorted(users)) or 'none'}"
                 )
             user_id = user.id
-        territories = territory_of.get(label) or [None]
+        territories: list[str | None] = list(territory_of.get(label, [])) or [None]
         for territory in territories:
             members.append(
                 Member(
@@ -319,8 +324,10 @@ def check_rule_shape(
         return
     preparer = op.crm.preparer(entity)
     if territory_field is None:
-        raise CRMError("strategy 'territory' needs a territory field (the field whose value"
-                       " names the member, e.g. region)")
+        raise CRMError(
+            "strategy 'territory' needs a territory field (the field whose value"
+            " names the member, e.g. region)"
+        )
     if territory_field not in preparer.writable and territory_field not in preparer.custom_fields:
         raise CRMError(f"territory field {territory_field!r} is not a field of {entity}")
     mapped = {m.territory.casefold() for m in members if m.territory}
@@ -361,19 +368,25 @@ def _candidates(
             by_team.setdefault(row.team_id, []).append(row)
             rows.append(row)
     users = {row.id: row for row in rows}
-    away = dict(
-        op.session.execute(
-            select(UserAvailability.user_id, UserAvailability.away_until).where(
-                UserAvailability.user_id.in_(list(users))
-            )
-        ).all()
-    ) if users else {}
+    away = (
+        dict(
+            op.session.execute(
+                select(UserAvailability.user_id, UserAvailability.away_until).where(
+                    UserAvailability.user_id.in_(list(users))
+                )
+            ).all()
+        )
+        if users
+        else {}
+    )
     skipped: list[str] = []
     seen: set[tuple[int, str | None]] = set()
     pairs: list[tuple[Member, Any]] = []
     for member in rule.members:
-        expanded = [users[member.user_id]] if member.user_id is not None else by_team.get(
-            member.team_id or 0, []
+        expanded = (
+            [users[member.user_id]]
+            if member.user_id is not None
+            else by_team.get(member.team_id or 0, [])
         )
         if not expanded and member.team_id is not None:
             skipped.append(f"{member.label} (no active users)")
@@ -415,8 +428,9 @@ def _candidates(
             )
             continue
         candidates.append(
-            Candidate(user.id, user.username, user.team_id, member, load if loads or want_load
-                      else None)
+            Candidate(
+                user.id, user.username, user.team_id, member, load if loads or want_load else None
+            )
         )
     return candidates, skipped
 
@@ -426,7 +440,7 @@ def advance_turn(op: Operation, rule_key: str, *, peek: bool = False) -> int:
     ``UPDATE ... RETURNING`` that row-locks the cursor on PostgreSQL until the transaction
     ends, so processes assigning at the same time take strict turns. ``peek`` reads the
     next number without taking it."""
-    table = AssignmentCursor.__table__
+    table: Any = AssignmentCursor.__table__
     if peek:
         position = op.session.scalar(
             select(AssignmentCursor.position).where(AssignmentCursor.rule_key == rule_key)
@@ -434,9 +448,9 @@ def advance_turn(op: Operation, rule_key: str, *, peek: bool = False) -> int:
         return int(position or 0)
     statement = (
         update(table)
-        .where(table.c.rule_key == rule_key)  # type: ignore[attr-defined]
-        .values(position=table.c.position + 1)  # type: ignore[attr-defined]
-        .returning(table.c.position)  # type: ignore[attr-defined]
+        .where(table.c.rule_key == rule_key)
+        .values(position=table.c.position + 1)
+        .returning(table.c.position)
     )
     position = op.session.execute(statement).scalar()
     if position is None:
@@ -651,7 +665,7 @@ class AssignmentService:
             entity=entity,
             name=name,
             strategy=strategy,
-            members=tuple(members),
+            members=members,
             when=dict(when or {}),
             weights=dict(weights or {}),
             capacity=dict(capacity or {}),
@@ -716,8 +730,9 @@ class AssignmentService:
                 "when": spec.when,
             }
             audit_rows(op, "assignment.rule_added", "assignment_rule", [(rule.id, facts)])
-            op.emit("assignment.rule_added", facts, record_type="assignment_rule",
-                    record_id=rule.id)
+            op.emit(
+                "assignment.rule_added", facts, record_type="assignment_rule", record_id=rule.id
+            )
             operation_state(op).rules.pop(entity, None)
             return next(r for r in load_rules(op, entity) if r.name == name)
 
@@ -727,8 +742,10 @@ class AssignmentService:
         with self.crm.transaction(actor) as op:
             op.access.require("assignment:manage")
             self.crm.entity(entity)
-            if any(spec.entity == entity and spec.name == name
-                   for spec in self.crm.settings.assignment.rules):
+            if any(
+                spec.entity == entity and spec.name == name
+                for spec in self.crm.settings.assignment.rules
+            ):
                 raise CRMError(
                     f"rule {name!r} of {entity} is defined in the config file: remove it there"
                 )
@@ -751,8 +768,9 @@ class AssignmentService:
             op.session.flush()
             facts = {"entity": entity, "name": name}
             audit_rows(op, "assignment.rule_removed", "assignment_rule", [(rule.id, facts)])
-            op.emit("assignment.rule_removed", facts, record_type="assignment_rule",
-                    record_id=rule.id)
+            op.emit(
+                "assignment.rule_removed", facts, record_type="assignment_rule", record_id=rule.id
+            )
 
     def test(
         self, entity: str, values: Mapping[str, object], *, actor: User | None = None
@@ -803,7 +821,9 @@ class AssignmentService:
                         if decision is None:
                             unmatched += 1
                             continue
-                        with ownership_reason(op, "rule", f"rule {decision.rule}: {decision.reason}"):
+                        with ownership_reason(
+                            op, "rule", f"rule {decision.rule}: {decision.reason}"
+                        ):
                             service.update(
                                 record.id,
                                 {"owner_id": decision.user_id, "team_id": decision.team_id},
@@ -833,8 +853,12 @@ class AssignmentService:
             entry.away_until = until
             entry.note = note
             op.session.flush()
-            op.emit("user.away", {"username": username, "until": until, "note": note},
-                    record_type="user", record_id=user.id)
+            op.emit(
+                "user.away",
+                {"username": username, "until": until, "note": note},
+                record_type="user",
+                record_id=user.id,
+            )
 
     def set_back(self, username: str, *, actor: User | None = None) -> None:
         """Mark a user available again."""

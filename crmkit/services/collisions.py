@@ -190,7 +190,7 @@ def flag(op: Operation, entity: str, record_id: int, pending: PendingCreate) -> 
     )
     who = op.actor.username if op.actor is not None else "the system"
     now = utcnow()
-    notices = {}
+    notices: dict[int, list[DuplicateMatch]] = {}
     for match in pending.collisions:
         assert match.owner_id is not None
         notices.setdefault(match.owner_id, []).append(match)

@@ -108,25 +108,34 @@ class PoolService:
         """Remove a release policy of the database. Needs ``assignment:manage``."""
         with self.crm.transaction(actor) as op:
             op.access.require("assignment:manage")
-            if any(p.entity == entity and p.name == name
-                   for p in self.crm.settings.assignment.pool_policies):
-                raise CRMError(f"pool policy {name!r} of {entity} is in the config file:"
-                               " remove it there")
+            if any(
+                p.entity == entity and p.name == name
+                for p in self.crm.settings.assignment.pool_policies
+            ):
+                raise CRMError(
+                    f"pool policy {name!r} of {entity} is in the config file: remove it there"
+                )
             removed = op.session.execute(
                 delete(PoolPolicy).where(PoolPolicy.entity == entity, PoolPolicy.name == name)
             ).rowcount  # type: ignore[attr-defined]
             if not removed:
                 names = [p.name for p in _policies(op, entity)]
-                raise CRMError(f"{entity} has no pool policy named {name!r};"
-                               f" policies: {', '.join(names) or 'none'}")
-            audit_rows(op, "pool.policy_removed", "pool_policy",
-                       [(None, {"entity": entity, "name": name})])
+                raise CRMError(
+                    f"{entity} has no pool policy named {name!r};"
+                    f" policies: {', '.join(names) or 'none'}"
+                )
+            audit_rows(
+                op, "pool.policy_removed", "pool_policy", [(None, {"entity": entity, "name": name})]
+            )
 
     # -- release ---------------------------------------------------------------------------
 
     def due(
-        self, entity: str | None = None, *, now: dt.datetime | None = None,
-        actor: User | None = None
+        self,
+        entity: str | None = None,
+        *,
+        now: dt.datetime | None = None,
+        actor: User | None = None,
     ) -> dict[str, int]:
         """How many records each policy would release now (``policy name`` → count)."""
         now = now or utcnow()
@@ -140,8 +149,11 @@ class PoolService:
             return counts
 
     def release(
-        self, entity: str | None = None, *, now: dt.datetime | None = None,
-        actor: User | None = None
+        self,
+        entity: str | None = None,
+        *,
+        now: dt.datetime | None = None,
+        actor: User | None = None,
     ) -> list[Released]:
         """Send every record due under a policy back to the pool, in one transaction: one
         set-based ``INSERT ... SELECT`` into the ownership history and one ``UPDATE`` per
@@ -157,7 +169,7 @@ class PoolService:
 
     # -- list and claim --------------------------------------------------------------------
 
-    def list(
+    def pool_records(
         self, entity: str, *, limit: int = 50, after_id: int = 0, actor: User | None = None
     ) -> list[Record]:
         """Records of ``entity`` in the pool (no owner, open), by id. Needs ``pool:claim``:
@@ -186,8 +198,9 @@ class PoolService:
         nothing changed, for a record not in the pool and over the actor's limits (claims
         per day, open records owned; ``[crmkit.pool.limits]``). Needs ``pool:claim``."""
         if entity not in ASSIGNABLE:
-            raise CRMError(f"{entity} records are not claimed; the pool holds"
-                           f" {', '.join(ASSIGNABLE)}")
+            raise CRMError(
+                f"{entity} records are not claimed; the pool holds {', '.join(ASSIGNABLE)}"
+            )
         ids = sorted(set(record_ids))
         if not ids:
             raise CRMError("name at least one record to claim")
@@ -219,16 +232,28 @@ class PoolService:
             now = utcnow()
             with op.elevated(), ownership_reason(op, "claim", "claimed from the pool"):
                 for record_id in ids:
-                    service.update(record_id, {"owner_id": op.actor.id,
-                                               "team_id": op.actor.team_id})
+                    service.update(
+                        record_id, {"owner_id": op.actor.id, "team_id": op.actor.team_id}
+                    )
             op.session.execute(
                 insert(PoolClaim),
-                [{"user_id": op.actor.id, "entity": entity, "record_id": record_id,
-                  "claimed_at": now} for record_id in ids],
+                [
+                    {
+                        "user_id": op.actor.id,
+                        "entity": entity,
+                        "record_id": record_id,
+                        "claimed_at": now,
+                    }
+                    for record_id in ids
+                ],
             )
             for record_id in ids:
-                op.emit(f"{entity}.claimed", {"owner_id": op.actor.id}, record_type=entity,
-                        record_id=record_id)
+                op.emit(
+                    f"{entity}.claimed",
+                    {"owner_id": op.actor.id},
+                    record_type=entity,
+                    record_id=record_id,
+                )
             return [service.view(op, rows[record_id]) for record_id in ids]
 
 
@@ -237,26 +262,34 @@ def _check_limits(op: Operation, entity: str, model: Any, wanted: int) -> None:
     limits = op.crm.settings.assignment.limits(entity)
     if limits.claims_per_day is not None:
         today = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
-        claimed = int(op.session.scalar(
-            select(func.count()).where(
-                PoolClaim.user_id == op.actor.id,
-                PoolClaim.entity == entity,
-                PoolClaim.claimed_at >= today,
+        claimed = int(
+            op.session.scalar(
+                select(func.count()).where(
+                    PoolClaim.user_id == op.actor.id,
+                    PoolClaim.entity == entity,
+                    PoolClaim.claimed_at >= today,
+                )
             )
-        ) or 0)
+            or 0
+        )
         if claimed + wanted > limits.claims_per_day:
             raise CRMError(
                 f"claim limit: {op.actor.username} may claim {limits.claims_per_day} {entity}s"
                 f" a day and has claimed {claimed} today; {wanted} more would exceed it"
             )
     if limits.max_owned is not None:
-        owned = int(op.session.scalar(
-            select(func.count()).select_from(model).where(
-                model.owner_id == op.actor.id,
-                model.deleted_at.is_(None),
-                open_condition(entity, model),
+        owned = int(
+            op.session.scalar(
+                select(func.count())
+                .select_from(model)
+                .where(
+                    model.owner_id == op.actor.id,
+                    model.deleted_at.is_(None),
+                    open_condition(entity, model),
+                )
             )
-        ) or 0)
+            or 0
+        )
         if owned + wanted > limits.max_owned:
             raise CRMError(
                 f"ownership limit: {op.actor.username} may own {limits.max_owned} open"
@@ -273,8 +306,9 @@ def _policies(op: Operation, entity: str | None) -> list[Policy]:
     query = select(PoolPolicy).order_by(PoolPolicy.entity, PoolPolicy.id)
     if entity is not None:
         query = query.where(PoolPolicy.entity == entity)
-    stored = [Policy(p.entity, p.name, p.days, dict(p.conditions))
-              for p in op.session.scalars(query)]
+    stored = [
+        Policy(p.entity, p.name, p.days, dict(p.conditions)) for p in op.session.scalars(query)
+    ]
     return configured + stored
 
 
@@ -325,14 +359,29 @@ def _release(op: Operation, policy: Policy, now: dt.datetime) -> Released:
     batch = str(uuid.uuid4())
     detail = f"pool policy {policy.name!r}: no follow-up for {policy.days} days"
     due = _due_query(op, policy, now).subquery()
-    history = OwnershipChange.__table__
+    history: Any = OwnershipChange.__table__
     op.session.execute(
         insert(history).from_select(
-            ["entity", "record_id", "previous_owner_id", "owner_id", "reason", "detail",
-             "actor_id", "batch", "changed_at"],
+            [
+                "entity",
+                "record_id",
+                "previous_owner_id",
+                "owner_id",
+                "reason",
+                "detail",
+                "actor_id",
+                "batch",
+                "changed_at",
+            ],
             select(
-                literal(policy.entity), due.c.id, due.c.owner_id, literal(None),
-                literal("release"), literal(detail), literal(op.actor_id), literal(batch),
+                literal(policy.entity),
+                due.c.id,
+                due.c.owner_id,
+                literal(None),
+                literal("release"),
+                literal(detail),
+                literal(op.actor_id),
+                literal(batch),
                 literal(now, OwnershipChange.changed_at.type),
             ),
         )
@@ -341,24 +390,32 @@ def _release(op: Operation, policy: Policy, now: dt.datetime) -> Released:
     op.session.execute(
         update(model)
         .where(model.id.in_(released))
-        .values(owner_id=None, version=model.version + 1, updated_at=now,
-                updated_by_id=op.actor_id)
+        .values(owner_id=None, version=model.version + 1, updated_at=now, updated_by_id=op.actor_id)
         .execution_options(synchronize_session=False)
     )
-    rows = list(op.session.execute(
-        select(OwnershipChange.record_id, OwnershipChange.previous_owner_id)
-        .where(OwnershipChange.batch == batch)
-        .order_by(OwnershipChange.record_id)
-    ))
+    rows = list(
+        op.session.execute(
+            select(OwnershipChange.record_id, OwnershipChange.previous_owner_id)
+            .where(OwnershipChange.batch == batch)
+            .order_by(OwnershipChange.record_id)
+        )
+    )
     by_owner: dict[int, list[int]] = {}
     for record_id, owner_id in rows:
-        by_owner.setdefault(owner_id, []).append(record_id)
-        op.emit(f"{policy.entity}.released",
-                {"previous_owner_id": owner_id, "policy": policy.name, "days": policy.days},
-                record_type=policy.entity, record_id=record_id)
+        by_owner.setdefault(owner_id or 0, []).append(record_id)
+        op.emit(
+            f"{policy.entity}.released",
+            {"previous_owner_id": owner_id, "policy": policy.name, "days": policy.days},
+            record_type=policy.entity,
+            record_id=record_id,
+        )
     if rows:
-        audit_rows(op, "pool.release", policy.entity,
-                   [(record_id, {"owner_id": [owner_id, None]}) for record_id, owner_id in rows])
+        audit_rows(
+            op,
+            "pool.release",
+            policy.entity,
+            [(record_id, {"owner_id": [owner_id, None]}) for record_id, owner_id in rows],
+        )
         op.session.execute(
             insert(Notification),
             [
@@ -367,7 +424,8 @@ def _release(op: Operation, policy: Policy, now: dt.datetime) -> Released:
                     "created_at": now,
                     "kind": f"{policy.entity}.released",
                     "title": f"{len(ids)} {policy.entity}(s) went back to the shared pool",
-                    "body": f"{detail}: " + ", ".join(f"{policy.entity} {i}" for i in ids[:50])
+                    "body": f"{detail}: "
+                    + ", ".join(f"{policy.entity} {i}" for i in ids[:50])
                     + (" …" if len(ids) > 50 else ""),
                     "event_id": None,
                     "read_at": None,
@@ -382,3 +440,22 @@ def check_config_policies(op: Operation, policies: Sequence[PoolPolicyConfig]) -
     """Validate the config file's policies (fields, operators) against the entities."""
     for policy in policies:
         _check_policy(op, policy.entity, policy.name, policy.days, policy.when)
+
+
+def release_periodically(crm: CRM, stop: Any, interval: float) -> None:
+    """Run :meth:`PoolService.release` every ``interval`` seconds until ``stop`` (a
+    ``threading.Event``) is set; a failed pass is logged and retried next time. The worker
+    runs this next to the relay."""
+    import logging
+
+    log = logging.getLogger(__name__)
+    while not stop.is_set():
+        try:
+            for result in crm.pool.release():
+                if result.records:
+                    log.info(
+                        "pool: %s released %d %s(s)", result.policy, result.records, result.entity
+                    )
+        except Exception:
+            log.exception("pool release failed; retrying in %.0fs", interval)
+        stop.wait(interval)

@@ -267,10 +267,15 @@ class RecordService:
                 outcome.decision = previous.decision if previous else None
                 pending[id(values)] = outcome
                 result.warnings.append(
-                    RowError(line, None, "possible duplicate: " + ", ".join(
-                        m.label or f"{m.entity} {m.record_id}"
-                        for m in (*outcome.warnings, *outcome.collisions)
-                    ))
+                    RowError(
+                        line,
+                        None,
+                        "possible duplicate: "
+                        + ", ".join(
+                            m.label or f"{m.entity} {m.record_id}"
+                            for m in (*outcome.warnings, *outcome.collisions)
+                        ),
+                    )
                 )
             kept.append((line, values))
         return kept

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from alembic import context
 
+import crmkit.assignment.models
 import crmkit.entities
 import crmkit.events.outbox
-import crmkit.assignment.models
 import crmkit.permissions.models  # noqa: F401
 from crmkit.db.base import Base
 
