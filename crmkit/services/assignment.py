@@ -886,7 +886,7 @@ class AssignmentService:
                 op.session.scalars(
                     select(OwnershipChange)
                     .where(OwnershipChange.entity == entity, OwnershipChange.record_id == record_id)
-                    .order_by(OwnershipChange.changed_at, OwnershipChange.id)
+                    .order_by(OwnershipChange.id)
                 )
             )
             ids = {r.owner_id for r in rows} | {r.previous_owner_id for r in rows}
