@@ -24,6 +24,7 @@ ROOT = HERE.parent
 if str(HERE) not in sys.path:  # the benchmark modules sit next to this script
     sys.path.insert(0, str(HERE))
 
+import assign_bench  # noqa: E402
 import hooks_bench  # noqa: E402
 import import_bench  # noqa: E402
 import relay_bench  # noqa: E402
@@ -34,7 +35,7 @@ from machine import machine_info  # noqa: E402
 
 from crmkit.settings import RelaySettings  # noqa: E402
 
-BENCHMARKS = ("import", "hooks", "relay", "scope")
+BENCHMARKS = ("import", "hooks", "relay", "scope", "assign")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -120,6 +121,16 @@ def main(argv: list[str] | None = None) -> int:
         parts["scope"] = scope_bench.as_markdown(
             scope_bench.run(backends, contacts=contacts, log=log)
         )
+    if "assign" in chosen:
+        assign_creates = assign_bench.run_creates(
+            backends, creates=200 if quick else 2_000, log=log
+        )
+        assign_release = None
+        if "postgresql" in backends:
+            assign_release = assign_bench.run_release(
+                accounts=100_000 if quick else 1_000_000, log=log
+            )
+        parts["assign"] = assign_bench.as_markdown(assign_creates, assign_release)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "bench/run.py", *given])
     text = "\n".join(line for lines in parts.values() for line in lines)
