@@ -155,6 +155,37 @@ def load_rules(op: Operation, entity: str) -> list[Rule]:
     cached = state.rules.get(entity)
     if cached is not None:
         return cached
+    # Rules change rarely and only by adding and removing them (a new rule has a new
+    # created_at): one cheap aggregate tells whether this process's copy is current.
+    fingerprint = tuple(
+        op.session.execute(
+            select(
+                func.count(), func.max(AssignmentRule.id), func.max(AssignmentRule.created_at)
+            ).where(AssignmentRule.entity == entity)
+        ).one()
+    )
+    shared = _PROCESS_CACHE.setdefault(op.crm, {})
+    hit = shared.get(entity)
+    if hit is not None and hit[0] == fingerprint:
+        state.rules[entity] = hit[1]
+        return hit[1]
+    rules = _read_rules(op, entity) if fingerprint[0] or _has_config_rules(op, entity) else []
+    shared[entity] = (fingerprint, rules)
+    state.rules[entity] = rules
+    return rules
+
+
+def _has_config_rules(op: Operation, entity: str) -> bool:
+    return any(spec.entity == entity for spec in op.crm.settings.assignment.rules)
+
+
+#: Per CRM, per entity: the rules as last read, with the fingerprint they were read at.
+_PROCESS_CACHE: WeakKeyDictionary[CRM, dict[str, tuple[tuple[Any, ...], list[Rule]]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _read_rules(op: Operation, entity: str) -> list[Rule]:
     rules = [
         _config_rule(op, spec, index)
         for index, spec in enumerate(op.crm.settings.assignment.rules)
@@ -211,7 +242,6 @@ def load_rules(op: Operation, entity: str) -> list[Rule]:
                     position=row.position,
                 )
             )
-    state.rules[entity] = rules
     return rules
 
 
@@ -358,7 +388,10 @@ def _candidates(
     away and those at capacity; and what was skipped, in words."""
     user_ids = {m.user_id for m in rule.members if m.user_id is not None}
     team_ids = {m.team_id for m in rule.members if m.team_id is not None}
-    query = select(User.id, User.username, User.team_id, User.is_active)
+    query = select(
+        User.id, User.username, User.team_id, User.is_active, UserAvailability.away_until,
+        UserAvailability.user_id.label("away"),
+    ).outerjoin(UserAvailability, UserAvailability.user_id == User.id)
     rows = list(op.session.execute(query.where(User.id.in_(user_ids))).all()) if user_ids else []
     by_team: dict[int, list[Any]] = {}
     if team_ids:
@@ -368,17 +401,7 @@ def _candidates(
             by_team.setdefault(row.team_id, []).append(row)
             rows.append(row)
     users = {row.id: row for row in rows}
-    away = (
-        dict(
-            op.session.execute(
-                select(UserAvailability.user_id, UserAvailability.away_until).where(
-                    UserAvailability.user_id.in_(list(users))
-                )
-            ).all()
-        )
-        if users
-        else {}
-    )
+    away = {row.id: row.away_until for row in rows if row.away is not None}
     skipped: list[str] = []
     seen: set[tuple[int, str | None]] = set()
     pairs: list[tuple[Member, Any]] = []
