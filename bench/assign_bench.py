@@ -56,7 +56,9 @@ def _crm(url: str, *, rules: bool) -> crmkit.CRM:
     return crm
 
 
-def run_creates(backends: Sequence[str], *, creates: int, log: Callable[[str], None]) -> list[CreateResult]:
+def run_creates(
+    backends: Sequence[str], *, creates: int, log: Callable[[str], None]
+) -> list[CreateResult]:
     results = []
     for backend in backends:
         with Databases(backend) as databases:
@@ -75,8 +77,10 @@ def run_creates(backends: Sequence[str], *, creates: int, log: Callable[[str], N
             on.close()
             off.close()
         result = CreateResult(backend, creates, creates / spent["on"], creates / spent["off"])
-        log(f"assign creates {backend}: on {result.on_per_second:.0f}/s,"
-            f" off {result.off_per_second:.0f}/s")
+        log(
+            f"assign creates {backend}: on {result.on_per_second:.0f}/s,"
+            f" off {result.off_per_second:.0f}/s"
+        )
         results.append(result)
     return results
 
@@ -93,20 +97,28 @@ def run_release(*, accounts: int, log: Callable[[str], None]) -> ReleaseResult:
         with psycopg.connect(libpq_url(url)) as connection, connection.cursor() as cursor:
             buffer = io.StringIO()
             for i in range(1, accounts + 1):
-                buffer.write(f"{i}\t公司{i}\t{owners[i % len(owners)]}\t{old.isoformat()}\t"
-                             f"{old.isoformat()}\t1\t{{}}\tprospect\n")
+                buffer.write(
+                    f"{i}\t公司{i}\t{owners[i % len(owners)]}\t{old.isoformat()}\t"
+                    f"{old.isoformat()}\t1\t{{}}\tprospect\n"
+                )
             buffer.seek(0)
-            with cursor.copy("COPY accounts (id, name, owner_id, created_at, updated_at,"
-                             " version, custom, lifecycle_stage) FROM STDIN") as copy:
+            with cursor.copy(
+                "COPY accounts (id, name, owner_id, created_at, updated_at,"
+                " version, custom, lifecycle_stage) FROM STDIN"
+            ) as copy:
                 copy.write(buffer.read())
             buffer = io.StringIO()
             for i in range(1, accounts + 1):
                 if i % 20:  # 95 % followed up recently; every 20th is due
-                    buffer.write(f"{i}\tcall\t回访\t{i}\t{recent.isoformat()}\t{recent.isoformat()}"
-                                 f"\t{recent.isoformat()}\t1\t{{}}\n")
+                    buffer.write(
+                        f"{i}\tcall\t回访\t{i}\t{recent.isoformat()}\t{recent.isoformat()}"
+                        f"\t{recent.isoformat()}\t1\t{{}}\n"
+                    )
             buffer.seek(0)
-            with cursor.copy("COPY activities (id, kind, subject, account_id, occurred_at,"
-                             " created_at, updated_at, version, custom) FROM STDIN") as copy:
+            with cursor.copy(
+                "COPY activities (id, kind, subject, account_id, occurred_at,"
+                " created_at, updated_at, version, custom) FROM STDIN"
+            ) as copy:
                 copy.write(buffer.read())
             cursor.execute("SELECT setval('accounts_id_seq', %s)", (accounts,))
             cursor.execute("SELECT setval('activities_id_seq', %s)", (accounts,))
@@ -139,8 +151,10 @@ def as_markdown(creates: Sequence[CreateResult], release: ReleaseResult | None) 
         "|---|---:|---:|---:|---:|",
     ]
     for r in creates:
-        lines.append(f"| {r.backend} | {r.creates} | {r.on_per_second:.0f} |"
-                     f" {r.off_per_second:.0f} | {r.on_per_second / r.off_per_second:.2f} |")
+        lines.append(
+            f"| {r.backend} | {r.creates} | {r.on_per_second:.0f} |"
+            f" {r.off_per_second:.0f} | {r.on_per_second / r.off_per_second:.2f} |"
+        )
     if release is not None:
         lines += [
             "",

@@ -389,7 +389,11 @@ def _candidates(
     user_ids = {m.user_id for m in rule.members if m.user_id is not None}
     team_ids = {m.team_id for m in rule.members if m.team_id is not None}
     query = select(
-        User.id, User.username, User.team_id, User.is_active, UserAvailability.away_until,
+        User.id,
+        User.username,
+        User.team_id,
+        User.is_active,
+        UserAvailability.away_until,
         UserAvailability.user_id.label("away"),
     ).outerjoin(UserAvailability, UserAvailability.user_id == User.id)
     rows = list(op.session.execute(query.where(User.id.in_(user_ids))).all()) if user_ids else []
