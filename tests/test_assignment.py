@@ -98,7 +98,7 @@ def test_weighted_gives_turns_in_proportion(crm: crmkit.CRM, reps: dict) -> None
 def test_a_weighted_cycle_serves_each_member_exactly_its_weight(weights: list[int]) -> None:
     schedule = weighted_schedule(weights)
     assert len(schedule) == sum(weights)
-    assert Counter(schedule) == {index: weight for index, weight in enumerate(weights)}
+    assert Counter(schedule) == dict(enumerate(weights))
 
 
 @given(st.integers(min_value=1, max_value=6), st.integers(min_value=0, max_value=60))
@@ -185,7 +185,7 @@ def test_territory_without_default_names_the_unmapped_value(crm: crmkit.CRM, rep
 def test_a_territory_map_with_gaps_on_a_choice_field_is_refused(
     crm: crmkit.CRM, reps: dict
 ) -> None:
-    with pytest.raises(crmkit.CRMError, match="gaps.*'working'"):
+    with pytest.raises(crmkit.CRMError, match=r"gaps.*'working'"):
         crm.assignment.add_rule(
             "lead", "s", "territory", territory_field="status", territory={"new": "alice"}
         )
@@ -235,7 +235,8 @@ def test_rules_test_explains_and_changes_nothing(crm: crmkit.CRM, reps: dict) ->
     first = crm.assignment.test("lead", {"full_name": "x", "source_channel": "phone"})
     again = crm.assignment.test("lead", {"full_name": "x", "source_channel": "phone"})
     assert first == again
-    assert first.decision is not None and first.decision.username == "alice"
+    assert first.decision is not None
+    assert first.decision.username == "alice"
     assert "source_channel = web does not hold" in first.steps[0]
     assert "bob (away)" in first.steps[1]
 
@@ -333,7 +334,7 @@ def test_a_config_rule_naming_a_missing_user_is_a_config_error(
             ]
         }
     )
-    with pytest.raises(crmkit.ConfigError, match="rule 'cfg'.*user 'ghost' does not exist"):
+    with pytest.raises(crmkit.ConfigError, match=r"rule 'cfg'.*user 'ghost' does not exist"):
         crm.leads.create({"full_name": "x"})
 
 

@@ -97,7 +97,8 @@ def test_bad_rules_are_one_line_errors_and_nothing_is_added(
     run: Run, args: tuple[str, ...], message: str
 ) -> None:
     result = run("rules", "add", "lead", "bad", *args)
-    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
     assert message in result.output
     assert json.loads(ok(run("rules", "list", "--json"))) == []
 

@@ -36,7 +36,8 @@ def test_the_fallback_flags_a_same_phone_contact_and_notifies_its_owner(
     assert "same phone +8613812345678" in warning.reasons
     assert [e.name for e in seen] == ["contact.duplicate_suspected", "contact.collision"]
     [notice] = crm.audit.inbox("alice")
-    assert notice.kind == "contact.collision" and "bob" in notice.title
+    assert notice.kind == "contact.collision"
+    assert "bob" in notice.title
 
 
 def test_a_lead_is_compared_with_contacts_too(crm: crmkit.CRM, reps) -> None:
@@ -73,7 +74,7 @@ def test_the_block_collision_policy_refuses_and_writes_nothing(
     bob = crm.users.create("bob", roles=["sales_rep"])
     crm.accounts.create({"name": "华为", "phone": "0755 2878 0808"}, actor=alice)
     with pytest.raises(
-        crmkit.DuplicateError, match="owned by alice.*policy of account is 'block'"
+        crmkit.DuplicateError, match=r"owned by alice.*policy of account is 'block'"
     ) as caught:
         crm.accounts.create({"name": "华为技术", "phone": "075528780808"}, actor=bob)
     assert [m.owner_id for m in caught.value.matches] == [alice.id]
@@ -119,7 +120,7 @@ def test_a_plugin_answers_before_the_fallback_and_block_refuses(
 ) -> None:
     crm = make_crm(plugins={"blocker": BlockingPlugin()})
     crm.contacts.create({"full_name": "王芳"})
-    with pytest.raises(crmkit.DuplicateError, match="王芳.*same name"):
+    with pytest.raises(crmkit.DuplicateError, match=r"王芳.*same name"):
         crm.contacts.create({"full_name": "王芳"})
     # the plugin's empty answer stops the search: the fallback does not run
     crm.contacts.create({"full_name": "陈静", "email": "c@x.cn"})

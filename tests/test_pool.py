@@ -49,7 +49,8 @@ def test_records_without_follow_up_are_released_with_event_notice_and_history(re
     assert crm.accounts.get(followed).owner_id == alice.id
     assert [e.record_id for e in seen] == [stale]
     notices = crm.audit.inbox("alice")
-    assert notices[0].kind == "account.released" and f"account {stale}" in notices[0].body
+    assert notices[0].kind == "account.released"
+    assert f"account {stale}" in notices[0].body
     assert [
         (h.previous_owner, h.owner, h.reason) for h in crm.assignment.history("account", stale)
     ] == [("alice", None, "release")]
@@ -129,7 +130,7 @@ def test_claims_over_the_ownership_limit_are_refused(reps) -> None:
 
 
 def test_claiming_needs_pool_claim(reps) -> None:
-    crm, alice, _ = reps
+    crm, _alice, _ = reps
     reader = crm.users.create("reader", roles=["read_only"])
     with pytest.raises(crmkit.PermissionDenied, match="pool:claim"):
         crm.pool.claim("account", [1], actor=reader)

@@ -120,7 +120,7 @@ def _one_of(op: Operation, column: Any, values: set[str]) -> Any:
     thousand-parameter ``IN`` list costs more to compile than to run."""
     if op.session.get_bind().dialect.name == "postgresql":
         return column == any_(bindparam(None, sorted(values), type_=ARRAY(String())))
-    listed = select(column_clause("value")).select_from(
+    listed: Any = select(column_clause("value")).select_from(
         func.json_each(bindparam(None, json.dumps(sorted(values)), type_=String()))
     )
     return column.in_(listed.scalar_subquery())
