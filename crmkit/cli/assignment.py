@@ -91,7 +91,14 @@ def _rule_row(rule: Rule) -> dict[str, Any]:
 
 @click.group("rules")
 def rules_group() -> None:
-    """Assignment rules: who gets new leads, contacts, accounts and deals."""
+    """Assignment rules: who gets new leads, contacts, accounts and deals.
+
+    Example:
+
+    \b
+        crmkit rules add lead web --strategy round_robin --member alice --member bob
+        crmkit rules test lead --set source_channel=web
+    """
 
 
 @rules_group.command("list")
@@ -175,7 +182,7 @@ def rules_add(
 ) -> None:
     """Add an assignment rule of ENTITY called NAME.
 
-    Examples:
+    Example:
 
     \b
         crmkit rules add lead web --strategy round_robin --member alice --member bob \\
@@ -291,7 +298,13 @@ def rules_back(username: str) -> None:
 
 @click.group("assign")
 def assign_group() -> None:
-    """Assign records with the rules."""
+    """Assign records with the rules.
+
+    Example:
+
+    \b
+        crmkit assign run --entity lead
+    """
 
 
 @assign_group.command("run")
@@ -331,12 +344,25 @@ def assign_run(entities: Sequence[str]) -> None:
 
 @click.group("pool")
 def pool_group() -> None:
-    """The shared pool (公海): records without an owner."""
+    """The shared pool (公海): records without an owner.
+
+    Example:
+
+    \b
+        crmkit pool list account --as alice
+        crmkit pool claim account 12 --as alice
+    """
 
 
 @pool_group.command("list")
 @click.argument("entity", type=ENTITY)
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="At most this many.",
+)
 @click.option("--as", "as_user", metavar="USERNAME", help="Act as this user.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pool_list(entity: str, limit: int, as_user: str | None, as_json: bool) -> None:
@@ -410,7 +436,13 @@ def pool_release(entity: str | None, dry_run: bool) -> None:
 
 @pool_group.group("policy")
 def policy_group() -> None:
-    """Release policies: after how many days without follow-up a record goes back."""
+    """Release policies: after how many days without follow-up a record goes back.
+
+    Example:
+
+    \b
+        crmkit pool policy add account "30 days" --days 30
+    """
 
 
 @policy_group.command("add")

@@ -64,8 +64,10 @@ def worker_command(once: bool, worker_id: str | None, poll_interval: float) -> N
         stats = relay.run_once()
         click.echo(
             f"dispatched {stats.dispatched}, delivered {stats.delivered},"
-            f" retried {stats.retried}, dead {stats.dead}; released {released} to the pool"
+            f" retried {stats.retried}, dead {stats.dead}"
         )
+        if released:
+            click.echo(f"released {released} record(s) to the shared pool")
         return
     _log_to_stderr()
     stop = threading.Event()
