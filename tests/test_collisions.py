@@ -172,3 +172,13 @@ def test_an_import_flags_warned_rows(crm: crmkit.CRM) -> None:
     )
     assert result.created == 2
     assert [w.line for w in result.warnings] == [2]
+
+
+def test_converting_a_lead_does_not_flag_its_contact_as_a_duplicate_of_the_lead(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    crm.pipelines.create("Sales")
+    lead = crm.leads.create({"full_name": "周杰", "email": "zhou@x.cn", "company_name": "周氏"})
+    conversion = crm.leads.convert(lead.id)
+    assert crm.contacts.get(conversion.contact_id).email == "zhou@x.cn"

@@ -72,6 +72,9 @@ class _OperationState:
     strategies: dict[str, AssignmentStrategy] | None = None
     pending: dict[int, PendingCreate] = field(factory=dict)
     reasons: list[tuple[str, str]] = field(factory=list)
+    #: Records that are not duplicates of what this operation writes: the lead a
+    #: conversion turns into a contact is the same customer, not a collision.
+    not_duplicates: set[tuple[str, int]] = field(factory=set)
 
 
 _STATES: WeakKeyDictionary[Operation, _OperationState] = WeakKeyDictionary()

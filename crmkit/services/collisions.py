@@ -25,7 +25,7 @@ from crmkit.entities.organisation import User
 from crmkit.errors import DuplicateError
 from crmkit.permissions.models import Notification
 from crmkit.plugins import hookimpl
-from crmkit.services.assignment import PendingCreate
+from crmkit.services.assignment import PendingCreate, operation_state
 from crmkit.services.operation import Operation
 
 #: The entities the duplicate check and the collision policy run on.
@@ -160,6 +160,9 @@ def judge(
 ) -> PendingCreate:
     """Apply the matches' actions and the collision policy to a record about to be written
     with ``values``: raise ``DuplicateError`` when refused, else say what to flag."""
+    exempt = operation_state(op).not_duplicates
+    if exempt:
+        matches = [m for m in matches if (m.entity, m.record_id) not in exempt]
     if not matches:
         return PendingCreate()
     blocked = [m for m in matches if m.action is DuplicateAction.BLOCK]
