@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from attrs import define, field, frozen
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -391,19 +391,29 @@ def _candidates(
     away and those at capacity; and what was skipped, in words."""
     user_ids = {m.user_id for m in rule.members if m.user_id is not None}
     team_ids = {m.team_id for m in rule.members if m.team_id is not None}
+    # Core tables, not ORM entities: this runs on every assigned create
+    users_table: Any = User.__table__
+    away_table: Any = UserAvailability.__table__
     query = select(
-        User.id,
-        User.username,
-        User.team_id,
-        User.is_active,
-        UserAvailability.away_until,
-        UserAvailability.user_id.label("away"),
-    ).outerjoin(UserAvailability, UserAvailability.user_id == User.id)
-    rows = list(op.session.execute(query.where(User.id.in_(user_ids))).all()) if user_ids else []
+        users_table.c.id,
+        users_table.c.username,
+        users_table.c.team_id,
+        users_table.c.is_active,
+        away_table.c.away_until,
+        away_table.c.user_id.label("away"),
+    ).outerjoin(away_table, away_table.c.user_id == users_table.c.id)
+    connection = op.session.connection()
+    rows = (
+        list(connection.execute(query.where(users_table.c.id.in_(user_ids))).all())
+        if user_ids
+        else []
+    )
     by_team: dict[int, list[Any]] = {}
     if team_ids:
-        for row in op.session.execute(
-            query.where(User.team_id.in_(team_ids), User.is_active).order_by(User.username)
+        for row in connection.execute(
+            query.where(users_table.c.team_id.in_(team_ids), users_table.c.is_active).order_by(
+                users_table.c.username
+            )
         ):
             by_team.setdefault(row.team_id, []).append(row)
             rows.append(row)
@@ -602,8 +612,9 @@ def note_owner_change(
     if reason is None:
         reasons = operation_state(op).reasons
         reason, detail = reasons[-1] if reasons else ("update", detail)
-    op.session.execute(
-        insert(OwnershipChange),
+    history: Any = OwnershipChange.__table__
+    op.session.connection().execute(
+        history.insert(),
         [
             {
                 "entity": entity,
