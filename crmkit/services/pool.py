@@ -10,12 +10,13 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
-from sqlalchemy import delete, exists, func, insert, literal, select, update
+from sqlalchemy import delete, exists, func, insert, select, update
 
 from crmkit.assignment.config import PoolPolicyConfig
 from crmkit.assignment.load import open_condition
 from crmkit.assignment.models import OwnershipChange, PoolClaim, PoolPolicy
 from crmkit.db.base import utcnow
+from crmkit.db.engine import bulk_insert
 from crmkit.entities.followup import Activity
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError, NotFoundError, PermissionDenied
@@ -358,34 +359,32 @@ def _release(op: Operation, policy: Policy, now: dt.datetime) -> Released:
     model: Any = op.crm.entity(policy.entity).model
     batch = str(uuid.uuid4())
     detail = f"pool policy {policy.name!r}: no follow-up for {policy.days} days"
-    due = _due_query(op, policy, now).subquery()
     history: Any = OwnershipChange.__table__
-    op.session.execute(
-        insert(history).from_select(
-            [
-                "entity",
-                "record_id",
-                "previous_owner_id",
-                "owner_id",
-                "reason",
-                "detail",
-                "actor_id",
-                "batch",
-                "changed_at",
-            ],
-            select(
-                literal(policy.entity),
-                due.c.id,
-                due.c.owner_id,
-                literal(None),
-                literal("release"),
-                literal(detail),
-                literal(op.actor_id),
-                literal(batch),
-                literal(now, OwnershipChange.changed_at.type),
-            ),
-        )
+    # The scan is one statement; its rows are written back in bulk. (An INSERT ... SELECT
+    # of the same anti-joins took 8 s where the SELECT takes 0.7 s at 400 000 accounts on
+    # PostgreSQL: the planner does not treat the inserting form the same way.)
+    due = list(
+        op.session.execute(_due_query(op, policy, now).order_by(model.id).with_for_update(of=model))
     )
+    if due:
+        bulk_insert(
+            op.session.connection(),
+            history,
+            [
+                {
+                    "entity": policy.entity,
+                    "record_id": record_id,
+                    "previous_owner_id": owner_id,
+                    "owner_id": None,
+                    "reason": "release",
+                    "detail": detail,
+                    "actor_id": op.actor_id,
+                    "batch": batch,
+                    "changed_at": now,
+                }
+                for record_id, owner_id in due
+            ],
+        )
     released = select(OwnershipChange.record_id).where(OwnershipChange.batch == batch)
     op.session.execute(
         update(model)
@@ -393,13 +392,7 @@ def _release(op: Operation, policy: Policy, now: dt.datetime) -> Released:
         .values(owner_id=None, version=model.version + 1, updated_at=now, updated_by_id=op.actor_id)
         .execution_options(synchronize_session=False)
     )
-    rows = list(
-        op.session.execute(
-            select(OwnershipChange.record_id, OwnershipChange.previous_owner_id)
-            .where(OwnershipChange.batch == batch)
-            .order_by(OwnershipChange.record_id)
-        )
-    )
+    rows = [(record_id, owner_id) for record_id, owner_id in due]
     by_owner: dict[int, list[int]] = {}
     for record_id, owner_id in rows:
         by_owner.setdefault(owner_id or 0, []).append(record_id)
