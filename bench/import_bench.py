@@ -181,7 +181,7 @@ def _stage_create_many(stage: str) -> Callable[..., BulkResult]:
         with self._operation(None) as op:
             for line, data in rows:
                 if stage != "read":
-                    values = self._prepare_new(op, data)
+                    values = self._prepare_new(op, data, check_duplicates=False)
                     if stage == "events":
                         values["id"] = line
                         op.emit(

@@ -25,6 +25,7 @@ if str(HERE) not in sys.path:  # the benchmark modules sit next to this script
     sys.path.insert(0, str(HERE))
 
 import api_bench  # noqa: E402
+import assign_bench  # noqa: E402
 import hooks_bench  # noqa: E402
 import import_bench  # noqa: E402
 import relay_bench  # noqa: E402
@@ -35,7 +36,7 @@ from machine import machine_info  # noqa: E402
 
 from crmkit.settings import RelaySettings  # noqa: E402
 
-BENCHMARKS = ("import", "hooks", "relay", "scope", "api")
+BENCHMARKS = ("import", "hooks", "relay", "scope", "api", "assign")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             log=log,
         )
         parts["api"] = api_bench.as_markdown(api_results)
+    if "assign" in chosen:
+        assign_creates = assign_bench.run_creates(
+            backends, creates=200 if quick else 2_000, log=log
+        )
+        assign_release = None
+        if "postgresql" in backends:
+            assign_release = assign_bench.run_release(
+                accounts=100_000 if quick else 1_000_000, log=log
+            )
+        parts["assign"] = assign_bench.as_markdown(assign_creates, assign_release)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "bench/run.py", *given])
     text = "\n".join(line for lines in parts.values() for line in lines)

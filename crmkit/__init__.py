@@ -5,6 +5,9 @@ private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
 from crmkit.app import CRM, open_crm
+from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
+from crmkit.assignment.rules import Candidate as AssignmentCandidate
+from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
 from crmkit.duplicates import DuplicateAction, DuplicateMatch
@@ -32,6 +35,7 @@ from crmkit.errors import (
     ConfigError,
     ConflictError,
     CRMError,
+    DuplicateError,
     FieldError,
     NotFoundError,
     PermissionDenied,
@@ -55,6 +59,10 @@ __all__ = [
     "Account",
     "Activity",
     "ActivityKind",
+    "AssignmentCandidate",
+    "AssignmentChoice",
+    "AssignmentRequest",
+    "AssignmentStrategy",
     "BulkRejected",
     "BulkResult",
     "CRMError",
@@ -64,6 +72,7 @@ __all__ = [
     "CustomField",
     "Deal",
     "DuplicateAction",
+    "DuplicateError",
     "DuplicateMatch",
     "EntityType",
     "Event",

@@ -29,10 +29,12 @@ from crmkit.settings import Settings
 
 if TYPE_CHECKING:
     from crmkit.events.types import EventSink
+    from crmkit.services.assignment import AssignmentService
     from crmkit.services.audit_log import AuditLog
     from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
+    from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
     from crmkit.services.tokens import TokenService
@@ -81,6 +83,9 @@ class CRM:
         self.initialised = initialised
         for name in self.enabled_plugin_names():
             self.host.register(self.installed[name])
+        from crmkit.services.collisions import CORE_CHECK_NAME, CoreDuplicateCheck
+
+        self.host.register_core(CoreDuplicateCheck(), CORE_CHECK_NAME)
         self._build_registry()
         self.host.call("crmkit_startup", crm=self)
 
@@ -291,6 +296,21 @@ class CRM:
         from crmkit.services.users import UserService
 
         return UserService(self)
+
+    @cached_property
+    def assignment(self) -> AssignmentService:
+        """Assignment rules (define, list, remove, test), bulk assignment, availability and
+        the ownership history of records."""
+        from crmkit.services.assignment import AssignmentService
+
+        return AssignmentService(self)
+
+    @cached_property
+    def pool(self) -> PoolService:
+        """The shared pool: release policies, releasing, listing and claiming records."""
+        from crmkit.services.pool import PoolService
+
+        return PoolService(self)
 
     @cached_property
     def roles(self) -> RoleService:

@@ -7,8 +7,12 @@ REST API answers problem+json with ``title`` and ``detail``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from attrs import frozen
+
+if TYPE_CHECKING:
+    from crmkit.duplicates import DuplicateMatch
 
 
 class CRMError(Exception):
@@ -61,6 +65,18 @@ class ConflictError(CRMError):
     """The record changed since the caller read it (optimistic concurrency)."""
 
     title = "Conflict"
+
+
+class DuplicateError(ConflictError):
+    """A write was refused because the record matches existing ones (a duplicate rule said
+    ``block``, or the collision policy refuses a customer somebody else owns). ``matches``
+    holds the ``crmkit.DuplicateMatch`` objects; the message lists them."""
+
+    title = "Duplicate"
+
+    def __init__(self, message: str, matches: Sequence[DuplicateMatch]) -> None:
+        self.matches = tuple(matches)
+        super().__init__(message)
 
 
 class PermissionDenied(CRMError):

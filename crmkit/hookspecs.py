@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import click
 
     from crmkit.app import CRM
+    from crmkit.assignment.rules import AssignmentStrategy
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.registry import EntityType
@@ -329,6 +330,35 @@ def crmkit_find_duplicates(
             return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
                                           owner_id=r.owner_id)
                     for r in same if r.id != record_id]
+    """
+
+
+@hookspec
+def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
+    """Register assignment strategies that rules may name (collected).
+
+    Called the first time an operation assigns a record or a rule is defined. Return
+    ``crmkit.AssignmentStrategy`` objects; a rule with ``strategy = "<name>"`` then calls
+    ``choose(request)`` with a ``crmkit.AssignmentRequest``: the entity, the rule, the new
+    record's values and the rule's *available* candidates (active, not away, under capacity;
+    a team member is expanded into its active users), in member order. Return one of
+    ``request.candidates`` (or a ``crmkit.AssignmentChoice`` with a reason, shown by
+    ``crmkit rules test``), or ``None`` when none fits: the next rule is tried. Set
+    ``takes_turns=True`` to get ``request.turn``, the rule's turn counter (advanced atomically
+    in the database, so fair across processes), and ``needs_load=True`` to get each
+    candidate's ``open_records``. A name must not clash with a built-in strategy
+    (round_robin, least_loaded, weighted, territory, fixed) or another plugin's.
+
+    Example::
+
+        def by_language(request):
+            wanted = request.values.get("language")
+            speakers = [c for c in request.candidates if wanted in SPEAKS.get(c.username, ())]
+            return speakers[request.turn % len(speakers)] if speakers else None
+
+        @crmkit.hookimpl
+        def crmkit_assignment_strategies():
+            return [crmkit.AssignmentStrategy("by_language", by_language, takes_turns=True)]
     """
 
 

@@ -137,6 +137,7 @@ class PluginHost:
         self.manager = pluggy.PluginManager("crmkit")
         self.manager.add_hookspecs(hookspecs)
         self._owner_by_code: dict[object, str] = {}
+        self._core: set[str] = set()
 
     def register(self, plugin: InstalledPlugin) -> None:
         """Start calling ``plugin``'s hooks."""
@@ -147,6 +148,13 @@ class PluginHost:
             if impls.plugin_name == plugin.name:
                 self._owner_by_code[impls.function.__code__] = plugin.name
 
+    def register_core(self, implementation: object, name: str) -> None:
+        """Register hook implementations of the core itself (always on, never listed as a
+        plugin): the fallback duplicate check, say."""
+        if not self.manager.has_plugin(name):
+            self.manager.register(implementation, name=name)
+            self._core.add(name)
+
     def unregister(self, name: str) -> None:
         """Stop calling a plugin's hooks."""
         if self.manager.has_plugin(name):
@@ -155,7 +163,7 @@ class PluginHost:
     @property
     def names(self) -> list[str]:
         """Names of the registered (enabled) plugins."""
-        return sorted(name for name, _ in self.manager.list_name_plugin())
+        return sorted(name for name, _ in self.manager.list_name_plugin() if name not in self._core)
 
     def _all_impls(self) -> Iterable[pluggy.HookImpl]:
         for caller in self.manager.hook.__dict__.values():

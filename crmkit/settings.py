@@ -17,6 +17,7 @@ import phonenumbers
 import tomli_w
 from attrs import field, frozen
 
+from crmkit.assignment.config import AssignmentSettings
 from crmkit.entities.custom_fields import CustomField
 from crmkit.errors import ConfigError
 
@@ -114,6 +115,7 @@ class Settings:
     api: ApiSettings = ApiSettings()
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     echo_sql: bool = False
+    assignment: AssignmentSettings = field(factory=AssignmentSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, database_url: str | None = None) -> Settings:
@@ -160,7 +162,16 @@ class Settings:
                 " [plugins.<name>] and [[webhooks]]"
             )
         section = dict(data.get("crmkit", {}))
-        known = {"database_url", "default_region", "echo_sql", "custom_fields", "relay", "api"}
+        known = {
+            "database_url",
+            "default_region",
+            "echo_sql",
+            "custom_fields",
+            "relay",
+            "api",
+            "assignment",
+            "pool",
+        }
         unknown = sorted(set(section) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown setting crmkit.{unknown[0]}")
@@ -176,6 +187,9 @@ class Settings:
             api = ApiSettings(**section.get("api", {}))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
+        assignment = AssignmentSettings.from_mapping(
+            section.get("assignment", {}), section.get("pool", {}), where
+        )
         region = str(section.get("default_region", "CN")).upper()
         if not phonenumbers.country_code_for_region(region):
             raise ConfigError(
@@ -195,6 +209,7 @@ class Settings:
             api=api,
             plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
             echo_sql=echo_sql,
+            assignment=assignment,
         )
 
     def plugin_settings(self, plugin: str, specs: Sequence[SettingSpec]) -> dict[str, Any]:

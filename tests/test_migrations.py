@@ -35,6 +35,13 @@ CORE_TABLES = {
     "tasks",
     "teams",
     "users",
+    "assignment_rules",
+    "assignment_members",
+    "assignment_cursors",
+    "user_availability",
+    "pool_policies",
+    "pool_claims",
+    "ownership_history",
 }
 
 

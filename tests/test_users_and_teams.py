@@ -14,6 +14,16 @@ import crmkit
 
 
 @pytest.fixture
+def crm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    """A CRM whose deactivations hand unmatched records to the manager
+    (``handover_without_rule = "manager"``), the hand-over these tests are about; the default
+    (the shared pool) has its own test below."""
+    instance = make_crm(assignment={"handover_without_rule": "manager"})
+    instance.pipelines.create("Sales")
+    return instance
+
+
+@pytest.fixture
 def org(crm: crmkit.CRM) -> dict[str, crmkit.User]:
     """HQ → East → Shanghai; boss (manager, in East) manages alice (rep, in Shanghai);
     root is the administrator."""
@@ -247,6 +257,24 @@ def test_deactivation_without_a_manager_releases_records_to_the_pool(
     team = org["alice"].team_id
     for entity, record_id in records.items():
         assert owner_and_team(crm, entity, record_id) == (None, team), entity
+
+
+def test_by_default_deactivation_releases_customers_to_the_pool_and_tasks_to_the_manager(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm()
+    crm.pipelines.create("Sales")
+    crm.users.create_team("销售部")
+    boss = crm.users.create("boss", team="销售部")
+    alice = crm.users.create("alice", team="销售部", manager="boss")
+    records = open_records(crm, alice)
+
+    result = crm.users.deactivate("alice")
+
+    assert result.successor == "boss"
+    for entity in ("account", "contact", "lead", "deal"):
+        assert owner_and_team(crm, entity, records[entity]) == (None, alice.team_id), entity
+    assert owner_and_team(crm, "task", records["task"]) == (boss.id, boss.team_id)
 
 
 def test_deactivation_passes_over_an_inactive_manager_to_the_next_one_up(

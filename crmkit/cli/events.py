@@ -20,6 +20,7 @@ from crmkit.cli.display import clip, echo_json, echo_table
 from crmkit.events.admin import dead_deliveries, recent_events, retry_deliveries
 from crmkit.events.outbox import OutboxEvent
 from crmkit.events.relay import Relay
+from crmkit.services.pool import release_periodically
 
 FOLLOW_INTERVAL_SECONDS = 1.0
 
@@ -42,7 +43,8 @@ FOLLOW_INTERVAL_SECONDS = 1.0
     help="How long to wait before looking again when there was nothing to do.",
 )
 def worker_command(once: bool, worker_id: str | None, poll_interval: float) -> None:
-    """Deliver outbox events to webhooks and plugin sinks.
+    """Deliver outbox events to webhooks and plugin sinks, and release records to the
+    shared pool per the pool policies (every [crmkit.pool] release_interval_seconds).
 
     The sinks are the webhooks of the config file and those enabled plugins add. Delivery
     is at least once, in order per record, retried with backoff until the configured number
@@ -58,18 +60,29 @@ def worker_command(once: bool, worker_id: str | None, poll_interval: float) -> N
     crm.require_schema()
     relay = Relay(crm, worker_id=worker_id)
     if once:
+        released = sum(result.records for result in crm.pool.release())
         stats = relay.run_once()
         click.echo(
             f"dispatched {stats.dispatched}, delivered {stats.delivered},"
             f" retried {stats.retried}, dead {stats.dead}"
         )
+        if released:
+            click.echo(f"released {released} record(s) to the shared pool")
         return
     _log_to_stderr()
     stop = threading.Event()
     sinks = ", ".join(relay.sinks) or "none"
     click.echo(f"Relay {relay.worker_id} running; sinks: {sinks}. Ctrl-C stops it.", err=True)
+    releaser = threading.Thread(
+        target=release_periodically,
+        args=(crm, stop, crm.settings.assignment.release_interval_seconds),
+        name="crmkit-pool-release",
+        daemon=True,
+    )
     with _stop_on_signals(stop):
+        releaser.start()
         relay.run(stop, poll_interval=poll_interval)
+    releaser.join(timeout=60)
     click.echo(f"Relay {relay.worker_id} stopped.", err=True)
 
 

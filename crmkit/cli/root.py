@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from crmkit.cli.api import forms_group, serve_command
+from crmkit.cli.assignment import assignment_commands
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.database import db_group, init_command
 from crmkit.cli.demo import demo_command
@@ -173,6 +174,7 @@ for _command in (
     serve_command,
     forms_group,
     *security_commands(),
+    *assignment_commands(),
 ):
     cli.add_command(_command)
 

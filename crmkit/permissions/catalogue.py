@@ -4,7 +4,9 @@ A permission is ``"<resource>:<action>"``. Every entity (core and plugin) has ``
 ``create``, ``update``, ``delete`` and ``export``; customer entities also ``assign``; leads
 ``convert``. Administration has ``user:manage``, ``team:manage``, ``role:manage``,
 ``audit:read``, ``plugin:manage``, ``webhook:manage`` (API webhook subscriptions) and
-``form:manage`` (lead-capture forms). Plugins add theirs through ``crmkit_permissions``.
+``form:manage`` (lead-capture forms); assignment has ``assignment:manage`` (rules, pool
+policies, bulk assignment and release) and ``pool:claim`` (list and claim records of the
+shared pool). Plugins add theirs through ``crmkit_permissions``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ ADMIN_PERMISSIONS = (
     "plugin:manage",
     "webhook:manage",
     "form:manage",
+    "assignment:manage",
 )
+#: Taking records from the shared pool (within the per-user limits).
+POOL_PERMISSIONS = ("pool:claim",)
 CUSTOMER_ENTITIES = ("contact", "account", "lead", "deal", "activity", "task")
 
 
@@ -37,7 +42,9 @@ def record_permissions(entities: Iterable[str]) -> list[str]:
 
 def all_permissions(entities: Iterable[str], plugin_permissions: Iterable[str] = ()) -> list[str]:
     """Every permission a role may be granted, sorted."""
-    return sorted({*record_permissions(entities), *ADMIN_PERMISSIONS, *plugin_permissions})
+    return sorted(
+        {*record_permissions(entities), *ADMIN_PERMISSIONS, *POOL_PERMISSIONS, *plugin_permissions}
+    )
 
 
 def _grants(actions: Iterable[str], scope: Scope) -> dict[str, Scope]:
@@ -57,6 +64,7 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.ALL),
             "lead:convert": Scope.ALL,
             **dict.fromkeys(ADMIN_PERMISSIONS, Scope.ALL),
+            **dict.fromkeys(POOL_PERMISSIONS, Scope.ALL),
         },
     ),
     "manager": (
@@ -64,11 +72,16 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
         {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.SUBTREE),
             "lead:convert": Scope.SUBTREE,
+            "pool:claim": Scope.ALL,
         },
     ),
     "sales_rep": (
         "Works on their own customers",
-        {**_grants(("read", "create", "update"), Scope.OWN), "lead:convert": Scope.OWN},
+        {
+            **_grants(("read", "create", "update"), Scope.OWN),
+            "lead:convert": Scope.OWN,
+            "pool:claim": Scope.ALL,
+        },
     ),
     "read_only": (
         "Reads every customer record, changes nothing",

@@ -11,6 +11,7 @@ from crmkit.db.base import utcnow
 from crmkit.entities.customers import LeadStatus
 from crmkit.entities.organisation import User
 from crmkit.errors import ConflictError, FieldError, ValidationError
+from crmkit.services.assignment import operation_state
 from crmkit.services.operation import Operation
 from crmkit.services.records import RecordService
 
@@ -87,6 +88,8 @@ class LeadService(RecordService):
                 for key in ("address", "city", "region", "country", "postal_code", "source_channel")
                 if getattr(lead, key) is not None
             }
+            # the contact and account it becomes are this customer, not duplicates of the lead
+            operation_state(op).not_duplicates.add(("lead", lead_id))
             # what the lead becomes stays with the lead's owner and team, whoever converts it
             ownership: dict[str, Any] = {}
             if lead.owner_id is not None:
@@ -110,6 +113,10 @@ class LeadService(RecordService):
             contact = op.records("contact").create(
                 {key: value for key, value in contact_values.items() if value is not None}
             )
+            exempt = operation_state(op).not_duplicates
+            exempt.add(("contact", contact.id))
+            if account_id is not None:
+                exempt.add(("account", account_id))
             deal_id = None
             if create_deal:
                 deal_values: dict[str, object] = {

@@ -34,6 +34,13 @@ from crmkit.events.payloads import to_json
 from crmkit.events.types import Event
 from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
+from crmkit.services import collisions
+from crmkit.services.assignment import (
+    PendingCreate,
+    assign_new,
+    note_owner_change,
+    operation_state,
+)
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
     build_filters,
@@ -98,6 +105,8 @@ class BulkResult:
 
     ids: list[int] = field(factory=list)
     errors: list[RowError] = field(factory=list)
+    #: Rows imported but flagged as possible duplicates (a ``warn`` rule or a collision).
+    warnings: list[RowError] = field(factory=list)
 
     @property
     def created(self) -> int:
@@ -154,11 +163,13 @@ class RecordService:
         """
         with self._operation(actor) as op:
             values = self._prepare_new(op, data)
+            pending = operation_state(op).pending.get(id(values))
             self._check_references(op, [values])
             (record_id,) = self._insert(op, [values])
             self._created(op, record_id, values)
             self._audit_created(op, [(record_id, values)])
-            return self.view(op, op.session.get(self.model, record_id))
+            record = self.view(op, op.session.get(self.model, record_id))
+            return record.with_warnings(pending.warnings) if pending else record
 
     def create_many(
         self,
@@ -182,7 +193,7 @@ class RecordService:
             batch: list[tuple[int, dict[str, Any]]] = []
             for line, data in rows:
                 try:
-                    batch.append((line, self._prepare_new(op, data)))
+                    batch.append((line, self._prepare_new(op, data, check_duplicates=False)))
                 except ValidationError as error:
                     result.errors.extend(RowError(line, e.field, e.message) for e in error.errors)
                 except CRMError as error:
@@ -205,6 +216,7 @@ class RecordService:
     def _insert_batch(
         self, op: Operation, batch: list[tuple[int, dict[str, Any]]], result: BulkResult
     ) -> None:
+        batch = self._check_duplicates_batch(op, batch, result)
         lines = [line for line, _ in batch]
         bad = self._check_references(op, [values for _, values in batch], lines=lines)
         result.errors.extend(bad)
@@ -244,11 +256,50 @@ class RecordService:
         self._audit_created(op, created)
         op.write_events()
 
+    def _check_duplicates_batch(
+        self, op: Operation, batch: list[tuple[int, dict[str, Any]]], result: BulkResult
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """The duplicate check and collision policy of an import batch: a blocked row is a
+        row error; the fallback check is one query per batch, not one per row."""
+        if self.name not in collisions.CHECKED_ENTITIES or not batch:
+            return batch
+        found = collisions.find_duplicates_many(op, self.name, batch)
+        if not found:
+            return batch
+        pending = operation_state(op).pending
+        kept: list[tuple[int, dict[str, Any]]] = []
+        for line, values in batch:
+            try:
+                outcome = collisions.judge(op, self.name, values, found.get(line, []))
+            except CRMError as error:
+                pending.pop(id(values), None)
+                result.errors.append(RowError(line, None, str(error)))
+                continue
+            if outcome.warnings or outcome.collisions:
+                previous = pending.get(id(values))
+                outcome.decision = previous.decision if previous else None
+                pending[id(values)] = outcome
+                result.warnings.append(
+                    RowError(
+                        line,
+                        None,
+                        "possible duplicate: "
+                        + ", ".join(
+                            m.label or f"{m.entity} {m.record_id}"
+                            for m in (*outcome.warnings, *outcome.collisions)
+                        ),
+                    )
+                )
+            kept.append((line, values))
+        return kept
+
     def _has_after_create_rules(self) -> bool:
         overridden = type(self).after_create is not RecordService.after_create
         return overridden or self.crm.host.implemented("crmkit_after_create")
 
-    def _prepare_new(self, op: Operation, data: Mapping[str, object]) -> dict[str, Any]:
+    def _prepare_new(
+        self, op: Operation, data: Mapping[str, object], *, check_duplicates: bool = True
+    ) -> dict[str, Any]:
         access = op.access
         scope = access.require(f"{self.name}:create")
         if not access.unrestricted:
@@ -256,11 +307,23 @@ class RecordService:
         preparer = self.crm.preparer(self.name)
         columns, custom = preparer.prepare(data, creating=True)
         writable = preparer.writable
+        decision = None
         if "owner_id" in writable and columns.get("owner_id") is None:
-            columns["owner_id"] = op.actor_id
+            # no owner given: the assignment rules decide, else the actor owns it
+            decision = assign_new(op, self.name, {**columns, **custom})
+            if decision is not None:
+                columns["owner_id"] = decision.user_id
+                if columns.get("team_id") is None:
+                    columns["team_id"] = decision.team_id
+            else:
+                columns["owner_id"] = op.actor_id
         if "team_id" in writable and columns.get("team_id") is None and op.actor:
             columns["team_id"] = op.actor.team_id
-        if not access.covers(scope, columns.get("owner_id"), columns.get("team_id")):
+        # an owner a rule chose is the admins' decision, not the actor's: only an owner the
+        # actor gave (or the actor) must lie within their create scope
+        if decision is None and not access.covers(
+            scope, columns.get("owner_id"), columns.get("team_id")
+        ):
             raise PermissionDenied(
                 f"{access.username} may not create a {self.name} for another owner or team"
                 f" ({self.name}:create covers {scope.value} records)"
@@ -269,6 +332,13 @@ class RecordService:
         self.before_create(op, values)
         if self.crm.host.implemented("crmkit_before_create"):
             self.crm.host.call("crmkit_before_create", op=op, entity=self.name, values=values)
+        pending = PendingCreate(decision=decision)
+        if check_duplicates and self.name in collisions.CHECKED_ENTITIES:
+            matches = collisions.find_duplicates(op, self.name, values, None)
+            pending = collisions.judge(op, self.name, values, matches)
+            pending.decision = decision
+        if decision is not None or pending.warnings or pending.collisions:
+            operation_state(op).pending[id(values)] = pending
         return values
 
     def _insert(self, op: Operation, rows: list[dict[str, Any]]) -> list[int]:
@@ -313,8 +383,22 @@ class RecordService:
 
     def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> Event:
         """Emit ``<entity>.created`` and run the after-create rules and hooks; the event."""
+        pending = operation_state(op).pending.pop(id(values), None) if values else None
         values["id"] = record_id
         event = op.emit(f"{self.name}.created", values, record_type=self.name, record_id=record_id)
+        if pending is not None:
+            if pending.decision is not None:
+                decision = pending.decision
+                note_owner_change(
+                    op,
+                    self.name,
+                    record_id,
+                    None,
+                    decision.user_id,
+                    reason="rule",
+                    detail=f"rule {decision.rule} ({decision.strategy}): {decision.reason}",
+                )
+            collisions.flag(op, self.name, record_id, pending)
         self.after_create(op, record_id, values)
         if self.crm.host.implemented("crmkit_after_create"):
             self.crm.host.call(
@@ -627,6 +711,11 @@ class RecordService:
                 return self.view(op, record)
             self._check_ownership_change(op, changed, previous)
             self._check_references(op, [changed])
+            pending = None
+            if self.name in collisions.CHECKED_ENTITIES and set(changed) - _OWNERSHIP_FIELDS:
+                after = {**previous, **changed}
+                matches = collisions.find_duplicates(op, self.name, after, record_id)
+                pending = collisions.judge(op, self.name, after, matches)
             self.before_update(op, record, changed, previous)
             if self.crm.host.implemented("crmkit_before_update"):
                 self.crm.host.call(
@@ -645,6 +734,12 @@ class RecordService:
                 record_type=self.name,
                 record_id=record_id,
             )
+            if "owner_id" in changed:
+                note_owner_change(
+                    op, self.name, record_id, previous.get("owner_id"), changed["owner_id"]
+                )
+            if pending is not None:
+                collisions.flag(op, self.name, record_id, pending)
             self.after_update(op, record, changed, before)
             if self.crm.host.implemented("crmkit_after_update"):
                 self.crm.host.call(
@@ -661,7 +756,8 @@ class RecordService:
                 self.name,
                 [(record_id, {key: [before.get(key), value] for key, value in changed.items()})],
             )
-            return self.view(op, record)
+            view = self.view(op, record)
+            return view.with_warnings(pending.warnings) if pending else view
 
     def _check_ownership_change(
         self, op: Operation, changed: Mapping[str, Any], previous: Mapping[str, Any]
@@ -792,6 +888,8 @@ class RecordService:
         """Entity rules run after an update is applied."""
 
 
+#: Changing only these is a change of hands, not of the customer: no duplicate check.
+_OWNERSHIP_FIELDS = frozenset({"owner_id", "team_id"})
 #: The columns ``RecordService._insert`` sets on every row, whatever their defaults.
 _SET_BY_INSERT = frozenset(
     {

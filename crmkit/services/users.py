@@ -18,6 +18,7 @@ from attrs import frozen
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
+from crmkit.assignment.config import HandoverFallback
 from crmkit.db.base import utcnow
 from crmkit.entities.customers import Account, Contact, Lead, LeadStatus
 from crmkit.entities.deals import Deal, Stage, StageKind
@@ -26,7 +27,9 @@ from crmkit.entities.organisation import Role, Team, User
 from crmkit.errors import CRMError, FieldError, NotFoundError, ValidationError
 from crmkit.permissions.access import subtree
 from crmkit.permissions.audit import audit_rows, flag_sensitive
+from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.permissions.models import ApiToken, UserRole
+from crmkit.services.assignment import choose_owner, ownership_reason
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -205,24 +208,51 @@ def successor_of(session: Session, user: User) -> User | None:
 
 
 def hand_over_records(op: Operation, user: User, successor: User | None) -> dict[str, int]:
-    """Give ``user``'s open records to ``successor`` (owner and team become theirs), or,
-    without one, release them to the shared pool (no owner; the team stays). Returns the
-    number moved per entity.
+    """Give ``user``'s open records to new owners: each contact, account, lead and deal to
+    the member the assignment rules choose for it (the departing user skipped); a record no
+    rule matches goes back to the shared pool (no owner; the team stays), or, with
+    ``[crmkit.assignment] handover_without_rule = "manager"``, to ``successor`` (owner and
+    team become theirs; the pool when there is none). Open tasks go to ``successor`` (the
+    pool without one). Returns the number moved per entity.
 
     This is the one place a departing user's records change hands. Each record is updated
-    through its record service bound to ``op``, so every handover is validated, audited and
-    evented like any other change. (The assignment rules will plug in here.)
+    through its record service bound to ``op``, so every handover is validated, audited,
+    evented and written to the ownership history like any other change.
     """
+    fallback = op.crm.settings.assignment.handover_without_rule
+    pool: dict[str, object] = {"owner_id": None}
+    to_successor: dict[str, object] = pool
     if successor is not None:
-        changes: dict[str, object] = {"owner_id": successor.id, "team_id": successor.team_id}
+        to_successor = {"owner_id": successor.id, "team_id": successor.team_id}
+    if fallback is HandoverFallback.MANAGER:
+        default, to = to_successor, "their manager" if successor else "the shared pool"
     else:
-        changes = {"owner_id": None}
+        default, to = pool, "the shared pool"
     moved: dict[str, int] = {}
     with op.elevated():  # the caller holds user:manage; that is what authorises the handover
         for entity, ids in open_record_ids(op, user).items():
             records = op.records(entity)
+            model: Any = records.model
             for record_id in ids:
-                records.update(record_id, changes)
+                decision = None
+                if entity in ASSIGNABLE:
+                    values = records.snapshot(op.session.get(model, record_id))
+                    decision = choose_owner(op, entity, values, exclude_user_id=user.id).decision
+                if decision is not None:
+                    changes: dict[str, object] = {
+                        "owner_id": decision.user_id,
+                        "team_id": decision.team_id,
+                    }
+                    why = f"{user.username} deactivated; rule {decision.rule}: {decision.reason}"
+                elif entity in ASSIGNABLE:
+                    changes, why = default, f"{user.username} deactivated; to {to}"
+                else:  # tasks are work to be done, not customers: the manager takes them
+                    changes = to_successor
+                    why = f"{user.username} deactivated; to " + (
+                        f"successor {successor.username}" if successor else "the shared pool"
+                    )
+                with ownership_reason(op, "handover", why):
+                    records.update(record_id, changes)
             moved[entity] = len(ids)
     return moved
 

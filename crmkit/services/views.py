@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from crmkit.duplicates import DuplicateMatch
+
 
 class Record(Mapping[str, Any]):
     """A read-only snapshot of one record: ``record.full_name`` or ``record["full_name"]``.
@@ -14,11 +16,27 @@ class Record(Mapping[str, Any]):
     as ``expected_version``.
     """
 
-    __slots__ = ("_entity", "_values")
+    __slots__ = ("_entity", "_values", "_warnings")
 
-    def __init__(self, entity: str, values: dict[str, Any]) -> None:
+    def __init__(
+        self, entity: str, values: dict[str, Any], warnings: tuple[DuplicateMatch, ...] = ()
+    ) -> None:
         object.__setattr__(self, "_entity", entity)
         object.__setattr__(self, "_values", values)
+        object.__setattr__(self, "_warnings", tuple(warnings))
+
+    @property
+    def duplicate_warnings(self) -> tuple[DuplicateMatch, ...]:
+        """The possible duplicates the write that returned this snapshot was flagged with
+        (a duplicate rule said ``warn``, or a collision under the ``warn`` policy); empty for
+        a clean write and for every read."""
+        warnings: tuple[DuplicateMatch, ...] = object.__getattribute__(self, "_warnings")
+        return warnings
+
+    def with_warnings(self, warnings: tuple[DuplicateMatch, ...]) -> Record:
+        """This snapshot carrying ``warnings`` (see :attr:`duplicate_warnings`)."""
+        values: dict[str, Any] = object.__getattribute__(self, "_values")
+        return Record(self.entity, values, warnings)
 
     @property
     def entity(self) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import crmkit.assignment.models
 import crmkit.entities
 import crmkit.entities.forms
 import crmkit.events.outbox

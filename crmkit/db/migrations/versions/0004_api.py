@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_api"
-down_revision: str | Sequence[str] | None = "0002_permissions"
+down_revision: str | Sequence[str] | None = "0003_assignment"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

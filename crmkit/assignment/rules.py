@@ -1,0 +1,227 @@
+"""Rule definitions and how they are judged: conditions on a record's values, members,
+candidates, and the decision a rule takes (with the reasons ``crmkit rules test`` shows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from attrs import field, frozen
+
+#: The condition operators: the same as the filters of lists (``field__operator``).
+OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "empty")
+_OPERATOR_WORDS = {
+    "eq": "=",
+    "ne": "≠",
+    "lt": "<",
+    "lte": "≤",
+    "gt": ">",
+    "gte": "≥",
+    "in": "in",
+    "contains": "contains",
+    "empty": "is empty",
+}
+
+
+class Strategy(enum.StrEnum):
+    """The built-in ways a rule picks one of its members."""
+
+    ROUND_ROBIN = "round_robin"  # take turns, fair across processes
+    LEAST_LOADED = "least_loaded"  # the member with the fewest open records of the entity
+    WEIGHTED = "weighted"  # take turns in proportion to the members' weights
+    TERRITORY = "territory"  # a field value names the member (region → rep)
+    FIXED = "fixed"  # always the first available member
+
+
+#: Strategies that need the rule's turn counter (advanced once per assignment).
+TURN_STRATEGIES = frozenset({Strategy.ROUND_ROBIN, Strategy.WEIGHTED, Strategy.TERRITORY})
+
+
+def _frozen_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
+    return tuple(values)
+
+
+@frozen
+class Condition:
+    """``field operator value``; ``value`` is already parsed as the field's values are
+    (numbers, dates, normalised phone numbers), so it compares like for like."""
+
+    field: str
+    operator: str
+    value: Any = None
+
+    def holds(self, values: Mapping[str, Any]) -> bool:
+        """Whether the record with ``values`` meets the condition."""
+        actual = values.get(self.field)
+        operator = self.operator
+        if operator == "empty":
+            empty = actual is None or actual == "" or actual == []
+            return empty if _truthy(self.value) else not empty
+        if operator == "eq":
+            return bool(_same(actual, self.value))
+        if operator == "ne":
+            return not _same(actual, self.value)
+        if operator == "in":
+            return any(_same(actual, item) for item in self.value)
+        if operator == "contains":
+            if isinstance(actual, list | tuple):
+                return any(_same(item, self.value) for item in actual)
+            return actual is not None and str(self.value).lower() in str(actual).lower()
+        if actual is None:
+            return False
+        try:
+            if operator == "lt":
+                return bool(actual < self.value)
+            if operator == "lte":
+                return bool(actual <= self.value)
+            if operator == "gt":
+                return bool(actual > self.value)
+            return bool(actual >= self.value)
+        except TypeError:
+            return False
+
+    def describe(self) -> str:
+        """``amount ≥ 1000``, ``region in 华东, 华南``."""
+        word = _OPERATOR_WORDS[self.operator]
+        if self.operator == "empty":
+            return f"{self.field} {word}" if _truthy(self.value) else f"{self.field} is not empty"
+        if self.operator == "in":
+            return f"{self.field} in {', '.join(str(v) for v in self.value)}"
+        return f"{self.field} {word} {self.value}"
+
+
+def _truthy(value: object) -> bool:
+    return value is None or value is True or str(value).strip().lower() in {"1", "true", "yes"}
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if actual is None or expected is None:
+        return actual is expected
+    if isinstance(actual, str) and isinstance(expected, str):
+        return actual.casefold() == expected.casefold()
+    if isinstance(actual, decimal.Decimal | int | float) and isinstance(
+        expected, decimal.Decimal | int | float
+    ):
+        return decimal.Decimal(str(actual)) == decimal.Decimal(str(expected))
+    return bool(actual == expected)
+
+
+def split_filter_key(key: str) -> tuple[str, str]:
+    """``"amount__gte"`` → ``("amount", "gte")``; ``"city"`` → ``("city", "eq")``."""
+    name, _, operator = key.partition("__")
+    return name, operator or "eq"
+
+
+@frozen
+class Member:
+    """A user or a team a rule hands records to. ``label`` is how people name it:
+    ``alice`` or ``team:East``."""
+
+    label: str
+    user_id: int | None = None
+    team_id: int | None = None
+    weight: int = 1
+    capacity: int | None = None
+    territory: str | None = None
+
+
+@frozen
+class Rule:
+    """One assignment rule, from the database or the config file.
+
+    ``key`` identifies its turn counter (``db:12``, ``config:lead:web leads``)."""
+
+    key: str
+    entity: str
+    name: str
+    strategy: str
+    conditions: tuple[Condition, ...] = field(default=(), converter=_frozen_tuple)
+    members: tuple[Member, ...] = field(default=(), converter=_frozen_tuple)
+    territory_field: str | None = None
+    default_member: str | None = None  # the territory strategy's member for unmapped values
+    source: str = "database"
+    position: int = 0
+
+    def failed_condition(self, values: Mapping[str, Any]) -> Condition | None:
+        """The first condition ``values`` do not meet, or ``None`` when all hold."""
+        return next((c for c in self.conditions if not c.holds(values)), None)
+
+
+@frozen
+class Candidate:
+    """A user a rule could pick: active, not away, under capacity. ``open_records`` is set
+    for strategies that weigh load (and when a member has a capacity)."""
+
+    user_id: int
+    username: str
+    team_id: int | None
+    member: Member
+    open_records: int | None = None
+
+
+@frozen
+class AssignmentRequest:
+    """What a strategy decides on: the rule, the record's values, the eligible candidates
+    (in member order), and the rule's turn number when the strategy takes turns."""
+
+    entity: str
+    rule: Rule
+    values: Mapping[str, Any]
+    candidates: tuple[Candidate, ...]
+    turn: int = 0
+
+
+@frozen
+class Choice:
+    """A strategy's answer: the candidate, and why in a few words."""
+
+    candidate: Candidate
+    reason: str
+
+
+StrategyFunction = Callable[[AssignmentRequest], "Choice | Candidate | None"]
+
+
+@frozen
+class AssignmentStrategy:
+    """A strategy a plugin registers (``crmkit_assignment_strategies``).
+
+    ``choose(request)`` returns one of ``request.candidates`` (or a ``Choice`` with a
+    reason), or ``None`` when no candidate fits (the next rule is tried). ``takes_turns``
+    asks for the rule's turn counter in ``request.turn`` (fair across processes);
+    ``needs_load`` fills ``open_records`` of every candidate."""
+
+    name: str
+    choose: StrategyFunction
+    description: str = ""
+    takes_turns: bool = False
+    needs_load: bool = False
+
+
+@frozen
+class Decision:
+    """Who gets a record: the user (and their team), the rule and strategy, and why."""
+
+    user_id: int
+    username: str
+    team_id: int | None
+    rule: str
+    strategy: str
+    reason: str
+
+
+@frozen
+class Explanation:
+    """What ``rules test`` shows: each rule tried, in order, and the decision (if any)."""
+
+    entity: str
+    steps: tuple[str, ...]
+    decision: Decision | None
+
+
+def away_now(away_until: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether an availability entry (``away_until``, ``None``: open-ended) is in force."""
+    return away_until is None or away_until > now

@@ -1,0 +1,268 @@
+"""The online duplicate check and the collision policy (撞单), on create, update and import
+of contacts, leads and accounts.
+
+The core asks ``crmkit_find_duplicates``; its own fallback (an exact match of the normalised
+e-mail or phone among live records) is registered last, so a duplicate plugin answers first.
+Each match's action is applied (``block`` refuses, ``warn`` writes and flags, ``allow``
+writes), then the collision policy looks at matches owned by somebody else.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, func, insert, or_, select
+from sqlalchemy import column as column_clause
+from sqlalchemy.dialects.postgresql import ARRAY
+
+from crmkit.assignment.config import CollisionPolicy
+from crmkit.db.base import utcnow
+from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.entities.customers import LeadStatus
+from crmkit.entities.organisation import User
+from crmkit.errors import DuplicateError
+from crmkit.permissions.models import Notification
+from crmkit.plugins import hookimpl
+from crmkit.services.assignment import PendingCreate, operation_state
+from crmkit.services.operation import Operation
+
+#: The entities the duplicate check and the collision policy run on.
+CHECKED_ENTITIES = ("contact", "lead", "account")
+#: Where the fallback looks for each entity: leads are also compared with contacts.
+_LOOK_IN = {"contact": ("contact", "lead"), "lead": ("lead", "contact"), "account": ("account",)}
+#: The plugin name the core's fallback is registered under.
+CORE_CHECK_NAME = "crmkit-core-duplicates"
+
+
+class CoreDuplicateCheck:
+    """The core's fallback implementation of ``crmkit_find_duplicates`` (always on; runs
+    after every plugin's)."""
+
+    @hookimpl(trylast=True)
+    def crmkit_find_duplicates(
+        self, op: Operation, entity: str, values: Mapping[str, Any], record_id: int | None
+    ) -> Sequence[DuplicateMatch] | None:
+        """Exact normalised e-mail or phone matches among live records."""
+        if entity not in _LOOK_IN:
+            return None
+        return exact_matches(op, entity, [(0, values, record_id)]).get(0, [])
+
+
+def exact_matches(
+    op: Operation,
+    entity: str,
+    rows: Sequence[tuple[int, Mapping[str, Any], int | None]],
+) -> dict[int, list[DuplicateMatch]]:
+    """The fallback check for many rows at once (``(key, values, record_id)``): one query per
+    entity looked in, whatever the number of rows. Returns the matches by key."""
+    emails = {str(v["email"]) for _, v, _ in rows if v.get("email")}
+    phones = {str(v["phone"]) for _, v, _ in rows if v.get("phone")}
+    found: dict[int, list[DuplicateMatch]] = {}
+    if not emails and not phones:
+        return found
+    action = op.crm.settings.assignment.fallback_duplicate_action
+    for target in _LOOK_IN.get(entity, ()):
+        model: Any = op.crm.entity(target).model
+        label_column = model.name if target == "account" else model.full_name
+        wanted = []
+        if emails:
+            wanted.append(_one_of(op, model.email, emails))
+        if phones:
+            wanted.append(_one_of(op, model.phone, phones))
+        query = select(
+            model.id, model.email, model.phone, model.owner_id, label_column.label("label")
+        ).where(model.deleted_at.is_(None), or_(*wanted))
+        if target == "lead":
+            query = query.where(model.status != LeadStatus.CONVERTED)
+        existing = list(op.session.execute(query))
+        if not existing:
+            continue
+        by_email: dict[str, list[Any]] = {}
+        by_phone: dict[str, list[Any]] = {}
+        for row in existing:
+            if row.email:
+                by_email.setdefault(row.email, []).append(row)
+            if row.phone:
+                by_phone.setdefault(row.phone, []).append(row)
+        for key, values, record_id in rows:
+            hits: dict[int, list[str]] = {}
+            rows_by_id: dict[int, Any] = {}
+            for column, index in (("email", by_email), ("phone", by_phone)):
+                value = values.get(column)
+                for row in index.get(str(value), []) if value else []:
+                    if target == entity and row.id == record_id:
+                        continue
+                    word = "e-mail" if column == "email" else "phone"
+                    hits.setdefault(row.id, []).append(f"same {word} {value}")
+                    rows_by_id[row.id] = row
+            for match_id, reasons in hits.items():
+                row = rows_by_id[match_id]
+                found.setdefault(key, []).append(
+                    DuplicateMatch(
+                        entity=target,
+                        record_id=match_id,
+                        score=1.0,
+                        action=action,
+                        reasons=tuple(reasons),
+                        rule="core: exact e-mail/phone",
+                        owner_id=row.owner_id,
+                        label=f"{row.label} ({target} {match_id})",
+                    )
+                )
+    return found
+
+
+def _one_of(op: Operation, column: Any, values: set[str]) -> Any:
+    """``column IN values`` with the values as ONE bound parameter (a PostgreSQL array, a
+    JSON array on SQLite): an import batch brings a thousand e-mails and phones, and a
+    thousand-parameter ``IN`` list costs more to compile than to run."""
+    if op.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, sorted(values), type_=ARRAY(String())))
+    listed: Any = select(column_clause("value")).select_from(
+        func.json_each(bindparam(None, json.dumps(sorted(values)), type_=String()))
+    )
+    return column.in_(listed.scalar_subquery())
+
+
+def plugins_answer(op: Operation) -> bool:
+    """Whether a plugin (not only the core's fallback) implements the duplicate hook."""
+    caller = op.crm.host.manager.hook.crmkit_find_duplicates
+    return any(impl.plugin_name != CORE_CHECK_NAME for impl in caller.get_hookimpls())
+
+
+def find_duplicates(
+    op: Operation, entity: str, values: Mapping[str, Any], record_id: int | None
+) -> list[DuplicateMatch]:
+    """Ask the duplicate hook (plugins first, the core's fallback last)."""
+    answer = op.crm.host.call(
+        "crmkit_find_duplicates", op=op, entity=entity, values=values, record_id=record_id
+    )
+    return list(answer or [])
+
+
+def find_duplicates_many(
+    op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> dict[int, list[DuplicateMatch]]:
+    """The duplicate check for a batch of new rows (``(line, values)``): one hook call per
+    row when a plugin answers, else the fallback as one query per entity looked in."""
+    if plugins_answer(op):
+        return {line: find_duplicates(op, entity, values, None) for line, values in rows}
+    return exact_matches(op, entity, [(line, values, None) for line, values in rows])
+
+
+def judge(
+    op: Operation,
+    entity: str,
+    values: Mapping[str, Any],
+    matches: Sequence[DuplicateMatch],
+) -> PendingCreate:
+    """Apply the matches' actions and the collision policy to a record about to be written
+    with ``values``: raise ``DuplicateError`` when refused, else say what to flag."""
+    exempt = operation_state(op).not_duplicates
+    if exempt:
+        matches = [m for m in matches if (m.entity, m.record_id) not in exempt]
+    if not matches:
+        return PendingCreate()
+    blocked = [m for m in matches if m.action is DuplicateAction.BLOCK]
+    if blocked:
+        raise DuplicateError(_message(op, entity, values, blocked, "looks like"), blocked)
+    owner = values.get("owner_id")
+    collisions = tuple(m for m in matches if m.owner_id is not None and m.owner_id != owner)
+    policy = op.crm.settings.assignment.collision_policy(entity)
+    if collisions and policy is CollisionPolicy.BLOCK:
+        raise DuplicateError(
+            _message(op, entity, values, collisions, "collides with (owned by someone else)")
+            + f"; the collision policy of {entity} is 'block'",
+            collisions,
+        )
+    warnings = [m for m in matches if m.action is DuplicateAction.WARN]
+    if policy is CollisionPolicy.WARN:
+        warnings += [m for m in collisions if m not in warnings]
+    return PendingCreate(
+        warnings=tuple(warnings), collisions=collisions, collision_policy=policy.value
+    )
+
+
+def flag(op: Operation, entity: str, record_id: int, pending: PendingCreate) -> None:
+    """After the write: emit ``<entity>.duplicate_suspected`` for warnings, and for a
+    collision ``<entity>.collision`` plus a notice in each other owner's inbox."""
+    if pending.warnings:
+        op.emit(
+            f"{entity}.duplicate_suspected",
+            {"matches": [_match_payload(m) for m in pending.warnings]},
+            record_type=entity,
+            record_id=record_id,
+        )
+    if not pending.collisions:
+        return
+    event = op.emit(
+        f"{entity}.collision",
+        {
+            "policy": pending.collision_policy,
+            "matches": [_match_payload(m) for m in pending.collisions],
+        },
+        record_type=entity,
+        record_id=record_id,
+    )
+    who = op.actor.username if op.actor is not None else "the system"
+    now = utcnow()
+    notices: dict[int, list[DuplicateMatch]] = {}
+    for match in pending.collisions:
+        assert match.owner_id is not None
+        notices.setdefault(match.owner_id, []).append(match)
+    op.session.execute(
+        insert(Notification),
+        [
+            {
+                "user_id": owner_id,
+                "created_at": now,
+                "kind": f"{entity}.collision",
+                "title": f"{who} entered {entity} {record_id}, which matches your customer",
+                "body": "; ".join(
+                    f"{m.label or f'{m.entity} {m.record_id}'}: {', '.join(m.reasons)}"
+                    for m in owned
+                ),
+                "event_id": str(event.id),
+                "read_at": None,
+            }
+            for owner_id, owned in notices.items()
+        ],
+    )
+
+
+def _match_payload(match: DuplicateMatch) -> dict[str, Any]:
+    return {
+        "entity": match.entity,
+        "record_id": match.record_id,
+        "score": match.score,
+        "action": match.action.value,
+        "reasons": list(match.reasons),
+        "rule": match.rule,
+        "owner_id": match.owner_id,
+        "label": match.label,
+    }
+
+
+def _message(
+    op: Operation,
+    entity: str,
+    values: Mapping[str, Any],
+    matches: Iterable[DuplicateMatch],
+    verb: str,
+) -> str:
+    matches = list(matches)
+    owners = {m.owner_id for m in matches if m.owner_id is not None}
+    names = (
+        dict(op.session.execute(select(User.id, User.username).where(User.id.in_(owners))).all())
+        if owners
+        else {}
+    )
+    name = values.get("full_name") or values.get("name") or "the record"
+    parts = []
+    for match in matches:
+        owner = f", owned by {names.get(match.owner_id, match.owner_id)}" if match.owner_id else ""
+        reasons = f" ({', '.join(match.reasons)}{owner})" if match.reasons or owner else ""
+        parts.append(f"{match.label or f'{match.entity} {match.record_id}'}{reasons}")
+    return f"{entity} {name!r} {verb} {'; '.join(parts)}"

@@ -1,0 +1,184 @@
+"""The online duplicate check (core fallback and the hook) and the collision policy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+import crmkit
+
+
+@pytest.fixture
+def reps(crm: crmkit.CRM) -> tuple[crmkit.User, crmkit.User]:
+    return (
+        crm.users.create("alice", roles=["sales_rep"]),
+        crm.users.create("bob", roles=["sales_rep"]),
+    )
+
+
+def test_duplicate_error_is_a_conflict_error() -> None:
+    assert issubclass(crmkit.DuplicateError, crmkit.ConflictError)
+
+
+def test_the_fallback_flags_a_same_phone_contact_and_notifies_its_owner(
+    crm: crmkit.CRM, reps
+) -> None:
+    alice, bob = reps
+    mine = crm.contacts.create({"full_name": "张伟", "phone": "138 1234 5678"}, actor=alice)
+    seen: list[crmkit.Event] = []
+    crm.subscribe(["contact.duplicate_suspected", "contact.collision"], seen.append)
+    theirs = crm.contacts.create({"full_name": "張偉", "phone": "+86 13812345678"}, actor=bob)
+    [warning] = theirs.duplicate_warnings
+    assert (warning.entity, warning.record_id, warning.owner_id) == ("contact", mine.id, alice.id)
+    assert "same phone +8613812345678" in warning.reasons
+    assert [e.name for e in seen] == ["contact.duplicate_suspected", "contact.collision"]
+    [notice] = crm.audit.inbox("alice")
+    assert notice.kind == "contact.collision"
+    assert "bob" in notice.title
+
+
+def test_a_lead_is_compared_with_contacts_too(crm: crmkit.CRM, reps) -> None:
+    alice, bob = reps
+    crm.contacts.create({"full_name": "李娜", "email": "Li.Na@Example.cn"}, actor=alice)
+    lead = crm.leads.create({"full_name": "李娜", "email": "li.na@example.cn"}, actor=bob)
+    assert [w.entity for w in lead.duplicate_warnings] == ["contact"]
+
+
+def test_own_duplicates_are_warned_but_are_no_collision(crm: crmkit.CRM, reps) -> None:
+    alice, _ = reps
+    crm.contacts.create({"full_name": "a", "email": "a@x.cn"}, actor=alice)
+    seen: list[crmkit.Event] = []
+    crm.subscribe("contact.collision", seen.append)
+    again = crm.contacts.create({"full_name": "a2", "email": "a@x.cn"}, actor=alice)
+    assert len(again.duplicate_warnings) == 1
+    assert seen == []
+    assert crm.audit.inbox("alice") == []
+
+
+def test_a_clean_record_has_no_warnings(crm: crmkit.CRM, reps) -> None:
+    alice, _ = reps
+    assert (
+        crm.contacts.create({"full_name": "x", "email": "x@x.cn"}, actor=alice).duplicate_warnings
+        == ()
+    )
+
+
+def test_the_block_collision_policy_refuses_and_writes_nothing(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"collision": {"account": "block"}})
+    alice = crm.users.create("alice", roles=["sales_rep"])
+    bob = crm.users.create("bob", roles=["sales_rep"])
+    crm.accounts.create({"name": "华为", "phone": "0755 2878 0808"}, actor=alice)
+    with pytest.raises(
+        crmkit.DuplicateError, match=r"owned by alice.*policy of account is 'block'"
+    ) as caught:
+        crm.accounts.create({"name": "华为技术", "phone": "075528780808"}, actor=bob)
+    assert [m.owner_id for m in caught.value.matches] == [alice.id]
+    assert crm.accounts.count() == 1
+
+
+def test_allow_and_notify_writes_without_warning_but_tells_the_owner(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(
+        assignment={
+            "collision": {"default": "allow_and_notify"},
+            "fallback_duplicate_action": "allow",
+        }
+    )
+    alice = crm.users.create("alice", roles=["sales_rep"])
+    bob = crm.users.create("bob", roles=["sales_rep"])
+    crm.leads.create({"full_name": "a", "email": "a@x.cn"}, actor=alice)
+    lead = crm.leads.create({"full_name": "b", "email": "a@x.cn"}, actor=bob)
+    assert lead.duplicate_warnings == ()
+    assert [n.kind for n in crm.audit.inbox("alice")] == ["lead.collision"]
+
+
+class BlockingPlugin:
+    """A duplicate plugin that blocks same-name contacts (and answers for contacts only)."""
+
+    @crmkit.hookimpl
+    def crmkit_find_duplicates(
+        self, op: crmkit.Operation, entity: str, values: Mapping[str, Any], record_id: int | None
+    ) -> Sequence[crmkit.DuplicateMatch] | None:
+        if entity != "contact":
+            return None
+        same = op.records("contact").list(filters={"full_name": values["full_name"]}).items
+        return [
+            crmkit.DuplicateMatch("contact", r.id, 0.9, "block", ["same name"], owner_id=r.owner_id)
+            for r in same
+            if r.id != record_id
+        ]
+
+
+def test_a_plugin_answers_before_the_fallback_and_block_refuses(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(plugins={"blocker": BlockingPlugin()})
+    crm.contacts.create({"full_name": "王芳"})
+    with pytest.raises(crmkit.DuplicateError, match=r"王芳.*same name"):
+        crm.contacts.create({"full_name": "王芳"})
+    # the plugin's empty answer stops the search: the fallback does not run
+    crm.contacts.create({"full_name": "陈静", "email": "c@x.cn"})
+    other = crm.contacts.create({"full_name": "陈静2", "email": "c@x.cn"})
+    assert other.duplicate_warnings == ()
+    # entities it passes on fall through to the core fallback
+    crm.leads.create({"full_name": "l", "email": "l@x.cn"})
+    assert len(crm.leads.create({"full_name": "l2", "email": "l@x.cn"}).duplicate_warnings) == 1
+
+
+def test_an_update_that_makes_a_duplicate_is_checked_but_a_handover_is_not(
+    crm: crmkit.CRM, reps
+) -> None:
+    alice, bob = reps
+    crm.contacts.create({"full_name": "a", "email": "a@x.cn"}, actor=alice)
+    other = crm.contacts.create({"full_name": "b"}, actor=bob)
+    changed = crm.contacts.update(other.id, {"email": "a@x.cn"}, actor=bob)
+    assert len(changed.duplicate_warnings) == 1
+    moved = crm.contacts.update(other.id, {"owner_id": alice.id})
+    assert moved.duplicate_warnings == ()
+
+
+def test_an_import_blocks_rows_one_by_one_with_one_query_per_batch(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    crm.contacts.create({"full_name": "old", "email": "old@x.cn"})
+    rows = [{"full_name": f"n{i}", "email": f"n{i}@x.cn"} for i in range(50)]
+    rows[10] = {"full_name": "dup", "email": "OLD@x.cn"}
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        flat = statement.replace("\n", " ")
+        if "FROM contacts" in flat and ("json_each" in flat or "ANY (" in flat):
+            statements.append(statement)
+
+    event.listen(crm.engine, "before_cursor_execute", count)
+    result = crm.contacts.create_many(enumerate(rows, 2), batch_size=25)
+    event.remove(crm.engine, "before_cursor_execute", count)
+    assert result.created == 49
+    assert [(e.line, "old@x.cn" in e.message) for e in result.errors] == [(12, True)]
+    assert len(statements) == 2  # one fallback query per batch of 25
+
+
+def test_an_import_flags_warned_rows(crm: crmkit.CRM) -> None:
+    crm.contacts.create({"full_name": "old", "phone": "13800000000"})
+    result = crm.contacts.create_many(
+        enumerate([{"full_name": "a", "phone": "138 0000 0000"}, {"full_name": "b"}], 2)
+    )
+    assert result.created == 2
+    assert [w.line for w in result.warnings] == [2]
+
+
+def test_converting_a_lead_does_not_flag_its_contact_as_a_duplicate_of_the_lead(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    crm.pipelines.create("Sales")
+    lead = crm.leads.create({"full_name": "周杰", "email": "zhou@x.cn", "company_name": "周氏"})
+    conversion = crm.leads.convert(lead.id)
+    assert crm.contacts.get(conversion.contact_id).email == "zhou@x.cn"
