@@ -42,6 +42,8 @@ from crmkit.errors import (
 from crmkit.events.types import Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
+from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
 from crmkit.settings import Settings, SettingSpec
@@ -73,6 +75,9 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MERGE_STRATEGIES",
+    "MergeResult",
+    "MergeService",
     "Model",
     "NotFoundError",
     "Operation",

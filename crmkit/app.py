@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from crmkit.services.audit_log import AuditLog
     from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.leads import LeadService
+    from crmkit.services.merges import MergeService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
     from crmkit.services.tokens import TokenService
@@ -299,6 +300,13 @@ class CRM:
         from crmkit.services.tokens import TokenService
 
         return TokenService(self)
+
+    @cached_property
+    def merges(self) -> MergeService:
+        """Merges of two records into one (survivorship, re-pointing, audit) and their undo."""
+        from crmkit.services.merges import MergeService
+
+        return MergeService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

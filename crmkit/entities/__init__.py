@@ -3,6 +3,7 @@
 from crmkit.entities.customers import Account, Contact, Lead, LeadStatus, LifecycleStage
 from crmkit.entities.deals import Deal, Pipeline, Stage, StageKind
 from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
+from crmkit.entities.merges import Merge
 from crmkit.entities.organisation import Role, Team, User
 from crmkit.entities.system import PluginState
 
@@ -15,6 +16,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "Merge",
     "Pipeline",
     "PluginState",
     "Role",
