@@ -54,6 +54,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "MERGE_STRATEGIES",
     "Account",
     "Activity",
     "ActivityKind",
@@ -75,7 +76,6 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
-    "MERGE_STRATEGIES",
     "MergeResult",
     "MergeService",
     "Model",

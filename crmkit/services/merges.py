@@ -20,7 +20,7 @@ from sqlalchemy import Table, inspect, select, update
 from crmkit.db.base import Base, utcnow
 from crmkit.entities.merges import Merge
 from crmkit.entities.organisation import User
-from crmkit.errors import ConflictError, CRMError, FieldError, NotFoundError, ValidationError
+from crmkit.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from crmkit.events.payloads import to_json
 from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.services.operation import Operation
@@ -138,7 +138,8 @@ class MergeService:
             service.delete(merged_id)
         survivor_after = self._raw(op, entity, survivor_id)
         merged_after = self._raw(op, entity, merged_id)
-        assert survivor_after is not None and merged_after is not None
+        assert survivor_after is not None
+        assert merged_after is not None
         row = Merge(
             entity=entity,
             survivor_id=survivor_id,
@@ -225,9 +226,7 @@ class MergeService:
                 )
             elif choice not in STRATEGIES:
                 problems.append(
-                    FieldError(
-                        name, f"unknown choice {choice!r}; known: {', '.join(STRATEGIES)}"
-                    )
+                    FieldError(name, f"unknown choice {choice!r}; known: {', '.join(STRATEGIES)}")
                 )
         if problems:
             raise ValidationError(problems, entity)

@@ -81,8 +81,7 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             str,
             default="",
             description=(
-                "Region for phone numbers without a country code (empty: the core's"
-                " default_region)"
+                "Region for phone numbers without a country code (empty: the core's default_region)"
             ),
         ),
         crmkit.SettingSpec(

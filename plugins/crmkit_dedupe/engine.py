@@ -79,9 +79,7 @@ class Engine:
             label=label,
         )
 
-    def load(
-        self, op: crmkit.Operation, entity: str, ids: Iterable[int]
-    ) -> list[matching.Profile]:
+    def load(self, op: crmkit.Operation, entity: str, ids: Iterable[int]) -> list[matching.Profile]:
         """Profiles of the live records of ``entity`` with ``ids``."""
         wanted = sorted(set(ids))
         if not wanted:

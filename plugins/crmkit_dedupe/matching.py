@@ -20,9 +20,27 @@ from crmkit_dedupe.rules import FieldRule, Rule
 
 #: Free-mail domains say nothing about a company: never a blocking key nor evidence.
 FREE_MAIL = frozenset(
-    "gmail.com qq.com 163.com 126.com yeah.net sina.com sina.cn sohu.com hotmail.com "
-    "outlook.com live.com yahoo.com icloud.com me.com foxmail.com aliyun.com 139.com "
-    "protonmail.com msn.com".split()
+    [
+        "gmail.com",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "yeah.net",
+        "sina.com",
+        "sina.cn",
+        "sohu.com",
+        "hotmail.com",
+        "outlook.com",
+        "live.com",
+        "yahoo.com",
+        "icloud.com",
+        "me.com",
+        "foxmail.com",
+        "aliyun.com",
+        "139.com",
+        "protonmail.com",
+        "msn.com",
+    ]
 )
 
 

@@ -76,8 +76,42 @@ def fold(text: str) -> str:
 
 #: Two-character family names (Simplified): the rest of the name is the given name.
 COMPOUND_SURNAMES = frozenset(
-    "欧阳 司马 诸葛 上官 东方 皇甫 尉迟 公孙 慕容 令狐 夏侯 长孙 宇文 司徒 端木 独孤 南宫 "
-    "西门 百里 呼延 轩辕 澹台 公冶 太史 申屠 闻人 万俟 钟离 宗政 濮阳 淳于 单于 赫连 拓跋".split()
+    [
+        "欧阳",
+        "司马",
+        "诸葛",
+        "上官",
+        "东方",
+        "皇甫",
+        "尉迟",
+        "公孙",
+        "慕容",
+        "令狐",
+        "夏侯",
+        "长孙",
+        "宇文",
+        "司徒",
+        "端木",
+        "独孤",
+        "南宫",
+        "西门",
+        "百里",
+        "呼延",
+        "轩辕",
+        "澹台",
+        "公冶",
+        "太史",
+        "申屠",
+        "闻人",
+        "万俟",
+        "钟离",
+        "宗政",
+        "濮阳",
+        "淳于",
+        "单于",
+        "赫连",
+        "拓跋",
+    ]
 )
 #: Family names whose reading as a surname differs from pypinyin's everyday reading.
 SURNAME_READINGS = {
@@ -162,9 +196,7 @@ def person_name(text: str) -> PersonName:
         han = "".join(_CJK.findall(value))
         family_len = 2 if han[:2] in COMPOUND_SURNAMES and len(han) > 2 else 1
         family_han, given_han = han[:family_len], han[family_len:]
-        family = "".join(
-            SURNAME_READINGS.get(ch, "") or "".join(pinyin(ch)) for ch in family_han
-        )
+        family = "".join(SURNAME_READINGS.get(ch, "") or "".join(pinyin(ch)) for ch in family_han)
         given = "".join(pinyin(given_han))
         parts = tuple(p for p in (family, given) if p)
         return PersonName(cjk=han, family=family, given=given or None, tokens=tuple(sorted(parts)))
@@ -252,19 +284,119 @@ CJK_LEGAL_SUFFIXES = (
 )
 #: Latin legal forms and filler words (folded, without dots).
 LATIN_LEGAL_WORDS = frozenset(
-    "co company corp corporation inc incorporated ltd limited llc llp plc gmbh ag kg sa sarl "
-    "srl spa bv nv oy ab as kk pte pty group holdings holding the and".split()
+    [
+        "co",
+        "company",
+        "corp",
+        "corporation",
+        "inc",
+        "incorporated",
+        "ltd",
+        "limited",
+        "llc",
+        "llp",
+        "plc",
+        "gmbh",
+        "ag",
+        "kg",
+        "sa",
+        "sarl",
+        "srl",
+        "spa",
+        "bv",
+        "nv",
+        "oy",
+        "ab",
+        "as",
+        "kk",
+        "pte",
+        "pty",
+        "group",
+        "holdings",
+        "holding",
+        "the",
+        "and",
+    ]
 )
 #: Provinces, municipalities and big cities that prefix Chinese company names.
 PLACES = tuple(
     sorted(
-        (
-            "北京 上海 天津 重庆 广东 江苏 浙江 山东 河南 河北 湖南 湖北 四川 福建 安徽 江西 "
-            "辽宁 吉林 黑龙江 山西 陕西 甘肃 青海 云南 贵州 海南 台湾 香港 澳门 内蒙古 广西 "
-            "西藏 宁夏 新疆 深圳 广州 杭州 南京 苏州 武汉 成都 西安 厦门 宁波 青岛 大连 沈阳 "
-            "长沙 郑州 济南 合肥 福州 东莞 佛山 无锡 昆明 哈尔滨 长春 石家庄 太原 南昌 南宁 "
-            "贵阳 兰州 珠海 中山 温州 台北 台中 高雄 新北 桃园 台南 中国"
-        ).split(),
+        [
+            "北京",
+            "上海",
+            "天津",
+            "重庆",
+            "广东",
+            "江苏",
+            "浙江",
+            "山东",
+            "河南",
+            "河北",
+            "湖南",
+            "湖北",
+            "四川",
+            "福建",
+            "安徽",
+            "江西",
+            "辽宁",
+            "吉林",
+            "黑龙江",
+            "山西",
+            "陕西",
+            "甘肃",
+            "青海",
+            "云南",
+            "贵州",
+            "海南",
+            "台湾",
+            "香港",
+            "澳门",
+            "内蒙古",
+            "广西",
+            "西藏",
+            "宁夏",
+            "新疆",
+            "深圳",
+            "广州",
+            "杭州",
+            "南京",
+            "苏州",
+            "武汉",
+            "成都",
+            "西安",
+            "厦门",
+            "宁波",
+            "青岛",
+            "大连",
+            "沈阳",
+            "长沙",
+            "郑州",
+            "济南",
+            "合肥",
+            "福州",
+            "东莞",
+            "佛山",
+            "无锡",
+            "昆明",
+            "哈尔滨",
+            "长春",
+            "石家庄",
+            "太原",
+            "南昌",
+            "南宁",
+            "贵阳",
+            "兰州",
+            "珠海",
+            "中山",
+            "温州",
+            "台北",
+            "台中",
+            "高雄",
+            "新北",
+            "桃园",
+            "台南",
+            "中国",
+        ],
         key=len,
         reverse=True,
     )

@@ -190,7 +190,9 @@ def parse_rules(raw: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
                     f"dedupe rule {label!r}: field {name!r} weight must be a positive number"
                 )
             evidence = spec.get("evidence", compare in EVIDENCE_BY_DEFAULT)
-            fields.append(FieldRule(name, compare, float(weight), bool(evidence), spec.get("other")))
+            fields.append(
+                FieldRule(name, compare, float(weight), bool(evidence), spec.get("other"))
+            )
         action = item.get("action", "warn")
         if action not in tuple(crmkit.DuplicateAction):
             raise crmkit.ConfigError(

@@ -51,7 +51,9 @@ def upgrade() -> None:
             ["decided_by_id"], ["users.id"], name=op.f("fk_dedupe_candidates_decided_by_id_users")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dedupe_candidates")),
-        sa.UniqueConstraint("entity_a", "id_a", "entity_b", "id_b", name="uq_dedupe_candidates_pair"),
+        sa.UniqueConstraint(
+            "entity_a", "id_a", "entity_b", "id_b", name="uq_dedupe_candidates_pair"
+        ),
     )
     for column in ("id_a", "id_b", "status"):
         op.create_index(op.f(f"ix_dedupe_candidates_{column}"), "dedupe_candidates", [column])
