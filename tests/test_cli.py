@@ -148,8 +148,8 @@ def test_db_current_shows_each_branch_and_whether_it_is_up_to_date(run: Run) -> 
     assert lines[0].split() == ["branch", "current", "head", "status"]
     assert lines[2].split() == [
         "crmkit",
-        "0002_permissions",
-        "0002_permissions",
+        "0005_merges",
+        "0005_merges",
         "up",
         "to",
         "date",
@@ -166,7 +166,7 @@ def test_db_current_finds_a_plugin_branch_that_depends_on_the_core(
     ok(runner.invoke(cli, ["--database-url", database_url, "plugins", "enable", "referrals"]))
     lines = ok(runner.invoke(cli, ["--database-url", database_url, "db", "current"]))
     rows = {line.split()[0]: line.split()[1:] for line in lines.splitlines()[2:]}
-    assert rows["crmkit"] == ["0002_permissions", "0002_permissions", "up", "to", "date"]
+    assert rows["crmkit"] == ["0005_merges", "0005_merges", "up", "to", "date"]
     assert rows["referrals"] == ["referrals_0001", "referrals_0001", "up", "to", "date"]
 
 

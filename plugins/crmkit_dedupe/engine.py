@@ -47,6 +47,7 @@ class Engine:
         self.region = str(settings.get("default_region") or crm.settings.default_region)
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
+        self.keyed = matching.keyed_slots(self.rules)
         self.fields = {
             name: matching.rule_fields(self.rules, name)
             for name in {r.entity for r in self.rules} | {e for r in self.rules for e in r.against}
@@ -130,7 +131,7 @@ class Engine:
         rows = [
             {"entity": p.entity, "record_id": p.record_id, "kind": kind, "key": key}
             for p in profiles
-            for kind, key in sorted(matching.blocking_keys(p))
+            for kind, key in sorted(matching.blocking_keys(p, self.keyed))
         ]
         if rows:
             op.session.execute(insert(DedupeKey), rows)
@@ -181,7 +182,7 @@ class Engine:
         if not rules:
             return []
         probe = self.profile(entity, record_id or 0, values)
-        keys = matching.blocking_keys(probe)
+        keys = matching.blocking_keys(probe, self.keyed)
         if not keys:
             return []
         targets = sorted({e for rule in rules for e in rule.against})
@@ -257,7 +258,9 @@ class Engine:
             profiles.extend(self._all_profiles(op, name, progress))
         compared = 0
         pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
-        for i, j in matching.candidate_pairs(profiles, max_block=max_block, window=window):
+        for i, j in matching.candidate_pairs(
+            profiles, slots=self.keyed, max_block=max_block, window=window
+        ):
             compared += 1
             for a, b in ((profiles[i], profiles[j]), (profiles[j], profiles[i])):
                 if a.entity != entity:

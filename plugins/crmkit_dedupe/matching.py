@@ -9,7 +9,7 @@ check looks them up in the ``dedupe_keys`` table; the batch scan groups by them)
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from attrs import define, frozen
@@ -122,18 +122,34 @@ def rule_fields(rules: Iterable[Rule], entity: str) -> list[tuple[str, str]]:
     return list(wanted)
 
 
-def blocking_keys(profile: Profile) -> set[tuple[str, str]]:
+def keyed_slots(rules: Iterable[Rule]) -> frozenset[str]:
+    """The ``field:comparison`` slots worth a blocking key: evidence fields and names (a
+    city or a state is no key: its blocks would be huge and prove nothing)."""
+    slots: set[str] = set()
+    for rule in rules:
+        for item in rule.fields:
+            if item.evidence or item.compare in ("name", "company"):
+                slots.add(f"{item.name}:{item.compare}")
+                slots.add(f"{item.other_name}:{item.compare}")
+    return frozenset(slots)
+
+
+def blocking_keys(
+    profile: Profile, slots: Collection[str] | None = None
+) -> set[tuple[str, str]]:
     """``(kind, key)`` pairs a record is filed under: each phone, each canonical e-mail, the
-    order-free name key, the company key, the domain, each date (kinds are comparisons, so
-    a lead's name meets a contact's)."""
+    order-free name key, the company key, the domain, each date or exact value (kinds are
+    comparisons, so a lead's name meets a contact's). ``slots`` limits the fields keyed."""
     keys: set[tuple[str, str]] = set()
     for slot, value in profile.values.items():
+        if slots is not None and slot not in slots:
+            continue
         compare = slot.rpartition(":")[2]
         if compare in ("phone", "email"):
             keys.update((compare, item) for item in value)
         elif compare == "name":
             keys.add(("name", value.key[:190]))
-        elif compare in ("company", "domain", "date"):
+        else:
             keys.add((compare, str(value)[:190]))
     return keys
 
@@ -232,6 +248,7 @@ def first_match(rules: Sequence[Rule], a: Profile, b: Profile) -> tuple[Rule, Sc
 def candidate_pairs(
     profiles: Sequence[Profile],
     *,
+    slots: Collection[str] | None = None,
     max_block: int = 200,
     window: int = 8,
 ) -> Iterator[tuple[int, int]]:
@@ -243,7 +260,7 @@ def candidate_pairs(
     neighbourhood over the names' letters adds pairs with typos in every key."""
     blocks: dict[tuple[str, str], list[int]] = {}
     for index, profile in enumerate(profiles):
-        for key in blocking_keys(profile):
+        for key in blocking_keys(profile, slots):
             blocks.setdefault(key, []).append(index)
     seen: set[tuple[int, int]] = set()
 

@@ -204,12 +204,25 @@ def person_name(text: str) -> PersonName:
     return PersonName(cjk="", family=None, given=None, tokens=tuple(sorted(parts)))
 
 
+def _token_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """Syllable by syllable: each token's best Jaro-Winkler partner, averaged over the longer
+    name and cubed, so one different syllable (王静 / 杨强) costs much and a typo little."""
+    from rapidfuzz.distance import JaroWinkler
+
+    if len(a) < len(b):
+        a, b = b, a
+    best = [max(JaroWinkler.similarity(x, y) for y in b) for x in a]
+    return float((sum(best) / len(best)) ** 3)
+
+
 def name_similarity(a: PersonName, b: PersonName) -> float:
     """How alike two names are, in [0, 1], whatever their script and order.
 
-    Equal Chinese spellings (after Traditional → Simplified) score 1; otherwise the pinyin /
-    Latin tokens are compared order-free (Jaro-Winkler on the sorted tokens, and on the
-    letters with every space removed so that "Xiao Wei" meets "Xiaowei")."""
+    Equal Chinese spellings (after Traditional → Simplified) score 1; the same pinyin in
+    either order or spacing ("Xiao Wei" / 晓伟) 0.97; the same sound written with other
+    characters (伟 / 玮) 0.9. Otherwise Latin names are compared with Jaro-Winkler (typos),
+    and names in or against Chinese syllable by syllable (a different syllable is a
+    different name)."""
     from rapidfuzz.distance import JaroWinkler
 
     if not a.tokens or not b.tokens:
@@ -217,12 +230,13 @@ def name_similarity(a: PersonName, b: PersonName) -> float:
     if a.cjk and b.cjk:
         if a.cjk == b.cjk:
             return 1.0
-        # Same sound, different characters (伟/玮): strong but not certain.
         if a.key == b.key:
-            return 0.9
-        return 0.85 * max(JaroWinkler.similarity(a.key, b.key), 0.0)
+            return 0.9  # same sound, different characters
+        return 0.9 * _token_similarity(a.tokens, b.tokens)
     if a.key == b.key or a.joined == b.joined:
         return 1.0 if not (a.cjk or b.cjk) else 0.97
+    if a.cjk or b.cjk:
+        return 0.97 * _token_similarity(a.tokens, b.tokens)
     return max(
         JaroWinkler.similarity(a.key, b.key),
         JaroWinkler.similarity(a.joined, b.joined),

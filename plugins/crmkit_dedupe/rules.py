@@ -37,7 +37,8 @@ from attrs import field, frozen
 import crmkit
 
 COMPARISONS = ("name", "company", "phone", "email", "exact", "text", "domain", "date")
-#: Comparisons that count as corroborating evidence unless a rule says otherwise.
+#: Comparisons that count as corroborating evidence unless a rule says otherwise (a
+#: company shared by two contacts is weak: the default person rules mark it as no evidence).
 EVIDENCE_BY_DEFAULT = frozenset({"phone", "email", "company", "domain", "date", "exact"})
 #: Comparisons that produce blocking keys for the index (the online check's lookup).
 INDEXED = frozenset({"name", "company", "phone", "email", "domain"})
@@ -109,7 +110,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "lead-same-person",
         "lead",
-        (*_PERSON, _field("company_name", "company", 1.0)),
+        (*_PERSON, _field("company_name", "company", 1.0, False)),
         ("lead",),
         threshold=0.9,
         action="warn",
