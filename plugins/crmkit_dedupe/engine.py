@@ -48,6 +48,13 @@ class Engine:
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
         self.keyed = matching.keyed_slots(self.rules)
+        #: Per checked entity: the slots a candidate must share a key in (only the evidence
+        #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
+        self.lookup: dict[str, tuple[frozenset[str], bool]] = {}
+        for name in {r.entity for r in self.rules}:
+            rules = self.rules_for(name)
+            exact = matching.exact_evidence_only(rules)
+            self.lookup[name] = (matching.keyed_slots(rules, evidence_only=exact), exact)
         self.fields = {
             name: matching.rule_fields(self.rules, name)
             for name in {r.entity for r in self.rules} | {e for r in self.rules for e in r.against}
@@ -182,7 +189,7 @@ class Engine:
         if not rules:
             return []
         probe = self.profile(entity, record_id or 0, values)
-        keys = matching.blocking_keys(probe, self.keyed)
+        keys = matching.blocking_keys(probe, self.lookup[entity][0])
         if not keys:
             return []
         targets = sorted({e for rule in rules for e in rule.against})
@@ -258,8 +265,9 @@ class Engine:
             profiles.extend(self._all_profiles(op, name, progress))
         compared = 0
         pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
+        slots, exact = self.lookup[entity]
         for i, j in matching.candidate_pairs(
-            profiles, slots=self.keyed, max_block=max_block, window=window
+            profiles, slots=slots, max_block=max_block, window=window, neighbourhood=not exact
         ):
             compared += 1
             for a, b in ((profiles[i], profiles[j]), (profiles[j], profiles[i])):

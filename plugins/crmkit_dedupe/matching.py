@@ -122,13 +122,31 @@ def rule_fields(rules: Iterable[Rule], entity: str) -> list[tuple[str, str]]:
     return list(wanted)
 
 
-def keyed_slots(rules: Iterable[Rule]) -> frozenset[str]:
-    """The ``field:comparison`` slots worth a blocking key: evidence fields and names (a
-    city or a state is no key: its blocks would be huge and prove nothing)."""
+#: Comparisons whose agreement (similarity >= ``agree_at``) implies an equal blocking key.
+EXACT_KINDS = frozenset({"phone", "email", "exact", "date", "domain"})
+
+
+def exact_evidence_only(rules: Iterable[Rule]) -> bool:
+    """Whether every rule needs evidence and all its evidence is compared exactly: then two
+    records can only match if they share an evidence key, and name blocks are not needed."""
+    return all(
+        rule.min_evidence >= 1
+        and all(item.compare in EXACT_KINDS for item in rule.fields if item.evidence)
+        for rule in rules
+    )
+
+
+def keyed_slots(rules: Iterable[Rule], *, evidence_only: bool = False) -> frozenset[str]:
+    """The ``field:comparison`` slots worth a blocking key: evidence fields, names and
+    company names (a city or a state is no key: its blocks would be huge and prove
+    nothing); with ``evidence_only``, the evidence fields alone."""
     slots: set[str] = set()
     for rule in rules:
         for item in rule.fields:
-            if item.evidence or item.compare in ("name", "company"):
+            keyed = item.evidence or (
+                not evidence_only and item.compare in ("name", "company")
+            )
+            if keyed:
                 slots.add(f"{item.name}:{item.compare}")
                 slots.add(f"{item.other_name}:{item.compare}")
     return frozenset(slots)
@@ -233,10 +251,14 @@ def matches(rule: Rule, scored: Scored) -> bool:
 
 def first_match(rules: Sequence[Rule], a: Profile, b: Profile) -> tuple[Rule, Scored] | None:
     """The first rule (in order) under which ``a`` and ``b`` match, with its score."""
+    done: dict[tuple[tuple[FieldRule, ...], float], Scored] = {}
     for rule in rules:
         if b.entity not in rule.against or a.entity != rule.entity:
             continue
-        scored = score(rule, a, b)
+        key = (rule.fields, rule.agree_at)
+        scored = done.get(key)
+        if scored is None:
+            scored = done[key] = score(rule, a, b)
         if matches(rule, scored):
             return rule, scored
     return None
@@ -251,6 +273,7 @@ def candidate_pairs(
     slots: Collection[str] | None = None,
     max_block: int = 200,
     window: int = 8,
+    neighbourhood: bool = True,
 ) -> Iterator[tuple[int, int]]:
     """Index pairs ``(i, j)`` (``i < j``) worth scoring, from multiple blocking keys.
 
@@ -282,6 +305,8 @@ def candidate_pairs(
             for x, i in enumerate(ordered):
                 for j in ordered[x + 1 : x + 1 + window]:
                     yield from emit(i, j)
+    if not neighbourhood:
+        return
     ordered = sorted(range(len(profiles)), key=lambda k: _sort_key(profiles[k]))
     for x, i in enumerate(ordered):
         for j in ordered[x + 1 : x + 1 + window]:
