@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pandas as pd
-
 from crmkit_dedupe import matching
 from crmkit_dedupe.rules import FieldRule, Rule
 
@@ -140,8 +139,9 @@ def febrl(log: Callable[[str], None]) -> list[dict[str, Any]]:
         began = time.perf_counter()
         ours = crmkit_pairs(frames, febrl_rule)
         elapsed = time.perf_counter() - began
-        rows.append({"set": name, "method": "crmkit dedupe", "seconds": elapsed,
-                     **scores(ours, truth)})
+        rows.append(
+            {"set": name, "method": "crmkit dedupe", "seconds": elapsed, **scores(ours, truth)}
+        )
         began = time.perf_counter()
         theirs = recordlinkage_pairs(frames)
         elapsed = time.perf_counter() - began
@@ -154,10 +154,45 @@ def febrl(log: Callable[[str], None]) -> list[dict[str, Any]]:
 # -- the mixed Chinese/Latin set -------------------------------------------------------------
 
 FAMILY = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = ["伟", "娜", "静", "敏", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超",
-         "秀英", "晓东", "建华", "志强", "丽华", "海燕", "国强", "春梅", "子涵", "雨轩"]
-COMPANIES = ["华为技术", "字节跳动科技", "腾讯计算机系统", "大疆创新科技", "小米通讯技术",
-             "美团点评", "京东世纪贸易", "网易", "百度在线网络技术", "携程旅游网络技术"]
+GIVEN = [
+    "伟",
+    "娜",
+    "静",
+    "敏",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "晓东",
+    "建华",
+    "志强",
+    "丽华",
+    "海燕",
+    "国强",
+    "春梅",
+    "子涵",
+    "雨轩",
+]
+COMPANIES = [
+    "华为技术",
+    "字节跳动科技",
+    "腾讯计算机系统",
+    "大疆创新科技",
+    "小米通讯技术",
+    "美团点评",
+    "京东世纪贸易",
+    "网易",
+    "百度在线网络技术",
+    "携程旅游网络技术",
+]
 CITIES = ["上海", "北京", "深圳", "广州", "杭州", "台北"]
 SUFFIX = ["有限公司", "股份有限公司", "有限责任公司", "集团有限公司"]
 
@@ -262,8 +297,14 @@ def mixed(size: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
         if matching.matches(rule, matching.score(rule, profiles[i], profiles[j])):
             found.add(tuple(sorted((ids[i], ids[j]))))
     ours = time.perf_counter() - began
-    out = [{"set": f"mixed ({len(frame)} rows)", "method": "crmkit dedupe", "seconds": ours,
-            **scores(found, truth)}]  # type: ignore[arg-type]
+    out = [
+        {
+            "set": f"mixed ({len(frame)} rows)",
+            "method": "crmkit dedupe",
+            "seconds": ours,
+            **scores(found, truth),
+        }
+    ]  # type: ignore[arg-type]
     import recordlinkage
 
     began = time.perf_counter()
@@ -279,8 +320,14 @@ def mixed(size: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     features = compare.compute(candidates, frame)
     predicted = features[features.sum(axis=1) >= 2].index
     theirs = {tuple(sorted((str(a), str(b)))) for a, b in predicted}
-    out.append({"set": f"mixed ({len(frame)} rows)", "method": "recordlinkage sum>=2",
-                "seconds": time.perf_counter() - began, **scores(theirs, truth)})  # type: ignore[arg-type]
+    out.append(
+        {
+            "set": f"mixed ({len(frame)} rows)",
+            "method": "recordlinkage sum>=2",
+            "seconds": time.perf_counter() - began,
+            **scores(theirs, truth),
+        }
+    )  # type: ignore[arg-type]
     # The same recordlinkage setup on columns already normalised by crmkit_dedupe (so the
     # comparison is of matching, not of normalisation).
     from crmkit_dedupe import normalise as nz
@@ -289,10 +336,12 @@ def mixed(size: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     clean = pd.DataFrame(
         {
             "name": [nz.person_name(str(v)).key for v in frame["full_name"]],
-            "phone": [nz.canonical_phone(str(v)) if isinstance(v, str) else None
-                      for v in frame["phone"]],
-            "email": [nz.canonical_email(str(v)) if isinstance(v, str) else None
-                      for v in frame["email"]],
+            "phone": [
+                nz.canonical_phone(str(v)) if isinstance(v, str) else None for v in frame["phone"]
+            ],
+            "email": [
+                nz.canonical_email(str(v)) if isinstance(v, str) else None for v in frame["email"]
+            ],
             "company": [nz.company_key(str(v)) for v in frame["company"]],
         },
         index=frame.index,
@@ -310,9 +359,14 @@ def mixed(size: int, log: Callable[[str], None]) -> list[dict[str, Any]]:
     features = compare.compute(candidates, clean)
     predicted = features[features.sum(axis=1) >= 2].index
     theirs = {tuple(sorted((str(a), str(b)))) for a, b in predicted}
-    out.append({"set": f"mixed ({len(frame)} rows)",
-                "method": "recordlinkage sum>=2 on crmkit-normalised columns",
-                "seconds": time.perf_counter() - began, **scores(theirs, truth)})  # type: ignore[arg-type]
+    out.append(
+        {
+            "set": f"mixed ({len(frame)} rows)",
+            "method": "recordlinkage sum>=2 on crmkit-normalised columns",
+            "seconds": time.perf_counter() - began,
+            **scores(theirs, truth),
+        }
+    )  # type: ignore[arg-type]
     log("dedupe accuracy: mixed set done")
     return out
 

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import crmkit
 from dbs import Databases
+
+import crmkit
 
 
 def _rows(count: int) -> list[dict[str, Any]]:
@@ -57,9 +58,8 @@ def _scan(url: str) -> dict[str, Any]:
     import crmkit_dedupe
     from crmkit_dedupe.engine import engine_of
 
-    with crmkit.open(url) as crm:
-        with crm.transaction() as op:
-            counts = engine_of(crm).scan(op, "contact")
+    with crmkit.open(url) as crm, crm.transaction() as op:
+        counts = engine_of(crm).scan(op, "contact")
     assert crmkit_dedupe.PLUGIN_NAME == "dedupe"
     return dict(counts)
 
@@ -104,8 +104,10 @@ def run(
             with crmkit.open(url) as crm:
                 began = time.perf_counter()
                 crm.contacts.create_many(enumerate(rows, start=2))
-                log(f"dedupe speed {backend}: {contacts} contacts in"
-                    f" {time.perf_counter() - began:.0f} s")
+                log(
+                    f"dedupe speed {backend}: {contacts} contacts in"
+                    f" {time.perf_counter() - began:.0f} s"
+                )
                 began = time.perf_counter()
                 crm.enable_plugin("dedupe")
                 index_seconds = time.perf_counter() - began

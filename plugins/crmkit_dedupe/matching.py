@@ -143,18 +143,14 @@ def keyed_slots(rules: Iterable[Rule], *, evidence_only: bool = False) -> frozen
     slots: set[str] = set()
     for rule in rules:
         for item in rule.fields:
-            keyed = item.evidence or (
-                not evidence_only and item.compare in ("name", "company")
-            )
+            keyed = item.evidence or (not evidence_only and item.compare in ("name", "company"))
             if keyed:
                 slots.add(f"{item.name}:{item.compare}")
                 slots.add(f"{item.other_name}:{item.compare}")
     return frozenset(slots)
 
 
-def blocking_keys(
-    profile: Profile, slots: Collection[str] | None = None
-) -> set[tuple[str, str]]:
+def blocking_keys(profile: Profile, slots: Collection[str] | None = None) -> set[tuple[str, str]]:
     """``(kind, key)`` pairs a record is filed under: each phone, each canonical e-mail, the
     order-free name key, the company key, the domain, each date or exact value (kinds are
     comparisons, so a lead's name meets a contact's). ``slots`` limits the fields keyed."""
