@@ -205,14 +205,16 @@ def person_name(text: str) -> PersonName:
 
 
 def _token_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
-    """Syllable by syllable: each token's best Jaro-Winkler partner, averaged over the longer
-    name and cubed, so one different syllable (王静 / 杨强) costs much and a typo little."""
+    """Syllable by syllable: each token's best Jaro-Winkler partner on the other side,
+    averaged, in both directions (the smaller wins, so it is symmetric and a repeated
+    syllable cannot stand in for a missing one), cubed: one different syllable (王静 /
+    杨强) costs much and a typo little."""
     from rapidfuzz.distance import JaroWinkler
 
-    if len(a) < len(b):
-        a, b = b, a
-    best = [max(JaroWinkler.similarity(x, y) for y in b) for x in a]
-    return float((sum(best) / len(best)) ** 3)
+    def directed(x: tuple[str, ...], y: tuple[str, ...]) -> float:
+        return sum(max(JaroWinkler.similarity(p, q) for q in y) for p in x) / len(x)
+
+    return float(min(directed(a, b), directed(b, a)) ** 3)
 
 
 def name_similarity(a: PersonName, b: PersonName) -> float:
