@@ -41,6 +41,7 @@ DEMO_CONFIG = DEMO_DIR / "crmkit.toml"
 DEMO_SETUP = [
     "init",
     "plugins enable referrals",
+    "plugins enable dedupe",
     "demo",
     "forms add 官网询价 --fields full_name,company_name,phone,email,inquiry --owner li.na",
 ]
@@ -57,6 +58,7 @@ DEMO_NEXT_STEPS = [
     ("See installed plugins", "{crmkit} --config {config} plugins list"),
     ("Start the REST API", "{crmkit} --config {config} serve"),
     ("Embed the lead form", "{crmkit} --config {config} forms snippet KEY (see: forms list)"),
+    ("Find duplicate contacts", "{crmkit} --config {config} dedupe scan"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
@@ -100,14 +102,16 @@ def types(session: nox.Session) -> None:
     targets = [name for name in TYPED_SOURCE_DIRS if any((ROOT / name).rglob("*.py"))]
     if not targets:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
-    session.install("-e", ".", "mypy")
+    # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
+    # needed to type-check plugins/.
+    session.install("-e", ".[dedupe]", "litestar", "mypy")
     session.run("mypy", *targets, *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
-    session.install(*crmkit_with_example_plugin(), "import-linter")
+    session.install(*crmkit_with_example_plugin("dedupe"), "import-linter")
     session.run("lint-imports", *session.posargs)
 
 
@@ -196,7 +200,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin())
+    session.install(*crmkit_with_example_plugin("dedupe"))
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)
@@ -251,5 +255,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench]")
+    session.install("-e", ".[bench,dedupe]")
     session.run("python", str(script), *session.posargs)

@@ -26,6 +26,8 @@ if str(HERE) not in sys.path:  # the benchmark modules sit next to this script
 
 import api_bench  # noqa: E402
 import assign_bench  # noqa: E402
+import dedupe_bench  # noqa: E402
+import dedupe_speed  # noqa: E402
 import hooks_bench  # noqa: E402
 import import_bench  # noqa: E402
 import relay_bench  # noqa: E402
@@ -36,7 +38,7 @@ from machine import machine_info  # noqa: E402
 
 from crmkit.settings import RelaySettings  # noqa: E402
 
-BENCHMARKS = ("import", "hooks", "relay", "scope", "api", "assign")
+BENCHMARKS = ("import", "hooks", "relay", "scope", "api", "assign", "dedupe")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -50,6 +52,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--backend", choices=BACKENDS, action="append", help="only this engine (repeatable)"
     )
     parser.add_argument("--no-profile", action="store_true", help="skip the import profile")
+    parser.add_argument(
+        "--dedupe-contacts",
+        type=int,
+        help="contacts for the dedupe scan and online check (default 10000; quick 2000)",
+    )
     parser.add_argument(
         "--output",
         type=Path,
@@ -140,6 +147,15 @@ def main(argv: list[str] | None = None) -> int:
                 accounts=100_000 if quick else 1_000_000, log=log
             )
         parts["assign"] = assign_bench.as_markdown(assign_creates, assign_release)
+    if "dedupe" in chosen:
+        accuracy = dedupe_bench.run(quick=quick, log=log)
+        speed = dedupe_speed.run(
+            backends,
+            contacts=arguments.dedupe_contacts or (2_000 if quick else 10_000),
+            checks=100 if quick else 500,
+            log=log,
+        )
+        parts["dedupe"] = dedupe_bench.as_markdown(accuracy) + dedupe_speed.as_markdown(speed)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "bench/run.py", *given])
     text = "\n".join(line for lines in parts.values() for line in lines)

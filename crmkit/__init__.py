@@ -46,6 +46,8 @@ from crmkit.errors import (
 from crmkit.events.types import Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
+from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
 from crmkit.settings import Settings, SettingSpec
@@ -56,6 +58,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "MERGE_STRATEGIES",
     "Account",
     "Activity",
     "ActivityKind",
@@ -82,6 +85,8 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MergeResult",
+    "MergeService",
     "Model",
     "NotFoundError",
     "Operation",

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from crmkit.services.deals import DealService, PipelineService
     from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
+    from crmkit.services.merges import MergeService
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
@@ -339,6 +340,13 @@ class CRM:
         from crmkit.services.webhooks import WebhookSubscriptionService
 
         return WebhookSubscriptionService(self)
+
+    @cached_property
+    def merges(self) -> MergeService:
+        """Merges of two records into one (survivorship, re-pointing, audit) and their undo."""
+        from crmkit.services.merges import MergeService
+
+        return MergeService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -363,6 +363,55 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
 
 
 @hookspec
+def crmkit_merge_references(
+    op: Operation, entity: str, survivor_id: int, merged_id: int
+) -> Mapping[str, Any] | None:
+    """Move your plugin's references from a merged record to the survivor (collected).
+
+    Called inside the merge's transaction by ``crm.merges.merge`` after the core re-pointed
+    every foreign key to the entity's table (those it finds in the SQLAlchemy metadata,
+    plugin tables included) and before the merged record is soft-deleted. Implement it for
+    references that are *not* foreign keys: ids kept in JSON, ``(entity, id)`` pairs, keys
+    in another system. Raise to refuse the merge (the whole merge rolls back).
+
+    Return a JSON-ready mapping describing what you moved, under a key of your own (your
+    plugin's name), or ``None``. The core stores the union of the answers with the merge and
+    hands it back to ``crmkit_undo_merge_references`` when the merge is undone.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_merge_references(op, entity, survivor_id, merged_id):
+            if entity != "contact":
+                return None
+            moved = []
+            for card in op.session.scalars(select(Card).where(Card.holder == merged_id)):
+                card.holder = survivor_id
+                moved.append(card.id)
+            return {"loyalty": {"cards": moved}}
+    """
+
+
+@hookspec
+def crmkit_undo_merge_references(
+    op: Operation, entity: str, survivor_id: int, merged_id: int, moved: Mapping[str, Any]
+) -> None:
+    """Move your references back when a merge is undone (every implementation is called).
+
+    Called inside the undo's transaction by ``crm.merges.undo`` after the merged record was
+    restored and the core pointed its foreign keys back. ``moved`` is the union of what the
+    ``crmkit_merge_references`` implementations returned at merge time: read your own key.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_undo_merge_references(op, entity, survivor_id, merged_id, moved):
+            for card_id in moved.get("loyalty", {}).get("cards", []):
+                op.session.get(Card, card_id).holder = merged_id
+    """
+
+
+@hookspec
 def crmkit_on_event(crm: CRM, event: Event) -> None:
     """An in-process subscriber: called after the transaction that emitted ``event`` commits.
 

@@ -18,6 +18,7 @@ CORE_TABLES = {
     "api_tokens",
     "audit_log",
     "field_rules",
+    "merges",
     "notifications",
     "role_grants",
     "user_roles",

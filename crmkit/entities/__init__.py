@@ -4,6 +4,7 @@ from crmkit.entities.customers import Account, Contact, Lead, LeadStatus, Lifecy
 from crmkit.entities.deals import Deal, Pipeline, Stage, StageKind
 from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
 from crmkit.entities.forms import LeadForm
+from crmkit.entities.merges import Merge
 from crmkit.entities.organisation import Role, Team, User
 from crmkit.entities.system import PluginState
 
@@ -17,6 +18,7 @@ __all__ = [
     "LeadForm",
     "LeadStatus",
     "LifecycleStage",
+    "Merge",
     "Pipeline",
     "PluginState",
     "Role",

@@ -17,6 +17,8 @@ from crmkit.permissions.models import Scope
 
 RECORD_ACTIONS = ("read", "create", "update", "delete", "export")
 ASSIGNABLE = ("contact", "account", "lead", "deal")
+#: Entities whose records can be merged (``<entity>:merge``, a sensitive operation).
+MERGEABLE = ("contact", "account", "lead")
 ADMIN_PERMISSIONS = (
     "user:manage",
     "team:manage",
@@ -36,6 +38,7 @@ def record_permissions(entities: Iterable[str]) -> list[str]:
     """The permissions of records of ``entities``."""
     names = [f"{entity}:{action}" for entity in entities for action in RECORD_ACTIONS]
     names += [f"{entity}:assign" for entity in ASSIGNABLE if entity in set(entities)]
+    names += [f"{entity}:merge" for entity in MERGEABLE if entity in set(entities)]
     names += ["lead:convert"] if "lead" in set(entities) else []
     return names
 
@@ -63,6 +66,7 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
         {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.ALL),
             "lead:convert": Scope.ALL,
+            **{f"{entity}:merge": Scope.ALL for entity in MERGEABLE},
             **dict.fromkeys(ADMIN_PERMISSIONS, Scope.ALL),
             **dict.fromkeys(POOL_PERMISSIONS, Scope.ALL),
         },
@@ -73,6 +77,7 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.SUBTREE),
             "lead:convert": Scope.SUBTREE,
             "pool:claim": Scope.ALL,
+            **{f"{entity}:merge": Scope.SUBTREE for entity in MERGEABLE},
         },
     ),
     "sales_rep": (

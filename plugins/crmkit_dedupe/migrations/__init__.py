@@ -1,0 +1,1 @@
+"""Alembic revisions of the dedupe plugin (its own branch, labelled ``dedupe``)."""

@@ -1,0 +1,230 @@
+"""The dedupe plugin: the online check through its hook, the key index, rules, the scan,
+review, dismiss and merge, and a missing dependency."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import crmkit_dedupe
+import pytest
+from click.testing import CliRunner
+from crmkit_dedupe import service
+from crmkit_dedupe.models import DedupeKey
+from sqlalchemy import select
+
+import crmkit
+from crmkit.cli import cli
+from crmkit.plugins import discover_plugins
+
+
+@pytest.fixture
+def dcrm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    return make_crm(plugins={"dedupe": crmkit_dedupe})
+
+
+def find(crm: crmkit.CRM, entity: str, values: dict[str, Any], record_id: int | None = None) -> Any:
+    with crm.transaction(write=False) as op:
+        return crm.host.call(
+            "crmkit_find_duplicates", op=op, entity=entity, values=values, record_id=record_id
+        )
+
+
+def test_traditional_simplified_and_pinyin_names_with_the_same_phone_block(
+    dcrm: crmkit.CRM,
+) -> None:
+    existing = dcrm.contacts.create({"full_name": "張偉", "phone": "138 1234 5678"})
+
+    (match,) = find(dcrm, "contact", {"full_name": "Wei Zhang", "phone": "+86 138-1234-5678"})
+
+    assert (match.record_id, match.action, match.rule) == (
+        existing.id,
+        crmkit.DuplicateAction.BLOCK,
+        "contact-same-person",
+    )
+    assert any("phone" in reason for reason in match.reasons)
+    assert match.score >= 0.9
+
+
+def test_a_common_name_in_the_same_city_alone_is_no_duplicate(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create({"full_name": "王伟", "city": "上海", "phone": "13800000001"})
+
+    assert find(dcrm, "contact", {"full_name": "王伟", "city": "上海"}) == []
+    assert find(dcrm, "contact", {"full_name": "王伟", "phone": "13900000002"}) == []
+
+
+def test_a_shared_email_with_another_name_only_warns(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create({"full_name": "李娜", "email": "li.na@gmail.com"})
+
+    (match,) = find(dcrm, "contact", {"full_name": "陈静", "email": "lina+work@gmail.com"})
+
+    assert match.action == crmkit.DuplicateAction.WARN
+
+
+def test_a_lead_is_checked_against_existing_contacts(dcrm: crmkit.CRM) -> None:
+    contact = dcrm.contacts.create({"full_name": "陈静", "email": "chen.jing@example.cn"})
+
+    (match,) = find(dcrm, "lead", {"full_name": "陳靜", "email": "Chen.Jing@example.cn"})
+
+    assert (match.entity, match.record_id, match.rule) == ("contact", contact.id, "lead-is-contact")
+
+
+def test_accounts_match_without_legal_suffix_and_city(dcrm: crmkit.CRM) -> None:
+    account = dcrm.accounts.create({"name": "上海华为技术有限公司", "phone": "021 5888 1234"})
+
+    (match,) = find(dcrm, "account", {"name": "華為技術有限公司", "phone": "(021) 58881234"})
+    assert (match.record_id, match.action) == (account.id, crmkit.DuplicateAction.BLOCK)
+    (warned,) = find(dcrm, "account", {"name": "华为技术股份有限公司"})
+    assert warned.action == crmkit.DuplicateAction.WARN
+
+
+def test_an_update_never_reports_the_record_itself(dcrm: crmkit.CRM) -> None:
+    record = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    assert find(dcrm, "contact", {"full_name": "张伟", "phone": "13812345678"}, record.id) == []
+
+
+def test_the_key_index_follows_create_update_and_delete(dcrm: crmkit.CRM) -> None:
+    record = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+
+    def keys() -> set[tuple[str, str]]:
+        with dcrm.transaction(write=False) as op:
+            rows = op.session.execute(
+                select(DedupeKey.kind, DedupeKey.key).where(DedupeKey.record_id == record.id)
+            )
+            return {(kind, key) for kind, key in rows}
+
+    assert keys() == {("name", "wei zhang"), ("phone", "+8613812345678")}
+    dcrm.contacts.update(record.id, {"phone": "13900001111"})
+    assert ("phone", "+8613900001111") in keys()
+    assert ("phone", "+8613812345678") not in keys()
+    dcrm.contacts.delete(record.id)
+    assert keys() == set()
+    assert find(dcrm, "contact", {"full_name": "张伟", "phone": "13900001111"}) == []
+
+
+def test_configured_rules_replace_the_defaults(make_crm: Callable[..., crmkit.CRM]) -> None:
+    rules = [
+        {
+            "name": "same-name-only",
+            "entity": "contact",
+            "fields": {"full_name": "name"},
+            "threshold": 0.95,
+            "min_evidence": 0,
+            "action": "allow",
+        }
+    ]
+    crm = make_crm(plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"rules": rules}})
+    crm.contacts.create({"full_name": "王伟"})
+
+    (match,) = find(crm, "contact", {"full_name": "Wang Wei"})
+
+    assert (match.rule, match.action) == ("same-name-only", crmkit.DuplicateAction.ALLOW)
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            {"entity": "contact", "fields": {"shoe_size": "exact"}},
+            "unknown field contact.shoe_size",
+        ),
+        ({"entity": "spaceship", "fields": {"name": "exact"}}, "unknown entity 'spaceship'"),
+        ({"entity": "contact", "fields": {"full_name": "soundex"}}, "unknown comparison"),
+        ({"entity": "contact", "fields": {"full_name": "name"}, "action": "nuke"}, "action"),
+    ],
+)
+def test_bad_rules_fail_clearly_at_startup(
+    make_crm: Callable[..., crmkit.CRM], rule: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(crmkit.PluginError, match=message):
+        make_crm(plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"rules": [rule]}})
+
+
+def test_scan_finds_pairs_with_reasons_and_review_dismiss_merge(dcrm: crmkit.CRM) -> None:
+    a = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    b = dcrm.contacts.create({"full_name": "Zhang Wei", "phone": "+86 138 1234 5678"})
+    c = dcrm.contacts.create({"full_name": "李娜", "email": "lina@example.cn"})
+    d = dcrm.contacts.create({"full_name": "Li Na", "email": "LiNa@example.cn"})
+    dcrm.contacts.create({"full_name": "王伟", "city": "上海"})
+    dcrm.contacts.create({"full_name": "王伟", "city": "上海"})
+
+    counts = service.scan(dcrm, "contact")
+
+    assert counts["candidates"] == 2
+    rows = service.candidates(dcrm)
+    assert {(r["id_a"], r["id_b"]) for r in rows} == {(a.id, b.id), (c.id, d.id)}
+    first = next(r for r in rows if r["id_a"] == a.id)
+    assert first["reasons"]
+    assert first["label_b"] == "Zhang Wei"
+    second = next(r for r in rows if r["id_a"] == c.id)
+    service.dismiss(dcrm, second["id"])
+    result = service.merge(dcrm, first["id"], keep="a")
+    assert result.survivor_id == a.id
+    assert service.candidates(dcrm) == []
+    service.scan(dcrm, "contact")  # a dismissed pair stays dismissed
+    assert service.candidates(dcrm) == []
+    assert [r["id"] for r in service.candidates(dcrm, status="dismissed")] == [second["id"]]
+    with pytest.raises(crmkit.ConflictError, match="already dismissed"):
+        service.dismiss(dcrm, second["id"])
+
+
+def test_undoing_a_merge_reopens_the_candidate_and_refiles_keys(dcrm: crmkit.CRM) -> None:
+    a = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    b = dcrm.contacts.create({"full_name": "Zhang Wei", "phone": "13812345678"})
+    service.scan(dcrm, "contact")
+    (row,) = service.candidates(dcrm)
+    result = service.merge(dcrm, row["id"])
+
+    dcrm.merges.undo(result.merge_id)
+
+    matches = find(dcrm, "contact", {"full_name": "张伟", "phone": "13812345678"})
+    assert {m.record_id for m in matches} == {a.id, b.id}
+
+
+def test_enabling_indexes_existing_records(make_crm: Callable[..., crmkit.CRM]) -> None:
+    plain = make_crm()
+    plain.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    crm = make_crm(plugins={"dedupe": crmkit_dedupe})
+    with crm.transaction() as op:
+        crmkit_dedupe.crmkit_setup(crm, op)
+
+    (match,) = find(crm, "contact", {"full_name": "Zhang Wei", "phone": "13812345678"})
+    assert match.action == crmkit.DuplicateAction.BLOCK
+
+
+def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "plugins", "enable", "dedupe"]).exit_code == 0
+    for name, phone in (("張偉", "13812345678"), ("Zhang Wei", "138 1234 5678")):
+        with crmkit.open(database_url) as crm:
+            crm.contacts.create({"full_name": name, "phone": phone})
+
+    scanned = runner.invoke(cli, [*base, "dedupe", "scan"])
+    assert scanned.exit_code == 0, scanned.output
+    assert "found 1 candidate" in scanned.output
+    review = runner.invoke(cli, [*base, "dedupe", "review"])
+    assert "same phone +8613812345678" in review.output
+    bad = runner.invoke(cli, [*base, "dedupe", "dismiss", "999"])
+    assert bad.exit_code != 0
+    assert "999" in bad.output
+    assert "Traceback" not in bad.output
+    merged = runner.invoke(cli, [*base, "dedupe", "merge", "1"])
+    assert merged.exit_code == 0, merged.output
+    assert "Undo: crmkit dedupe undo 1" in merged.output
+    undone = runner.invoke(cli, [*base, "dedupe", "undo", "1"])
+    assert undone.exit_code == 0, undone.output
+
+
+def test_a_missing_dependency_shows_as_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("crmkit_dedupe")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "pypinyin", None)  # an import of it now fails
+
+    plugins = discover_plugins()
+
+    assert not plugins["dedupe"].loaded
+    assert "pypinyin" in (plugins["dedupe"].load_error or "")

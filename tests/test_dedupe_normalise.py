@@ -1,0 +1,128 @@
+"""The dedupe plugin's normalisers: examples from the data, and properties (hypothesis)."""
+
+from __future__ import annotations
+
+import pytest
+from crmkit_dedupe import normalise as nz
+from hypothesis import given
+from hypothesis import strategies as st
+
+NAMES = st.text(
+    alphabet=st.sampled_from("张偉伟王李娜陈静欧阳單雄信abcdefghijklmnopqrstuvwxyz ABCXYZ-'·"),
+    max_size=12,
+)
+
+
+@pytest.mark.parametrize(
+    "name", ["張偉", "张伟", "Zhang Wei", "WEI ZHANG", "zhang  wei", "Ｚｈａｎｇ Ｗｅｉ"]
+)
+def test_scripts_and_orders_of_one_name_meet(name: str) -> None:
+    assert nz.person_name(name).key == "wei zhang"
+
+
+def test_compound_surnames_and_surname_readings() -> None:
+    assert (nz.person_name("歐陽娜娜").family, nz.person_name("欧阳娜娜").given) == (
+        "ouyang",
+        "nana",
+    )
+    assert nz.person_name("單雄信").family == "shan"
+    assert nz.person_name("曾国藩").family == "zeng"
+
+
+def test_name_similarity_is_high_across_scripts_and_low_for_other_names() -> None:
+    same = nz.name_similarity(nz.person_name("張偉"), nz.person_name("Wei Zhang"))
+    other = nz.name_similarity(nz.person_name("张伟"), nz.person_name("李娜"))
+    assert same > 0.95
+    assert other < 0.7
+
+
+@pytest.mark.parametrize(
+    ("raw", "canonical"),
+    [
+        ("John.Smith+crm@GoogleMail.com", "johnsmith@gmail.com"),
+        ("j.smith+news@corp.cn", "j.smith@corp.cn"),
+        ("ＺＷ@Example.CN", "zw@example.cn"),
+        ("not an address", ""),
+    ],
+)
+def test_canonical_email(raw: str, canonical: str) -> None:
+    assert nz.canonical_email(raw) == canonical
+
+
+@pytest.mark.parametrize(
+    ("raw", "e164"),
+    [
+        ("138 1234 5678", "+8613812345678"),
+        ("+86 (138) 1234-5678", "+8613812345678"),
+        ("０２１－５８８８ １２３４", "+862158881234"),
+        ("banana", ""),
+    ],
+)
+def test_canonical_phone(raw: str, e164: str) -> None:
+    assert nz.canonical_phone(raw, "CN") == e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("上海华为技术有限公司", "华为技术"),
+        ("華為技術有限公司", "华为技术"),
+        ("北京市字节跳动科技有限公司", "字节跳动科技"),
+        ("深圳市腾讯计算机系统有限公司", "腾讯计算机系统"),
+        ("腾讯（深圳）有限公司", "腾讯"),
+        ("广东省深圳市大疆创新科技股份有限公司", "大疆创新科技"),
+        ("Huawei Technologies Co., Ltd.", "huawei technologies"),
+        ("ACME GmbH", "acme"),
+        ("Apple Inc.", "apple"),
+    ],
+)
+def test_company_key(raw: str, key: str) -> None:
+    assert nz.company_key(raw) == key
+
+
+@given(NAMES)
+def test_name_key_ignores_order_case_and_script(name: str) -> None:
+    parsed = nz.person_name(name)
+    assert parsed.key == nz.person_name(name.upper()).key
+    assert parsed.key == nz.person_name(" ".join(reversed(name.split()))).key or nz.has_cjk(name)
+    assert list(parsed.tokens) == sorted(parsed.tokens)
+
+
+@given(NAMES, NAMES)
+def test_name_similarity_is_symmetric_and_bounded(a: str, b: str) -> None:
+    left, right = nz.person_name(a), nz.person_name(b)
+    value = nz.name_similarity(left, right)
+    assert 0.0 <= value <= 1.0
+    assert value == pytest.approx(nz.name_similarity(right, left))
+    if left.tokens:
+        assert nz.name_similarity(left, left) == 1.0
+
+
+@given(st.text(max_size=30))
+def test_fold_is_idempotent(text: str) -> None:
+    assert nz.fold(nz.fold(text)) == nz.fold(text)
+
+
+@given(st.text(max_size=30))
+def test_company_key_never_grows(text: str) -> None:
+    key = nz.company_key(text)
+    assert len(key) <= len(nz.fold(text)) + 1
+
+
+@given(
+    st.from_regex(r"[a-z][a-z0-9.]{0,10}[a-z0-9]", fullmatch=True),
+    st.sampled_from(["gmail.com", "qq.com", "corp.cn"]),
+    st.from_regex(r"[a-z0-9]{0,6}", fullmatch=True),
+)
+def test_canonical_email_drops_tags_and_case(local: str, domain: str, tag: str) -> None:
+    plain = nz.canonical_email(f"{local}@{domain}")
+    assert nz.canonical_email(f"{local.upper()}+{tag}@{domain.upper()}") == plain
+    assert nz.canonical_email(plain) == plain
+
+
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True))
+def test_mobile_formats_meet(digits: str) -> None:
+    spaced = f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    wide = "".join(chr(ord(c) + 0xFEE0) for c in digits)
+    assert nz.canonical_phone(spaced) == nz.canonical_phone(f"+86-{digits}")
+    assert nz.canonical_phone(wide) == nz.canonical_phone(digits)
