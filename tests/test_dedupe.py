@@ -24,6 +24,15 @@ def dcrm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
     return make_crm(plugins={"dedupe": crmkit_dedupe})
 
 
+@pytest.fixture
+def scan_only(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    """The plugin with the online check off (``online_check = false``): duplicates get in,
+    keys are still kept, and the batch scan finds them."""
+    return make_crm(
+        plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"online_check": False}}
+    )
+
+
 def find(crm: crmkit.CRM, entity: str, values: dict[str, Any], record_id: int | None = None) -> Any:
     with crm.transaction(write=False) as op:
         return crm.host.call(
@@ -141,44 +150,47 @@ def test_bad_rules_fail_clearly_at_startup(
         make_crm(plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"rules": [rule]}})
 
 
-def test_scan_finds_pairs_with_reasons_and_review_dismiss_merge(dcrm: crmkit.CRM) -> None:
-    a = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
-    b = dcrm.contacts.create({"full_name": "Zhang Wei", "phone": "+86 138 1234 5678"})
-    c = dcrm.contacts.create({"full_name": "李娜", "email": "lina@example.cn"})
-    d = dcrm.contacts.create({"full_name": "Li Na", "email": "LiNa@example.cn"})
-    dcrm.contacts.create({"full_name": "王伟", "city": "上海"})
-    dcrm.contacts.create({"full_name": "王伟", "city": "上海"})
+def test_scan_finds_pairs_with_reasons_and_review_dismiss_merge(scan_only: crmkit.CRM) -> None:
+    a = scan_only.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    b = scan_only.contacts.create({"full_name": "Zhang Wei", "phone": "+86 138 1234 5678"})
+    c = scan_only.contacts.create({"full_name": "李娜", "email": "lina@example.cn"})
+    d = scan_only.contacts.create({"full_name": "Li Na", "email": "LiNa@example.cn"})
+    scan_only.contacts.create({"full_name": "王伟", "city": "上海"})
+    scan_only.contacts.create({"full_name": "王伟", "city": "上海"})
 
-    counts = service.scan(dcrm, "contact")
+    counts = service.scan(scan_only, "contact")
 
     assert counts["candidates"] == 2
-    rows = service.candidates(dcrm)
+    rows = service.candidates(scan_only)
     assert {(r["id_a"], r["id_b"]) for r in rows} == {(a.id, b.id), (c.id, d.id)}
     first = next(r for r in rows if r["id_a"] == a.id)
     assert first["reasons"]
     assert first["label_b"] == "Zhang Wei"
     second = next(r for r in rows if r["id_a"] == c.id)
-    service.dismiss(dcrm, second["id"])
-    result = service.merge(dcrm, first["id"], keep="a")
+    service.dismiss(scan_only, second["id"])
+    result = service.merge(scan_only, first["id"], keep="a")
     assert result.survivor_id == a.id
-    assert service.candidates(dcrm) == []
-    service.scan(dcrm, "contact")  # a dismissed pair stays dismissed
-    assert service.candidates(dcrm) == []
-    assert [r["id"] for r in service.candidates(dcrm, status="dismissed")] == [second["id"]]
+    assert service.candidates(scan_only) == []
+    service.scan(scan_only, "contact")  # a dismissed pair stays dismissed
+    assert service.candidates(scan_only) == []
+    assert [r["id"] for r in service.candidates(scan_only, status="dismissed")] == [second["id"]]
     with pytest.raises(crmkit.ConflictError, match="already dismissed"):
-        service.dismiss(dcrm, second["id"])
+        service.dismiss(scan_only, second["id"])
 
 
-def test_undoing_a_merge_reopens_the_candidate_and_refiles_keys(dcrm: crmkit.CRM) -> None:
-    a = dcrm.contacts.create({"full_name": "張偉", "phone": "13812345678"})
-    b = dcrm.contacts.create({"full_name": "Zhang Wei", "phone": "13812345678"})
-    service.scan(dcrm, "contact")
-    (row,) = service.candidates(dcrm)
-    result = service.merge(dcrm, row["id"])
+def test_undoing_a_merge_reopens_the_candidate_and_refiles_keys(
+    scan_only: crmkit.CRM, make_crm: Callable[..., crmkit.CRM]
+) -> None:
+    a = scan_only.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    b = scan_only.contacts.create({"full_name": "Zhang Wei", "phone": "13812345678"})
+    service.scan(scan_only, "contact")
+    (row,) = service.candidates(scan_only)
+    result = service.merge(scan_only, row["id"])
 
-    dcrm.merges.undo(result.merge_id)
+    scan_only.merges.undo(result.merge_id)
 
-    matches = find(dcrm, "contact", {"full_name": "张伟", "phone": "13812345678"})
+    checking = make_crm(plugins={"dedupe": crmkit_dedupe})  # the online check on
+    matches = find(checking, "contact", {"full_name": "张伟", "phone": "13812345678"})
     assert {m.record_id for m in matches} == {a.id, b.id}
 
 
@@ -198,10 +210,11 @@ def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
     config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
     runner = CliRunner()
     base = ["--config", str(config)]
-    assert runner.invoke(cli, [*base, "plugins", "enable", "dedupe"]).exit_code == 0
     for name, phone in (("張偉", "13812345678"), ("Zhang Wei", "138 1234 5678")):
-        with crmkit.open(database_url) as crm:
+        with crmkit.open(database_url) as crm:  # entered before the plugin was enabled
             crm.contacts.create({"full_name": name, "phone": phone})
+    enabled = runner.invoke(cli, [*base, "plugins", "enable", "dedupe"])
+    assert enabled.exit_code == 0, enabled.output
 
     scanned = runner.invoke(cli, [*base, "dedupe", "scan"])
     assert scanned.exit_code == 0, scanned.output
