@@ -37,12 +37,17 @@ START_POSTGRES_COMMAND = "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/post
 DEMO_DIR = Path("demo")
 DEMO_CONFIG = DEMO_DIR / "crmkit.toml"
 # Run once, when demo/crmkit.toml does not exist yet: create the database, enable the example
-# plugin, load the sample data.
+# and the dedupe plugins, load the sample data, add assignment rules for new leads, a shared-pool
+# policy and a lead-capture form.
 DEMO_SETUP = [
     "init",
     "plugins enable referrals",
     "plugins enable dedupe",
     "demo",
+    "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
+    " --member zhou.jie --when source_channel=web",
+    "rules add lead other-leads --strategy least_loaded --member chan.kaming --member lin.yating",
+    "pool policy add account no-follow-up-30-days --days 30",
     "forms add 官网询价 --fields full_name,company_name,phone,email,inquiry --owner li.na",
 ]
 # Run every time.
@@ -59,6 +64,8 @@ DEMO_NEXT_STEPS = [
     ("Start the REST API", "{crmkit} --config {config} serve"),
     ("Embed the lead form", "{crmkit} --config {config} forms snippet KEY (see: forms list)"),
     ("Find duplicate contacts", "{crmkit} --config {config} dedupe scan"),
+    ("Who gets a web lead", "{crmkit} --config {config} rules test lead --set source_channel=web"),
+    ("Release neglected accounts", "{crmkit} --config {config} pool release --dry-run"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
