@@ -181,7 +181,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
-    session.install("-e", ".[docs]")
+    session.install("-e", ".[docs,dedupe]")  # the dedupe page documents its CLI
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -194,7 +194,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin())
+    session.install(*crmkit_with_example_plugin("dedupe"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
