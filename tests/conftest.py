@@ -141,3 +141,6 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 
 # The REST API tests' ``api`` fixture (tests/api_support.py), shared by tests/test_api_*.py.
 from api_support import api  # noqa: E402, F401
+
+# The admin CLI tests' ``cli_run`` fixture (tests/cli_support.py).
+from cli_support import cli_run  # noqa: E402, F401

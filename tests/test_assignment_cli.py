@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from cli_support import Run, failed, ok
 
-from crmkit.cli import cli
 from crmkit.cli.assignment import parse_when
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Run:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("crmkit.app.discover_plugins", dict)
-    for name in ("CRMKIT_CONFIG", "CRMKIT_DATABASE_URL", "CRMKIT_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, ["--database-url", database_url, *args])
-
+def run(cli_run: Run) -> Run:
+    """``crmkit`` on this test's database, with sales reps alice and bob."""
     for name in ("alice", "bob"):
-        assert invoke("users", "create", name, "--role", "sales_rep").exit_code == 0
-    return invoke
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.stdout
-
-
-def failed(result: Result) -> str:
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    (line,) = result.stderr.splitlines()
-    return line
+        assert cli_run("users", "create", name, "--role", "sales_rep").exit_code == 0
+    return cli_run
 
 
 def test_add_list_test_and_remove_a_rule(run: Run) -> None:

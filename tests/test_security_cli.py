@@ -4,44 +4,15 @@ databases: the thin layer over the user, role, token and audit services."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-
-from crmkit.cli import cli
-
-Run = Callable[..., Result]
+from cli_support import Run, failed, ok
 
 
 @pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Run:
-    """Run ``crmkit --database-url <this test's database> ARGS...`` with no plugins and no
-    crmkit variables from the environment."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr("crmkit.app.discover_plugins", dict)
-    for name in ("CRMKIT_CONFIG", "CRMKIT_DATABASE_URL", "CRMKIT_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
-    runner = CliRunner()
-
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, ["--database-url", database_url, *args])
-
-    return invoke
-
-
-def ok(result: Result) -> str:
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.stdout
-
-
-def failed(result: Result) -> str:
-    """The one line a failed command printed on stderr (exit status 1)."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    (line,) = result.stderr.splitlines()
-    return line
+def run(cli_run: Run) -> Run:
+    """``crmkit`` on this test's database."""
+    return cli_run
 
 
 @pytest.fixture
