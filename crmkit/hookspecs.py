@@ -238,6 +238,32 @@ def crmkit_after_create(
 
 
 @hookspec
+def crmkit_after_create_many(
+    op: Operation, entity: str, records: Sequence[tuple[int, Mapping[str, Any]]]
+) -> None:
+    """Called inside the transaction after records were inserted, with ``(record_id, values)``
+    for each: once per ``create`` (one record) and once per batch of a bulk create such as an
+    import (up to its ``batch_size`` records). Every created record reaches it exactly once,
+    after ``crmkit_after_create`` ran for it.
+
+    Implement this one instead of ``crmkit_after_create`` when the work can be done for many
+    records at once (filing index keys, one query for the batch): a bulk create keeps its
+    batched insert only while no plugin implements ``crmkit_after_create``, because that hook
+    must see each row inserted and may fail it alone. Raising rolls the whole operation back
+    (an import then imports nothing); refuse single rows in ``crmkit_before_create``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_after_create_many(op, entity, records):
+            if entity == "contact":
+                op.session.execute(
+                    insert(Welcome), [{"contact_id": record_id} for record_id, _ in records]
+                )
+    """
+
+
+@hookspec
 def crmkit_before_update(
     op: Operation,
     entity: str,

@@ -168,6 +168,7 @@ class RecordService:
             (record_id,) = self._insert(op, [values])
             self._created(op, record_id, values)
             self._audit_created(op, [(record_id, values)])
+            self._after_create_many(op, [(record_id, values)])
             record = self.view(op, op.session.get(self.model, record_id))
             return record.with_warnings(pending.warnings) if pending else record
 
@@ -223,6 +224,7 @@ class RecordService:
         bad_lines = {error.line for error in bad}
         good = [(line, values) for line, values in batch if line not in bad_lines]
         created: list[tuple[int, Mapping[str, Any]]] = []
+        payloads_done = False
         if good and not self._has_after_create_rules():
             try:
                 with op.session.begin_nested():
@@ -236,8 +238,10 @@ class RecordService:
                 for (_, values), record_id in zip(good, ids, strict=True):
                     payloads.append((record_id, self._created(op, record_id, values).payload))
                     result.ids.append(record_id)
+                    created.append((record_id, values))
                 self._audit_created(op, payloads, json_ready=True)
                 good = []
+                payloads_done = True
         for line, values in good:
             mark = len(op.events)
             try:
@@ -253,8 +257,17 @@ class RecordService:
             else:
                 result.ids.append(record_id)
                 created.append((record_id, values))
-        self._audit_created(op, created)
+        if not payloads_done:
+            self._audit_created(op, created)
+        self._after_create_many(op, created)
         op.write_events()
+
+    def _after_create_many(self, op: Operation, created: list[tuple[int, Any]]) -> None:
+        """The batch hook, once for the records one create or one import batch made."""
+        if created and self.crm.host.implemented("crmkit_after_create_many"):
+            self.crm.host.call(
+                "crmkit_after_create_many", op=op, entity=self.name, records=list(created)
+            )
 
     def _check_duplicates_batch(
         self, op: Operation, batch: list[tuple[int, dict[str, Any]]], result: BulkResult

@@ -109,13 +109,16 @@ def crmkit_setup(crm: crmkit.CRM, op: crmkit.Operation) -> None:
 
 
 @crmkit.hookimpl
-def crmkit_after_create(
-    op: crmkit.Operation, entity: str, record_id: int, values: Mapping[str, Any]
+def crmkit_after_create_many(
+    op: crmkit.Operation, entity: str, records: Sequence[tuple[int, Mapping[str, Any]]]
 ) -> None:
-    """File the new record's blocking keys."""
+    """File the new records' blocking keys, one insert per batch (the batch hook keeps
+    imports on the core's batched path)."""
     engine = engine_of(op.crm)
     if entity in engine.fields:
-        engine._insert_keys(op, [engine.profile(entity, record_id, values)])
+        engine._insert_keys(
+            op, [engine.profile(entity, record_id, values) for record_id, values in records]
+        )
 
 
 @crmkit.hookimpl
