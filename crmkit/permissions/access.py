@@ -93,10 +93,20 @@ class Access:
         own = owner_id == self.user_id
         if scope is Scope.OWN:
             return own  # type: ignore[no-any-return]
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
+        teams = self.teams(scope)
         if not teams:
             return own  # type: ignore[no-any-return]
         return or_(own, team_id.in_(sorted(teams)))
+
+    def teams(self, scope: Scope) -> frozenset[int]:
+        """The teams whose records ``scope`` reaches besides the actor's own records: the
+        actor's team (``team``), its whole subtree (``subtree``), none for ``own`` (and for
+        ``all``, which is not a set of teams)."""
+        if scope is Scope.TEAM:
+            return self.team_ids
+        if scope is Scope.SUBTREE:
+            return self.subtree_ids
+        return frozenset()
 
     def share(self, scope: Scope) -> float:
         """A cheap estimate of the share of the records ``scope`` reaches: 1.0 for all, else
@@ -107,8 +117,7 @@ class Access:
             return 1.0
         if scope is Scope.OWN or not self.team_count:
             return 0.0
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
-        return min(1.0, len(teams) / self.team_count)
+        return min(1.0, len(self.teams(scope)) / self.team_count)
 
     def covers(self, scope: Scope, owner_id: int | None, team_id: int | None) -> bool:
         """Whether a record with this owner and team lies within ``scope`` (the Python twin
@@ -119,8 +128,7 @@ class Access:
             return True
         if scope is Scope.OWN:
             return False
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
-        return team_id is not None and team_id in teams
+        return team_id is not None and team_id in self.teams(scope)
 
     def field_access(self, entity: str, name: str) -> FieldAccess | None:
         """``hidden``, ``read_only`` or ``None`` (full access) for a field."""
