@@ -3,6 +3,7 @@ the teams their scopes reach. Loaded once per operation; every check reads from 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -87,16 +88,7 @@ class Access:
             return None
         if self.user_id is None:
             return false()
-        owner_id, team_id = model.owner_id, model.team_id
-        if unindexed:
-            owner_id, team_id = owner_id + literal_column("0"), team_id + literal_column("0")
-        own = owner_id == self.user_id
-        if scope is Scope.OWN:
-            return own  # type: ignore[no-any-return]
-        teams = self.teams(scope)
-        if not teams:
-            return own  # type: ignore[no-any-return]
-        return or_(own, team_id.in_(sorted(teams)))
+        return _scope_condition(model, self.user_id, self.teams(scope), unindexed)
 
     def teams(self, scope: Scope) -> frozenset[int]:
         """The teams whose records ``scope`` reaches besides the actor's own records: the
@@ -153,6 +145,23 @@ class Access:
 
 
 SYSTEM = Access(user_id=None, username="system", unrestricted=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _scope_condition(
+    model: Any, user_id: int, teams: frozenset[int], unindexed: bool
+) -> ColumnElement[bool]:
+    """``owner_id = :me OR team_id IN (:teams)`` (only the first part without teams), built
+    once per actor and tree: the same user reads the same scope operation after operation,
+    and building the expression cost as much as running a narrow page's SQL. Expressions are
+    immutable; the values are bound parameters in the SQL either way."""
+    owner_id, team_id = model.owner_id, model.team_id
+    if unindexed:
+        owner_id, team_id = owner_id + literal_column("0"), team_id + literal_column("0")
+    own: ColumnElement[bool] = owner_id == user_id
+    if not teams:
+        return own
+    return or_(own, team_id.in_(sorted(teams)))
 
 
 def _access_query() -> Any:
