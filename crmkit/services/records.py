@@ -1160,8 +1160,12 @@ def _branch_index(table: Table, lead: str, sort_field: str, dialect: str) -> _Se
     ``owner_id``) in ``sort_field`` order: an index on ``(lead, sort_field, ...)``, or on
     SQLite an index on ``lead`` alone for the id (every SQLite index ends with the rowid).
     Covered when the index also holds the id (SQLite: always) and ``deleted_at``, so that
-    the branch's test of the soft delete needs no row. Partial indexes are not used."""
+    the branch's test of the soft delete needs no row. Partial indexes are not used, nor on
+    PostgreSQL a nullable sort column (lists sort NULLs first ascending, last descending)."""
     best = _Served.NO
+    column = table.c.get(sort_field)
+    if column is None or (dialect != "sqlite" and column.nullable):
+        return best  # PostgreSQL: NULLS FIRST is not an ascending index's order
     for index in table.indexes:
         keys = [column.key for column in index.columns]
         if not keys or keys[0] != lead or index.dialect_kwargs.get(f"{dialect}_where"):
