@@ -88,7 +88,7 @@ _CUSTOM_SORT_TYPES: dict[FieldType, type] = {
 WALK_SHARE = 0.01
 #: A scoped page is read as one top-N per team of the scope plus one for the actor's own
 #: records (``RecordService._union_page``) when the scope reaches at most this many
-#: branches' worth of teams and few enough of the tree (``_scope_branches``).
+#: branches' worth of teams and few enough of the tree (``_branch_teams``).
 MAX_SCOPE_BRANCHES = 32
 #: What reading a row by its id costs against reading the next row of an index or table
 #: walk, per dialect, in ``RecordService._branch_teams``'s estimate. SQLite, 1 M contacts:
