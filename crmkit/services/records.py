@@ -698,7 +698,10 @@ class RecordService:
             by_id = sort_field == "id"
             columns = [model.id.label("id")] + ([] if by_id else [expression.label("sort")])
             order = order_clauses(expression, model.id, descending, nullable=nullable)
-            page = bindparam("page", type_=Integer)
+            # the limits are written into the SQL (still one statement per page size): with
+            # them as parameters PostgreSQL re-planned the union on every call, as its
+            # generic plan could not know the branches are short (L3: 1.18 → 0.74 ms bare)
+            page = bindparam("page", type_=Integer, literal_execute=True)
             scope = [self.table.c.team_id == bindparam(f"team_{i}") for i in range(len(teams))]
             scope.append(self.table.c.owner_id == bindparam("me"))
             # SQLite takes no ORDER BY / LIMIT in a member of a compound SELECT: each branch
@@ -728,7 +731,7 @@ class RecordService:
                         nullable=nullable,
                     )
                 )
-                .limit(bindparam("window", type_=Integer))
+                .limit(bindparam("window", type_=Integer, literal_execute=True))
             )
             query = select(model).where(model.id.in_(first)).order_by(*order).limit(page)
             if cacheable:
