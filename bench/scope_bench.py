@@ -472,7 +472,14 @@ def _explain(crm: Any, backend: str, statement: str, parameters: Any) -> Plan:
             for node, parent, detail in details:
                 depth[node] = depth.get(parent, -1) + 1
                 lines.append("  " * depth[node] + detail)
-            shape = "; ".join(d for _, _, d in details if not re.fullmatch(r"INDEX \d+", d))
+            shape = _grouped(
+                [
+                    re.sub(r"(subquery-|anon_)\d+", r"\1N", d)
+                    for _, _, d in details
+                    if not re.fullmatch(r"INDEX \d+", d)
+                ],
+                "; ",
+            )
             plan = Plan(shape, "\n".join(lines))
         else:
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, parameters)
@@ -486,6 +493,15 @@ def _explain(crm: Any, backend: str, statement: str, parameters: Any) -> Plan:
     finally:
         raw.close()
     return plan
+
+
+def _grouped(parts: list[str], glue: str) -> str:
+    """``parts`` joined by ``glue``, each distinct part once, in order of first appearance,
+    with ``N ×`` before one that appears N times (a union's 22 alike branches)."""
+    counts = Counter(parts)
+    return glue.join(
+        f"{counts[part]} × {part}" if counts[part] > 1 else part for part in dict.fromkeys(parts)
+    )
 
 
 def _pg_shape(node: dict[str, Any]) -> str:
@@ -507,7 +523,7 @@ def _pg_shape(node: dict[str, Any]) -> str:
     children = [_pg_shape(child) for child in node.get("Plans", [])]
     if not children:
         return label
-    inner = children[0] if len(children) == 1 else "[" + " + ".join(children) + "]"
+    inner = children[0] if len(children) == 1 else "[" + _grouped(children, " + ") + "]"
     return f"{label} ← {inner}"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db.base import Base, RecordMixin
@@ -61,7 +61,20 @@ class Contact(RecordMixin, AddressMixin, Base):
     """A person: a customer, or someone at a customer's company."""
 
     __tablename__ = "contacts"
+    #: A scoped list reads one top-N per team of the actor's scope plus one of their own
+    #: records (``RecordService._union_page``), each from an index on the owner or the team,
+    #: then the sort order (the id, the name), then what the branch tests (the id, the soft
+    #: delete), so that it reads nothing but the index (docs/decisions.md). The first two
+    #: replace the single-column owner and team indexes, of which they are a superset.
+    __table_args__ = (
+        Index("ix_contacts_owner_id", "owner_id", "id", "deleted_at"),
+        Index("ix_contacts_team_id", "team_id", "id", "deleted_at"),
+        Index("ix_contacts_owner_id_full_name", "owner_id", "full_name", "id", "deleted_at"),
+        Index("ix_contacts_team_id_full_name", "team_id", "full_name", "id", "deleted_at"),
+    )
 
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), default=None)
     full_name: Mapped[str] = mapped_column(String(200), index=True)
     given_name: Mapped[str | None] = mapped_column(String(100), default=None)
     family_name: Mapped[str | None] = mapped_column(String(100), default=None)

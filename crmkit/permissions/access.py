@@ -3,6 +3,7 @@ the teams their scopes reach. Loaded once per operation; every check reads from 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -87,16 +88,17 @@ class Access:
             return None
         if self.user_id is None:
             return false()
-        owner_id, team_id = model.owner_id, model.team_id
-        if unindexed:
-            owner_id, team_id = owner_id + literal_column("0"), team_id + literal_column("0")
-        own = owner_id == self.user_id
-        if scope is Scope.OWN:
-            return own  # type: ignore[no-any-return]
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
-        if not teams:
-            return own  # type: ignore[no-any-return]
-        return or_(own, team_id.in_(sorted(teams)))
+        return _scope_condition(model, self.user_id, self.teams(scope), unindexed)
+
+    def teams(self, scope: Scope) -> frozenset[int]:
+        """The teams whose records ``scope`` reaches besides the actor's own records: the
+        actor's team (``team``), its whole subtree (``subtree``), none for ``own`` (and for
+        ``all``, which is not a set of teams)."""
+        if scope is Scope.TEAM:
+            return self.team_ids
+        if scope is Scope.SUBTREE:
+            return self.subtree_ids
+        return frozenset()
 
     def share(self, scope: Scope) -> float:
         """A cheap estimate of the share of the records ``scope`` reaches: 1.0 for all, else
@@ -107,8 +109,7 @@ class Access:
             return 1.0
         if scope is Scope.OWN or not self.team_count:
             return 0.0
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
-        return min(1.0, len(teams) / self.team_count)
+        return min(1.0, len(self.teams(scope)) / self.team_count)
 
     def covers(self, scope: Scope, owner_id: int | None, team_id: int | None) -> bool:
         """Whether a record with this owner and team lies within ``scope`` (the Python twin
@@ -119,8 +120,7 @@ class Access:
             return True
         if scope is Scope.OWN:
             return False
-        teams = self.team_ids if scope is Scope.TEAM else self.subtree_ids
-        return team_id is not None and team_id in teams
+        return team_id is not None and team_id in self.teams(scope)
 
     def field_access(self, entity: str, name: str) -> FieldAccess | None:
         """``hidden``, ``read_only`` or ``None`` (full access) for a field."""
@@ -145,6 +145,23 @@ class Access:
 
 
 SYSTEM = Access(user_id=None, username="system", unrestricted=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _scope_condition(
+    model: Any, user_id: int, teams: frozenset[int], unindexed: bool
+) -> ColumnElement[bool]:
+    """``owner_id = :me OR team_id IN (:teams)`` (only the first part without teams), built
+    once per actor and tree: the same user reads the same scope operation after operation,
+    and building the expression cost as much as running a narrow page's SQL. Expressions are
+    immutable; the values are bound parameters in the SQL either way."""
+    owner_id, team_id = model.owner_id, model.team_id
+    if unindexed:
+        owner_id, team_id = owner_id + literal_column("0"), team_id + literal_column("0")
+    own: ColumnElement[bool] = owner_id == user_id
+    if not teams:
+        return own
+    return or_(own, team_id.in_(sorted(teams)))
 
 
 def _access_query() -> Any:

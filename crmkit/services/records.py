@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import define, field, frozen
-from sqlalchemy import Table, false, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Table,
+    bindparam,
+    false,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+)
 from sqlalchemy.exc import IntegrityError
 
 from crmkit.db.base import UTCDateTime, utcnow
@@ -34,6 +46,7 @@ from crmkit.events.payloads import to_json
 from crmkit.events.types import Event
 from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
+from crmkit.permissions.models import Scope
 from crmkit.services import collisions
 from crmkit.services.assignment import (
     PendingCreate,
@@ -73,6 +86,16 @@ _CUSTOM_SORT_TYPES: dict[FieldType, type] = {
 #: index plan, bench/scope_bench.py). 1 % keeps a leaf team of a large tree on the index
 #: plan; on small tables both plans take milliseconds.
 WALK_SHARE = 0.01
+#: A scoped page is read as one top-N per team of the scope plus one for the actor's own
+#: records (``RecordService._union_page``) when the scope reaches at most this many
+#: branches' worth of teams and few enough of the tree (``_branch_teams``).
+MAX_SCOPE_BRANCHES = 32
+#: What reading a row by its id costs against reading the next row of an index or table
+#: walk, per dialect, in ``RecordService._branch_teams``'s estimate. SQLite, 1 M contacts:
+#: ≈ 1 µs against ≈ 0.25 µs. PostgreSQL: 1, because what weighs there is planning one
+#: subquery per branch; measured, a manager of 21 teams of 341 reads a page by name in
+#: 1.06-1.20 × the unscoped time with the single query, 1.27-1.42 × with 22 branches.
+LOOKUP_COST = {"sqlite": 4}
 #: From this many rows on, a bulk insert takes its ids first (``allocate_ids``) and runs a
 #: plain ``executemany``; smaller ones (a single create) use ``INSERT ... RETURNING``.
 _ALLOCATE_IDS_FROM = 2
@@ -464,9 +487,11 @@ class RecordService:
         with self._operation(actor, write=False) as op:
             return self.view(op, self._load(op, record_id))
 
-    def view(self, op: Operation, record: Any) -> Record:
-        """A read-only snapshot of ``record`` without the fields hidden from the actor."""
-        hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
+    def view(self, op: Operation, record: Any, *, hidden: frozenset[str] | None = None) -> Record:
+        """A read-only snapshot of ``record`` without the fields hidden from the actor
+        (``hidden``: those fields, when the caller already has them for many records)."""
+        if hidden is None:
+            hidden = self._hidden(op)
         values = {
             key: getattr(record, key)
             for key in self.entity.columns
@@ -477,6 +502,10 @@ class RecordService:
             {k: v for k, v in custom.items() if k not in hidden} if hidden else dict(custom)
         )
         return Record(self.name, values)
+
+    def _hidden(self, op: Operation) -> frozenset[str]:
+        access = op.access
+        return frozenset() if access.unrestricted else access.hidden_fields(self.name)
 
     def _load(
         self, op: Operation, record_id: int, *, for_update: bool = False, action: str = "read"
@@ -499,13 +528,21 @@ class RecordService:
         unindexed: bool = False,
     ) -> Any:
         query = visible(op, self.entity, action, unindexed=unindexed)
+        conditions = self._filter_conditions(op, filters, search)
+        return query.where(*conditions) if conditions else query
+
+    def _filter_conditions(
+        self, op: Operation, filters: Mapping[str, object] | None, search: str | None
+    ) -> list[ColumnElement[bool]]:
+        """The conditions of ``filters`` and ``search`` (not the scope, not the soft delete)."""
         hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
+        conditions: list[ColumnElement[bool]] = []
         if filters:
             preparer = self.crm.preparer(self.name)
-            query = query.where(*build_filters(self.entity, preparer, filters, hidden))
+            conditions.extend(build_filters(self.entity, preparer, filters, hidden))
         if search and search.strip():
-            query = query.where(build_search(self.entity, search, hidden))
-        return query
+            conditions.append(build_search(self.entity, search, hidden))
+        return conditions
 
     def list(
         self,
@@ -540,32 +577,189 @@ class RecordService:
                 field_expression(
                     self.entity, preparer, sort_field, op.access.hidden_fields(self.name)
                 )
-            query = self._query(
-                op, filters, search, unindexed=self._walk_sort_index(op, sort_field)
-            )
+            keyset: tuple[Any, int] | None = None
             if cursor:
                 value, last_id = decode_cursor(cursor, 2)
                 if not isinstance(last_id, int):
                     raise ValidationError(
                         [FieldError("cursor", "is not a cursor this list returned")]
                     )
-                value = self._cursor_operand(sort_field, value)
-                query = query.where(
-                    keyset_after(
-                        expression, self.model.id, descending, value, last_id, nullable=nullable
-                    )
+                keyset = (self._cursor_operand(sort_field, value), last_id)
+            teams = self._branch_teams(op, sort_field)
+            params: dict[str, Any] = {}
+            if teams:
+                query, params = self._union_page(
+                    op, filters, search, teams, sort_field, keyset, descending, nullable, limit
                 )
-            query = query.order_by(
-                *order_clauses(expression, self.model.id, descending, nullable=nullable)
-            )
-            rows = list(op.session.scalars(query.limit(limit + 1)))
+            else:
+                query = self._query(
+                    op, filters, search, unindexed=self._walk_sort_index(op, sort_field)
+                )
+                if keyset is not None:
+                    query = query.where(
+                        keyset_after(
+                            expression, self.model.id, descending, *keyset, nullable=nullable
+                        )
+                    )
+                query = query.order_by(
+                    *order_clauses(expression, self.model.id, descending, nullable=nullable)
+                ).limit(limit + 1)
+            rows = list(op.session.scalars(query, params))
             next_cursor = None
             if len(rows) > limit:
                 rows = rows[:limit]
                 last = rows[-1]
                 next_cursor = encode_cursor([self._sort_value(last, sort_field), last.id])
-            items = [self.view(op, row) for row in rows]
+            hidden = self._hidden(op)
+            items = [self.view(op, row, hidden=hidden) for row in rows]
         return Page(items=items, next_cursor=next_cursor)
+
+    def _branch_teams(self, op: Operation, sort_field: str) -> tuple[int, ...]:
+        """The teams of a scoped page read as one top-N per team plus one of the actor's
+        own records (:meth:`_union_page`); empty when the page is better read as one query.
+
+        Only when the table has an index on ``(team_id, sort)`` and one on ``(owner_id,
+        sort)`` (on SQLite an index on ``team_id`` alone serves the id order: it ends with
+        the rowid); without them a branch would collect and sort all its team's rows. Then
+        by the rows each plan reads for one row of the page: the ``k + 1`` branches read
+        ``k + 1``, the single query about ``1 ÷ share`` with ``share = k ÷ teams in the
+        tree`` (the walk of the sort order's index, on SQLite and in PostgreSQL's plan),
+        each weighed by :data:`LOOKUP_COST` where it is a row looked up by its id rather
+        than the next entry of the index being read: a walk sorted by anything but the id
+        looks up every row it passes, and a branch every row it returns unless its index
+        covers it (holds the id and ``deleted_at`` too).
+        At most :data:`MAX_SCOPE_BRANCHES` branches."""
+        access = op.access
+        if access.unrestricted or access.user_id is None:
+            return ()
+        scope = access.scope(f"{self.name}:read")
+        if scope is None:
+            return ()
+        teams = access.teams(scope)
+        k = len(teams)
+        if not teams or k + 1 > MAX_SCOPE_BRANCHES:
+            return ()
+        dialect = op.session.get_bind().dialect.name
+        served = min(
+            _branch_index(self.table, lead, sort_field, dialect) for lead in ("team_id", "owner_id")
+        )
+        if served is _Served.NO:
+            return ()
+        lookup = LOOKUP_COST.get(dialect, 1)
+        walk = 1 if sort_field == "id" else lookup
+        branch = 1 if served is _Served.COVERED else lookup
+        if (k + 1) * branch * k >= access.team_count * walk:
+            return ()
+        return tuple(sorted(teams))
+
+    def _union_page(
+        self,
+        op: Operation,
+        filters: Mapping[str, object] | None,
+        search: str | None,
+        teams: Sequence[int],
+        sort_field: str,
+        keyset: tuple[Any, int] | None,
+        descending: bool,
+        nullable: bool,
+        limit: int,
+    ) -> tuple[Any, dict[str, Any]]:
+        """A scoped page as the first ``limit + 1`` of a ``UNION ALL`` of one top-N per team of
+        the scope and one of the actor's own records; the statement and its parameters.
+
+        Each branch is the list's own query (live records, the filters, the search, the
+        cursor's keyset bound) restricted to one team, or to the actor's own records,
+        instead of the whole scope, ordered and limited like the page, so that it reads
+        ``limit + 1`` entries of an index on ``(team_id, sort)`` / ``(owner_id, sort)`` in
+        order. The branches return the id and the sort value, and ``UNION ALL`` keeps a
+        record found twice (an own record in a team of the scope: only the owner's branch
+        overlaps the others, so no record comes more than twice, next to itself in the
+        order); the outer query takes the first ``2 × (limit + 1)`` ids in the page's
+        order, which hold the first ``limit + 1`` distinct ones (``IN`` drops the
+        repeats), and reads those records, ordered and limited again. (Dropping the
+        repeats with ``UNION`` cost twice the whole union on SQLite.) Every record of the
+        page is among the first ``limit + 1`` of its branch, so the page is the one the
+        single query gives (tests/test_scoped_union.py).
+
+        Without filters and search the statement depends only on the sort, the number of
+        teams and the cursor's shape, with every value a parameter: it is built once and
+        kept, since building it cost more than running it."""
+        after_null = keyset is not None and keyset[0] is None
+        key = (self.table, sort_field, descending, nullable, len(teams), keyset is None, after_null)
+        cacheable = not filters and not (search and search.strip())
+        query = _UNION_PAGES.get(key) if cacheable else None
+        if query is None:
+            model: Any = self.model
+            conditions = [model.deleted_at.is_(None)]
+            if not cacheable:
+                conditions += self._filter_conditions(op, filters, search)
+            expression: ColumnElement[Any] = (
+                model.id if sort_field == "id" else getattr(model, sort_field)
+            )
+            if keyset is not None:
+                value = None if after_null else bindparam("after_value", type_=expression.type)
+                conditions.append(
+                    keyset_after(
+                        expression,
+                        model.id,
+                        descending,
+                        value,
+                        bindparam("after_id", type_=Integer),  # type: ignore[arg-type]
+                        nullable=nullable,
+                    )
+                )
+            by_id = sort_field == "id"
+            columns = [model.id.label("id")] + ([] if by_id else [expression.label("sort")])
+            order = order_clauses(expression, model.id, descending, nullable=nullable)
+            # the limits are written into the SQL (still one statement per page size): with
+            # them as parameters PostgreSQL re-planned the union on every call, as its
+            # generic plan could not know the branches are short (L3: 1.18 → 0.74 ms bare)
+            page = bindparam("page", type_=Integer, literal_execute=True)
+            scope = [self.table.c.team_id == bindparam(f"team_{i}") for i in range(len(teams))]
+            scope.append(self.table.c.owner_id == bindparam("me"))
+            # SQLite takes no ORDER BY / LIMIT in a member of a compound SELECT: each branch
+            # is wrapped in a sub-select, its columns named (collecting ``.c`` costs)
+            names: list[ColumnElement[Any]] = [literal_column("id")]
+            if not by_id:
+                names.append(literal_column("sort"))
+            found = union_all(
+                *(
+                    select(*names).select_from(
+                        select(*columns)
+                        .where(*conditions, branch)
+                        .order_by(*order)
+                        .limit(page)
+                        .subquery()
+                    )
+                    for branch in scope
+                )
+            ).subquery("scoped")
+            first = (
+                select(found.c.id)
+                .order_by(
+                    *order_clauses(
+                        found.c.id if by_id else found.c.sort,
+                        found.c.id,
+                        descending,
+                        nullable=nullable,
+                    )
+                )
+                .limit(bindparam("window", type_=Integer, literal_execute=True))
+            )
+            query = select(model).where(model.id.in_(first)).order_by(*order).limit(page)
+            if cacheable:
+                if len(_UNION_PAGES) >= 512:
+                    _UNION_PAGES.clear()
+                _UNION_PAGES[key] = query
+        params: dict[str, Any] = {f"team_{i}": team for i, team in enumerate(teams)}
+        params["me"] = op.access.user_id
+        params["page"] = limit + 1
+        params["window"] = 2 * (limit + 1)
+        if keyset is not None:
+            params["after_id"] = keyset[1]
+            if not after_null:
+                params["after_value"] = keyset[0]
+        return query, params
 
     def _walk_sort_index(self, op: Operation, sort_field: str) -> bool:
         """Whether a scoped page should walk the sort order's index and filter by the scope
@@ -580,8 +774,8 @@ class RecordService:
             return False  # PostgreSQL weighs the LIMIT against both plans itself
         access = op.access
         scope = access.scope(f"{self.name}:read")
-        if scope is None or access.condition(self.model, scope) is None:
-            return False
+        if scope is None or scope is Scope.ALL or access.unrestricted:
+            return False  # no condition to walk past
         if access.share(scope) < WALK_SHARE:
             return False
         return sort_field in _sort_indexes(self.table)
@@ -659,8 +853,9 @@ class RecordService:
         """Stream every matching record in id order, in one read transaction."""
         with self._operation(actor, write=False) as op:
             query = self._query(op, filters, search, action).order_by(self.model.id)
+            hidden = self._hidden(op)
             for record in op.session.scalars(query.execution_options(yield_per=batch_size)):
-                yield self.view(op, record)
+                yield self.view(op, record, hidden=hidden)
 
     def export(
         self,
@@ -953,6 +1148,8 @@ def _insert_defaults(
 
 
 _SORT_INDEX_CACHE: dict[Table, frozenset[str]] = {}
+#: The statements of :meth:`RecordService._union_page` without filters, by their shape.
+_UNION_PAGES: dict[tuple[Any, ...], Any] = {}
 
 
 def _sort_indexes(table: Table) -> frozenset[str]:
@@ -964,6 +1161,38 @@ def _sort_indexes(table: Table) -> frozenset[str]:
         keys.update(next(iter(index.columns)).key for index in table.indexes if index.columns)
         cached = _SORT_INDEX_CACHE[table] = frozenset(keys)
     return cached
+
+
+class _Served(enum.IntEnum):
+    """How an index serves a branch of a scoped page (``_branch_index``)."""
+
+    NO = 0
+    ORDERED = 1  # the rows of one owner or team in the page's order
+    COVERED = 2  # ... and the branch reads nothing else: no row is looked up
+
+
+def _branch_index(table: Table, lead: str, sort_field: str, dialect: str) -> _Served:
+    """How the best index of ``table`` returns the rows of one ``lead`` value (``team_id``,
+    ``owner_id``) in ``sort_field`` order: an index on ``(lead, sort_field, ...)``, or on
+    SQLite an index on ``lead`` alone for the id (every SQLite index ends with the rowid).
+    Covered when the index also holds the id (SQLite: always) and ``deleted_at``, so that
+    the branch's test of the soft delete needs no row. Partial indexes are not used, nor on
+    PostgreSQL a nullable sort column (lists sort NULLs first ascending, last descending)."""
+    best = _Served.NO
+    column = table.c.get(sort_field)
+    if column is None or (dialect != "sqlite" and column.nullable):
+        return best  # PostgreSQL: NULLS FIRST is not an ascending index's order
+    for index in table.indexes:
+        keys = [column.key for column in index.columns]
+        if not keys or keys[0] != lead or index.dialect_kwargs.get(f"{dialect}_where"):
+            continue
+        if keys[1:2] != [sort_field] and not (
+            sort_field == "id" and dialect == "sqlite" and len(keys) == 1
+        ):
+            continue
+        covered = "deleted_at" in keys and (dialect == "sqlite" or "id" in keys)
+        best = max(best, _Served.COVERED if covered else _Served.ORDERED)
+    return best
 
 
 def _integrity_reason(error: IntegrityError) -> str:
