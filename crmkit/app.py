@@ -25,6 +25,7 @@ from crmkit.events.types import Event
 from crmkit.permissions.access import AccessCache
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
 from crmkit.services.operation import Operation
+from crmkit.services.tokens import pending_bearer_check
 from crmkit.services.values import ValuePreparer
 from crmkit.settings import Settings
 
@@ -214,6 +215,9 @@ class CRM:
         self._local.operation = op
         try:
             with session.begin():
+                check = pending_bearer_check(self)
+                if check is not None:
+                    check.verify(op)  # an API request's token, checked in this transaction
                 yield op
                 op.write_events()
         finally:
