@@ -454,8 +454,9 @@ class RecordService:
     def view(self, op: Operation, record: Any) -> Record:
         """A read-only snapshot of ``record`` without the fields hidden from the actor."""
         hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
+        loaded = record.__dict__  # a loaded column's value, without the descriptor's work
         values = {
-            key: getattr(record, key)
+            key: loaded[key] if key in loaded else getattr(record, key)
             for key in self.entity.columns
             if key != "custom" and key not in hidden
         }
