@@ -68,6 +68,10 @@ class Access:
     team_ids: frozenset[int] = frozenset()  # the actor's own team
     subtree_ids: frozenset[int] = frozenset()  # the actor's team and all teams below it
     team_count: int = 0  # teams in the whole tree (for :meth:`share`)
+    #: statements built from this access (``crmkit.services.queries.visible``), kept with
+    #: it: an access cached across operations reuses them, and SQLAlchemy's cache key of a
+    #: statement object is computed once
+    statements: dict[Any, Any] = field(factory=dict, eq=False, repr=False, init=False)
 
     def scope(self, permission: str) -> Scope | None:
         """The widest scope the actor holds ``permission`` with, or ``None``."""

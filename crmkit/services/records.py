@@ -43,6 +43,7 @@ from crmkit.services.assignment import (
 )
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
+    RECORD_ID,
     build_filters,
     build_search,
     decode_cursor,
@@ -51,6 +52,7 @@ from crmkit.services.queries import (
     keyset_after,
     order_clauses,
     visible,
+    visible_by_id,
 )
 from crmkit.services.views import Record
 
@@ -469,10 +471,10 @@ class RecordService:
     def _load(
         self, op: Operation, record_id: int, *, for_update: bool = False, action: str = "read"
     ) -> Any:
-        query = visible(op, self.entity, action).where(self.model.id == record_id)
+        query = visible_by_id(op, self.entity, action)
         if for_update:
             query = query.with_for_update()
-        record = op.session.scalars(query).one_or_none()
+        record = op.session.scalars(query, {RECORD_ID: record_id}).one_or_none()
         if record is None:
             raise NotFoundError(self.name, record_id)
         return record
