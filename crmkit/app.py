@@ -24,8 +24,8 @@ from crmkit.events.subscriptions import subscription_sinks
 from crmkit.events.types import Event
 from crmkit.permissions.access import AccessCache
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
+from crmkit.services.bearer import pending_bearer_check
 from crmkit.services.operation import Operation
-from crmkit.services.tokens import pending_bearer_check
 from crmkit.services.values import ValuePreparer
 from crmkit.settings import Settings
 

@@ -4,7 +4,7 @@ carries ``Authorization: Bearer <token>``; the token's user is the actor of ever
 The token is checked against the database on every request, so a revoked or expired token,
 or the token of a deactivated user, fails at once with 401. The check runs inside the first
 operation the request opens (one transaction per request; see
-:class:`crmkit.services.tokens.BearerCheck`); a request that opens none is checked on its own
+:class:`crmkit.services.bearer.BearerCheck`); a request that opens none is checked on its own
 before its response starts. Only the first request with a token this process has not seen
 yet is checked up front, to learn whose token it is.
 """
@@ -26,7 +26,7 @@ from crmkit.app import CRM
 from crmkit.entities.organisation import User
 from crmkit.errors import PermissionDenied, TokenRejected
 from crmkit.permissions.tokens import token_hash
-from crmkit.services.tokens import BearerCheck, checking_bearer
+from crmkit.services.bearer import BearerCheck, checking_bearer
 
 #: How many tokens a process remembers the user of (it forgets them all when full).
 KNOWN_TOKENS = 10_000
