@@ -168,3 +168,15 @@ def test_a_route_that_opens_no_operation_still_refuses_a_revoked_token(
         crm.tokens.revoke(crm.tokens.list("rep")[0].id)
         body = assert_problem(api.call("GET", "/plugins/ping/ping", "rep"), 401)
         assert "revoked" in body["detail"]
+
+
+def test_a_request_records_the_tokens_last_use_when_it_is_due(api: Api) -> None:
+    api.user("rep", roles=["sales_rep"])
+    assert api.call("GET", "/contacts", "rep").status_code == 200  # known to the process now
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with api.crm.engine.begin() as connection:
+        connection.execute(sa.update(ApiToken).values(last_used_at=long_ago))
+    assert api.call("GET", "/contacts", "rep").status_code == 200
+    last_used = api.crm.tokens.list("rep")[0].last_used_at
+    assert last_used is not None
+    assert last_used > long_ago + dt.timedelta(minutes=30)
