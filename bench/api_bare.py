@@ -3,7 +3,10 @@
 Two endpoints run the same SQL crmkit runs for a sales rep (``contact:read`` scope "own"):
 one contact by id, and a page of 50 of the rep's contacts in id order. No token check, no
 permission loading, no field rules, no audit: what is left is the framework, the connection
-pool and the query. Served by uvicorn from ``bench/api_bench.py``:
+pool and the query. The engine is crmkit's own (``make_engine``: the same pool, the same
+``pool_pre_ping`` on PostgreSQL, the same SQLite pragmas) with crmkit's read-only
+transactions (a plain ``BEGIN`` on SQLite), so the connection handling is not part of the
+difference. Served by uvicorn from ``bench/api_bench.py``, with the same options as crmkit:
 ``BARE_DATABASE_URL=... BARE_OWNER_ID=... uvicorn api_bare:app``.
 """
 
@@ -15,13 +18,14 @@ from typing import Any
 from litestar import Litestar, get
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crmkit.db.engine import READ_ONLY, make_engine
 from crmkit.entities.customers import Contact
 from crmkit.events.payloads import to_json
 
-engine = create_engine(os.environ["BARE_DATABASE_URL"], pool_size=20, max_overflow=20)
+engine = make_engine(os.environ["BARE_DATABASE_URL"]).execution_options(**{READ_ONLY: True})
 OWNER = int(os.environ["BARE_OWNER_ID"])
 COLUMNS = [column.key for column in Contact.__table__.columns if column.key != "deleted_at"]
 

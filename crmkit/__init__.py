@@ -41,6 +41,7 @@ from crmkit.errors import (
     PermissionDenied,
     PluginError,
     PluginVeto,
+    TokenRejected,
     ValidationError,
 )
 from crmkit.events.types import Event, EventSink
@@ -106,6 +107,7 @@ __all__ = [
     "Task",
     "TaskStatus",
     "Team",
+    "TokenRejected",
     "User",
     "ValidationError",
     "WebhookSink",

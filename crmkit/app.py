@@ -22,7 +22,9 @@ from crmkit.entities.system import PluginState
 from crmkit.errors import ConfigError, CRMError
 from crmkit.events.subscriptions import subscription_sinks
 from crmkit.events.types import Event
+from crmkit.permissions.access import AccessCache
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
+from crmkit.services.bearer import pending_bearer_check
 from crmkit.services.operation import Operation
 from crmkit.services.values import ValuePreparer
 from crmkit.settings import Settings
@@ -72,6 +74,7 @@ class CRM:
         self._subscribers: list[tuple[tuple[str, ...], Any]] = []
         self._plugin_settings: dict[str, dict[str, Any]] = {}
         self._local = threading.local()  # the operation open in each thread, if any
+        self.access_cache = AccessCache()  # each user's permissions, checked per operation
         self._closed = False
         try:
             initialised = migrate.is_initialised(self.engine)
@@ -208,10 +211,13 @@ class CRM:
             )
         factory = self._sessions if write else self._read_sessions
         session: Session = factory()
-        op = Operation(self, session, actor)
+        op = Operation(self, session, actor, write=write)
         self._local.operation = op
         try:
             with session.begin():
+                check = pending_bearer_check(self)
+                if check is not None:
+                    check.verify(op)  # an API request's token, checked in this transaction
                 yield op
                 op.write_events()
         finally:

@@ -85,6 +85,13 @@ class PermissionDenied(CRMError):
     title = "Permission denied"
 
 
+class TokenRejected(PermissionDenied):
+    """An API token is unknown, revoked or expired, or belongs to a deactivated user (the
+    REST API answers 401)."""
+
+    title = "Authentication required"
+
+
 class PluginError(CRMError):
     """A plugin failed: it raised inside a hook, or it cannot be enabled or loaded."""
 

@@ -76,7 +76,8 @@ class RelaySettings:
 @frozen
 class ApiSettings:
     """The REST API (``crmkit serve``): where it listens, how large a request body may be,
-    and how many lead-form submissions one client address may make per window."""
+    how many lead-form submissions one client address may make per window, and whether the
+    server logs a line per request."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -85,8 +86,13 @@ class ApiSettings:
     form_rate_limit: int = 10
     form_rate_window_seconds: float = 60.0
     docs_path: str = "/schema"
+    access_log: bool = True  # uvicorn's line per request (crmkit serve --no-access-log)
 
     def __attrs_post_init__(self) -> None:
+        if not isinstance(self.access_log, bool):
+            raise ValueError(
+                f"crmkit.api.access_log must be true or false, not {self.access_log!r}"
+            )
         if not 0 < self.port < 65536:
             raise ValueError(f"crmkit.api.port must be 1-65535, not {self.port}")
         if self.max_body_bytes < 1024:

@@ -4,11 +4,16 @@ answer 401 at once; the token's user is the actor."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from api_support import Api, assert_problem
+from api_support import Api, assert_problem, open_api
+from litestar import get
 
+import crmkit
 from crmkit.permissions.models import ApiToken
 
 
@@ -67,3 +72,111 @@ def test_schema_and_health_need_no_token(api: Api) -> None:
     assert api.client.get("/schema/openapi.json").status_code == 200
     assert api.client.get("/schema/swagger").status_code == 200
     assert api.client.get("/health").json() == {"status": "ok"}
+
+
+# -- the token is checked inside the request's own operation (one transaction per request) --
+
+
+@contextmanager
+def transactions(crm: crmkit.CRM) -> Iterator[list[object]]:
+    """The transactions ``crm``'s engine begins inside the block."""
+    begun: list[object] = []
+
+    def count(connection: object) -> None:
+        begun.append(connection)
+
+    sa.event.listen(crm.engine, "begin", count)
+    try:
+        yield begun
+    finally:
+        sa.event.remove(crm.engine, "begin", count)
+
+
+def test_a_read_by_a_known_token_is_one_transaction(api: Api) -> None:
+    api.user("rep", roles=["sales_rep"])
+    record = api.call("POST", "/contacts", "rep", json={"full_name": "张伟"}).json()
+    api.call("GET", f"/contacts/{record['id']}", "rep")  # the token and its user are known now
+    with transactions(api.crm) as begun:
+        response = api.call("GET", f"/contacts/{record['id']}", "rep")
+    assert response.status_code == 200
+    assert len(begun) == 1
+
+
+def test_a_token_revoked_through_another_instance_fails_at_once(
+    api: Api, make_crm: Callable[..., crmkit.CRM]
+) -> None:
+    api.user("rep", roles=["sales_rep"])
+    assert api.call("GET", "/contacts", "rep").status_code == 200
+    other = make_crm()
+    other.tokens.revoke(other.tokens.list("rep")[0].id)
+    response = api.call("GET", "/contacts", "rep")
+    body = assert_problem(response, 401)
+    assert "revoked" in body["detail"]
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_token_rejected_inside_a_write_changes_nothing(api: Api) -> None:
+    api.user("rep", roles=["sales_rep"])
+    assert api.call("GET", "/contacts", "rep").status_code == 200
+    api.crm.tokens.revoke(api.crm.tokens.list("rep")[0].id)
+    assert_problem(api.call("POST", "/contacts", "rep", json={"full_name": "张伟"}), 401)
+    assert api.crm.contacts.count() == 0
+
+
+def test_a_role_change_through_another_instance_is_seen_by_the_next_request(
+    api: Api, make_crm: Callable[..., crmkit.CRM]
+) -> None:
+    api.user("rep", roles=["sales_rep"])
+    api.call("POST", "/contacts", json={"full_name": "别人的客户"})
+    assert api.call("GET", "/contacts", "rep").json()["items"] == []
+    make_crm().roles.grant("sales_rep", "contact:read", "all")
+    assert len(api.call("GET", "/contacts", "rep").json()["items"]) == 1
+    make_crm().roles.unassign("rep", "sales_rep")
+    assert_problem(api.call("GET", "/contacts", "rep"), 403)
+
+
+def test_a_team_move_through_another_instance_is_seen_by_the_next_request(
+    api: Api, make_crm: Callable[..., crmkit.CRM]
+) -> None:
+    api.crm.users.create_team("East")
+    api.crm.users.create_team("West")
+    api.user("rep", team="East", roles=["sales_rep"])
+    first = api.call("POST", "/contacts", "rep", json={"full_name": "张伟"}).json()
+    make_crm().users.set_team("rep", "West")
+    second = api.call("POST", "/contacts", "rep", json={"full_name": "李娜"}).json()
+    teams = {team.name: team.id for team in api.crm.users.teams()}
+    assert (first["team_id"], second["team_id"]) == (teams["East"], teams["West"])
+
+
+def test_a_route_that_opens_no_operation_still_refuses_a_revoked_token(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    @get("/ping", sync_to_thread=False)
+    def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    class Embedded:
+        @crmkit.hookimpl
+        def crmkit_api_routes(self, crm: crmkit.CRM) -> list[Any]:
+            return [ping]
+
+    crm = make_crm(plugins={"ping": Embedded()})
+    for api in open_api(crm):
+        api.user("rep", roles=["sales_rep"])
+        assert api.call("GET", "/plugins/ping/ping", "rep").json() == {"pong": "yes"}
+        assert api.call("GET", "/plugins/ping/ping", "rep").json() == {"pong": "yes"}
+        crm.tokens.revoke(crm.tokens.list("rep")[0].id)
+        body = assert_problem(api.call("GET", "/plugins/ping/ping", "rep"), 401)
+        assert "revoked" in body["detail"]
+
+
+def test_a_request_records_the_tokens_last_use_when_it_is_due(api: Api) -> None:
+    api.user("rep", roles=["sales_rep"])
+    assert api.call("GET", "/contacts", "rep").status_code == 200  # known to the process now
+    long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    with api.crm.engine.begin() as connection:
+        connection.execute(sa.update(ApiToken).values(last_used_at=long_ago))
+    assert api.call("GET", "/contacts", "rep").status_code == 200
+    last_used = api.crm.tokens.list("rep")[0].last_used_at
+    assert last_used is not None
+    assert last_used > long_ago + dt.timedelta(minutes=30)

@@ -38,5 +38,5 @@ def test_a_bad_form_is_one_line_naming_the_field(database_url: str) -> None:
 
 def test_serve_documents_its_options() -> None:
     output = ok(CliRunner().invoke(cli, ["serve", "--help"]))
-    for option in ("--host", "--port", "--workers"):
+    for option in ("--host", "--port", "--workers", "--no-access-log"):
         assert option in output

@@ -13,6 +13,7 @@ from alembic.migration import MigrationContext
 import crmkit
 
 CORE_TABLES = {
+    "access_stamp",
     "accounts",
     "activities",
     "api_tokens",

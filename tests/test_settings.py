@@ -93,6 +93,19 @@ def test_echo_sql_must_be_a_boolean(tmp_path: Path) -> None:
         Settings.load(config)
 
 
+def test_the_api_access_log_is_on_by_default_and_can_be_turned_off(tmp_path: Path) -> None:
+    assert Settings().api.access_log is True
+    config = write(tmp_path / "crmkit.toml", "[crmkit.api]\naccess_log = false\n")
+    assert Settings.load(config).api.access_log is False
+
+
+def test_the_api_access_log_must_be_a_boolean(tmp_path: Path) -> None:
+    config = write(tmp_path / "crmkit.toml", '[crmkit.api]\naccess_log = "no"\n')
+
+    with pytest.raises(crmkit.ConfigError, match="access_log must be true or false"):
+        Settings.load(config)
+
+
 def test_invalid_toml_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     config = write(tmp_path / "crmkit.toml", "[crmkit\n")
 

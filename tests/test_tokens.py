@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 import crmkit
 from crmkit.db.base import utcnow
 from crmkit.permissions.models import ApiToken
-from crmkit.permissions.tokens import token_hash
-from crmkit.services.tokens import LAST_USED_RESOLUTION, TokenService
+from crmkit.permissions.tokens import LAST_USED_RESOLUTION, token_hash
+from crmkit.services.tokens import TokenService
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from crmkit.errors import (
     CRMError,
     NotFoundError,
     PermissionDenied,
+    TokenRejected,
     ValidationError,
 )
 from crmkit.events.payloads import to_json
@@ -85,6 +86,23 @@ class Problem(msgspec.Struct, omit_defaults=True):
     matches: list[dict[str, Any]] | None = None
 
 
+#: The challenge of a 401: which scheme the API takes.
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="crmkit"'}
+
+
+def problem_body(
+    status: int, detail: str, *, slug: str | None = None, title: str | None = None
+) -> dict[str, Any]:
+    """The members every problem has: type, title, status and detail."""
+    title = title or _TITLES.get(status, "Error")
+    return {
+        "type": PROBLEM_TYPE_BASE + (slug or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -96,13 +114,7 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
     """A problem+json response."""
-    title = title or _TITLES.get(status, "Error")
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + (slug or title.lower().replace(" ", "-")),
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_body(status, detail, slug=slug, title=title)
     if errors:
         body["errors"] = [{"field": field, "message": message} for field, message in errors]
     if matches is not None:
@@ -148,7 +160,10 @@ def _slug(class_name: str) -> str:
 
 
 def handle_crm_error(request: Request[Any, Any, Any], error: CRMError) -> Response[Any]:
-    """Exception handler: crmkit errors."""
+    """Exception handler: crmkit errors. A bearer token rejected inside the request's
+    operation answers exactly as one rejected before it (401 with the challenge)."""
+    if isinstance(error, TokenRejected):
+        return problem_response(401, str(error), headers=CHALLENGE)
     return crm_error_response(error)
 
 

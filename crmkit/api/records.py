@@ -24,6 +24,7 @@ from crmkit.events.payloads import to_json
 from crmkit.services.queries import OPERATORS
 from crmkit.services.records import MAX_PAGE
 from crmkit.services.transfer import plural
+from crmkit.services.views import Record
 
 SORT_HELP = "Field to sort by; -field sorts descending."
 LIMIT_HELP = "Records per page."
@@ -37,7 +38,7 @@ LIST_PARAMETERS = frozenset({"sort", "limit", "cursor", "q"})
 
 def record_json(record: Mapping[str, Any]) -> dict[str, Any]:
     """A record as the API shows it: built-in and custom fields side by side."""
-    values = dict(record)
+    values = record.to_dict() if isinstance(record, Record) else dict(record)
     custom = values.pop("custom", None) or {}
     values.pop("deleted_at", None)
     values.update(custom)

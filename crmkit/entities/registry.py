@@ -28,6 +28,10 @@ SYSTEM_COLUMNS = frozenset(
 )
 
 
+#: model -> its mapped columns by attribute name (see ``EntityType.columns``)
+_COLUMNS: dict[type[Base], dict[str, ColumnProperty[object]]] = {}
+
+
 def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
@@ -52,10 +56,14 @@ class EntityType:
     source: str = "crmkit"
 
     @property
-    def columns(self) -> dict[str, ColumnProperty[object]]:
-        """The model's mapped columns by attribute name."""
-        mapper = sa_inspect(self.model)
-        return {prop.key: prop for prop in mapper.column_attrs}
+    def columns(self) -> Mapping[str, ColumnProperty[object]]:
+        """The model's mapped columns by attribute name (built once per model: every read
+        of a record walks it)."""
+        columns = _COLUMNS.get(self.model)
+        if columns is None:
+            mapper = sa_inspect(self.model)
+            columns = _COLUMNS[self.model] = {prop.key: prop for prop in mapper.column_attrs}
+        return columns
 
     @property
     def writable(self) -> frozenset[str]:

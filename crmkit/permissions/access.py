@@ -1,9 +1,11 @@
 """What one actor may do: the permissions they hold with their scopes, their field rules, and
-the teams their scopes reach. Loaded once per operation; every check reads from it."""
+the teams their scopes reach. Read once per operation (from the per-process
+:class:`AccessCache` when it is current); every check reads from it."""
 
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -28,7 +30,14 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from crmkit.entities.organisation import Team, User
 from crmkit.errors import PermissionDenied
-from crmkit.permissions.models import FieldAccess, FieldRule, RoleGrant, Scope, UserRole
+from crmkit.permissions.models import (
+    AccessStamp,
+    FieldAccess,
+    FieldRule,
+    RoleGrant,
+    Scope,
+    UserRole,
+)
 
 
 def subtree(parents: Mapping[int, int | None], root: int) -> frozenset[int]:
@@ -60,6 +69,10 @@ class Access:
     team_ids: frozenset[int] = frozenset()  # the actor's own team
     subtree_ids: frozenset[int] = frozenset()  # the actor's team and all teams below it
     team_count: int = 0  # teams in the whole tree (for :meth:`share`)
+    #: statements built from this access (``crmkit.services.queries.visible``), kept with
+    #: it: an access cached across operations reuses them, and SQLAlchemy's cache key of a
+    #: statement object is computed once
+    statements: dict[Any, Any] = field(factory=dict, eq=False, repr=False, init=False)
 
     def scope(self, permission: str) -> Scope | None:
         """The widest scope the actor holds ``permission`` with, or ``None``."""
@@ -168,11 +181,13 @@ def _access_query() -> Any:
     """Everything :func:`load_access` needs in one statement (one round trip): rows tagged
     ``u`` (the user: team, active/admin flags, name), ``r`` (a role), ``g`` (a role's grant),
     ``f`` (a role's field rule), ``t`` (a team of the user's subtree, by a recursive CTE
-    over ``teams.parent_id``) and ``n`` (how many teams there are). The user's id is the
-    parameter ``user_id``."""
+    over ``teams.parent_id``), ``n`` (how many teams there are) and ``s`` (the access stamp
+    the rest was read at: one statement, one snapshot). The user's id is the parameter
+    ``user_id``."""
     user_id = bindparam("user_id", type_=Integer)
     users, roles = User.__table__, UserRole.__table__
     grants, rules, teams = RoleGrant.__table__, FieldRule.__table__, Team.__table__
+    stamp = AccessStamp.__table__
     no_int, no_text = cast(null(), Integer), cast(null(), String)
     # an admin's rights do not depend on the tree: no subtree rows for them
     home = (
@@ -218,32 +233,45 @@ def _access_query() -> Any:
         ).where(rules.c.role_id.in_(mine)),
         select(literal_column("'t'"), tree.c.id, no_int, no_text, no_text, no_text),
         select(literal_column("'n'"), func.count(teams.c.id), no_int, no_text, no_text, no_text),
+        select(literal_column("'s'"), stamp.c.version, no_int, no_text, no_text, no_text),
     )
 
 
-_COMPILED: dict[tuple[str, str, str], SQLCompiler] = {}
+_COMPILED: dict[tuple[int, str, str, str], SQLCompiler] = {}
 
 
-def _run_access_query(session: Session, user_id: int) -> Any:
-    """The rows of :func:`_access_query` for ``user_id``. The statement is compiled once per
-    dialect and sent as SQL text: building and compiling it on every operation cost more
-    than running it."""
+def run_compiled(session: Session, build: Any, params: Mapping[str, Any]) -> Any:
+    """Run the statement ``build()`` returns with ``params`` on the session's connection.
+    The statement is built and compiled once per dialect and sent as SQL text: for the
+    small statements every request runs (the access, the access stamp, the bearer token),
+    building and compiling them each time cost more than running them."""
     if session.autoflush and (session.new or session.dirty or session.deleted):
         session.flush()  # pending changes first, as any ORM query would
     connection = session.connection()
     dialect = connection.dialect
-    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    key = (id(build), dialect.name, dialect.driver, dialect.paramstyle)
     compiled = _COMPILED.get(key)
     if compiled is None:
-        compiled = _access_query().compile(dialect=dialect)
+        compiled = build().compile(dialect=dialect)
         assert isinstance(compiled, SQLCompiler)
         _COMPILED[key] = compiled
-    params: Any = compiled.construct_params({"user_id": user_id})
+    values: Any = compiled.construct_params(dict(params))
     if compiled.positiontup is not None:
         return connection.exec_driver_sql(
-            compiled.string, tuple(params[name] for name in compiled.positiontup)
+            compiled.string, tuple(values[name] for name in compiled.positiontup)
         )
-    return connection.exec_driver_sql(compiled.string, params)
+    return connection.exec_driver_sql(compiled.string, values)
+
+
+def stamp_query() -> Any:
+    """The access stamp alone (``None`` from a database without the row)."""
+    return select(AccessStamp.__table__.c.version).where(AccessStamp.__table__.c.id == 1)
+
+
+def read_stamp(session: Session) -> int | None:
+    """The current access stamp, in the session's transaction."""
+    value = run_compiled(session, stamp_query, {}).scalar()
+    return None if value is None else int(value)
 
 
 def load_access(session: Session, user: User | None) -> Access:
@@ -252,10 +280,15 @@ def load_access(session: Session, user: User | None) -> Access:
 
     The user row itself is read again too: the ``User`` object a caller passes may be older
     than a deactivation or a team move, and must not carry yesterday's rights. Nothing is
-    cached between operations, so a deactivation, a role or grant change or a team move is
-    seen by the very next operation."""
+    cached here (see :class:`AccessCache` for the cache operations use), so a deactivation,
+    a role or grant change or a team move is seen by the very next call."""
+    return load_access_and_stamp(session, user)[0]
+
+
+def load_access_and_stamp(session: Session, user: User | None) -> tuple[Access, int | None]:
+    """:func:`load_access` and the access stamp it was read at (one statement)."""
     if user is None:
-        return SYSTEM
+        return SYSTEM, None
     found = False
     active = admin = False
     team_id: int | None = None
@@ -265,7 +298,9 @@ def load_access(session: Session, user: User | None) -> Access:
     rule_rows: list[tuple[int, str, str, str]] = []
     subtree_ids: set[int] = set()
     team_count = 0
-    for kind, n1, n2, s1, s2, s3 in _run_access_query(session, user.id):
+    stamp: int | None = None
+    rows = run_compiled(session, _access_query, {"user_id": user.id})
+    for kind, n1, n2, s1, s2, s3 in rows:
         if kind == "u":
             found, team_id, username = True, n1, s1
             active, admin = bool(n2 & 1), bool(n2 & 2)
@@ -277,12 +312,17 @@ def load_access(session: Session, user: User | None) -> Access:
             rule_rows.append((n1, s1, s2, s3))
         elif kind == "t":
             subtree_ids.add(n1)
+        elif kind == "s":
+            stamp = None if n1 is None else int(n1)
         else:
             team_count = int(n1 or 0)
     if not found or not active:
         raise PermissionDenied(f"user {user.username!r} is deactivated or no longer exists")
     if admin:
-        return Access(user_id=user.id, username=username, unrestricted=True, team_id=team_id)
+        admin_access = Access(
+            user_id=user.id, username=username, unrestricted=True, team_id=team_id
+        )
+        return admin_access, stamp
     grants: dict[str, Scope] = {}
     for permission, scope_name in grant_rows:
         scope = Scope(scope_name)
@@ -301,7 +341,7 @@ def load_access(session: Session, user: User | None) -> Access:
             continue
         lenient = FieldAccess.READ_ONLY if FieldAccess.READ_ONLY in accesses else FieldAccess.HIDDEN
         field_rules.setdefault(entity, {})[name] = lenient
-    return Access(
+    result = Access(
         user_id=user.id,
         username=username,
         unrestricted=False,
@@ -312,3 +352,48 @@ def load_access(session: Session, user: User | None) -> Access:
         subtree_ids=frozenset(subtree_ids) if team_id is not None else frozenset(),
         team_count=team_count,
     )
+    return result, stamp
+
+
+class AccessCache:
+    """Each user's :class:`Access`, kept per process and checked against the access stamp
+    (``access_stamp.version``, bumped by database triggers in the same transaction as any
+    change to roles, grants, field rules, the team tree, or a user's team, flags or name).
+
+    An operation reads the stamp (one tiny statement, or none when the bearer-token check
+    already read it) and uses the cached access only if it was loaded at that very stamp;
+    otherwise it reloads. So a change made by any process, through crmkit or in plain SQL,
+    is seen by the next operation that starts after it committed. Only read-only operations
+    store entries: a write operation may see its own uncommitted changes, which must never
+    outlive a rollback in a cache."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._entries: dict[int, tuple[int, Access]] = {}
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def access(
+        self, session: Session, user: User | None, stamp: int | None, *, store: bool
+    ) -> Access:
+        """The access of ``user`` as of the session's transaction. ``stamp`` is the access
+        stamp already read in this transaction (``None``: read it here when needed)."""
+        if user is None:
+            return SYSTEM
+        entry = self._entries.get(user.id)
+        if entry is not None:
+            if stamp is None:
+                stamp = read_stamp(session)
+            if stamp is not None and entry[0] == stamp:
+                return entry[1]
+        access, loaded = load_access_and_stamp(session, user)
+        if store and loaded is not None:
+            with self._lock:
+                if len(self._entries) >= self._limit:
+                    self._entries.clear()
+                self._entries[user.id] = (loaded, access)
+        return access
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        with self._lock:
+            self._entries.clear()

@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db.base import Base, utcnow
@@ -70,6 +70,19 @@ class FieldRule(Base):
     entity: Mapped[str] = mapped_column(String(64))
     field: Mapped[str] = mapped_column(String(100))
     access: Mapped[str] = mapped_column(String(16))
+
+
+class AccessStamp(Base):
+    """One row whose ``version`` database triggers bump, in the changing transaction,
+    whenever anything an ``Access`` is made of changes (roles held, grants, field rules, the
+    team tree, a user's team, flags or name). Caches of ``Access`` compare it to know they are
+    current (migration 0006_access_stamp)."""
+
+    __tablename__ = "access_stamp"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(default=0)
 
 
 class ApiToken(Base):

@@ -29,10 +29,15 @@ class Operation:
     Events are written to the outbox in the same transaction, just before commit.
     """
 
-    def __init__(self, crm: CRM, session: Session, actor: User | None) -> None:
+    def __init__(
+        self, crm: CRM, session: Session, actor: User | None, *, write: bool = True
+    ) -> None:
         self.crm = crm
         self.session = session
         self.actor = actor
+        self.write = write  # False: a read-only transaction
+        #: the access stamp read in this transaction (by the bearer-token check), if any
+        self.stamp: int | None = None
         self.events: list[Event] = []
         self._written = 0
         self._access: Access | None = None
@@ -40,11 +45,20 @@ class Operation:
 
     @property
     def access(self) -> Access:
-        """What the actor may do (roles, scopes, field rules), read once per operation."""
+        """What the actor may do (roles, scopes, field rules), read once per operation.
+
+        A read-only operation takes it from the CRM's :class:`AccessCache` when the cached
+        entry is as new as the access stamp; a write operation always reads it afresh (it
+        may have changed permissions itself)."""
         if self._elevated:
             return SYSTEM
         if self._access is None:
-            self._access = load_access(self.session, self.actor)
+            if self.write:
+                self._access = load_access(self.session, self.actor)
+            else:
+                self._access = self.crm.access_cache.access(
+                    self.session, self.actor, self.stamp, store=True
+                )
         return self._access
 
     @contextmanager

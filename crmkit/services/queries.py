@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, Select, and_, false, func, or_, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, false, func, or_, select
 
 from crmkit.entities.custom_fields import CustomField, FieldType
 from crmkit.entities.registry import EntityType
@@ -34,14 +34,45 @@ def visible(
     ``unindexed`` writes the scope so that SQLite does not answer it from the owner and team
     indexes (:meth:`Access.condition`); the rows are the same.
 
-    An actor without the permission at all gets ``PermissionDenied``."""
-    model: Any = entity.model
-    query = select(model).where(model.deleted_at.is_(None))
+    An actor without the permission at all gets ``PermissionDenied``.
+
+    The statement is kept with the actor's ``Access`` (``Access.statements``) and reused
+    while that access is: the same statement object, not a new one per operation."""
     access = op.access
-    condition = access.condition(
-        model, access.require(f"{entity.name}:{action}"), unindexed=unindexed
-    )
-    return query if condition is None else query.where(condition)
+    key = (entity.name, action, unindexed)
+    query: Select[Any] | None = access.statements.get(key)
+    if query is None:
+        model: Any = entity.model
+        query = select(model).where(model.deleted_at.is_(None))
+        condition = access.condition(
+            model, access.require(f"{entity.name}:{action}"), unindexed=unindexed
+        )
+        if condition is not None:
+            query = query.where(condition)
+        _keep(access.statements, key, query)
+    return query
+
+
+#: The bound parameter of :func:`visible_by_id`.
+RECORD_ID = "crmkit_record_id"
+
+
+def visible_by_id(op: Operation, entity: EntityType, action: str = "read") -> Select[Any]:
+    """:func:`visible` narrowed to one record whose id is the bound parameter
+    :data:`RECORD_ID` (pass it when executing): one statement object per actor's access."""
+    access = op.access
+    key = (entity.name, action, "by id")
+    query: Select[Any] | None = access.statements.get(key)
+    if query is None:
+        model: Any = entity.model
+        query = visible(op, entity, action).where(model.id == bindparam(RECORD_ID))
+        _keep(access.statements, key, query)
+    return query
+
+
+def _keep(statements: dict[Any, Any], key: Any, query: Select[Any]) -> None:
+    if len(statements) < 256:  # bounded, whatever the caller does
+        statements[key] = query
 
 
 def _custom_expression(column: Any, custom: CustomField) -> ColumnElement[Any]:

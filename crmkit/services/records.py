@@ -56,6 +56,7 @@ from crmkit.services.assignment import (
 )
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
+    RECORD_ID,
     build_filters,
     build_search,
     decode_cursor,
@@ -64,6 +65,7 @@ from crmkit.services.queries import (
     keyset_after,
     order_clauses,
     visible,
+    visible_by_id,
 )
 from crmkit.services.views import Record
 
@@ -492,8 +494,9 @@ class RecordService:
         (``hidden``: those fields, when the caller already has them for many records)."""
         if hidden is None:
             hidden = self._hidden(op)
+        loaded = record.__dict__  # a loaded column's value, without the descriptor's work
         values = {
-            key: getattr(record, key)
+            key: loaded[key] if key in loaded else getattr(record, key)
             for key in self.entity.columns
             if key != "custom" and key not in hidden
         }
@@ -510,10 +513,10 @@ class RecordService:
     def _load(
         self, op: Operation, record_id: int, *, for_update: bool = False, action: str = "read"
     ) -> Any:
-        query = visible(op, self.entity, action).where(self.model.id == record_id)
+        query = visible_by_id(op, self.entity, action)
         if for_update:
             query = query.with_for_update()
-        record = op.session.scalars(query).one_or_none()
+        record = op.session.scalars(query, {RECORD_ID: record_id}).one_or_none()
         if record is None:
             raise NotFoundError(self.name, record_id)
         return record

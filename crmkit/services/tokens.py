@@ -4,6 +4,9 @@ A token is shown once, when it is issued; only its SHA-256 hash is stored (see
 :mod:`crmkit.permissions.tokens`). Every authentication reads the database, so a revoked or
 expired token, or the token of a deactivated user, fails at once: there is no cache to wait
 out.
+
+The REST API checks a request's token inside the first operation the request opens
+(:mod:`crmkit.services.bearer`).
 """
 
 from __future__ import annotations
@@ -16,19 +19,30 @@ from sqlalchemy import select, update
 
 from crmkit.db.base import utcnow
 from crmkit.entities.organisation import User
-from crmkit.errors import CRMError, FieldError, NotFoundError, PermissionDenied, ValidationError
+from crmkit.errors import (
+    CRMError,
+    FieldError,
+    NotFoundError,
+    TokenRejected,
+    ValidationError,
+)
 from crmkit.permissions.audit import audit_rows
 from crmkit.permissions.models import ApiToken
-from crmkit.permissions.tokens import display_prefix, is_expired, new_token, token_hash
+from crmkit.permissions.tokens import (
+    UNKNOWN_TOKEN,
+    TokenState,
+    check_token,
+    display_prefix,
+    is_expired,
+    last_use_due,
+    new_token,
+    token_hash,
+)
 from crmkit.services.users import find_user
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.services.operation import Operation
-
-#: ``last_used_at`` is written at most this often per token: an API client making many
-#: calls a second costs one UPDATE a minute, not one per call.
-LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 
 @frozen
@@ -184,9 +198,9 @@ class TokenService:
             return token
 
     def authenticate(self, token: str) -> User:
-        """The active user ``token`` belongs to; ``PermissionDenied`` saying why not for an
-        unknown token, a deactivated user's token (checked first: deactivation also revokes
-        every token), and a revoked or expired one."""
+        """The active user ``token`` belongs to; ``TokenRejected`` (a ``PermissionDenied``)
+        saying why not for an unknown token, a deactivated user's token (checked first:
+        deactivation also revokes every token), and a revoked or expired one."""
         # A read transaction: on SQLite a write one takes the database's write lock, and
         # every API request authenticates, so requests would queue behind each other.
         with self.crm.transaction(write=False) as op:
@@ -196,34 +210,36 @@ class TokenService:
                 .where(ApiToken.token_hash == token_hash(token.strip()))
             ).one_or_none()
             if row is None:
-                raise PermissionDenied(
-                    "unknown API token: check that it was copied whole, or issue a new one"
-                    " (crmkit tokens issue USER NAME)"
-                )
+                raise TokenRejected(UNKNOWN_TOKEN)
             stored, user = row
             now = utcnow()
-            label = f"API token {stored.prefix}… ({stored.name})"
-            if not user.is_active:
-                raise PermissionDenied(f"{label} belongs to {user.username!r}, who is deactivated")
-            if stored.revoked_at is not None:
-                raise PermissionDenied(
-                    f"{label} was revoked at {stored.revoked_at:%Y-%m-%d %H:%M} UTC;"
-                    " issue a new one"
-                )
-            if is_expired(stored.expires_at, now):
-                raise PermissionDenied(
-                    f"{label} expired at {stored.expires_at:%Y-%m-%d %H:%M} UTC; issue a new one"
-                )
+            check_token(
+                TokenState(
+                    stored.id,
+                    stored.prefix,
+                    stored.name,
+                    user.username,
+                    user.is_active,
+                    stored.revoked_at,
+                    stored.expires_at,
+                    stored.last_used_at,
+                ),
+                now,
+            )
             last = stored.last_used_at
-        if last is None or now - last >= LAST_USED_RESOLUTION:
-            with self.crm.transaction() as op:
-                op.session.execute(
-                    update(ApiToken)
-                    .where(ApiToken.id == stored.id)
-                    .values(last_used_at=now)
-                    .execution_options(synchronize_session=False)
-                )
+        if last_use_due(last, now):
+            self.mark_used(stored.id, now)
         return user
+
+    def mark_used(self, token_id: int, when: dt.datetime) -> None:
+        """Record that a token was used at ``when`` (its own short write transaction)."""
+        with self.crm.transaction() as op:
+            op.session.execute(
+                update(ApiToken)
+                .where(ApiToken.id == token_id)
+                .values(last_used_at=when)
+                .execution_options(synchronize_session=False)
+            )
 
 
 def _require_own_or_manage(op: Operation, actor: User | None, user: User) -> None:

@@ -1,7 +1,7 @@
 """scoped lists: contacts indexed by owner and team, then id or full name
 
-Revision ID: 0006_scoped_lists
-Revises: 0005_merges
+Revision ID: 0007_scoped_lists
+Revises: 0006_access_stamp
 Create Date: 2026-11-23
 
 A scoped page of contacts is read as one top-N per team of the actor's scope and one of
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0006_scoped_lists"
-down_revision: str | Sequence[str] | None = "0005_merges"
+revision: str = "0007_scoped_lists"
+down_revision: str | Sequence[str] | None = "0006_access_stamp"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
