@@ -6,7 +6,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import bindparam, delete, insert, select
 
 import crmkit
 from crmkit_dedupe import matching
@@ -47,6 +47,20 @@ class Engine:
         self.region = str(settings.get("default_region") or crm.settings.default_region)
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
+        self._loaders: dict[str, tuple[list[str], Any]] = {}
+        #: One key's records, newest first, at most ``max_candidates`` (a switchboard number
+        #: or a very common name shared by thousands must not explode the check). Built once:
+        #: the same statement object every call, so SQLAlchemy's compiled cache serves it.
+        self._lookup = (
+            select(DedupeKey.record_id)
+            .where(
+                DedupeKey.kind == bindparam("kind"),
+                DedupeKey.key == bindparam("key"),
+                DedupeKey.entity == bindparam("entity"),
+            )
+            .order_by(DedupeKey.record_id.desc())
+            .limit(self.max_candidates)
+        )
         self.keyed = matching.keyed_slots(self.rules)
         #: Per checked entity: the slots a candidate must share a key in (only the evidence
         #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
@@ -92,19 +106,28 @@ class Engine:
         wanted = sorted(set(ids))
         if not wanted:
             return []
-        model: Any = self.crm.entity(entity).model
-        names = self._columns(entity)
-        columns = [getattr(model, name) for name in names]
+        names, query = self._loader(entity)
         found = []
         for start in range(0, len(wanted), 500):
-            query = select(model.id, model.owner_id, model.custom, *columns).where(
-                model.id.in_(wanted[start : start + 500]), model.deleted_at.is_(None)
-            )
-            for row in op.session.execute(query):
+            for row in op.session.execute(query, {"ids": wanted[start : start + 500]}):
                 data = dict(zip(names, row[3:], strict=True))
                 data.update(row[2] or {})
                 found.append(self.profile(entity, row[0], data, row[1]))
         return found
+
+    def _loader(self, entity: str) -> tuple[list[str], Any]:
+        """The columns read for ``entity`` and the statement reading them by id (built once
+        per entity, so every check reuses one compiled statement)."""
+        loader = self._loaders.get(entity)
+        if loader is None:
+            model: Any = self.crm.entity(entity).model
+            names = self._columns(entity)
+            columns = [getattr(model, name) for name in names]
+            query = select(model.id, model.owner_id, model.custom, *columns).where(
+                model.id.in_(bindparam("ids", expanding=True)), model.deleted_at.is_(None)
+            )
+            loader = self._loaders[entity] = (names, query)
+        return loader
 
     def _columns(self, entity: str) -> list[str]:
         columns = self.crm.entity(entity).columns
@@ -193,28 +216,15 @@ class Engine:
         if not keys:
             return []
         targets = sorted({e for rule in rules for e in rule.against})
-        strong = [(kind, key) for kind, key in keys if kind != "name"]
         found: set[tuple[str, int]] = set()
-        if strong:
-            query = (
-                select(DedupeKey.entity, DedupeKey.record_id)
-                .where(
-                    tuple_(DedupeKey.kind, DedupeKey.key).in_(strong),
-                    DedupeKey.entity.in_(targets),
+        for kind, key in sorted(keys):
+            for target in targets:
+                found.update(
+                    (target, rid)
+                    for rid in op.session.scalars(
+                        self._lookup, {"kind": kind, "key": key, "entity": target}
+                    )
                 )
-                .limit(self.max_candidates * 4)
-            )
-            found.update((row[0], row[1]) for row in op.session.execute(query))
-        for kind, key in keys:
-            if kind != "name":
-                continue
-            query = (
-                select(DedupeKey.entity, DedupeKey.record_id)
-                .where(DedupeKey.kind == kind, DedupeKey.key == key, DedupeKey.entity.in_(targets))
-                .order_by(DedupeKey.record_id.desc())
-                .limit(self.max_candidates)
-            )
-            found.update((row[0], row[1]) for row in op.session.execute(query))
         found.discard((entity, record_id or 0))
         result: list[crmkit.DuplicateMatch] = []
         for target in targets:
