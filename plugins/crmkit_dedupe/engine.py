@@ -6,7 +6,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+import numpy as np
+from sqlalchemy import bindparam, delete, func, insert, null, select
 
 import crmkit
 from crmkit_dedupe import matching
@@ -14,6 +15,7 @@ from crmkit_dedupe.models import DedupeCandidate, DedupeKey
 from crmkit_dedupe.rules import DEFAULT_RULES, Rule, check_rules, parse_rules
 
 PLUGIN_NAME = "dedupe"
+KEYS: Any = DedupeKey.__table__
 _ENGINES: weakref.WeakKeyDictionary[crmkit.CRM, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -123,11 +125,20 @@ class Engine:
             model: Any = self.crm.entity(entity).model
             names = self._columns(entity)
             columns = [getattr(model, name) for name in names]
-            query = select(model.id, model.owner_id, model.custom, *columns).where(
+            query = select(model.id, model.owner_id, self._custom(entity), *columns).where(
                 model.id.in_(bindparam("ids", expanding=True)), model.deleted_at.is_(None)
             )
             loader = self._loaders[entity] = (names, query)
         return loader
+
+    def _custom(self, entity: str) -> Any:
+        """The ``custom`` column when a rule compares a custom field of ``entity`` (else a
+        NULL: decoding every record's JSON for nothing is a third of a scan's read)."""
+        model: Any = self.crm.entity(entity).model
+        columns = self.crm.entity(entity).columns
+        if any(name not in columns for name, _ in self.fields.get(entity, ())):
+            return model.custom
+        return null().label("custom")
 
     def _columns(self, entity: str) -> list[str]:
         columns = self.crm.entity(entity).columns
@@ -163,8 +174,8 @@ class Engine:
             for p in profiles
             for kind, key in sorted(matching.blocking_keys(p, self.keyed))
         ]
-        if rows:
-            op.session.execute(insert(DedupeKey), rows)
+        if rows:  # a Core executemany: no ORM bulk machinery per key row
+            op.session.connection().execute(insert(KEYS), rows)
 
     def rebuild(
         self,
@@ -270,24 +281,43 @@ class Engine:
                 f" {', '.join(sorted({r.entity for r in self.rules})) or 'nothing'}"
             )
         involved = sorted({entity, *(e for r in rules for e in r.against)})
-        profiles: list[matching.Profile] = []
-        for name in involved:
-            profiles.extend(self._all_profiles(op, name, progress))
-        compared = 0
-        pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
         slots, exact = self.lookup[entity]
-        for i, j in matching.candidate_pairs(
+        profiles: list[matching.Profile] = []
+        if exact:
+            # only records sharing an evidence key can match: the key index names them, and
+            # only those are read and normalised (no name blocks, no neighbourhood)
+            records = 0
+            for name in involved:
+                records += self._live(op, name)
+            profiles = self._sharing_profiles(op, involved, slots)
+            if progress:
+                progress(records)
+        else:
+            for name in involved:
+                profiles.extend(self._all_profiles(op, name, progress))
+            records = len(profiles)
+        left, right = matching.candidate_arrays(
             profiles, slots=slots, max_block=max_block, window=window, neighbourhood=not exact
+        )
+        compared = len(left)
+        # both orientations of each pair: the checked record (``a``) is of ``entity``, and
+        # within one entity only the lower id checks the higher (one candidate per pair)
+        kinds = {name: n for n, name in enumerate(involved)}
+        kind = np.fromiter((kinds[p.entity] for p in profiles), np.int64, len(profiles))
+        ids = np.fromiter((p.record_id for p in profiles), np.int64, len(profiles))
+        mine = kinds[entity]
+        lefts, rights = [], []
+        for a, b in ((left, right), (right, left)):
+            keep = (kind[a] == mine) & ((kind[a] != kind[b]) | (ids[a] < ids[b]))
+            lefts.append(a[keep])
+            rights.append(b[keep])
+        del left, right
+        pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
+        for i, j, rule, scored in matching.match_pairs(
+            rules, profiles, np.concatenate(lefts), np.concatenate(rights)
         ):
-            compared += 1
-            for a, b in ((profiles[i], profiles[j]), (profiles[j], profiles[i])):
-                if a.entity != entity:
-                    continue
-                if a.entity == b.entity and a.record_id > b.record_id:
-                    continue  # one orientation per pair within an entity
-                hit = matching.first_match(rules, a, b)
-                if hit is not None:
-                    pairs[(a.entity, a.record_id, b.entity, b.record_id)] = hit
+            a, b = profiles[i], profiles[j]
+            pairs[(a.entity, a.record_id, b.entity, b.record_id)] = (rule, scored)
         decided = {
             (c.entity_a, c.id_a, c.entity_b, c.id_b)
             for c in op.session.scalars(
@@ -322,9 +352,41 @@ class Engine:
             op.session.execute(insert(DedupeCandidate), rows[start : start + 5000])
         op.emit(
             "dedupe.scanned",
-            {"entity": entity, "records": len(profiles), "compared": compared, "found": len(rows)},
+            {"entity": entity, "records": records, "compared": compared, "found": len(rows)},
         )
-        return {"records": len(profiles), "compared": compared, "candidates": len(rows)}
+        return {"records": records, "compared": compared, "candidates": len(rows)}
+
+    def _live(self, op: crmkit.Operation, entity: str) -> int:
+        model: Any = self.crm.entity(entity).model
+        query = select(func.count()).select_from(model).where(model.deleted_at.is_(None))
+        return int(op.session.scalar(query) or 0)
+
+    def _sharing_profiles(
+        self, op: crmkit.Operation, involved: Sequence[str], slots: Iterable[str]
+    ) -> list[matching.Profile]:
+        """Profiles of the records of ``involved`` that share a key of a kind of ``slots``
+        with another record (one grouping query on the key index, then reads by id)."""
+        kinds = sorted({slot.rpartition(":")[2] for slot in slots})
+        shared = (
+            select(DedupeKey.kind, DedupeKey.key)
+            .where(DedupeKey.entity.in_(involved), DedupeKey.kind.in_(kinds))
+            .group_by(DedupeKey.kind, DedupeKey.key)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        query = (
+            select(DedupeKey.entity, DedupeKey.record_id)
+            .join(shared, (DedupeKey.kind == shared.c.kind) & (DedupeKey.key == shared.c.key))
+            .where(DedupeKey.entity.in_(involved))
+            .distinct()
+        )
+        wanted: dict[str, list[int]] = {}
+        for name, record_id in op.session.execute(query):
+            wanted.setdefault(name, []).append(record_id)
+        profiles: list[matching.Profile] = []
+        for name in involved:
+            profiles.extend(self.load(op, name, wanted.get(name, ())))
+        return profiles
 
     def _all_profiles(
         self,
@@ -337,7 +399,7 @@ class Engine:
         names = self._columns(entity)
         columns = [getattr(model, name) for name in names]
         query = (
-            select(model.id, model.owner_id, model.custom, *columns)
+            select(model.id, model.owner_id, self._custom(entity), *columns)
             .where(model.deleted_at.is_(None))
             .order_by(model.id)
             .execution_options(yield_per=batch)

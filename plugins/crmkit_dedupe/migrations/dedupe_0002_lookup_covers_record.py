@@ -25,9 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     """Rebuild ``ix_dedupe_keys_lookup`` with ``record_id`` as its last column."""
     op.drop_index("ix_dedupe_keys_lookup", table_name="dedupe_keys")
-    op.create_index(
-        "ix_dedupe_keys_lookup", "dedupe_keys", ["kind", "key", "entity", "record_id"]
-    )
+    op.create_index("ix_dedupe_keys_lookup", "dedupe_keys", ["kind", "key", "entity", "record_id"])
 
 
 def downgrade() -> None:
