@@ -316,8 +316,8 @@ class Engine:
         for i, j, rule, scored in matching.match_pairs(
             rules, profiles, np.concatenate(lefts), np.concatenate(rights)
         ):
-            a, b = profiles[i], profiles[j]
-            pairs[(a.entity, a.record_id, b.entity, b.record_id)] = (rule, scored)
+            one, other = profiles[i], profiles[j]
+            pairs[(one.entity, one.record_id, other.entity, other.record_id)] = (rule, scored)
         decided = {
             (c.entity_a, c.id_a, c.entity_b, c.id_b)
             for c in op.session.scalars(

@@ -320,9 +320,9 @@ def candidate_arrays(
     records: list[int] = []
     keys: list[int] = []
     for index, profile in enumerate(profiles):
-        for key in blocking_keys(profile, slots):
+        for found_key in blocking_keys(profile, slots):
             records.append(index)
-            keys.append(codes.setdefault(key, len(codes)))
+            keys.append(codes.setdefault(found_key, len(codes)))
     del codes
     lefts: list[npt.NDArray[np.int64]] = []
     rights: list[npt.NDArray[np.int64]] = []
@@ -358,8 +358,8 @@ def candidate_arrays(
         if sort_keys is None:
             sort_keys = [_sort_key(p) for p in profiles]
         ranked = sort_keys
-        for sort_key in (ranked.__getitem__, lambda k: ranked[k][::-1]):
-            ordered = np.asarray(sorted(range(count), key=sort_key), dtype=np.int64)
+        for by in (ranked.__getitem__, lambda k: ranked[k][::-1]):
+            ordered = np.asarray(sorted(range(count), key=by), dtype=np.int64)
             found = _windowed(ordered, window)
             lefts += found[0]
             rights += found[1]
