@@ -89,7 +89,7 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             "max_candidates",
             int,
             default=200,
-            description="At most this many records sharing a name key are compared online",
+            description="At most this many records per blocking key (the newest) are compared online",
         ),
     ]
 
