@@ -89,7 +89,7 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             "max_candidates",
             int,
             default=200,
-            description="At most this many records per blocking key (the newest) are compared online",
+            description="Online, at most this many records per blocking key (the newest)",
         ),
     ]
 
