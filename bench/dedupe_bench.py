@@ -252,9 +252,10 @@ def mixed_records(
     prefix. Returns the records and the true pairs.
 
     The default pool is 6 family names x 10 given names (60 names: at 5 000 people every
-    name is shared by ~80). ``wide`` draws from 20 family names x 650 given names (one or
-    two characters of 25): 13 000 names, so at 1 M people a name is shared by ~80 as well,
-    about what the commonest full names (王伟, 李娜) reach in a real customer base of that
+    name is shared by ~80). ``wide`` draws from 20 family names and given names of one
+    character of 25 (one person in five) or two (625 combinations): at 1 M people each
+    one-character name (王伟, 李娜) is shared by ~400 people and each two-character one by
+    ~65, about twice what the commonest full names reach in a real customer base of that
     size; with 60 names a million people would put ~17 000 in every name block. For the
     same reason ``wide`` numbers e-mail users with 7 digits instead of 5: with 5, a million
     people would give ~185 000 pairs of *different* people sharing one address (an artefact
@@ -265,7 +266,7 @@ def mixed_records(
     truth: set[tuple[str, str]] = set()
     for person in range(size):
         if wide:
-            given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2))))
+            given = "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2, 2, 2, 2))))
             name = rng.choice(FAMILY) + given
         else:
             name = rng.choice(FAMILY[:6]) + rng.choice(GIVEN[:10])  # few names: many clashes

@@ -34,7 +34,7 @@ from dbs import Databases, libpq_url, sqlite_path
 import crmkit
 
 #: recordlinkage's limits (its child is stopped past them and the fact is reported).
-RL_SECONDS = 600
+RL_SECONDS = 480
 RL_MEMORY_GB = 10
 
 
