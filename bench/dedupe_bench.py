@@ -46,8 +46,9 @@ def _profiles(frame: pd.DataFrame, entity: str, rule: Rule) -> tuple[list[Any], 
         (f.other_name, f.compare) for f in rule.fields
     ]
     profiles, ids = [], []
-    for index, (rec_id, row) in enumerate(frame.iterrows()):
-        data = {k: (None if pd.isna(v) else str(v)) for k, v in row.items()}
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for index, (rec_id, row) in enumerate(zip(frame.index, records, strict=True)):
+        data = {k: (None if v is None else str(v)) for k, v in row.items()}
         data["full_name"] = " ".join(
             part for part in (data.get("given_name"), data.get("surname")) if part
         )

@@ -406,7 +406,8 @@ def as_markdown(results: list[dict[str, Any]]) -> list[str]:
         " process. recordlinkage: read the same rows with pandas, crmkit's name key and"
         f" canonical e-mail, block on name key, phone and e-mail, compare, sum >= 3, in its own"
         f" child process, limited to {RL_SECONDS} s and {RL_MEMORY_GB} GB of address space."
-        " Peak memory is each child's maximum resident set. One attempt per size.",
+        " Peak memory is each child's maximum resident set. One attempt per size. F1 to four"
+        " places against the generator's true pairs.",
         "",
         "| Engine | Contacts | Load (s) | Index build (s) | Scan (s) | Scan peak (MB) | Scan F1 |"
         " recordlinkage (s) | recordlinkage peak (MB) | recordlinkage F1 |"
@@ -418,15 +419,17 @@ def as_markdown(results: list[dict[str, Any]]) -> list[str]:
         scan, rl = r["scan"], r["recordlinkage"]
         failed = rl.get("failed")
         if failed:
-            notes.append(f"- {r['backend']}, {r['contacts']:,} contacts: recordlinkage {failed}.")
+            notes.append(
+                f"- {r['backend']}, {r['contacts']:,} contacts: recordlinkage {failed}, after"
+                f" {rl['seconds']:.0f} s; no pairs, so no F1."
+            )
         ratio = rl["seconds"] / scan["seconds"] if not failed else float("nan")
         lines.append(
             f"| {r['backend']} | {r['contacts']:,} | {r['load_seconds']:.1f} |"
             f" {r['index_seconds']:.1f} | {scan['seconds']:.1f} | {scan['peak_mb']:.0f} |"
-            f" {scan['f1']:.3f} | {_cell(None if failed else rl['seconds'], '.1f')}"
-            f"{' (stopped)' if failed else ''} |"
-            f" {_cell(None if failed else rl['peak_mb'], '.0f')} |"
-            f" {_cell(rl.get('f1'), '.3f')} | {_cell(ratio, '.2f')} |"
+            f" {scan['f1']:.4f} | {_cell(rl['seconds'], '.1f')}"
+            f"{' (failed)' if failed else ''} | {_cell(rl['peak_mb'], '.0f')} |"
+            f" {_cell(rl.get('f1'), '.4f')} | {_cell(ratio, '.2f')} |"
         )
     lines += ["", *notes, ""] if notes else [""]
     lines += [

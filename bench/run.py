@@ -69,6 +69,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         " run split per --backend makes one table)",
     )
     parser.add_argument(
+        "--dedupe-skip-speed",
+        action="store_true",
+        help="skip the dedupe speed part (report what --dedupe-results holds)",
+    )
+    parser.add_argument(
         "--dedupe-skip-accuracy",
         action="store_true",
         help="skip the FEBRL/mixed accuracy part (keep its table from the page)",
@@ -168,12 +173,14 @@ def main(argv: list[str] | None = None) -> int:
             accuracy_lines = dedupe_bench.saved_markdown(arguments.output)
         else:
             accuracy_lines = dedupe_bench.as_markdown(dedupe_bench.run(quick=quick, log=log))
-        speed = dedupe_speed.run(
-            backends,
-            sizes=arguments.dedupe_contacts or ([2_000] if quick else [100_000, 1_000_000]),
-            checks=arguments.dedupe_checks or (100 if quick else 1_000),
-            log=log,
-        )
+        speed = []
+        if not arguments.dedupe_skip_speed:
+            speed = dedupe_speed.run(
+                backends,
+                sizes=arguments.dedupe_contacts or ([2_000] if quick else [100_000, 1_000_000]),
+                checks=arguments.dedupe_checks or (100 if quick else 1_000),
+                log=log,
+            )
         speed = dedupe_speed.merge_saved(speed, arguments.dedupe_results)
         parts["dedupe"] = accuracy_lines + dedupe_speed.as_markdown(speed)
     given = sys.argv[1:] if argv is None else argv

@@ -397,6 +397,7 @@ class _Columns:
 
     def __init__(self, profiles: Sequence[Profile]) -> None:
         self.profiles = profiles
+        self._derived: dict[tuple[int, str], list[Any]] = {}
         self._coded: dict[
             tuple[str, str], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[Any]]
         ] = {}
@@ -433,6 +434,14 @@ class _Columns:
             found = self._coded[(left, right)] = (a, b, distinct)
         return found
 
+    def derived(self, distinct: list[Any], what: str) -> list[Any]:
+        """``getattr(value, what)`` of every distinct value (names: ``key``, ``joined``,
+        ``cjk``), computed once per column."""
+        cached = self._derived.get((id(distinct), what))
+        if cached is None:
+            cached = self._derived[(id(distinct), what)] = [getattr(v, what) for v in distinct]
+        return cached
+
 
 def _jaro_winkler(left: list[str], right: list[str]) -> npt.NDArray[np.float64]:
     from rapidfuzz import process
@@ -445,12 +454,41 @@ def _jaro_winkler(left: list[str], right: list[str]) -> npt.NDArray[np.float64]:
     )
 
 
-def _unequal_similarity(compare: str, a: list[Any], b: list[Any]) -> npt.NDArray[np.float64]:
-    """:func:`similarity` of value pairs known to be present and unequal, vectorised where
-    the comparison allows it."""
-    size = len(a)
+def _unequal_similarity(
+    compare: str, columns: _Columns, distinct: list[Any], ca: list[int], cb: list[int]
+) -> npt.NDArray[np.float64]:
+    """:func:`similarity` of value pairs known to be present and unequal (as codes into
+    ``distinct``), vectorised where the comparison allows it."""
+    size = len(ca)
     if compare in ("exact", "domain"):
         return np.zeros(size)
+    if compare == "name":
+        out = np.zeros(size)
+        cjk = columns.derived(distinct, "cjk")
+        latin = [n for n in range(size) if not cjk[ca[n]] and not cjk[cb[n]]]
+        if latin:
+            keys = columns.derived(distinct, "key")
+            joined = columns.derived(distinct, "joined")
+            la = [ca[n] for n in latin]
+            lb = [cb[n] for n in latin]
+            out[latin] = np.maximum(
+                _jaro_winkler([keys[c] for c in la], [keys[c] for c in lb]),
+                _jaro_winkler([joined[c] for c in la], [joined[c] for c in lb]),
+            )
+        if len(latin) < size:
+            done: dict[tuple[int, int], float] = {}
+            for n in range(size):
+                if cjk[ca[n]] or cjk[cb[n]]:
+                    pair = (ca[n], cb[n])
+                    value = done.get(pair)
+                    if value is None:
+                        value = done[pair] = nz.name_similarity(
+                            distinct[pair[0]], distinct[pair[1]]
+                        )
+                    out[n] = value
+        return out
+    a = [distinct[c] for c in ca]
+    b = [distinct[c] for c in cb]
     if compare in ("phone", "email"):
         return np.fromiter(
             (
@@ -471,24 +509,20 @@ def _unequal_similarity(compare: str, a: list[Any], b: list[Any]) -> npt.NDArray
         ]
         out[near] = 0.9
         return out
-    if compare == "name":
+    if compare == "date":
         out = np.zeros(size)
-        latin = [n for n in range(size) if not a[n].cjk and not b[n].cjk]
-        if latin:
-            keys = _jaro_winkler([a[n].key for n in latin], [b[n].key for n in latin])
-            joined = _jaro_winkler([a[n].joined for n in latin], [b[n].joined for n in latin])
-            out[latin] = np.maximum(keys, joined)
-        if len(latin) < size:
-            latin_set = set(latin)
-            done: dict[tuple[Any, Any], float] = {}
-            for n in range(size):
-                if n in latin_set:
-                    continue
-                pair = (a[n], b[n])
-                value = done.get(pair)
-                if value is None:
-                    value = done[pair] = nz.name_similarity(a[n], b[n])
-                out[n] = value
+        same = [n for n in range(size) if len(a[n]) == len(b[n])]
+        if same:
+            out[same] = 0.7 * _jaro_winkler([a[n] for n in same], [b[n] for n in same])
+        swapped = [
+            n
+            for n in same
+            if len(a[n]) == 8
+            and a[n][:4] == b[n][:4]
+            and a[n][4:6] == b[n][6:8]
+            and a[n][6:8] == b[n][4:6]
+        ]
+        out[swapped] = 0.5
         return out
     return np.fromiter(
         (similarity(compare, x, y) for x, y in zip(a, b, strict=True)), np.float64, size
@@ -512,9 +546,7 @@ def _field_similarity(
     todo = np.flatnonzero(present & (ca != cb))
     if len(todo):
         value[todo] = _unequal_similarity(
-            item.compare,
-            [distinct[c] for c in ca[todo].tolist()],
-            [distinct[c] for c in cb[todo].tolist()],
+            item.compare, columns, distinct, ca[todo].tolist(), cb[todo].tolist()
         )
     return value, present
 
