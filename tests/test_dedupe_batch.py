@@ -194,3 +194,21 @@ def test_the_api_routes_use_no_deprecated_inferred_parameters(scan_only: crmkit.
         and any(f"handler='{name}'" in str(w.message) for name in handlers)
     ]
     assert deprecated == []
+
+
+def test_a_lead_scan_pairs_leads_with_contacts_sharing_a_key(scan_only: crmkit.CRM) -> None:
+    contact = scan_only.contacts.create({"full_name": "陈静", "email": "chen.jing@example.cn"})
+    lead = scan_only.leads.create({"full_name": "陳靜", "email": "Chen.Jing@example.cn"})
+    scan_only.leads.create({"full_name": "王伟", "email": "ww@example.cn"})
+
+    counts = service.scan(scan_only, "lead")
+
+    assert counts["records"] == 3  # two leads and the contact they are checked against
+    (row,) = service.candidates(scan_only, entity="lead")
+    assert (row["entity_a"], row["id_a"], row["entity_b"], row["id_b"]) == (
+        "lead",
+        lead.id,
+        "contact",
+        contact.id,
+    )
+    assert row["rule"] == "lead-is-contact"
