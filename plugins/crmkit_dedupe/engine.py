@@ -16,6 +16,7 @@ from crmkit_dedupe.rules import DEFAULT_RULES, Rule, check_rules, parse_rules
 
 PLUGIN_NAME = "dedupe"
 KEYS: Any = DedupeKey.__table__
+CANDIDATES: Any = DedupeCandidate.__table__
 _ENGINES: weakref.WeakKeyDictionary[crmkit.CRM, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -111,7 +112,9 @@ class Engine:
         names, query = self._loader(entity)
         found = []
         for start in range(0, len(wanted), 500):
-            for row in op.session.execute(query, {"ids": wanted[start : start + 500]}):
+            # Core execution: plain rows, without the ORM's result machinery per row
+            rows = op.session.connection().execute(query, {"ids": wanted[start : start + 500]})
+            for row in rows:
                 data = dict(zip(names, row[3:], strict=True))
                 data.update(row[2] or {})
                 found.append(self.profile(entity, row[0], data, row[1]))
@@ -349,7 +352,7 @@ class Engine:
             if key not in decided
         ]
         for start in range(0, len(rows), 5000):
-            op.session.execute(insert(DedupeCandidate), rows[start : start + 5000])
+            op.session.connection().execute(insert(CANDIDATES), rows[start : start + 5000])
         op.emit(
             "dedupe.scanned",
             {"entity": entity, "records": records, "compared": compared, "found": len(rows)},
@@ -381,7 +384,7 @@ class Engine:
             .distinct()
         )
         wanted: dict[str, list[int]] = {}
-        for name, record_id in op.session.execute(query):
+        for name, record_id in op.session.connection().execute(query):
             wanted.setdefault(name, []).append(record_id)
         profiles: list[matching.Profile] = []
         for name in involved:
@@ -405,7 +408,7 @@ class Engine:
             .execution_options(yield_per=batch)
         )
         found = []
-        for row in op.session.execute(query):
+        for row in op.session.connection().execute(query):
             data = dict(zip(names, row[3:], strict=True))
             if row[2]:
                 data.update(row[2])
