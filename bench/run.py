@@ -55,7 +55,28 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--dedupe-contacts",
         type=int,
-        help="contacts for the dedupe scan and online check (default 10000; quick 2000)",
+        action="append",
+        help="contacts for the dedupe scan and online check (repeatable; default 100000 and"
+        " 1000000; quick 2000)",
+    )
+    parser.add_argument(
+        "--dedupe-checks", type=int, help="creates timed for the online check (default 1000)"
+    )
+    parser.add_argument(
+        "--dedupe-results",
+        type=Path,
+        help="keep the dedupe speed results in this JSON file and report all it holds (so a"
+        " run split per --backend makes one table)",
+    )
+    parser.add_argument(
+        "--dedupe-skip-speed",
+        action="store_true",
+        help="skip the dedupe speed part (report what --dedupe-results holds)",
+    )
+    parser.add_argument(
+        "--dedupe-skip-accuracy",
+        action="store_true",
+        help="skip the FEBRL/mixed accuracy part (keep its table from the page)",
     )
     parser.add_argument(
         "--output",
@@ -148,14 +169,20 @@ def main(argv: list[str] | None = None) -> int:
             )
         parts["assign"] = assign_bench.as_markdown(assign_creates, assign_release)
     if "dedupe" in chosen:
-        accuracy = dedupe_bench.run(quick=quick, log=log)
-        speed = dedupe_speed.run(
-            backends,
-            contacts=arguments.dedupe_contacts or (2_000 if quick else 10_000),
-            checks=100 if quick else 500,
-            log=log,
-        )
-        parts["dedupe"] = dedupe_bench.as_markdown(accuracy) + dedupe_speed.as_markdown(speed)
+        if arguments.dedupe_skip_accuracy:
+            accuracy_lines = dedupe_bench.saved_markdown(arguments.output)
+        else:
+            accuracy_lines = dedupe_bench.as_markdown(dedupe_bench.run(quick=quick, log=log))
+        speed = []
+        if not arguments.dedupe_skip_speed:
+            speed = dedupe_speed.run(
+                backends,
+                sizes=arguments.dedupe_contacts or ([2_000] if quick else [100_000, 1_000_000]),
+                checks=arguments.dedupe_checks or (100 if quick else 1_000),
+                log=log,
+            )
+        speed = dedupe_speed.merge_saved(speed, arguments.dedupe_results)
+        parts["dedupe"] = accuracy_lines + dedupe_speed.as_markdown(speed)
     given = sys.argv[1:] if argv is None else argv
     command = shlex.join(["python", "bench/run.py", *given])
     text = "\n".join(line for lines in parts.values() for line in lines)

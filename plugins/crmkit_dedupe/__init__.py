@@ -13,7 +13,7 @@ A bundled plugin (``crmkit plugins enable dedupe``) that uses only crmkit's publ
   (``crmkit dedupe review|merge|dismiss``) and API routes under ``/plugins/dedupe``;
 * merges through the core's ``crm.merges`` (survivorship, re-pointing, audit, undo).
 
-Needs the ``dedupe`` extra (``pip install "crmkit[dedupe]"``: rapidfuzz, pypinyin, opencc);
+Needs the ``dedupe`` extra (``pip install "crmkit[dedupe]"``: rapidfuzz, numpy, pypinyin, opencc);
 without it the plugin is listed as failed to load and the rest of crmkit works.
 """
 
@@ -27,6 +27,7 @@ import click
 
 # The dependencies of the extra, imported here so a missing one fails the plugin's import
 # (``crmkit plugins list`` shows it) instead of failing a write later.
+import numpy  # noqa: F401
 import opencc  # noqa: F401
 import pypinyin  # noqa: F401
 import rapidfuzz  # noqa: F401
@@ -88,7 +89,7 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             "max_candidates",
             int,
             default=200,
-            description="At most this many records sharing a name key are compared online",
+            description="Online, at most this many records per blocking key (the newest)",
         ),
     ]
 

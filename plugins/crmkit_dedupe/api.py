@@ -7,14 +7,21 @@ problem+json responses in the core's exception handlers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get, post
-from litestar.params import Body
+from litestar.di import NamedDependency
+from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 
 import crmkit
 from crmkit_dedupe import service
 from crmkit_dedupe.engine import engine_of
+
+CrmDependency = NamedDependency[crmkit.CRM]
+ActorDependency = NamedDependency[crmkit.User | None]
+Entity = Annotated[str, QueryParameter(description="The entity (contact, lead, account, ...).")]
+CandidateId = Annotated[int, PathParameter(ge=1, description="The candidate pair's id.")]
+MergeId = Annotated[int, PathParameter(ge=1, description="The merge's id.")]
 
 
 def _match(match: crmkit.DuplicateMatch) -> dict[str, Any]:
@@ -49,7 +56,7 @@ class DedupeController(Controller):
 
     @post("/scan", sync_to_thread=True)
     def scan(
-        self, crm: crmkit.CRM, actor: crmkit.User | None, entity: str = "contact"
+        self, crm: CrmDependency, actor: ActorDependency, entity: Entity = "contact"
     ) -> dict[str, int]:
         """Scan every record of ``entity`` and save the candidate pairs."""
         return service.scan(crm, entity, actor=actor)
@@ -57,18 +64,18 @@ class DedupeController(Controller):
     @get("/candidates", sync_to_thread=True)
     def candidates(
         self,
-        crm: crmkit.CRM,
-        actor: crmkit.User | None,
-        entity: str | None = None,
-        status: str = "open",
-        limit: int = 50,
+        crm: CrmDependency,
+        actor: ActorDependency,
+        entity: Annotated[str | None, QueryParameter(description="Only this entity.")] = None,
+        status: Annotated[str, QueryParameter(description="open, dismissed or merged.")] = "open",
+        limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
     ) -> list[dict[str, Any]]:
         """Candidate pairs, best score first."""
         return service.candidates(crm, entity=entity, status=status, limit=limit, actor=actor)
 
     @post("/candidates/{candidate_id:int}/dismiss", sync_to_thread=True)
     def dismiss(
-        self, crm: crmkit.CRM, actor: crmkit.User | None, candidate_id: int
+        self, crm: CrmDependency, actor: ActorDependency, candidate_id: CandidateId
     ) -> dict[str, Any]:
         """Mark a pair as two different customers."""
         return service.dismiss(crm, candidate_id, actor=actor)
@@ -76,10 +83,10 @@ class DedupeController(Controller):
     @post("/candidates/{candidate_id:int}/merge", sync_to_thread=True)
     def merge(
         self,
-        crm: crmkit.CRM,
-        actor: crmkit.User | None,
-        candidate_id: int,
-        data: dict[str, Any] = Body(default={}),  # noqa: B008 - Litestar's parameter marker
+        crm: CrmDependency,
+        actor: ActorDependency,
+        candidate_id: CandidateId,
+        data: Annotated[dict[str, Any], Body()] = {},  # noqa: B006 - never mutated
     ) -> dict[str, Any]:
         """Merge a pair: ``{"keep": "a"|"b", "strategy": ..., "fields": {...}}``."""
         result = service.merge(
@@ -93,17 +100,17 @@ class DedupeController(Controller):
         return _merge(result)
 
     @post("/merges/{merge_id:int}/undo", sync_to_thread=True)
-    def undo(self, crm: crmkit.CRM, actor: crmkit.User | None, merge_id: int) -> dict[str, Any]:
+    def undo(self, crm: CrmDependency, actor: ActorDependency, merge_id: MergeId) -> dict[str, Any]:
         """Undo a merge (refused when either record changed since)."""
         return _merge(crm.merges.undo(merge_id, actor=actor))
 
     @post("/check", sync_to_thread=True)
     def check(
         self,
-        crm: crmkit.CRM,
-        actor: crmkit.User | None,
-        data: dict[str, Any],
-        entity: str = "contact",
+        crm: CrmDependency,
+        actor: ActorDependency,
+        data: JSONBody[dict[str, Any]],
+        entity: Entity = "contact",
     ) -> list[dict[str, Any]]:
         """The records a new record with these values would match (nothing is written)."""
         with crm.transaction(actor, write=False) as op:

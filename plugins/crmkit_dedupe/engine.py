@@ -6,7 +6,8 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+import numpy as np
+from sqlalchemy import bindparam, delete, func, insert, null, select
 
 import crmkit
 from crmkit_dedupe import matching
@@ -14,6 +15,8 @@ from crmkit_dedupe.models import DedupeCandidate, DedupeKey
 from crmkit_dedupe.rules import DEFAULT_RULES, Rule, check_rules, parse_rules
 
 PLUGIN_NAME = "dedupe"
+KEYS: Any = DedupeKey.__table__
+CANDIDATES: Any = DedupeCandidate.__table__
 _ENGINES: weakref.WeakKeyDictionary[crmkit.CRM, Engine] = weakref.WeakKeyDictionary()
 
 
@@ -47,6 +50,20 @@ class Engine:
         self.region = str(settings.get("default_region") or crm.settings.default_region)
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
+        self._loaders: dict[str, tuple[list[str], Any]] = {}
+        #: One key's records, newest first, at most ``max_candidates`` (a switchboard number
+        #: or a very common name shared by thousands must not explode the check). Built once:
+        #: the same statement object every call, so SQLAlchemy's compiled cache serves it.
+        self._lookup = (
+            select(DedupeKey.record_id)
+            .where(
+                DedupeKey.kind == bindparam("kind"),
+                DedupeKey.key == bindparam("key"),
+                DedupeKey.entity == bindparam("entity"),
+            )
+            .order_by(DedupeKey.record_id.desc())
+            .limit(self.max_candidates)
+        )
         self.keyed = matching.keyed_slots(self.rules)
         #: Per checked entity: the slots a candidate must share a key in (only the evidence
         #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
@@ -92,19 +109,39 @@ class Engine:
         wanted = sorted(set(ids))
         if not wanted:
             return []
-        model: Any = self.crm.entity(entity).model
-        names = self._columns(entity)
-        columns = [getattr(model, name) for name in names]
+        names, query = self._loader(entity)
         found = []
         for start in range(0, len(wanted), 500):
-            query = select(model.id, model.owner_id, model.custom, *columns).where(
-                model.id.in_(wanted[start : start + 500]), model.deleted_at.is_(None)
-            )
-            for row in op.session.execute(query):
+            # Core execution: plain rows, without the ORM's result machinery per row
+            rows = op.session.connection().execute(query, {"ids": wanted[start : start + 500]})
+            for row in rows:
                 data = dict(zip(names, row[3:], strict=True))
                 data.update(row[2] or {})
                 found.append(self.profile(entity, row[0], data, row[1]))
         return found
+
+    def _loader(self, entity: str) -> tuple[list[str], Any]:
+        """The columns read for ``entity`` and the statement reading them by id (built once
+        per entity, so every check reuses one compiled statement)."""
+        loader = self._loaders.get(entity)
+        if loader is None:
+            model: Any = self.crm.entity(entity).model
+            names = self._columns(entity)
+            columns = [getattr(model, name) for name in names]
+            query = select(model.id, model.owner_id, self._custom(entity), *columns).where(
+                model.id.in_(bindparam("ids", expanding=True)), model.deleted_at.is_(None)
+            )
+            loader = self._loaders[entity] = (names, query)
+        return loader
+
+    def _custom(self, entity: str) -> Any:
+        """The ``custom`` column when a rule compares a custom field of ``entity`` (else a
+        NULL: decoding every record's JSON for nothing is a third of a scan's read)."""
+        model: Any = self.crm.entity(entity).model
+        columns = self.crm.entity(entity).columns
+        if any(name not in columns for name, _ in self.fields.get(entity, ())):
+            return model.custom
+        return null().label("custom")
 
     def _columns(self, entity: str) -> list[str]:
         columns = self.crm.entity(entity).columns
@@ -140,8 +177,8 @@ class Engine:
             for p in profiles
             for kind, key in sorted(matching.blocking_keys(p, self.keyed))
         ]
-        if rows:
-            op.session.execute(insert(DedupeKey), rows)
+        if rows:  # a Core executemany: no ORM bulk machinery per key row
+            op.session.connection().execute(insert(KEYS), rows)
 
     def rebuild(
         self,
@@ -193,28 +230,15 @@ class Engine:
         if not keys:
             return []
         targets = sorted({e for rule in rules for e in rule.against})
-        strong = [(kind, key) for kind, key in keys if kind != "name"]
         found: set[tuple[str, int]] = set()
-        if strong:
-            query = (
-                select(DedupeKey.entity, DedupeKey.record_id)
-                .where(
-                    tuple_(DedupeKey.kind, DedupeKey.key).in_(strong),
-                    DedupeKey.entity.in_(targets),
+        for kind, key in sorted(keys):
+            for target in targets:
+                found.update(
+                    (target, rid)
+                    for rid in op.session.scalars(
+                        self._lookup, {"kind": kind, "key": key, "entity": target}
+                    )
                 )
-                .limit(self.max_candidates * 4)
-            )
-            found.update((row[0], row[1]) for row in op.session.execute(query))
-        for kind, key in keys:
-            if kind != "name":
-                continue
-            query = (
-                select(DedupeKey.entity, DedupeKey.record_id)
-                .where(DedupeKey.kind == kind, DedupeKey.key == key, DedupeKey.entity.in_(targets))
-                .order_by(DedupeKey.record_id.desc())
-                .limit(self.max_candidates)
-            )
-            found.update((row[0], row[1]) for row in op.session.execute(query))
         found.discard((entity, record_id or 0))
         result: list[crmkit.DuplicateMatch] = []
         for target in targets:
@@ -260,24 +284,43 @@ class Engine:
                 f" {', '.join(sorted({r.entity for r in self.rules})) or 'nothing'}"
             )
         involved = sorted({entity, *(e for r in rules for e in r.against)})
-        profiles: list[matching.Profile] = []
-        for name in involved:
-            profiles.extend(self._all_profiles(op, name, progress))
-        compared = 0
-        pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
         slots, exact = self.lookup[entity]
-        for i, j in matching.candidate_pairs(
+        profiles: list[matching.Profile] = []
+        if exact:
+            # only records sharing an evidence key can match: the key index names them, and
+            # only those are read and normalised (no name blocks, no neighbourhood)
+            records = 0
+            for name in involved:
+                records += self._live(op, name)
+            profiles = self._sharing_profiles(op, involved, slots)
+            if progress:
+                progress(records)
+        else:
+            for name in involved:
+                profiles.extend(self._all_profiles(op, name, progress))
+            records = len(profiles)
+        left, right = matching.candidate_arrays(
             profiles, slots=slots, max_block=max_block, window=window, neighbourhood=not exact
+        )
+        compared = len(left)
+        # both orientations of each pair: the checked record (``a``) is of ``entity``, and
+        # within one entity only the lower id checks the higher (one candidate per pair)
+        kinds = {name: n for n, name in enumerate(involved)}
+        kind = np.fromiter((kinds[p.entity] for p in profiles), np.int64, len(profiles))
+        ids = np.fromiter((p.record_id for p in profiles), np.int64, len(profiles))
+        mine = kinds[entity]
+        lefts, rights = [], []
+        for a, b in ((left, right), (right, left)):
+            keep = (kind[a] == mine) & ((kind[a] != kind[b]) | (ids[a] < ids[b]))
+            lefts.append(a[keep])
+            rights.append(b[keep])
+        del left, right
+        pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
+        for i, j, rule, scored in matching.match_pairs(
+            rules, profiles, np.concatenate(lefts), np.concatenate(rights)
         ):
-            compared += 1
-            for a, b in ((profiles[i], profiles[j]), (profiles[j], profiles[i])):
-                if a.entity != entity:
-                    continue
-                if a.entity == b.entity and a.record_id > b.record_id:
-                    continue  # one orientation per pair within an entity
-                hit = matching.first_match(rules, a, b)
-                if hit is not None:
-                    pairs[(a.entity, a.record_id, b.entity, b.record_id)] = hit
+            one, other = profiles[i], profiles[j]
+            pairs[(one.entity, one.record_id, other.entity, other.record_id)] = (rule, scored)
         decided = {
             (c.entity_a, c.id_a, c.entity_b, c.id_b)
             for c in op.session.scalars(
@@ -309,12 +352,44 @@ class Engine:
             if key not in decided
         ]
         for start in range(0, len(rows), 5000):
-            op.session.execute(insert(DedupeCandidate), rows[start : start + 5000])
+            op.session.connection().execute(insert(CANDIDATES), rows[start : start + 5000])
         op.emit(
             "dedupe.scanned",
-            {"entity": entity, "records": len(profiles), "compared": compared, "found": len(rows)},
+            {"entity": entity, "records": records, "compared": compared, "found": len(rows)},
         )
-        return {"records": len(profiles), "compared": compared, "candidates": len(rows)}
+        return {"records": records, "compared": compared, "candidates": len(rows)}
+
+    def _live(self, op: crmkit.Operation, entity: str) -> int:
+        model: Any = self.crm.entity(entity).model
+        query = select(func.count()).select_from(model).where(model.deleted_at.is_(None))
+        return int(op.session.scalar(query) or 0)
+
+    def _sharing_profiles(
+        self, op: crmkit.Operation, involved: Sequence[str], slots: Iterable[str]
+    ) -> list[matching.Profile]:
+        """Profiles of the records of ``involved`` that share a key of a kind of ``slots``
+        with another record (one grouping query on the key index, then reads by id)."""
+        kinds = sorted({slot.rpartition(":")[2] for slot in slots})
+        shared = (
+            select(DedupeKey.kind, DedupeKey.key)
+            .where(DedupeKey.entity.in_(involved), DedupeKey.kind.in_(kinds))
+            .group_by(DedupeKey.kind, DedupeKey.key)
+            .having(func.count() > 1)
+            .subquery()
+        )
+        query = (
+            select(DedupeKey.entity, DedupeKey.record_id)
+            .join(shared, (DedupeKey.kind == shared.c.kind) & (DedupeKey.key == shared.c.key))
+            .where(DedupeKey.entity.in_(involved))
+            .distinct()
+        )
+        wanted: dict[str, list[int]] = {}
+        for name, record_id in op.session.connection().execute(query):
+            wanted.setdefault(name, []).append(record_id)
+        profiles: list[matching.Profile] = []
+        for name in involved:
+            profiles.extend(self.load(op, name, wanted.get(name, ())))
+        return profiles
 
     def _all_profiles(
         self,
@@ -327,13 +402,13 @@ class Engine:
         names = self._columns(entity)
         columns = [getattr(model, name) for name in names]
         query = (
-            select(model.id, model.owner_id, model.custom, *columns)
+            select(model.id, model.owner_id, self._custom(entity), *columns)
             .where(model.deleted_at.is_(None))
             .order_by(model.id)
             .execution_options(yield_per=batch)
         )
         found = []
-        for row in op.session.execute(query):
+        for row in op.session.connection().execute(query):
             data = dict(zip(names, row[3:], strict=True))
             if row[2]:
                 data.update(row[2])

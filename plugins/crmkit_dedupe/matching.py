@@ -12,6 +12,8 @@ import datetime as dt
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from attrs import define, frozen
 from rapidfuzz.distance import JaroWinkler
 
@@ -47,16 +49,15 @@ FREE_MAIL = frozenset(
 def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
     """The normalised form of ``raw`` for ``compare`` (``None`` when there is nothing)."""
     if compare in ("phone", "email"):
+        canonical = nz.canonical_email if compare == "email" else None
         values: list[str] = []
-        for item in (raw, *(extra or ())):
+        for item in (raw, *extra) if extra else (raw,):
             if item:
-                values.append(
-                    nz.canonical_phone(str(item), region)
-                    if compare == "phone"
-                    else nz.canonical_email(str(item))
-                )
-        found = nz.unique(values)
-        return found or None
+                text = str(item)
+                value = canonical(text) if canonical else nz.canonical_phone(text, region)
+                if value and value not in values:
+                    values.append(value)
+        return tuple(values) or None
     if raw is None or raw == "":
         return None
     if compare == "date":
@@ -271,47 +272,106 @@ def candidate_pairs(
     window: int = 8,
     neighbourhood: bool = True,
 ) -> Iterator[tuple[int, int]]:
-    """Index pairs ``(i, j)`` (``i < j``) worth scoring, from multiple blocking keys.
+    """Index pairs ``(i, j)`` (``i < j``) worth scoring: :func:`candidate_arrays` as tuples."""
+    left, right = candidate_arrays(
+        profiles, slots=slots, max_block=max_block, window=window, neighbourhood=neighbourhood
+    )
+    yield from zip(left.tolist(), right.tolist(), strict=True)
+
+
+_TRIU: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+
+
+def _all_pairs(size: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    found = _TRIU.get(size)
+    if found is None:
+        a, b = np.triu_indices(size, 1)
+        found = _TRIU[size] = (a.astype(np.int64), b.astype(np.int64))
+    return found
+
+
+def _windowed(
+    ordered: npt.NDArray[np.int64], window: int
+) -> tuple[list[npt.NDArray[np.int64]], list[npt.NDArray[np.int64]]]:
+    lefts, rights = [], []
+    for step in range(1, min(window, len(ordered) - 1) + 1):
+        lefts.append(ordered[:-step])
+        rights.append(ordered[step:])
+    return lefts, rights
+
+
+def candidate_arrays(
+    profiles: Sequence[Profile],
+    *,
+    slots: Collection[str] | None = None,
+    max_block: int = 200,
+    window: int = 8,
+    neighbourhood: bool = True,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Index pairs worth scoring, as two arrays ``(i, j)`` with ``i < j``, sorted, unique.
 
     Records sharing a key (phone, e-mail, name key, company key, domain, date) pair up; a
     block larger than ``max_block`` (a very common name, a switchboard number) is not paired
     all-with-all but by a sorted neighbourhood (``window``) inside it. A global sorted
-    neighbourhood over the names' letters adds pairs with typos in every key."""
-    blocks: dict[tuple[str, str], list[int]] = {}
+    neighbourhood over the names' letters (forwards and backwards) adds pairs with typos in
+    every key. The blocks are integer arrays (no Python object per pair)."""
+    count = len(profiles)
+    codes: dict[tuple[str, str], int] = {}
+    records: list[int] = []
+    keys: list[int] = []
     for index, profile in enumerate(profiles):
-        for key in blocking_keys(profile, slots):
-            blocks.setdefault(key, []).append(index)
-    seen: set[tuple[int, int]] = set()
-
-    def emit(i: int, j: int) -> Iterator[tuple[int, int]]:
-        pair = (i, j) if i < j else (j, i)
-        if i != j and pair not in seen:
-            seen.add(pair)
-            yield pair
-
-    for members in blocks.values():
-        if len(members) < 2:
-            continue
-        if len(members) <= max_block:
-            for x, i in enumerate(members):
-                for j in members[x + 1 :]:
-                    yield from emit(i, j)
-        else:
-            ordered = sorted(members, key=lambda k: _sort_key(profiles[k]))
-            for x, i in enumerate(ordered):
-                for j in ordered[x + 1 : x + 1 + window]:
-                    yield from emit(i, j)
-    if not neighbourhood:
-        return
-    ordered = sorted(range(len(profiles)), key=lambda k: _sort_key(profiles[k]))
-    for x, i in enumerate(ordered):
-        for j in ordered[x + 1 : x + 1 + window]:
-            yield from emit(i, j)
-    # and by the name's letters reversed (a typo early in the name)
-    ordered = sorted(range(len(profiles)), key=lambda k: _sort_key(profiles[k])[::-1])
-    for x, i in enumerate(ordered):
-        for j in ordered[x + 1 : x + 1 + window]:
-            yield from emit(i, j)
+        for found_key in blocking_keys(profile, slots):
+            records.append(index)
+            keys.append(codes.setdefault(found_key, len(codes)))
+    del codes
+    lefts: list[npt.NDArray[np.int64]] = []
+    rights: list[npt.NDArray[np.int64]] = []
+    sort_keys: list[str] | None = None
+    if records:
+        key = np.asarray(keys, dtype=np.int64)
+        order = np.argsort(key, kind="stable")
+        member = np.asarray(records, dtype=np.int64)[order]
+        key = key[order]
+        del keys, records, order
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        sizes = np.diff(np.r_[starts, len(key)])
+        pairs = starts[sizes == 2]
+        lefts.append(member[pairs])
+        rights.append(member[pairs + 1])
+        for start, size in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist(), strict=True):
+            members = member[start : start + size]
+            if size <= max_block:
+                a, b = _all_pairs(size)
+                lefts.append(members[a])
+                rights.append(members[b])
+            else:
+                if sort_keys is None:
+                    sort_keys = [_sort_key(p) for p in profiles]
+                ranked = sort_keys
+                ordered = np.asarray(
+                    sorted(members.tolist(), key=ranked.__getitem__), dtype=np.int64
+                )
+                found = _windowed(ordered, window)
+                lefts += found[0]
+                rights += found[1]
+    if neighbourhood and count > 1:
+        if sort_keys is None:
+            sort_keys = [_sort_key(p) for p in profiles]
+        ranked = sort_keys
+        for by in (ranked.__getitem__, lambda k: ranked[k][::-1]):
+            ordered = np.asarray(sorted(range(count), key=by), dtype=np.int64)
+            found = _windowed(ordered, window)
+            lefts += found[0]
+            rights += found[1]
+    if not lefts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    i = np.concatenate(lefts)
+    j = np.concatenate(rights)
+    low, high = np.minimum(i, j), np.maximum(i, j)
+    keep = low != high
+    packed = np.unique(low[keep] * count + high[keep])
+    return packed // count, packed % count
 
 
 def _sort_key(profile: Profile) -> str:
@@ -322,3 +382,232 @@ def _sort_key(profile: Profile) -> str:
         if slot.endswith(":company"):
             return str(value)
     return ""
+
+
+# -- batch scoring ------------------------------------------------------------------------
+
+#: A vectorised score may differ from the scalar one in the last bits (and the scalar score
+#: is rounded): pairs within this margin of a threshold are confirmed by :func:`first_match`.
+_MARGIN = 1e-3
+
+
+class _Columns:
+    """Per slot: every profile's value as an integer code (``-1``: none) and the distinct
+    values, shared by the two slots a field compares."""
+
+    def __init__(self, profiles: Sequence[Profile]) -> None:
+        self.profiles = profiles
+        self._derived: dict[tuple[int, str], list[Any]] = {}
+        self._coded: dict[
+            tuple[str, str], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[Any]]
+        ] = {}
+
+    def coded(
+        self, left: str, right: str
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[Any]]:
+        found = self._coded.get((left, right))
+        if found is None:
+            table: dict[Any, int] = {}
+            distinct: list[Any] = []
+
+            def code(value: Any) -> int:
+                if value is None:
+                    return -1
+                number = table.get(value)
+                if number is None:
+                    number = table[value] = len(distinct)
+                    distinct.append(value)
+                return number
+
+            a = np.fromiter(
+                (code(p.values.get(left)) for p in self.profiles), np.int64, len(self.profiles)
+            )
+            b = (
+                a
+                if right == left
+                else np.fromiter(
+                    (code(p.values.get(right)) for p in self.profiles),
+                    np.int64,
+                    len(self.profiles),
+                )
+            )
+            found = self._coded[(left, right)] = (a, b, distinct)
+        return found
+
+    def derived(self, distinct: list[Any], what: str) -> list[Any]:
+        """``getattr(value, what)`` of every distinct value (names: ``key``, ``joined``,
+        ``cjk``), computed once per column."""
+        cached = self._derived.get((id(distinct), what))
+        if cached is None:
+            cached = self._derived[(id(distinct), what)] = [getattr(v, what) for v in distinct]
+        return cached
+
+
+def _jaro_winkler(left: list[str], right: list[str]) -> npt.NDArray[np.float64]:
+    from rapidfuzz import process
+
+    if not left:
+        return np.zeros(0)
+    return np.asarray(
+        process.cpdist(left, right, scorer=JaroWinkler.similarity, dtype=np.float64),
+        dtype=np.float64,
+    )
+
+
+def _unequal_similarity(
+    compare: str, columns: _Columns, distinct: list[Any], ca: list[int], cb: list[int]
+) -> npt.NDArray[np.float64]:
+    """:func:`similarity` of value pairs known to be present and unequal (as codes into
+    ``distinct``), vectorised where the comparison allows it."""
+    size = len(ca)
+    if compare in ("exact", "domain"):
+        return np.zeros(size)
+    if compare == "name":
+        out = np.zeros(size)
+        cjk = columns.derived(distinct, "cjk")
+        latin = [n for n in range(size) if not cjk[ca[n]] and not cjk[cb[n]]]
+        if latin:
+            keys = columns.derived(distinct, "key")
+            joined = columns.derived(distinct, "joined")
+            la = [ca[n] for n in latin]
+            lb = [cb[n] for n in latin]
+            out[latin] = np.maximum(
+                _jaro_winkler([keys[c] for c in la], [keys[c] for c in lb]),
+                _jaro_winkler([joined[c] for c in la], [joined[c] for c in lb]),
+            )
+        if len(latin) < size:
+            done: dict[tuple[int, int], float] = {}
+            for n in range(size):
+                if cjk[ca[n]] or cjk[cb[n]]:
+                    pair = (ca[n], cb[n])
+                    value = done.get(pair)
+                    if value is None:
+                        value = done[pair] = nz.name_similarity(
+                            distinct[pair[0]], distinct[pair[1]]
+                        )
+                    out[n] = value
+        return out
+    a = [distinct[c] for c in ca]
+    b = [distinct[c] for c in cb]
+    if compare in ("phone", "email"):
+        return np.fromiter(
+            (
+                1.0 if (len(x) > 1 or len(y) > 1) and set(x) & set(y) else 0.0
+                for x, y in zip(a, b, strict=True)
+            ),
+            np.float64,
+            size,
+        )
+    if compare == "text":
+        return _jaro_winkler(a, b)
+    if compare == "company":
+        out = _jaro_winkler(a, b)
+        near = [
+            n
+            for n, (x, y) in enumerate(zip(a, b, strict=True))
+            if len(x) >= 2 and len(y) >= 2 and (x in y or y in x)
+        ]
+        out[near] = 0.9
+        return out
+    if compare == "date":
+        out = np.zeros(size)
+        same = [n for n in range(size) if len(a[n]) == len(b[n])]
+        if same:
+            out[same] = 0.7 * _jaro_winkler([a[n] for n in same], [b[n] for n in same])
+        swapped = [
+            n
+            for n in same
+            if len(a[n]) == 8
+            and a[n][:4] == b[n][:4]
+            and a[n][4:6] == b[n][6:8]
+            and a[n][6:8] == b[n][4:6]
+        ]
+        out[swapped] = 0.5
+        return out
+    return np.fromiter(
+        (similarity(compare, x, y) for x, y in zip(a, b, strict=True)), np.float64, size
+    )
+
+
+def _field_similarity(
+    columns: _Columns,
+    item: FieldRule,
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """One field's similarity over the pairs and whether both sides have a value."""
+    codes_a, codes_b, distinct = columns.coded(
+        f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}"
+    )
+    ca, cb = codes_a[left], codes_b[right]
+    present = (ca >= 0) & (cb >= 0)
+    value = np.zeros(len(left))
+    value[present & (ca == cb)] = 1.0  # an equal value is similarity 1 under every kind
+    todo = np.flatnonzero(present & (ca != cb))
+    if len(todo):
+        value[todo] = _unequal_similarity(
+            item.compare, columns, distinct, ca[todo].tolist(), cb[todo].tolist()
+        )
+    return value, present
+
+
+def match_pairs(
+    rules: Sequence[Rule],
+    profiles: Sequence[Profile],
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    *,
+    chunk: int = 200_000,
+) -> Iterator[tuple[int, int, Rule, Scored]]:
+    """The pairs ``(profiles[left[n]], profiles[right[n]])`` that match a rule, with the
+    first rule matched and its score (as :func:`first_match` gives them).
+
+    The field similarities are computed per field over all the pairs at once (integer codes
+    for equal values, rapidfuzz's ``cpdist`` for Jaro-Winkler), so the per-pair Python work
+    is for the few pairs near or over a threshold only: those are confirmed, with their
+    reasons, by :func:`first_match`. Works through ``chunk`` pairs at a time."""
+    columns = _Columns(profiles)
+    entity_code: dict[str, int] = {}
+    entities = np.fromiter(
+        (entity_code.setdefault(p.entity, len(entity_code)) for p in profiles),
+        np.int64,
+        len(profiles),
+    )
+    for start in range(0, len(left), chunk):
+        a, b = left[start : start + chunk], right[start : start + chunk]
+        ea, eb = entities[a], entities[b]
+        possible = np.zeros(len(a), dtype=bool)
+        scored: dict[tuple[tuple[FieldRule, ...], float], tuple[Any, Any]] = {}
+        fields: dict[tuple[str, str], tuple[Any, Any]] = {}
+        for rule in rules:
+            if rule.entity not in entity_code:
+                continue
+            applies = ea == entity_code[rule.entity]
+            applies &= np.isin(eb, [entity_code[e] for e in rule.against if e in entity_code])
+            if not applies.any():
+                continue
+            key = (rule.fields, rule.agree_at)
+            if key not in scored:
+                total = np.zeros(len(a))
+                weights = np.zeros(len(a))
+                evidence = np.zeros(len(a), dtype=np.int64)
+                for item in rule.fields:
+                    slot = (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
+                    if slot not in fields:
+                        fields[slot] = _field_similarity(columns, item, a, b)
+                    value, present = fields[slot]
+                    total += item.weight * value * present
+                    weights += item.weight * present
+                    if item.evidence:
+                        evidence += present & (value >= rule.agree_at - _MARGIN)
+                final = np.divide(total, weights, out=np.zeros(len(a)), where=weights > 0)
+                scored[key] = (final, evidence)
+            final, evidence = scored[key]
+            possible |= (
+                applies & (final >= rule.threshold - _MARGIN) & (evidence >= rule.min_evidence)
+            )
+        for n in np.flatnonzero(possible).tolist():
+            i, j = int(a[n]), int(b[n])
+            hit = first_match(rules, profiles[i], profiles[j])
+            if hit is not None:
+                yield i, j, hit[0], hit[1]

@@ -18,11 +18,11 @@ import crmkit
 class DedupeKey(crmkit.Model):
     """One blocking key of one record: ``kind`` is the comparison (``phone``, ``email``,
     ``name``, ``company``, ``domain``, ``date``), ``key`` the normalised value. The online
-    check finds candidates with one indexed lookup on ``(kind, key, entity)``."""
+    check finds candidates with one index-only lookup on ``(kind, key, entity, record_id)``."""
 
     __tablename__ = "dedupe_keys"
     __table_args__ = (
-        Index("ix_dedupe_keys_lookup", "kind", "key", "entity"),
+        Index("ix_dedupe_keys_lookup", "kind", "key", "entity", "record_id"),
         Index("ix_dedupe_keys_record", "entity", "record_id"),
     )
 

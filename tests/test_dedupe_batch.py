@@ -1,0 +1,214 @@
+"""The dedupe plugin's batch machinery and the online check's lookup: integer-array blocking,
+vectorised scoring (the same answers as scoring pair by pair), the scan reading only the
+records that share a key, the covering lookup index, and the per-key candidate cap."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import crmkit_dedupe
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from crmkit_dedupe import matching, service
+from crmkit_dedupe.rules import DEFAULT_RULES, FieldRule, Rule
+
+import crmkit
+
+
+def _profile(entity: str, record_id: int, data: dict[str, Any], rules: list[Rule]) -> Any:
+    fields = matching.rule_fields(rules, entity)
+    return matching.build_profile(entity, record_id, data, fields, "CN")
+
+
+PEOPLE = [
+    {"full_name": "張偉", "phone": "138 1234 5678", "email": "zw@corp.cn", "city": "上海"},
+    {"full_name": "Zhang Wei", "phone": "+86 138-1234-5678", "city": "上海"},
+    {"full_name": "Wei Zhang", "email": "ZW+crm@corp.cn", "birthday": "1990-03-04"},
+    {"full_name": "张玮", "phone": "13812345678", "birthday": "1990-04-03"},
+    {"full_name": "王伟", "city": "上海", "email": "ww@qq.com"},
+    {"full_name": "王伟", "city": "上海", "email": "w.w@qq.com"},
+    {"full_name": "Jon Smith", "email": "jon@example.com", "birthday": "1980-01-02"},
+    {"full_name": "John Smith", "email": "jon@example.com", "birthday": "1980-01-02"},
+    {"full_name": "John Smyth", "phone": "+44 20 7946 0958", "extra_phones": ["13812345678"]},
+    {"full_name": "李娜", "email": "lina@example.cn", "extra_emails": ["zw@corp.cn"]},
+]
+
+
+def test_candidate_arrays_pair_shared_keys_and_window_big_blocks() -> None:
+    rules = [Rule("r", "a", (FieldRule("phone", "phone", 1.0),), ("a",), min_evidence=1)]
+    shared = [{"phone": "13800000001"}] * 3 + [{"phone": "13800000002"}]
+    big = [{"phone": "13900000009"}] * 6
+    profiles = [_profile("a", n, data, rules) for n, data in enumerate(shared + big)]
+
+    left, right = matching.candidate_arrays(profiles, max_block=4, window=2, neighbourhood=False)
+
+    pairs = set(zip(left.tolist(), right.tolist(), strict=True))
+    assert {(0, 1), (0, 2), (1, 2)} <= pairs  # a small block: all with all
+    assert not any(3 in pair for pair in pairs)  # a key of its own: no pair
+    inside = {pair for pair in pairs if pair[0] >= 4}
+    assert len(inside) == 5 + 4  # a block over max_block: neighbours within the window only
+    assert all(0 < b - a <= 2 for a, b in inside)
+    assert np.all(left < right)
+    assert len(left) == len(pairs)  # each pair once
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        [r for r in DEFAULT_RULES if r.entity == "contact"],
+        [
+            Rule(
+                "fuzzy",
+                "contact",
+                (
+                    FieldRule("full_name", "name", 2.0, False),
+                    FieldRule("birthday", "date", 2.0),
+                    FieldRule("email", "email", 1.0),
+                    FieldRule("phone", "phone", 1.0),
+                    FieldRule("city", "text", 1.0),
+                ),
+                ("contact",),
+                threshold=0.5,
+                min_evidence=1,
+                agree_at=0.8,
+            )
+        ],
+    ],
+    ids=["default-contact-rules", "fuzzy-rule"],
+)
+def test_vectorised_scoring_gives_what_pair_by_pair_scoring_gives(rules: list[Rule]) -> None:
+    profiles = [_profile("contact", n, data, rules) for n, data in enumerate(PEOPLE)]
+    everything = list(itertools.combinations(range(len(profiles)), 2))
+    left = np.array([a for a, _ in everything] + [b for _, b in everything], dtype=np.int64)
+    right = np.array([b for _, b in everything] + [a for a, _ in everything], dtype=np.int64)
+
+    found = {
+        (i, j): (rule.name, scored.score, scored.reasons)
+        for i, j, rule, scored in matching.match_pairs(rules, profiles, left, right, chunk=7)
+    }
+
+    expected = {}
+    for i, j in zip(left.tolist(), right.tolist(), strict=True):
+        hit = matching.first_match(rules, profiles[i], profiles[j])
+        if hit is not None:
+            expected[(i, j)] = (hit[0].name, hit[1].score, hit[1].reasons)
+    assert found == expected
+    assert expected  # the people above do hold duplicates
+
+
+def test_company_and_domain_fields_score_alike_vectorised() -> None:
+    rules = [r for r in DEFAULT_RULES if r.entity == "account"]
+    accounts = [
+        {"name": "上海华为技术有限公司", "website": "https://www.huawei.com", "city": "上海"},
+        {"name": "華為技術有限公司", "website": "huawei.com/cn", "city": "上海"},
+        {"name": "Huawei Technologies Co., Ltd.", "email": "info@huawei.com"},
+        {"name": "华为", "phone": "+86 755 2878 0808"},
+        {"name": "华为技术服务", "phone": "075528780808"},
+    ]
+    profiles = [_profile("account", n, data, rules) for n, data in enumerate(accounts)]
+    pairs = list(itertools.permutations(range(len(profiles)), 2))
+    left = np.array([a for a, _ in pairs], dtype=np.int64)
+    right = np.array([b for _, b in pairs], dtype=np.int64)
+
+    found = {
+        (i, j): (r.name, s.score)
+        for i, j, r, s in matching.match_pairs(rules, profiles, left, right)
+    }
+
+    expected = {}
+    for i, j in pairs:
+        hit = matching.first_match(rules, profiles[i], profiles[j])
+        if hit is not None:
+            expected[(i, j)] = (hit[0].name, hit[1].score)
+    assert found == expected
+    assert expected
+
+
+@pytest.fixture
+def scan_only(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    return make_crm(
+        plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"online_check": False}}
+    )
+
+
+def test_the_scan_counts_every_live_record_and_pairs_those_sharing_a_key(
+    scan_only: crmkit.CRM,
+) -> None:
+    a = scan_only.contacts.create({"full_name": "張偉", "phone": "13812345678"})
+    b = scan_only.contacts.create({"full_name": "Zhang Wei", "phone": "+86 138 1234 5678"})
+    scan_only.contacts.create({"full_name": "李娜", "phone": "13900000000"})
+    scan_only.contacts.create({"full_name": "王伟", "city": "上海"})
+    gone = scan_only.contacts.create({"full_name": "Wei Zhang", "phone": "13812345678"})
+    scan_only.contacts.delete(gone.id)
+
+    counts = service.scan(scan_only, "contact")
+
+    assert counts == {"records": 4, "compared": 1, "candidates": 1}
+    (row,) = service.candidates(scan_only)
+    assert (row["id_a"], row["id_b"]) == (a.id, b.id)
+
+
+def test_the_lookup_index_covers_the_record_id(scan_only: crmkit.CRM) -> None:
+    with scan_only.transaction(write=False) as op:
+        inspector = sa.inspect(op.session.connection())
+        indexes = {i["name"]: i["column_names"] for i in inspector.get_indexes("dedupe_keys")}
+    assert indexes["ix_dedupe_keys_lookup"] == ["kind", "key", "entity", "record_id"]
+
+
+def test_the_online_check_compares_at_most_max_candidates_per_key(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(
+        plugins={"dedupe": crmkit_dedupe},
+        plugin_settings={"dedupe": {"online_check": False, "max_candidates": 3}},
+    )
+    ids = [
+        crm.contacts.create({"full_name": f"Person {n}", "phone": "+86 10 8888 0000"}).id
+        for n in range(6)
+    ]
+    checking = make_crm(
+        plugins={"dedupe": crmkit_dedupe}, plugin_settings={"dedupe": {"max_candidates": 3}}
+    )
+    with checking.transaction(write=False) as op:
+        matches = crmkit_dedupe.engine_of(checking).find(
+            op, "contact", {"full_name": "Person 9", "phone": "01088880000"}, None
+        )
+    assert sorted(m.record_id for m in matches) == ids[-3:]  # the newest three
+
+
+def test_the_api_routes_use_no_deprecated_inferred_parameters(scan_only: crmkit.CRM) -> None:
+    from crmkit.api import create_app
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        create_app(scan_only)
+    handlers = {"scan", "candidates", "dismiss", "merge", "undo", "check"}
+    deprecated = [
+        str(w.message)
+        for w in caught
+        if issubclass(w.category, DeprecationWarning)
+        and any(f"handler='{name}'" in str(w.message) for name in handlers)
+    ]
+    assert deprecated == []
+
+
+def test_a_lead_scan_pairs_leads_with_contacts_sharing_a_key(scan_only: crmkit.CRM) -> None:
+    contact = scan_only.contacts.create({"full_name": "陈静", "email": "chen.jing@example.cn"})
+    lead = scan_only.leads.create({"full_name": "陳靜", "email": "Chen.Jing@example.cn"})
+    scan_only.leads.create({"full_name": "王伟", "email": "ww@example.cn"})
+
+    counts = service.scan(scan_only, "lead")
+
+    assert counts["records"] == 3  # two leads and the contact they are checked against
+    (row,) = service.candidates(scan_only, entity="lead")
+    assert (row["entity_a"], row["id_a"], row["entity_b"], row["id_b"]) == (
+        "lead",
+        lead.id,
+        "contact",
+        contact.id,
+    )
+    assert row["rule"] == "lead-is-contact"
