@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from conftest import BACKEND
+from sql_support import ContactSelects
 
 import crmkit
 from crmkit.entities.organisation import User
@@ -138,25 +138,9 @@ def test_the_scope_is_the_same_whichever_plan_is_chosen(
 # -- the plans SQLite chooses --------------------------------------------------------------
 
 
-class _Statements:
-    """The SELECTs on contacts an engine runs, with their parameters."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.seen: list[tuple[str, Any]] = []
-        sa.event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM contacts" in statement:
-            self.seen.append((statement, parameters))
-
-    def close(self) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
-
-
 @pytest.fixture
-def statements(crm: crmkit.CRM) -> Iterator[_Statements]:
-    catcher = _Statements(crm.engine)
+def statements(crm: crmkit.CRM) -> Iterator[ContactSelects]:
+    catcher = ContactSelects(crm.engine)
     yield catcher
     catcher.close()
 
@@ -180,7 +164,7 @@ sqlite_only = pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's plans")
 )  # fmt: skip
 def test_sqlite_walks_the_sort_index_for_a_wide_scope(
     world: dict[str, Any],
-    statements: _Statements,
+    statements: ContactSelects,
     monkeypatch: pytest.MonkeyPatch,
     sort: str,
     plans: tuple[str, str],
@@ -199,7 +183,7 @@ def test_sqlite_walks_the_sort_index_for_a_wide_scope(
 
 @sqlite_only
 def test_a_later_page_starts_an_index_range_at_the_cursor(
-    world: dict[str, Any], statements: _Statements
+    world: dict[str, Any], statements: ContactSelects
 ) -> None:
     crm = world["crm"]
     first = crm.contacts.list(sort="-full_name", limit=3)
@@ -211,7 +195,7 @@ def test_a_later_page_starts_an_index_range_at_the_cursor(
 
 @sqlite_only
 def test_sqlite_keeps_the_owner_and_team_indexes_for_a_narrow_scope(
-    crm: crmkit.CRM, statements: _Statements, monkeypatch: pytest.MonkeyPatch
+    crm: crmkit.CRM, statements: ContactSelects, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(records_module, "MAX_SCOPE_BRANCHES", 0)  # (else: the union)
     _team_tree(crm, 120)  # a rep's one team is under 1 % of 123

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from conftest import BACKEND
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sql_support import ContactSelects
 
 import crmkit
 from crmkit.entities.customers import Contact
@@ -35,30 +36,14 @@ CITIES = ("上海", None, "北京", "上海")
 SORTS = ("id", "-id", "full_name", "-full_name")
 
 
-class _Statements:
-    """The SELECTs on contacts an engine runs."""
-
-    def __init__(self, engine: sa.Engine) -> None:
-        self.engine = engine
-        self.seen: list[tuple[str, Any]] = []
-        sa.event.listen(engine, "before_cursor_execute", self._seen)
-
-    def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.lstrip().startswith("SELECT") and "FROM contacts" in statement:
-            self.seen.append((statement, parameters))
-
-    def close(self) -> None:
-        sa.event.remove(self.engine, "before_cursor_execute", self._seen)
-
-
 @pytest.fixture
 def crm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
     return make_crm(custom_fields=[SCORE])
 
 
 @pytest.fixture
-def statements(crm: crmkit.CRM) -> Iterator[_Statements]:
-    catcher = _Statements(crm.engine)
+def statements(crm: crmkit.CRM) -> Iterator[ContactSelects]:
+    catcher = ContactSelects(crm.engine)
     yield catcher
     catcher.close()
 
@@ -159,7 +144,7 @@ def _single_query(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_union_pages_are_the_single_query_pages(
     crm: crmkit.CRM,
     org: dict[str, Any],
-    statements: _Statements,
+    statements: ContactSelects,
     monkeypatch: pytest.MonkeyPatch,
     sort: str,
     limit: int,
@@ -196,7 +181,7 @@ def test_union_pages_are_the_single_query_pages(
 def test_filters_and_search_apply_in_every_branch(
     crm: crmkit.CRM,
     org: dict[str, Any],
-    statements: _Statements,
+    statements: ContactSelects,
     monkeypatch: pytest.MonkeyPatch,
     options: dict[str, Any],
 ) -> None:
@@ -214,7 +199,7 @@ def test_filters_and_search_apply_in_every_branch(
 
 
 def test_the_union_is_taken_only_for_a_narrow_scope_and_an_indexed_order(
-    crm: crmkit.CRM, org: dict[str, Any], statements: _Statements
+    crm: crmkit.CRM, org: dict[str, Any], statements: ContactSelects
 ) -> None:
     _fill(crm, org, count=40)
     users = org["users"]
@@ -235,7 +220,7 @@ def test_the_union_is_taken_only_for_a_narrow_scope_and_an_indexed_order(
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's plans")
 def test_sqlite_reads_each_branch_from_a_covering_index(
-    crm: crmkit.CRM, org: dict[str, Any], statements: _Statements
+    crm: crmkit.CRM, org: dict[str, Any], statements: ContactSelects
 ) -> None:
     _fill(crm, org, count=40)
     first = crm.contacts.list(sort="full_name", limit=3, actor=org["users"]["region"])
