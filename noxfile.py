@@ -247,7 +247,7 @@ def demo(session: nox.Session) -> None:
                 f"Serving the REST API on {DEMO_API_URL} (Ctrl-C stops it):",
                 f"  interactive docs: {DEMO_API_URL}/schema/swagger",
                 f"  a token of {DEMO_API_USER} (sales rep) to try:  {token}",
-                f"  curl -G -H 'Authorization: Bearer {token}' --data-urlencode 'q=张'"
+                f"  curl -G -H 'Authorization: Bearer {token}' --data-urlencode 'q=徐'"
                 f" {DEMO_API_URL}/contacts",
                 "",
             ]
