@@ -174,6 +174,56 @@ def test_an_import_flags_warned_rows(crm: crmkit.CRM) -> None:
     assert [w.line for w in result.warnings] == [2]
 
 
+def test_two_rows_of_one_import_batch_with_the_same_phone_are_flagged(crm: crmkit.CRM) -> None:
+    rows = [
+        {"full_name": "张伟", "phone": "138 0013 8000"},
+        {"full_name": "李娜", "email": "li.na@x.cn"},
+        {"full_name": "張偉", "phone": "+86 138-0013-8000"},
+    ]
+
+    result = crm.contacts.create_many(enumerate(rows, 2), batch_size=100)
+
+    assert result.created == 3
+    assert [(w.line, "张伟" in w.message) for w in result.warnings] == [(4, True)]
+    with crm.engine.connect() as connection:
+        flagged = list(
+            connection.exec_driver_sql(
+                "SELECT record_id, payload FROM event_outbox"
+                " WHERE name = 'contact.duplicate_suspected'"
+            )
+        )
+    assert [record_id for record_id, _ in flagged] == [result.ids[2]]
+    assert str(result.ids[0]) in str(flagged[0][1])
+
+
+def test_a_blocked_duplicate_within_one_import_batch_is_a_row_error(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    rows = [{"full_name": f"n{i}", "email": f"n{i}@x.cn"} for i in range(10)]
+    rows[7] = {"full_name": "again", "email": "N2@X.CN"}
+
+    result = crm.contacts.create_many(enumerate(rows, 2), batch_size=100)
+
+    assert result.created == 9
+    assert [(e.line, "n2@x.cn" in e.message) for e in result.errors] == [(9, True)]
+    assert sorted(c.email for c in crm.contacts.list(limit=20).items) == sorted(
+        f"n{i}@x.cn" for i in range(10) if i != 7
+    )
+
+
+def test_an_all_or_nothing_import_with_a_duplicate_within_the_file_writes_nothing(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    rows = [{"full_name": "a", "email": "a@x.cn"}, {"full_name": "b", "email": "a@x.cn"}]
+
+    with pytest.raises(crmkit.BulkRejected):
+        crm.contacts.create_many(enumerate(rows, 2), all_or_nothing=True)
+
+    assert crm.contacts.count() == 0
+
+
 def test_converting_a_lead_does_not_flag_its_contact_as_a_duplicate_of_the_lead(
     make_crm: Callable[..., crmkit.CRM],
 ) -> None:

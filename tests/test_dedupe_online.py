@@ -53,3 +53,19 @@ def test_an_update_that_makes_a_duplicate_is_blocked_and_changes_nothing(
         dcrm.contacts.update(other.id, {"phone": "138 1234 5678"})
 
     assert dcrm.contacts.get(other.id).phone == "+8613900001111"
+
+
+def test_the_same_person_twice_in_one_import_batch_is_refused_by_the_plugin_rule(
+    dcrm: crmkit.CRM,
+) -> None:
+    rows = [
+        {"full_name": "張偉", "phone": "138 1234 5678"},
+        {"full_name": "李娜", "email": "li.na@x.cn"},
+        {"full_name": "Wei Zhang", "phone": "+86 138-1234-5678"},
+    ]
+
+    result = dcrm.contacts.create_many(enumerate(rows, 2), batch_size=100)
+
+    assert result.created == 2
+    assert [error.line for error in result.errors] == [4]
+    assert str(result.ids[0]) in result.errors[0].message

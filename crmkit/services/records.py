@@ -217,18 +217,34 @@ class RecordService:
         with self._operation(actor) as op:
             op.access.require(f"{self.name}:create")  # no permission at all: refuse the lot
             batch: list[tuple[int, dict[str, Any]]] = []
+            keys: set[tuple[str, str]] = set()  # the batch's e-mails and phones
+            checked = self.name in collisions.CHECKED_ENTITIES
             for line, data in rows:
                 try:
-                    batch.append((line, self._prepare_new(op, data, check_duplicates=False)))
+                    values = self._prepare_new(op, data, check_duplicates=False)
                 except ValidationError as error:
                     result.errors.extend(RowError(line, e.field, e.message) for e in error.errors)
+                    values = None
                 except CRMError as error:
                     result.errors.append(RowError(line, None, str(error)))
+                    values = None
+                if values is not None and checked:
+                    row_keys = {(c, str(values[c])) for c in ("email", "phone") if values.get(c)}
+                    if row_keys & keys:
+                        # an earlier row of this batch has the same e-mail or phone: write the
+                        # batch first, so the duplicate check sees that row as a record
+                        self._insert_batch(op, batch, result)
+                        if progress:
+                            progress(len(batch))
+                        batch, keys = [], set()
+                    keys |= row_keys
+                if values is not None:
+                    batch.append((line, values))
                 if len(batch) >= batch_size:
                     self._insert_batch(op, batch, result)
                     if progress:
                         progress(len(batch))
-                    batch = []
+                    batch, keys = [], set()
             if batch:
                 self._insert_batch(op, batch, result)
                 if progress:
