@@ -131,6 +131,20 @@ def test_a_plugin_answers_before_the_fallback_and_block_refuses(
     assert len(crm.leads.create({"full_name": "l2", "email": "l@x.cn"}).duplicate_warnings) == 1
 
 
+def test_a_deleted_record_is_not_a_duplicate_on_create_or_import(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(assignment={"fallback_duplicate_action": "block"})
+    gone = crm.contacts.create({"full_name": "旧", "email": "old@x.cn", "phone": "13800000000"})
+    crm.contacts.delete(gone.id)
+
+    again = crm.contacts.create({"full_name": "新", "email": "OLD@x.cn"})
+    result = crm.contacts.create_many(enumerate([{"full_name": "再", "phone": "138 0000 0000"}], 2))
+
+    assert again.duplicate_warnings == ()
+    assert (result.created, result.errors) == (1, [])
+
+
 def test_an_update_that_makes_a_duplicate_is_checked_but_a_handover_is_not(
     crm: crmkit.CRM, reps
 ) -> None:

@@ -71,12 +71,22 @@ def exact_matches(
             wanted.append(_one_of(op, model.email, emails))
         if phones:
             wanted.append(_one_of(op, model.phone, phones))
+        # Deleted rows are skipped here, not in SQL: on PostgreSQL, ``deleted_at IS NULL`` can
+        # be answered from the scoped-list indexes that end with deleted_at, and a planner
+        # without statistics (a table filled by this very import) then walks one of them
+        # over the whole table instead of the e-mail and phone indexes: 3-8 x slower
+        # imports at 30 000-100 000 rows.
         query = select(
-            model.id, model.email, model.phone, model.owner_id, label_column.label("label")
-        ).where(model.deleted_at.is_(None), or_(*wanted))
+            model.id,
+            model.email,
+            model.phone,
+            model.owner_id,
+            model.deleted_at,
+            label_column.label("label"),
+        ).where(or_(*wanted))
         if target == "lead":
             query = query.where(model.status != LeadStatus.CONVERTED)
-        existing = list(op.session.execute(query))
+        existing = [row for row in op.session.execute(query) if row.deleted_at is None]
         if not existing:
             continue
         by_email: dict[str, list[Any]] = {}
