@@ -219,36 +219,35 @@ class RecordService:
             batch: list[tuple[int, dict[str, Any]]] = []
             keys: set[tuple[str, str]] = set()  # the batch's e-mails and phones
             checked = self.name in collisions.CHECKED_ENTITIES
+
+            def flush() -> None:
+                nonlocal batch, keys
+                self._insert_batch(op, batch, result)
+                if progress:
+                    progress(len(batch))
+                batch, keys = [], set()
+
             for line, data in rows:
                 try:
                     values = self._prepare_new(op, data, check_duplicates=False)
                 except ValidationError as error:
                     result.errors.extend(RowError(line, e.field, e.message) for e in error.errors)
-                    values = None
+                    continue
                 except CRMError as error:
                     result.errors.append(RowError(line, None, str(error)))
-                    values = None
-                if values is not None and checked:
+                    continue
+                if checked:
                     row_keys = {(c, str(values[c])) for c in ("email", "phone") if values.get(c)}
                     if row_keys & keys:
                         # an earlier row of this batch has the same e-mail or phone: write the
                         # batch first, so the duplicate check sees that row as a record
-                        self._insert_batch(op, batch, result)
-                        if progress:
-                            progress(len(batch))
-                        batch, keys = [], set()
+                        flush()
                     keys |= row_keys
-                if values is not None:
-                    batch.append((line, values))
+                batch.append((line, values))
                 if len(batch) >= batch_size:
-                    self._insert_batch(op, batch, result)
-                    if progress:
-                        progress(len(batch))
-                    batch, keys = [], set()
+                    flush()
             if batch:
-                self._insert_batch(op, batch, result)
-                if progress:
-                    progress(len(batch))
+                flush()
             if all_or_nothing and result.errors:
                 result.errors.sort(key=lambda e: e.line)
                 raise BulkRejected(result.errors)
@@ -264,8 +263,8 @@ class RecordService:
         result.errors.extend(bad)
         bad_lines = {error.line for error in bad}
         good = [(line, values) for line, values in batch if line not in bad_lines]
-        created: list[tuple[int, Mapping[str, Any]]] = []
-        payloads_done = False
+        created: list[tuple[int, Mapping[str, Any]]] = []  # by the batched insert
+        one_by_one: list[tuple[int, Mapping[str, Any]]] = []  # by the one-row path
         if good and not self._has_after_create_rules():
             try:
                 with op.session.begin_nested():
@@ -282,7 +281,6 @@ class RecordService:
                     created.append((record_id, values))
                 self._audit_created(op, payloads, json_ready=True)
                 good = []
-                payloads_done = True
         for line, values in good:
             mark = len(op.events)
             try:
@@ -297,18 +295,15 @@ class RecordService:
                 result.errors.append(RowError(line, None, str(error)))
             else:
                 result.ids.append(record_id)
-                created.append((record_id, values))
-        if not payloads_done:
-            self._audit_created(op, created)
-        self._after_create_many(op, created)
+                one_by_one.append((record_id, values))
+        self._audit_created(op, one_by_one)
+        self._after_create_many(op, created + one_by_one)
         op.write_events()
 
     def _after_create_many(self, op: Operation, created: list[tuple[int, Any]]) -> None:
         """The batch hook, once for the records one create or one import batch made."""
         if created and self.crm.host.implemented("crmkit_after_create_many"):
-            self.crm.host.call(
-                "crmkit_after_create_many", op=op, entity=self.name, records=list(created)
-            )
+            self.crm.host.call("crmkit_after_create_many", op=op, entity=self.name, records=created)
 
     def _check_duplicates_batch(
         self, op: Operation, batch: list[tuple[int, dict[str, Any]]], result: BulkResult
