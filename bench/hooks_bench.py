@@ -150,13 +150,9 @@ class BeforeOnly:
         values.get("full_name")
 
 
-class BeforeAndBatch:
+class BeforeAndBatch(BeforeOnly):
     """A plugin with trivial ``crmkit_before_create`` and ``crmkit_after_create_many``
     (benchmark): the batch hook instead of the per-row one."""
-
-    @crmkit.hookimpl
-    def crmkit_before_create(self, op: Any, entity: str, values: dict[str, Any]) -> None:
-        values.get("full_name")
 
     @crmkit.hookimpl
     def crmkit_after_create_many(
