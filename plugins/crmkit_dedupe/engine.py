@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, delete, func, insert, null, select
+from sqlalchemy import String, Text, bindparam, cast, delete, func, insert, null, select
 
 import crmkit
 from crmkit_dedupe import matching
@@ -50,7 +51,7 @@ class Engine:
         self.region = str(settings.get("default_region") or crm.settings.default_region)
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
-        self._loaders: dict[str, tuple[list[str], Any]] = {}
+        self._loaders: dict[str, Any] = {}
         #: One key's records, newest first, at most ``max_candidates`` (a switchboard number
         #: or a very common name shared by thousands must not explode the check). Built once:
         #: the same statement object every call, so SQLAlchemy's compiled cache serves it.
@@ -109,29 +110,42 @@ class Engine:
         wanted = sorted(set(ids))
         if not wanted:
             return []
-        names, query = self._loader(entity)
-        found = []
+        query = self._loader(entity)
+        builder = self.builder(entity)
+        found: list[matching.Profile] = []
         for start in range(0, len(wanted), 500):
             # Core execution: plain rows, without the ORM's result machinery per row
             rows = op.session.connection().execute(query, {"ids": wanted[start : start + 500]})
-            for row in rows:
-                data = dict(zip(names, row[3:], strict=True))
-                data.update(row[2] or {})
-                found.append(self.profile(entity, row[0], data, row[1]))
+            found.extend(builder.build(row[0], row[3:], row[1], row[2]) for row in rows)
         return found
 
-    def _loader(self, entity: str) -> tuple[list[str], Any]:
-        """The columns read for ``entity`` and the statement reading them by id (built once
-        per entity, so every check reuses one compiled statement)."""
+    def builder(self, entity: str) -> matching.ProfileBuilder:
+        """A profile builder for rows read by :meth:`_select` (its memo lives as long as it)."""
+        return matching.ProfileBuilder(
+            entity, self._columns(entity), self.fields.get(entity, ()), self.region
+        )
+
+    def _select(self, entity: str) -> Any:
+        """``SELECT id, owner_id, custom, <the columns the rules read>`` of live records
+        (the extra phone/e-mail lists as text: most are empty and need no JSON decoding)."""
+        model: Any = self.crm.entity(entity).model
+        columns = [
+            cast(getattr(model, name), Text) if name.startswith("extra_") else getattr(model, name)
+            for name in self._columns(entity)
+        ]
+        return select(model.id, model.owner_id, self._custom(entity), *columns).where(
+            model.deleted_at.is_(None)
+        )
+
+    def _loader(self, entity: str) -> Any:
+        """The statement reading records of ``entity`` by id (built once per entity, so
+        every check reuses one compiled statement)."""
         loader = self._loaders.get(entity)
         if loader is None:
             model: Any = self.crm.entity(entity).model
-            names = self._columns(entity)
-            columns = [getattr(model, name) for name in names]
-            query = select(model.id, model.owner_id, self._custom(entity), *columns).where(
-                model.id.in_(bindparam("ids", expanding=True)), model.deleted_at.is_(None)
+            loader = self._loaders[entity] = self._select(entity).where(
+                model.id.in_(bindparam("ids", expanding=True))
             )
-            loader = self._loaders[entity] = (names, query)
         return loader
 
     def _custom(self, entity: str) -> Any:
@@ -287,21 +301,41 @@ class Engine:
         slots, exact = self.lookup[entity]
         profiles: list[matching.Profile] = []
         if exact:
-            # only records sharing an evidence key can match: the key index names them, and
-            # only those are read and normalised (no name blocks, no neighbourhood)
+            # only records sharing an evidence key can match: the key index names the shared
+            # keys and their records (one grouping query), only those records are normalised,
+            # and the keys are the blocks (no name blocks, no neighbourhood)
+            shared = self._shared_keys(op, involved, slots)
+            wanted: dict[str, set[int]] = {name: set() for name in involved}
+            for block in shared:
+                for name, record_id in block:
+                    wanted[name].add(record_id)
             records = 0
             for name in involved:
-                records += self._live(op, name)
-            profiles = self._sharing_profiles(op, involved, slots)
-            if progress:
-                progress(records)
+                records += self._read(op, name, profiles, progress, wanted[name])
+            position = {(p.entity, p.record_id): n for n, p in enumerate(profiles)}
+            members: list[int] = []
+            blocks: list[int] = []
+            for number, block in enumerate(shared):
+                for item in block:
+                    at = position.get(item)
+                    if at is not None:  # not a live record
+                        members.append(at)
+                        blocks.append(number)
+            del shared, position, wanted
+            left, right = matching.block_pairs(
+                profiles,
+                np.asarray(members, dtype=np.int64),
+                np.asarray(blocks, dtype=np.int64),
+                max_block=max_block,
+                window=window,
+            )
         else:
             for name in involved:
-                profiles.extend(self._all_profiles(op, name, progress))
+                self._read(op, name, profiles, progress)
             records = len(profiles)
-        left, right = matching.candidate_arrays(
-            profiles, slots=slots, max_block=max_block, window=window, neighbourhood=not exact
-        )
+            left, right = matching.candidate_arrays(
+                profiles, slots=slots, max_block=max_block, window=window
+            )
         compared = len(left)
         # both orientations of each pair: the checked record (``a``) is of ``entity``, and
         # within one entity only the lower id checks the higher (one candidate per pair)
@@ -321,100 +355,134 @@ class Engine:
         ):
             one, other = profiles[i], profiles[j]
             pairs[(one.entity, one.record_id, other.entity, other.record_id)] = (rule, scored)
+        found = self._save(op, entity, pairs)
+        op.emit(
+            "dedupe.scanned",
+            {"entity": entity, "records": records, "compared": compared, "found": found},
+        )
+        return {"records": records, "compared": compared, "candidates": found}
+
+    def _save(
+        self,
+        op: crmkit.Operation,
+        entity: str,
+        pairs: Mapping[tuple[str, int, str, int], tuple[Rule, matching.Scored]],
+    ) -> int:
+        """Replace the open candidates of ``entity`` with ``pairs`` (in pair order), except
+        the pairs already decided (dismissed or merged); returns how many were saved."""
+        connection = op.session.connection()
         decided = {
-            (c.entity_a, c.id_a, c.entity_b, c.id_b)
-            for c in op.session.scalars(
-                select(DedupeCandidate).where(
-                    DedupeCandidate.entity_a == entity, DedupeCandidate.status != "open"
-                )
+            tuple(row)
+            for row in connection.execute(
+                select(
+                    DedupeCandidate.entity_a,
+                    DedupeCandidate.id_a,
+                    DedupeCandidate.entity_b,
+                    DedupeCandidate.id_b,
+                ).where(DedupeCandidate.entity_a == entity, DedupeCandidate.status != "open")
             )
         }
-        op.session.execute(
+        connection.execute(
             delete(DedupeCandidate).where(
                 DedupeCandidate.entity_a == entity, DedupeCandidate.status == "open"
             )
         )
-        now = crmkit.utcnow()
         rows = [
-            {
-                "entity_a": key[0],
-                "id_a": key[1],
-                "entity_b": key[2],
-                "id_b": key[3],
-                "score": scored.score,
-                "rule": rule.name,
-                "action": str(rule.action),
-                "reasons": list(scored.reasons),
-                "status": "open",
-                "found_at": now,
-            }
+            (key[1], key[2], key[3], scored.score, rule.name, str(rule.action), scored.reasons)
             for key, (rule, scored) in sorted(pairs.items())
             if key not in decided
         ]
-        for start in range(0, len(rows), 5000):
-            op.session.connection().execute(insert(CANDIDATES), rows[start : start + 5000])
-        op.emit(
-            "dedupe.scanned",
-            {"entity": entity, "records": records, "compared": compared, "found": len(rows)},
-        )
-        return {"records": records, "compared": compared, "candidates": len(rows)}
+        _insert_candidates(connection, entity, rows)
+        return len(rows)
 
-    def _live(self, op: crmkit.Operation, entity: str) -> int:
-        model: Any = self.crm.entity(entity).model
-        query = select(func.count()).select_from(model).where(model.deleted_at.is_(None))
-        return int(op.session.scalar(query) or 0)
-
-    def _sharing_profiles(
+    def _shared_keys(
         self, op: crmkit.Operation, involved: Sequence[str], slots: Iterable[str]
-    ) -> list[matching.Profile]:
-        """Profiles of the records of ``involved`` that share a key of a kind of ``slots``
-        with another record (one grouping query on the key index, then reads by id)."""
+    ) -> list[list[tuple[str, int]]]:
+        """The records of each key (of a kind of ``slots``) that more than one record of
+        ``involved`` has: one grouping query over the key index's covering index."""
         kinds = sorted({slot.rpartition(":")[2] for slot in slots})
-        shared = (
-            select(DedupeKey.kind, DedupeKey.key)
+        single = len(involved) == 1
+        member: Any = cast(DedupeKey.record_id, String)
+        if not single:
+            member = DedupeKey.entity + ":" + member
+        query = (
+            select(func.aggregate_strings(member, ","))
             .where(DedupeKey.entity.in_(involved), DedupeKey.kind.in_(kinds))
             .group_by(DedupeKey.kind, DedupeKey.key)
             .having(func.count() > 1)
-            .subquery()
         )
-        query = (
-            select(DedupeKey.entity, DedupeKey.record_id)
-            .join(shared, (DedupeKey.kind == shared.c.kind) & (DedupeKey.key == shared.c.key))
-            .where(DedupeKey.entity.in_(involved))
-            .distinct()
-        )
-        wanted: dict[str, list[int]] = {}
-        for name, record_id in op.session.connection().execute(query):
-            wanted.setdefault(name, []).append(record_id)
-        profiles: list[matching.Profile] = []
-        for name in involved:
-            profiles.extend(self.load(op, name, wanted.get(name, ())))
-        return profiles
+        blocks: list[list[tuple[str, int]]] = []
+        for (text,) in op.session.connection().execute(query):
+            if single:
+                blocks.append([(involved[0], int(item)) for item in text.split(",")])
+            else:
+                found = (item.rpartition(":") for item in text.split(","))
+                blocks.append([(name, int(record_id)) for name, _, record_id in found])
+        return blocks
 
-    def _all_profiles(
+    def _read(
         self,
         op: crmkit.Operation,
         entity: str,
+        profiles: list[matching.Profile],
         progress: Callable[[int], None] | None,
+        wanted: set[int] | None = None,
         batch: int = 5000,
-    ) -> list[matching.Profile]:
+    ) -> int:
+        """Read every live record of ``entity`` in id order, add the profiles of those in
+        ``wanted`` (default: all) to ``profiles``; returns how many were read."""
         model: Any = self.crm.entity(entity).model
-        names = self._columns(entity)
-        columns = [getattr(model, name) for name in names]
-        query = (
-            select(model.id, model.owner_id, self._custom(entity), *columns)
-            .where(model.deleted_at.is_(None))
-            .order_by(model.id)
-            .execution_options(yield_per=batch)
+        query = self._select(entity).order_by(model.id).execution_options(yield_per=batch)
+        builder = self.builder(entity)
+        read = 0
+        for rows in op.session.connection().execute(query).partitions():
+            for row in rows:
+                if wanted is None or row[0] in wanted:
+                    profiles.append(builder.build(row[0], row[3:], row[1], row[2]))
+            read += len(rows)
+            if progress:
+                progress(len(rows))
+        return read
+
+
+def _insert_candidates(
+    connection: Any, entity: str, rows: Sequence[tuple[int, str, int, float, str, str, list[str]]]
+) -> None:
+    """Insert open candidates of ``entity``, each row ``(id_a, entity_b, id_b, score, rule,
+    action, reasons)``, with the driver's own ``executemany``: a scan saves hundreds of
+    thousands, and SQLAlchemy's per-row parameter processing took longer than the database.
+    The values the driver cannot take as they are (the time, the reasons' JSON) go through
+    the columns' own SQLAlchemy bind processors, so they are stored exactly as the ORM
+    stores them."""
+    if not rows:
+        return
+    dialect = connection.dialect
+
+    def processor(column: str) -> Callable[[Any], Any]:
+        found = CANDIDATES.c[column].type.bind_processor(dialect)
+        return found if found is not None else (lambda value: value)
+
+    found_at = processor("found_at")(crmkit.utcnow())
+    as_json = processor("reasons")
+    names = [
+        *("entity_a", "id_a", "entity_b", "id_b", "score", "rule", "action", "reasons"),
+        *("status", "found_at"),
+    ]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    marks = [mark] * len(names)
+    if dialect.name == "postgresql":
+        marks[names.index("reasons")] = f"CAST({mark} AS JSON)"
+        as_json = _json_text
+    sql = f"INSERT INTO {CANDIDATES.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
+    for start in range(0, len(rows), 5000):
+        connection.exec_driver_sql(
+            sql,
+            [
+                (entity, a, entity_b, b, score, rule, action, as_json(reasons), "open", found_at)
+                for a, entity_b, b, score, rule, action, reasons in rows[start : start + 5000]
+            ],
         )
-        found = []
-        for row in op.session.connection().execute(query):
-            data = dict(zip(names, row[3:], strict=True))
-            if row[2]:
-                data.update(row[2])
-            found.append(self.profile(entity, row[0], data, row[1]))
-            if progress and len(found) % batch == 0:
-                progress(batch)
-        if progress:
-            progress(len(found) % batch)
-        return found
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)

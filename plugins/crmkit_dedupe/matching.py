@@ -9,6 +9,7 @@ check looks them up in the ``dedupe_keys`` table; the batch scan groups by them)
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -108,6 +109,78 @@ def build_profile(
         if value is not None:
             values[f"{name}:{compare}"] = value
     return Profile(entity, record_id, values, owner_id, label)
+
+
+class ProfileBuilder:
+    """:func:`build_profile` for many records of one entity read as rows: the columns are
+    located once, and every comparison but phone and e-mail (whose values are nearly all
+    distinct) keeps a memo of the raw values it has normalised, so a name, a city or a date
+    shared by thousands of records is parsed once per scan."""
+
+    def __init__(
+        self, entity: str, columns: Sequence[str], fields: Iterable[tuple[str, str]], region: str
+    ) -> None:
+        self.entity = entity
+        self.region = region
+        at = {name: n for n, name in enumerate(columns)}
+        self._plan: list[tuple[str, str, int, int | None, dict[Any, Any] | None]] = []
+        self._fields = list(fields)
+        for name, compare in self._fields:
+            if name not in at:
+                continue  # a custom field: read from the record's JSON (see ``build``)
+            extra = at.get(f"extra_{compare}s") if compare in ("phone", "email") else None
+            memo: dict[Any, Any] | None = None if compare in ("phone", "email") else {}
+            self._plan.append((f"{name}:{compare}", compare, at[name], extra, memo))
+        self._custom = [
+            (n, c, at.get(f"extra_{c}s") if c in ("phone", "email") else None)
+            for n, c in self._fields
+            if n not in at
+        ]
+        self._label = next((at[n] for n in ("full_name", "name") if n in at), None)
+
+    def build(
+        self,
+        record_id: int,
+        row: Sequence[Any],
+        owner_id: int | None = None,
+        custom: Mapping[str, Any] | None = None,
+    ) -> Profile:
+        """The profile of one record, ``row`` holding the values of ``columns``."""
+        values: dict[str, Any] = {}
+        region = self.region
+        for slot, compare, index, extra, memo in self._plan:
+            raw = row[index]
+            if memo is None:
+                value = normalised(compare, raw, region, _extras(row, extra))
+            elif raw is None or raw == "":
+                continue
+            else:
+                try:
+                    value = memo[raw]
+                except KeyError:
+                    value = memo[raw] = normalised(compare, raw, region)
+                except TypeError:  # an unhashable value (a list in a custom field)
+                    value = normalised(compare, raw, region)
+            if value is not None:
+                values[slot] = value
+        if self._custom and custom:
+            for name, compare, extra in self._custom:
+                value = normalised(compare, custom.get(name), region, _extras(row, extra))
+                if value is not None:
+                    values[f"{name}:{compare}"] = value
+        label = "" if self._label is None else str(row[self._label] or "")
+        return Profile(self.entity, record_id, values, owner_id, label)
+
+
+def _extras(row: Sequence[Any], index: int | None) -> Any:
+    """The ``extra_phones``/``extra_emails`` list of a row: a list, or its JSON text (a scan
+    reads the column as text and decodes only the lists that are not empty)."""
+    if index is None:
+        return None
+    value = row[index]
+    if isinstance(value, str):
+        return json.loads(value) if value not in ("", "[]", "null") else None
+    return value
 
 
 def rule_fields(rules: Iterable[Rule], entity: str) -> list[tuple[str, str]]:
@@ -315,7 +388,6 @@ def candidate_arrays(
     all-with-all but by a sorted neighbourhood (``window``) inside it. A global sorted
     neighbourhood over the names' letters (forwards and backwards) adds pairs with typos in
     every key. The blocks are integer arrays (no Python object per pair)."""
-    count = len(profiles)
     codes: dict[tuple[str, str], int] = {}
     records: list[int] = []
     keys: list[int] = []
@@ -324,32 +396,53 @@ def candidate_arrays(
             records.append(index)
             keys.append(codes.setdefault(found_key, len(codes)))
     del codes
+    return block_pairs(
+        profiles,
+        np.asarray(records, dtype=np.int64),
+        np.asarray(keys, dtype=np.int64),
+        max_block=max_block,
+        window=window,
+        neighbourhood=neighbourhood,
+    )
+
+
+def block_pairs(
+    profiles: Sequence[Profile],
+    members: npt.NDArray[np.int64],
+    blocks: npt.NDArray[np.int64],
+    *,
+    max_block: int = 200,
+    window: int = 8,
+    neighbourhood: bool = False,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """The pairs of :func:`candidate_arrays` from blocks given as two parallel arrays:
+    ``members[n]`` (an index into ``profiles``) belongs to block ``blocks[n]``."""
+    count = len(profiles)
     lefts: list[npt.NDArray[np.int64]] = []
     rights: list[npt.NDArray[np.int64]] = []
     sort_keys: list[str] | None = None
-    if records:
-        key = np.asarray(keys, dtype=np.int64)
-        order = np.argsort(key, kind="stable")
-        member = np.asarray(records, dtype=np.int64)[order]
-        key = key[order]
-        del keys, records, order
+    if len(members):
+        order = np.argsort(blocks, kind="stable")
+        member = members[order]
+        key = blocks[order]
+        del order
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
         sizes = np.diff(np.r_[starts, len(key)])
         pairs = starts[sizes == 2]
         lefts.append(member[pairs])
         rights.append(member[pairs + 1])
         for start, size in zip(starts[sizes > 2].tolist(), sizes[sizes > 2].tolist(), strict=True):
-            members = member[start : start + size]
+            inside = member[start : start + size]
             if size <= max_block:
                 a, b = _all_pairs(size)
-                lefts.append(members[a])
-                rights.append(members[b])
+                lefts.append(inside[a])
+                rights.append(inside[b])
             else:
                 if sort_keys is None:
                     sort_keys = [_sort_key(p) for p in profiles]
                 ranked = sort_keys
                 ordered = np.asarray(
-                    sorted(members.tolist(), key=ranked.__getitem__), dtype=np.int64
+                    sorted(inside.tolist(), key=ranked.__getitem__), dtype=np.int64
                 )
                 found = _windowed(ordered, window)
                 lefts += found[0]
@@ -551,6 +644,49 @@ def _field_similarity(
     return value, present
 
 
+def _show_all(columns: _Columns, distinct: list[Any]) -> list[str]:
+    """:func:`_show` of every distinct value of a column, once per column."""
+    key = (id(distinct), "__show__")
+    cached = columns._derived.get(key)
+    if cached is None:
+        cached = columns._derived[key] = [_show(v) for v in distinct]
+    return cached
+
+
+def _reasons_of(
+    columns: _Columns,
+    rule: Rule,
+    fields: Mapping[tuple[str, str], tuple[Any, Any]],
+    a: npt.NDArray[np.int64],
+    b: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+) -> list[list[str]]:
+    """The reasons :func:`score` gives for the pairs ``rows`` (indices into ``a``/``b``)
+    under ``rule``, built per field from each distinct value's text, shown once."""
+    reasons: list[list[str]] = [[] for _ in range(len(rows))]
+    for item in rule.fields:
+        slot = (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
+        value, present = fields[slot]
+        codes_a, codes_b, distinct = columns.coded(*slot)
+        shown = _show_all(columns, distinct)
+        sims = value[rows].tolist()
+        here = present[rows].tolist()
+        lefts = codes_a[a[rows]].tolist()
+        rights = codes_b[b[rows]].tolist()
+        name = item.name
+        for n, has in enumerate(here):
+            if not has:
+                continue
+            x, y, sim = shown[lefts[n]], shown[rights[n]], sims[n]
+            if sim >= 0.999:
+                reasons[n].append(f"same {name} {x}" if x == y else f"same {name} {x} = {y}")
+            elif sim <= 0.001:
+                reasons[n].append(f"different {name} ({x} / {y})")
+            else:
+                reasons[n].append(f"{name} {x} ~ {y} ({sim:.2f})")
+    return reasons
+
+
 def match_pairs(
     rules: Sequence[Rule],
     profiles: Sequence[Profile],
@@ -563,9 +699,11 @@ def match_pairs(
     first rule matched and its score (as :func:`first_match` gives them).
 
     The field similarities are computed per field over all the pairs at once (integer codes
-    for equal values, rapidfuzz's ``cpdist`` for Jaro-Winkler), so the per-pair Python work
-    is for the few pairs near or over a threshold only: those are confirmed, with their
-    reasons, by :func:`first_match`. Works through ``chunk`` pairs at a time."""
+    for equal values, rapidfuzz's ``cpdist`` for Jaro-Winkler), and so is the decision:
+    which rule a pair matches first, its score and its reasons (each distinct value's text
+    is made once). Only the pairs whose score or evidence lies within a hair of a threshold,
+    where the vectorised arithmetic could round the other way, are scored one by one by
+    :func:`first_match`. Works through ``chunk`` pairs at a time."""
     columns = _Columns(profiles)
     entity_code: dict[str, int] = {}
     entities = np.fromiter(
@@ -576,21 +714,25 @@ def match_pairs(
     for start in range(0, len(left), chunk):
         a, b = left[start : start + chunk], right[start : start + chunk]
         ea, eb = entities[a], entities[b]
-        possible = np.zeros(len(a), dtype=bool)
-        scored: dict[tuple[tuple[FieldRule, ...], float], tuple[Any, Any]] = {}
+        size = len(a)
+        decided = np.full(size, -1, dtype=np.int64)  # index of the first rule matched
+        unsure = np.zeros(size, dtype=bool)  # left to first_match
+        scored: dict[tuple[tuple[FieldRule, ...], float], tuple[Any, ...]] = {}
         fields: dict[tuple[str, str], tuple[Any, Any]] = {}
-        for rule in rules:
+        for number, rule in enumerate(rules):
             if rule.entity not in entity_code:
                 continue
             applies = ea == entity_code[rule.entity]
             applies &= np.isin(eb, [entity_code[e] for e in rule.against if e in entity_code])
+            applies &= (decided < 0) & ~unsure
             if not applies.any():
                 continue
             key = (rule.fields, rule.agree_at)
             if key not in scored:
-                total = np.zeros(len(a))
-                weights = np.zeros(len(a))
-                evidence = np.zeros(len(a), dtype=np.int64)
+                total = np.zeros(size)
+                weights = np.zeros(size)
+                sure = np.zeros(size, dtype=np.int64)  # evidence that surely agrees
+                maybe = np.zeros(size, dtype=np.int64)  # evidence that may agree
                 for item in rule.fields:
                     slot = (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
                     if slot not in fields:
@@ -599,14 +741,41 @@ def match_pairs(
                     total += item.weight * value * present
                     weights += item.weight * present
                     if item.evidence:
-                        evidence += present & (value >= rule.agree_at - _MARGIN)
-                final = np.divide(total, weights, out=np.zeros(len(a)), where=weights > 0)
-                scored[key] = (final, evidence)
-            final, evidence = scored[key]
-            possible |= (
-                applies & (final >= rule.threshold - _MARGIN) & (evidence >= rule.min_evidence)
+                        sure += present & (value >= rule.agree_at + _MARGIN)
+                        maybe += present & (value >= rule.agree_at - _MARGIN)
+                final = np.divide(total, weights, out=np.zeros(size), where=weights > 0)
+                scored[key] = (final, sure, maybe)
+            final, sure, maybe = scored[key]
+            # sure == maybe: no evidence field near agree_at, so the count is exact too
+            matched = (
+                (final >= rule.threshold + _MARGIN) & (sure >= rule.min_evidence) & (sure == maybe)
             )
-        for n in np.flatnonzero(possible).tolist():
+            missed = (final < rule.threshold - _MARGIN) | (maybe < rule.min_evidence)
+            decided[applies & matched] = number
+            unsure |= applies & ~matched & ~missed
+        for number, rule in enumerate(rules):
+            rows = np.flatnonzero((decided == number) & ~unsure)
+            if not len(rows):
+                continue
+            final, sure, _ = scored[(rule.fields, rule.agree_at)]
+            compared = np.zeros(len(rows), dtype=np.int64)
+            for item in rule.fields:
+                compared += fields[
+                    (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
+                ][1][rows]
+            reasons = _reasons_of(columns, rule, fields, a, b, rows)
+            for n, (i, j, value, evidence, count) in enumerate(
+                zip(
+                    a[rows].tolist(),
+                    b[rows].tolist(),
+                    final[rows].tolist(),
+                    sure[rows].tolist(),
+                    compared.tolist(),
+                    strict=True,
+                )
+            ):
+                yield i, j, rule, Scored(round(value, 4), evidence, count, reasons[n])
+        for n in np.flatnonzero(unsure).tolist():
             i, j = int(a[n]), int(b[n])
             hit = first_match(rules, profiles[i], profiles[j])
             if hit is not None:

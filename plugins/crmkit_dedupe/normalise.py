@@ -149,7 +149,7 @@ SURNAME_READINGS = {
 _NAME_NOISE = re.compile(r"[\s·・.,'’\-_()（）]+")
 
 
-@frozen
+@frozen(cache_hash=True)
 class PersonName:
     """A person's name in the forms matching needs.
 
