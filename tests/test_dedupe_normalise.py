@@ -7,6 +7,8 @@ from crmkit_dedupe import normalise as nz
 from hypothesis import given
 from hypothesis import strategies as st
 
+import crmkit
+
 NAMES = st.text(
     alphabet=st.sampled_from("张偉伟王李娜陈静欧阳單雄信abcdefghijklmnopqrstuvwxyz ABCXYZ-'·"),
     max_size=12,
@@ -126,3 +128,30 @@ def test_mobile_formats_meet(digits: str) -> None:
     wide = "".join(chr(ord(c) + 0xFEE0) for c in digits)
     assert nz.canonical_phone(spaced) == nz.canonical_phone(f"+86-{digits}")
     assert nz.canonical_phone(wide) == nz.canonical_phone(digits)
+
+
+def _parsed_phone(value: str, region: str) -> str:
+    """canonical_phone without its E.164 shortcut: what crmkit.normalise_phone gives."""
+    try:
+        return crmkit.normalise_phone(value, region).split(";", 1)[0]
+    except ValueError:
+        return ""
+
+
+@given(
+    st.one_of(
+        st.from_regex(r"\+861[0-9]{10}", fullmatch=True),
+        st.from_regex(r"\+86[0-9]{9,12}", fullmatch=True),
+        st.from_regex(r"\+[0-9 ]{6,16}", fullmatch=True),
+    ),
+    st.sampled_from(["CN", "HK", "US", "ZZ"]),
+)
+def test_the_e164_shortcut_gives_what_parsing_gives(value: str, region: str) -> None:
+    assert nz.canonical_phone(value, region) == _parsed_phone(value, region)
+
+
+@given(st.text(max_size=12), st.text(max_size=12))
+def test_the_ascii_email_shortcut_gives_what_nfkc_gives(local: str, domain: str) -> None:
+    address = f" {local}@{domain} "
+    expected = nz.canonical_email(address + "\u00a0")  # not ASCII: the NFKC path
+    assert nz.canonical_email(address) == expected

@@ -8,7 +8,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import String, Text, bindparam, cast, delete, func, insert, null, select
+import numpy.typing as npt
+from sqlalchemy import (
+    Integer,
+    String,
+    Text,
+    any_,
+    bindparam,
+    cast,
+    delete,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 import crmkit
 from crmkit_dedupe import matching
@@ -116,7 +131,7 @@ class Engine:
         for start in range(0, len(wanted), 500):
             # Core execution: plain rows, without the ORM's result machinery per row
             rows = op.session.connection().execute(query, {"ids": wanted[start : start + 500]})
-            found.extend(builder.build(row[0], row[3:], row[1], row[2]) for row in rows)
+            found.extend(builder.profiles(rows.all()))
         return found
 
     def builder(self, entity: str) -> matching.ProfileBuilder:
@@ -299,39 +314,40 @@ class Engine:
             )
         involved = sorted({entity, *(e for r in rules for e in r.against)})
         slots, exact = self.lookup[entity]
-        profiles: list[matching.Profile] = []
+        profiles = matching.Table()
+        starts = []
         if exact:
             # only records sharing an evidence key can match: the key index names the shared
             # keys and their records (one grouping query), only those records are normalised,
             # and the keys are the blocks (no name blocks, no neighbourhood)
-            shared = self._shared_keys(op, involved, slots)
-            wanted: dict[str, set[int]] = {name: set() for name in involved}
-            for block in shared:
-                for name, record_id in block:
-                    wanted[name].add(record_id)
+            of_entity, of_id, of_block = self._shared_keys(op, involved, slots)
             records = 0
-            for name in involved:
-                records += self._read(op, name, profiles, progress, wanted[name])
-            position = {(p.entity, p.record_id): n for n, p in enumerate(profiles)}
-            members: list[int] = []
-            blocks: list[int] = []
-            for number, block in enumerate(shared):
-                for item in block:
-                    at = position.get(item)
-                    if at is not None:  # not a live record
-                        members.append(at)
-                        blocks.append(number)
-            del shared, position, wanted
+            for number, name in enumerate(involved):
+                starts.append(len(profiles))
+                wanted = np.unique(of_id[of_entity == number])
+                records += self._read(op, name, profiles, progress, wanted)
+            starts.append(len(profiles))
+            # each key's record as an index into the profiles (-1: not a live record);
+            # every entity's profiles are in id order
+            read_ids = np.asarray(profiles.record_ids, dtype=np.int64)
+            members = np.full(len(of_id), -1, dtype=np.int64)
+            for number in range(len(involved)):
+                segment = read_ids[starts[number] : starts[number + 1]]
+                if not len(segment):
+                    continue
+                chosen = of_entity == number
+                at = np.minimum(np.searchsorted(segment, of_id[chosen]), len(segment) - 1)
+                members[chosen] = np.where(segment[at] == of_id[chosen], at + starts[number], -1)
+            live = members >= 0
             left, right = matching.block_pairs(
-                profiles,
-                np.asarray(members, dtype=np.int64),
-                np.asarray(blocks, dtype=np.int64),
-                max_block=max_block,
-                window=window,
+                profiles, members[live], of_block[live], max_block=max_block, window=window
             )
+            del of_entity, of_id, of_block, members, live, read_ids
         else:
             for name in involved:
+                starts.append(len(profiles))
                 self._read(op, name, profiles, progress)
+            starts.append(len(profiles))
             records = len(profiles)
             left, right = matching.candidate_arrays(
                 profiles, slots=slots, max_block=max_block, window=window
@@ -340,8 +356,8 @@ class Engine:
         # both orientations of each pair: the checked record (``a``) is of ``entity``, and
         # within one entity only the lower id checks the higher (one candidate per pair)
         kinds = {name: n for n, name in enumerate(involved)}
-        kind = np.fromiter((kinds[p.entity] for p in profiles), np.int64, len(profiles))
-        ids = np.fromiter((p.record_id for p in profiles), np.int64, len(profiles))
+        kind = np.repeat(np.arange(len(involved), dtype=np.int64), np.diff(starts))
+        ids = np.asarray(profiles.record_ids, dtype=np.int64)
         mine = kinds[entity]
         lefts, rights = [], []
         for a, b in ((left, right), (right, left)):
@@ -349,13 +365,31 @@ class Engine:
             lefts.append(a[keep])
             rights.append(b[keep])
         del left, right
-        pairs: dict[tuple[str, int, str, int], tuple[Rule, matching.Scored]] = {}
-        for i, j, rule, scored in matching.match_pairs(
-            rules, profiles, np.concatenate(lefts), np.concatenate(rights)
-        ):
-            one, other = profiles[i], profiles[j]
-            pairs[(one.entity, one.record_id, other.entity, other.record_id)] = (rule, scored)
-        found = self._save(op, entity, pairs)
+        matched = list(
+            matching.matches_of(rules, profiles, np.concatenate(lefts), np.concatenate(rights))
+        )
+        # in pair order: (entity_b, id_b) within id_a (``involved`` is sorted by name)
+        i = np.concatenate([m.left for m in matched]) if matched else np.zeros(0, np.int64)
+        j = np.concatenate([m.right for m in matched]) if matched else np.zeros(0, np.int64)
+        rule_of = np.concatenate([m.rule for m in matched]) if matched else np.zeros(0, np.int64)
+        scores = [score for m in matched for score in m.scores]
+        reasons = [reason for m in matched for reason in m.reasons]
+        order = np.lexsort((ids[j], kind[j], ids[i]))
+        names = [rule.name for rule in rules]
+        actions = [str(rule.action) for rule in rules]
+        rows = [
+            (id_a, involved[kind_b], id_b, scores[n], names[rule], actions[rule], reasons[n])
+            for n, id_a, kind_b, id_b, rule in zip(
+                order.tolist(),
+                ids[i][order].tolist(),
+                kind[j][order].tolist(),
+                ids[j][order].tolist(),
+                rule_of[order].tolist(),
+                strict=True,
+            )
+        ]
+        del matched, i, j, rule_of, scores, reasons
+        found = self._save(op, entity, rows)
         op.emit(
             "dedupe.scanned",
             {"entity": entity, "records": records, "compared": compared, "found": found},
@@ -366,10 +400,11 @@ class Engine:
         self,
         op: crmkit.Operation,
         entity: str,
-        pairs: Mapping[tuple[str, int, str, int], tuple[Rule, matching.Scored]],
+        rows: Sequence[tuple[int, str, int, float, str, str, list[str]]],
     ) -> int:
-        """Replace the open candidates of ``entity`` with ``pairs`` (in pair order), except
-        the pairs already decided (dismissed or merged); returns how many were saved."""
+        """Replace the open candidates of ``entity`` with ``rows`` (``(id_a, entity_b, id_b,
+        score, rule, action, reasons)``), except the pairs already decided (dismissed or
+        merged); returns how many were saved."""
         connection = op.session.connection()
         decided = {
             tuple(row)
@@ -387,19 +422,17 @@ class Engine:
                 DedupeCandidate.entity_a == entity, DedupeCandidate.status == "open"
             )
         )
-        rows = [
-            (key[1], key[2], key[3], scored.score, rule.name, str(rule.action), scored.reasons)
-            for key, (rule, scored) in sorted(pairs.items())
-            if key not in decided
-        ]
+        if decided:
+            rows = [row for row in rows if (entity, row[0], row[1], row[2]) not in decided]
         _insert_candidates(connection, entity, rows)
         return len(rows)
 
     def _shared_keys(
         self, op: crmkit.Operation, involved: Sequence[str], slots: Iterable[str]
-    ) -> list[list[tuple[str, int]]]:
-        """The records of each key (of a kind of ``slots``) that more than one record of
-        ``involved`` has: one grouping query over the key index's covering index."""
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """Every key (of a kind of ``slots``) that more than one record of ``involved`` has,
+        as three parallel arrays: the record's entity (an index into ``involved``), its id,
+        and the key's number. One grouping query over the key index's covering index."""
         kinds = sorted({slot.rpartition(":")[2] for slot in slots})
         single = len(involved) == 1
         member: Any = cast(DedupeKey.record_id, String)
@@ -411,46 +444,86 @@ class Engine:
             .group_by(DedupeKey.kind, DedupeKey.key)
             .having(func.count() > 1)
         )
-        blocks: list[list[tuple[str, int]]] = []
-        for (text,) in op.session.connection().execute(query):
-            if single:
-                blocks.append([(involved[0], int(item)) for item in text.split(",")])
-            else:
-                found = (item.rpartition(":") for item in text.split(","))
-                blocks.append([(name, int(record_id)) for name, _, record_id in found])
-        return blocks
+        texts = [text for (text,) in op.session.connection().execute(query)]
+        sizes = [text.count(",") + 1 for text in texts]
+        items = ",".join(texts).split(",") if texts else []
+        blocks = np.repeat(np.arange(len(texts), dtype=np.int64), sizes)
+        if single:
+            entities = np.zeros(len(items), dtype=np.int64)
+            ids = np.fromiter(map(int, items), np.int64, len(items))
+        else:
+            number = {name: n for n, name in enumerate(involved)}
+            parts = [item.rpartition(":") for item in items]
+            entities = np.fromiter((number[p[0]] for p in parts), np.int64, len(parts))
+            ids = np.fromiter((int(p[2]) for p in parts), np.int64, len(parts))
+        return entities, ids, blocks
 
     def _read(
         self,
         op: crmkit.Operation,
         entity: str,
-        profiles: list[matching.Profile],
+        profiles: matching.Table,
         progress: Callable[[int], None] | None,
-        wanted: set[int] | None = None,
+        wanted: npt.NDArray[np.int64] | None = None,
         batch: int = 5000,
     ) -> int:
-        """Read every live record of ``entity`` in id order, add the profiles of those in
-        ``wanted`` (default: all) to ``profiles``; returns how many were read."""
+        """Add the profiles of the live records of ``entity`` whose ids are in ``wanted``
+        (sorted; default: all) to ``profiles``, in id order; returns how many live records
+        ``entity`` has."""
         model: Any = self.crm.entity(entity).model
-        query = self._select(entity).order_by(model.id).execution_options(yield_per=batch)
+        connection = op.session.connection()
+        query = self._select(entity).order_by(model.id)
+        params: dict[str, Any] = {}
+        chosen = None if wanted is None else _ids_in(connection.dialect.name, model.id)
+        kept: set[int] | None = None
+        if wanted is not None:
+            if chosen is not None:
+                query = query.where(chosen[0])
+                params["ids"] = chosen[1](wanted.tolist())
+            else:
+                kept = set(wanted.tolist())
         builder = self.builder(entity)
+        result = connection.execute(query, params)
         read = 0
-        for rows in op.session.connection().execute(query).partitions():
-            for row in rows:
-                if wanted is None or row[0] in wanted:
-                    profiles.append(builder.build(row[0], row[3:], row[1], row[2]))
+        while rows := result.fetchmany(batch):
             read += len(rows)
+            builder.add(profiles, rows if kept is None else [r for r in rows if r[0] in kept])
             if progress:
                 progress(len(rows))
-        return read
+        if wanted is None or kept is not None:
+            return read
+        counted = self._live(op, entity)
+        if progress and counted > read:
+            progress(counted - read)
+        return counted
+
+    def _live(self, op: crmkit.Operation, entity: str) -> int:
+        model: Any = self.crm.entity(entity).model
+        query = select(func.count()).select_from(model).where(model.deleted_at.is_(None))
+        return int(op.session.scalar(query) or 0)
+
+
+def _ids_in(dialect: str, column: Any) -> tuple[Any, Callable[[list[int]], Any]] | None:
+    """A condition ``column IN <the ids bound as one parameter "ids">`` and the function
+    making that parameter from a list, on the engines that take a whole list as one value
+    (a PostgreSQL array, SQLite's ``json_each`` over a JSON array); ``None`` elsewhere (the
+    caller filters in Python). Hundreds of thousands of ids as separate parameters would
+    pass SQLite's limit and cost PostgreSQL a long parse."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(Integer))), list
+    if dialect == "sqlite":
+        values: Any = select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
+        return column.in_(values), json.dumps
+    return None
 
 
 def _insert_candidates(
     connection: Any, entity: str, rows: Sequence[tuple[int, str, int, float, str, str, list[str]]]
 ) -> None:
     """Insert open candidates of ``entity``, each row ``(id_a, entity_b, id_b, score, rule,
-    action, reasons)``, with the driver's own ``executemany``: a scan saves hundreds of
-    thousands, and SQLAlchemy's per-row parameter processing took longer than the database.
+    action, reasons)``, with PostgreSQL's ``COPY`` (psycopg) or else the driver's own
+    ``executemany``: a scan saves hundreds of thousands, and SQLAlchemy's per-row parameter
+    processing took longer than the database.
     The values the driver cannot take as they are (the time, the reasons' JSON) go through
     the columns' own SQLAlchemy bind processors, so they are stored exactly as the ORM
     stores them."""
@@ -468,6 +541,15 @@ def _insert_candidates(
         *("entity_a", "id_a", "entity_b", "id_b", "score", "rule", "action", "reasons"),
         *("status", "found_at"),
     ]
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+        # PostgreSQL's COPY: the fastest way in, within the operation's own transaction
+        as_json = _json_text
+        command = f"COPY {CANDIDATES.name} ({', '.join(names)}) FROM STDIN"
+        with connection.connection.cursor() as cursor, cursor.copy(command) as copy:
+            for a, entity_b, b, score, rule, action, reasons in rows:
+                row = (entity, a, entity_b, b, score, rule, action, as_json(reasons), "open")
+                copy.write_row((*row, found_at))
+        return
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     marks = [mark] * len(names)
     if dialect.name == "postgresql":

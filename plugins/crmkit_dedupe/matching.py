@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -111,26 +111,95 @@ def build_profile(
     return Profile(entity, record_id, values, owner_id, label)
 
 
+class Table(Sequence[Profile]):
+    """Profiles stored by column: per record its entity, id, owner and label, and per slot
+    (``field:comparison``) a list of normalised values (``None`` where a record has none).
+
+    A batch scan holds hundreds of thousands of records: the vectorised matching reads the
+    columns, and a :class:`Profile` is made only for a record that is asked for by index
+    (a pair near a threshold, a record of an oversized block)."""
+
+    def __init__(self) -> None:
+        self.entities: list[str] = []
+        self.record_ids: list[int] = []
+        self.owner_ids: list[int | None] = []
+        self.labels: list[str] = []
+        self.columns: dict[str, list[Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self.record_ids)
+
+    @overload
+    def __getitem__(self, index: int) -> Profile: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Profile]: ...
+
+    def __getitem__(self, index: int | slice) -> Profile | list[Profile]:
+        if isinstance(index, slice):
+            return [self[n] for n in range(*index.indices(len(self)))]
+        values = {}
+        for slot, column in self.columns.items():
+            value = column[index]
+            if value is not None:
+                values[slot] = value
+        return Profile(
+            self.entities[index],
+            self.record_ids[index],
+            values,
+            self.owner_ids[index],
+            self.labels[index],
+        )
+
+    def column(self, slot: str) -> list[Any]:
+        """Every record's value in ``slot`` (``None`` where it has none)."""
+        found = self.columns.get(slot)
+        return found if found is not None else [None] * len(self)
+
+    def extend(
+        self,
+        entity: str,
+        record_ids: Sequence[int],
+        owner_ids: Sequence[int | None],
+        labels: Sequence[str],
+        columns: Mapping[str, Sequence[Any]],
+    ) -> None:
+        """Add records of ``entity`` (the sequences are parallel)."""
+        before, added = len(self), len(record_ids)
+        for slot in columns:
+            if slot not in self.columns:
+                self.columns[slot] = [None] * before
+        for slot, column in self.columns.items():
+            column.extend(columns[slot] if slot in columns else [None] * added)
+        self.entities.extend([entity] * added)
+        self.record_ids.extend(record_ids)
+        self.owner_ids.extend(owner_ids)
+        self.labels.extend(labels)
+
+
 class ProfileBuilder:
-    """:func:`build_profile` for many records of one entity read as rows: the columns are
-    located once, and every comparison but phone and e-mail (whose values are nearly all
-    distinct) keeps a memo of the raw values it has normalised, so a name, a city or a date
-    shared by thousands of records is parsed once per scan."""
+    """Profiles of records of one entity read as rows ``(id, owner_id, custom, *columns)``,
+    normalised a column at a time. Every comparison but phone and e-mail (whose values are
+    nearly all distinct) keeps a memo of the raw values it has normalised, so a name, a city
+    or a date shared by thousands of records is parsed once per builder."""
 
     def __init__(
         self, entity: str, columns: Sequence[str], fields: Iterable[tuple[str, str]], region: str
     ) -> None:
         self.entity = entity
         self.region = region
-        at = {name: n for n, name in enumerate(columns)}
-        self._plan: list[tuple[str, str, int, int | None, dict[Any, Any] | None]] = []
+        at = {name: n + 3 for n, name in enumerate(columns)}  # after id, owner_id, custom
+        self._plan: list[
+            tuple[str, str, int, int | None, dict[Any, Any] | None, Callable[[str], str]]
+        ] = []
         self._fields = list(fields)
         for name, compare in self._fields:
             if name not in at:
-                continue  # a custom field: read from the record's JSON (see ``build``)
+                continue  # a custom field: read from the record's JSON (see ``add``)
             extra = at.get(f"extra_{compare}s") if compare in ("phone", "email") else None
             memo: dict[Any, Any] | None = None if compare in ("phone", "email") else {}
-            self._plan.append((f"{name}:{compare}", compare, at[name], extra, memo))
+            canonical = nz.canonical_email if compare == "email" else self._phone
+            self._plan.append((f"{name}:{compare}", compare, at[name], extra, memo, canonical))
         self._custom = [
             (n, c, at.get(f"extra_{c}s") if c in ("phone", "email") else None)
             for n, c in self._fields
@@ -138,38 +207,58 @@ class ProfileBuilder:
         ]
         self._label = next((at[n] for n in ("full_name", "name") if n in at), None)
 
-    def build(
-        self,
-        record_id: int,
-        row: Sequence[Any],
-        owner_id: int | None = None,
-        custom: Mapping[str, Any] | None = None,
-    ) -> Profile:
-        """The profile of one record, ``row`` holding the values of ``columns``."""
-        values: dict[str, Any] = {}
+    def _phone(self, text: str) -> str:
+        return nz.canonical_phone(text, self.region)
+
+    def profiles(self, rows: Sequence[Sequence[Any]]) -> list[Profile]:
+        """The profiles of ``rows``."""
+        table = Table()
+        self.add(table, rows)
+        return list(table)
+
+    def add(self, table: Table, rows: Sequence[Sequence[Any]]) -> None:
+        """Add the profiles of ``rows`` to ``table``."""
         region = self.region
-        for slot, compare, index, extra, memo in self._plan:
-            raw = row[index]
-            if memo is None:
-                value = normalised(compare, raw, region, _extras(row, extra))
-            elif raw is None or raw == "":
-                continue
+        columns: dict[str, list[Any]] = {}
+        for slot, compare, index, extra, memo, canonical in self._plan:
+            column: list[Any] = []
+            add = column.append
+            if memo is None:  # a phone or an e-mail, with the extra ones
+                for row in rows:
+                    raw = row[index]
+                    more = None if extra is None else row[extra]
+                    if more is None or more == "[]" or more == []:  # the common case, inline
+                        value = canonical(raw if isinstance(raw, str) else str(raw)) if raw else ""
+                        add((value,) if value else None)
+                    else:
+                        add(normalised(compare, raw, region, _extras(row, extra)))
             else:
-                try:
-                    value = memo[raw]
-                except KeyError:
-                    value = memo[raw] = normalised(compare, raw, region)
-                except TypeError:  # an unhashable value (a list in a custom field)
-                    value = normalised(compare, raw, region)
-            if value is not None:
-                values[slot] = value
-        if self._custom and custom:
-            for name, compare, extra in self._custom:
-                value = normalised(compare, custom.get(name), region, _extras(row, extra))
-                if value is not None:
-                    values[f"{name}:{compare}"] = value
-        label = "" if self._label is None else str(row[self._label] or "")
-        return Profile(self.entity, record_id, values, owner_id, label)
+                for row in rows:
+                    raw = row[index]
+                    if raw is None or raw == "":
+                        add(None)
+                        continue
+                    try:
+                        value = memo[raw]
+                    except KeyError:
+                        value = memo[raw] = normalised(compare, raw, region)
+                    except TypeError:  # an unhashable value (a list in a JSON column)
+                        value = normalised(compare, raw, region)
+                    add(value)
+            columns[slot] = column
+        for name, compare, extra in self._custom:
+            columns[f"{name}:{compare}"] = [
+                normalised(compare, (row[2] or {}).get(name), region, _extras(row, extra))
+                for row in rows
+            ]
+        labels = (
+            [""] * len(rows)
+            if self._label is None
+            else [str(row[self._label] or "") for row in rows]
+        )
+        table.extend(
+            self.entity, [row[0] for row in rows], [row[1] for row in rows], labels, columns
+        )
 
 
 def _extras(row: Sequence[Any], index: int | None) -> Any:
@@ -500,32 +589,23 @@ class _Columns:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[Any]]:
         found = self._coded.get((left, right))
         if found is None:
-            table: dict[Any, int] = {}
-            distinct: list[Any] = []
-
-            def code(value: Any) -> int:
-                if value is None:
-                    return -1
-                number = table.get(value)
-                if number is None:
-                    number = table[value] = len(distinct)
-                    distinct.append(value)
-                return number
-
-            a = np.fromiter(
-                (code(p.values.get(left)) for p in self.profiles), np.int64, len(self.profiles)
-            )
-            b = (
-                a
-                if right == left
-                else np.fromiter(
-                    (code(p.values.get(right)) for p in self.profiles),
-                    np.int64,
-                    len(self.profiles),
-                )
-            )
+            # one code per distinct value, shared by both slots; ``None`` is code 0 here and
+            # -1 in the result
+            table: dict[Any, int] = {None: 0}
+            size = len(self.profiles)
+            a = self._codes(table, left, size)
+            b = a if right == left else self._codes(table, right, size)
+            distinct = list(table)[1:]
             found = self._coded[(left, right)] = (a, b, distinct)
         return found
+
+    def _codes(self, table: dict[Any, int], slot: str, size: int) -> npt.NDArray[np.int64]:
+        if isinstance(self.profiles, Table):
+            values = self.profiles.column(slot)
+        else:
+            values = [p.values.get(slot) for p in self.profiles]
+        setdefault = table.setdefault
+        return np.fromiter((setdefault(v, len(table)) for v in values), np.int64, size) - 1
 
     def derived(self, distinct: list[Any], what: str) -> list[Any]:
         """``getattr(value, what)`` of every distinct value (names: ``key``, ``joined``,
@@ -663,28 +743,60 @@ def _reasons_of(
 ) -> list[list[str]]:
     """The reasons :func:`score` gives for the pairs ``rows`` (indices into ``a``/``b``)
     under ``rule``, built per field from each distinct value's text, shown once."""
-    reasons: list[list[str]] = [[] for _ in range(len(rows))]
+    columns_of_reasons: list[list[str | None]] = []
     for item in rule.fields:
         slot = (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
         value, present = fields[slot]
         codes_a, codes_b, distinct = columns.coded(*slot)
         shown = _show_all(columns, distinct)
-        sims = value[rows].tolist()
-        here = present[rows].tolist()
-        lefts = codes_a[a[rows]].tolist()
-        rights = codes_b[b[rows]].tolist()
         name = item.name
-        for n, has in enumerate(here):
+        same: dict[int, str] = {}
+        texts: list[str | None] = []
+        add = texts.append
+        for has, x, y, sim in zip(
+            present[rows].tolist(),
+            codes_a[a[rows]].tolist(),
+            codes_b[b[rows]].tolist(),
+            value[rows].tolist(),
+            strict=True,
+        ):
             if not has:
-                continue
-            x, y, sim = shown[lefts[n]], shown[rights[n]], sims[n]
-            if sim >= 0.999:
-                reasons[n].append(f"same {name} {x}" if x == y else f"same {name} {x} = {y}")
+                add(None)
+            elif sim >= 0.999:
+                if x == y:
+                    text = same.get(x)
+                    if text is None:
+                        text = same[x] = f"same {name} {shown[x]}"
+                    add(text)
+                elif shown[x] == shown[y]:
+                    add(f"same {name} {shown[x]}")
+                else:
+                    add(f"same {name} {shown[x]} = {shown[y]}")
             elif sim <= 0.001:
-                reasons[n].append(f"different {name} ({x} / {y})")
+                add(f"different {name} ({shown[x]} / {shown[y]})")
             else:
-                reasons[n].append(f"{name} {x} ~ {y} ({sim:.2f})")
-    return reasons
+                add(f"{name} {shown[x]} ~ {shown[y]} ({sim:.2f})")
+        columns_of_reasons.append(texts)
+    return [
+        [text for text in texts if text is not None]
+        for texts in zip(*columns_of_reasons, strict=True)
+    ]
+
+
+@define
+class Matches:
+    """Matched pairs as parallel columns: ``profiles[left[n]]`` matches ``profiles[right[n]]``
+    under ``rules[rule[n]]`` with ``scores[n]``, ``evidence[n]`` agreeing evidence fields of
+    ``compared[n]`` compared, for ``reasons[n]`` (what :class:`Scored` holds, without an
+    object per pair: a scan matches hundreds of thousands)."""
+
+    left: npt.NDArray[np.int64]
+    right: npt.NDArray[np.int64]
+    rule: npt.NDArray[np.int64]
+    scores: list[float]
+    evidence: list[int]
+    compared: list[int]
+    reasons: list[list[str]]
 
 
 def match_pairs(
@@ -696,7 +808,27 @@ def match_pairs(
     chunk: int = 200_000,
 ) -> Iterator[tuple[int, int, Rule, Scored]]:
     """The pairs ``(profiles[left[n]], profiles[right[n]])`` that match a rule, with the
-    first rule matched and its score (as :func:`first_match` gives them).
+    first rule matched and its score (as :func:`first_match` gives them): :func:`matches_of`
+    one pair at a time."""
+    for found in matches_of(rules, profiles, left, right, chunk=chunk):
+        for n, (i, j, number) in enumerate(
+            zip(found.left.tolist(), found.right.tolist(), found.rule.tolist(), strict=True)
+        ):
+            scored = Scored(found.scores[n], found.evidence[n], found.compared[n], found.reasons[n])
+            yield i, j, rules[number], scored
+
+
+def matches_of(
+    rules: Sequence[Rule],
+    profiles: Sequence[Profile],
+    left: npt.NDArray[np.int64],
+    right: npt.NDArray[np.int64],
+    *,
+    chunk: int = 200_000,
+) -> Iterator[Matches]:
+    """The pairs ``(profiles[left[n]], profiles[right[n]])`` that match a rule, with the
+    first rule matched and its score (as :func:`first_match` gives them), a :class:`Matches`
+    per rule and ``chunk`` of pairs.
 
     The field similarities are computed per field over all the pairs at once (integer codes
     for equal values, rapidfuzz's ``cpdist`` for Jaro-Winkler), and so is the decision:
@@ -706,8 +838,9 @@ def match_pairs(
     :func:`first_match`. Works through ``chunk`` pairs at a time."""
     columns = _Columns(profiles)
     entity_code: dict[str, int] = {}
+    names = profiles.entities if isinstance(profiles, Table) else [p.entity for p in profiles]
     entities = np.fromiter(
-        (entity_code.setdefault(p.entity, len(entity_code)) for p in profiles),
+        (entity_code.setdefault(name, len(entity_code)) for name in names),
         np.int64,
         len(profiles),
     )
@@ -763,20 +896,28 @@ def match_pairs(
                 compared += fields[
                     (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
                 ][1][rows]
-            reasons = _reasons_of(columns, rule, fields, a, b, rows)
-            for n, (i, j, value, evidence, count) in enumerate(
-                zip(
-                    a[rows].tolist(),
-                    b[rows].tolist(),
-                    final[rows].tolist(),
-                    sure[rows].tolist(),
-                    compared.tolist(),
-                    strict=True,
-                )
-            ):
-                yield i, j, rule, Scored(round(value, 4), evidence, count, reasons[n])
+            yield Matches(
+                a[rows],
+                b[rows],
+                np.full(len(rows), number, dtype=np.int64),
+                [round(value, 4) for value in final[rows].tolist()],
+                sure[rows].tolist(),
+                compared.tolist(),
+                _reasons_of(columns, rule, fields, a, b, rows),
+            )
+        hits = []
         for n in np.flatnonzero(unsure).tolist():
             i, j = int(a[n]), int(b[n])
             hit = first_match(rules, profiles[i], profiles[j])
             if hit is not None:
-                yield i, j, hit[0], hit[1]
+                hits.append((i, j, rules.index(hit[0]), hit[1]))
+        if hits:
+            yield Matches(
+                np.asarray([hit[0] for hit in hits], dtype=np.int64),
+                np.asarray([hit[1] for hit in hits], dtype=np.int64),
+                np.asarray([hit[2] for hit in hits], dtype=np.int64),
+                [hit[3].score for hit in hits],
+                [hit[3].evidence for hit in hits],
+                [hit[3].compared for hit in hits],
+                [hit[3].reasons for hit in hits],
+            )

@@ -256,7 +256,10 @@ def canonical_email(address: str) -> str:
     """The canonical form of an e-mail address for matching: lower case, ``+tag`` dropped
     (sub-addressing, RFC 5233), dots dropped for providers that ignore them, known domain
     aliases unified. Returns ``""`` for something that is not an address."""
-    text = unicodedata.normalize("NFKC", address).strip().casefold()
+    if address.isascii():  # NFKC leaves ASCII as it is, and casefold() is lower() there
+        text = address.strip().lower()
+    else:
+        text = unicodedata.normalize("NFKC", address).strip().casefold()
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain:
         return ""
@@ -272,13 +275,33 @@ def canonical_email(address: str) -> str:
 # -- phone -----------------------------------------------------------------------------------
 
 
+#: A Chinese mobile number already in E.164, as the core stores it (the numbers the core's
+#: own fast path accepts: 13x-16x, 170-178, 18x, 19x).
+_E164_CN_MOBILE = re.compile(r"\+861(?:[3-68-9][0-9]|7[0-8])[0-9]{8}")
+
+
 def canonical_phone(value: str, region: str = "CN") -> str:
-    """E.164 (``+8613812345678``), extension dropped; ``""`` when it is not a phone number."""
+    """E.164 (``+8613812345678``), extension dropped; ``""`` when it is not a phone number.
+
+    A Chinese mobile number that is already in E.164 (what the core stores) is returned as
+    it is, with no parsing: ``crmkit.normalise_phone`` gives it back unchanged."""
+    if _E164_CN_MOBILE.fullmatch(value) is not None and _region_known(region):
+        return value
     try:
         number = crmkit.normalise_phone(value, region)
     except ValueError:
         return ""
     return number.split(";", 1)[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _region_known(region: str) -> bool:
+    """Whether ``crmkit.normalise_phone`` takes ``region`` (it refuses an unknown one)."""
+    try:
+        crmkit.normalise_phone("+8613800000000", region)
+    except ValueError:
+        return False
+    return True
 
 
 # -- companies -------------------------------------------------------------------------------
