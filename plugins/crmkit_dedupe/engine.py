@@ -541,7 +541,7 @@ def _insert_candidates(
         *("entity_a", "id_a", "entity_b", "id_b", "score", "rule", "action", "reasons"),
         *("status", "found_at"),
     ]
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
+    if _copies(dialect):
         # PostgreSQL's COPY: the fastest way in, within the operation's own transaction
         as_json = _json_text
         command = f"COPY {CANDIDATES.name} ({', '.join(names)}) FROM STDIN"
@@ -564,6 +564,11 @@ def _insert_candidates(
                 for a, entity_b, b, score, rule, action, reasons in rows[start : start + 5000]
             ],
         )
+
+
+def _copies(dialect: Any) -> bool:
+    """Whether candidates go in by ``COPY`` (PostgreSQL through psycopg 3)."""
+    return bool(dialect.name == "postgresql" and dialect.driver == "psycopg")
 
 
 def _json_text(value: Any) -> str:
