@@ -221,30 +221,24 @@ class ProfileBuilder:
         region = self.region
         columns: dict[str, list[Any]] = {}
         for slot, compare, index, extra, memo, canonical in self._plan:
-            column: list[Any] = []
-            add = column.append
-            if memo is None:  # a phone or an e-mail, with the extra ones
-                for row in rows:
-                    raw = row[index]
-                    more = None if extra is None else row[extra]
-                    if more is None or more == "[]" or more == []:  # the common case, inline
-                        value = canonical(raw if isinstance(raw, str) else str(raw)) if raw else ""
-                        add((value,) if value else None)
-                    else:
-                        add(normalised(compare, raw, region, _extras(row, extra)))
-            else:
-                for row in rows:
-                    raw = row[index]
-                    if raw is None or raw == "":
-                        add(None)
-                        continue
-                    try:
-                        value = memo[raw]
-                    except KeyError:
-                        value = memo[raw] = normalised(compare, raw, region)
-                    except TypeError:  # an unhashable value (a list in a JSON column)
-                        value = normalised(compare, raw, region)
-                    add(value)
+            raws = [row[index] for row in rows]
+            if memo is None:  # a phone or an e-mail: one value each, in the common case
+                texts = [
+                    canonical(raw if type(raw) is str else str(raw)) if raw else "" for raw in raws
+                ]
+                column: list[Any] = [(text,) if text else None for text in texts]
+                if extra is not None:  # the records with extra phones or e-mails
+                    for n, row in enumerate(rows):
+                        more = row[extra]
+                        if not (more is None or more == "[]" or more == []):
+                            column[n] = normalised(compare, raws[n], region, _extras(row, extra))
+            else:  # each distinct raw value normalised once
+                try:
+                    for raw in set(raws).difference(memo):
+                        memo[raw] = normalised(compare, raw, region)
+                    column = [memo[raw] for raw in raws]
+                except TypeError:  # an unhashable value (a list in a JSON column)
+                    column = [normalised(compare, raw, region) for raw in raws]
             columns[slot] = column
         for name, compare, extra in self._custom:
             columns[f"{name}:{compare}"] = [
