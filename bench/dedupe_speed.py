@@ -17,6 +17,7 @@ a child stopped by either is reported as such.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import multiprocessing
 import queue as queues
@@ -36,6 +37,11 @@ import crmkit
 #: recordlinkage's limits (its child is stopped past them and the fact is reported).
 RL_SECONDS = 480
 RL_MEMORY_GB = 10
+#: Rounds of the scan and of recordlinkage on crmkit's blocking (alternating; the best counts).
+ROUNDS = 2
+#: Imported in each child before its clock starts (start-up, not work).
+SCAN_IMPORTS = ("crmkit_dedupe.engine",)
+RL_IMPORTS = ("pandas", "recordlinkage", "sqlalchemy", "crmkit_dedupe.normalise")
 
 
 def generate(count: int) -> tuple[list[tuple[Any, ...]], set[tuple[int, int]]]:
@@ -109,15 +115,31 @@ def bulk_load(backend: str, url: str, rows: list[tuple[Any, ...]]) -> None:
         connection.execute("VACUUM ANALYZE contacts")
 
 
+def _analyse(backend: str, url: str) -> None:
+    """What autovacuum does after a bulk insert (and a deployment has long had done when it
+    scans): PostgreSQL ``VACUUM ANALYZE`` of the key index's table (statistics for the
+    planner and the visibility map its index-only scans need), SQLite ``ANALYZE``."""
+    if backend == "sqlite":
+        connection = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        connection.execute("ANALYZE")
+        connection.close()
+        return
+    with psycopg.connect(libpq_url(url), autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE dedupe_keys")
+
+
 def _in_child(
     target: Callable[..., dict[str, Any]],
     args: tuple[Any, ...],
     memory_gb: float | None,
     channel: Any,
+    warm: tuple[str, ...] = (),
 ) -> None:
     if memory_gb is not None:
         limit = int(memory_gb * 1024**3)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    for module in warm:  # imports are the program's start-up, not the work: off the clock
+        importlib.import_module(module)
     began = time.perf_counter()
     try:
         result = target(*args)
@@ -143,12 +165,13 @@ def _child(
     *args: Any,
     seconds: float | None = None,
     memory_gb: float | None = None,
+    warm: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """``target(*args)`` in a new process (spawned, not forked: its peak resident set is its
     own, not the generator's rows it would inherit), with optional limits."""
     context = multiprocessing.get_context("spawn")
     channel: Any = context.Queue()
-    process = context.Process(target=_in_child, args=(target, args, memory_gb, channel))
+    process = context.Process(target=_in_child, args=(target, args, memory_gb, channel, warm))
     began = time.perf_counter()
     process.start()
     result: dict[str, Any] | None = None
@@ -187,19 +210,25 @@ def _scan(url: str) -> dict[str, Any]:
     return dict(counts)
 
 
-def _scan_pairs(url: str) -> set[tuple[int, int]]:
+def _scan_pairs(url: str) -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """The pairs the scan saved: those it declares duplicates (a rule whose action is
+    ``block``: the same person) and all it saved for review (``warn`` rules too). The
+    candidates are then deleted, so the next scan starts as the first one did."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        found = {
-            (min(a, b), max(a, b))
-            for a, b in connection.execute(
-                sa.text("SELECT id_a, id_b FROM dedupe_candidates WHERE entity_a = 'contact'")
-            )
-        }
+    declared, review = set(), set()
+    with engine.begin() as connection:
+        for a, b, action in connection.execute(
+            sa.text("SELECT id_a, id_b, action FROM dedupe_candidates WHERE entity_a = 'contact'")
+        ):
+            pair = (min(a, b), max(a, b))
+            review.add(pair)
+            if action == "block":
+                declared.add(pair)
+        connection.execute(sa.text("DELETE FROM dedupe_candidates"))
     engine.dispose()
-    return found
+    return declared, review
 
 
 def _recordlinkage(url: str, names: bool = True) -> dict[str, Any]:
@@ -350,14 +379,52 @@ def run(
                 with crmkit.open(url) as crm:
                     began = time.perf_counter()
                     crm.enable_plugin("dedupe")
-                    index_seconds = time.perf_counter() - began
+                    enable_seconds = time.perf_counter() - began
+                began = time.perf_counter()
+                _analyse(backend, url)
+                analyse_seconds = time.perf_counter() - began
+                index_seconds = enable_seconds + analyse_seconds
                 log(f"dedupe speed {backend}: indexed in {index_seconds:.0f} s")
-                scan = _child(_scan, url)
-                scan.update(_f1(_scan_pairs(url), truth))
-                log(f"dedupe speed {backend}: scan {scan['seconds']:.0f} s, F1 {scan['f1']:.3f}")
+                # the scan and recordlinkage on crmkit's blocking, twice, alternating: the
+                # better of each counts (the machine is shared; one round can be unlucky)
+                scans: list[dict[str, Any]] = []
+                keyed_runs: list[dict[str, Any]] = []
+                for _ in range(ROUNDS):
+                    scan = _child(_scan, url, warm=SCAN_IMPORTS)
+                    declared, review = _scan_pairs(url)
+                    scan.update(_f1(declared, truth))
+                    scan["review"] = _f1(review, truth)
+                    scans.append(scan)
+                    log(
+                        f"dedupe speed {backend}: scan {scan['seconds']:.1f} s,"
+                        f" F1 {scan['f1']:.6f} (review {scan['review']['f1']:.6f})"
+                    )
+                    keyed = _child(
+                        _recordlinkage,
+                        url,
+                        False,
+                        seconds=RL_SECONDS,
+                        memory_gb=RL_MEMORY_GB,
+                        warm=RL_IMPORTS,
+                    )
+                    if "found" in keyed:
+                        keyed.update(_f1(set(map(tuple, keyed.pop("found"))), truth))
+                    keyed_runs.append(keyed)
+                    log(
+                        f"dedupe speed {backend}: recordlinkage on phone/e-mail blocks"
+                        f" {keyed['seconds']:.1f} s {keyed.get('failed') or ''}"
+                    )
+                scan = min(scans, key=lambda r: r["seconds"])
+                scan["rounds"] = [r["seconds"] for r in scans]
+                keyed = min(keyed_runs, key=lambda r: r["seconds"])
+                keyed["rounds"] = [r["seconds"] for r in keyed_runs]
                 if recordlinkage_up_to is None or contacts <= recordlinkage_up_to:
                     linkage = _child(
-                        _recordlinkage, url, seconds=RL_SECONDS, memory_gb=RL_MEMORY_GB
+                        _recordlinkage,
+                        url,
+                        seconds=RL_SECONDS,
+                        memory_gb=RL_MEMORY_GB,
+                        warm=RL_IMPORTS,
                     )
                     if "found" in linkage:
                         linkage.update(_f1(set(map(tuple, linkage.pop("found"))), truth))
@@ -367,15 +434,6 @@ def run(
                     )
                 else:
                     linkage = {"failed": "not run at this size", "seconds": float("nan")}
-                keyed = _child(
-                    _recordlinkage, url, False, seconds=RL_SECONDS, memory_gb=RL_MEMORY_GB
-                )
-                if "found" in keyed:
-                    keyed.update(_f1(set(map(tuple, keyed.pop("found"))), truth))
-                log(
-                    f"dedupe speed {backend}: recordlinkage on phone/e-mail blocks"
-                    f" {keyed['seconds']:.0f} s {keyed.get('failed') or ''}"
-                )
                 online = _child(_online, url, probes)
                 log(f"dedupe speed {backend}: online p95 {online['p95'] * 1000:.1f} ms")
                 results.append(
@@ -385,6 +443,7 @@ def run(
                         "true_pairs": len(truth),
                         "load_seconds": load_seconds,
                         "index_seconds": index_seconds,
+                        "analyse_seconds": analyse_seconds,
                         "scan": scan,
                         "recordlinkage": linkage,
                         "recordlinkage_keys": keyed,
@@ -409,6 +468,14 @@ def merge_saved(results: list[dict[str, Any]], path: Path | None) -> list[dict[s
     return merged
 
 
+def _f1_cell(scan: dict[str, Any]) -> str:
+    """The scan's F1 of declared pairs / of all pairs saved for review (older saved results
+    have only the latter)."""
+    if "review" not in scan:
+        return f"- / {scan['f1']:.6f}"
+    return f"{scan['f1']:.6f} / {scan['review']['f1']:.6f}"
+
+
 def _cell(value: Any, fmt: str) -> str:
     if value is None or value != value:  # NaN
         return "-"
@@ -429,10 +496,18 @@ def as_markdown(results: list[dict[str, Any]]) -> list[str]:
         " pandas, crmkit's name key and canonical e-mail, block on name key, phone and"
         " e-mail, compare, sum >= 3, in its own"
         f" child process, limited to {RL_SECONDS} s and {RL_MEMORY_GB} GB of address space."
-        " Peak memory is each child's maximum resident set. One attempt per size. F1 to four"
-        " places against the generator's true pairs.",
+        " Each child imports its libraries before its clock starts. Index build: `plugins"
+        " enable dedupe`, then `VACUUM ANALYZE` of the key table (PostgreSQL) or `ANALYZE`"
+        " (SQLite), as autovacuum does after a bulk insert. Peak memory is each child's"
+        f" maximum resident set. The scan and recordlinkage on crmkit's blocking run {ROUNDS}"
+        " times, alternating, and the faster run of each is shown (every run in the notes);"
+        " recordlinkage's standard setup runs once. Scan F1: the pairs the scan declares"
+        " duplicates (the `contact-same-person` rule, action block) / all the pairs it saves"
+        " for review (also the `contact-possible` rule's warnings); recordlinkage's F1 is"
+        " that of the pairs over its threshold. F1 against the generator's true pairs.",
         "",
-        "| Engine | Contacts | Load (s) | Index build (s) | Scan (s) | Scan peak (MB) | Scan F1 |"
+        "| Engine | Contacts | Load (s) | Index build (s) | Scan (s) | Scan peak (MB) |"
+        " Scan F1 (declared / review) |"
         " recordlinkage (s) | recordlinkage peak (MB) | recordlinkage F1 |"
         " Time ratio (rl / crmkit) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -450,19 +525,21 @@ def as_markdown(results: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {r['backend']} | {r['contacts']:,} | {r['load_seconds']:.1f} |"
             f" {r['index_seconds']:.1f} | {scan['seconds']:.1f} | {scan['peak_mb']:.0f} |"
-            f" {scan['f1']:.4f} | {_cell(rl['seconds'], '.1f')}"
+            f" {_f1_cell(scan)} | {_cell(rl['seconds'], '.1f')}"
             f"{' (failed)' if failed else ''} | {_cell(rl['peak_mb'], '.0f')} |"
-            f" {_cell(rl.get('f1'), '.4f')} | {_cell(ratio, '.2f')} |"
+            f" {_cell(rl.get('f1'), '.6f')} | {_cell(ratio, '.2f')} |"
         )
     lines += ["", *notes, ""] if notes else [""]
     lines += [
         "The same recordlinkage setup without the name blocks, i.e. with crmkit's own blocking"
         " (phone and e-mail), same child limits:",
         "",
-        "| Engine | Contacts | Scan (s) | Scan peak (MB) | Scan F1 | recordlinkage (s) |"
+        "| Engine | Contacts | Scan (s) | Scan peak (MB) | Scan F1 (declared / review) |"
+        " recordlinkage (s) |"
         " recordlinkage peak (MB) | recordlinkage F1 | Time ratio (rl / crmkit) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    rounds = []
     for r in results:
         scan, rl = r["scan"], r.get("recordlinkage_keys")
         if rl is None:
@@ -471,11 +548,21 @@ def as_markdown(results: list[dict[str, Any]]) -> list[str]:
         ratio = rl["seconds"] / scan["seconds"] if not failed else float("nan")
         lines.append(
             f"| {r['backend']} | {r['contacts']:,} | {scan['seconds']:.1f} |"
-            f" {scan['peak_mb']:.0f} | {scan['f1']:.4f} | {_cell(rl['seconds'], '.1f')}"
+            f" {scan['peak_mb']:.0f} | {_f1_cell(scan)} | {_cell(rl['seconds'], '.1f')}"
             f"{f' ({failed})' if failed else ''} | {_cell(rl['peak_mb'], '.0f')} |"
-            f" {_cell(rl.get('f1'), '.4f')} | {_cell(ratio, '.2f')} |"
+            f" {_cell(rl.get('f1'), '.6f')} | {_cell(ratio, '.2f')} |"
         )
-    lines.append("")
+        if "rounds" in scan and "rounds" in rl:
+            rounds.append(
+                f"- {r['backend']}, {r['contacts']:,} contacts, measured {r['measured']}: scan"
+                f" {', '.join(f'{x:.2f}' for x in scan['rounds'])} s; recordlinkage"
+                f" {', '.join(f'{x:.2f}' for x in rl['rounds'])} s; precision / recall:"
+                f" scan declared {scan['precision']:.6f} / {scan['recall']:.6f}, review"
+                f" {scan['review']['precision']:.6f} / {scan['review']['recall']:.6f},"
+                f" recordlinkage {_cell(rl.get('precision'), '.6f')} /"
+                f" {_cell(rl.get('recall'), '.6f')}."
+            )
+    lines += ["", *rounds, ""] if rounds else [""]
     lines += [
         "Online check: creates through `crm.contacts.create` with the plugin enabled (the core"
         " calls its check in the creating transaction; 20 % of the new contacts are another"
