@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -302,6 +303,7 @@ class Engine:
         progress: Callable[[int], None] | None = None,
         max_block: int = 200,
         window: int = 8,
+        chunk: int = 50_000,
     ) -> dict[str, int]:
         """Compare every live record of ``entity`` with the records its rules check against,
         with blocking; save the matching pairs as open candidates (dismissed pairs stay
@@ -365,49 +367,53 @@ class Engine:
             lefts.append(a[keep])
             rights.append(b[keep])
         del left, right
-        matched = list(
-            matching.matches_of(rules, profiles, np.concatenate(lefts), np.concatenate(rights))
-        )
-        # in pair order: (entity_b, id_b) within id_a (``involved`` is sorted by name)
-        i = np.concatenate([m.left for m in matched]) if matched else np.zeros(0, np.int64)
-        j = np.concatenate([m.right for m in matched]) if matched else np.zeros(0, np.int64)
-        rule_of = np.concatenate([m.rule for m in matched]) if matched else np.zeros(0, np.int64)
-        scores = [score for m in matched for score in m.scores]
-        reasons = [reason for m in matched for reason in m.reasons]
-        order = np.lexsort((ids[j], kind[j], ids[i]))
+        # in the order candidates are saved: (entity_b, id_b) within id_a (``involved`` is
+        # sorted by name), so each chunk's matches can be written while the next is scored
+        a, b = np.concatenate(lefts), np.concatenate(rights)
+        order = np.lexsort((ids[b], kind[b], ids[a]))
+        a, b = a[order], b[order]
+        del lefts, rights, order
+        decided = self._clear(op, entity)
+        matcher = matching.Matcher(rules, profiles)
         names = [rule.name for rule in rules]
         actions = [str(rule.action) for rule in rules]
-        rows = [
-            (id_a, involved[kind_b], id_b, scores[n], names[rule], actions[rule], reasons[n])
-            for n, id_a, kind_b, id_b, rule in zip(
-                order.tolist(),
-                ids[i][order].tolist(),
-                kind[j][order].tolist(),
-                ids[j][order].tolist(),
-                rule_of[order].tolist(),
-                strict=True,
-            )
-        ]
-        del matched, i, j, rule_of, scores, reasons
-        found = self._save(op, entity, rows)
+        connection = op.session.connection()
+        found = 0
+        # the writer thread has the connection to itself while the main thread scores (no
+        # database work) the next chunk; SQLite and the drivers release the GIL as they write
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedupe-save") as writer:
+            pending = []
+            for start in range(0, len(a), chunk):
+                matches = matcher.match(a[start : start + chunk], b[start : start + chunk])
+                rows = [
+                    (id_a, involved[kind_b], id_b, score, names[rule], actions[rule], why)
+                    for id_a, kind_b, id_b, rule, score, why in zip(
+                        ids[matches.left].tolist(),
+                        kind[matches.right].tolist(),
+                        ids[matches.right].tolist(),
+                        matches.rule.tolist(),
+                        matches.scores,
+                        matches.reasons,
+                        strict=True,
+                    )
+                    if not decided or (entity, id_a, involved[kind_b], id_b) not in decided
+                ]
+                found += len(rows)
+                pending.append(writer.submit(_insert_candidates, connection, entity, rows))
+            for task in pending:
+                task.result()  # a failed write raises here, and the transaction rolls back
         op.emit(
             "dedupe.scanned",
             {"entity": entity, "records": records, "compared": compared, "found": found},
         )
         return {"records": records, "compared": compared, "candidates": found}
 
-    def _save(
-        self,
-        op: crmkit.Operation,
-        entity: str,
-        rows: Sequence[tuple[int, str, int, float, str, str, list[str]]],
-    ) -> int:
-        """Replace the open candidates of ``entity`` with ``rows`` (``(id_a, entity_b, id_b,
-        score, rule, action, reasons)``), except the pairs already decided (dismissed or
-        merged); returns how many were saved."""
+    def _clear(self, op: crmkit.Operation, entity: str) -> set[tuple[str, int, str, int]]:
+        """Delete the open candidates of ``entity``; return the pairs already decided
+        (dismissed or merged: a new scan leaves them as they are)."""
         connection = op.session.connection()
-        decided = {
-            tuple(row)
+        decided: set[tuple[str, int, str, int]] = {
+            (row[0], row[1], row[2], row[3])
             for row in connection.execute(
                 select(
                     DedupeCandidate.entity_a,
@@ -422,10 +428,7 @@ class Engine:
                 DedupeCandidate.entity_a == entity, DedupeCandidate.status == "open"
             )
         )
-        if decided:
-            rows = [row for row in rows if (entity, row[0], row[1], row[2]) not in decided]
-        _insert_candidates(connection, entity, rows)
-        return len(rows)
+        return decided
 
     def _shared_keys(
         self, op: crmkit.Operation, involved: Sequence[str], slots: Iterable[str]

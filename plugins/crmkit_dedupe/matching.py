@@ -782,7 +782,8 @@ class Matches:
     """Matched pairs as parallel columns: ``profiles[left[n]]`` matches ``profiles[right[n]]``
     under ``rules[rule[n]]`` with ``scores[n]``, ``evidence[n]`` agreeing evidence fields of
     ``compared[n]`` compared, for ``reasons[n]`` (what :class:`Scored` holds, without an
-    object per pair: a scan matches hundreds of thousands)."""
+    object per pair: a scan matches hundreds of thousands). Pairs are in the order they
+    were given."""
 
     left: npt.NDArray[np.int64]
     right: npt.NDArray[np.int64]
@@ -802,9 +803,11 @@ def match_pairs(
     chunk: int = 200_000,
 ) -> Iterator[tuple[int, int, Rule, Scored]]:
     """The pairs ``(profiles[left[n]], profiles[right[n]])`` that match a rule, with the
-    first rule matched and its score (as :func:`first_match` gives them): :func:`matches_of`
-    one pair at a time."""
-    for found in matches_of(rules, profiles, left, right, chunk=chunk):
+    first rule matched and its score (as :func:`first_match` gives them), in the order
+    given: :class:`Matcher` one pair at a time."""
+    matcher = Matcher(rules, profiles)
+    for start in range(0, len(left), chunk):
+        found = matcher.match(left[start : start + chunk], right[start : start + chunk])
         for n, (i, j, number) in enumerate(
             zip(found.left.tolist(), found.right.tolist(), found.rule.tolist(), strict=True)
         ):
@@ -812,35 +815,33 @@ def match_pairs(
             yield i, j, rules[number], scored
 
 
-def matches_of(
-    rules: Sequence[Rule],
-    profiles: Sequence[Profile],
-    left: npt.NDArray[np.int64],
-    right: npt.NDArray[np.int64],
-    *,
-    chunk: int = 200_000,
-) -> Iterator[Matches]:
-    """The pairs ``(profiles[left[n]], profiles[right[n]])`` that match a rule, with the
-    first rule matched and its score (as :func:`first_match` gives them), a :class:`Matches`
-    per rule and ``chunk`` of pairs.
+class Matcher:
+    """Which pairs of ``profiles`` match which of ``rules``, vectorised.
 
     The field similarities are computed per field over all the pairs at once (integer codes
     for equal values, rapidfuzz's ``cpdist`` for Jaro-Winkler), and so is the decision:
     which rule a pair matches first, its score and its reasons (each distinct value's text
     is made once). Only the pairs whose score or evidence lies within a hair of a threshold,
     where the vectorised arithmetic could round the other way, are scored one by one by
-    :func:`first_match`. Works through ``chunk`` pairs at a time."""
-    columns = _Columns(profiles)
-    entity_code: dict[str, int] = {}
-    names = profiles.entities if isinstance(profiles, Table) else [p.entity for p in profiles]
-    entities = np.fromiter(
-        (entity_code.setdefault(name, len(entity_code)) for name in names),
-        np.int64,
-        len(profiles),
-    )
-    for start in range(0, len(left), chunk):
-        a, b = left[start : start + chunk], right[start : start + chunk]
-        ea, eb = entities[a], entities[b]
+    :func:`first_match`, so the answers are those of :func:`first_match`. The values are
+    coded once per matcher: call :meth:`match` once per chunk of pairs."""
+
+    def __init__(self, rules: Sequence[Rule], profiles: Sequence[Profile]) -> None:
+        self.rules = rules
+        self.profiles = profiles
+        self.columns = _Columns(profiles)
+        self.entity_code: dict[str, int] = {}
+        names = profiles.entities if isinstance(profiles, Table) else [p.entity for p in profiles]
+        self.entities = np.fromiter(
+            (self.entity_code.setdefault(name, len(self.entity_code)) for name in names),
+            np.int64,
+            len(profiles),
+        )
+
+    def match(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> Matches:
+        """The pairs ``(a[n], b[n])`` that match a rule, in the order given."""
+        rules, columns, entity_code = self.rules, self.columns, self.entity_code
+        ea, eb = self.entities[a], self.entities[b]
         size = len(a)
         decided = np.full(size, -1, dtype=np.int64)  # index of the first rule matched
         unsure = np.zeros(size, dtype=bool)  # left to first_match
@@ -880,6 +881,12 @@ def matches_of(
             missed = (final < rule.threshold - _MARGIN) | (maybe < rule.min_evidence)
             decided[applies & matched] = number
             unsure |= applies & ~matched & ~missed
+        # every matched pair's position, score, evidence, compared fields and reasons
+        at: list[npt.NDArray[np.int64]] = []
+        scores: list[float] = []
+        evidence: list[int] = []
+        compared_all: list[int] = []
+        reasons: list[list[str]] = []
         for number, rule in enumerate(rules):
             rows = np.flatnonzero((decided == number) & ~unsure)
             if not len(rows):
@@ -890,28 +897,32 @@ def matches_of(
                 compared += fields[
                     (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
                 ][1][rows]
-            yield Matches(
-                a[rows],
-                b[rows],
-                np.full(len(rows), number, dtype=np.int64),
-                [round(value, 4) for value in final[rows].tolist()],
-                sure[rows].tolist(),
-                compared.tolist(),
-                _reasons_of(columns, rule, fields, a, b, rows),
-            )
+            at.append(rows)
+            scores += [round(value, 4) for value in final[rows].tolist()]
+            evidence += sure[rows].tolist()
+            compared_all += compared.tolist()
+            reasons += _reasons_of(columns, rule, fields, a, b, rows)
         hits = []
         for n in np.flatnonzero(unsure).tolist():
-            i, j = int(a[n]), int(b[n])
-            hit = first_match(rules, profiles[i], profiles[j])
+            hit = first_match(rules, self.profiles[int(a[n])], self.profiles[int(b[n])])
             if hit is not None:
-                hits.append((i, j, rules.index(hit[0]), hit[1]))
-        if hits:
-            yield Matches(
-                np.asarray([hit[0] for hit in hits], dtype=np.int64),
-                np.asarray([hit[1] for hit in hits], dtype=np.int64),
-                np.asarray([hit[2] for hit in hits], dtype=np.int64),
-                [hit[3].score for hit in hits],
-                [hit[3].evidence for hit in hits],
-                [hit[3].compared for hit in hits],
-                [hit[3].reasons for hit in hits],
-            )
+                hits.append(n)
+                decided[n] = rules.index(hit[0])
+                scores.append(hit[1].score)
+                evidence.append(hit[1].evidence)
+                compared_all.append(hit[1].compared)
+                reasons.append(hit[1].reasons)
+        at.append(np.asarray(hits, dtype=np.int64))
+        position = np.concatenate(at)
+        order = np.argsort(position, kind="stable")
+        chosen = position[order]
+        ranked = order.tolist()
+        return Matches(
+            a[chosen],
+            b[chosen],
+            decided[chosen],
+            [scores[n] for n in ranked],
+            [evidence[n] for n in ranked],
+            [compared_all[n] for n in ranked],
+            [reasons[n] for n in ranked],
+        )
