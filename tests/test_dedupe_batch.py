@@ -288,3 +288,53 @@ def test_the_portable_read_and_insert_give_what_the_fast_ones_give(
     assert portable_counts == fast_counts
     assert len(fast) >= 4  # PEOPLE hold several pairs; the deleted record is in none
     assert not any(str(gone.id) in (row[1], row[3]) for row in fast)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["張偉", "Zhang Wei", "张玮", "Li Na", None]),
+            st.sampled_from(["13812345678", "13900000000", None]),
+            st.sampled_from(["zw@corp.cn", "ln@corp.cn", None]),
+        ),
+        min_size=2,
+        max_size=7,
+    ),
+    st.sampled_from([0.5, 2 / 3, 0.75, 0.8, 1.0]),
+    st.sampled_from([0.5, 0.88, 1.0]),
+)
+def test_scores_on_a_threshold_are_decided_as_pair_by_pair_scoring_decides_them(
+    people: list[tuple[Any, ...]], threshold: float, agree_at: float
+) -> None:
+    # thresholds a weighted mean of 0/1 similarities hits exactly: the pairs near them take
+    # the pair-by-pair path, and the answers still come in the order the pairs were given
+    rule = Rule(
+        "tie",
+        "contact",
+        (
+            FieldRule("full_name", "name", 1.0, False),
+            FieldRule("phone", "phone", 1.0),
+            FieldRule("email", "email", 1.0),
+        ),
+        ("contact",),
+        threshold=threshold,
+        agree_at=agree_at,
+    )
+    rows = [{"full_name": n, "phone": p, "email": e} for n, p, e in people]
+    profiles = [_profile("contact", n, data, [rule]) for n, data in enumerate(rows)]
+    pairs = list(itertools.permutations(range(len(profiles)), 2))
+    left = np.array([a for a, _ in pairs], dtype=np.int64)
+    right = np.array([b for _, b in pairs], dtype=np.int64)
+
+    found = [
+        (i, j, r.name, s.score, s.evidence, s.compared, s.reasons)
+        for i, j, r, s in matching.match_pairs([rule], profiles, left, right, chunk=5)
+    ]
+
+    expected = []
+    for i, j in pairs:
+        hit = matching.first_match([rule], profiles[i], profiles[j])
+        if hit is not None:
+            s = hit[1]
+            expected.append((i, j, hit[0].name, s.score, s.evidence, s.compared, s.reasons))
+    assert found == expected
