@@ -269,6 +269,16 @@ def _recordlinkage(url: str, names: bool = True) -> dict[str, Any]:
     return {"records": len(frame), "compared": len(candidates), "found": pairs}
 
 
+def _linkage(url: str, truth: set[tuple[int, int]], *, names: bool) -> dict[str, Any]:
+    """:func:`_recordlinkage` in its limited child process, with its F1 when it finished."""
+    result = _child(
+        _recordlinkage, url, names, seconds=RL_SECONDS, memory_gb=RL_MEMORY_GB, warm=RL_IMPORTS
+    )
+    if "found" in result:
+        result.update(_f1(set(map(tuple, result.pop("found"))), truth))
+    return result
+
+
 def _online(url: str, probes: list[dict[str, Any]]) -> dict[str, Any]:
     """Creates with the plugin enabled (the core calls its check in the creating transaction
     and its hook files the new keys), the check alone, then bare creates with the plugin
@@ -399,16 +409,7 @@ def run(
                         f"dedupe speed {backend}: scan {scan['seconds']:.1f} s,"
                         f" F1 {scan['f1']:.6f} (review {scan['review']['f1']:.6f})"
                     )
-                    keyed = _child(
-                        _recordlinkage,
-                        url,
-                        False,
-                        seconds=RL_SECONDS,
-                        memory_gb=RL_MEMORY_GB,
-                        warm=RL_IMPORTS,
-                    )
-                    if "found" in keyed:
-                        keyed.update(_f1(set(map(tuple, keyed.pop("found"))), truth))
+                    keyed = _linkage(url, truth, names=False)
                     keyed_runs.append(keyed)
                     log(
                         f"dedupe speed {backend}: recordlinkage on phone/e-mail blocks"
@@ -419,15 +420,7 @@ def run(
                 keyed = min(keyed_runs, key=lambda r: r["seconds"])
                 keyed["rounds"] = [r["seconds"] for r in keyed_runs]
                 if recordlinkage_up_to is None or contacts <= recordlinkage_up_to:
-                    linkage = _child(
-                        _recordlinkage,
-                        url,
-                        seconds=RL_SECONDS,
-                        memory_gb=RL_MEMORY_GB,
-                        warm=RL_IMPORTS,
-                    )
-                    if "found" in linkage:
-                        linkage.update(_f1(set(map(tuple, linkage.pop("found"))), truth))
+                    linkage = _linkage(url, truth, names=True)
                     log(
                         f"dedupe speed {backend}: recordlinkage {linkage['seconds']:.0f} s"
                         f" {linkage.get('failed') or ''}"
