@@ -338,3 +338,30 @@ def test_scores_on_a_threshold_are_decided_as_pair_by_pair_scoring_decides_them(
             s = hit[1]
             expected.append((i, j, hit[0].name, s.score, s.evidence, s.compared, s.reasons))
     assert found == expected
+
+
+def test_a_write_that_fails_mid_scan_leaves_the_earlier_candidates(
+    scan_only: crmkit.CRM, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for person in PEOPLE:
+        scan_only.contacts.create(person)
+    service.scan(scan_only, "contact")
+    before = service.candidates(scan_only)
+    assert len(before) >= 4
+    real = engine_module._insert_candidates
+    calls: list[int] = []
+
+    def failing(connection: Any, entity: str, rows: Any) -> None:
+        calls.append(len(rows))
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        real(connection, entity, rows)
+
+    monkeypatch.setattr(engine_module, "_insert_candidates", failing)
+    with pytest.raises(RuntimeError, match="disk full"), scan_only.transaction() as op:
+        # a chunk per pair: the first chunks are written (by the writer thread on
+        # PostgreSQL) before the third fails
+        crmkit_dedupe.engine_of(scan_only).scan(op, "contact", chunk=1)
+
+    assert len(calls) == 3  # nothing was written after the failure
+    assert service.candidates(scan_only) == before  # the whole scan rolled back

@@ -379,11 +379,27 @@ class Engine:
         actions = [str(rule.action) for rule in rules]
         connection = op.session.connection()
         found = 0
-        # the writer thread has the connection to itself while the main thread scores (no
-        # database work) the next chunk; SQLite and the drivers release the GIL as they write
+        # On PostgreSQL a writer thread has the connection to itself while the main thread
+        # scores the next chunk (no database work there): the server stores rows as psycopg
+        # sends them. SQLite's writes need the GIL between rows, which the scoring holds:
+        # there, and on other engines, each chunk is written in turn.
+        background = connection.dialect.name == "postgresql"
+        failed: list[BaseException] = []
+
+        def write(rows: list[tuple[int, str, int, float, str, str, list[str]]]) -> None:
+            if failed:
+                return  # a write failed: the scan stops, and its transaction rolls back
+            try:
+                _insert_candidates(connection, entity, rows)
+            except BaseException as error:
+                failed.append(error)
+                raise
+
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="dedupe-save") as writer:
             pending = []
             for start in range(0, len(a), chunk):
+                if failed:
+                    break
                 matches = matcher.match(a[start : start + chunk], b[start : start + chunk])
                 rows = [
                     (id_a, involved[kind_b], id_b, score, names[rule], actions[rule], why)
@@ -399,7 +415,10 @@ class Engine:
                     if not decided or (entity, id_a, involved[kind_b], id_b) not in decided
                 ]
                 found += len(rows)
-                pending.append(writer.submit(_insert_candidates, connection, entity, rows))
+                if background:
+                    pending.append(writer.submit(write, rows))
+                else:
+                    write(rows)
             for task in pending:
                 task.result()  # a failed write raises here, and the transaction rolls back
         op.emit(
