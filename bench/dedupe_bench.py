@@ -221,7 +221,7 @@ def splink_pairs(frames: list[pd.DataFrame]) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
-def scores(found: set[tuple[str, str]], truth: set[tuple[str, str]]) -> dict[str, float]:
+def scores(found: set[tuple[Any, Any]], truth: set[tuple[Any, Any]]) -> dict[str, float]:
     """Precision, recall and F1."""
     hits = len(found & truth)
     precision = hits / len(found) if found else 0.0

@@ -195,11 +195,11 @@ def _child(
 
 
 def _f1(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> dict[str, float]:
-    hits = len(found & truth)
-    precision = hits / len(found) if found else 0.0
-    recall = hits / len(truth) if truth else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "pairs": len(found)}
+    """Precision, recall and F1: ``dedupe_bench.scores`` (imported here, in the parent: the
+    measured children must not load pandas with it)."""
+    import dedupe_bench
+
+    return dedupe_bench.scores(found, truth)
 
 
 def _scan(url: str) -> dict[str, Any]:

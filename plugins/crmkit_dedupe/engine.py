@@ -357,10 +357,9 @@ class Engine:
         compared = len(left)
         # both orientations of each pair: the checked record (``a``) is of ``entity``, and
         # within one entity only the lower id checks the higher (one candidate per pair)
-        kinds = {name: n for n, name in enumerate(involved)}
         kind = np.repeat(np.arange(len(involved), dtype=np.int64), np.diff(starts))
         ids = np.asarray(profiles.record_ids, dtype=np.int64)
-        mine = kinds[entity]
+        mine = involved.index(entity)
         lefts, rights = [], []
         for a, b in ((left, right), (right, left)):
             keep = (kind[a] == mine) & ((kind[a] != kind[b]) | (ids[a] < ids[b]))
@@ -558,14 +557,15 @@ def _insert_candidates(
         return found if found is not None else (lambda value: value)
 
     found_at = processor("found_at")(crmkit.utcnow())
-    as_json = processor("reasons")
+    # PostgreSQL takes the JSON as text (COPY, or a CAST below); elsewhere the column's type
+    # makes it
+    as_json = _json_text if dialect.name == "postgresql" else processor("reasons")
     names = [
         *("entity_a", "id_a", "entity_b", "id_b", "score", "rule", "action", "reasons"),
         *("status", "found_at"),
     ]
     if _copies(dialect):
         # PostgreSQL's COPY: the fastest way in, within the operation's own transaction
-        as_json = _json_text
         command = f"COPY {CANDIDATES.name} ({', '.join(names)}) FROM STDIN"
         with connection.connection.cursor() as cursor, cursor.copy(command) as copy:
             for a, entity_b, b, score, rule, action, reasons in rows:
@@ -576,7 +576,6 @@ def _insert_candidates(
     marks = [mark] * len(names)
     if dialect.name == "postgresql":
         marks[names.index("reasons")] = f"CAST({mark} AS JSON)"
-        as_json = _json_text
     sql = f"INSERT INTO {CANDIDATES.name} ({', '.join(names)}) VALUES ({', '.join(marks)})"
     for start in range(0, len(rows), 5000):
         connection.exec_driver_sql(

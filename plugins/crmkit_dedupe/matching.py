@@ -420,21 +420,6 @@ def first_match(rules: Sequence[Rule], a: Profile, b: Profile) -> tuple[Rule, Sc
 # -- batch candidate generation -----------------------------------------------------------
 
 
-def candidate_pairs(
-    profiles: Sequence[Profile],
-    *,
-    slots: Collection[str] | None = None,
-    max_block: int = 200,
-    window: int = 8,
-    neighbourhood: bool = True,
-) -> Iterator[tuple[int, int]]:
-    """Index pairs ``(i, j)`` (``i < j``) worth scoring: :func:`candidate_arrays` as tuples."""
-    left, right = candidate_arrays(
-        profiles, slots=slots, max_block=max_block, window=window, neighbourhood=neighbourhood
-    )
-    yield from zip(left.tolist(), right.tolist(), strict=True)
-
-
 _TRIU: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
 
 
