@@ -39,6 +39,9 @@ PEOPLE = [
     {"full_name": "John Smith", "email": "jon@example.com", "birthday": "1980-01-02"},
     {"full_name": "John Smyth", "phone": "+44 20 7946 0958", "extra_phones": ["13812345678"]},
     {"full_name": "李娜", "email": "lina@example.cn", "extra_emails": ["zw@corp.cn"]},
+    {"full_name": "Jacqueline White", "email": "jw@example.com", "city": "Perth"},
+    {"full_name": "White", "email": "jw@example.com", "city": "Perth"},
+    {"full_name": "Mary Ann White", "phone": "+61 8 9123 4567", "city": "Perth"},
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from crmkit_dedupe import normalise as nz
 from hypothesis import given
+from rapidfuzz.distance import JaroWinkler
 from hypothesis import strategies as st
 
 import crmkit
@@ -36,6 +37,27 @@ def test_name_similarity_is_high_across_scripts_and_low_for_other_names() -> Non
     other = nz.name_similarity(nz.person_name("张伟"), nz.person_name("李娜"))
     assert same > 0.95
     assert other < 0.7
+
+
+def test_a_latin_name_missing_a_part_is_not_a_different_name() -> None:
+    def alike(a: str, b: str) -> float:
+        return nz.name_similarity(nz.person_name(a), nz.person_name(b))
+
+    assert alike("White", "Jacqueline White") == pytest.approx(nz.PART_OF_NAME)
+    assert alike("Jacqueline White", "White") == pytest.approx(nz.PART_OF_NAME)
+    typo = JaroWinkler.similarity("whyte", "white")
+    assert alike("Whyte", "Mary Ann White") == pytest.approx(nz.PART_OF_NAME * typo)
+    # as many parts: compared whole, as before (another given name is another person)
+    assert alike("Kyle Bullock", "Kyle Novotny") < 0.7
+    # Chinese names keep their syllable-by-syllable comparison
+    assert alike("王", "王伟") < 0.5
+
+
+@given(NAMES, NAMES)
+def test_a_name_scores_at_least_its_part_of_name_score(a: str, b: str) -> None:
+    left, right = nz.person_name(a), nz.person_name(b)
+    if not left.cjk and not right.cjk:
+        assert nz.name_similarity(left, right) >= nz.part_of_name(left.tokens, right.tokens)
 
 
 @pytest.mark.parametrize(

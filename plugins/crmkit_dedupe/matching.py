@@ -559,6 +559,7 @@ class _Columns:
     def __init__(self, profiles: Sequence[Profile]) -> None:
         self.profiles = profiles
         self._derived: dict[tuple[int, str], list[Any]] = {}
+        self._parts: dict[int, npt.NDArray[np.int64]] = {}
         self._coded: dict[
             tuple[str, str], tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], list[Any]]
         ] = {}
@@ -586,9 +587,19 @@ class _Columns:
         setdefault = table.setdefault
         return np.fromiter((setdefault(v, len(table)) for v in values), np.int64, size) - 1
 
+    def parts(self, distinct: list[Any]) -> npt.NDArray[np.int64]:
+        """How many parts each distinct name has, computed once per column."""
+        cached = self._parts.get(id(distinct))
+        if cached is None:
+            tokens = self.derived(distinct, "tokens")
+            cached = self._parts[id(distinct)] = np.fromiter(
+                (len(t) for t in tokens), np.int64, len(tokens)
+            )
+        return cached
+
     def derived(self, distinct: list[Any], what: str) -> list[Any]:
         """``getattr(value, what)`` of every distinct value (names: ``key``, ``joined``,
-        ``cjk``), computed once per column."""
+        ``cjk``, ``tokens``), computed once per column."""
         cached = self._derived.get((id(distinct), what))
         if cached is None:
             cached = self._derived[(id(distinct), what)] = [getattr(v, what) for v in distinct]
@@ -627,6 +638,11 @@ def _unequal_similarity(
                 _jaro_winkler([keys[c] for c in la], [keys[c] for c in lb]),
                 _jaro_winkler([joined[c] for c in la], [joined[c] for c in lb]),
             )
+            tokens = columns.derived(distinct, "tokens")
+            parts = columns.parts(distinct)
+            for k in np.flatnonzero(parts[la] != parts[lb]).tolist():
+                part = nz.part_of_name(tokens[la[k]], tokens[lb[k]])
+                out[latin[k]] = max(out[latin[k]], part)
         if len(latin) < size:
             done: dict[tuple[int, int], float] = {}
             for n in range(size):

@@ -217,14 +217,34 @@ def _token_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
     return float(min(directed(a, b), directed(b, a)) ** 3)
 
 
+#: What a Latin name scores against a fuller one it is part of ("White" / "Jacqueline
+#: White": a given name left out), times how well its parts match. Chosen on the FEBRL2
+#: development set (docs/benchmarks.md); a name is never evidence on its own, so this only
+#: keeps a missing part from counting as a different name.
+PART_OF_NAME = 0.9
+
+
+def part_of_name(a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """For Latin names with different numbers of parts: :data:`PART_OF_NAME` times the mean
+    Jaro-Winkler of each part of the shorter name with its best partner in the longer one
+    (0 when both have as many parts: then they are compared whole)."""
+    from rapidfuzz.distance import JaroWinkler
+
+    if len(a) == len(b) or not a or not b:
+        return 0.0
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    best = sum(max(JaroWinkler.similarity(p, q) for q in long) for p in short)
+    return PART_OF_NAME * best / len(short)
+
+
 def name_similarity(a: PersonName, b: PersonName) -> float:
     """How alike two names are, in [0, 1], whatever their script and order.
 
     Equal Chinese spellings (after Traditional → Simplified) score 1; the same pinyin in
     either order or spacing ("Xiao Wei" / 晓伟) 0.97; the same sound written with other
-    characters (伟 / 玮) 0.9. Otherwise Latin names are compared with Jaro-Winkler (typos),
-    and names in or against Chinese syllable by syllable (a different syllable is a
-    different name)."""
+    characters (伟 / 玮) 0.9. Otherwise Latin names are compared with Jaro-Winkler (typos)
+    or, when one has fewer parts, by :func:`part_of_name`, whichever is higher; names in or
+    against Chinese syllable by syllable (a different syllable is a different name)."""
     from rapidfuzz.distance import JaroWinkler
 
     if not a.tokens or not b.tokens:
@@ -242,6 +262,7 @@ def name_similarity(a: PersonName, b: PersonName) -> float:
     return max(
         JaroWinkler.similarity(a.key, b.key),
         JaroWinkler.similarity(a.joined, b.joined),
+        part_of_name(a.tokens, b.tokens),
     )
 
 
