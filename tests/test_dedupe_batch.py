@@ -4,6 +4,7 @@ records that share a key, the covering lookup index, and the per-key candidate c
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import json
 import warnings
@@ -368,3 +369,58 @@ def test_a_write_that_fails_mid_scan_leaves_the_earlier_candidates(
 
     assert len(calls) == 3  # nothing was written after the failure
     assert service.candidates(scan_only) == before  # the whole scan rolled back
+
+
+def test_reasons_as_json_text_are_the_reasons_encoded() -> None:
+    rules = [
+        Rule(
+            "fuzzy",
+            "contact",
+            (
+                FieldRule("full_name", "name", 2.0, False),
+                FieldRule("email", "email", 1.0),
+                FieldRule("city", "text", 1.0),
+                FieldRule("company", "company", 1.0, False),
+            ),
+            ("contact",),
+            threshold=0.3,
+            min_evidence=1,
+        )
+    ]
+    people = [
+        *PEOPLE,
+        {"full_name": 'Jo "JJ" O\'Brien', "email": "jj@x.ie", "city": 'Back\\slash "City"'},
+        {"full_name": "Jo O'Brien", "email": "JJ@x.ie", "city": "Back\\slash City"},
+        {"full_name": "王伟", "email": "ww@qq.com", "company": "上海「华为」技术有限公司\t"},
+    ]
+    profiles = [_profile("contact", n, data, rules) for n, data in enumerate(people)]
+    pairs = list(itertools.permutations(range(len(profiles)), 2))
+    left = np.array([a for a, _ in pairs], dtype=np.int64)
+    right = np.array([b for _, b in pairs], dtype=np.int64)
+    matcher = matching.Matcher(rules, profiles)
+
+    listed = matcher.match(left, right)
+    encoded = matcher.match(left, right, as_json=True)
+
+    assert encoded.reasons == [json.dumps(r, ensure_ascii=False) for r in listed.reasons]
+    assert [json.loads(text) for text in encoded.reasons] == listed.reasons
+    shown = " ".join(itertools.chain.from_iterable(listed.reasons))
+    # the hard cases ran: a value with quotes and a backslash, and Chinese text
+    assert 'back\\slash "city"' in shown
+    assert "上海" in shown
+
+
+def test_the_scan_reads_rows_as_sqlalchemy_gives_them(scan_only: crmkit.CRM) -> None:
+    scan_only.contacts.create({"full_name": "張偉", "birthday": "1990-03-04", "city": "上海"})
+    scan_only.contacts.create({"full_name": "Li Na"})
+    model: Any = scan_only.entity("contact").model
+    query = sa.select(model.id, model.birthday, model.custom, model.full_name, model.city)
+    with scan_only.transaction() as op:
+        connection = op.session.connection()
+        expected = [tuple(row) for row in connection.execute(query)]
+        read = [tuple(row) for rows in engine_module._batches(connection, query) for row in rows]
+        batched = list(engine_module._batches(connection, query, size=1))
+    assert read == expected
+    assert len(batched) == 2
+    assert {type(row[1]) for row in read} == {dt.date, type(None)}  # a date, not its text
+    assert all(isinstance(row[2], dict) for row in read)  # the JSON decoded

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from crmkit_dedupe import normalise as nz
 from hypothesis import given
-from rapidfuzz.distance import JaroWinkler
 from hypothesis import strategies as st
+from rapidfuzz.distance import JaroWinkler
 
 import crmkit
 
@@ -177,3 +179,12 @@ def test_the_ascii_email_shortcut_gives_what_nfkc_gives(local: str, domain: str)
     address = f" {local}@{domain} "
     expected = nz.canonical_email(address + "\u00a0")  # not ASCII: the NFKC path
     assert nz.canonical_email(address) == expected
+
+
+@given(st.dates())
+def test_a_date_and_its_text_normalise_alike(day: dt.date) -> None:
+    from crmkit_dedupe import matching
+
+    assert matching.normalised("date", day, "CN") == matching.normalised(
+        "date", day.isoformat(), "CN"
+    )

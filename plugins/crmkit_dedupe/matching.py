@@ -62,8 +62,8 @@ def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
     if raw is None or raw == "":
         return None
     if compare == "date":
-        if isinstance(raw, dt.date):
-            return raw.isoformat()
+        if isinstance(raw, dt.date):  # the digits, as of a date given as text
+            return f"{raw.year:04d}{raw.month:02d}{raw.day:02d}"
         text = "".join(ch for ch in str(raw) if ch.isdigit())
         return text or None
     text = str(raw)
@@ -728,6 +728,17 @@ def _show_all(columns: _Columns, distinct: list[Any]) -> list[str]:
     return cached
 
 
+def _json_texts(columns: _Columns, distinct: list[Any]) -> list[str]:
+    """:func:`_show_all` as JSON string contents (escaped, without the quotes)."""
+    key = (id(distinct), "__json__")
+    cached = columns._derived.get(key)
+    if cached is None:
+        cached = columns._derived[key] = [
+            json.dumps(text, ensure_ascii=False)[1:-1] for text in _show_all(columns, distinct)
+        ]
+    return cached
+
+
 def _reasons_of(
     columns: _Columns,
     rule: Rule,
@@ -735,16 +746,27 @@ def _reasons_of(
     a: npt.NDArray[np.int64],
     b: npt.NDArray[np.int64],
     rows: npt.NDArray[np.int64],
-) -> list[list[str]]:
+    *,
+    as_json: bool = False,
+) -> list[Any]:
     """The reasons :func:`score` gives for the pairs ``rows`` (indices into ``a``/``b``)
-    under ``rule``, built per field from each distinct value's text, shown once."""
+    under ``rule``, built per field from each distinct value's text, shown once. With
+    ``as_json`` each pair's reasons come as the text of a JSON array, exactly what
+    ``json.dumps(reasons, ensure_ascii=False)`` gives, made from each value's text escaped
+    once (what a scan stores, without encoding every pair's list)."""
     columns_of_reasons: list[list[str | None]] = []
     for item in rule.fields:
         slot = (f"{item.name}:{item.compare}", f"{item.other_name}:{item.compare}")
         value, present = fields[slot]
         codes_a, codes_b, distinct = columns.coded(*slot)
-        shown = _show_all(columns, distinct)
-        name = item.name
+        if as_json:
+            shown = _json_texts(columns, distinct)
+            name = json.dumps(item.name, ensure_ascii=False)[1:-1]
+            quote = '"'
+        else:
+            shown = _show_all(columns, distinct)
+            name = item.name
+            quote = ""
         same: dict[int, str] = {}
         texts: list[str | None] = []
         add = texts.append
@@ -761,17 +783,22 @@ def _reasons_of(
                 if x == y:
                     text = same.get(x)
                     if text is None:
-                        text = same[x] = f"same {name} {shown[x]}"
+                        text = same[x] = f"{quote}same {name} {shown[x]}{quote}"
                     add(text)
                 elif shown[x] == shown[y]:
-                    add(f"same {name} {shown[x]}")
+                    add(f"{quote}same {name} {shown[x]}{quote}")
                 else:
-                    add(f"same {name} {shown[x]} = {shown[y]}")
+                    add(f"{quote}same {name} {shown[x]} = {shown[y]}{quote}")
             elif sim <= 0.001:
-                add(f"different {name} ({shown[x]} / {shown[y]})")
+                add(f"{quote}different {name} ({shown[x]} / {shown[y]}){quote}")
             else:
-                add(f"{name} {shown[x]} ~ {shown[y]} ({sim:.2f})")
+                add(f"{quote}{name} {shown[x]} ~ {shown[y]} ({sim:.2f}){quote}")
         columns_of_reasons.append(texts)
+    if as_json:
+        return [
+            f"[{', '.join([text for text in texts if text is not None])}]"
+            for texts in zip(*columns_of_reasons, strict=True)
+        ]
     return [
         [text for text in texts if text is not None]
         for texts in zip(*columns_of_reasons, strict=True)
@@ -792,7 +819,8 @@ class Matches:
     scores: list[float]
     evidence: list[int]
     compared: list[int]
-    reasons: list[list[str]]
+    #: Per pair its reasons, or with ``match(..., as_json=True)`` their JSON array as text.
+    reasons: list[Any]
 
 
 def match_pairs(
@@ -839,8 +867,11 @@ class Matcher:
             len(profiles),
         )
 
-    def match(self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64]) -> Matches:
-        """The pairs ``(a[n], b[n])`` that match a rule, in the order given."""
+    def match(
+        self, a: npt.NDArray[np.int64], b: npt.NDArray[np.int64], *, as_json: bool = False
+    ) -> Matches:
+        """The pairs ``(a[n], b[n])`` that match a rule, in the order given; with
+        ``as_json`` each pair's reasons as the text of a JSON array."""
         rules, columns, entity_code = self.rules, self.columns, self.entity_code
         ea, eb = self.entities[a], self.entities[b]
         size = len(a)
@@ -887,7 +918,7 @@ class Matcher:
         scores: list[float] = []
         evidence: list[int] = []
         compared_all: list[int] = []
-        reasons: list[list[str]] = []
+        reasons: list[Any] = []
         for number, rule in enumerate(rules):
             rows = np.flatnonzero((decided == number) & ~unsure)
             if not len(rows):
@@ -902,7 +933,7 @@ class Matcher:
             scores += [round(value, 4) for value in final[rows].tolist()]
             evidence += sure[rows].tolist()
             compared_all += compared.tolist()
-            reasons += _reasons_of(columns, rule, fields, a, b, rows)
+            reasons += _reasons_of(columns, rule, fields, a, b, rows, as_json=as_json)
         hits = []
         for n in np.flatnonzero(unsure).tolist():
             hit = first_match(rules, self.profiles[int(a[n])], self.profiles[int(b[n])])
@@ -912,7 +943,8 @@ class Matcher:
                 scores.append(hit[1].score)
                 evidence.append(hit[1].evidence)
                 compared_all.append(hit[1].compared)
-                reasons.append(hit[1].reasons)
+                why = hit[1].reasons
+                reasons.append(json.dumps(why, ensure_ascii=False) if as_json else why)
         at.append(np.asarray(hits, dtype=np.int64))
         position = np.concatenate(at)
         order = np.argsort(position, kind="stable")
