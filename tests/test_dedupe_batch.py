@@ -5,6 +5,7 @@ records that share a key, the covering lookup index, and the per-key candidate c
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import itertools
 import json
 import warnings
@@ -424,3 +425,36 @@ def test_the_scan_reads_rows_as_sqlalchemy_gives_them(scan_only: crmkit.CRM) -> 
     assert len(batched) == 2
     assert {type(row[1]) for row in read} == {dt.date, type(None)}  # a date, not its text
     assert all(isinstance(row[2], dict) for row in read)  # the JSON decoded
+
+
+def test_the_scan_pauses_the_garbage_collector_and_restores_it(scan_only: crmkit.CRM) -> None:
+    for person in PEOPLE:
+        scan_only.contacts.create(person)
+    during: list[bool] = []
+    with scan_only.transaction() as op:
+        crmkit_dedupe.engine_of(scan_only).scan(
+            op, "contact", progress=lambda n: during.append(gc.isenabled())
+        )
+    assert during
+    assert not any(during)
+    assert gc.isenabled()
+    gc.disable()
+    try:  # a collector already off stays off
+        service.scan(scan_only, "contact")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_comes_back_after_the_last_of_overlapping_pauses() -> None:
+    outer = engine_module._collector_paused()
+    inner = engine_module._collector_paused()
+    outer.__enter__()
+    inner.__enter__()
+    outer.__exit__(None, None, None)  # another thread's scan ends first
+    assert not gc.isenabled()
+    inner.__exit__(None, None, None)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), engine_module._collector_paused():
+        raise RuntimeError("a failed scan")
+    assert gc.isenabled()
