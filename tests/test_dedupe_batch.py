@@ -458,3 +458,9 @@ def test_the_collector_comes_back_after_the_last_of_overlapping_pauses() -> None
     with pytest.raises(RuntimeError), engine_module._collector_paused():
         raise RuntimeError("a failed scan")
     assert gc.isenabled()
+
+
+@given(st.text())
+def test_a_text_is_left_unescaped_exactly_when_json_leaves_it(text: str) -> None:
+    encoded = json.dumps(text, ensure_ascii=False)[1:-1]
+    assert (matching._JSON_ESCAPED.search(text) is None) == (encoded == text)

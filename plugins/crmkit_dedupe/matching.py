@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, overload
 
@@ -728,13 +729,20 @@ def _show_all(columns: _Columns, distinct: list[Any]) -> list[str]:
     return cached
 
 
+#: What JSON escapes in a string when it keeps non-ASCII text as it is.
+_JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
+
+
 def _json_texts(columns: _Columns, distinct: list[Any]) -> list[str]:
-    """:func:`_show_all` as JSON string contents (escaped, without the quotes)."""
+    """:func:`_show_all` as JSON string contents (escaped, without the quotes); a text with
+    nothing to escape (nearly all: phones, e-mails, names) is its own content."""
     key = (id(distinct), "__json__")
     cached = columns._derived.get(key)
     if cached is None:
+        escaped = _JSON_ESCAPED.search
         cached = columns._derived[key] = [
-            json.dumps(text, ensure_ascii=False)[1:-1] for text in _show_all(columns, distinct)
+            json.dumps(text, ensure_ascii=False)[1:-1] if escaped(text) else text
+            for text in _show_all(columns, distinct)
         ]
     return cached
 
