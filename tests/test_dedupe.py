@@ -9,6 +9,9 @@ from typing import Any
 
 import crmkit_dedupe
 import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from crmkit_dedupe import service
 from crmkit_dedupe.models import DedupeKey
@@ -241,3 +244,22 @@ def test_a_missing_dependency_shows_as_failed_to_load(monkeypatch: pytest.Monkey
 
     assert not plugins["dedupe"].loaded
     assert "pypinyin" in (plugins["dedupe"].load_error or "")
+
+
+def test_the_plugin_migrations_create_exactly_its_models(scan_only: crmkit.CRM) -> None:
+    def only_dedupe(obj: Any, name: str | None, type_: str, *_: object) -> bool:
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is not None and table.name.startswith("dedupe_")
+
+    with scan_only.engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_object": only_dedupe}
+        )
+        differences = compare_metadata(context, crmkit.Model.metadata)
+    indexes = {i["name"]: i for i in sa.inspect(scan_only.engine).get_indexes("dedupe_candidates")}
+
+    assert differences == []
+    assert "ix_dedupe_candidates_id_a" not in indexes  # the unique pair's prefix serves
+    decided = indexes["ix_dedupe_candidates_decided"]
+    where = next(v for k, v in decided.get("dialect_options", {}).items() if k.endswith("_where"))
+    assert "open" in str(where)  # partial: the open candidates a scan writes are not in it

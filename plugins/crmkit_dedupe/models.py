@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 import crmkit
@@ -40,19 +40,27 @@ class DedupeCandidate(crmkit.Model):
 
     __tablename__ = "dedupe_candidates"
     __table_args__ = (
+        # also the index for lookups by (entity_a, id_a)
         UniqueConstraint("entity_a", "id_a", "entity_b", "id_b", name="uq_dedupe_candidates_pair"),
+        # the few decided candidates; a scan writes only open ones (migration dedupe_0003)
+        Index(
+            "ix_dedupe_candidates_decided",
+            "status",
+            postgresql_where=text("status <> 'open'"),
+            sqlite_where=text("status <> 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     entity_a: Mapped[str] = mapped_column(String(32))
-    id_a: Mapped[int] = mapped_column(Integer, index=True)
+    id_a: Mapped[int] = mapped_column(Integer)
     entity_b: Mapped[str] = mapped_column(String(32))
     id_b: Mapped[int] = mapped_column(Integer, index=True)
     score: Mapped[float] = mapped_column(Float)
     rule: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(16))
     reasons: Mapped[list[str]] = mapped_column(default=list)
-    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")
     found_at: Mapped[dt.datetime] = mapped_column(default=crmkit.utcnow)
     decided_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), default=None)
