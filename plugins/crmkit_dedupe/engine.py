@@ -544,8 +544,9 @@ class Engine:
         return int(op.session.scalar(query) or 0)
 
 
-_PAUSES = 0
+_PAUSES = 0  # blocks in :func:`_collector_paused` now
 _PAUSES_LOCK = threading.Lock()
+_WAS_ON = True  # whether the collector was on when the first of them began
 
 
 @contextmanager
@@ -572,9 +573,6 @@ def _collector_paused() -> Iterator[None]:
             _PAUSES -= 1
             if _PAUSES == 0 and _WAS_ON:
                 gc.enable()
-
-
-_WAS_ON = True
 
 
 def _batches(
