@@ -49,6 +49,10 @@ def candidates(
     with crm.transaction(actor, write=False) as op:
         op.access.require("dedupe:review")
         query = select(DedupeCandidate).where(DedupeCandidate.status == status)
+        if status != "open":
+            # the decided ones are in a partial index (status <> 'open'); SQLite uses it only
+            # when the query repeats its condition
+            query = query.where(DedupeCandidate.status != "open")
         if entity:
             query = query.where(DedupeCandidate.entity_a == entity)
         query = query.order_by(DedupeCandidate.score.desc(), DedupeCandidate.id).limit(limit)
