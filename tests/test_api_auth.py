@@ -180,3 +180,9 @@ def test_a_request_records_the_tokens_last_use_when_it_is_due(api: Api) -> None:
     last_used = api.crm.tokens.list("rep")[0].last_used_at
     assert last_used is not None
     assert last_used > long_ago + dt.timedelta(minutes=30)
+
+
+def test_an_options_request_needs_no_token(api: Api) -> None:
+    response = api.client.options("/contacts")
+    assert response.status_code == 204
+    assert "GET" in response.headers["allow"]

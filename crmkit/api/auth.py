@@ -18,7 +18,6 @@ import msgspec
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.middleware._utils import should_bypass_middleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmkit.api.problems import CHALLENGE, PROBLEM_MEDIA_TYPE, problem_body
@@ -49,30 +48,28 @@ def bearer_token(header: str | None) -> str:
 
 
 class TokenAuthentication(AbstractAuthenticationMiddleware):
-    """Authenticates the bearer token of each request inside the request's own operation."""
+    """Authenticates the bearer token of each request inside the request's own operation.
+
+    Litestar's own ``__call__`` decides which requests skip authentication (the excluded
+    paths, routes with the ``exclude_from_auth`` opt, ``OPTIONS``, other scope types),
+    authenticates the others with :meth:`authenticate_request` and then calls the app it
+    was given: :meth:`_authenticated`, which runs the request under its token's check."""
 
     def __init__(self, app: ASGIApp, crm: CRM, **options: Any) -> None:
-        super().__init__(app, **options)
+        super().__init__(self._authenticated, **options)
+        self.next_app = app
         self.crm = crm
         #: token hash -> the token's user and the access stamp it was read at
         self._known: dict[str, tuple[User, int | None]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if should_bypass_middleware(
-            exclude_http_methods=self.exclude_http_methods,
-            exclude_opt_key=self.exclude_opt_key,
-            exclude_path_pattern=self.exclude,
-            scope=scope,
-            scopes=self.scopes,
-        ):
-            await self.app(scope, receive, send)
+    async def _authenticated(self, scope: Scope, receive: Receive, send: Send) -> None:
+        check = scope.get("user")
+        if not isinstance(check, BearerCheck):  # a request that skipped authentication
+            await self.next_app(scope, receive, send)
             return
-        result = await self.authenticate_request(ASGIConnection(scope))
-        check: BearerCheck = result.user
         scope["user"] = check.user
-        scope["auth"] = result.auth
         with checking_bearer(check):
-            await self.app(scope, receive, self._checked_send(check, send))
+            await self.next_app(scope, receive, self._checked_send(check, send))
         if check.verified:
             if len(self._known) >= KNOWN_TOKENS:
                 self._known.clear()
