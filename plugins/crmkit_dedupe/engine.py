@@ -558,8 +558,7 @@ def _collector_paused() -> Iterator[None]:
     reference counting frees them all the same, but each collection the allocations
     trigger walks every container still alive, a heap that grows to hundreds of thousands
     of profiles. At 1 M contacts the collector took 0.5-1 s of a 6-7 s scan. The pause
-    is process-wide: other threads make no cycles that would be collected in the meantime
-    (they are collected after)."""
+    is process-wide: cycles that other threads make meanwhile are collected after it."""
     global _PAUSES, _WAS_ON
     with _PAUSES_LOCK:
         if _PAUSES == 0:
