@@ -350,10 +350,10 @@ class Engine:
             starts.append(len(profiles))
             # each key's record as an index into the profiles (-1: not a live record);
             # every entity's profiles are in id order
-            read_ids = np.asarray(profiles.record_ids, dtype=np.int64)
+            ids = np.asarray(profiles.record_ids, dtype=np.int64)
             members = np.full(len(of_id), -1, dtype=np.int64)
             for number in range(len(involved)):
-                segment = read_ids[starts[number] : starts[number + 1]]
+                segment = ids[starts[number] : starts[number + 1]]
                 if not len(segment):
                     continue
                 chosen = of_entity == number
@@ -363,13 +363,14 @@ class Engine:
             left, right = matching.block_pairs(
                 profiles, members[live], of_block[live], max_block=max_block, window=window
             )
-            del of_entity, of_id, of_block, members, live, read_ids
+            del of_entity, of_id, of_block, members, live
         else:
             for name in involved:
                 starts.append(len(profiles))
                 self._read(op, name, profiles, progress)
             starts.append(len(profiles))
             records = len(profiles)
+            ids = np.asarray(profiles.record_ids, dtype=np.int64)
             left, right = matching.candidate_arrays(
                 profiles, slots=slots, max_block=max_block, window=window
             )
@@ -377,7 +378,6 @@ class Engine:
         # both orientations of each pair: the checked record (``a``) is of ``entity``, and
         # within one entity only the lower id checks the higher (one candidate per pair)
         kind = np.repeat(np.arange(len(involved), dtype=np.int64), np.diff(starts))
-        ids = np.asarray(profiles.record_ids, dtype=np.int64)
         mine = involved.index(entity)
         lefts, rights = [], []
         for a, b in ((left, right), (right, left)):
