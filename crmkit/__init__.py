@@ -8,8 +8,10 @@ from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.duplicates import DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
@@ -65,7 +67,9 @@ __all__ = [
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
     "BulkRejected",
     "BulkResult",
@@ -108,6 +112,7 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",
