@@ -43,7 +43,8 @@ def test_the_fallback_flags_a_same_phone_contact_and_notifies_its_owner(
     [notice] = crm.audit.inbox("alice")
     assert notice.kind == "contact.collision"
     assert "bob" in notice.title
-    assert f"contact {mine.id}" in notice.body and "same phone +8613812345678" in notice.body
+    assert f"contact {mine.id}" in notice.body
+    assert "same phone +8613812345678" in notice.body
 
 
 def test_a_lead_is_compared_with_contacts_too(crm: crmkit.CRM, reps) -> None:
