@@ -44,7 +44,7 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
@@ -79,6 +79,7 @@ __all__ = [
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
+    "BatchEventSink",
     "Event",
     "EventSink",
     "FieldError",
