@@ -44,7 +44,7 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.disclosure import (
@@ -74,6 +74,7 @@ __all__ = [
     "AssignmentChoice",
     "AssignmentRequest",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",

@@ -2,7 +2,9 @@
 
 A plugin implements any of these with ``@crmkit.hookimpl`` on a function of the same name.
 Each docstring says when the hook is called, with what, and what its return value means. The
-hook reference in the docs is generated from this module.
+hook reference, docs/reference/hooks.md, is generated from this module: after adding or
+changing a hook, run ``python docs/gen_hooks.py`` and commit the page (a test fails while it
+is stale).
 
 Calling conventions (pluggy):
 
@@ -102,8 +104,8 @@ def crmkit_permissions() -> Sequence[str]:
 def crmkit_settings() -> Sequence[SettingSpec]:
     """Declare the plugin's settings, read from ``[plugins.<name>]`` in the config (collected).
 
-    Return ``crmkit.SettingSpec`` objects; ``crm.settings.plugin(name)`` validates the values
-    and fills the defaults.
+    Return ``crmkit.SettingSpec`` objects; ``crm.plugin_settings("<plugin name>")`` returns
+    the values, validated once and with the defaults filled in.
 
     Example::
 
