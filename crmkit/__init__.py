@@ -12,7 +12,7 @@ from crmkit.assignment.rules import Member as AssignmentMember
 from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -46,9 +46,15 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
@@ -61,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
@@ -71,6 +78,7 @@ __all__ = [
     "AssignmentRequest",
     "AssignmentRule",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",
@@ -79,6 +87,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",
@@ -117,12 +126,15 @@ __all__ = [
     "ValidationError",
     "WebhookSink",
     "cli_crm",
+    "disclosed_matches",
     "hookimpl",
     "normalise_email",
     "normalise_name",
     "normalise_phone",
     "open",
     "open_crm",
+    "readable_ids_query",
+    "readable_record_ids",
     "utcnow",
 ]
 

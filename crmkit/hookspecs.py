@@ -347,8 +347,11 @@ def crmkit_find_duplicates(
     for every row of an import), before the write. ``values`` are the validated, normalised
     values of the new record (for an update: the record as it will be after the change);
     ``record_id`` is ``None`` on create and the record's id on update (never report the
-    record itself). Only records the core could show the actor matter for the message, but
-    look at every live record: a collision is with a record the actor may not see.
+    record itself). Look at every live record, in or out of the actor's scope: a collision is
+    with a record the actor may not see. The core, not the plugin, decides what the actor is
+    told (``crmkit.disclosed_matches``: a record outside their scope only as "a record you
+    cannot see matches" with its owner); give each match ``reason_fields`` (the fields each
+    reason draws on) so that reasons about fields the actor may see can be shown.
 
     Return a list of ``crmkit.DuplicateMatch`` (an empty list means "no duplicates" and stops
     the search), or ``None`` to let the next implementation answer. The core's own fallback
@@ -365,7 +368,7 @@ def crmkit_find_duplicates(
                 return None
             same = op.records("contact").list(filters={"email": values["email"]}).items
             return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
-                                          owner_id=r.owner_id)
+                                          owner_id=r.owner_id, reason_fields=[["email"]])
                     for r in same if r.id != record_id]
     """
 
