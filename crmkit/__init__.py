@@ -10,7 +10,7 @@ from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -44,9 +44,15 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
@@ -59,6 +65,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
@@ -67,6 +74,7 @@ __all__ = [
     "AssignmentChoice",
     "AssignmentRequest",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",
@@ -75,6 +83,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",
@@ -112,12 +121,15 @@ __all__ = [
     "ValidationError",
     "WebhookSink",
     "cli_crm",
+    "disclosed_matches",
     "hookimpl",
     "normalise_email",
     "normalise_name",
     "normalise_phone",
     "open",
     "open_crm",
+    "readable_ids_query",
+    "readable_record_ids",
     "utcnow",
 ]
 
