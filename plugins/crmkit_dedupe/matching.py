@@ -447,12 +447,16 @@ def _fields_of(item: FieldRule) -> tuple[str, ...]:
 def reason_fields(rule: Rule, a: Profile, b: Profile) -> list[tuple[str, ...]]:
     """The fields each reason of ``score(rule, a, b)`` draws on, in the same order (both
     records' field names: what a field rule must not hide for the reason to be shown)."""
-    return [
-        _fields_of(item)
-        for item in rule.fields
-        if a.values.get(f"{item.name}:{item.compare}") is not None
-        and b.values.get(f"{item.other_name}:{item.compare}") is not None
-    ]
+    found = []
+    for item in rule.fields:
+        left = a.values.get(f"{item.name}:{item.compare}")
+        right = b.values.get(f"{item.other_name}:{item.compare}")
+        if left is None or right is None:
+            continue
+        value = similarity(item.compare, left, right)
+        if value == value:  # not NOT_COMPARED: score() gave it a reason
+            found.append(_fields_of(item))
+    return found
 
 
 def fields_of_reason(rule: Rule, reason: str) -> tuple[str, ...]:
