@@ -110,8 +110,8 @@ def types(session: nox.Session) -> None:
     if not targets:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
     # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
-    # needed to type-check plugins/.
-    session.install("-e", ".[dedupe,loyalty]", "litestar", "mypy")
+    # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
+    session.install("-e", ".[dedupe,loyalty]", "litestar", "mypy", "pytest")
     session.run("mypy", *targets, *session.posargs)
 
 

@@ -13,7 +13,7 @@ from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -47,10 +47,16 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.hookspecs import hookspec
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
@@ -63,6 +69,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
@@ -71,6 +78,7 @@ __all__ = [
     "AssignmentChoice",
     "AssignmentRequest",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",
@@ -79,6 +87,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",
@@ -118,6 +127,7 @@ __all__ = [
     "allocate_ids",
     "bulk_insert",
     "cli_crm",
+    "disclosed_matches",
     "hookimpl",
     "hookspec",
     "normalise_email",
@@ -126,6 +136,8 @@ __all__ = [
     "open",
     "open_crm",
     "problem_responses",
+    "readable_ids_query",
+    "readable_record_ids",
     "utcnow",
 ]
 

@@ -398,6 +398,33 @@ def _reason(item: FieldRule, left: Any, right: Any, value: float) -> str:
     return f"{item.name} {_show(left)} ~ {_show(right)} ({value:.2f})"
 
 
+def _fields_of(item: FieldRule) -> tuple[str, ...]:
+    names = {item.name, item.other_name}
+    if item.compare in ("phone", "email"):  # the comparison reads the extra list too
+        names.add(f"extra_{item.compare}s")
+    return tuple(sorted(names))
+
+
+def reason_fields(rule: Rule, a: Profile, b: Profile) -> list[tuple[str, ...]]:
+    """The fields each reason of ``score(rule, a, b)`` draws on, in the same order (both
+    records' field names: what a field rule must not hide for the reason to be shown)."""
+    return [
+        _fields_of(item)
+        for item in rule.fields
+        if a.values.get(f"{item.name}:{item.compare}") is not None
+        and b.values.get(f"{item.other_name}:{item.compare}") is not None
+    ]
+
+
+def fields_of_reason(rule: Rule, reason: str) -> tuple[str, ...]:
+    """The fields a stored reason of ``rule`` (as :func:`_reason` wrote it) draws on; empty
+    when the text is not one of this rule's reasons."""
+    for item in rule.fields:
+        if reason.startswith((f"same {item.name} ", f"different {item.name} (", f"{item.name} ")):
+            return _fields_of(item)
+    return ()
+
+
 def matches(rule: Rule, scored: Scored) -> bool:
     """Whether a scored pair meets the rule's threshold and evidence."""
     return scored.score >= rule.threshold and scored.evidence >= rule.min_evidence
