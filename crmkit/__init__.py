@@ -46,11 +46,15 @@ from crmkit.errors import (
 )
 from crmkit.events.types import Event, EventSink
 from crmkit.events.webhook import WebhookSink
+from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.outbox import Message, SendResult
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
+from crmkit.services.messages import DeliveryRecord
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+from crmkit.services.scheduler import JobContext, ScheduledJob
 from crmkit.settings import Settings, SettingSpec
 
 open = open_crm
@@ -75,6 +79,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",
@@ -83,14 +88,19 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -100,6 +110,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",
