@@ -66,6 +66,25 @@ class Delivery(msgspec.Struct, kw_only=True):
     contact_id: int | None
 
 
+class InboxItem(msgspec.Struct, kw_only=True):
+    """A message in the caller's in-app inbox."""
+
+    id: int
+    created_at: dt.datetime
+    kind: str
+    title: str
+    body: str
+    read_at: dt.datetime | None
+
+
+class MarkRead(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Inbox messages to mark read."""
+
+    ids: Annotated[
+        list[Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]], msgspec.Meta(max_length=10_000)
+    ]
+
+
 class SuppressionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An address to put on a channel's do-not-contact list."""
 
@@ -176,6 +195,38 @@ def message_router(crm: CRM) -> Router:
         return [_delivery(record) for record in found]
 
     @get(
+        "/inbox",
+        summary="The caller's in-app inbox, newest first",
+        description="Reminders, alerts and every other in-app message sent to the caller.",
+        sync_to_thread=True,
+        operation_id="list_inbox",
+        responses=problem_specs(401),
+    )
+    def list_inbox(actor: NamedDependency[User], unread_only: bool = True) -> list[InboxItem]:
+        return [
+            InboxItem(
+                id=note.id,
+                created_at=note.created_at,
+                kind=note.kind,
+                title=note.title,
+                body=note.body,
+                read_at=note.read_at,
+            )
+            for note in crm.audit.inbox(actor.username, unread_only=unread_only, actor=actor)
+        ]
+
+    @post(
+        "/inbox/read",
+        summary="Mark messages of the caller's inbox read",
+        sync_to_thread=True,
+        status_code=200,
+        operation_id="mark_inbox_read",
+        responses=problem_specs(400, 401, 413, 422),
+    )
+    def mark_inbox_read(data: JSONBody[MarkRead], actor: NamedDependency[User]) -> dict[str, int]:
+        return {"marked": crm.audit.mark_read(actor.username, data.ids, actor=actor)}
+
+    @get(
         "/suppressions",
         summary="The do-not-contact list",
         sync_to_thread=True,
@@ -266,6 +317,8 @@ def message_router(crm: CRM) -> Router:
             list_channels,
             send_message,
             list_messages,
+            list_inbox,
+            mark_inbox_read,
             list_suppressions,
             add_suppression,
             unsubscribe_page,

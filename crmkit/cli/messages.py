@@ -104,12 +104,21 @@ def send_command(
 
 
 @messages_group.command("log")
-@click.option("--status", type=click.Choice([s.value for s in MessageStatus]))
-@click.option("--channel", metavar="NAME")
-@click.option("--kind", metavar="KIND")
-@click.option("--contact", "contact_id", type=int, metavar="ID")
-@click.option("--user", metavar="USERNAME")
-@click.option("-n", "--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option(
+    "--status", type=click.Choice([s.value for s in MessageStatus]), help="Only this status."
+)
+@click.option("--channel", metavar="NAME", help="Only this channel.")
+@click.option("--kind", metavar="KIND", help="Only this kind (reminder, care, ...).")
+@click.option("--contact", "contact_id", type=int, metavar="ID", help="Only to this contact.")
+@click.option("--user", metavar="USERNAME", help="Only to this user.")
+@click.option(
+    "-n",
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="How many, at most.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def log_command(
     status: str | None,
@@ -183,6 +192,7 @@ def retry_command(ids: Sequence[int], all_dead: bool) -> None:
     type=click.Choice([r.value for r in SuppressionReason]),
     default=SuppressionReason.MANUAL.value,
     show_default=True,
+    help="Why.",
 )
 @click.option("--detail", default="", help="A note on why.")
 def suppress_command(channel: str, address: str, reason: str, detail: str) -> None:
@@ -214,7 +224,7 @@ def unsuppress_command(channel: str, address: str) -> None:
 
 
 @messages_group.command("suppressions")
-@click.option("--channel", metavar="NAME")
+@click.option("--channel", metavar="NAME", help="Only this channel's list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def suppressions_command(channel: str | None, as_json: bool) -> None:
     """List the do-not-contact list: channel, address, reason, since when.
