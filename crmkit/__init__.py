@@ -10,8 +10,10 @@ from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
@@ -76,7 +78,9 @@ __all__ = [
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
     "BatchEventSink",
     "BulkRejected",
@@ -121,6 +125,7 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",

@@ -107,7 +107,9 @@ def discover_plugins() -> dict[str, InstalledPlugin]:
             plugin.module = entry_point.load()
         except Exception as error:  # noqa: BLE001 - any import failure is reported, not raised
             plugin.load_error = f"{type(error).__name__}: {error}"
-            log.warning("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
+            # Said where it helps (`plugins list`/`info`, and on opening a CRM that has it
+            # enabled), not on every command of every installation without its extra.
+            log.debug("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
         else:
             plugin.description, plugin.requires = _describe(plugin.module, plugin.name)
         found[plugin.name] = plugin
