@@ -192,8 +192,13 @@ class PluginHost:
             raise PluginError(plugin, f"plugin {plugin!r} failed in {hook}: {error}") from error
         except Exception as error:
             plugin = self._culprit(error.__traceback__) or "unknown"
+            # the text of an unexpected error can hold SQL, its parameters or file paths: it
+            # goes to the log, the caller gets the plugin, the hook and the error's kind
+            log.exception("plugin %r failed in %s", plugin, hook)
             raise PluginError(
-                plugin, f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}"
+                plugin,
+                f"plugin {plugin!r} failed in {hook}: {type(error).__name__} (the details are"
+                " in the server log)",
             ) from error
 
     def call_each_safely(self, hook: str, **kwargs: Any) -> None:

@@ -20,6 +20,8 @@ from crmkit.entities.normalise import (
     normalise_text,
 )
 from crmkit.entities.parsing import (
+    DECIMAL_MAX_DIGITS,
+    check_text,
     parse_bool,
     parse_date,
     parse_datetime,
@@ -40,7 +42,7 @@ def normalise_long_text(value: str) -> str:
 
 def _as_text(value: object) -> str:
     if isinstance(value, str):
-        return value
+        return check_text(value)
     if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected text, got {type(value).__name__}")
@@ -138,7 +140,13 @@ class ValuePreparer:
         if isinstance(column_type, Integer):
             return parse_int
         if isinstance(column_type, Numeric):
-            return parse_decimal
+            precision = column_type.precision or DECIMAL_MAX_DIGITS
+            scale = column_type.scale
+
+            def number(value: object) -> decimal.Decimal:
+                return parse_decimal(value, precision=precision, scale=scale)
+
+            return number
         if isinstance(column_type, Date):
             return parse_date
         if isinstance(column_type, JSON):
