@@ -161,6 +161,12 @@ class Settings:
                 data = tomllib.loads(config_path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as error:
                 raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"{config_path}: not a config file (not UTF-8 text; crmkit.toml is TOML)"
+                ) from None
+            except OSError as error:
+                raise ConfigError(f"cannot read {config_path}: {error.strerror}") from None
         elif explicit:
             raise ConfigError(
                 f"config file {config_path} does not exist: create it with"
