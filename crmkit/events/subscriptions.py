@@ -37,14 +37,16 @@ class WebhookSubscription(Base):
         return f"{SINK_PREFIX}{self.id}"
 
 
-def subscription_sinks(session: Session) -> list[WebhookSink]:
-    """A webhook sink for every stored subscription."""
+def subscription_sinks(session: Session, *, allow_internal: bool = False) -> list[WebhookSink]:
+    """A webhook sink for every stored subscription (``allow_internal``: the setting
+    ``crmkit.relay.allow_internal_addresses``)."""
     return [
         WebhookSink(
             name=subscription.sink_name,
             url=subscription.url,
             secret=subscription.secret,
             patterns=tuple(subscription.patterns) or ("*",),
+            allow_internal=allow_internal,
         )
         for subscription in session.scalars(
             select(WebhookSubscription).order_by(WebhookSubscription.id)
@@ -52,11 +54,13 @@ def subscription_sinks(session: Session) -> list[WebhookSink]:
     ]
 
 
-def refreshed_sinks(current: Mapping[str, EventSink], session: Session) -> dict[str, EventSink]:
+def refreshed_sinks(
+    current: Mapping[str, EventSink], session: Session, *, allow_internal: bool = False
+) -> dict[str, EventSink]:
     """``current`` with its subscription sinks brought up to date: new subscriptions added,
     deleted ones dropped, unchanged ones kept (with their open HTTP connection)."""
     sinks = {name: sink for name, sink in current.items() if not name.startswith(SINK_PREFIX)}
-    for fresh in subscription_sinks(session):
+    for fresh in subscription_sinks(session, allow_internal=allow_internal):
         old = current.get(fresh.name)
         same = isinstance(old, WebhookSink) and (old.url, old.secret, tuple(old.patterns)) == (
             fresh.url,

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from attrs import define, field
 
 from crmkit.events.types import Event
+from crmkit.outbound import UnsafeDestination, check_destination
 from crmkit.settings import WebhookConfig
 
 if TYPE_CHECKING:  # httpx is imported by the relay when it first delivers, not at start-up
@@ -47,7 +48,16 @@ def verify(
 
 
 class WebhookError(Exception):
-    """The receiver did not accept the delivery."""
+    """The receiver did not accept the delivery. ``permanent`` ones (an internal address
+    refused) are not retried."""
+
+    permanent = False
+
+
+class WebhookRefused(WebhookError):
+    """The destination is an internal address (crmkit.outbound): never delivered."""
+
+    permanent = True
 
 
 @define
@@ -59,10 +69,12 @@ class WebhookSink:
     secret: str
     patterns: Sequence[str] = field(default=("*",))
     timeout_seconds: float = 10.0
+    #: deliver to internal addresses too (``crmkit.relay.allow_internal_addresses``)
+    allow_internal: bool = False
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: WebhookConfig) -> WebhookSink:
+    def from_config(cls, config: WebhookConfig, *, allow_internal: bool = False) -> WebhookSink:
         """A sink from a ``[[webhooks]]`` config entry."""
         return cls(
             name=config.name,
@@ -70,11 +82,18 @@ class WebhookSink:
             secret=config.secret,
             patterns=config.patterns,
             timeout_seconds=config.timeout_seconds,
+            allow_internal=allow_internal,
         )
 
     def deliver(self, event: Event) -> None:
-        """POST the event; raise ``WebhookError`` unless the receiver answers 2xx."""
+        """POST the event; raise ``WebhookError`` unless the receiver answers 2xx, and
+        ``WebhookRefused`` when the URL's host resolves to an internal address."""
         import httpx
+
+        try:
+            check_destination(self.url, allow_internal=self.allow_internal)
+        except UnsafeDestination as error:
+            raise WebhookRefused(str(error)) from None
 
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_seconds)
