@@ -111,14 +111,14 @@ def types(session: nox.Session) -> None:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
     # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
     # needed to type-check plugins/.
-    session.install("-e", ".[dedupe]", "litestar", "mypy")
+    session.install("-e", ".[dedupe,cardscan]", "litestar", "mypy")
     session.run("mypy", *targets, *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
-    session.install(*crmkit_with_example_plugin("dedupe"), "import-linter")
+    session.install(*crmkit_with_example_plugin("dedupe,cardscan"), "import-linter")
     session.run("lint-imports", *session.posargs)
 
 
@@ -181,7 +181,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
-    session.install("-e", ".[docs,dedupe]")  # the dedupe page documents its CLI
+    session.install("-e", ".[docs,dedupe,cardscan]")  # plugin pages document their CLIs
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)

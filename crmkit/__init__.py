@@ -4,10 +4,15 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
 from crmkit.duplicates import DuplicateAction, DuplicateMatch
@@ -47,11 +52,15 @@ from crmkit.errors import (
 from crmkit.events.types import Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
 from crmkit.settings import Settings, SettingSpec
+
+if TYPE_CHECKING:
+    from litestar.openapi.datastructures import ResponseSpec
 
 open = open_crm
 
@@ -70,12 +79,14 @@ __all__ = [
     "BulkRejected",
     "BulkResult",
     "CRMError",
+    "CardField",
     "ConfigError",
     "ConflictError",
     "Contact",
     "CustomField",
     "Deal",
     "DuplicateAction",
+    "DuplicateCheck",
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
@@ -90,6 +101,8 @@ __all__ = [
     "MergeService",
     "Model",
     "NotFoundError",
+    "OcrEngine",
+    "OcrLine",
     "Operation",
     "Page",
     "PermissionDenied",
@@ -111,6 +124,7 @@ __all__ = [
     "User",
     "ValidationError",
     "WebhookSink",
+    "check_duplicates",
     "cli_crm",
     "hookimpl",
     "normalise_email",
@@ -118,8 +132,18 @@ __all__ = [
     "normalise_phone",
     "open",
     "open_crm",
+    "problem_responses",
     "utcnow",
 ]
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI response entries (RFC 9457 problem+json) for a plugin route's error statuses,
+    400 always among them: ``@post("/x", responses=crmkit.problem_responses(404, 409))``.
+    The core's exception handlers answer every ``crmkit.CRMError`` in that shape."""
+    from crmkit.api.problems import problem_specs
+
+    return problem_specs(*statuses)
 
 
 def cli_crm() -> CRM:
