@@ -6,7 +6,7 @@ private and may change. Plugins import ``crmkit`` and nothing below it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
@@ -15,7 +15,8 @@ from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -49,9 +50,16 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
+from crmkit.hookspecs import hookspec
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
 from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
@@ -59,15 +67,13 @@ from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
 from crmkit.settings import Settings, SettingSpec
 
-if TYPE_CHECKING:
-    from litestar.openapi.datastructures import ResponseSpec
-
 open = open_crm
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
@@ -76,6 +82,7 @@ __all__ = [
     "AssignmentChoice",
     "AssignmentRequest",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",
@@ -85,6 +92,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DisclosedMatch",
     "DuplicateAction",
     "DuplicateCheck",
     "DuplicateError",
@@ -124,26 +132,23 @@ __all__ = [
     "User",
     "ValidationError",
     "WebhookSink",
+    "allocate_ids",
+    "bulk_insert",
     "check_duplicates",
     "cli_crm",
+    "disclosed_matches",
     "hookimpl",
+    "hookspec",
     "normalise_email",
     "normalise_name",
     "normalise_phone",
     "open",
     "open_crm",
     "problem_responses",
+    "readable_ids_query",
+    "readable_record_ids",
     "utcnow",
 ]
-
-
-def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """OpenAPI response entries (RFC 9457 problem+json) for a plugin route's error statuses,
-    400 always among them: ``@post("/x", responses=crmkit.problem_responses(404, 409))``.
-    The core's exception handlers answer every ``crmkit.CRMError`` in that shape."""
-    from crmkit.api.problems import problem_specs
-
-    return problem_specs(*statuses)
 
 
 def cli_crm() -> CRM:
@@ -151,3 +156,19 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI entries documenting RFC 9457 problem+json answers with ``statuses`` (400
+    always among them), for a plugin route's ``responses=``: crmkit errors raised in a
+    route already become problem+json; this says so in the schema, so clients (and the
+    schemathesis fuzz tests) know every status a route may answer.
+
+    Example::
+
+        @post("/cards", responses=crmkit.problem_responses(403, 404, 409, 422))
+        def issue(...): ...
+    """
+    from crmkit.api.problems import problem_specs
+
+    return dict(problem_specs(*statuses))

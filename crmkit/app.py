@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -171,6 +172,28 @@ class CRM:
         if duplicates:
             raise ConfigError(f"two event sinks are named {duplicates[0]!r}; names must be unique")
         return sinks
+
+    def add_hookspecs(self, namespace: types.ModuleType | type) -> None:
+        """Declare a plugin's own hooks (functions marked ``@crmkit.hookspec`` on a class or
+        module ``namespace``) for other plugins to implement; declaring the same hooks again
+        does nothing. Call them with :meth:`call_hook`. The loyalty plugin's earn-rule hook
+        is declared this way, so the core's hook list stays free of plugin concerns."""
+        for name in dir(namespace):
+            if name.startswith("crmkit_"):
+                caller = getattr(self.host.manager.hook, name, None)
+                if caller is not None and caller.spec is not None:
+                    return
+        self.host.manager.add_hookspecs(namespace)
+
+    def hook_implemented(self, hook: str) -> bool:
+        """Whether any enabled plugin implements ``hook`` (lets a hot path skip the call)."""
+        return hasattr(self.host.manager.hook, hook) and self.host.implemented(hook)
+
+    def call_hook(self, hook: str, **kwargs: Any) -> Any:
+        """Call a hook (core or declared by :meth:`add_hookspecs`) with keyword arguments;
+        an exception raised in an implementation becomes a ``crmkit.PluginError`` naming
+        the plugin, as for the core's hooks."""
+        return self.host.call(hook, **kwargs)
 
     def plugin_settings(self, plugin: str) -> dict[str, Any]:
         """The validated settings of an installed plugin (``[plugins.<name>]``), checked

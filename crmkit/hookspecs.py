@@ -2,7 +2,9 @@
 
 A plugin implements any of these with ``@crmkit.hookimpl`` on a function of the same name.
 Each docstring says when the hook is called, with what, and what its return value means. The
-hook reference in the docs is generated from this module.
+hook reference, docs/reference/hooks.md, is generated from this module: after adding or
+changing a hook, run ``python docs/gen_hooks.py`` and commit the page (a test fails while it
+is stale).
 
 Calling conventions (pluggy):
 
@@ -103,8 +105,8 @@ def crmkit_permissions() -> Sequence[str]:
 def crmkit_settings() -> Sequence[SettingSpec]:
     """Declare the plugin's settings, read from ``[plugins.<name>]`` in the config (collected).
 
-    Return ``crmkit.SettingSpec`` objects; ``crm.settings.plugin(name)`` validates the values
-    and fills the defaults.
+    Return ``crmkit.SettingSpec`` objects; ``crm.plugin_settings("<plugin name>")`` returns
+    the values, validated once and with the defaults filled in.
 
     Example::
 
@@ -337,8 +339,11 @@ def crmkit_find_duplicates(
     for every row of an import), before the write. ``values`` are the validated, normalised
     values of the new record (for an update: the record as it will be after the change);
     ``record_id`` is ``None`` on create and the record's id on update (never report the
-    record itself). Only records the core could show the actor matter for the message, but
-    look at every live record: a collision is with a record the actor may not see.
+    record itself). Look at every live record, in or out of the actor's scope: a collision is
+    with a record the actor may not see. The core, not the plugin, decides what the actor is
+    told (``crmkit.disclosed_matches``: a record outside their scope only as "a record you
+    cannot see matches" with its owner); give each match ``reason_fields`` (the fields each
+    reason draws on) so that reasons about fields the actor may see can be shown.
 
     Return a list of ``crmkit.DuplicateMatch`` (an empty list means "no duplicates" and stops
     the search), or ``None`` to let the next implementation answer. The core's own fallback
@@ -355,7 +360,7 @@ def crmkit_find_duplicates(
                 return None
             same = op.records("contact").list(filters={"email": values["email"]}).items
             return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
-                                          owner_id=r.owner_id)
+                                          owner_id=r.owner_id, reason_fields=[["email"]])
                     for r in same if r.id != record_id]
     """
 

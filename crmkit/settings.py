@@ -70,7 +70,7 @@ class RelaySettings:
     backoff_seconds: float = 2.0
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 300.0
-    batch_size: int = 200
+    batch_size: int = 1000
 
 
 @frozen

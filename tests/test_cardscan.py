@@ -8,6 +8,7 @@ rendered once per session."""
 from __future__ import annotations
 
 import io
+import json
 import random
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -147,11 +148,12 @@ def test_a_match_outside_the_scope_is_counted_never_shown(
         cards_crm, data, "c.jpg", save=True, actor=cards_crm.users.get("li.na")
     )
     assert result["status"] == "review"
-    assert result["duplicates"] == []
     assert result["hidden_matches"] == 1
-    text = repr(result)
-    assert "Secret" not in text
-    assert "wang.fang" not in text
+    (match,) = result["duplicates"]
+    assert match["visible"] is False
+    assert match["record_id"] is None
+    assert "a contact you cannot see, owned by wang.fang" in " ".join(result["flags"])
+    assert "Secret" not in repr(result)
 
 
 def test_an_unreadable_file_saves_nothing(cards_crm: crmkit.CRM) -> None:
@@ -430,3 +432,17 @@ def test_bad_cli_arguments_fail_in_one_line(
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_writes_sample_cards_with_their_truth(database_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "plugins", "enable", "cardscan"]).exit_code == 0
+    folder = tmp_path / "samples"
+    result = runner.invoke(cli, [*base, "cards", "samples", str(folder), "--count", "2"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((folder / "truth.json").read_text("utf-8"))
+    assert [card["file"] for card in truth] == ["card-001.jpg", "card-002.jpg"]
+    assert Image.open(folder / "card-001.jpg").format == "JPEG"

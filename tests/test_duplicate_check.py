@@ -20,8 +20,8 @@ def test_a_visible_match_is_returned_with_its_reasons(two_reps: crmkit.CRM) -> N
     own = two_reps.contacts.create({"full_name": "张伟", "phone": "13812345678"}, actor=li_na)
     with two_reps.transaction(li_na, write=False) as op:
         check = crmkit.check_duplicates(op, "contact", {"phone": "+86 138 1234 5678"})
-    assert [m.record_id for m in check.matches] == [own.id]
-    assert check.matches[0].reasons == ("same phone +8613812345678",)
+    assert [m.record_id for m in check.visible] == [own.id]
+    assert check.visible[0].reasons == ("same phone +8613812345678",)
     assert check.hidden == 0
     assert check.found
 
@@ -31,8 +31,11 @@ def test_a_match_outside_the_scope_is_only_counted(two_reps: crmkit.CRM) -> None
     two_reps.contacts.create({"full_name": "王芳", "email": "wf@example.com"}, actor=wang_fang)
     with two_reps.transaction(two_reps.users.get("li.na"), write=False) as op:
         check = crmkit.check_duplicates(op, "contact", {"email": "WF@example.com"})
-    assert check.matches == ()
+    assert check.visible == ()
     assert check.hidden == 1
+    (match,) = check.matches
+    assert (match.record_id, match.label, match.reasons) == (None, None, ())
+    assert match.owner_name == "wang.fang"
     assert check.found
 
 

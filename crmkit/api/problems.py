@@ -19,6 +19,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from crmkit.duplicates import DisclosedMatch
 from crmkit.errors import (
     ConflictError,
     CRMError,
@@ -127,6 +128,8 @@ def problem_response(
 def _match_json(match: object) -> Mapping[str, Any]:
     if isinstance(match, Mapping):
         return match
+    if isinstance(match, DisclosedMatch):
+        return match.as_dict()
     fields = getattr(type(match), "__attrs_attrs__", None)
     if fields is not None:
         return {field.name: getattr(match, field.name) for field in fields}

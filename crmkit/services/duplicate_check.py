@@ -1,6 +1,7 @@
 """A public door to the duplicate check for plugins that prepare records before writing
-them (the card scanner's drafts): the same answer the core gets on create, with what the
-actor may not see withheld."""
+them (the card scanner's drafts): the same answer the core gets on create, disclosed as the
+actor may see it (``crmkit.disclosed_matches``: a record outside their scope is only "a
+record you cannot see matches", with its owner)."""
 
 from __future__ import annotations
 
@@ -9,28 +10,32 @@ from typing import Any
 
 from attrs import frozen
 
-from crmkit.duplicates import DuplicateMatch
+from crmkit.duplicates import DisclosedMatch
 from crmkit.services import collisions
+from crmkit.services.disclosure import disclosed_matches
 from crmkit.services.operation import Operation
-from crmkit.services.queries import RECORD_ID, visible_by_id
 
 
 @frozen
 class DuplicateCheck:
-    """What :func:`check_duplicates` found.
+    """What :func:`check_duplicates` found: every match as the actor may see it."""
 
-    ``matches`` are the existing records the actor may read, with the check's reasons;
-    ``hidden`` counts the matches outside the actor's read scope: the caller may say "a
-    record you cannot see matches" (the collision rule needs that), never what it holds.
-    """
+    matches: tuple[DisclosedMatch, ...] = ()
 
-    matches: tuple[DuplicateMatch, ...] = ()
-    hidden: int = 0
+    @property
+    def visible(self) -> tuple[DisclosedMatch, ...]:
+        """The matches the actor may read (id, label, reasons)."""
+        return tuple(match for match in self.matches if match.visible)
+
+    @property
+    def hidden(self) -> int:
+        """How many matches lie outside the actor's read scope."""
+        return sum(1 for match in self.matches if not match.visible)
 
     @property
     def found(self) -> bool:
         """Whether anything matched, visible or not."""
-        return bool(self.matches) or self.hidden > 0
+        return bool(self.matches)
 
 
 def check_duplicates(
@@ -39,8 +44,8 @@ def check_duplicates(
     """Ask the duplicate check (a duplicate plugin first, the core's exact e-mail/phone
     check last) whether a ``entity`` record with ``values`` would duplicate an existing one,
     without writing anything. ``values`` are raw field values: they are validated and
-    normalised as a write would (a bad value is a ``ValidationError``). Matches the actor
-    cannot read are counted in ``hidden`` and nothing else about them is returned.
+    normalised as a write would (a bad value is a ``ValidationError``). The matches come
+    back disclosed for ``op``'s actor (``crmkit.disclosed_matches``).
 
     Example::
 
@@ -48,31 +53,13 @@ def check_duplicates(
             check = crmkit.check_duplicates(op, "contact", {"full_name": "张伟",
                                                             "phone": "138 1234 5678"})
             for match in check.matches:
-                print(match.label, match.reasons)
+                print(match.describe(), match.reasons)
     """
-    crm = op.crm
-    columns, custom = crm.preparer(entity).prepare(
+    columns, custom = op.crm.preparer(entity).prepare(
         {k: v for k, v in values.items() if v not in (None, "")}, creating=False
     )
-    prepared = {**columns, **custom}
-    matches = collisions.find_duplicates(op, entity, prepared, record_id)
-    shown: list[DuplicateMatch] = []
-    hidden = 0
-    for match in matches:
-        if _may_read(op, match.entity, match.record_id):
-            shown.append(match)
-        else:
-            hidden += 1
-    return DuplicateCheck(matches=tuple(shown), hidden=hidden)
-
-
-def _may_read(op: Operation, entity: str, record_id: int) -> bool:
-    if op.access.unrestricted:
-        return True
-    if op.access.scope(f"{entity}:read") is None:
-        return False
-    query = visible_by_id(op, op.crm.entity(entity))
-    return op.session.scalars(query, {RECORD_ID: record_id}).first() is not None
+    matches = collisions.find_duplicates(op, entity, {**columns, **custom}, record_id)
+    return DuplicateCheck(matches=tuple(disclosed_matches(op, entity, matches)))
 
 
 __all__ = ["DuplicateCheck", "check_duplicates"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from crmkit.duplicates import DuplicateMatch
+from crmkit.duplicates import DisclosedMatch
 
 
 class Record(Mapping[str, Any]):
@@ -19,21 +19,23 @@ class Record(Mapping[str, Any]):
     __slots__ = ("_entity", "_values", "_warnings")
 
     def __init__(
-        self, entity: str, values: dict[str, Any], warnings: tuple[DuplicateMatch, ...] = ()
+        self, entity: str, values: dict[str, Any], warnings: tuple[DisclosedMatch, ...] = ()
     ) -> None:
         object.__setattr__(self, "_entity", entity)
         object.__setattr__(self, "_values", values)
         object.__setattr__(self, "_warnings", tuple(warnings))
 
     @property
-    def duplicate_warnings(self) -> tuple[DuplicateMatch, ...]:
+    def duplicate_warnings(self) -> tuple[DisclosedMatch, ...]:
         """The possible duplicates the write that returned this snapshot was flagged with
         (a duplicate rule said ``warn``, or a collision under the ``warn`` policy); empty for
-        a clean write and for every read."""
-        warnings: tuple[DuplicateMatch, ...] = object.__getattribute__(self, "_warnings")
+        a clean write and for every read. They hold what the actor may see of each match
+        (``crmkit.disclosed_matches``): a record outside their scope is only named by its
+        owner."""
+        warnings: tuple[DisclosedMatch, ...] = object.__getattribute__(self, "_warnings")
         return warnings
 
-    def with_warnings(self, warnings: tuple[DuplicateMatch, ...]) -> Record:
+    def with_warnings(self, warnings: tuple[DisclosedMatch, ...]) -> Record:
         """This snapshot carrying ``warnings`` (see :attr:`duplicate_warnings`)."""
         values: dict[str, Any] = object.__getattribute__(self, "_values")
         return Record(self.entity, values, warnings)

@@ -22,7 +22,7 @@ from crmkit_cardscan.reading import settings_of
 
 CrmDependency = NamedDependency[crmkit.CRM]
 ActorDependency = NamedDependency[crmkit.User | None]
-ScanId = Annotated[int, PathParameter(ge=1, le=2**62, description="The card scan's id.")]
+ScanId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="The card scan's id.")]
 #: At most this many cards in one upload.
 MAX_FILES = 50
 
@@ -145,7 +145,7 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
             if contact_id is not None and (
                 not isinstance(contact_id, int)
                 or isinstance(contact_id, bool)
-                or not 1 <= contact_id <= 2**62
+                or not 1 <= contact_id <= 2**31 - 1
             ):
                 raise crmkit.CRMError("contact_id must be a positive integer")
             where = data.get("where")

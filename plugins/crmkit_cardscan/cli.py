@@ -197,7 +197,7 @@ def review_command(status: str, limit: int, as_user: str | None, as_json: bool) 
 
 
 @cards_group.command(name="show")
-@click.argument("scan_id", type=click.IntRange(1, 2**62))
+@click.argument("scan_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--as", "as_user", metavar="USERNAME", help="Act as this user.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def show_command(scan_id: int, as_user: str | None, as_json: bool) -> None:
@@ -218,11 +218,11 @@ def show_command(scan_id: int, as_user: str | None, as_json: bool) -> None:
 
 
 @cards_group.command(name="confirm")
-@click.argument("scan_id", type=click.IntRange(1, 2**62))
+@click.argument("scan_id", type=click.IntRange(1, 2**31 - 1))
 @click.option(
     "--link",
     "link_id",
-    type=click.IntRange(1, 2**62),
+    type=click.IntRange(1, 2**31 - 1),
     metavar="CONTACT_ID",
     help="Attach the card to this existing contact instead of creating one.",
 )
@@ -279,7 +279,7 @@ def confirm_command(
 
 
 @cards_group.command(name="discard")
-@click.argument("scan_id", type=click.IntRange(1, 2**62))
+@click.argument("scan_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("--as", "as_user", metavar="USERNAME", help="Act as this user.")
 def discard_command(scan_id: int, as_user: str | None) -> None:
     """Discard a card under review (its image is deleted).
@@ -296,7 +296,7 @@ def discard_command(scan_id: int, as_user: str | None) -> None:
 
 
 @cards_group.command(name="image")
-@click.argument("scan_id", type=click.IntRange(1, 2**62))
+@click.argument("scan_id", type=click.IntRange(1, 2**31 - 1))
 @click.option("-o", "--output", metavar="FILE", required=True, help="Where to write it.")
 @click.option("--as", "as_user", metavar="USERNAME", help="Act as this user.")
 def image_command(scan_id: int, output: str, as_user: str | None) -> None:
@@ -317,3 +317,32 @@ def image_command(scan_id: int, output: str, as_user: str | None) -> None:
     except ValueError:
         raise click.ClickException(f"{output!r}: not a file name") from None
     click.echo(f"wrote {len(data)} bytes to {output}")
+
+
+@cards_group.command(name="samples")
+@click.argument("folder", metavar="FOLDER")
+@click.option("--count", type=click.IntRange(1, 1000), default=6, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True, help="Same seed, same cards.")
+@click.option(
+    "--qr-share",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Share of cards with a vCard or MeCard QR code.",
+)
+def samples_command(folder: str, count: int, seed: int, qr_share: float) -> None:
+    """Write generated business-card photos (Chinese, English, bilingual; some with a QR
+    code) and their truth (truth.json) into FOLDER: demo data to scan.
+
+    Example: crmkit cards samples demo/cards --count 5
+    """
+    from crmkit_cardscan.cardset import write_set
+
+    try:
+        truths = write_set(Path(folder), seed, count, qr_share=qr_share)
+    except crmkit.CRMError as error:
+        _fail(error)
+        return
+    except (OSError, ValueError) as error:
+        raise click.ClickException(f"{folder!r}: cannot write there ({error})") from None
+    click.echo(f"wrote {len(truths)} cards and truth.json to {folder}")

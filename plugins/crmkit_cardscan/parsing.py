@@ -55,11 +55,22 @@ def split_label(text: str) -> tuple[str | None, str]:
     ):
         return None, text
     latin_label = label.isascii() and label.isalpha() and len(label) > 1
-    if latin_label and not match.group("sep").strip() and not value[:1].isdigit():
-        # "Add Value Co." is not an address label: a Latin label needs a colon or a number
-        if value[:1] != "+":
-            return None, text
-    return _LABEL_OF[label.lower()], value
+    bare = not match.group("sep").strip()
+    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
+        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
+    field = _LABEL_OF[label.lower()]
+    if bare and not label.isascii() and not _fits_label(field, value):
+        return None, text  # "电话销售经理" is a title, not a phone labelled 电话
+    return field, value
+
+
+def _fits_label(field: str, value: str) -> bool:
+    """Whether ``value`` can be what a label glued to it without a separator announces."""
+    if field in ("mobile", "office", "fax"):
+        return value[:1] in "+0123456789(（"
+    if field == "address":
+        return bool(_ADDRESS_HAN.search(value)) or value[:1].isdigit()
+    return value[:1].isascii()
 
 
 # -- patterns ----------------------------------------------------------------------------
@@ -338,9 +349,9 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
             if email:
                 put("email", email, confidence * (1.0 if "@" in text else 0.85))
         elif label == "website" or (label is None and _DOMAIN.fullmatch(text.replace(" ", ""))):
-            match = _DOMAIN.search(text.replace(" ", ""))
-            if match:
-                put("website", match.group(0).lower(), confidence)
+            site = _DOMAIN.search(text.replace(" ", ""))
+            if site:
+                put("website", site.group(0).lower(), confidence)
         elif label in ("mobile", "office", "fax"):
             for number in _phones(text, region):
                 kind = label if label != "office" else phone_kind(number)

@@ -69,16 +69,6 @@ def _fields_json(draft: Draft) -> dict[str, Any]:
     }
 
 
-def _match_json(match: crmkit.DuplicateMatch) -> dict[str, Any]:
-    return {
-        "entity": match.entity,
-        "record_id": match.record_id,
-        "label": match.label,
-        "reasons": list(match.reasons),
-        "score": match.score,
-    }
-
-
 def scan_file(
     crm: crmkit.CRM,
     data: bytes,
@@ -109,19 +99,15 @@ def _keep(
         values = _contact_values(fields)
         flags = list(draft.flags)
         check = crmkit.DuplicateCheck()
-        if values["full_name"]:
+        checkable = _checkable(values)
+        if checkable:
             try:
-                check = crmkit.check_duplicates(op, "contact", _checkable(values))
+                check = crmkit.check_duplicates(op, "contact", checkable)
             except crmkit.ValidationError as error:
                 flags.append(f"a field does not validate: {error}")
         for match in check.matches:
-            flags.append(f"looks like {match.label or f'{match.entity} {match.record_id}'}")
-        if check.hidden:
-            flags.append(
-                f"matches {check.hidden} record(s) you cannot see: ask whoever owns it"
-                if check.hidden == 1
-                else f"matches {check.hidden} records you cannot see: ask an administrator"
-            )
+            owner = f", owned by {match.owner_name}" if match.owner_name else ""
+            flags.append(f"looks like {match.describe()}{owner}")
         scan = CardScan(
             status="review",
             filename=draft.filename[:300],
@@ -131,7 +117,7 @@ def _keep(
             engine=draft.engine,
             fields=fields,
             flags=flags,
-            duplicates=[_match_json(m) for m in check.matches],
+            duplicates=[match.as_dict() for match in check.matches],
             hidden_matches=check.hidden,
             scanned_by_id=op.actor_id,
             scanned_at=crmkit.utcnow(),
@@ -226,8 +212,12 @@ def _sees_all(op: crmkit.Operation) -> bool:
     return op.access.unrestricted or op.access.scope("cards:review") is not None
 
 
+#: The largest id a scan can have (the column is a 32-bit integer on PostgreSQL).
+MAX_ID = 2**31 - 1
+
+
 def _load(op: crmkit.Operation, scan_id: int) -> CardScan:
-    scan = op.session.get(CardScan, scan_id)
+    scan = op.session.get(CardScan, scan_id) if 1 <= scan_id <= MAX_ID else None
     if scan is None or (not _sees_all(op) and scan.scanned_by_id != op.actor_id):
         raise crmkit.NotFoundError("card scan", scan_id)
     return scan
@@ -335,7 +325,7 @@ def image(crm: crmkit.CRM, scan_id: int, *, actor: crmkit.User | None = None) ->
     """A card's image and media type: a saved card's to whoever may read its contact, a
     card under review to its scanner (or a ``cards:review`` holder)."""
     with crm.transaction(actor, write=False) as op:
-        scan = op.session.get(CardScan, scan_id)
+        scan = op.session.get(CardScan, scan_id) if 1 <= scan_id <= MAX_ID else None
         if scan is None or not scan.image:
             raise crmkit.NotFoundError("card image", scan_id)
         if scan.contact_id is not None:
