@@ -12,9 +12,11 @@ from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
@@ -53,6 +55,8 @@ from crmkit.errors import (
 from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.hookspecs import hookspec
+from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.outbox import Message, SendResult
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.disclosure import (
     LABEL_FIELDS,
@@ -63,8 +67,10 @@ from crmkit.services.disclosure import (
 from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
+from crmkit.services.messages import DeliveryRecord
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+from crmkit.services.scheduler import JobContext, ScheduledJob
 from crmkit.settings import Settings, SettingSpec
 
 open = open_crm
@@ -80,7 +86,9 @@ __all__ = [
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
     "BatchEventSink",
     "BulkRejected",
@@ -92,6 +100,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateCheck",
@@ -102,16 +111,21 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
     "OcrEngine",
     "OcrLine",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -121,6 +135,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",
@@ -129,6 +145,7 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",
