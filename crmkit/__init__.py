@@ -4,13 +4,18 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
+from typing import Any
+
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
+from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -46,7 +51,14 @@ from crmkit.errors import (
 )
 from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
+from crmkit.hookspecs import hookspec
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.operation import Operation
@@ -59,13 +71,16 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
     "BatchEventSink",
     "BulkRejected",
@@ -76,6 +91,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",
@@ -109,16 +125,24 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",
+    "allocate_ids",
+    "bulk_insert",
     "cli_crm",
+    "disclosed_matches",
     "hookimpl",
+    "hookspec",
     "normalise_email",
     "normalise_name",
     "normalise_phone",
     "open",
     "open_crm",
+    "problem_responses",
+    "readable_ids_query",
+    "readable_record_ids",
     "utcnow",
 ]
 
@@ -128,3 +152,19 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI entries documenting RFC 9457 problem+json answers with ``statuses`` (400
+    always among them), for a plugin route's ``responses=``: crmkit errors raised in a
+    route already become problem+json; this says so in the schema, so clients (and the
+    schemathesis fuzz tests) know every status a route may answer.
+
+    Example::
+
+        @post("/cards", responses=crmkit.problem_responses(403, 404, 409, 422))
+        def issue(...): ...
+    """
+    from crmkit.api.problems import problem_specs
+
+    return dict(problem_specs(*statuses))

