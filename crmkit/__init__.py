@@ -52,6 +52,8 @@ from crmkit.errors import (
 from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.hookspecs import hookspec
+from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.outbox import Message, SendResult
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.disclosure import (
     LABEL_FIELDS,
@@ -61,8 +63,10 @@ from crmkit.services.disclosure import (
 )
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
+from crmkit.services.messages import DeliveryRecord
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+from crmkit.services.scheduler import JobContext, ScheduledJob
 from crmkit.settings import Settings, SettingSpec
 
 open = open_crm
@@ -91,6 +95,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
@@ -100,14 +105,19 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -117,6 +127,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
     from crmkit.services.merges import MergeService
+    from crmkit.services.messages import MessageService
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
@@ -399,6 +400,14 @@ class CRM:
         from crmkit.services.merges import MergeService
 
         return MergeService(self)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        """Message channels: send (in-app, e-mail, webhook, plugin channels), the delivery
+        log, retries and the per-channel do-not-contact list."""
+        from crmkit.services.messages import MessageService
+
+        return MessageService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

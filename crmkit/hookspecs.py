@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.registry import EntityType
     from crmkit.events.types import Event, EventSink
+    from crmkit.messages.channels import MessageChannel
     from crmkit.services.operation import Operation
+    from crmkit.services.scheduler import ScheduledJob
     from crmkit.settings import SettingSpec
 
 hookspec = pluggy.HookspecMarker("crmkit")
@@ -487,6 +489,75 @@ def crmkit_event_sinks(crm: CRM) -> Sequence[EventSink]:
         def crmkit_event_sinks(crm):
             return [crmkit.WebhookSink(name="erp", url="https://erp.example/hooks",
                                        secret="s3cret", patterns=["deal.*"])]
+    """
+
+
+@hookspec
+def crmkit_message_channels(crm: CRM) -> Sequence[MessageChannel]:
+    """Add ways to reach a person: SMS, WeCom, DingTalk ... (collected).
+
+    Called when messages are sent and when the worker delivers them. Return
+    ``crmkit.MessageChannel`` subclass instances with a unique ``name``; ``inapp``,
+    ``email`` and ``webhook`` are built in. Senders name the channel
+    (``crm.messages.send_many([crmkit.Message(channel="sms", ...)])``,
+    ``crmkit messages send sms ...``); every message is logged once per delivery key in the
+    one delivery log, and an address on the channel's do-not-contact list gets nothing.
+
+    A worker-delivered channel implements ``deliver(message)`` (or ``deliver_many`` to share
+    a connection across a batch): it is called outside any transaction with a
+    ``crmkit.OutgoingMessage``; raise ``crmkit.MessageRejected`` for a permanent refusal
+    (the message is dead and the address is put on the do-not-contact list as ``bounced``),
+    anything else to retry with backoff. ``user_address`` and ``contact_address`` say where a
+    user or a contact is reached on the channel. A channel that only writes rows sets
+    ``in_database = True`` and implements ``write(session, messages)``: it runs in the
+    sending transaction.
+
+    Example::
+
+        class SmsChannel(crmkit.MessageChannel):
+            name = "sms"
+            description = "text messages through the gateway"
+
+            def contact_address(self, contact):
+                return contact.get("phone")
+
+            def deliver(self, message):
+                answer = gateway.send(message.address, message.body)
+                if answer.status == "invalid_number":
+                    raise crmkit.MessageRejected(answer.text)
+                answer.raise_for_status()
+
+        @crmkit.hookimpl
+        def crmkit_message_channels(crm):
+            return [SmsChannel()]
+    """
+
+
+@hookspec
+def crmkit_scheduled_jobs(crm: CRM) -> Sequence[ScheduledJob]:
+    """Register jobs the worker runs on a schedule (collected).
+
+    Called when ``crmkit worker`` starts (and by ``crmkit worker --once``). Return
+    ``crmkit.ScheduledJob`` objects with a unique ``name``. A job runs every
+    ``every_seconds``; each slot of that length is one occurrence, run by exactly one of the
+    running workers (claimed in the ``scheduled_runs`` table; a run whose worker died is
+    taken over when its ``lease_seconds`` expire, so make the job idempotent). With
+    ``shared=True`` the job runs on every worker at every pass instead and splits its work by
+    claiming its own rows (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL): use that
+    for work that comes as many due rows, such as reminder occurrences. ``run(context)``
+    gets a ``crmkit.JobContext`` (``crm``, ``worker_id``, ``now``, ``slot_start``) and returns
+    a short summary (``"idle"`` or ``None`` when there was nothing to do) or raises (logged;
+    the next occurrence runs as usual). There is no second worker process per plugin.
+
+    Example::
+
+        def expire_points(context):
+            expired = context.crm.records("loyalty_points").count()  # ... the real work
+            return f"expired {expired} point lot(s)"
+
+        @crmkit.hookimpl
+        def crmkit_scheduled_jobs(crm):
+            return [crmkit.ScheduledJob("loyalty.expire", expire_points, every_seconds=3600)]
     """
 
 

@@ -117,6 +117,76 @@ class ApiSettings:
 
 
 @frozen
+class EmailSettings:
+    """The SMTP server the e-mail channel sends through (``[crmkit.email]``).
+
+    ``security`` is ``none`` (plain, the default for a local relay), ``starttls`` or ``tls``
+    (implicit TLS, usually port 465). ``connections`` is how many SMTP connections one worker
+    keeps open at once while sending a batch."""
+
+    host: str = "localhost"
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    security: str = "none"
+    from_address: str = "crm@localhost"
+    from_name: str = ""
+    timeout_seconds: float = 30.0
+    connections: int = 4
+
+    def __attrs_post_init__(self) -> None:
+        if self.security not in ("none", "starttls", "tls"):
+            raise ValueError(
+                f"crmkit.email.security must be none, starttls or tls, not {self.security!r}"
+            )
+        if not 0 < self.port < 65536:
+            raise ValueError(f"crmkit.email.port must be 1-65535, not {self.port}")
+        if not 1 <= self.connections <= 64:
+            raise ValueError(f"crmkit.email.connections must be 1-64, not {self.connections}")
+        if "@" not in self.from_address:
+            raise ValueError(
+                f"crmkit.email.from_address must be an e-mail address, not {self.from_address!r}"
+            )
+
+
+@frozen
+class MessageSettings:
+    """How messages are delivered (``[crmkit.messages]``).
+
+    * ``secret``: signs one-click unsubscribe links (set it: the default is for development);
+    * ``catch_up_seconds``: a message due longer ago than this when a worker gets to it (after
+      downtime) is logged ``late`` and not sent; one due less long ago is sent and flagged late;
+    * ``max_attempts``, ``backoff_seconds``, ``max_backoff_seconds``: retries of a failed send
+      (exponential backoff), then ``dead`` (``crmkit messages retry`` sends it again);
+    * ``lease_seconds``: how long a worker may hold a claimed message before another takes it;
+    * ``batch_size``: messages one worker claims at a time;
+    * ``admin_alert_channels``: the channels admins get sensitive-operation alerts on
+      (``inapp`` always works; ``email`` uses each admin's e-mail address);
+    * ``webhook_secret``: signs webhook-channel requests (``X-Crmkit-Signature``)."""
+
+    secret: str = "crmkit-development-secret"
+    catch_up_seconds: float = 86_400.0
+    max_attempts: int = 6
+    backoff_seconds: float = 30.0
+    max_backoff_seconds: float = 3600.0
+    lease_seconds: float = 300.0
+    batch_size: int = 500
+    admin_alert_channels: tuple[str, ...] = field(default=("inapp",), converter=tuple)
+    webhook_secret: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_attempts < 1 or self.batch_size < 1:
+            raise ValueError("crmkit.messages.max_attempts and batch_size must be at least 1")
+        if self.catch_up_seconds < 0 or self.lease_seconds <= 0 or self.backoff_seconds < 0:
+            raise ValueError(
+                "crmkit.messages.catch_up_seconds, lease_seconds and backoff_seconds must not"
+                " be negative"
+            )
+        if not self.secret:
+            raise ValueError("crmkit.messages.secret must not be empty")
+
+
+@frozen
 class Settings:
     """Everything configurable about one CRM instance."""
 
@@ -130,6 +200,8 @@ class Settings:
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     echo_sql: bool = False
     assignment: AssignmentSettings = field(factory=AssignmentSettings)
+    email: EmailSettings = EmailSettings()
+    messages: MessageSettings = MessageSettings()
 
     @classmethod
     def load(cls, path: str | Path | None = None, *, database_url: str | None = None) -> Settings:
@@ -185,6 +257,8 @@ class Settings:
             "api",
             "assignment",
             "pool",
+            "email",
+            "messages",
         }
         unknown = sorted(set(section) - known)
         if unknown:
@@ -199,6 +273,8 @@ class Settings:
             webhooks = tuple(WebhookConfig(**spec) for spec in data.get("webhooks", []))
             relay = RelaySettings(**section.get("relay", {}))
             api = ApiSettings(**section.get("api", {}))
+            email = EmailSettings(**section.get("email", {}))
+            messages = MessageSettings(**section.get("messages", {}))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{where}: {error}") from None
         assignment = AssignmentSettings.from_mapping(
@@ -224,6 +300,8 @@ class Settings:
             plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
             echo_sql=echo_sql,
             assignment=assignment,
+            email=email,
+            messages=messages,
         )
 
     def plugin_settings(self, plugin: str, specs: Sequence[SettingSpec]) -> dict[str, Any]:

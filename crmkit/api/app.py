@@ -20,6 +20,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from crmkit.api.actions import action_routers
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
+from crmkit.api.messages import message_router
 from crmkit.api.problems import EXCEPTION_HANDLERS
 from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
@@ -71,7 +72,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
     ]
     routers += action_routers(crm, every)
-    routers += [webhook_router(crm), form_router(crm), health]
+    routers += [webhook_router(crm), form_router(crm), message_router(crm), health]
     routers += plugin_routers(crm)
     openapi = OpenAPIConfig(
         title="crmkit API",

@@ -15,6 +15,7 @@ from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.database import db_group, init_command
 from crmkit.cli.demo import demo_command
 from crmkit.cli.events import events_group, worker_command
+from crmkit.cli.messages import messages_group
 from crmkit.cli.organisation import pipelines_group, teams_group, users_group
 from crmkit.cli.plugins import plugins_group
 from crmkit.cli.records import record_groups
@@ -193,6 +194,7 @@ for _command in (
     demo_command,
     worker_command,
     events_group,
+    messages_group,
     serve_command,
     forms_group,
     *security_commands(),

@@ -9,6 +9,7 @@ import crmkit.entities
 import crmkit.entities.forms
 import crmkit.events.outbox
 import crmkit.events.subscriptions
+import crmkit.messages.models
 import crmkit.permissions.models  # noqa: F401
 from crmkit.db.base import Base
 
