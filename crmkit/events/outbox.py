@@ -18,7 +18,7 @@ class OutboxEvent(Base):
 
     __tablename__ = "event_outbox"
     # Partial: only undispatched rows are in it, so marking a row dispatched adds no entry
-    # (migration 0008; docs/decisions.md "The relay's indexes hold only open work").
+    # (migration 0009; docs/decisions.md "The relay's indexes hold only open work").
     __table_args__ = (
         Index(
             "ix_event_outbox_undispatched",
@@ -57,7 +57,7 @@ class EventDelivery(Base):
 
     __tablename__ = "event_deliveries"
     # Both partial, over open deliveries only: the relay reads nothing else through them,
-    # and a delivered row's new version then gets no entry in either (migration 0008).
+    # and a delivered row's new version then gets no entry in either (migration 0009).
     __table_args__ = (
         Index(
             "ix_event_deliveries_order",

@@ -1,7 +1,7 @@
 """relay indexes hold only open work; webhook subscriptions can be disabled
 
-Revision ID: 0008_relay_indexes
-Revises: 0007_scoped_lists
+Revision ID: 0009_relay_indexes
+Revises: 0008_messaging
 Create Date: 2026-12-04
 
 The relay reads the outbox's undispatched rows and the open (pending or in-flight)
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_relay_indexes"
-down_revision: str | Sequence[str] | None = "0007_scoped_lists"
+revision: str = "0009_relay_indexes"
+down_revision: str | Sequence[str] | None = "0008_messaging"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
