@@ -4,7 +4,7 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
-from typing import Any
+from typing import Any, TextIO
 
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
@@ -144,6 +144,7 @@ __all__ = [
     "allocate_ids",
     "bulk_insert",
     "cli_crm",
+    "cli_progress_stream",
     "disclosed_matches",
     "hookimpl",
     "hookspec",
@@ -155,6 +156,7 @@ __all__ = [
     "problem_responses",
     "readable_ids_query",
     "readable_record_ids",
+    "terminal_safe",
     "utcnow",
 ]
 
@@ -164,6 +166,25 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def cli_progress_stream() -> TextIO:
+    """Where a plugin command draws a progress bar (``click.progressbar(file=...)``): the
+    raw standard error. Everything else a command prints goes through crmkit's terminal
+    guard, which shows control characters (a bar's carriage returns too) as escapes."""
+    import sys
+
+    from crmkit.cli.terminal import raw_stream
+
+    return raw_stream(sys.stderr)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), for a plugin that
+    writes stored text somewhere crmkit's terminal guard does not see."""
+    from crmkit.cli.terminal import terminal_safe as safe
+
+    return safe(text)
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

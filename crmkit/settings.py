@@ -7,6 +7,7 @@ to the config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -81,6 +82,15 @@ class RelaySettings:
     batch_size: int = 1000
 
 
+def _strings(value: object) -> tuple[str, ...]:
+    """One string or a list of them, as a tuple (``"10.0.0.1"`` is one address, not nine)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    raise ValueError(f"expected a list of addresses, got {value!r}")
+
+
 @frozen
 class ApiSettings:
     """The REST API (``crmkit serve``): where it listens, how large a request body may be,
@@ -95,6 +105,9 @@ class ApiSettings:
     form_rate_window_seconds: float = 60.0
     docs_path: str = "/schema"
     access_log: bool = True  # uvicorn's line per request (crmkit serve --no-access-log)
+    #: proxies (addresses or networks) whose X-Forwarded-For is believed; none by default
+    trusted_proxies: tuple[str, ...] = field(default=(), converter=_strings)
+    form_max_field_chars: int = 5000  # a longer value in a lead form is refused (422)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.access_log, bool):
@@ -105,6 +118,16 @@ class ApiSettings:
             raise ValueError(f"crmkit.api.port must be 1-65535, not {self.port}")
         if self.max_body_bytes < 1024:
             raise ValueError("crmkit.api.max_body_bytes must be at least 1024")
+        if self.form_max_field_chars < 1:
+            raise ValueError("crmkit.api.form_max_field_chars must be positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"crmkit.api.trusted_proxies: {proxy!r} is not an IP address or network"
+                    " (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
         if self.form_rate_limit < 1 or self.form_rate_window_seconds <= 0:
             raise ValueError(
                 "crmkit.api.form_rate_limit and form_rate_window_seconds must be positive"
@@ -218,6 +241,12 @@ class Settings:
                 data = tomllib.loads(config_path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as error:
                 raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"{config_path}: not a config file (not UTF-8 text; crmkit.toml is TOML)"
+                ) from None
+            except OSError as error:
+                raise ConfigError(f"cannot read {config_path}: {error.strerror}") from None
         elif explicit:
             raise ConfigError(
                 f"config file {config_path} does not exist: create it with"
