@@ -375,6 +375,39 @@ def crmkit_find_duplicates(
     """
 
 
+@hookspec(firstresult=True)
+def crmkit_find_duplicates_many(
+    op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[DuplicateMatch]] | None:
+    """Find existing records that look like each row of an import batch (firstresult).
+
+    Called inside the transaction once per import batch (up to a thousand rows) before the
+    batch is written, instead of ``crmkit_find_duplicates`` once per row. ``rows`` are
+    ``(key, values)`` pairs, ``values`` as ``crmkit_find_duplicates`` gets them on create.
+    Return a mapping from each row's key to its matches (a row missing from it has none),
+    with the same meaning and disclosure rules as ``crmkit_find_duplicates``, or ``None``
+    to decline. A plugin that implements ``crmkit_find_duplicates`` should implement this
+    too, answering a batch with a few queries: when every plugin that answers the one-row
+    hook declines the batch, the core checks the batch with its own exact e-mail/phone
+    match in one query; when a plugin implements only the one-row hook, the core asks it
+    row by row.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_find_duplicates_many(op, entity, rows):
+            if entity != "contact":
+                return None
+            wanted = {values["email"]: key for key, values in rows if values.get("email")}
+            found = {}
+            for record in op.records("contact").list(filters={"email__in": list(wanted)}).items:
+                found.setdefault(wanted[record.email], []).append(
+                    crmkit.DuplicateMatch(entity, record.id, 1.0, "warn", ["same e-mail"],
+                                          owner_id=record.owner_id, reason_fields=[["email"]]))
+            return found
+    """
+
+
 @hookspec
 def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     """Register assignment strategies that rules may name (collected).
