@@ -61,6 +61,14 @@ class WebhookConfig:
     secret: str
     patterns: tuple[str, ...] = field(default=("*",), converter=tuple)
     timeout_seconds: float = 10.0
+    batch_size: int = 1  # events per request (1 to 100); above 1 the batch body is used
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100:
+            raise ValueError(
+                f"webhook {self.name!r}: batch_size must be a whole number from 1 to 100,"
+                f" not {self.batch_size!r}"
+            )
 
 
 @frozen
