@@ -95,14 +95,16 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
     good: list[_Row] = []
     errors: list[crmkit.RowError] = []
     seen: set[str] = set()
+    numbers: dict[str, str] = {}  # as written -> cleaned (a member has many receipts)
     for line, raw in enumerate(rows, start=2):
-        try:
-            card = clean_number(str(raw.get("card") or ""))
-        except crmkit.ValidationError:
-            errors.append(
-                crmkit.RowError(line, "card", f"{raw.get('card')!r} is not a card number")
-            )
-            continue
+        written = str(raw.get("card") or "")
+        card = numbers.get(written, "")
+        if not card:
+            try:
+                card = numbers[written] = clean_number(written)
+            except crmkit.ValidationError:
+                errors.append(crmkit.RowError(line, "card", f"{written!r} is not a card number"))
+                continue
         receipt = str(raw.get("receipt_id") or "").strip()
         if not receipt or len(receipt) > 100:
             errors.append(crmkit.RowError(line, "receipt_id", "is required (up to 100 characters)"))
@@ -114,10 +116,16 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
             amount = parse_amount(raw.get("amount"))
             items_value = raw.get("items")
             if isinstance(items_value, str) and items_value.strip():
-                items_value = json.loads(items_value)
+                items = parse_items(json.loads(items_value), amount)
             elif not items_value and raw.get("category"):
-                items_value = [{"category": raw["category"], "amount": str(amount)}]
-            items = parse_items(items_value or None, amount)
+                category = str(raw["category"]).strip()
+                if len(category) > 100:
+                    raise crmkit.ValidationError(
+                        [crmkit.FieldError("category", "is longer than 100 characters")]
+                    )
+                items = [{"amount": str(amount), "category": category}]
+            else:
+                items = parse_items(items_value or None, amount)
             aware, naive = _time(raw.get("occurred_at"))
         except crmkit.ValidationError as error:
             problem = error.errors[0]
@@ -163,6 +171,36 @@ def import_purchases(
     if result.errors and not skip_bad:
         raise crmkit.BulkRejected(result.errors)
     return result
+
+
+def _save_balances(connection: Any, rows: list[tuple[int, int, int]]) -> None:
+    """``UPDATE loyalty_cards SET balance, pending`` for many cards: one ``executemany`` of
+    plain integer tuples, compiled once per dialect (SQLAlchemy's per-row parameter
+    handling cost more than the statements themselves)."""
+    dialect = connection.dialect
+    statement = _BALANCE_UPDATES.get(dialect.name)
+    if statement is None:
+        compiled = (
+            update(CARDS)
+            .where(CARDS.c.id == bindparam("b_id"))
+            .values(balance=bindparam("b_balance"), pending=bindparam("b_pending"))
+            .compile(dialect=dialect)
+        )
+        order = list(compiled.positiontup or ())
+        statement = _BALANCE_UPDATES[dialect.name] = (compiled.string, order)
+    text, order = statement
+    if order:
+        position = {"b_balance": 0, "b_pending": 1, "b_id": 2}
+        connection.exec_driver_sql(
+            text, [tuple(row[position[name]] for name in order) for row in rows]
+        )
+    else:
+        connection.exec_driver_sql(
+            text, [{"b_balance": b, "b_pending": p, "b_id": i} for b, p, i in rows]
+        )
+
+
+_BALANCE_UPDATES: dict[str, tuple[str, list[str]]] = {}
 
 
 def _check_cards(op: crmkit.Operation, rows: list[_Row]) -> list[crmkit.RowError]:
@@ -273,6 +311,7 @@ def _import_batch(
                 )
             )
         }
+    expiries: dict[tuple[int, dt.date], dt.datetime | None] = {}
     purchases: list[dict[str, Any]] = []
     lots: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
@@ -349,7 +388,7 @@ def _import_batch(
                 "pending": pending,
                 "earned_at": when,
                 "available_at": available,
-                "expires_at": program.expiry(when),
+                "expires_at": _expiry(expiries, card, when),
                 "notified_at": None,
             }
         )
@@ -395,31 +434,31 @@ def _import_batch(
     crmkit.bulk_insert(connection, LEDGER, entries)
     _upgrade_tiers(op, list(touched.values()), now)
     if touched:
-        connection.execute(
-            update(CARDS)
-            .where(CARDS.c.id == bindparam("b_id"))
-            .values(
-                balance=bindparam("b_balance"),
-                pending=bindparam("b_pending"),
-                tier=bindparam("b_tier"),
-                tier_since=bindparam("b_tier_since"),
-            ),
-            [
-                {
-                    "b_id": card.id,
-                    "b_balance": card.balance,
-                    "b_pending": card.pending,
-                    "b_tier": card.tier,
-                    "b_tier_since": card.tier_since,
-                }
-                for card in touched.values()
-            ],
+        _save_balances(
+            connection, [(card.balance, card.pending, card.id) for card in touched.values()]
         )
+        for card in touched.values():
+            if card.tier_since == now:  # upgraded by this batch
+                ledger.save_card(op, card)
     result.imported += len(purchases)
     op.emit(
         "purchases.imported",
         {"purchases": len(purchases), "points": sum(p["points"] for p in purchases)},
     )
+
+
+def _expiry(
+    cache: dict[tuple[int, dt.date], dt.datetime | None], card: LockedCard, when: dt.datetime
+) -> dt.datetime | None:
+    """``card.program.expiry(when)``, computed once per program and local day when the
+    program rounds to whole days (a year of history has many receipts per day)."""
+    program = card.program
+    if program.round_to == "none":
+        return program.expiry(when)
+    key = (card.program_id, when.astimezone(program.zone).date())
+    if key not in cache:
+        cache[key] = program.expiry(when)
+    return cache[key]
 
 
 def _upgrade_tiers(op: crmkit.Operation, cards: list[LockedCard], now: dt.datetime) -> None:
