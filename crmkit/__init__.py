@@ -4,14 +4,16 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
-from typing import Any
+from typing import Any, TextIO
 
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
@@ -50,6 +52,8 @@ from crmkit.errors import (
 from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
 from crmkit.hookspecs import hookspec
+from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.outbox import Message, SendResult
 from crmkit.plugins import PluginSpec, hookimpl
 from crmkit.services.disclosure import (
     LABEL_FIELDS,
@@ -59,8 +63,10 @@ from crmkit.services.disclosure import (
 )
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
+from crmkit.services.messages import DeliveryRecord
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+from crmkit.services.scheduler import JobContext, ScheduledJob
 from crmkit.settings import Settings, SettingSpec
 
 open = open_crm
@@ -76,7 +82,9 @@ __all__ = [
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
     "BatchEventSink",
     "BulkRejected",
@@ -87,6 +95,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateError",
@@ -96,14 +105,19 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -113,6 +127,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",
@@ -121,12 +137,14 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",
     "allocate_ids",
     "bulk_insert",
     "cli_crm",
+    "cli_progress_stream",
     "disclosed_matches",
     "hookimpl",
     "hookspec",
@@ -138,6 +156,7 @@ __all__ = [
     "problem_responses",
     "readable_ids_query",
     "readable_record_ids",
+    "terminal_safe",
     "utcnow",
 ]
 
@@ -147,6 +166,25 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def cli_progress_stream() -> TextIO:
+    """Where a plugin command draws a progress bar (``click.progressbar(file=...)``): the
+    raw standard error. Everything else a command prints goes through crmkit's terminal
+    guard, which shows control characters (a bar's carriage returns too) as escapes."""
+    import sys
+
+    from crmkit.cli.terminal import raw_stream
+
+    return raw_stream(sys.stderr)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), for a plugin that
+    writes stored text somewhere crmkit's terminal guard does not see."""
+    from crmkit.cli.terminal import terminal_safe as safe
+
+    return safe(text)
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

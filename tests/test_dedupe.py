@@ -143,7 +143,7 @@ def test_two_mobiles_still_conflict(dcrm: crmkit.CRM) -> None:
     assert match.action == crmkit.DuplicateAction.WARN
 
 
-def test_colleagues_with_work_addresses_at_one_domain_and_one_switchboard_do_not_block(
+def test_namesake_colleagues_at_one_domain_and_one_switchboard_do_not_match(
     dcrm: crmkit.CRM,
 ) -> None:
     dcrm.contacts.create(
@@ -156,7 +156,23 @@ def test_colleagues_with_work_addresses_at_one_domain_and_one_switchboard_do_not
         {"full_name": "王伟", "email": "wei.wang2@corp.cn", "phone": "021-5888 1234 转 12"},
     )
 
-    assert [m.action for m in matches] == [crmkit.DuplicateAction.WARN]
+    assert matches == []
+
+
+def test_two_desks_behind_one_switchboard_are_two_people(dcrm: crmkit.CRM) -> None:
+    desk = dcrm.contacts.create({"full_name": "Junfang Guo", "phone": "0086-10-8834 0413 x5667"})
+
+    other_desk = find(
+        dcrm, "contact", {"full_name": "Qiangyu Guo", "phone": "010-88340413 转 4387"}
+    )
+    same_desk = find(
+        dcrm, "contact", {"full_name": "郭俊芳", "phone": "+86 10 8834 0413 ext. 5667"}
+    )
+    no_desk = find(dcrm, "contact", {"full_name": "Junfang Guo", "phone": "010-88340413"})
+
+    assert other_desk == []
+    assert [(m.record_id, m.action) for m in same_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
+    assert [(m.record_id, m.action) for m in no_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
 
 
 def test_a_shared_role_address_is_no_evidence(dcrm: crmkit.CRM) -> None:

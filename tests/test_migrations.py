@@ -43,6 +43,9 @@ CORE_TABLES = {
     "user_availability",
     "pool_policies",
     "pool_claims",
+    "message_deliveries",
+    "message_suppressions",
+    "scheduled_runs",
     "ownership_history",
 }
 

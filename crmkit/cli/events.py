@@ -20,7 +20,7 @@ from crmkit.cli.display import clip, echo_json, echo_table
 from crmkit.events.admin import dead_deliveries, recent_events, retry_deliveries
 from crmkit.events.outbox import OutboxEvent
 from crmkit.events.relay import Relay
-from crmkit.services.pool import release_periodically
+from crmkit.services.scheduler import Scheduler
 
 FOLLOW_INTERVAL_SECONDS = 1.0
 
@@ -43,47 +43,57 @@ FOLLOW_INTERVAL_SECONDS = 1.0
     help="How long to wait before looking again when there was nothing to do.",
 )
 def worker_command(once: bool, worker_id: str | None, poll_interval: float) -> None:
-    """Deliver outbox events to webhooks and plugin sinks, and release records to the
-    shared pool per the pool policies (every [crmkit.pool] release_interval_seconds).
+    """Deliver outbox events to webhooks and plugin sinks, and run the scheduler: queued
+    messages (e-mail, webhook, plugin channels), shared-pool release (every [crmkit.pool]
+    release_interval_seconds) and the jobs enabled plugins schedule.
 
     The sinks are the webhooks of the config file and those enabled plugins add. Delivery
     is at least once, in order per record, retried with backoff until the configured number
     of attempts, then dead (see crmkit events dead). Runs until SIGTERM or Ctrl-C, finishing
-    the pass at hand. Several workers may run at once: they share the work.
+    the pass at hand. Several workers may run at once: they share the work, and each
+    occurrence of a scheduled job runs on one of them.
 
     Example:
 
     \b
         crmkit worker --worker-id relay-1
+        crmkit worker --once      # one pass of everything due now, then exit
     """
     crm = cli_state().crm()
     crm.require_schema()
     relay = Relay(crm, worker_id=worker_id)
+    scheduler = Scheduler(crm, worker_id=relay.worker_id)
     if once:
-        released = sum(result.records for result in crm.pool.release())
         stats = relay.run_once()
         click.echo(
             f"dispatched {stats.dispatched}, delivered {stats.delivered},"
             f" retried {stats.retried}, dead {stats.dead}"
         )
-        if released:
-            click.echo(f"released {released} record(s) to the shared pool")
+        for outcome in scheduler.run_once():
+            if outcome.error:
+                click.echo(f"job {outcome.job} failed: {outcome.error}")
+            elif outcome.ran and outcome.summary and outcome.summary != "idle":
+                click.echo(f"job {outcome.job}: {outcome.summary}")
         return
     _log_to_stderr()
     stop = threading.Event()
     sinks = ", ".join(relay.sinks) or "none"
-    click.echo(f"Relay {relay.worker_id} running; sinks: {sinks}. Ctrl-C stops it.", err=True)
-    releaser = threading.Thread(
-        target=release_periodically,
-        args=(crm, stop, crm.settings.assignment.release_interval_seconds),
-        name="crmkit-pool-release",
+    jobs = ", ".join(job.name for job in scheduler.jobs())
+    click.echo(
+        f"Worker {relay.worker_id} running; sinks: {sinks}; jobs: {jobs}. Ctrl-C stops it.",
+        err=True,
+    )
+    scheduler_thread = threading.Thread(
+        target=scheduler.run,
+        args=(stop, poll_interval),
+        name="crmkit-scheduler",
         daemon=True,
     )
     with _stop_on_signals(stop):
-        releaser.start()
+        scheduler_thread.start()
         relay.run(stop, poll_interval=poll_interval)
-    releaser.join(timeout=60)
-    click.echo(f"Relay {relay.worker_id} stopped.", err=True)
+    scheduler_thread.join(timeout=60)
+    click.echo(f"Worker {relay.worker_id} stopped.", err=True)
 
 
 def _log_to_stderr() -> None:

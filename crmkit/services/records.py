@@ -156,15 +156,30 @@ class RecordService:
     """Create, read, update, delete and list records of one entity.
 
     Bound to a CRM, each call is its own transaction; bound to an :class:`Operation` (from
-    ``op.records(name)``), calls join that operation's transaction.
+    ``op.records(name)``), calls join that operation's transaction. ``elevated`` (only with
+    an operation: ``op.records(name, elevated=True)``) runs the calls with the system's
+    rights instead of the actor's scope.
     """
 
-    def __init__(self, crm: CRM, entity: EntityType, *, op: Operation | None = None) -> None:
+    def __init__(
+        self,
+        crm: CRM,
+        entity: EntityType,
+        *,
+        op: Operation | None = None,
+        elevated: bool = False,
+    ) -> None:
+        if elevated and op is None:
+            raise CRMError(
+                "elevated record access needs an operation: use op.records(name,"
+                " elevated=True) inside a hook or a `with crm.transaction() as op` block"
+            )
         self.crm = crm
         self.entity = entity
         self.model: Any = entity.model
         self.table: Table = entity.model.__table__  # type: ignore[assignment]
         self.op = op
+        self.elevated = elevated
 
     @property
     def name(self) -> str:
@@ -173,7 +188,10 @@ class RecordService:
 
     @contextmanager
     def _operation(self, actor: User | None, *, write: bool = True) -> Iterator[Operation]:
-        if self.op is not None:
+        if self.op is not None and self.elevated:
+            with self.op.elevated():
+                yield self.op
+        elif self.op is not None:
             yield self.op
         else:
             with self.crm.transaction(actor, write=write) as op:

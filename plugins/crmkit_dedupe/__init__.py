@@ -164,6 +164,17 @@ def crmkit_find_duplicates(
 
 
 @crmkit.hookimpl
+def crmkit_find_duplicates_many(
+    op: crmkit.Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[crmkit.DuplicateMatch]] | None:
+    """:func:`crmkit_find_duplicates` for an import batch, from a few queries."""
+    engine = engine_of(op.crm)
+    if not engine.online or not engine.rules_for(entity):
+        return None
+    return engine.find_many(op, entity, rows)
+
+
+@crmkit.hookimpl
 def crmkit_merge_references(
     op: crmkit.Operation, entity: str, survivor_id: int, merged_id: int
 ) -> Mapping[str, Any] | None:

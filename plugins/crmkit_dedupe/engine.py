@@ -84,6 +84,31 @@ class Engine:
             .order_by(DedupeKey.record_id.desc())
             .limit(self.max_candidates)
         )
+        #: The same per key, for many keys at once (an import batch): each key's newest
+        #: ``max_candidates`` records, ranked in the query.
+        ranked = (
+            select(
+                DedupeKey.kind,
+                DedupeKey.key,
+                DedupeKey.entity,
+                DedupeKey.record_id,
+                func.row_number()
+                .over(
+                    partition_by=(DedupeKey.kind, DedupeKey.key, DedupeKey.entity),
+                    order_by=DedupeKey.record_id.desc(),
+                )
+                .label("rank"),
+            )
+            .where(
+                DedupeKey.kind.in_(bindparam("kinds", expanding=True)),
+                DedupeKey.key.in_(bindparam("keys", expanding=True)),
+                DedupeKey.entity.in_(bindparam("entities", expanding=True)),
+            )
+            .subquery()
+        )
+        self._lookup_many = select(
+            ranked.c.kind, ranked.c.key, ranked.c.entity, ranked.c.record_id
+        ).where(ranked.c.rank <= self.max_candidates)
         self.keyed = matching.keyed_slots(self.rules)
         #: Per checked entity: the slots a candidate must share a key in (only the evidence
         #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
@@ -273,28 +298,58 @@ class Engine:
                     )
                 )
         found.discard((entity, record_id or 0))
-        result: list[crmkit.DuplicateMatch] = []
+        others = [
+            other
+            for target in targets
+            for other in self.load(op, target, [rid for ent, rid in found if ent == target])
+        ]
+        return _matches(rules, probe, others)
+
+    def find_many(
+        self, op: crmkit.Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[int, list[crmkit.DuplicateMatch]]:
+        """:meth:`find` for the new rows of an import batch (``(key, values)``), from one
+        key query and one profile read per entity looked in, whatever the batch's size:
+        each key's newest ``max_candidates`` records, as :meth:`find` reads them."""
+        rules = self.rules_for(entity)
+        if not rules:
+            return {}
+        slots = self.lookup[entity][0]
+        probes = [(key, self.profile(entity, 0, values)) for key, values in rows]
+        keys_of = {key: matching.blocking_keys(probe, slots) for key, probe in probes}
+        wanted = sorted({k for keys in keys_of.values() for k in keys})
+        if not wanted:
+            return {}
+        targets = sorted({e for rule in rules for e in rule.against})
+        by_key: dict[tuple[str, str, str], list[int]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            for kind, key, target, record_id in op.session.execute(
+                self._lookup_many,
+                {
+                    "kinds": sorted({k for k, _ in chunk}),
+                    "keys": sorted({k for _, k in chunk}),
+                    "entities": targets,
+                },
+            ):
+                by_key.setdefault((kind, key, target), []).append(record_id)
+        profiles: dict[tuple[str, int], matching.Profile] = {}
         for target in targets:
-            ids = [rid for ent, rid in found if ent == target]
-            for other in self.load(op, target, ids):
-                hit = matching.first_match(rules, probe, other)
-                if hit is None:
-                    continue
-                rule, scored = hit
-                result.append(
-                    crmkit.DuplicateMatch(
-                        target,
-                        other.record_id,
-                        scored.score,
-                        rule.action,
-                        scored.reasons,
-                        rule=rule.name,
-                        owner_id=other.owner_id,
-                        label=f"{other.label} ({target} {other.record_id})",
-                        reason_fields=matching.reason_fields(rule, probe, other),
-                    )
-                )
-        result.sort(key=lambda m: (-m.score, m.entity, m.record_id))
+            ids = {rid for (_, _, t), found in by_key.items() if t == target for rid in found}
+            for profile in self.load(op, target, ids):
+                profiles[(target, profile.record_id)] = profile
+        result: dict[int, list[crmkit.DuplicateMatch]] = {}
+        for key, probe in probes:
+            near = {
+                (target, rid)
+                for kind, value in keys_of[key]
+                for target in targets
+                for rid in by_key.get((kind, value, target), ())
+            }
+            others = [profiles[item] for item in sorted(near) if item in profiles]
+            found = _matches(rules, probe, others)
+            if found:
+                result[key] = found
         return result
 
     # -- the batch scan ---------------------------------------------------------------------
@@ -548,6 +603,33 @@ class Engine:
 _PAUSES = 0  # blocks in :func:`_collector_paused` now
 _PAUSES_LOCK = threading.Lock()
 _WAS_ON = True  # whether the collector was on when the first of them began
+
+
+def _matches(
+    rules: Sequence[Rule], probe: matching.Profile, others: Iterable[matching.Profile]
+) -> list[crmkit.DuplicateMatch]:
+    """The records of ``others`` that ``probe`` matches under ``rules``, best first."""
+    result: list[crmkit.DuplicateMatch] = []
+    for other in others:
+        hit = matching.first_match(rules, probe, other)
+        if hit is None:
+            continue
+        rule, scored = hit
+        result.append(
+            crmkit.DuplicateMatch(
+                other.entity,
+                other.record_id,
+                scored.score,
+                rule.action,
+                scored.reasons,
+                rule=rule.name,
+                owner_id=other.owner_id,
+                label=f"{other.label} ({other.entity} {other.record_id})",
+                reason_fields=matching.reason_fields(rule, probe, other),
+            )
+        )
+    result.sort(key=lambda m: (-m.score, m.entity, m.record_id))
+    return result
 
 
 @contextmanager
