@@ -28,24 +28,22 @@ import json
 import os
 import random
 import sqlite3
-import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import crmkit_loyalty  # noqa: E402
-import psycopg  # noqa: E402
-from crmkit_loyalty import importing, service  # noqa: E402
-from crmkit_loyalty.cards import new_number  # noqa: E402
-from dbs import BACKENDS, Databases, libpq_url, sqlite_path  # noqa: E402
-from machine import machine_info  # noqa: E402
+import crmkit_loyalty
+import psycopg
+from crmkit_loyalty import importing, service
+from crmkit_loyalty.cards import new_number
+from dbs import BACKENDS, Databases, libpq_url, sqlite_path
+from machine import machine_info
 
-import crmkit  # noqa: E402
+import crmkit
 
 PROGRAM = {
     "name": "tea-club",
@@ -84,7 +82,9 @@ def seed(url: str, members: int) -> list[tuple[int, str]]:
         )
         with crm.transaction() as op:
             connection = op.session.connection()
-            contact_ids = [row[0] for row in connection.exec_driver_sql("SELECT id FROM contacts ORDER BY id")]
+            contact_ids = [
+                row[0] for row in connection.exec_driver_sql("SELECT id FROM contacts ORDER BY id")
+            ]
             program_id = connection.exec_driver_sql("SELECT id FROM loyalty_programs").scalar()
             now = crmkit.utcnow()
             cards = [
@@ -122,7 +122,9 @@ def history(cards: list[tuple[int, str]], per_member: int, seed_value: int) -> l
                     "receipt_id": f"R{len(rows):09d}",
                     "amount": str(amount),
                     "currency": "CNY",
-                    "occurred_at": (now - dt.timedelta(minutes=rng.randint(60, 365 * 24 * 60))).isoformat(),
+                    "occurred_at": (
+                        now - dt.timedelta(minutes=rng.randint(60, 365 * 24 * 60))
+                    ).isoformat(),
                     "store": rng.choice(STORES),
                     "category": rng.choice(CATEGORIES),
                 }
@@ -139,7 +141,9 @@ class Bare:
     def __init__(self, backend: str, url: str) -> None:
         self.backend = backend
         if backend == "sqlite":
-            self.connection: Any = sqlite3.connect(sqlite_path(url), timeout=60, isolation_level=None, check_same_thread=False)
+            self.connection: Any = sqlite3.connect(
+                sqlite_path(url), timeout=60, isolation_level=None, check_same_thread=False
+            )
             self.mark = "?"
         else:
             self.connection = psycopg.connect(libpq_url(url), autocommit=True)
@@ -156,7 +160,8 @@ class Bare:
 
     def import_rows(self, rows: list[dict[str, Any]], batch: int = 2000) -> None:
         cursor = self.connection.cursor()
-        ids = dict((number, card_id) for card_id, number in cursor.execute("SELECT id, number FROM loyalty_cards").fetchall())
+        found = cursor.execute("SELECT id, number FROM loyalty_cards").fetchall()
+        ids = {number: card_id for card_id, number in found}
         program_id = cursor.execute("SELECT id FROM loyalty_programs").fetchone()[0]
         insert = self.sql(
             "INSERT INTO loyalty_purchases (program_id, card_id, contact_id, receipt_id, amount,"
@@ -174,7 +179,20 @@ class Bare:
             for row in chunk:
                 card_id = ids[row["card"]]
                 points = int(decimal.Decimal(row["amount"]))
-                values.append((program_id, card_id, card_id, row["receipt_id"], row["amount"], "CNY", row["store"], row["occurred_at"], points, now))
+                values.append(
+                    (
+                        program_id,
+                        card_id,
+                        card_id,
+                        row["receipt_id"],
+                        row["amount"],
+                        "CNY",
+                        row["store"],
+                        row["occurred_at"],
+                        points,
+                        now,
+                    )
+                )
                 bumps.append((points, card_id))
             cursor.executemany(insert, values)
             cursor.executemany(bump, bumps)
@@ -192,20 +210,30 @@ class Bare:
             ),
             (card_id, receipt, crmkit.utcnow().isoformat(), crmkit.utcnow().isoformat()),
         )
-        cursor.execute(self.sql("UPDATE loyalty_cards SET balance = balance + 88 WHERE id = ?"), (card_id,))
+        cursor.execute(
+            self.sql("UPDATE loyalty_cards SET balance = balance + 88 WHERE id = ?"), (card_id,)
+        )
         self.connection.execute("COMMIT")
 
     def redeem(self, card_id: int, points: int) -> bool:
         cursor = self.connection.cursor()
         self.begin()
         lock = "" if self.backend == "sqlite" else " FOR UPDATE"
-        balance = cursor.execute(self.sql(f"SELECT balance FROM loyalty_cards WHERE id = ?{lock}"), (card_id,)).fetchone()[0]
+        balance = cursor.execute(
+            self.sql(f"SELECT balance FROM loyalty_cards WHERE id = ?{lock}"), (card_id,)
+        ).fetchone()[0]
         if balance < points:
             self.connection.execute("ROLLBACK")
             return False
-        cursor.execute(self.sql("UPDATE loyalty_cards SET balance = balance - ? WHERE id = ?"), (points, card_id))
         cursor.execute(
-            self.sql("INSERT INTO loyalty_ledger (card_id, kind, points, pending, at) VALUES (?, 'redeem', ?, 0, ?)"),
+            self.sql("UPDATE loyalty_cards SET balance = balance - ? WHERE id = ?"),
+            (points, card_id),
+        )
+        cursor.execute(
+            self.sql(
+                "INSERT INTO loyalty_ledger (card_id, kind, points, pending, at)"
+                " VALUES (?, 'redeem', ?, 0, ?)"
+            ),
             (card_id, -points, crmkit.utcnow().isoformat()),
         )
         self.connection.execute("COMMIT")
@@ -215,7 +243,9 @@ class Bare:
 # -- the measurements ------------------------------------------------------------------------
 
 
-def measure_import(dbs: Databases, base: str, rows: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
+def measure_import(
+    dbs: Databases, base: str, rows: list[dict[str, Any]], rounds: int
+) -> dict[str, Any]:
     crmkit_rates, bare_rates = [], []
     for _ in range(rounds):
         url = dbs.clone(base)
@@ -248,7 +278,9 @@ def measure_calls(
             card_id, number = rng.choice(cards)
             counter += 1
             started = time.perf_counter()
-            service.record_purchase(crm, number, "88.00", receipt_id=f"L{id(times)}-{counter}", actor=actor)
+            service.record_purchase(
+                crm, number, "88.00", receipt_id=f"L{id(times)}-{counter}", actor=actor
+            )
             times["earn"].append(time.perf_counter() - started)
         for _ in range(per_round):
             card_id, number = rng.choice(cards)
@@ -269,20 +301,32 @@ def measure_calls(
     return times
 
 
-def hot_card(crm: crmkit.CRM, url: str, backend: str, card: tuple[int, str], clients: int, each: int) -> dict[str, Any]:
+def hot_card(
+    crm: crmkit.CRM, url: str, backend: str, card: tuple[int, str], clients: int, each: int
+) -> dict[str, Any]:
     card_id, number = card
     results: dict[str, Any] = {}
     for kind in ("crmkit", "bare"):
         with crm.transaction() as op:  # set the balance: fewer points than asked for
-            op.session.connection().exec_driver_sql(f"UPDATE loyalty_cards SET balance = 0 WHERE id = {card_id}")
-            op.session.connection().exec_driver_sql(f"UPDATE loyalty_lots SET remaining = 0 WHERE card_id = {card_id}")
+            op.session.connection().exec_driver_sql(
+                f"UPDATE loyalty_cards SET balance = 0 WHERE id = {card_id}"
+            )
+            op.session.connection().exec_driver_sql(
+                f"UPDATE loyalty_lots SET remaining = 0 WHERE card_id = {card_id}"
+            )
         service.record_purchase(crm, number, str(clients * each * 4 // 5), receipt_id=f"HOT-{kind}")
         balance_before = int(service_card(crm, number)["balance"])
         barrier = threading.Barrier(clients)
         done = [0] * clients
         refused = [0] * clients
 
-        def work(index: int) -> None:
+        def work(
+            index: int,
+            kind: str = kind,
+            barrier: threading.Barrier = barrier,
+            done: list[int] = done,
+            refused: list[int] = refused,
+        ) -> None:
             bare = Bare(backend, url) if kind == "bare" else None
             barrier.wait()
             for _ in range(each):
@@ -338,9 +382,13 @@ def run_backend(backend: str, arguments: argparse.Namespace) -> dict[str, Any]:
         crm = crmkit.open(url, plugins={"loyalty": crmkit_loyalty}, discover=False)
         importing.import_purchases(crm, rows)
         bare = Bare(backend, url)
-        out["calls_system"] = measure_calls(crm, bare, cards, arguments.calls, arguments.rounds, None)
+        out["calls_system"] = measure_calls(
+            crm, bare, cards, arguments.calls, arguments.rounds, None
+        )
         admin = crm.users.create("till-admin", admin=True)
-        out["calls_user"] = measure_calls(crm, bare, cards, arguments.calls, arguments.rounds, admin)
+        out["calls_user"] = measure_calls(
+            crm, bare, cards, arguments.calls, arguments.rounds, admin
+        )
         bare.close()
         out["hot"] = hot_card(crm, url, backend, cards[0], 50, arguments.hot_each)
         crm.close()
@@ -348,13 +396,19 @@ def run_backend(backend: str, arguments: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def _ms(values: list[float]) -> str:
+    return f"{percentile(values, 0.5):.2f} / {percentile(values, 0.95):.2f}"
+
+
 def report(results: list[dict[str, Any]]) -> str:
+    """The results as Markdown tables, one per engine."""
     lines = []
     for r in results:
         imp = r["import"]
         ratio = [a / b for a, b in zip(imp["crmkit"], imp["bare"], strict=True)]
         lines += [
-            f"**{r['backend']}**: {r['members']} members, {r['purchases']} purchases; load {r['load_start']} → {r['load_end']}",
+            f"**{r['backend']}**: {r['members']} members, {r['purchases']} purchases;"
+            f" load {r['load_start']} -> {r['load_end']}",
             "",
             "| measure | crmkit | bare SQL | crmkit / bare |",
             "| --- | --- | --- | --- |",
@@ -370,17 +424,18 @@ def report(results: list[dict[str, Any]]) -> str:
             t = r[key]
             for op in ("earn", "redeem"):
                 a, b = t[op], t[f"{op}_bare"]
+                factor = percentile(a, 0.95) / percentile(b, 0.95)
                 lines.append(
-                    f"| {op} p50 / p95 ms ({label}, {len(a)} calls) | {percentile(a, 0.5):.2f} / {percentile(a, 0.95):.2f}"
-                    f" | {percentile(b, 0.5):.2f} / {percentile(b, 0.95):.2f} | {percentile(a, 0.95) / percentile(b, 0.95):.1f}x (p95) |"
+                    f"| {op} p50 / p95 ms ({label}, {len(a)} calls) | {_ms(a)} | {_ms(b)}"
+                    f" | {factor:.1f}x (p95) |"
                 )
-        hot = r["hot"]
+        mine, bare = r["hot"]["crmkit"], r["hot"]["bare"]
         lines.append(
-            f"| hot card, 50 clients: attempts/s (redeemed / refused of balance) | {hot['crmkit']['attempts_per_s']:,.0f}"
-            f" ({hot['crmkit']['redeemed']} / {hot['crmkit']['refused']} of {hot['crmkit']['balance_before']};"
-            f" overdrawn: {hot['crmkit']['overdrawn']}) | {hot['bare']['attempts_per_s']:,.0f}"
-            f" ({hot['bare']['redeemed']} / {hot['bare']['refused']}) |"
-            f" {hot['crmkit']['attempts_per_s'] / hot['bare']['attempts_per_s']:.2f}x |"
+            "| hot card, 50 clients: attempts/s (redeemed / refused; balance)"
+            f" | {mine['attempts_per_s']:,.0f} ({mine['redeemed']} / {mine['refused']};"
+            f" {mine['balance_before']}; overdrawn: {mine['overdrawn']})"
+            f" | {bare['attempts_per_s']:,.0f} ({bare['redeemed']} / {bare['refused']})"
+            f" | {mine['attempts_per_s'] / bare['attempts_per_s']:.2f}x |"
         )
         lines.append("")
     return "\n".join(lines)
@@ -389,7 +444,9 @@ def report(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=2000)
-    parser.add_argument("--per-member", type=int, default=12, help="purchases per member a year (mean)")
+    parser.add_argument(
+        "--per-member", type=int, default=12, help="purchases per member a year (mean)"
+    )
     parser.add_argument("--calls", type=int, default=300, help="timed earn and redeem calls each")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hot-each", type=int, default=10, help="redemptions per hot-card client")

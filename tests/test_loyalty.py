@@ -344,7 +344,12 @@ def test_a_bad_row_stops_the_import_whole_with_its_line(crm: crmkit.CRM) -> None
     rows = [
         {"card": number, "receipt_id": "H1", "amount": "10", "occurred_at": "2026-03-01T10:00"},
         {"card": number, "receipt_id": "H2", "amount": "-3", "occurred_at": "2026-03-01T10:00"},
-        {"card": "8800000000000005", "receipt_id": "H3", "amount": "1", "occurred_at": "2026-03-01"},
+        {
+            "card": "8800000000000005",
+            "receipt_id": "H3",
+            "amount": "1",
+            "occurred_at": "2026-03-01",
+        },
     ]
     with pytest.raises(crmkit.BulkRejected) as rejected:
         import_purchases(crm, rows)
@@ -354,3 +359,17 @@ def test_a_bad_row_stops_the_import_whole_with_its_line(crm: crmkit.CRM) -> None
     ]
     assert views.statement(crm, number) == []
     assert import_purchases(crm, rows, skip_bad=True).imported == 1
+
+
+def test_the_worker_expires_points_on_its_schedule_once_per_occurrence(crm: crmkit.CRM) -> None:
+    from crmkit.services.scheduler import Scheduler
+
+    _, number = member(crm)
+    service.record_purchase(crm, number, 100, receipt_id="R1", occurred_at=days_ago(400))
+    now = crmkit.utcnow()
+    first, second = Scheduler(crm, "w1"), Scheduler(crm, "w2")
+    outcomes = {o.job: o for o in first.run_once(now) + second.run_once(now)}
+    assert "loyalty.expire" in outcomes
+    assert "loyalty.review_tiers" in outcomes
+    assert views.card(crm, number)["balance"] == 0
+    assert [row["kind"] for row in views.statement(crm, number)] == ["earn", "expire"]

@@ -221,8 +221,8 @@ def _check_cards(op: crmkit.Operation, rows: list[_Row]) -> list[crmkit.RowError
         )
         if condition is not None:
             query = query.where(condition)
-        for card in op.session.connection().execute(query):
-            found[card.number] = card
+        for hit in op.session.connection().execute(query):
+            found[hit.number] = hit
     errors = []
     for row in rows:
         card = found.get(row.card)
@@ -426,10 +426,10 @@ def _import_batch(
         for purchase, purchase_id in zip(purchases, ids, strict=True):
             purchase["id"] = purchase_id
         crmkit.bulk_insert(connection, PURCHASES, purchases)
-    for row in lots:
-        row["purchase_id"] = ids[row["purchase_id"]]
-    for row in entries:
-        row["purchase_id"] = ids[row["purchase_id"]]
+    for lot in lots:
+        lot["purchase_id"] = ids[lot["purchase_id"]]
+    for entry in entries:
+        entry["purchase_id"] = ids[entry["purchase_id"]]
     crmkit.bulk_insert(connection, LOTS, lots)
     crmkit.bulk_insert(connection, LEDGER, entries)
     _upgrade_tiers(op, list(touched.values()), now)
