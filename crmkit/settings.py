@@ -61,6 +61,14 @@ class WebhookConfig:
     secret: str
     patterns: tuple[str, ...] = field(default=("*",), converter=tuple)
     timeout_seconds: float = 10.0
+    batch_size: int = 1  # events per request (1 to 100); above 1 the batch body is used
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100:
+            raise ValueError(
+                f"webhook {self.name!r}: batch_size must be a whole number from 1 to 100,"
+                f" not {self.batch_size!r}"
+            )
 
 
 @frozen
@@ -72,6 +80,9 @@ class RelaySettings:
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 300.0
     batch_size: int = 1000
+    #: deliver webhooks to loopback, private and link-local addresses too (local testing;
+    #: off by default: see crmkit.outbound)
+    allow_internal_addresses: bool = False
 
 
 def _strings(value: object) -> tuple[str, ...]:
