@@ -270,5 +270,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench,dedupe]")
+    session.install("-e", ".[bench,dedupe,loyalty]")
     session.run("python", str(script), *session.posargs)
