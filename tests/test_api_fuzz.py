@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_loyalty
 import pytest
@@ -75,7 +76,13 @@ IF_MATCH = ["9" * 10_000, "²", '"١"', "W/", '"-1"', "*, 1"]
 
 @pytest.fixture
 def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
-    crm = make_crm(plugins={"dedupe": crmkit_dedupe, "loyalty": crmkit_loyalty})
+    crm = make_crm(
+        plugins={
+            "dedupe": crmkit_dedupe,
+            "loyalty": crmkit_loyalty,
+            "cardscan": crmkit_cardscan,
+        }
+    )
     crm.pipelines.create("Sales")
     yield from open_api(crm)
 
