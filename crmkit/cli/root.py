@@ -48,6 +48,14 @@ def _statement_error(error: StatementError) -> str:
     return f"the database refused a value: {first} (set {DEBUG_VARIABLE}=1 for the details)"
 
 
+def _file_error(error: OSError) -> str:
+    name = str(error.filename) if error.filename is not None else ""
+    if len(name) > 80:
+        name = name[:77] + "..."
+    reason = error.strerror or type(error).__name__
+    return f"{name}: {reason}" if name else f"{reason} (set {DEBUG_VARIABLE}=1 for the details)"
+
+
 class RootGroup(click.Group):
     """The root group: core commands first, then the enabled plugins' commands (looked up
     only when needed); every ``CRMError`` and database connection failure becomes one line
@@ -142,6 +150,10 @@ class RootGroup(click.Group):
             if os.environ.get(DEBUG_VARIABLE):
                 raise
             raise click.ClickException(_one_line(_statement_error(error))) from None
+        except OSError as error:  # a file a command (a plugin's too) could not read or write
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            raise click.ClickException(_one_line(_file_error(error))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE) from None
