@@ -111,14 +111,16 @@ def types(session: nox.Session) -> None:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
     # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
-    session.install("-e", ".[dedupe,loyalty]", "litestar", "mypy", "pytest")
+    session.install(
+        "-e", ".[dedupe,loyalty,reminders]", "litestar", "mypy", "pytest", "types-python-dateutil"
+    )
     session.run("mypy", *targets, *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"), "import-linter")
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"), "import-linter")
     session.run("lint-imports", *session.posargs)
 
 
@@ -181,7 +183,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
-    session.install("-e", ".[docs,dedupe,loyalty]")  # the plugin pages document their CLIs
+    session.install("-e", ".[docs,dedupe,loyalty,reminders]")  # the plugin pages document their CLIs
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -194,7 +196,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -207,7 +209,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)

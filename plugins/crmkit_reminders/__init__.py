@@ -1,0 +1,99 @@
+"""Reminders and care messages for crmkit.
+
+A bundled plugin (``crmkit plugins enable reminders``) that uses only crmkit's public API:
+
+* reminders on any record, once or on an RFC 5545 recurrence rule, in the owner's time zone;
+  list, snooze, done, cancel (:mod:`crmkit_reminders.service`);
+* the worker's shared job that fires due reminders set-based, through the core message
+  channels (:mod:`crmkit_reminders.delivery`);
+* the CLI group ``crmkit reminders`` and API routes under ``/plugins/reminders``.
+
+Needs the ``reminders`` extra (``pip install "crmkit[reminders]"``: python-dateutil,
+lunar-python, jinja2, icalendar); without it the plugin is listed as failed to load and the
+rest of crmkit works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+# The dependencies of the extra, imported here so a missing one fails the plugin's import.
+import dateutil.rrule  # noqa: F401
+import icalendar  # noqa: F401
+import jinja2  # noqa: F401
+import lunar_python  # noqa: F401
+
+import crmkit
+from crmkit_reminders.models import Reminder, ReminderPreferences
+
+crmkit_plugin = crmkit.PluginSpec(
+    description="Reminders on any record and care messages to customers",
+    requires=(),
+)
+
+__all__ = ["Reminder", "ReminderPreferences", "crmkit_plugin"]
+
+
+@crmkit.hookimpl
+def crmkit_migrations() -> str:
+    """The folder of the plugin's Alembic branch (``reminders``)."""
+    return str(Path(__file__).parent / "migrations")
+
+
+@crmkit.hookimpl
+def crmkit_permissions() -> list[str]:
+    """``reminder:manage``: other users' reminders, derived reminders and care messages.
+    Users manage their own reminders without it."""
+    return ["reminder:manage"]
+
+
+@crmkit.hookimpl
+def crmkit_settings() -> list[crmkit.SettingSpec]:
+    """``[plugins.reminders]`` in ``crmkit.toml``."""
+    return [
+        crmkit.SettingSpec(
+            "default_timezone",
+            str,
+            default="Asia/Shanghai",
+            description="The time zone of users who set none (IANA name)",
+        ),
+        crmkit.SettingSpec(
+            "default_channels",
+            list,
+            default=["inapp"],
+            description="The channels of users who set none",
+        ),
+        crmkit.SettingSpec(
+            "batch_size",
+            int,
+            default=2000,
+            description="Due reminders one worker fires per transaction",
+        ),
+    ]
+
+
+@crmkit.hookimpl
+def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
+    """Fire due reminders (shared: every worker takes batches)."""
+    from crmkit_reminders.delivery import delivery_job
+
+    return [delivery_job()]
+
+
+@crmkit.hookimpl
+def crmkit_cli_commands() -> list[click.Command]:
+    """``crmkit reminders ...``."""
+    from crmkit_reminders.cli import reminders_group
+
+    return [reminders_group]
+
+
+@crmkit.hookimpl
+def crmkit_api_routes(crm: crmkit.CRM) -> list[Any]:
+    """The REST routes, mounted by the core under ``/plugins/reminders``."""
+    from crmkit_reminders.api import routes
+
+    return routes(crm)
