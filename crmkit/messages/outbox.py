@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -231,12 +232,24 @@ def _outgoing(row: Mapping[str, Any], headers: Mapping[str, str] | None = None) 
     )
 
 
+def one_of(session: Session, column: Any, values: Sequence[Any], element: Any) -> Any:
+    """``column IN values``; on PostgreSQL as ``= ANY(:array)``, one parameter however many
+    values (an expanded IN of thousands of parameters costs more to build than to run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    return column.in_(values)
+
+
 def _existing_keys(session: Session, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), KEY_CHUNK):
         chunk = keys[start : start + KEY_CHUNK]
         found.update(
-            session.scalars(select(MessageDelivery.key).where(MessageDelivery.key.in_(chunk)))
+            session.scalars(
+                select(MessageDelivery.key).where(
+                    one_of(session, MessageDelivery.key, chunk, String())
+                )
+            )
         )
     return found
 

@@ -67,6 +67,19 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             description="The channels of users who set none",
         ),
         crmkit.SettingSpec(
+            "rules",
+            list,
+            default=[],
+            description="Derived-reminder rules (an array of tables; see docs/reminders.md)",
+        ),
+        crmkit.SettingSpec(
+            "care",
+            list,
+            default=[],
+            description="Care messages to customers on holidays and birthdays (see"
+            " docs/reminders.md)",
+        ),
+        crmkit.SettingSpec(
             "batch_size",
             int,
             default=2000,
@@ -78,9 +91,33 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
 @crmkit.hookimpl
 def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
     """Fire due reminders (shared: every worker takes batches)."""
+    from crmkit_reminders.care import care_job
     from crmkit_reminders.delivery import delivery_job
+    from crmkit_reminders.derive import derive_job
 
-    return [delivery_job()]
+    return [delivery_job(), derive_job(), care_job()]
+
+
+@crmkit.hookimpl
+def crmkit_custom_fields() -> list[crmkit.CustomField]:
+    """On contacts: ``birthday_calendar`` (``gregorian`` or ``lunar``: which birthday the
+    contact celebrates) and ``language`` (``zh`` or ``en``: of care messages)."""
+    return [
+        crmkit.CustomField(
+            entity="contact",
+            name="birthday_calendar",
+            type="choice",
+            choices=("gregorian", "lunar"),
+            label="Birthday calendar",
+        ),
+        crmkit.CustomField(
+            entity="contact",
+            name="language",
+            type="choice",
+            choices=("zh", "en"),
+            label="Language of messages",
+        ),
+    ]
 
 
 @crmkit.hookimpl

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import delete, get, post
+from litestar import Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
@@ -151,4 +151,33 @@ def routes(crm: crmkit.CRM) -> list[Any]:
     def cancel(reminder_id: Id, actor: NamedDependency[crmkit.User]) -> None:
         service.cancel(crm, reminder_id, actor=actor)
 
-    return [add, listing, snooze, done, cancel]
+    @post(
+        "/feed",
+        sync_to_thread=True,
+        status_code=201,
+        operation_id="issue_reminder_feed",
+        summary="Issue the caller's calendar feed URL (the old one stops working)",
+        responses=problems(401),
+    )
+    def issue_feed(actor: NamedDependency[crmkit.User]) -> dict[str, str]:
+        from crmkit_reminders.feed import feed_url, issue_token
+
+        return {"url": feed_url(crm, issue_token(crm, actor=actor))}
+
+    @get(
+        "/feed/{token:str}",
+        sync_to_thread=True,
+        exclude_from_auth=True,
+        security=[],
+        operation_id="reminder_feed",
+        media_type="text/calendar",
+        summary="A user's reminders as iCalendar (public: the token is the secret)",
+        responses=problems(404),
+    )
+    def calendar_feed(token: str) -> Response[bytes]:
+        from crmkit_reminders.feed import calendar_for
+
+        body = calendar_for(crm, token.removesuffix(".ics"))
+        return Response(body, media_type="text/calendar; charset=utf-8")
+
+    return [add, listing, snooze, done, cancel, issue_feed, calendar_feed]

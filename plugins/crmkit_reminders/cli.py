@@ -210,3 +210,74 @@ def deliver_command() -> None:
         f"fired {done.reminders} reminder(s): sent {done.sent}, queued {done.queued},"
         f" late {done.late}"
     )
+
+
+@reminders_group.command("feed")
+@USER
+def feed_command(username: str) -> None:
+    """Issue the user's calendar feed URL (iCalendar; the old URL stops working).
+
+    Example:
+
+    \b
+        crmkit reminders feed --user li.na
+    """
+    from crmkit_reminders.feed import feed_url, issue_token
+
+    crm = crmkit.cli_crm()
+    click.echo(feed_url(crm, issue_token(crm, owner=username)))
+
+
+@reminders_group.command("derive")
+def derive_command() -> None:
+    """Make the derived reminders now (the worker does it every hour).
+
+    Example:
+
+    \b
+        crmkit reminders derive
+    """
+    from crmkit_reminders.derive import derive
+
+    for rule, count in derive(crmkit.cli_crm()).items():
+        click.echo(f"{rule}: {count} new reminder(s)")
+
+
+@reminders_group.group("care")
+def care_group() -> None:
+    """Care messages to customers on holidays and birthdays."""
+
+
+@care_group.command("check")
+def care_check_command() -> None:
+    """Check the care rules: occasions, channels, templates against the contact fields.
+
+    Example:
+
+    \b
+        crmkit reminders care check
+    """
+    from crmkit_reminders.care import care_rules
+
+    for rule in care_rules(crmkit.cli_crm()):
+        occasion = "birthday" if rule.birthday else rule.holiday
+        click.echo(f"{rule.name}: {occasion} at {rule.send_at} over {rule.channel}: OK")
+
+
+@care_group.command("send")
+@click.option("--rule", metavar="NAME", help="Only this rule.")
+def care_send_command(rule: str | None) -> None:
+    """Send the care messages due today now (each contact once per occasion).
+
+    Example:
+
+    \b
+        crmkit reminders care send --rule mid-autumn
+    """
+    from crmkit_reminders.care import send_care
+
+    for name, result in send_care(crmkit.cli_crm(), only=rule).items():
+        click.echo(
+            f"{name}: queued {result.queued}, sent {result.sent}, suppressed"
+            f" {result.suppressed}, repeated {result.repeated}, no address {result.unreachable}"
+        )
