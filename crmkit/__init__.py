@@ -4,7 +4,7 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
-from typing import Any
+from typing import Any, TextIO
 
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
@@ -12,6 +12,7 @@ from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.assignment.rules import Member as AssignmentMember
 from crmkit.assignment.rules import Rule as AssignmentRule
+from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
@@ -61,6 +62,7 @@ from crmkit.services.disclosure import (
     readable_ids_query,
     readable_record_ids,
 )
+from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.messages import DeliveryRecord
@@ -90,6 +92,7 @@ __all__ = [
     "BulkRejected",
     "BulkResult",
     "CRMError",
+    "CardField",
     "ConfigError",
     "ConflictError",
     "Contact",
@@ -98,6 +101,7 @@ __all__ = [
     "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
+    "DuplicateCheck",
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
@@ -116,6 +120,8 @@ __all__ = [
     "MessageRejected",
     "Model",
     "NotFoundError",
+    "OcrEngine",
+    "OcrLine",
     "Operation",
     "OutgoingMessage",
     "Page",
@@ -143,7 +149,9 @@ __all__ = [
     "WebhookSink",
     "allocate_ids",
     "bulk_insert",
+    "check_duplicates",
     "cli_crm",
+    "cli_progress_stream",
     "disclosed_matches",
     "hookimpl",
     "hookspec",
@@ -155,6 +163,7 @@ __all__ = [
     "problem_responses",
     "readable_ids_query",
     "readable_record_ids",
+    "terminal_safe",
     "utcnow",
 ]
 
@@ -164,6 +173,25 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def cli_progress_stream() -> TextIO:
+    """Where a plugin command draws a progress bar (``click.progressbar(file=...)``): the
+    raw standard error. Everything else a command prints goes through crmkit's terminal
+    guard, which shows control characters (a bar's carriage returns too) as escapes."""
+    import sys
+
+    from crmkit.cli.terminal import raw_stream
+
+    return raw_stream(sys.stderr)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), for a plugin that
+    writes stored text somewhere crmkit's terminal guard does not see."""
+    from crmkit.cli.terminal import terminal_safe as safe
+
+    return safe(text)
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

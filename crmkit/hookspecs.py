@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from crmkit.app import CRM
     from crmkit.assignment.rules import AssignmentStrategy
+    from crmkit.cards import CardField, OcrEngine, OcrLine
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.registry import EntityType
@@ -375,6 +376,39 @@ def crmkit_find_duplicates(
     """
 
 
+@hookspec(firstresult=True)
+def crmkit_find_duplicates_many(
+    op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[DuplicateMatch]] | None:
+    """Find existing records that look like each row of an import batch (firstresult).
+
+    Called inside the transaction once per import batch (up to a thousand rows) before the
+    batch is written, instead of ``crmkit_find_duplicates`` once per row. ``rows`` are
+    ``(key, values)`` pairs, ``values`` as ``crmkit_find_duplicates`` gets them on create.
+    Return a mapping from each row's key to its matches (a row missing from it has none),
+    with the same meaning and disclosure rules as ``crmkit_find_duplicates``, or ``None``
+    to decline. A plugin that implements ``crmkit_find_duplicates`` should implement this
+    too, answering a batch with a few queries: when every plugin that answers the one-row
+    hook declines the batch, the core checks the batch with its own exact e-mail/phone
+    match in one query; when a plugin implements only the one-row hook, the core asks it
+    row by row.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_find_duplicates_many(op, entity, rows):
+            if entity != "contact":
+                return None
+            wanted = {values["email"]: key for key, values in rows if values.get("email")}
+            found = {}
+            for record in op.records("contact").list(filters={"email__in": list(wanted)}).items:
+                found.setdefault(wanted[record.email], []).append(
+                    crmkit.DuplicateMatch(entity, record.id, 1.0, "warn", ["same e-mail"],
+                                          owner_id=record.owner_id, reason_fields=[["email"]]))
+            return found
+    """
+
+
 @hookspec
 def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     """Register assignment strategies that rules may name (collected).
@@ -570,4 +604,55 @@ def crmkit_demo_data(crm: CRM) -> None:
         @crmkit.hookimpl
         def crmkit_demo_data(crm):
             crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_ocr_engine(crm: CRM, name: str) -> OcrEngine | None:
+    """Provide the OCR engine the card-scanning plugin reads cards with (firstresult).
+
+    Called once per CRM the first time a card is read, with the engine ``name`` configured in
+    ``[plugins.cardscan] engine``. Return an object with a ``name`` and a
+    ``read(image) -> Sequence[crmkit.OcrLine]`` method (``crmkit.OcrEngine``) when you
+    provide an engine of that name, else ``None``. The bundled ``rapidocr`` (default) and
+    ``tesseract`` engines answer last, so a plugin may replace either. An engine must not
+    download models at run time.
+
+    Example::
+
+        class UpperCaseEngine:
+            name = "shouting"
+
+            def read(self, image):
+                lines = other_engine.read(image)
+                return [crmkit.OcrLine(l.text.upper(), l.box, l.confidence) for l in lines]
+
+        @crmkit.hookimpl
+        def crmkit_ocr_engine(crm, name):
+            return UpperCaseEngine() if name == "shouting" else None
+    """
+
+
+@hookspec
+def crmkit_card_fields(
+    lines: Sequence[OcrLine], fields: Mapping[str, CardField], region: str
+) -> Mapping[str, CardField] | None:
+    """Parse fields from a business card's text (collected).
+
+    Called by the card-scanning plugin after its own parser, with the OCR lines (top to
+    bottom), the fields read so far (QR code and built-in parser) and the default phone
+    region. Return the fields you read (``{"title": crmkit.CardField("总经理", 0.9,
+    "myplugin")}``) or ``None``. A returned field replaces the current one when its
+    confidence is higher. Field names: ``full_name``, ``name_latin``, ``family_name``,
+    ``given_name``, ``title``, ``company``, ``company_latin``, ``department``, ``mobile``,
+    ``office``, ``fax``, ``email``, ``website``, ``address``, ``wechat``, ``linkedin``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_card_fields(lines, fields, region):
+            for line in lines:
+                if line.text.startswith("LINE ID:"):
+                    return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
+            return None
     """

@@ -7,6 +7,7 @@ to the config file's folder.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -60,6 +61,14 @@ class WebhookConfig:
     secret: str
     patterns: tuple[str, ...] = field(default=("*",), converter=tuple)
     timeout_seconds: float = 10.0
+    batch_size: int = 1  # events per request (1 to 100); above 1 the batch body is used
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.batch_size, int) or not 1 <= self.batch_size <= 100:
+            raise ValueError(
+                f"webhook {self.name!r}: batch_size must be a whole number from 1 to 100,"
+                f" not {self.batch_size!r}"
+            )
 
 
 @frozen
@@ -71,6 +80,18 @@ class RelaySettings:
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 300.0
     batch_size: int = 1000
+    #: deliver webhooks to loopback, private and link-local addresses too (local testing;
+    #: off by default: see crmkit.outbound)
+    allow_internal_addresses: bool = False
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    """One string or a list of them, as a tuple (``"10.0.0.1"`` is one address, not nine)."""
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    raise ValueError(f"expected a list of addresses, got {value!r}")
 
 
 @frozen
@@ -87,6 +108,9 @@ class ApiSettings:
     form_rate_window_seconds: float = 60.0
     docs_path: str = "/schema"
     access_log: bool = True  # uvicorn's line per request (crmkit serve --no-access-log)
+    #: proxies (addresses or networks) whose X-Forwarded-For is believed; none by default
+    trusted_proxies: tuple[str, ...] = field(default=(), converter=_strings)
+    form_max_field_chars: int = 5000  # a longer value in a lead form is refused (422)
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.access_log, bool):
@@ -97,6 +121,16 @@ class ApiSettings:
             raise ValueError(f"crmkit.api.port must be 1-65535, not {self.port}")
         if self.max_body_bytes < 1024:
             raise ValueError("crmkit.api.max_body_bytes must be at least 1024")
+        if self.form_max_field_chars < 1:
+            raise ValueError("crmkit.api.form_max_field_chars must be positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"crmkit.api.trusted_proxies: {proxy!r} is not an IP address or network"
+                    " (e.g. 10.0.0.5 or 10.0.0.0/8)"
+                ) from None
         if self.form_rate_limit < 1 or self.form_rate_window_seconds <= 0:
             raise ValueError(
                 "crmkit.api.form_rate_limit and form_rate_window_seconds must be positive"
@@ -210,6 +244,12 @@ class Settings:
                 data = tomllib.loads(config_path.read_text(encoding="utf-8"))
             except tomllib.TOMLDecodeError as error:
                 raise ConfigError(f"{config_path}: not valid TOML: {error}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"{config_path}: not a config file (not UTF-8 text; crmkit.toml is TOML)"
+                ) from None
+            except OSError as error:
+                raise ConfigError(f"cannot read {config_path}: {error.strerror}") from None
         elif explicit:
             raise ConfigError(
                 f"config file {config_path} does not exist: create it with"

@@ -8,6 +8,7 @@ OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar, Router, get
@@ -60,8 +61,12 @@ def plugin_routers(crm: CRM) -> list[Router]:
     return routers
 
 
-def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
-    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI."""
+def create_app(
+    crm: CRM, *, debug: bool = False, trusted_proxies: Sequence[str] | None = None
+) -> Litestar:
+    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI.
+    ``trusted_proxies`` (addresses or networks whose X-Forwarded-For is believed) replaces
+    the setting ``crmkit.api.trusted_proxies`` when given."""
     crm.require_schema()
     settings = crm.settings.api
     every = {
@@ -72,7 +77,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
     ]
     routers += action_routers(crm, every)
-    routers += [webhook_router(crm), form_router(crm), message_router(crm), health]
+    routers += [webhook_router(crm), form_router(crm, trusted_proxies), message_router(crm), health]
     routers += plugin_routers(crm)
     openapi = OpenAPIConfig(
         title="crmkit API",

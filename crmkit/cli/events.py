@@ -17,7 +17,13 @@ import click
 from crmkit.app import CRM
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import clip, echo_json, echo_table
-from crmkit.events.admin import dead_deliveries, recent_events, retry_deliveries
+from crmkit.events.admin import (
+    dead_deliveries,
+    delivery_log,
+    recent_events,
+    relay_lag,
+    retry_deliveries,
+)
 from crmkit.events.outbox import OutboxEvent
 from crmkit.events.relay import Relay
 from crmkit.services.scheduler import Scheduler
@@ -264,6 +270,107 @@ def retry_command(sink: str | None, ids: Sequence[int], all_dead: bool) -> None:
     count = retry_deliveries(cli_state().crm(), ids=ids, sink=sink, all_dead=all_dead)
     noun = "delivery" if count == 1 else "deliveries"
     click.echo(f"{count} dead {noun} queued for retry")
+
+
+@events_group.command("deliveries")
+@click.option("--sink", metavar="NAME", help="Only deliveries to this sink (subscription:<id>).")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "in_flight", "delivered", "dead"]),
+    help="Only deliveries in this state.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="How many of the latest deliveries.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def deliveries_command(sink: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The delivery log: the latest deliveries, newest first, with attempts and last error.
+
+    Example:
+
+    \b
+        crmkit events deliveries --sink erp --status pending
+    """
+    lines = delivery_log(cli_state().crm(), sink=sink, status=status, limit=limit)
+    rows = [
+        {
+            "id": line.id,
+            "sink": line.sink,
+            "event": line.event,
+            "record": line.record,
+            "status": line.status,
+            "attempts": line.attempts,
+            "next_attempt_at": line.next_attempt_at,
+            "delivered_at": line.delivered_at,
+            "last_error": line.last_error,
+            "event_id": line.event_id,
+        }
+        for line in lines
+    ]
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No deliveries.")
+    else:
+        headers = ("id", "sink", "event", "record", "status", "attempts", "last_error")
+        echo_table(headers, [[clip(str(row[key] or "")) for key in headers] for row in rows])
+
+
+@events_group.command("lag")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "prometheus"]),
+    default="table",
+    show_default=True,
+    help="prometheus: the text format a node exporter's textfile collector reads.",
+)
+def lag_command(output: str) -> None:
+    """How far the relay is behind: events not yet fanned out, and each sink's open
+    deliveries with the age of the oldest.
+
+    Example:
+
+    \b
+        crmkit events lag
+        crmkit events lag --format prometheus > /var/lib/node_exporter/crmkit.prom
+    """
+    lag = relay_lag(cli_state().crm())
+    if output == "prometheus":
+        click.echo(lag.as_prometheus(), nl=False)
+        return
+    if output == "json":
+        echo_json(
+            {
+                "undispatched": lag.undispatched,
+                "oldest_undispatched_seconds": round(lag.oldest_undispatched_seconds, 3),
+                "sinks": [
+                    {
+                        "sink": s.sink,
+                        "pending": s.pending,
+                        "in_flight": s.in_flight,
+                        "oldest_seconds": round(s.oldest_seconds, 3),
+                    }
+                    for s in lag.sinks
+                ],
+            }
+        )
+        return
+    click.echo(
+        f"undispatched events: {lag.undispatched} (oldest {lag.oldest_undispatched_seconds:.1f} s)"
+    )
+    if lag.sinks:
+        echo_table(
+            ("sink", "pending", "in_flight", "oldest (s)"),
+            [[s.sink, s.pending, s.in_flight, f"{s.oldest_seconds:.1f}"] for s in lag.sinks],
+        )
+    else:
+        click.echo("No open deliveries.")
 
 
 __all__ = ["events_group", "worker_command"]

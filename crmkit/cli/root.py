@@ -20,6 +20,7 @@ from crmkit.cli.organisation import pipelines_group, teams_group, users_group
 from crmkit.cli.plugins import plugins_group
 from crmkit.cli.records import record_groups
 from crmkit.cli.security import security_commands
+from crmkit.cli.terminal import safe_output, terminal_safe
 from crmkit.cli.transfer import export_command, import_command
 from crmkit.errors import CRMError
 
@@ -29,7 +30,7 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()))
 
 
 def _database_error(error: OperationalError | ProgrammingError) -> str:
@@ -119,6 +120,12 @@ class RootGroup(click.Group):
                 else:
                     found[name] = command
         return found
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # every line a command prints, its error and usage messages included, is shown
+        # safe for a terminal (crmkit.cli.terminal)
+        with safe_output():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -40,7 +39,9 @@ def scan_command(entity: str, as_json: bool) -> None:
     try:
         total = crm.records(entity).count()
         with click.progressbar(
-            length=max(total, 1), label=f"Reading {entity} records", file=sys.stderr
+            length=max(total, 1),
+            label=f"Reading {entity} records",
+            file=crmkit.cli_progress_stream(),
         ) as bar:
             counts = service.scan(crm, entity, progress=bar.update)
     except crmkit.CRMError as error:
