@@ -110,9 +110,7 @@ def check(url: str, count: int) -> str:
         keys = connection.scalar(
             sa.text("SELECT count(DISTINCT key) FROM message_deliveries WHERE kind = 'reminder'")
         )
-        left = connection.scalar(
-            sa.text("SELECT count(*) FROM reminders WHERE status = 'active'")
-        )
+        left = connection.scalar(sa.text("SELECT count(*) FROM reminders WHERE status = 'active'"))
         fired_twice = connection.scalar(
             sa.text("SELECT count(*) FROM reminders WHERE fired_count <> 1")
         )
@@ -127,9 +125,7 @@ def check(url: str, count: int) -> str:
 def run_workers(url: str, workers: int, kill_after: float | None = None) -> float:
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(workers + 1)
-    processes = [
-        context.Process(target=worker, args=(url, f"w{i}", ready)) for i in range(workers)
-    ]
+    processes = [context.Process(target=worker, args=(url, f"w{i}", ready)) for i in range(workers)]
     for process in processes:
         process.start()
     ready.wait()  # every worker has opened its CRM: the clock starts now
@@ -195,8 +191,12 @@ def free_port() -> int:
 def email_run(url: str, count: int, port: int, connections: int) -> float:
     crm = open_crm(
         url,
-        email={"host": "127.0.0.1", "port": port, "from_address": "crm@shop.example",
-               "connections": connections},
+        email={
+            "host": "127.0.0.1",
+            "port": port,
+            "from_address": "crm@shop.example",
+            "connections": connections,
+        },
         messages={"batch_size": 500},
     )
     crm.upgrade()
