@@ -44,6 +44,7 @@ DEMO_SETUP = [
     "plugins enable referrals",
     "plugins enable dedupe",
     "plugins enable cardscan",
+    "plugins enable reminders",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -54,12 +55,18 @@ DEMO_SETUP = [
     # wait for review)
     "cards samples demo/cards --count 5 --seed 5",
     "cards scan demo/cards --save --where 广交会",
+    # reminders: the demo data adds li.na's reminders (one due now) and a lunar birthday;
+    # the worker's one pass fires what is due into her in-app inbox
+    "worker --once",
 ]
 # Run every time.
 DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
     "cards review --limit 5",
+    "messages channels",
+    "reminders list --user li.na",
+    "inbox --user li.na",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -73,6 +80,9 @@ DEMO_NEXT_STEPS = [
     ("Who gets a web lead", "{crmkit} --config {config} rules test lead --set source_channel=web"),
     ("Release neglected accounts", "{crmkit} --config {config} pool release --dry-run"),
     ("Scan business cards", "{crmkit} --config {config} cards scan demo/cards --save"),
+    ("A rep's reminders", "{crmkit} --config {config} reminders list --user li.na"),
+    ("Run the worker", "{crmkit} --config {config} worker"),
+    ("The delivery log", "{crmkit} --config {config} messages log"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"

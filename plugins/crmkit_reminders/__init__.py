@@ -121,6 +121,14 @@ def crmkit_custom_fields() -> list[crmkit.CustomField]:
 
 
 @crmkit.hookimpl
+def crmkit_demo_data(crm: crmkit.CRM) -> None:
+    """li.na's reminders (one due at once) and a contact with a lunar birthday."""
+    from crmkit_reminders.demo import load_demo
+
+    load_demo(crm)
+
+
+@crmkit.hookimpl
 def crmkit_cli_commands() -> list[click.Command]:
     """``crmkit reminders ...``."""
     from crmkit_reminders.cli import reminders_group

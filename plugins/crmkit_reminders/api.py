@@ -136,7 +136,7 @@ def routes(crm: crmkit.CRM) -> list[Any]:
         status_code=200,
         operation_id="reminder_done",
         summary="Mark a reminder done",
-        responses=problems(400, 401, 404, 409),
+        responses=problems(400, 401, 404, 409, 422),
     )
     def done(reminder_id: Id, actor: NamedDependency[crmkit.User]) -> ReminderOut:
         return _out(service.mark_done(crm, reminder_id, actor=actor))
@@ -146,7 +146,7 @@ def routes(crm: crmkit.CRM) -> list[Any]:
         sync_to_thread=True,
         operation_id="cancel_reminder",
         summary="Cancel a reminder",
-        responses=problems(400, 401, 404),
+        responses=problems(400, 401, 404, 422),
     )
     def cancel(reminder_id: Id, actor: NamedDependency[crmkit.User]) -> None:
         service.cancel(crm, reminder_id, actor=actor)

@@ -6,6 +6,7 @@ whose reminders a command is about."""
 from __future__ import annotations
 
 import json
+import zoneinfo
 from typing import Any
 
 import click
@@ -30,7 +31,12 @@ def _row(info: service.ReminderInfo) -> dict[str, Any]:
         "record": f"{info.record_type} {info.record_id}" if info.record_type else "",
         "title": info.title,
         "status": info.status,
-        "next_due_at": info.next_due_at.isoformat(timespec="minutes") if info.next_due_at else None,
+        # in the reminder's own time zone: what its owner reads on the wall clock
+        "next_due_at": info.next_due_at.astimezone(zoneinfo.ZoneInfo(info.timezone)).isoformat(
+            timespec="minutes"
+        )
+        if info.next_due_at
+        else None,
         "timezone": info.timezone,
         "rrule": info.rrule,
         "channels": list(info.channels),
@@ -67,9 +73,7 @@ def reminders_group() -> None:
 
 
 @reminders_group.command("add")
-@click.argument("entity", required=False)
-@click.argument("record_id", type=int, required=False)
-@click.argument("title")
+@click.argument("words", nargs=-1, required=True, metavar="[ENTITY RECORD_ID] TITLE")
 @click.option("--at", "at", required=True, help="First time, owner's wall clock: 2026-12-08 10:00.")
 @click.option("--every", metavar="RRULE", help="Repeat on an RFC 5545 rule: FREQ=WEEKLY;BYDAY=MO.")
 @click.option("--timezone", metavar="ZONE", help="IANA zone of --at (default: the user's).")
@@ -78,9 +82,7 @@ def reminders_group() -> None:
 @USER
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def add_command(
-    entity: str | None,
-    record_id: int | None,
-    title: str,
+    words: tuple[str, ...],
     at: str,
     every: str | None,
     timezone: str | None,
@@ -98,6 +100,12 @@ def add_command(
         crmkit reminders add deal 7 "weekly check" --at "2026-12-07 09:00" \\
             --every "FREQ=WEEKLY;BYDAY=MO" --user li.na
     """
+    if len(words) == 1:
+        entity, record_id, title = None, None, words[0]
+    elif len(words) == 3 and words[1].isdigit():
+        entity, record_id, title = words[0], int(words[1]), words[2]
+    else:
+        raise click.UsageError('give TITLE, or ENTITY RECORD_ID TITLE (contact 12 "call back")')
     info = service.add_reminder(
         crmkit.cli_crm(),
         title,

@@ -129,11 +129,10 @@ def add_reminder(
         default_zone, default_channels = preferences(op, user.id)
         zone_name = timezone or default_zone
         tz = zone(zone_name)
-        local = (
-            at.astimezone(tz).replace(tzinfo=None)
-            if isinstance(at, dt.datetime)
-            else parse_local(at)
-        )
+        if isinstance(at, dt.datetime):  # aware: moved to the zone; naive: wall time there
+            local = at.astimezone(tz).replace(tzinfo=None) if at.tzinfo else at
+        else:
+            local = parse_local(at)
         if every is not None:
             check_rrule(every, local)
         first = next_occurrence(local, tz, every, None)
