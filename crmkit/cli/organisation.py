@@ -164,6 +164,38 @@ def deactivate_user_command(username: str) -> None:
     )
 
 
+@users_group.command("set-password")
+@click.argument("username")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking twice.",
+)
+def set_password_command(username: str, password_stdin: bool) -> None:
+    """Set or reset a user's password for the web desk (/desk).
+
+    Asks for the password twice without showing it (or reads it from standard input). The
+    user is unlocked and every desk session they had ends. Passwords are stored as Argon2id
+    hashes; the shortest allowed is [crmkit.desk] min_password_length (10).
+
+    Example:
+
+    \b
+        crmkit users set-password li.na
+        echo 'a long passphrase' | crmkit users set-password li.na --password-stdin
+    """
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+    else:
+        password = click.prompt(
+            f"New desk password for {username}", hide_input=True, confirmation_prompt=True
+        )
+    cli_state().crm().sign_in.set_password(username, password)
+    click.echo(f"Password of {username} set; they can sign in at /desk")
+
+
 @users_group.command("set-manager")
 @click.argument("username")
 @click.argument("manager", required=False)
