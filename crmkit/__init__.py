@@ -10,6 +10,15 @@ from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, utcnow
+from crmkit.desk.extensions import (
+    DeskAction,
+    DeskLink,
+    DeskMenuEntry,
+    DeskPage,
+    DeskPanel,
+    DeskTile,
+    DeskView,
+)
 from crmkit.duplicates import DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
@@ -75,6 +84,13 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeskAction",
+    "DeskLink",
+    "DeskMenuEntry",
+    "DeskPage",
+    "DeskPanel",
+    "DeskTile",
+    "DeskView",
     "DuplicateAction",
     "DuplicateError",
     "DuplicateMatch",

@@ -25,8 +25,8 @@ def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) 
         monkeypatch.delenv(name, raising=False)
     runner = CliRunner()
 
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, ["--database-url", database_url, *args])
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli, ["--database-url", database_url, *args], input=input)
 
     return invoke
 

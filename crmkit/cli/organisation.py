@@ -5,6 +5,7 @@ Every command runs as the system (the CLI is the administrator's tool)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
@@ -185,7 +186,8 @@ def set_password_command(username: str, password_stdin: bool) -> None:
         echo 'a long passphrase' | crmkit users set-password li.na --password-stdin
     """
     if password_stdin:
-        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+        line: str = sys.stdin.readline()
+        password = line.rstrip("\r\n")
         if not password:
             raise click.ClickException("no password on standard input")
     else:

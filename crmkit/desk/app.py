@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Request, Response, Router, get
 from litestar.exceptions import HTTPException, NotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect, Template
+from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
@@ -46,7 +46,7 @@ _STATUS_TEXT = {
     404: "This page or record does not exist, or you may not see it.",
     405: "This page cannot be used that way.",
     409: "This could not be done as things are now.",
-    413: "What you sent is larger than the desk accepts (crmkit.api.max_body_bytes): nothing was saved.",
+    413: "What you sent is larger than the desk accepts: nothing was saved.",
     422: "Nothing was saved: the input is not valid.",
     500: "The desk failed on this request; nothing was changed, and the error has been logged.",
 }
@@ -106,7 +106,10 @@ def render_error(
     saying what went wrong in words the user can act on (never a stack or SQL)."""
     if isinstance(error, SignInRequired):
         if request.method == "GET":
-            return sign_in_redirect(request.url.path + (f"?{request.url.query}" if request.url.query else ""), error.expired)
+            return sign_in_redirect(
+                request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+                error.expired,
+            )
         return sign_in_redirect(safe_next(request.headers.get("referer", "")), error.expired)
     status, detail = _status_and_detail(error)
     if status >= 500:
@@ -140,11 +143,17 @@ def _status_and_detail(error: Exception) -> tuple[int, str]:
         return 422, str(error)
     if isinstance(error, HTTPException):
         status = error.status_code
-        if status == 404 and isinstance(error, NotFoundException) and error.detail not in ("", "Not Found"):
+        if (
+            status == 404
+            and isinstance(error, NotFoundException)
+            and error.detail not in ("", "Not Found")
+        ):
             return 404, _STATUS_TEXT[404]
         if status == 400:
             return 400, _STATUS_TEXT[400] + " " + _plain(error.detail)
-        return status, _STATUS_TEXT.get(status, _STATUS_TEXT[400] if status < 500 else _STATUS_TEXT[500])
+        return status, _STATUS_TEXT.get(
+            status, _STATUS_TEXT[400] if status < 500 else _STATUS_TEXT[500]
+        )
     return 500, _STATUS_TEXT[500]
 
 

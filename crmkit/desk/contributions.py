@@ -38,7 +38,7 @@ def contributions(crm: CRM, hook: str, **kwargs: Any) -> Iterator[Contribution]:
             continue
         try:
             result = plugin.call_own(hook, crm=crm, **kwargs)
-        except Exception as error:  # noqa: BLE001 - one plugin's failure is shown, not raised
+        except Exception as error:
             log.exception("plugin %r failed in %s", name, hook)
             yield Contribution(name, [], f"{type(error).__name__}: {error}")
             continue
@@ -72,8 +72,6 @@ def panels(crm: CRM, hook: str, **kwargs: Any) -> list[tuple[str, DeskPanel]]:
     found: list[tuple[str, DeskPanel]] = []
     for part in contributions(crm, hook, **kwargs):
         if part.error is not None:
-            found.append(
-                (part.plugin, DeskPanel(title=part.plugin, text=PANEL_FAILED))
-            )
+            found.append((part.plugin, DeskPanel(title=part.plugin, text=PANEL_FAILED)))
         found += [(part.plugin, item) for item in part.items if isinstance(item, DeskPanel)]
     return found

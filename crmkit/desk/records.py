@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect, Template
 
 from crmkit.app import CRM
@@ -44,6 +44,9 @@ from crmkit.permissions.models import FieldAccess
 from crmkit.services.transfer import plural
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+#: Path parameters: a record id, a name (an entity's plural, a plugin, an action).
+RecordId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+Name = Annotated[str, PathParameter(max_length=100)]
 
 #: Records per list page.
 PAGE_SIZE = 50
@@ -99,7 +102,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         return current_desk(request, crm, cookies)
 
     @get("/{entity_name:str}", sync_to_thread=True, include_in_schema=False)
-    def list_page(request: Request[Any, Any, Any], entity_name: str) -> Template:
+    def list_page(request: Request[Any, Any, Any], entity_name: Name) -> Template:
         desk = desk_of(request)
         _ = desk.gettext
         entity = _entity(crm, entity_name)
@@ -121,7 +124,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         next_cursor = None
         try:
             result = crm.records(entity.name).list(
-                filters, search=search or None, sort=sort, limit=PAGE_SIZE, cursor=cursor,
+                filters,
+                search=search or None,
+                sort=sort,
+                limit=PAGE_SIZE,
+                cursor=cursor,
                 actor=desk.user,
             )
             items, next_cursor = list(result.items), result.next_cursor
@@ -135,9 +142,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
                 "id": item["id"],
                 "href": f"{DESK_PATH}/{entity_name}/{item['id']}",
                 "title": title_of(item),
-                "cells": [
-                    _cell(item, name, references) for name in columns
-                ],
+                "cells": [_cell(item, name, references) for name in columns],
             }
             for item in items
         ]
@@ -168,7 +173,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
 
     @get("/{entity_name:str}/{record_id:int}", sync_to_thread=True, include_in_schema=False)
-    def record_page(request: Request[Any, Any, Any], entity_name: str, record_id: int) -> Template:
+    def record_page(request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId) -> Template:
         desk = desk_of(request)
         entity = _entity(crm, entity_name)
         record = crm.records(entity.name).get(record_id, actor=desk.user)
@@ -197,7 +202,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         if "activity" in crm.entities and link in crm.entity("activity").columns:
             timeline = list(
                 crm.records("activity")
-                .list({link: record["id"]}, sort="-occurred_at", limit=TIMELINE_SIZE, actor=desk.user)
+                .list(
+                    {link: record["id"]}, sort="-occurred_at", limit=TIMELINE_SIZE, actor=desk.user
+                )
                 .items
             )
         related = []
@@ -207,9 +214,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             if link not in reference_entities(crm, child):
                 continue
             try:
-                children = crm.records(child.name).list(
-                    {link: record["id"]}, limit=RELATED_SIZE, actor=desk.user
-                ).items
+                children = (
+                    crm.records(child.name)
+                    .list({link: record["id"]}, limit=RELATED_SIZE, actor=desk.user)
+                    .items
+                )
             except PermissionDenied:
                 continue
             if children:
@@ -217,7 +226,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
                     (
                         _(label(plural(child.name))),
                         [
-                            DeskLink(title_of(item), f"{DESK_PATH}/{plural(child.name)}/{item['id']}")
+                            DeskLink(
+                                title_of(item), f"{DESK_PATH}/{plural(child.name)}/{item['id']}"
+                            )
                             for item in children
                         ],
                     )
@@ -256,7 +267,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
                 }
                 for item in timeline
             ],
-            can_log=bool(timeline is not None and "activity" in crm.entities and link in crm.entity("activity").columns),
+            can_log=bool(
+                timeline is not None
+                and "activity" in crm.entities
+                and link in crm.entity("activity").columns
+            ),
             log_kinds=[(kind, _(label(kind))) for kind in LOG_KINDS],
             related=related,
             panels=plugin_panels,
@@ -266,7 +281,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
 
     @get("/{entity_name:str}/{record_id:int}/edit", sync_to_thread=True, include_in_schema=False)
-    def edit_page(request: Request[Any, Any, Any], entity_name: str, record_id: int) -> Template:
+    def edit_page(request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId) -> Template:
         desk = desk_of(request)
         entity = _entity(crm, entity_name)
         record = crm.records(entity.name).get(record_id, actor=desk.user)
@@ -275,7 +290,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
     def _edit_form(
         desk: Desk,
         entity: EntityType,
-        entity_name: str,
+        entity_name: Name,
         record: Any,
         submitted: dict[str, Any] | None,
         *,
@@ -310,9 +325,14 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             version=version if version is not None else record["version"],
         )
 
-    @post("/{entity_name:str}/{record_id:int}/edit", sync_to_thread=True, include_in_schema=False, status_code=303)
+    @post(
+        "/{entity_name:str}/{record_id:int}/edit",
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=303,
+    )
     def edit_submit(
-        request: Request[Any, Any, Any], entity_name: str, record_id: int, data: Form
+        request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId, data: Form
     ) -> Response[Any]:
         desk = desk_of(request)
         desk.check_csrf(data)
@@ -323,7 +343,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         version_text = _text(data, "version")
         if not version_text.isdigit():
             return _edit_form(
-                desk, entity, entity_name, record, data,
+                desk,
+                entity,
+                entity_name,
+                record,
+                data,
                 error=_("The form is missing the record's version: reload the page and try again."),
                 status=400,
             )
@@ -337,7 +361,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         except ConflictError:
             current = service.get(record_id, actor=desk.user)
             return _edit_form(
-                desk, entity, entity_name, current, data,
+                desk,
+                entity,
+                entity_name,
+                current,
+                data,
                 error=_(
                     "Someone else changed this record after you opened it, so nothing was "
                     "saved. The form keeps what you typed; the page below it shows the record "
@@ -348,17 +376,23 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             )
         except ValidationError as invalid:
             return _edit_form(
-                desk, entity, entity_name, record, data,
+                desk,
+                entity,
+                entity_name,
+                record,
+                data,
                 error=_("Nothing was saved: correct the fields marked below."),
                 field_errors={e.field: e.message for e in invalid.errors},
                 status=422,
             )
         except PermissionDenied as denied:
-            return _edit_form(desk, entity, entity_name, record, data, error=str(denied), status=403)
+            return _edit_form(
+                desk, entity, entity_name, record, data, error=str(denied), status=403
+            )
         return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record_id}", "saved"))
 
     @get("/{entity_name:str}/new", sync_to_thread=True, include_in_schema=False)
-    def new_page(request: Request[Any, Any, Any], entity_name: str) -> Template:
+    def new_page(request: Request[Any, Any, Any], entity_name: Name) -> Template:
         desk = desk_of(request)
         entity = _entity(crm, entity_name)
         return _new_form(desk, entity, entity_name, None)
@@ -366,7 +400,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
     def _new_form(
         desk: Desk,
         entity: EntityType,
-        entity_name: str,
+        entity_name: Name,
         submitted: dict[str, Any] | None,
         *,
         error: str | None = None,
@@ -393,7 +427,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
 
     @post("/{entity_name:str}/new", sync_to_thread=True, include_in_schema=False, status_code=303)
-    def new_submit(request: Request[Any, Any, Any], entity_name: str, data: Form) -> Response[Any]:
+    def new_submit(request: Request[Any, Any, Any], entity_name: Name, data: Form) -> Response[Any]:
         desk = desk_of(request)
         desk.check_csrf(data)
         _ = desk.gettext
@@ -407,7 +441,10 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             record = crm.records(entity.name).create(values, actor=desk.user)
         except ValidationError as invalid:
             return _new_form(
-                desk, entity, entity_name, data,
+                desk,
+                entity,
+                entity_name,
+                data,
                 error=_("Nothing was saved: correct the fields marked below."),
                 field_errors={e.field: e.message for e in invalid.errors},
                 status=422,
@@ -416,9 +453,14 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             return _new_form(desk, entity, entity_name, data, error=str(refused), status=409)
         return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record['id']}", "created"))
 
-    @post("/{entity_name:str}/{record_id:int}/log", sync_to_thread=True, include_in_schema=False, status_code=303)
+    @post(
+        "/{entity_name:str}/{record_id:int}/log",
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=303,
+    )
     def log_activity(
-        request: Request[Any, Any, Any], entity_name: str, record_id: int, data: Form
+        request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId, data: Form
     ) -> Response[Any]:
         desk = desk_of(request)
         desk.check_csrf(data)
@@ -428,7 +470,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         kind = _text(data, "kind")
         if kind not in LOG_KINDS:
             return _record_page(
-                desk, entity, record,
+                desk,
+                entity,
+                record,
                 error=_("Choose what to log: %(kinds)s.") % {"kinds": ", ".join(LOG_KINDS)},
                 status=400,
             )
@@ -456,10 +500,10 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
     )
     def run_action(
         request: Request[Any, Any, Any],
-        entity_name: str,
-        record_id: int,
-        plugin: str,
-        action: str,
+        entity_name: Name,
+        record_id: RecordId,
+        plugin: Name,
+        action: Name,
         data: Form,
     ) -> Response[Any]:
         desk = desk_of(request)
@@ -478,11 +522,8 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         except CRMError as refused:
             return _record_page(desk, entity, record, error=str(refused), status=422)
         fresh = crm.records(entity.name).get(record_id, actor=desk.user)
-        return _record_page(desk, entity, fresh, notice=None, error=None, status=200) if not outcome else _record_page_with_outcome(desk, entity, fresh, outcome)
-
-    def _record_page_with_outcome(desk: Desk, entity: EntityType, record: Any, outcome: str) -> Template:
-        response = _record_page(desk, entity, record)
-        response.context["notice"] = outcome
+        response = _record_page(desk, entity, fresh)
+        response.context["notice"] = outcome or desk.gettext("Done.")
         return response
 
     return [

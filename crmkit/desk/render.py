@@ -42,8 +42,15 @@ NOTICES = {
 def menu(desk: Desk) -> list[DeskMenuEntry]:
     """The built-in entries, the plugins' menu entries and their pages shown in the menu."""
     _ = desk.gettext
-    entries = [DeskMenuEntry(_(label), f"{DESK_PATH}{path}", order) for order, label, path in BUILT_IN_MENU]
-    entries += [entry for _plugin, entry in collected(desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user)]
+    entries = [
+        DeskMenuEntry(_(label), f"{DESK_PATH}{path}", order) for order, label, path in BUILT_IN_MENU
+    ]
+    entries += [
+        entry
+        for _plugin, entry in collected(
+            desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user
+        )
+    ]
     for plugin, page in collected(desk.crm, "crmkit_desk_pages", DeskPage):
         if page.menu:
             entries.append(DeskMenuEntry(page.title, plugin_page_path(plugin, page), 100))

@@ -12,6 +12,7 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 
 from crmkit.app import CRM
+from crmkit.desk.i18n import translations
 from crmkit.desk.render import public_page
 from crmkit.desk.session import (
     CSRF_FIELD,
@@ -23,8 +24,6 @@ from crmkit.desk.session import (
     anonymous_locale,
     current_desk,
 )
-from crmkit.desk.i18n import translations
-
 from crmkit.services.sign_in import SignInRefused
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -136,7 +135,9 @@ def sign_in_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
                 **cookies.cookie_options(),
             )
         )
-        response.cookies.append(Cookie(key=PRE_SESSION_COOKIE, value="", max_age=0, **cookies.cookie_options()))
+        response.cookies.append(
+            Cookie(key=PRE_SESSION_COOKIE, value="", max_age=0, **cookies.cookie_options())
+        )
         return response
 
     @post("/sign-out", sync_to_thread=True, include_in_schema=False, status_code=303)
@@ -170,6 +171,3 @@ def sign_in_redirect(path: str, expired: bool) -> Redirect:
     if expired:
         query += "&expired=1"
     return Redirect(f"{DESK_PATH}/sign-in?{query}", status_code=303)
-
-
-

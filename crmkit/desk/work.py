@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
-from litestar.params import Body
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect, Template
 
 from crmkit.app import CRM
@@ -22,6 +22,9 @@ from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.transfer import plural
 
 Form = Annotated[dict[str, Any], Body(media_type=RequestEncodingType.URL_ENCODED)]
+#: Path parameters: a record id, a name (an entity's plural, a plugin, an action).
+RecordId = Annotated[int, PathParameter(ge=1, le=2**63 - 1)]
+Name = Annotated[str, PathParameter(max_length=100)]
 
 #: Deals shown per stage column of the board; records per pool page.
 BOARD_COLUMN_SIZE = 50
@@ -38,7 +41,9 @@ def _text(form: dict[str, Any], name: str) -> str:
 
 
 def _links(entity: str, items: Any) -> list[DeskLink]:
-    return [DeskLink(title_of(item), f"{DESK_PATH}/{plural(entity)}/{item['id']}") for item in items]
+    return [
+        DeskLink(title_of(item), f"{DESK_PATH}/{plural(entity)}/{item['id']}") for item in items
+    ]
 
 
 def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
@@ -59,14 +64,18 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         _ = desk.gettext
         me = desk.user.id
         tasks = optional(
-            lambda: crm.tasks.list(
-                {"owner_id": me, "status": "open"}, sort="due_at", limit=20, actor=desk.user
-            ).items
+            lambda: (
+                crm.tasks.list(
+                    {"owner_id": me, "status": "open"}, sort="due_at", limit=20, actor=desk.user
+                ).items
+            )
         )
         leads = optional(
-            lambda: crm.leads.list(
-                {"owner_id": me, "status": "new"}, sort="-id", limit=10, actor=desk.user
-            ).items
+            lambda: (
+                crm.leads.list(
+                    {"owner_id": me, "status": "new"}, sort="-id", limit=10, actor=desk.user
+                ).items
+            )
         )
         releasing = crm.pool.releasing_soon(
             within_days=RELEASE_WARNING_DAYS, limit=20, actor=desk.user
@@ -145,8 +154,10 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             stages=[column["stage"] for column in columns],
         )
 
-    @post("/deals/{record_id:int}/move", sync_to_thread=True, include_in_schema=False, status_code=303)
-    def move_deal(request: Request[Any, Any, Any], record_id: int, data: Form) -> Response[Any]:
+    @post(
+        "/deals/{record_id:int}/move", sync_to_thread=True, include_in_schema=False, status_code=303
+    )
+    def move_deal(request: Request[Any, Any, Any], record_id: RecordId, data: Form) -> Response[Any]:
         desk = desk_of(request)
         desk.check_csrf(data)
         _ = desk.gettext
@@ -155,7 +166,11 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         back = back if back in ("board", "record") else "board"
         version = _text(data, "version")
         deal = crm.deals.get(record_id, actor=desk.user)  # 404 unless readable
-        target = f"{DESK_PATH}/board?pipeline={deal['pipeline_id']}" if back == "board" else f"{DESK_PATH}/deals/{record_id}"
+        target = (
+            f"{DESK_PATH}/board?pipeline={deal['pipeline_id']}"
+            if back == "board"
+            else f"{DESK_PATH}/deals/{record_id}"
+        )
         if not stage.isdigit():
             return _message(desk, _("Choose the stage to move the deal to."), 400)
         try:
@@ -168,7 +183,10 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         except ConflictError:
             return _message(
                 desk,
-                _("Someone else changed this deal after you opened the page, so it was not moved: look at it again."),
+                _(
+                    "Someone else changed this deal after you opened the page, so it was not "
+                    "moved: look at it again."
+                ),
                 409,
                 DeskLink(_("Back"), target),
             )
@@ -203,7 +221,11 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             entity=entity,
             entities=[(name, _(label(plural(name)))) for name in ASSIGNABLE],
             records=[
-                {"id": r["id"], "title": title_of(r), "href": f"{DESK_PATH}/{plural(entity)}/{r['id']}"}
+                {
+                    "id": r["id"],
+                    "title": title_of(r),
+                    "href": f"{DESK_PATH}/{plural(entity)}/{r['id']}",
+                }
                 for r in records
             ],
             next_after=records[-1]["id"] if len(records) == POOL_PAGE_SIZE else None,
@@ -216,7 +238,9 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         _ = desk.gettext
         entity = _text(data, "entity")
         if entity not in ASSIGNABLE:
-            return _message(desk, _("Choose what to claim: %(what)s.") % {"what": ", ".join(ASSIGNABLE)}, 400)
+            return _message(
+                desk, _("Choose what to claim: %(what)s.") % {"what": ", ".join(ASSIGNABLE)}, 400
+            )
         raw = data.get("record_id")
         values = raw if isinstance(raw, list) else [raw]
         ids = [int(v) for v in values if isinstance(v, str) and v.isdigit() and len(v) < 19]
@@ -230,7 +254,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         return Redirect(f"{back}&notice=claimed")
 
     @get("/plugins/{plugin:str}/{page_path:path}", sync_to_thread=True, include_in_schema=False)
-    def plugin_page(request: Request[Any, Any, Any], plugin: str, page_path: str) -> Template:
+    def plugin_page(request: Request[Any, Any, Any], plugin: Name, page_path: Annotated[str, PathParameter()]) -> Template:
         desk = desk_of(request)
         wanted = page_path.strip("/")
         found = [
@@ -262,4 +286,6 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
 
 def _message(desk: Desk, text: str, status: int, link: DeskLink | None = None) -> Template:
     """A page that only says what happened (an error after a form), with a way back."""
-    return page(desk, "message.html", desk.gettext("Not done"), status=status, error=text, link=link)
+    return page(
+        desk, "message.html", desk.gettext("Not done"), status=status, error=text, link=link
+    )
