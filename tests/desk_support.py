@@ -65,8 +65,9 @@ class DeskWorld:
 
     def browser(self) -> DeskClient:
         """A new browser (no cookies)."""
+        # Not entered: the app has no lifespan work, and each entered client would run (and
+        # wait for) the one app's start-up and shut-down of its own.
         client = TestClient(self.app)
-        client.__enter__()
         self._clients.append(client)
         return DeskClient(client)
 
@@ -78,8 +79,7 @@ class DeskWorld:
         return browser
 
     def close(self) -> None:
-        for client in self._clients:
-            client.__exit__(None, None, None)
+        self._clients.clear()
 
 
 def open_desk(crm: crmkit.CRM) -> Iterator[DeskWorld]:

@@ -45,7 +45,9 @@ def test_a_record_of_another_team_is_not_found_by_url(desk: DeskWorld) -> None:
 
 def test_keyset_pages_walk_the_whole_list_once(desk: DeskWorld) -> None:
     li_na = as_user(desk, "li.na")
-    desk.crm.contacts.create_many([{"full_name": f"客户{n:03d}"} for n in range(120)], actor=li_na)
+    desk.crm.contacts.create_many(
+        [(n, {"full_name": f"客户{n:03d}"}) for n in range(120)], actor=li_na
+    )
     browser = desk.signed_in("li.na")
     seen: list[str] = []
     path = "/desk/contacts?sort=full_name"
@@ -62,11 +64,21 @@ def test_keyset_pages_walk_the_whole_list_once(desk: DeskWorld) -> None:
 
 def test_a_hidden_field_is_never_rendered(desk: DeskWorld) -> None:
     desk.crm.roles.set_field_rule("sales_rep", "contact", "phone", "hidden")
+    li_na = as_user(desk, "li.na")
     contact = desk.crm.contacts.create(
-        {"full_name": "赵丽", "phone": "13912345678"}, actor=as_user(desk, "li.na")
+        {
+            "full_name": "赵丽",
+            "phone": "13912345678",
+            "owner_id": li_na.id,
+            "team_id": li_na.team_id,
+        }
     )
     browser = desk.signed_in("li.na")
-    for path in ("/desk/contacts", f"/desk/contacts/{contact.id}", f"/desk/contacts/{contact.id}/edit"):
+    for path in (
+        "/desk/contacts",
+        f"/desk/contacts/{contact.id}",
+        f"/desk/contacts/{contact.id}/edit",
+    ):
         page = browser.get(path)
         assert page.status_code == 200
         assert "13912345678" not in page.text
@@ -83,7 +95,11 @@ def test_html_in_a_field_is_escaped_everywhere(desk: DeskWorld) -> None:
         actor=as_user(desk, "li.na"),
     )
     browser = desk.signed_in("li.na")
-    for path in ("/desk/contacts", f"/desk/contacts/{contact.id}", f"/desk/contacts/{contact.id}/edit"):
+    for path in (
+        "/desk/contacts",
+        f"/desk/contacts/{contact.id}",
+        f"/desk/contacts/{contact.id}/edit",
+    ):
         page = browser.get(path)
         assert "<script>alert" not in page.text
         assert "&lt;script&gt;" in page.text
@@ -261,7 +277,9 @@ def test_a_body_larger_than_allowed_is_refused_with_a_page(desk: DeskWorld) -> N
     contact = desk.crm.contacts.create({"full_name": "刘洋"}, actor=as_user(desk, "li.na"))
     browser = desk.signed_in("li.na")
     browser.get(f"/desk/contacts/{contact.id}")
-    page = browser.post(f"/desk/contacts/{contact.id}/log", {"kind": "call", "notes": "长" * 2_000_000})
+    page = browser.post(
+        f"/desk/contacts/{contact.id}/log", {"kind": "call", "notes": "长" * 2_000_000}
+    )
     assert page.status_code == 413
     assert "text/html" in page.headers["content-type"]
     assert desk.crm.activities.count() == 0

@@ -43,6 +43,9 @@ CORE_TABLES = {
     "user_availability",
     "pool_policies",
     "pool_claims",
+    "desk_accounts",
+    "desk_sessions",
+    "desk_keys",
     "ownership_history",
 }
 

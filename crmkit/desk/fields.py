@@ -191,6 +191,8 @@ def submitted_values(
     for item in inputs:
         if item.read_only:
             continue
+        if item.name not in form and item.kind != "checkbox":
+            continue  # not on the form that was sent: unchanged (an unticked box is absent)
         raw = form.get(item.name)
         if isinstance(raw, list):
             raw = raw[-1] if raw else ""

@@ -173,7 +173,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
 
     @get("/{entity_name:str}/{record_id:int}", sync_to_thread=True, include_in_schema=False)
-    def record_page(request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId) -> Template:
+    def record_page(
+        request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId
+    ) -> Template:
         desk = desk_of(request)
         entity = _entity(crm, entity_name)
         record = crm.records(entity.name).get(record_id, actor=desk.user)
@@ -281,7 +283,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
 
     @get("/{entity_name:str}/{record_id:int}/edit", sync_to_thread=True, include_in_schema=False)
-    def edit_page(request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId) -> Template:
+    def edit_page(
+        request: Request[Any, Any, Any], entity_name: Name, record_id: RecordId
+    ) -> Template:
         desk = desk_of(request)
         entity = _entity(crm, entity_name)
         record = crm.records(entity.name).get(record_id, actor=desk.user)

@@ -157,7 +157,9 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
     @post(
         "/deals/{record_id:int}/move", sync_to_thread=True, include_in_schema=False, status_code=303
     )
-    def move_deal(request: Request[Any, Any, Any], record_id: RecordId, data: Form) -> Response[Any]:
+    def move_deal(
+        request: Request[Any, Any, Any], record_id: RecordId, data: Form
+    ) -> Response[Any]:
         desk = desk_of(request)
         desk.check_csrf(data)
         _ = desk.gettext
@@ -254,7 +256,9 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         return Redirect(f"{back}&notice=claimed")
 
     @get("/plugins/{plugin:str}/{page_path:path}", sync_to_thread=True, include_in_schema=False)
-    def plugin_page(request: Request[Any, Any, Any], plugin: Name, page_path: Annotated[str, PathParameter()]) -> Template:
+    def plugin_page(
+        request: Request[Any, Any, Any], plugin: Name, page_path: Annotated[str, PathParameter()]
+    ) -> Template:
         desk = desk_of(request)
         wanted = page_path.strip("/")
         found = [
