@@ -4,12 +4,16 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
+from typing import Any, TextIO
+
 from crmkit.app import CRM, open_crm
 from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
 from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
+from crmkit.assignment.rules import Member as AssignmentMember
+from crmkit.assignment.rules import Rule as AssignmentRule
+from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, utcnow
 from crmkit.desk.extensions import (
     DeskAction,
     DeskLink,
@@ -19,7 +23,9 @@ from crmkit.desk.extensions import (
     DeskTile,
     DeskView,
 )
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
+from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
     Activity,
@@ -53,13 +59,25 @@ from crmkit.errors import (
     TokenRejected,
     ValidationError,
 )
-from crmkit.events.types import Event, EventSink
+from crmkit.events.types import BatchEventSink, Event, EventSink
 from crmkit.events.webhook import WebhookSink
+from crmkit.hookspecs import hookspec
+from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.outbox import Message, SendResult
 from crmkit.plugins import PluginSpec, hookimpl
+from crmkit.services.disclosure import (
+    LABEL_FIELDS,
+    disclosed_matches,
+    readable_ids_query,
+    readable_record_ids,
+)
+from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
+from crmkit.services.messages import DeliveryRecord
 from crmkit.services.operation import Operation
 from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+from crmkit.services.scheduler import JobContext, ScheduledJob
 from crmkit.settings import Settings, SettingSpec
 
 open = open_crm
@@ -68,17 +86,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "CRM",
+    "LABEL_FIELDS",
     "MERGE_STRATEGIES",
     "Account",
     "Activity",
     "ActivityKind",
     "AssignmentCandidate",
     "AssignmentChoice",
+    "AssignmentMember",
     "AssignmentRequest",
+    "AssignmentRule",
     "AssignmentStrategy",
+    "BatchEventSink",
     "BulkRejected",
     "BulkResult",
     "CRMError",
+    "CardField",
     "ConfigError",
     "ConflictError",
     "Contact",
@@ -91,7 +114,10 @@ __all__ = [
     "DeskPanel",
     "DeskTile",
     "DeskView",
+    "DeliveryRecord",
+    "DisclosedMatch",
     "DuplicateAction",
+    "DuplicateCheck",
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
@@ -99,14 +125,21 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
+    "OcrEngine",
+    "OcrLine",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -116,6 +149,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",
@@ -124,16 +159,27 @@ __all__ = [
     "TaskStatus",
     "Team",
     "TokenRejected",
+    "UTCDateTime",
     "User",
     "ValidationError",
     "WebhookSink",
+    "allocate_ids",
+    "bulk_insert",
+    "check_duplicates",
     "cli_crm",
+    "cli_progress_stream",
+    "disclosed_matches",
     "hookimpl",
+    "hookspec",
     "normalise_email",
     "normalise_name",
     "normalise_phone",
     "open",
     "open_crm",
+    "problem_responses",
+    "readable_ids_query",
+    "readable_record_ids",
+    "terminal_safe",
     "utcnow",
 ]
 
@@ -143,3 +189,38 @@ def cli_crm() -> CRM:
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def cli_progress_stream() -> TextIO:
+    """Where a plugin command draws a progress bar (``click.progressbar(file=...)``): the
+    raw standard error. Everything else a command prints goes through crmkit's terminal
+    guard, which shows control characters (a bar's carriage returns too) as escapes."""
+    import sys
+
+    from crmkit.cli.terminal import raw_stream
+
+    return raw_stream(sys.stderr)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), for a plugin that
+    writes stored text somewhere crmkit's terminal guard does not see."""
+    from crmkit.cli.terminal import terminal_safe as safe
+
+    return safe(text)
+
+
+def problem_responses(*statuses: int) -> dict[int, Any]:
+    """OpenAPI entries documenting RFC 9457 problem+json answers with ``statuses`` (400
+    always among them), for a plugin route's ``responses=``: crmkit errors raised in a
+    route already become problem+json; this says so in the schema, so clients (and the
+    schemathesis fuzz tests) know every status a route may answer.
+
+    Example::
+
+        @post("/cards", responses=crmkit.problem_responses(403, 404, 409, 422))
+        def issue(...): ...
+    """
+    from crmkit.api.problems import problem_specs
+
+    return dict(problem_specs(*statuses))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import types
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
     from crmkit.services.merges import MergeService
+    from crmkit.services.messages import MessageService
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
@@ -86,6 +88,8 @@ class CRM:
                 f" {_first_line(error)}"
             ) from None
         self.initialised = initialised
+        if discover:
+            self._warn_enabled_but_broken()
         for name in self.enabled_plugin_names():
             self.host.register(self.installed[name])
         from crmkit.services.collisions import CORE_CHECK_NAME, CoreDuplicateCheck
@@ -98,12 +102,26 @@ class CRM:
 
     def enabled_plugin_names(self) -> list[str]:
         """Plugins enabled in the database and loadable here, plus embedded ones."""
-        names = set(self.embedded)
-        if self.initialised:
-            with self._read_sessions() as session:
-                stored = session.scalars(select(PluginState.name).where(PluginState.enabled))
-                names |= {name for name in stored if name in self.installed}
+        names = set(self.embedded) | {n for n in self._stored_enabled() if n in self.installed}
         return sorted(n for n in names if self.installed[n].loaded)
+
+    def _stored_enabled(self) -> set[str]:
+        if not self.initialised:
+            return set()
+        with self._read_sessions() as session:
+            return set(session.scalars(select(PluginState.name).where(PluginState.enabled)))
+
+    def _warn_enabled_but_broken(self) -> None:
+        """An enabled plugin that cannot load here is worth a warning on every start (its
+        hooks are not running); one merely installed without its extra is not."""
+        for name in sorted(self._stored_enabled()):
+            plugin = self.installed.get(name)
+            if plugin is not None and not plugin.loaded:
+                log.warning(
+                    "plugin %r is enabled but failed to load, so its hooks are not running: %s",
+                    name,
+                    plugin.load_error,
+                )
 
     def _build_registry(self) -> None:
         self.entities: dict[str, EntityType] = {e.name: e for e in CORE_ENTITIES}
@@ -119,6 +137,10 @@ class CRM:
         for custom in declared:
             self._add_custom_field(custom)
         self._preparers: dict[str, ValuePreparer] = {}
+        core = {entity.name for entity in CORE_ENTITIES}
+        for name in self.entities:
+            if name not in core:
+                self.preparer(name)  # a plugin column crmkit cannot validate fails here, named
 
     def _add_custom_field(self, custom: CustomField) -> None:
         entity = self.entities.get(custom.entity)
@@ -161,10 +183,13 @@ class CRM:
         """Every durable sink: webhooks from the config and those plugins return."""
         from crmkit.events.webhook import WebhookSink
 
-        sinks: list[EventSink] = [WebhookSink.from_config(c) for c in self.settings.webhooks]
+        internal = self.settings.relay.allow_internal_addresses
+        sinks: list[EventSink] = [
+            WebhookSink.from_config(c, allow_internal=internal) for c in self.settings.webhooks
+        ]
         if self.initialised:  # subscriptions made through the API (``webhook_subscriptions``)
             with self._read_sessions() as session:
-                sinks.extend(subscription_sinks(session))
+                sinks.extend(subscription_sinks(session, allow_internal=internal))
         for group in self.host.call("crmkit_event_sinks", crm=self):
             sinks.extend(group)
         names = [sink.name for sink in sinks]
@@ -172,6 +197,28 @@ class CRM:
         if duplicates:
             raise ConfigError(f"two event sinks are named {duplicates[0]!r}; names must be unique")
         return sinks
+
+    def add_hookspecs(self, namespace: types.ModuleType | type) -> None:
+        """Declare a plugin's own hooks (functions marked ``@crmkit.hookspec`` on a class or
+        module ``namespace``) for other plugins to implement; declaring the same hooks again
+        does nothing. Call them with :meth:`call_hook`. The loyalty plugin's earn-rule hook
+        is declared this way, so the core's hook list stays free of plugin concerns."""
+        for name in dir(namespace):
+            if name.startswith("crmkit_"):
+                caller = getattr(self.host.manager.hook, name, None)
+                if caller is not None and caller.spec is not None:
+                    return
+        self.host.manager.add_hookspecs(namespace)
+
+    def hook_implemented(self, hook: str) -> bool:
+        """Whether any enabled plugin implements ``hook`` (lets a hot path skip the call)."""
+        return hasattr(self.host.manager.hook, hook) and self.host.implemented(hook)
+
+    def call_hook(self, hook: str, **kwargs: Any) -> Any:
+        """Call a hook (core or declared by :meth:`add_hookspecs`) with keyword arguments;
+        an exception raised in an implementation becomes a ``crmkit.PluginError`` naming
+        the plugin, as for the core's hooks."""
+        return self.host.call(hook, **kwargs)
 
     def plugin_settings(self, plugin: str) -> dict[str, Any]:
         """The validated settings of an installed plugin (``[plugins.<name>]``), checked
@@ -248,14 +295,17 @@ class CRM:
 
     # -- services --------------------------------------------------------------------------
 
-    def records(self, entity: str, *, op: Operation | None = None) -> RecordService:
-        """The record service of ``entity`` (core or plugin)."""
+    def records(
+        self, entity: str, *, op: Operation | None = None, elevated: bool = False
+    ) -> RecordService:
+        """The record service of ``entity`` (core or plugin); see ``Operation.records`` for
+        ``elevated``."""
         from crmkit.services.deals import DealService
         from crmkit.services.leads import LeadService
         from crmkit.services.records import RecordService
 
         kind = {"deal": DealService, "lead": LeadService}.get(entity, RecordService)
-        return kind(self, self.entity(entity), op=op)
+        return kind(self, self.entity(entity), op=op, elevated=elevated)
 
     @property
     def contacts(self) -> RecordService:
@@ -361,6 +411,14 @@ class CRM:
         from crmkit.services.merges import MergeService
 
         return MergeService(self)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        """Message channels: send (in-app, e-mail, webhook, plugin channels), the delivery
+        log, retries and the per-channel do-not-contact list."""
+        from crmkit.services.messages import MessageService
+
+        return MessageService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from attrs import frozen
 
 if TYPE_CHECKING:
-    from crmkit.duplicates import DuplicateMatch
+    from crmkit.duplicates import DisclosedMatch
 
 
 class CRMError(Exception):
@@ -70,11 +70,12 @@ class ConflictError(CRMError):
 class DuplicateError(ConflictError):
     """A write was refused because the record matches existing ones (a duplicate rule said
     ``block``, or the collision policy refuses a customer somebody else owns). ``matches``
-    holds the ``crmkit.DuplicateMatch`` objects; the message lists them."""
+    holds ``crmkit.DisclosedMatch`` objects: what the actor may see of each match (a record
+    outside their scope is named only by its owner); the message lists them."""
 
     title = "Duplicate"
 
-    def __init__(self, message: str, matches: Sequence[DuplicateMatch]) -> None:
+    def __init__(self, message: str, matches: Sequence[DisclosedMatch]) -> None:
         self.matches = tuple(matches)
         super().__init__(message)
 

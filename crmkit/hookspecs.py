@@ -2,7 +2,9 @@
 
 A plugin implements any of these with ``@crmkit.hookimpl`` on a function of the same name.
 Each docstring says when the hook is called, with what, and what its return value means. The
-hook reference in the docs is generated from this module.
+hook reference, docs/reference/hooks.md, is generated from this module: after adding or
+changing a hook, run ``python docs/gen_hooks.py`` and commit the page (a test fails while it
+is stale).
 
 Calling conventions (pluggy):
 
@@ -26,13 +28,16 @@ if TYPE_CHECKING:
 
     from crmkit.app import CRM
     from crmkit.assignment.rules import AssignmentStrategy
+    from crmkit.cards import CardField, OcrEngine, OcrLine
     from crmkit.desk.extensions import DeskAction, DeskMenuEntry, DeskPage, DeskPanel, DeskTile
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.organisation import User
     from crmkit.entities.registry import EntityType
     from crmkit.events.types import Event, EventSink
+    from crmkit.messages.channels import MessageChannel
     from crmkit.services.operation import Operation
+    from crmkit.services.scheduler import ScheduledJob
     from crmkit.settings import SettingSpec
 
 hookspec = pluggy.HookspecMarker("crmkit")
@@ -78,7 +83,9 @@ def crmkit_custom_fields() -> Sequence[CustomField]:
     """Add typed custom fields to any entity, core or plugin (collected).
 
     Called when the CRM opens. The fields are validated on every write, usable in filters and
-    sorting, and listed by ``crmkit plugins info``.
+    sorting, and listed by ``crmkit plugins info``. They are written and read at the top
+    level like built-in fields: ``create({"wechat_id": ...})``, ``record.wechat_id``, hook
+    values, event payloads, CLI JSON and REST bodies (``record.custom`` is the dict of all).
 
     Example::
 
@@ -104,8 +111,8 @@ def crmkit_permissions() -> Sequence[str]:
 def crmkit_settings() -> Sequence[SettingSpec]:
     """Declare the plugin's settings, read from ``[plugins.<name>]`` in the config (collected).
 
-    Return ``crmkit.SettingSpec`` objects; ``crm.settings.plugin(name)`` validates the values
-    and fills the defaults.
+    Return ``crmkit.SettingSpec`` objects; ``crm.plugin_settings("<plugin name>")`` returns
+    the values, validated once and with the defaults filled in.
 
     Example::
 
@@ -190,7 +197,8 @@ def crmkit_setup(crm: CRM, op: Operation) -> None:
 
 @hookspec
 def crmkit_startup(crm: CRM) -> None:
-    """Called when a CRM instance opens (process start of the CLI, API or worker).
+    """Called when a CRM instance opens (process start of the CLI, API or worker), and when
+    the plugin is enabled in a process whose CRM is already open.
 
     Example::
 
@@ -209,9 +217,15 @@ def crmkit_shutdown(crm: CRM) -> None:
 def crmkit_before_create(op: Operation, entity: str, values: dict[str, Any]) -> None:
     """Called inside the transaction before a record is inserted.
 
-    ``values`` holds the validated, normalised field values (custom fields included) and may
-    be changed in place. Raise ``crmkit.PluginVeto`` to refuse: nothing is written. Bulk
-    imports call it once per row.
+    ``values`` holds the validated, normalised field values (custom fields included, at the
+    top level like built-in ones) and may be changed in place. Raise ``crmkit.PluginVeto`` to
+    refuse: nothing is written. Bulk imports call it once per row.
+
+    Lookups through ``op.records(name)`` see only what the acting user may see, so a check
+    that must consider every record (is this code taken?) would miss the records outside the
+    actor's scope. Use ``op.records(name, elevated=True)`` for such a check, and word the
+    refusal so it names nothing the actor may not see. For plain uniqueness, declare the
+    custom field with ``unique=True`` instead: the core enforces it, with a database index.
 
     Example::
 
@@ -338,8 +352,11 @@ def crmkit_find_duplicates(
     for every row of an import), before the write. ``values`` are the validated, normalised
     values of the new record (for an update: the record as it will be after the change);
     ``record_id`` is ``None`` on create and the record's id on update (never report the
-    record itself). Only records the core could show the actor matter for the message, but
-    look at every live record: a collision is with a record the actor may not see.
+    record itself). Look at every live record, in or out of the actor's scope: a collision is
+    with a record the actor may not see. The core, not the plugin, decides what the actor is
+    told (``crmkit.disclosed_matches``: a record outside their scope only as "a record you
+    cannot see matches" with its owner); give each match ``reason_fields`` (the fields each
+    reason draws on) so that reasons about fields the actor may see can be shown.
 
     Return a list of ``crmkit.DuplicateMatch`` (an empty list means "no duplicates" and stops
     the search), or ``None`` to let the next implementation answer. The core's own fallback
@@ -356,8 +373,41 @@ def crmkit_find_duplicates(
                 return None
             same = op.records("contact").list(filters={"email": values["email"]}).items
             return [crmkit.DuplicateMatch(entity, r.id, 1.0, "block", ["same e-mail"],
-                                          owner_id=r.owner_id)
+                                          owner_id=r.owner_id, reason_fields=[["email"]])
                     for r in same if r.id != record_id]
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_find_duplicates_many(
+    op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[DuplicateMatch]] | None:
+    """Find existing records that look like each row of an import batch (firstresult).
+
+    Called inside the transaction once per import batch (up to a thousand rows) before the
+    batch is written, instead of ``crmkit_find_duplicates`` once per row. ``rows`` are
+    ``(key, values)`` pairs, ``values`` as ``crmkit_find_duplicates`` gets them on create.
+    Return a mapping from each row's key to its matches (a row missing from it has none),
+    with the same meaning and disclosure rules as ``crmkit_find_duplicates``, or ``None``
+    to decline. A plugin that implements ``crmkit_find_duplicates`` should implement this
+    too, answering a batch with a few queries: when every plugin that answers the one-row
+    hook declines the batch, the core checks the batch with its own exact e-mail/phone
+    match in one query; when a plugin implements only the one-row hook, the core asks it
+    row by row.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_find_duplicates_many(op, entity, rows):
+            if entity != "contact":
+                return None
+            wanted = {values["email"]: key for key, values in rows if values.get("email")}
+            found = {}
+            for record in op.records("contact").list(filters={"email__in": list(wanted)}).items:
+                found.setdefault(wanted[record.email], []).append(
+                    crmkit.DuplicateMatch(entity, record.id, 1.0, "warn", ["same e-mail"],
+                                          owner_id=record.owner_id, reason_fields=[["email"]]))
+            return found
     """
 
 
@@ -376,6 +426,12 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     in the database, so fair across processes), and ``needs_load=True`` to get each
     candidate's ``open_records``. A name must not clash with a built-in strategy
     (round_robin, least_loaded, weighted, territory, fixed) or another plugin's.
+
+    ``request.crm`` is the CRM (read your settings with
+    ``request.crm.plugin_settings("<plugin>")``, not from module globals) and ``request.op``
+    the operation assigning the record. A ``None`` answer while candidates were available is
+    reported as "strategy '<name>' declined", not as "no member available". A plugin whose
+    strategy a rule uses cannot be disabled until the rule is removed.
 
     Example::
 
@@ -473,6 +529,75 @@ def crmkit_event_sinks(crm: CRM) -> Sequence[EventSink]:
 
 
 @hookspec
+def crmkit_message_channels(crm: CRM) -> Sequence[MessageChannel]:
+    """Add ways to reach a person: SMS, WeCom, DingTalk ... (collected).
+
+    Called when messages are sent and when the worker delivers them. Return
+    ``crmkit.MessageChannel`` subclass instances with a unique ``name``; ``inapp``,
+    ``email`` and ``webhook`` are built in. Senders name the channel
+    (``crm.messages.send_many([crmkit.Message(channel="sms", ...)])``,
+    ``crmkit messages send sms ...``); every message is logged once per delivery key in the
+    one delivery log, and an address on the channel's do-not-contact list gets nothing.
+
+    A worker-delivered channel implements ``deliver(message)`` (or ``deliver_many`` to share
+    a connection across a batch): it is called outside any transaction with a
+    ``crmkit.OutgoingMessage``; raise ``crmkit.MessageRejected`` for a permanent refusal
+    (the message is dead and the address is put on the do-not-contact list as ``bounced``),
+    anything else to retry with backoff. ``user_address`` and ``contact_address`` say where a
+    user or a contact is reached on the channel. A channel that only writes rows sets
+    ``in_database = True`` and implements ``write(session, messages)``: it runs in the
+    sending transaction.
+
+    Example::
+
+        class SmsChannel(crmkit.MessageChannel):
+            name = "sms"
+            description = "text messages through the gateway"
+
+            def contact_address(self, contact):
+                return contact.get("phone")
+
+            def deliver(self, message):
+                answer = gateway.send(message.address, message.body)
+                if answer.status == "invalid_number":
+                    raise crmkit.MessageRejected(answer.text)
+                answer.raise_for_status()
+
+        @crmkit.hookimpl
+        def crmkit_message_channels(crm):
+            return [SmsChannel()]
+    """
+
+
+@hookspec
+def crmkit_scheduled_jobs(crm: CRM) -> Sequence[ScheduledJob]:
+    """Register jobs the worker runs on a schedule (collected).
+
+    Called when ``crmkit worker`` starts (and by ``crmkit worker --once``). Return
+    ``crmkit.ScheduledJob`` objects with a unique ``name``. A job runs every
+    ``every_seconds``; each slot of that length is one occurrence, run by exactly one of the
+    running workers (claimed in the ``scheduled_runs`` table; a run whose worker died is
+    taken over when its ``lease_seconds`` expire, so make the job idempotent). With
+    ``shared=True`` the job runs on every worker at every pass instead and splits its work by
+    claiming its own rows (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL): use that
+    for work that comes as many due rows, such as reminder occurrences. ``run(context)``
+    gets a ``crmkit.JobContext`` (``crm``, ``worker_id``, ``now``, ``slot_start``) and returns
+    a short summary (``"idle"`` or ``None`` when there was nothing to do) or raises (logged;
+    the next occurrence runs as usual). There is no second worker process per plugin.
+
+    Example::
+
+        def expire_points(context):
+            expired = context.crm.records("loyalty_points").count()  # ... the real work
+            return f"expired {expired} point lot(s)"
+
+        @crmkit.hookimpl
+        def crmkit_scheduled_jobs(crm):
+            return [crmkit.ScheduledJob("loyalty.expire", expire_points, every_seconds=3600)]
+    """
+
+
+@hookspec
 def crmkit_demo_data(crm: CRM) -> None:
     """Called by ``crmkit demo`` after the core demo data is loaded: add the plugin's own.
 
@@ -481,6 +606,57 @@ def crmkit_demo_data(crm: CRM) -> None:
         @crmkit.hookimpl
         def crmkit_demo_data(crm):
             crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_ocr_engine(crm: CRM, name: str) -> OcrEngine | None:
+    """Provide the OCR engine the card-scanning plugin reads cards with (firstresult).
+
+    Called once per CRM the first time a card is read, with the engine ``name`` configured in
+    ``[plugins.cardscan] engine``. Return an object with a ``name`` and a
+    ``read(image) -> Sequence[crmkit.OcrLine]`` method (``crmkit.OcrEngine``) when you
+    provide an engine of that name, else ``None``. The bundled ``rapidocr`` (default) and
+    ``tesseract`` engines answer last, so a plugin may replace either. An engine must not
+    download models at run time.
+
+    Example::
+
+        class UpperCaseEngine:
+            name = "shouting"
+
+            def read(self, image):
+                lines = other_engine.read(image)
+                return [crmkit.OcrLine(l.text.upper(), l.box, l.confidence) for l in lines]
+
+        @crmkit.hookimpl
+        def crmkit_ocr_engine(crm, name):
+            return UpperCaseEngine() if name == "shouting" else None
+    """
+
+
+@hookspec
+def crmkit_card_fields(
+    lines: Sequence[OcrLine], fields: Mapping[str, CardField], region: str
+) -> Mapping[str, CardField] | None:
+    """Parse fields from a business card's text (collected).
+
+    Called by the card-scanning plugin after its own parser, with the OCR lines (top to
+    bottom), the fields read so far (QR code and built-in parser) and the default phone
+    region. Return the fields you read (``{"title": crmkit.CardField("总经理", 0.9,
+    "myplugin")}``) or ``None``. A returned field replaces the current one when its
+    confidence is higher. Field names: ``full_name``, ``name_latin``, ``family_name``,
+    ``given_name``, ``title``, ``company``, ``company_latin``, ``department``, ``mobile``,
+    ``office``, ``fax``, ``email``, ``website``, ``address``, ``wechat``, ``linkedin``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_card_fields(lines, fields, region):
+            for line in lines:
+                if line.text.startswith("LINE ID:"):
+                    return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
+            return None
     """
 
 

@@ -107,7 +107,9 @@ def discover_plugins() -> dict[str, InstalledPlugin]:
             plugin.module = entry_point.load()
         except Exception as error:  # noqa: BLE001 - any import failure is reported, not raised
             plugin.load_error = f"{type(error).__name__}: {error}"
-            log.warning("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
+            # Said where it helps (`plugins list`/`info`, and on opening a CRM that has it
+            # enabled), not on every command of every installation without its extra.
+            log.debug("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
         else:
             plugin.description, plugin.requires = _describe(plugin.module, plugin.name)
         found[plugin.name] = plugin
@@ -190,8 +192,13 @@ class PluginHost:
             raise PluginError(plugin, f"plugin {plugin!r} failed in {hook}: {error}") from error
         except Exception as error:
             plugin = self._culprit(error.__traceback__) or "unknown"
+            # the text of an unexpected error can hold SQL, its parameters or file paths: it
+            # goes to the log, the caller gets the plugin, the hook and the error's kind
+            log.exception("plugin %r failed in %s", plugin, hook)
             raise PluginError(
-                plugin, f"plugin {plugin!r} failed in {hook}: {type(error).__name__}: {error}"
+                plugin,
+                f"plugin {plugin!r} failed in {hook}: {type(error).__name__} (the details are"
+                " in the server log)",
             ) from error
 
     def call_each_safely(self, hook: str, **kwargs: Any) -> None:

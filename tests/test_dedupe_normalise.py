@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from crmkit_dedupe import normalise as nz
+from crmkit_dedupe import places
 from hypothesis import given
 from hypothesis import strategies as st
 from rapidfuzz.distance import JaroWinkler
@@ -188,3 +189,105 @@ def test_a_date_and_its_text_normalise_alike(day: dt.date) -> None:
     assert matching.normalised("date", day, "CN") == matching.normalised(
         "date", day.isoformat(), "CN"
     )
+
+
+@pytest.mark.parametrize(
+    ("spellings", "key"),
+    [
+        (["北京", "北京市", "Beijing", "beijing shi", "Beijing, China", "BEIJING"], "beijing"),
+        (["广州", "廣州市", "Guangzhou", "guangzhou"], "guangzhou"),
+        (["上海市", "上海", "Shanghai"], "shanghai"),
+        (["臺北市", "台北", "Taipei", "taibei"], "taipei"),
+        (["香港", "Hong Kong"], "hongkong"),
+        (["厦门", "廈門", "Xiamen"], "xiamen"),
+    ],
+)
+def test_a_city_in_any_script_has_one_key(spellings: list[str], key: str) -> None:
+    assert {places.city_key(spelling) for spelling in spellings} == {key}
+
+
+def test_cities_apart_stay_apart_and_unknown_places_fall_back_to_pinyin() -> None:
+    assert places.city_key("北京") != places.city_key("Shanghai")
+    assert places.city_key("闵行区") == places.city_key("minhang")  # a district: pinyin
+    assert places.city_key("   ") == ""
+
+
+CITY_TEXT = st.text(alphabet=st.sampled_from("北京上海广州臺台湾市区县 ,abcijngshBE"), max_size=8)
+
+
+@given(CITY_TEXT)
+def test_a_city_key_ignores_script_case_and_suffix(text: str) -> None:
+    key = places.city_key(text)
+    assert key == key.lower()
+    assert key.isascii()
+    assert places.city_key(nz.fold(text)) == key
+    assert places.city_key(text.upper()) == key
+
+
+@pytest.mark.parametrize(
+    ("number", "kind"),
+    [
+        ("+8613812345678", nz.MOBILE),
+        ("+8619912345678", nz.MOBILE),
+        ("+861065432100", nz.LANDLINE),
+        ("+861065432100;ext=808", nz.SWITCHBOARD),
+        ("+862158881234", nz.LANDLINE),
+        ("+85291234567", nz.MOBILE),  # Hong Kong mobile
+        ("+4930123456", nz.LANDLINE),  # Berlin
+        ("+12015550123", nz.ANY_KIND),  # the US plan does not tell
+    ],
+)
+def test_phone_kind(number: str, kind: str) -> None:
+    assert nz.phone_kind(number) == kind
+
+
+@pytest.mark.parametrize(
+    ("address", "role"),
+    [
+        ("sales@huawei.com", True),
+        ("info2@example.cn", True),
+        ("kefu88@shop.cn", True),
+        ("zhang.wei@huawei.com", False),
+        ("salesman.li@huawei.com", False),
+        ("12345678@qq.com", False),
+    ],
+)
+def test_role_addresses(address: str, role: bool) -> None:
+    assert nz.is_role_address(address) is role
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Jame sGarcia", "James Garcia"),
+        ("JamesG arcia", "James Garcia"),
+        ("Garcia James", "Jame sGarcia"),
+        ("zhoujie", "周杰"),
+        ("jiezhou", "周杰"),
+    ],
+)
+def test_a_letter_across_the_space_or_a_run_together_name_is_the_same_name(a: str, b: str) -> None:
+    assert nz.name_similarity(nz.person_name(a), nz.person_name(b)) >= 0.97
+
+
+def test_a_swapped_letter_costs_little_and_another_name_much() -> None:
+    def alike(a: str, b: str) -> float:
+        return nz.name_similarity(nz.person_name(a), nz.person_name(b))
+
+    assert alike("Jessica Mooer", "Jessica Moore") > 0.95
+    assert alike("zhaojie", "周杰") < 0.9  # 赵杰 is not 周杰
+    assert alike("Kyle Bullock", "Kyle Novotny") < 0.7
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("010-6543 2100 转 808", "+861065432100;ext=808"),
+        ("+86 10 6543 2100 ext. 808", "+861065432100;ext=808"),
+        ("010-65432100", "+861065432100"),
+        ("+8613812345678", "+8613812345678"),
+        ("banana", ""),
+    ],
+)
+def test_phone_with_extension(raw: str, number: str) -> None:
+    assert nz.phone_with_extension(raw, "CN") == number

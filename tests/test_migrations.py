@@ -46,6 +46,9 @@ CORE_TABLES = {
     "desk_accounts",
     "desk_sessions",
     "desk_keys",
+    "message_deliveries",
+    "message_suppressions",
+    "scheduled_runs",
     "ownership_history",
 }
 

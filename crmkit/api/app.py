@@ -9,6 +9,7 @@ OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar, Router, get
@@ -21,6 +22,7 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from crmkit.api.actions import action_routers
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
+from crmkit.api.messages import message_router
 from crmkit.api.problems import EXCEPTION_HANDLERS
 from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
@@ -62,8 +64,12 @@ def plugin_routers(crm: CRM) -> list[Router]:
     return routers
 
 
-def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
-    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI."""
+def create_app(
+    crm: CRM, *, debug: bool = False, trusted_proxies: Sequence[str] | None = None
+) -> Litestar:
+    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI.
+    ``trusted_proxies`` (addresses or networks whose X-Forwarded-For is believed) replaces
+    the setting ``crmkit.api.trusted_proxies`` when given."""
     crm.require_schema()
     settings = crm.settings.api
     every = {
@@ -74,7 +80,7 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
     ]
     routers += action_routers(crm, every)
-    routers += [webhook_router(crm), form_router(crm), health]
+    routers += [webhook_router(crm), form_router(crm, trusted_proxies), message_router(crm), health]
     routers += plugin_routers(crm)
     routers += [desk_router(crm), root]
     openapi = OpenAPIConfig(

@@ -15,10 +15,12 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
+from crmkit.duplicates import DisclosedMatch
 from crmkit.errors import (
     ConflictError,
     CRMError,
@@ -127,6 +129,8 @@ def problem_response(
 def _match_json(match: object) -> Mapping[str, Any]:
     if isinstance(match, Mapping):
         return match
+    if isinstance(match, DisclosedMatch):
+        return match.as_dict()
     fields = getattr(type(match), "__attrs_attrs__", None)
     if fields is not None:
         return {field.name: getattr(match, field.name) for field in fields}
@@ -227,9 +231,41 @@ def handle_unexpected(request: Request[Any, Any, Any], error: Exception) -> Resp
     )
 
 
+def handle_unreadable_body(
+    request: Request[Any, Any, Any], error: SerializationException
+) -> Response[Any]:
+    """Exception handler: a body the JSON decoder refused outside a typed parameter (an
+    integer beyond 64 bits, bad UTF-8, ...): a 400 naming the problem."""
+    detail = str(error).strip() or "the body is not valid JSON"
+    return problem_response(400, f"the request body cannot be read: {detail[:200]}")
+
+
+def handle_data_error(request: Request[Any, Any, Any], error: DataError) -> Response[Any]:
+    """Exception handler: a value the database refused as data (out of range for its
+    column, malformed): the caller's input, 422, without the database's text (it carries
+    the statement and its parameters)."""
+    log.info("database refused a value on %s %s: %s", request.method, request.url.path, error)
+    return problem_response(
+        422, "a value does not fit the database (out of range or malformed)", slug="invalid-value"
+    )
+
+
+def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> Response[Any]:
+    """Exception handler: JSON nested deeper than the decoder goes is the caller's problem
+    (400); any other recursion error is a bug (500, logged)."""
+    if "deserializ" in str(error) or "decod" in str(error):
+        return problem_response(
+            400, "the request body is nested too deeply to read", slug="bad-request"
+        )
+    return handle_unexpected(request, error)
+
+
 EXCEPTION_HANDLERS: dict[Any, Any] = {
     CRMError: handle_crm_error,
     HTTPException: handle_http_exception,
+    SerializationException: handle_unreadable_body,
+    RecursionError: handle_recursion,
+    DataError: handle_data_error,
     Exception: handle_unexpected,
 }
 

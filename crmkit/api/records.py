@@ -58,7 +58,9 @@ def expected_version(if_match: str | None) -> int | None:
     if text.startswith("W/"):
         text = text[2:]
     text = text.strip('"')
-    if not text.isdigit():
+    # ASCII digits only, and few: str.isdigit() also takes "²" and "١", which int() refuses
+    # or reads, and int() of 10 000 digits is a ValueError of its own
+    if not (0 < len(text) <= 18 and text.isascii() and text.isdigit()):
         raise ValidationError([FieldError("If-Match", 'must be an ETag this API sent, like "3"')])
     return int(text)
 

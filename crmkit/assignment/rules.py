@@ -7,9 +7,13 @@ import datetime as dt
 import decimal
 import enum
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+    from crmkit.services.operation import Operation
 
 #: The condition operators: the same as the filters of lists (``field__operator``).
 OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "empty")
@@ -165,13 +169,26 @@ class Candidate:
 @frozen
 class AssignmentRequest:
     """What a strategy decides on: the rule, the record's values, the eligible candidates
-    (in member order), and the rule's turn number when the strategy takes turns."""
+    (in member order), and the rule's turn number when the strategy takes turns.
+
+    ``op`` is the operation assigning the record (``None`` only where a strategy is called
+    outside one, as in unit tests): read your plugin's settings with
+    ``request.crm.plugin_settings("<plugin>")`` and query in its transaction with
+    ``request.op.records(...)`` instead of keeping state in module globals."""
 
     entity: str
     rule: Rule
     values: Mapping[str, Any]
     candidates: tuple[Candidate, ...]
     turn: int = 0
+    op: Operation | None = field(default=None, eq=False, repr=False)
+
+    @property
+    def crm(self) -> CRM:
+        """The CRM of the operation assigning the record."""
+        if self.op is None:
+            raise ValueError("this AssignmentRequest was made outside an operation")
+        return self.op.crm
 
 
 @frozen

@@ -24,6 +24,8 @@ class CLIState:
     database_url: str | None = None
     #: The commands enabled plugins add, once looked up (see ``RootGroup``).
     plugin_commands: dict[str, click.Command] | None = field(default=None, init=False)
+    #: Why the enabled plugins' commands could not be looked up (the CRM did not open).
+    plugin_commands_error: str | None = field(default=None, init=False)
     _crm: CRM | None = field(default=None, init=False)
 
     def settings(self) -> Settings:

@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
 
 from crmkit.cli.api import forms_group, serve_command
 from crmkit.cli.assignment import assignment_commands
@@ -15,10 +15,12 @@ from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.database import db_group, init_command
 from crmkit.cli.demo import demo_command
 from crmkit.cli.events import events_group, worker_command
+from crmkit.cli.messages import messages_group
 from crmkit.cli.organisation import pipelines_group, teams_group, users_group
 from crmkit.cli.plugins import plugins_group
 from crmkit.cli.records import record_groups
 from crmkit.cli.security import security_commands
+from crmkit.cli.terminal import safe_output, terminal_safe
 from crmkit.cli.transfer import export_command, import_command
 from crmkit.errors import CRMError
 
@@ -28,7 +30,7 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()))
 
 
 def _database_error(error: OperationalError | ProgrammingError) -> str:
@@ -38,6 +40,12 @@ def _database_error(error: OperationalError | ProgrammingError) -> str:
     if "no such table" in first or "does not exist" in first or "no such column" in first:
         hint = " (is the schema up to date? run: crmkit db upgrade)"
     return f"database error: {first}{hint}"
+
+
+def _statement_error(error: StatementError) -> str:
+    text = str(error.orig if error.orig is not None else error).strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return f"the database refused a value: {first} (set {DEBUG_VARIABLE}=1 for the details)"
 
 
 class RootGroup(click.Group):
@@ -53,7 +61,15 @@ class RootGroup(click.Group):
         command = self.commands.get(cmd_name)
         if command is not None:
             return command
-        return self.plugin_commands(ctx).get(cmd_name)
+        command = self.plugin_commands(ctx).get(cmd_name)
+        problem = cli_state(ctx).plugin_commands_error
+        if command is None and problem is not None and not ctx.resilient_parsing:
+            # Not "No such command": the command may well be a plugin's that could not load.
+            raise click.ClickException(
+                f"{problem} (the commands of enabled plugins, such as {cmd_name!r} may be,"
+                " are unavailable until this is fixed)"
+            )
+        return command
 
     def plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """The commands enabled plugins add (``crmkit_cli_commands``), by name; none when
@@ -70,8 +86,12 @@ class RootGroup(click.Group):
             if missing_sqlite_file(state.settings()) is not None:
                 return {}
             crm = state.crm()
-        except (CRMError, OperationalError, ProgrammingError):
-            return {}  # the command that needs the CRM will say what is wrong
+        except CRMError as error:
+            state.plugin_commands_error = _one_line(str(error))
+            return {}  # a core command that needs the CRM will say what is wrong too
+        except (OperationalError, ProgrammingError) as error:
+            state.plugin_commands_error = _one_line(_database_error(error))
+            return {}
         found: dict[str, click.Command] = {}
         for plugin_name in crm.host.names:
             plugin = crm.installed[plugin_name]
@@ -101,6 +121,12 @@ class RootGroup(click.Group):
                     found[name] = command
         return found
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # every line a command prints, its error and usage messages included, is shown
+        # safe for a terminal (crmkit.cli.terminal)
+        with safe_output():
+            return super().main(*args, **kwargs)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -112,6 +138,10 @@ class RootGroup(click.Group):
             if os.environ.get(DEBUG_VARIABLE):
                 raise
             raise click.ClickException(_one_line(_database_error(error))) from None
+        except StatementError as error:  # a value the database refused: one line, no SQL
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            raise click.ClickException(_one_line(_statement_error(error))) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE) from None
@@ -171,6 +201,7 @@ for _command in (
     demo_command,
     worker_command,
     events_group,
+    messages_group,
     serve_command,
     forms_group,
     *security_commands(),

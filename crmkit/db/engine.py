@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
-from crmkit.errors import ConfigError
+from crmkit.errors import ConfigError, FieldError, ValidationError
 
 READ_ONLY = "crmkit_read_only"
 
@@ -59,7 +59,44 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise ConfigError(f"database URL {shown!r}: {error}") from None
     if sqlite:
         _configure_sqlite(engine)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
     return engine
+
+
+#: The range of a 64-bit SQL integer: a Python int beyond it reaches no database.
+_INT64 = 2**63
+
+
+def _refuse_unstorable(
+    connection: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Refuse a statement with a NUL character in a text parameter, or an integer beyond 64
+    bits, on both engines alike: PostgreSQL cannot hold a NUL (its driver raises, an error
+    that carries the statement and its parameters), SQLite would store it; SQLite's driver
+    raises OverflowError on a larger integer. Written values are refused earlier, naming the
+    field (``crmkit.entities.parsing``); this catches every other path (a search, a filter,
+    a form key, an id given on the command line, a plugin's own query). Bulk writes
+    (``executemany``) take their rows from that validation and are not scanned again."""
+    if executemany or not parameters:
+        return
+    values = parameters.values() if isinstance(parameters, Mapping) else parameters
+    for value in values:
+        # an array parameter (PostgreSQL ``= ANY``) is scanned item by item
+        items = value if isinstance(value, list | tuple) else (value,)
+        for item in items:
+            if isinstance(item, str) and "\x00" in item:
+                raise ValidationError(
+                    [FieldError("input", "text may not contain a NUL character (\\x00)")]
+                )
+            if type(item) is int and not -_INT64 <= item < _INT64:
+                raise ValidationError(
+                    [FieldError("input", "a number is out of range (beyond 64 bits)")]
+                )
 
 
 def _redacted(url: str) -> str:

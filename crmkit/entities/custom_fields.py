@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from attrs import field, frozen
 
 from crmkit.entities.parsing import (
+    check_text,
     parse_bool,
     parse_date,
     parse_datetime,
@@ -88,7 +89,7 @@ class CustomField:
 def _text(f: CustomField, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text, got {type(value).__name__}")
-    return value.strip()
+    return check_text(value).strip()
 
 
 def _number(f: CustomField, value: object) -> int:

@@ -71,3 +71,44 @@ class EventSink(Protocol):
 
     def deliver(self, event: Event) -> None:
         """Deliver one event; raise on failure."""
+
+
+@runtime_checkable
+class BatchEventSink(EventSink, Protocol):
+    """A sink that takes a batch of events at once (a broker publishing with confirms, a
+    webhook posting several events per request): the relay hands it every event it claimed
+    for it in one pass, at most one per record, oldest first.
+
+    ``deliver_batch`` returns one outcome per event, in order: ``None`` when that event is
+    delivered, the exception that failed it otherwise (it is retried like a failed
+    ``deliver``). An exception with a true ``permanent`` attribute parks the delivery as dead
+    at once. Raising from ``deliver_batch`` itself fails the whole batch.
+    """
+
+    def deliver_batch(self, events: Sequence[Event]) -> Sequence[BaseException | None]:
+        """Deliver ``events``; return an outcome per event (``None``: delivered)."""
+
+
+def deliver_all(sink: EventSink, events: Sequence[Event]) -> list[BaseException | None]:
+    """Hand ``events`` to ``sink`` (as one batch if it takes batches); an outcome per event,
+    ``None`` for delivered. Never raises: a sink's failure is the failed event's outcome."""
+    if isinstance(sink, BatchEventSink):
+        try:
+            outcomes = list(sink.deliver_batch(events))
+        except Exception as error:  # noqa: BLE001 - a failed batch fails each of its events
+            return [error] * len(events)
+        if len(outcomes) != len(events):
+            mismatch = RuntimeError(
+                f"sink {sink.name} returned {len(outcomes)} outcomes for {len(events)} events"
+            )
+            return [mismatch] * len(events)
+        return outcomes
+    results: list[BaseException | None] = []
+    for event in events:
+        try:
+            sink.deliver(event)
+        except Exception as error:  # noqa: BLE001 - any sink failure is a failed attempt
+            results.append(error)
+        else:
+            results.append(None)
+    return results

@@ -135,6 +135,15 @@ class Access:
             return False
         return team_id is not None and team_id in self.teams(scope)
 
+    def covers_team(self, scope: Scope, team_id: int | None) -> bool:
+        """Whether the actor may put a record in team ``team_id`` under ``scope``: no team,
+        their own team, or a team ``scope`` reaches (any team for ``all``). Owning a record
+        does not let one file it under another team: :meth:`covers` alone would say yes to
+        any team for a record the actor owns."""
+        if scope is Scope.ALL or self.unrestricted or team_id is None:
+            return True
+        return team_id in self.team_ids or team_id in self.teams(scope)
+
     def field_access(self, entity: str, name: str) -> FieldAccess | None:
         """``hidden``, ``read_only`` or ``None`` (full access) for a field."""
         if self.unrestricted:

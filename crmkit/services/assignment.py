@@ -540,12 +540,16 @@ def choose_owner(
         turn = 0
         if strategy.takes_turns and candidates:
             turn = advance_turn(op, rule.key, peek=explain)
-        request = AssignmentRequest(entity, rule, values, tuple(candidates), turn)
+        request = AssignmentRequest(entity, rule, values, tuple(candidates), turn, op=op)
         choice = as_choice(strategy.choose(request), rule.strategy)
         if choice is None:
             if rule.strategy == Strategy.TERRITORY and candidates:
                 value = values.get(rule.territory_field or "")
                 why = f"no territory member for {rule.territory_field} = {value!r}"
+            elif candidates:
+                why = (
+                    f"strategy {rule.strategy!r} declined all {len(candidates)} available member(s)"
+                )
             else:
                 why = "no member available"
             steps.append(f"rule {rule.name!r}: conditions hold but {why}{note}")

@@ -19,13 +19,15 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from crmkit.assignment.config import CollisionPolicy
 from crmkit.db.base import utcnow
-from crmkit.duplicates import DuplicateAction, DuplicateMatch
+from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities.customers import LeadStatus
 from crmkit.entities.organisation import User
 from crmkit.errors import DuplicateError
+from crmkit.permissions.access import Access, load_access
 from crmkit.permissions.models import Notification
 from crmkit.plugins import hookimpl
 from crmkit.services.assignment import PendingCreate, operation_state
+from crmkit.services.disclosure import disclose, disclosed_matches
 from crmkit.services.operation import Operation
 
 #: The entities the duplicate check and the collision policy run on.
@@ -97,7 +99,7 @@ def exact_matches(
             if row.phone:
                 by_phone.setdefault(row.phone, []).append(row)
         for key, values, record_id in rows:
-            hits: dict[int, list[str]] = {}
+            hits: dict[int, list[tuple[str, tuple[str, ...]]]] = {}
             rows_by_id: dict[int, Any] = {}
             for column, index in (("email", by_email), ("phone", by_phone)):
                 value = values.get(column)
@@ -105,7 +107,7 @@ def exact_matches(
                     if target == entity and row.id == record_id:
                         continue
                     word = "e-mail" if column == "email" else "phone"
-                    hits.setdefault(row.id, []).append(f"same {word} {value}")
+                    hits.setdefault(row.id, []).append((f"same {word} {value}", (column,)))
                     rows_by_id[row.id] = row
             for match_id, reasons in hits.items():
                 row = rows_by_id[match_id]
@@ -115,7 +117,8 @@ def exact_matches(
                         record_id=match_id,
                         score=1.0,
                         action=action,
-                        reasons=tuple(reasons),
+                        reasons=tuple(reason for reason, _ in reasons),
+                        reason_fields=tuple(fields for _, fields in reasons),
                         rule="core: exact e-mail/phone",
                         owner_id=row.owner_id,
                         label=f"{row.label} ({target} {match_id})",
@@ -155,11 +158,28 @@ def find_duplicates(
 def find_duplicates_many(
     op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
 ) -> dict[int, list[DuplicateMatch]]:
-    """The duplicate check for a batch of new rows (``(line, values)``): one hook call per
-    row when a plugin answers, else the fallback as one query per entity looked in."""
+    """The duplicate check for a batch of new rows (``(line, values)``): the plugins' batch
+    hook when one answers; else the fallback as one query per entity looked in when every
+    plugin answering the one-row hook also declined the batch, or one hook call per row
+    when a plugin has only the one-row hook."""
     if plugins_answer(op):
-        return {line: find_duplicates(op, entity, values, None) for line, values in rows}
+        host = op.crm.host
+        if host.implemented("crmkit_find_duplicates_many"):
+            answer = host.call("crmkit_find_duplicates_many", op=op, entity=entity, rows=rows)
+            if answer is not None:
+                return {line: list(answer.get(line, ())) for line, _ in rows}
+        if not _batch_declined_by_all(op):
+            return {line: find_duplicates(op, entity, values, None) for line, values in rows}
     return exact_matches(op, entity, [(line, values, None) for line, values in rows])
+
+
+def _batch_declined_by_all(op: Operation) -> bool:
+    """Whether every plugin answering the one-row duplicate hook also has the batch hook
+    (so its declining the batch means the rows are the fallback's)."""
+    hooks = op.crm.host.manager.hook
+    one = {i.plugin_name for i in hooks.crmkit_find_duplicates.get_hookimpls()}
+    many = {i.plugin_name for i in hooks.crmkit_find_duplicates_many.get_hookimpls()}
+    return not (one - many - {CORE_CHECK_NAME})
 
 
 def judge(
@@ -177,15 +197,17 @@ def judge(
         return PendingCreate()
     blocked = [m for m in matches if m.action is DuplicateAction.BLOCK]
     if blocked:
-        raise DuplicateError(_message(op, entity, values, blocked, "looks like"), blocked)
+        shown = disclosed_matches(op, entity, blocked)
+        raise DuplicateError(_message(op, entity, values, shown, "looks like"), shown)
     owner = values.get("owner_id")
     collisions = tuple(m for m in matches if m.owner_id is not None and m.owner_id != owner)
     policy = op.crm.settings.assignment.collision_policy(entity)
     if collisions and policy is CollisionPolicy.BLOCK:
+        shown = disclosed_matches(op, entity, collisions)
         raise DuplicateError(
-            _message(op, entity, values, collisions, "collides with (owned by someone else)")
+            _message(op, entity, values, shown, "collides with (owned by someone else)")
             + f"; the collision policy of {entity} is 'block'",
-            collisions,
+            shown,
         )
     warnings = [m for m in matches if m.action is DuplicateAction.WARN]
     if policy is CollisionPolicy.WARN:
@@ -222,24 +244,37 @@ def flag(op: Operation, entity: str, record_id: int, pending: PendingCreate) -> 
     for match in pending.collisions:
         assert match.owner_id is not None
         notices.setdefault(match.owner_id, []).append(match)
-    op.session.execute(
-        insert(Notification),
-        [
+    owners = {
+        user.id: user
+        for user in op.session.scalars(select(User).where(User.id.in_(sorted(notices))))
+    }
+    rows = []
+    for owner_id, owned in notices.items():
+        user = owners.get(owner_id)
+        # the notice is the owner's to read: what it says of the match follows their rights
+        # (a deactivated owner's inbox gets the notice with nothing of the record in it)
+        access = (
+            load_access(op.session, user)
+            if user is not None and user.is_active
+            else Access(user_id=owner_id, username="", unrestricted=False)
+        )
+        shown = disclose(op.session, op.crm.entities, access, entity, owned)
+        rows.append(
             {
                 "user_id": owner_id,
                 "created_at": now,
                 "kind": f"{entity}.collision",
                 "title": f"{who} entered {entity} {record_id}, which matches your customer",
                 "body": "; ".join(
-                    f"{m.label or f'{m.entity} {m.record_id}'}: {', '.join(m.reasons)}"
-                    for m in owned
+                    f"{m.describe()}: {', '.join(m.reasons)}" if m.reasons else m.describe()
+                    for m in shown
                 ),
                 "event_id": str(event.id),
                 "read_at": None,
             }
-            for owner_id, owned in notices.items()
-        ],
-    )
+        )
+    if rows:
+        op.session.execute(insert(Notification), rows)
 
 
 def _match_payload(match: DuplicateMatch) -> dict[str, Any]:
@@ -259,20 +294,19 @@ def _message(
     op: Operation,
     entity: str,
     values: Mapping[str, Any],
-    matches: Iterable[DuplicateMatch],
+    matches: Iterable[DisclosedMatch],
     verb: str,
 ) -> str:
-    matches = list(matches)
-    owners = {m.owner_id for m in matches if m.owner_id is not None}
-    names = (
-        dict(op.session.execute(select(User.id, User.username).where(User.id.in_(owners))).all())
-        if owners
-        else {}
+    """The one-line text of a refusal, made of what the actor may see of each match."""
+    hidden = op.access.hidden_fields(entity)
+    name = next(
+        (values[key] for key in ("full_name", "name") if values.get(key) and key not in hidden),
+        "the record",
     )
-    name = values.get("full_name") or values.get("name") or "the record"
     parts = []
     for match in matches:
-        owner = f", owned by {names.get(match.owner_id, match.owner_id)}" if match.owner_id else ""
-        reasons = f" ({', '.join(match.reasons)}{owner})" if match.reasons or owner else ""
-        parts.append(f"{match.label or f'{match.entity} {match.record_id}'}{reasons}")
+        details = list(match.reasons)
+        if match.owner_id is not None:
+            details.append(f"owned by {match.owner_name or f'user {match.owner_id}'}")
+        parts.append(match.describe() + (f" ({', '.join(details)})" if details else ""))
     return f"{entity} {name!r} {verb} {'; '.join(parts)}"

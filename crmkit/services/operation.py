@@ -123,9 +123,14 @@ class Operation:
         )
         self._written = len(self.events)
 
-    def records(self, entity: str) -> RecordService:
-        """The record service for ``entity`` working inside this operation."""
-        return self.crm.records(entity, op=self)
+    def records(self, entity: str, *, elevated: bool = False) -> RecordService:
+        """The record service for ``entity`` working inside this operation.
+
+        Its reads and writes see what the actor may see. With ``elevated=True`` they see
+        every live record (the system's rights), for checks that must look beyond the
+        actor's scope, such as uniqueness: then word an error so that it names nothing the
+        actor may not see (look the record up again without ``elevated`` to know)."""
+        return self.crm.records(entity, op=self, elevated=elevated)
 
     def dumps(self, value: Any) -> str:
         """JSON text of ``value`` (dates, decimals and UUIDs included)."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
+from crmkit.assignment.models import AssignmentRule
 from crmkit.db import migrate
 from crmkit.db.base import utcnow
 from crmkit.entities.system import PluginState
@@ -13,6 +16,11 @@ from crmkit.services.roles import seed_builtin_roles
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+
+
+def installed_plugin(crm: CRM, name: str) -> InstalledPlugin:
+    """The installed, loaded plugin ``name``; a ``PluginError`` saying how to get it."""
+    return _installed(crm, name)
 
 
 def _installed(crm: CRM, name: str) -> InstalledPlugin:
@@ -80,6 +88,13 @@ def enable_plugin(crm: CRM, name: str) -> list[str]:
     except Exception as error:
         crm.reload_plugins()
         raise PluginError(name, f"setup of plugin {name!r} failed, not enabled: {error}") from error
+    # It is enabled now: start it as if this process had opened the CRM with it enabled.
+    try:
+        plugin.call_own("crmkit_startup", crm=crm)
+    except Exception as error:
+        raise PluginError(
+            name, f"plugin {name!r} is enabled, but its crmkit_startup failed: {error}"
+        ) from error
     return branches
 
 
@@ -103,8 +118,40 @@ def disable_plugin(crm: CRM, name: str) -> None:
             f"plugin {name!r} is required by {', '.join(dependants)}: disable"
             f" {'them' if len(dependants) > 1 else 'it'} first",
         )
+    using = _rules_using_strategies_of(crm, name)
+    if using:
+        raise PluginError(
+            name,
+            f"plugin {name!r} provides the assignment strategy of the rules"
+            f" {', '.join(using)}; every create of their entity would fail without it:"
+            " remove the rules first (crmkit rules remove ENTITY NAME)",
+        )
     _set_enabled(crm, name, False)
     crm.reload_plugins()
+
+
+def _rules_using_strategies_of(crm: CRM, name: str) -> list[str]:
+    """``entity/rule`` of every assignment rule (config file and database) whose strategy
+    plugin ``name`` provides."""
+    provided = {
+        strategy.name
+        for strategy in crm.installed[name].call_own("crmkit_assignment_strategies") or []
+    }
+    if not provided:
+        return []
+    found = [
+        f"{spec.entity}/{spec.name} (config file)"
+        for spec in crm.settings.assignment.rules
+        if spec.strategy in provided
+    ]
+    with crm.transaction(write=False) as op:
+        rows = op.session.execute(
+            select(AssignmentRule.entity, AssignmentRule.name).where(
+                AssignmentRule.strategy.in_(provided)
+            )
+        )
+        found += [f"{entity}/{rule}" for entity, rule in rows]
+    return sorted(found)
 
 
 def _set_enabled(crm: CRM, name: str, enabled: bool) -> None:

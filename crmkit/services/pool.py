@@ -30,6 +30,7 @@ from crmkit.services.views import Record
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.services.scheduler import JobContext, ScheduledJob
 
 #: The activity column that links a follow-up to a record of each entity.
 _ACTIVITY_LINK = {
@@ -464,20 +465,21 @@ def check_config_policies(op: Operation, policies: Sequence[PoolPolicyConfig]) -
         _check_policy(op, policy.entity, policy.name, policy.days, policy.when)
 
 
-def release_periodically(crm: CRM, stop: Any, interval: float) -> None:
-    """Run :meth:`PoolService.release` every ``interval`` seconds until ``stop`` (a
-    ``threading.Event``) is set; a failed pass is logged and retried next time. The worker
-    runs this next to the relay."""
-    import logging
+def release_job(crm: CRM) -> ScheduledJob:
+    """The scheduled job that runs :meth:`PoolService.release` every
+    ``[crmkit.pool] release_interval_seconds`` (once per interval across all workers)."""
+    from crmkit.services.scheduler import ScheduledJob
 
-    log = logging.getLogger(__name__)
-    while not stop.is_set():
-        try:
-            for result in crm.pool.release():
-                if result.records:
-                    log.info(
-                        "pool: %s released %d %s(s)", result.policy, result.records, result.entity
-                    )
-        except Exception:
-            log.exception("pool release failed; retrying in %.0fs", interval)
-        stop.wait(interval)
+    def release(context: JobContext) -> str:
+        results = context.crm.pool.release()
+        released = [result for result in results if result.records]
+        return "; ".join(
+            f"{result.policy}: released {result.records} {result.entity}(s)" for result in released
+        )
+
+    return ScheduledJob(
+        "pool.release",
+        release,
+        every_seconds=crm.settings.assignment.release_interval_seconds,
+        description="release records to the shared pool per the pool policies",
+    )

@@ -54,6 +54,7 @@ from crmkit.services.assignment import (
     note_owner_change,
     operation_state,
 )
+from crmkit.services.disclosure import disclosed_matches
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
     RECORD_ID,
@@ -155,15 +156,30 @@ class RecordService:
     """Create, read, update, delete and list records of one entity.
 
     Bound to a CRM, each call is its own transaction; bound to an :class:`Operation` (from
-    ``op.records(name)``), calls join that operation's transaction.
+    ``op.records(name)``), calls join that operation's transaction. ``elevated`` (only with
+    an operation: ``op.records(name, elevated=True)``) runs the calls with the system's
+    rights instead of the actor's scope.
     """
 
-    def __init__(self, crm: CRM, entity: EntityType, *, op: Operation | None = None) -> None:
+    def __init__(
+        self,
+        crm: CRM,
+        entity: EntityType,
+        *,
+        op: Operation | None = None,
+        elevated: bool = False,
+    ) -> None:
+        if elevated and op is None:
+            raise CRMError(
+                "elevated record access needs an operation: use op.records(name,"
+                " elevated=True) inside a hook or a `with crm.transaction() as op` block"
+            )
         self.crm = crm
         self.entity = entity
         self.model: Any = entity.model
         self.table: Table = entity.model.__table__  # type: ignore[assignment]
         self.op = op
+        self.elevated = elevated
 
     @property
     def name(self) -> str:
@@ -172,7 +188,10 @@ class RecordService:
 
     @contextmanager
     def _operation(self, actor: User | None, *, write: bool = True) -> Iterator[Operation]:
-        if self.op is not None:
+        if self.op is not None and self.elevated:
+            with self.op.elevated():
+                yield self.op
+        elif self.op is not None:
             yield self.op
         else:
             with self.crm.transaction(actor, write=write) as op:
@@ -195,7 +214,7 @@ class RecordService:
             self._audit_created(op, [(record_id, values)])
             self._after_create_many(op, [(record_id, values)])
             record = self.view(op, op.session.get(self.model, record_id))
-            return record.with_warnings(pending.warnings) if pending else record
+            return self._with_warnings(op, record, pending)
 
     def create_many(
         self,
@@ -328,19 +347,24 @@ class RecordService:
                 previous = pending.get(id(values))
                 outcome.decision = previous.decision if previous else None
                 pending[id(values)] = outcome
+                shown = disclosed_matches(
+                    op, self.name, list(dict.fromkeys((*outcome.warnings, *outcome.collisions)))
+                )
                 result.warnings.append(
                     RowError(
                         line,
                         None,
-                        "possible duplicate: "
-                        + ", ".join(
-                            m.label or f"{m.entity} {m.record_id}"
-                            for m in (*outcome.warnings, *outcome.collisions)
-                        ),
+                        "possible duplicate: " + ", ".join(m.describe() for m in shown),
                     )
                 )
             kept.append((line, values))
         return kept
+
+    def _with_warnings(self, op: Operation, record: Any, pending: PendingCreate | None) -> Any:
+        """``record`` carrying the write's duplicate warnings as the actor may see them."""
+        if pending is None or not pending.warnings:
+            return record
+        return record.with_warnings(tuple(disclosed_matches(op, self.name, pending.warnings)))
 
     def _has_after_create_rules(self) -> bool:
         overridden = type(self).after_create is not RecordService.after_create
@@ -370,8 +394,9 @@ class RecordService:
             columns["team_id"] = op.actor.team_id
         # an owner a rule chose is the admins' decision, not the actor's: only an owner the
         # actor gave (or the actor) must lie within their create scope
-        if decision is None and not access.covers(
-            scope, columns.get("owner_id"), columns.get("team_id")
+        if decision is None and not (
+            access.covers(scope, columns.get("owner_id"), columns.get("team_id"))
+            and access.covers_team(scope, columns.get("team_id"))
         ):
             raise PermissionDenied(
                 f"{access.username} may not create a {self.name} for another owner or team"
@@ -979,7 +1004,7 @@ class RecordService:
                 [(record_id, {key: [before.get(key), value] for key, value in changed.items()})],
             )
             view = self.view(op, record)
-            return view.with_warnings(pending.warnings) if pending else view
+            return self._with_warnings(op, view, pending)
 
     def _check_ownership_change(
         self, op: Operation, changed: Mapping[str, Any], previous: Mapping[str, Any]
@@ -994,7 +1019,8 @@ class RecordService:
         scope = access.require(f"{self.name}:{action}")
         owner = changed.get("owner_id", previous.get("owner_id"))
         team = changed.get("team_id", previous.get("team_id"))
-        if not access.covers(scope, owner, team):
+        moved_team = "team_id" in changed and not access.covers_team(scope, team)
+        if moved_team or not access.covers(scope, owner, team):
             raise PermissionDenied(
                 f"{access.username} may not hand a {self.name} to that owner or team"
                 f" ({self.name}:{action} covers {scope.value} records)"

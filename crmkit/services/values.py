@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import decimal
 import re
+import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Integer, Numeric, String, Text
+from sqlalchemy import JSON, Boolean, Date, DateTime, Integer, Numeric, String, Text, Uuid
 
 from crmkit.db.base import UTCDateTime
 from crmkit.entities.custom_fields import CustomField
@@ -19,6 +20,8 @@ from crmkit.entities.normalise import (
     normalise_text,
 )
 from crmkit.entities.parsing import (
+    DECIMAL_MAX_DIGITS,
+    check_text,
     parse_bool,
     parse_date,
     parse_datetime,
@@ -26,7 +29,7 @@ from crmkit.entities.parsing import (
     parse_int,
 )
 from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
-from crmkit.errors import FieldError, ValidationError
+from crmkit.errors import ConfigError, FieldError, ValidationError
 
 Coercer = Callable[[object], Any]
 _LIST_SPLIT = re.compile(r"[;,，；\n]")
@@ -39,7 +42,7 @@ def normalise_long_text(value: str) -> str:
 
 def _as_text(value: object) -> str:
     if isinstance(value, str):
-        return value
+        return check_text(value)
     if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
         return str(value)
     raise ValueError(f"expected text, got {type(value).__name__}")
@@ -60,6 +63,15 @@ def _as_mapping(value: object) -> dict[str, str]:
         pairs = [part.split("=", 1) for part in _LIST_SPLIT.split(value) if "=" in part]
         return {key.strip(): item.strip() for key, item in pairs}
     raise ValueError(f"expected key=value pairs, got {type(value).__name__}")
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    if isinstance(value, uuid.UUID):
+        return value
+    try:
+        return uuid.UUID(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a UUID") from None
 
 
 class ValuePreparer:
@@ -121,18 +133,32 @@ class ValuePreparer:
             return lambda value: [normalise_phone(v, region) for v in _as_list(value)]
         if kind == "email_list":
             return lambda value: [normalise_email(v) for v in _as_list(value)]
-        if isinstance(column_type, UTCDateTime):
-            return parse_datetime
+        if isinstance(column_type, UTCDateTime | DateTime):
+            return parse_datetime  # a plain DateTime too: an ISO string is never stored as text
         if isinstance(column_type, Boolean):
             return parse_bool
         if isinstance(column_type, Integer):
             return parse_int
         if isinstance(column_type, Numeric):
-            return parse_decimal
+            precision = column_type.precision or DECIMAL_MAX_DIGITS
+            scale = column_type.scale
+
+            def number(value: object) -> decimal.Decimal:
+                return parse_decimal(value, precision=precision, scale=scale)
+
+            return number
         if isinstance(column_type, Date):
             return parse_date
         if isinstance(column_type, JSON):
             return _as_mapping if key == "social" else _as_list
+        if isinstance(column_type, Uuid):
+            return _as_uuid
+        if not isinstance(column_type, String):  # Text and Enum are Strings too
+            raise ConfigError(
+                f"entity {self.entity.name!r} ({self.entity.source}): column {key!r} has type"
+                f" {type(column_type).__name__}, which crmkit cannot validate; use String, Text,"
+                " Integer, Numeric, Boolean, Date, crmkit.UTCDateTime, Uuid or JSON"
+            )
         normalise: Callable[[str], str] = {
             "name": normalise_name,
             "email": normalise_email,

@@ -15,26 +15,12 @@ from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 
 import crmkit
 from crmkit_dedupe import service
-from crmkit_dedupe.engine import engine_of
 
 CrmDependency = NamedDependency[crmkit.CRM]
 ActorDependency = NamedDependency[crmkit.User | None]
 Entity = Annotated[str, QueryParameter(description="The entity (contact, lead, account, ...).")]
 CandidateId = Annotated[int, PathParameter(ge=1, description="The candidate pair's id.")]
 MergeId = Annotated[int, PathParameter(ge=1, description="The merge's id.")]
-
-
-def _match(match: crmkit.DuplicateMatch) -> dict[str, Any]:
-    return {
-        "entity": match.entity,
-        "record_id": match.record_id,
-        "score": match.score,
-        "action": str(match.action),
-        "reasons": list(match.reasons),
-        "rule": match.rule,
-        "owner_id": match.owner_id,
-        "label": match.label,
-    }
 
 
 def _merge(result: crmkit.MergeResult) -> dict[str, Any]:
@@ -112,10 +98,10 @@ class DedupeController(Controller):
         data: JSONBody[dict[str, Any]],
         entity: Entity = "contact",
     ) -> list[dict[str, Any]]:
-        """The records a new record with these values would match (nothing is written)."""
-        with crm.transaction(actor, write=False) as op:
-            op.access.require(f"{entity}:read")
-            return [_match(m) for m in engine_of(crm).find(op, entity, data, None)]
+        """The records a new record with these values would match (nothing is written). A
+        record outside your scope is only "a record you cannot see matches" (``visible``
+        false) with its owner; reasons about fields hidden from you are left out."""
+        return [m.as_dict() for m in service.check(crm, entity, data, actor=actor)]
 
 
 def routes() -> list[Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -40,7 +39,9 @@ def scan_command(entity: str, as_json: bool) -> None:
     try:
         total = crm.records(entity).count()
         with click.progressbar(
-            length=max(total, 1), label=f"Reading {entity} records", file=sys.stderr
+            length=max(total, 1),
+            label=f"Reading {entity} records",
+            file=crmkit.cli_progress_stream(),
         ) as bar:
             counts = service.scan(crm, entity, progress=bar.update)
     except crmkit.CRMError as error:
@@ -194,15 +195,15 @@ def check_command(entity: str, values: tuple[str, ...]) -> None:
         data[name] = value
     crm = crmkit.cli_crm()
     try:
-        with crm.transaction(write=False) as op:
-            matches = engine_of(crm).find(op, entity, data, None)
+        matches = service.check(crm, entity, data)
     except crmkit.CRMError as error:
         _fail(error)
         return
     if not matches:
         click.echo("No duplicates.")
     for match in matches:
-        click.echo(f"{match.score:.2f} [{match.action}] {match.label} rule {match.rule}")
+        score = f"{match.score:.2f}" if match.score is not None else "   ?"
+        click.echo(f"{score} [{match.action}] {match.describe()} rule {match.rule}")
         for reason in match.reasons:
             click.echo(f"     - {reason}")
 

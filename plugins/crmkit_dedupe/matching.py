@@ -20,6 +20,7 @@ from attrs import define, frozen
 from rapidfuzz.distance import JaroWinkler
 
 from crmkit_dedupe import normalise as nz
+from crmkit_dedupe import places
 from crmkit_dedupe.rules import FieldRule, Rule
 
 #: Free-mail domains say nothing about a company: never a blocking key nor evidence.
@@ -48,15 +49,22 @@ FREE_MAIL = frozenset(
 )
 
 
+def personal_email(address: str) -> str:
+    """The canonical address (``nz.canonical_email``), or ``""`` for a role address
+    (``sales@``, ``info@``: a team's, which says nothing about who wrote it)."""
+    value = nz.canonical_email(address)
+    return "" if value and nz.is_role_address(value) else value
+
+
 def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
     """The normalised form of ``raw`` for ``compare`` (``None`` when there is nothing)."""
     if compare in ("phone", "email"):
-        canonical = nz.canonical_email if compare == "email" else None
+        canonical = personal_email if compare == "email" else None
         values: list[str] = []
         for item in (raw, *extra) if extra else (raw,):
             if item:
                 text = str(item)
-                value = canonical(text) if canonical else nz.canonical_phone(text, region)
+                value = canonical(text) if canonical else nz.phone_with_extension(text, region)
                 if value and value not in values:
                     values.append(value)
         return tuple(values) or None
@@ -73,6 +81,8 @@ def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
         return name if name.tokens else None
     if compare == "company":
         return nz.company_key(text) or None
+    if compare == "city":
+        return places.city_key(text) or None
     if compare == "domain":
         domain = nz.domain_of(text)
         return domain if domain and domain not in FREE_MAIL else None
@@ -199,7 +209,7 @@ class ProfileBuilder:
                 continue  # a custom field: read from the record's JSON (see ``add``)
             extra = at.get(f"extra_{compare}s") if compare in ("phone", "email") else None
             memo: dict[Any, Any] | None = None if compare in ("phone", "email") else {}
-            canonical = nz.canonical_email if compare == "email" else self._phone
+            canonical = personal_email if compare == "email" else self._phone
             self._plan.append((f"{name}:{compare}", compare, at[name], extra, memo, canonical))
         self._custom = [
             (n, c, at.get(f"extra_{c}s") if c in ("phone", "email") else None)
@@ -209,7 +219,7 @@ class ProfileBuilder:
         self._label = next((at[n] for n in ("full_name", "name") if n in at), None)
 
     def _phone(self, text: str) -> str:
-        return nz.canonical_phone(text, self.region)
+        return nz.phone_with_extension(text, self.region)
 
     def profiles(self, rows: Sequence[Sequence[Any]]) -> list[Profile]:
         """The profiles of ``rows``."""
@@ -317,7 +327,9 @@ def blocking_keys(profile: Profile, slots: Collection[str] | None = None) -> set
         if slots is not None and slot not in slots:
             continue
         compare = slot.rpartition(":")[2]
-        if compare in ("phone", "email"):
+        if compare == "phone":  # the line, whatever the desk: a switchboard is one key
+            keys.update((compare, item.partition(";ext=")[0]) for item in value)
+        elif compare == "email":
             keys.update((compare, item) for item in value)
         elif compare == "name":
             keys.add(("name", value.key[:190]))
@@ -326,10 +338,53 @@ def blocking_keys(profile: Profile, slots: Collection[str] | None = None) -> set
     return keys
 
 
+#: What :func:`similarity` gives for two values that neither agree nor disagree (a mobile
+#: and a landline; a work and a personal e-mail): the field is left out of the score, as
+#: if one record had no value.
+NOT_COMPARED = float("nan")
+
+
+def identifier_similarity(compare: str, a: tuple[str, ...], b: tuple[str, ...]) -> float:
+    """Phones or e-mails as a person weighs them: a shared one agrees (1); otherwise they
+    disagree (0) only when both records have one of the same kind, which a person has just
+    one of at a time: a mobile and a mobile, a landline and a landline, two addresses at
+    one domain (two colleagues' work addresses, two accounts at one provider), two desks
+    behind one switchboard (its number with two extensions). A mobile against a landline
+    or a switchboard, a direct line against a switchboard, or a work address against a
+    personal one, is :data:`NOT_COMPARED`: people have both, and give each to a different
+    system."""
+    if not set(a).isdisjoint(b):
+        return 1.0
+    if compare == "phone":
+        if _same_line(a, b):
+            return 1.0
+        kinds_a = {nz.phone_kind(number) for number in a}
+        kinds_b = {nz.phone_kind(number) for number in b}
+        if nz.ANY_KIND in kinds_a or nz.ANY_KIND in kinds_b or kinds_a & kinds_b:
+            return 0.0
+        return NOT_COMPARED
+    domains_a = {address.rpartition("@")[2] for address in a}
+    if any(address.rpartition("@")[2] in domains_a for address in b):
+        return 0.0
+    return NOT_COMPARED
+
+
+def _same_line(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether a number of ``a`` and one of ``b`` are one line: the same number, where at
+    most one of the two names an extension (a switchboard with and without the desk)."""
+    for x in a:
+        base_x, _, ext_x = x.partition(";ext=")
+        for y in b:
+            base_y, _, ext_y = y.partition(";ext=")
+            if base_x == base_y and (not ext_x or not ext_y or ext_x == ext_y):
+                return True
+    return False
+
+
 def similarity(compare: str, a: Any, b: Any) -> float:
-    """How alike two normalised values are, in [0, 1]."""
+    """How alike two normalised values are, in [0, 1], or :data:`NOT_COMPARED`."""
     if compare in ("phone", "email"):
-        return 1.0 if set(a) & set(b) else 0.0
+        return identifier_similarity(compare, a, b)
     if compare == "name":
         return nz.name_similarity(a, b)
     if compare == "date":
@@ -338,7 +393,7 @@ def similarity(compare: str, a: Any, b: Any) -> float:
         if len(a) == len(b) == 8 and a[:4] == b[:4] and a[4:6] == b[6:8] and a[6:8] == b[4:6]:
             return 0.5
         return 0.7 * JaroWinkler.similarity(a, b) if len(a) == len(b) else 0.0
-    if compare in ("exact", "domain"):
+    if compare in ("exact", "domain", "city"):
         return 1.0 if a == b else 0.0
     if compare == "company":
         if a == b:
@@ -378,6 +433,8 @@ def score(rule: Rule, a: Profile, b: Profile) -> Scored:
         if left is None or right is None:
             continue
         value = similarity(item.compare, left, right)
+        if value != value:  # NOT_COMPARED
+            continue
         compared += 1
         total += item.weight * value
         weight_sum += item.weight
@@ -396,6 +453,37 @@ def _reason(item: FieldRule, left: Any, right: Any, value: float) -> str:
     if value <= 0.001:
         return f"different {item.name} ({_show(left)} / {_show(right)})"
     return f"{item.name} {_show(left)} ~ {_show(right)} ({value:.2f})"
+
+
+def _fields_of(item: FieldRule) -> tuple[str, ...]:
+    names = {item.name, item.other_name}
+    if item.compare in ("phone", "email"):  # the comparison reads the extra list too
+        names.add(f"extra_{item.compare}s")
+    return tuple(sorted(names))
+
+
+def reason_fields(rule: Rule, a: Profile, b: Profile) -> list[tuple[str, ...]]:
+    """The fields each reason of ``score(rule, a, b)`` draws on, in the same order (both
+    records' field names: what a field rule must not hide for the reason to be shown)."""
+    found = []
+    for item in rule.fields:
+        left = a.values.get(f"{item.name}:{item.compare}")
+        right = b.values.get(f"{item.other_name}:{item.compare}")
+        if left is None or right is None:
+            continue
+        value = similarity(item.compare, left, right)
+        if value == value:  # not NOT_COMPARED: score() gave it a reason
+            found.append(_fields_of(item))
+    return found
+
+
+def fields_of_reason(rule: Rule, reason: str) -> tuple[str, ...]:
+    """The fields a stored reason of ``rule`` (as :func:`_reason` wrote it) draws on; empty
+    when the text is not one of this rule's reasons."""
+    for item in rule.fields:
+        if reason.startswith((f"same {item.name} ", f"different {item.name} (", f"{item.name} ")):
+            return _fields_of(item)
+    return ()
 
 
 def matches(rule: Rule, scored: Scored) -> bool:
@@ -624,7 +712,7 @@ def _unequal_similarity(
     """:func:`similarity` of value pairs known to be present and unequal (as codes into
     ``distinct``), vectorised where the comparison allows it."""
     size = len(ca)
-    if compare in ("exact", "domain"):
+    if compare in ("exact", "domain", "city"):
         return np.zeros(size)
     if compare == "name":
         out = np.zeros(size)
@@ -635,9 +723,16 @@ def _unequal_similarity(
             joined = columns.derived(distinct, "joined")
             la = [ca[n] for n in latin]
             lb = [cb[n] for n in latin]
-            out[latin] = np.maximum(
-                _jaro_winkler([keys[c] for c in la], [keys[c] for c in lb]),
-                _jaro_winkler([joined[c] for c in la], [joined[c] for c in lb]),
+            written = columns.derived(distinct, "written")
+            swapped = columns.derived(distinct, "swapped")
+            out[latin] = np.maximum.reduce(
+                [
+                    _jaro_winkler([keys[c] for c in la], [keys[c] for c in lb]),
+                    _jaro_winkler([joined[c] for c in la], [joined[c] for c in lb]),
+                    _jaro_winkler([written[c] for c in la], [written[c] for c in lb]),
+                    _jaro_winkler([written[c] for c in la], [swapped[c] for c in lb]),
+                    _jaro_winkler([swapped[c] for c in la], [written[c] for c in lb]),
+                ]
             )
             tokens = columns.derived(distinct, "tokens")
             parts = columns.parts(distinct)
@@ -659,14 +754,16 @@ def _unequal_similarity(
     a = [distinct[c] for c in ca]
     b = [distinct[c] for c in cb]
     if compare in ("phone", "email"):
-        return np.fromiter(
-            (
-                1.0 if (len(x) > 1 or len(y) > 1) and set(x) & set(y) else 0.0
-                for x, y in zip(a, b, strict=True)
-            ),
-            np.float64,
-            size,
-        )
+        done_pairs: dict[tuple[int, int], float] = {}
+        out = np.zeros(size)
+        for n, pair in enumerate(zip(ca, cb, strict=True)):
+            value = done_pairs.get(pair)
+            if value is None:
+                value = done_pairs[pair] = identifier_similarity(
+                    compare, distinct[pair[0]], distinct[pair[1]]
+                )
+            out[n] = value
+        return out
     if compare == "text":
         return _jaro_winkler(a, b)
     if compare == "company":
@@ -717,6 +814,10 @@ def _field_similarity(
         value[todo] = _unequal_similarity(
             item.compare, columns, distinct, ca[todo].tolist(), cb[todo].tolist()
         )
+        unweighed = np.isnan(value)  # NOT_COMPARED: left out, as if one side had none
+        if unweighed.any():
+            present &= ~unweighed
+            value[unweighed] = 0.0
     return value, present
 
 

@@ -163,6 +163,8 @@ class PersonName:
     family: str | None
     given: str | None
     tokens: tuple[str, ...]
+    #: The parts in the order written (for a Chinese name: family, given).
+    ordered: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -173,6 +175,17 @@ class PersonName:
     def joined(self) -> str:
         """All letters without spaces, in sorted-token order (for edit-distance scoring)."""
         return "".join(self.tokens)
+
+    @property
+    def written(self) -> str:
+        """All letters without spaces in the order written: "Jame sGarcia" and "James
+        Garcia" are both ``jamesgarcia`` (a letter typed across the space)."""
+        return "".join(self.ordered)
+
+    @property
+    def swapped(self) -> str:
+        """:attr:`written` with the parts in reverse order ("Garcia James" → ``jamesgarcia``)."""
+        return "".join(reversed(self.ordered))
 
 
 @functools.lru_cache(maxsize=65536)
@@ -199,9 +212,11 @@ def person_name(text: str) -> PersonName:
         family = "".join(SURNAME_READINGS.get(ch, "") or "".join(pinyin(ch)) for ch in family_han)
         given = "".join(pinyin(given_han))
         parts = tuple(p for p in (family, given) if p)
-        return PersonName(cjk=han, family=family, given=given or None, tokens=tuple(sorted(parts)))
+        return PersonName(
+            cjk=han, family=family, given=given or None, tokens=tuple(sorted(parts)), ordered=parts
+        )
     parts = tuple(p for p in _NAME_NOISE.split(value) if p)
-    return PersonName(cjk="", family=None, given=None, tokens=tuple(sorted(parts)))
+    return PersonName(cjk="", family=None, given=None, tokens=tuple(sorted(parts)), ordered=parts)
 
 
 def _token_similarity(a: tuple[str, ...], b: tuple[str, ...]) -> float:
@@ -258,11 +273,27 @@ def name_similarity(a: PersonName, b: PersonName) -> float:
     if a.key == b.key or a.joined == b.joined:
         return 1.0 if not (a.cjk or b.cjk) else 0.97
     if a.cjk or b.cjk:
+        if a.written in (b.written, b.swapped):  # pinyin run together: "zhoujie" / 周杰
+            return 0.97
         return 0.97 * _token_similarity(a.tokens, b.tokens)
     return max(
         JaroWinkler.similarity(a.key, b.key),
         JaroWinkler.similarity(a.joined, b.joined),
+        written_similarity(a, b),
         part_of_name(a.tokens, b.tokens),
+    )
+
+
+def written_similarity(a: PersonName, b: PersonName) -> float:
+    """Jaro-Winkler of two Latin names' letters in the order written, either also with its
+    parts reversed: a letter across the space ("Jame sGarcia" / "James Garcia") and the
+    other order ("Garcia James") cost nothing, a swapped letter ("Mooer") little."""
+    from rapidfuzz.distance import JaroWinkler
+
+    return max(
+        JaroWinkler.similarity(a.written, b.written),
+        JaroWinkler.similarity(a.written, b.swapped),
+        JaroWinkler.similarity(a.swapped, b.written),
     )
 
 
@@ -293,6 +324,48 @@ def canonical_email(address: str) -> str:
     return f"{local}@{domain}"
 
 
+#: Local parts of role addresses (RFC 2142's and those common in Chinese companies, such as
+#: kefu 客服): an address a team shares says nothing about which person wrote it.
+ROLE_LOCAL_PARTS = frozenset(
+    {
+        "abuse",
+        "admin",
+        "bd",
+        "billing",
+        "contact",
+        "enquiries",
+        "enquiry",
+        "hello",
+        "help",
+        "hostmaster",
+        "hr",
+        "info",
+        "jobs",
+        "kefu",
+        "marketing",
+        "noc",
+        "noreply",
+        "no-reply",
+        "office",
+        "postmaster",
+        "sales",
+        "security",
+        "service",
+        "support",
+        "team",
+        "webmaster",
+    }
+)
+_TRAILING_DIGITS = re.compile(r"[0-9._-]+$")
+
+
+def is_role_address(address: str) -> bool:
+    """Whether a canonical address is a role's (``sales@``, ``info2@``, ``kefu88@``) rather
+    than a person's: its local part, without trailing digits, is a known role."""
+    local = address.partition("@")[0]
+    return _TRAILING_DIGITS.sub("", local) in ROLE_LOCAL_PARTS
+
+
 # -- phone -----------------------------------------------------------------------------------
 
 
@@ -313,6 +386,46 @@ def canonical_phone(value: str, region: str = "CN") -> str:
     except ValueError:
         return ""
     return number.split(";", 1)[0]
+
+
+def phone_with_extension(value: str, region: str = "CN") -> str:
+    """:func:`canonical_phone` keeping the extension (``+861065432100;ext=808``, RFC 3966's
+    form): two desks behind one switchboard are two people."""
+    if _E164_CN_MOBILE.fullmatch(value) is not None and _region_known(region):
+        return value
+    try:
+        return crmkit.normalise_phone(value, region)
+    except ValueError:
+        return ""
+
+
+#: What :func:`phone_kind` calls a number: a switchboard is a landline with an extension.
+MOBILE, LANDLINE, SWITCHBOARD, ANY_KIND = "mobile", "landline", "switchboard", "any"
+
+
+@functools.lru_cache(maxsize=65536)
+def phone_kind(number: str) -> str:
+    """``"mobile"``, ``"landline"``, ``"switchboard"`` (a number with an extension) or
+    ``"any"`` (a kind the numbering plan does not tell, such as the United States'
+    numbers) for an E.164 number. A Chinese mobile is known by its prefix; others are
+    asked of ``phonenumbers``' numbering plans."""
+    if ";ext=" in number:
+        return SWITCHBOARD
+    if _E164_CN_MOBILE.fullmatch(number) is not None:
+        return MOBILE
+    if number.startswith("+86"):
+        return LANDLINE
+    import phonenumbers
+
+    try:
+        kind = phonenumbers.number_type(phonenumbers.parse(number))
+    except phonenumbers.NumberParseException:
+        return ANY_KIND
+    if kind == phonenumbers.PhoneNumberType.MOBILE:
+        return MOBILE
+    if kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.VOIP):
+        return LANDLINE
+    return ANY_KIND
 
 
 @functools.lru_cache(maxsize=64)

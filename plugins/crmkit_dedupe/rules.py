@@ -14,6 +14,9 @@ existing contacts). Each field has a comparison:
     canonical e-mail addresses (the field and ``extra_emails``);
 ``exact``
     equal after folding (NFKC, case, Traditional → Simplified);
+``city``
+    a place in any script: 北京, 北京市, "Beijing" and "beijing shi" are one city
+    (GeoNames' Chinese spellings and their pinyin; see ``crmkit_dedupe.places``);
 ``text``
     Jaro-Winkler similarity of the folded text;
 ``domain``
@@ -36,7 +39,17 @@ from attrs import field, frozen
 
 import crmkit
 
-COMPARISONS = ("name", "company", "phone", "email", "exact", "text", "domain", "date")
+COMPARISONS = (
+    "name",
+    "company",
+    "phone",
+    "email",
+    "exact",
+    "city",
+    "text",
+    "domain",
+    "date",
+)
 #: Comparisons that count as corroborating evidence unless a rule says otherwise (a
 #: company shared by two contacts is weak: the default person rules mark it as no evidence).
 EVIDENCE_BY_DEFAULT = frozenset({"phone", "email", "company", "domain", "date", "exact"})
@@ -94,7 +107,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "contact-same-person",
         "contact",
-        (*_PERSON, _field("birthday", "date", 1.0), _field("city", "exact", 0.5, False)),
+        (*_PERSON, _field("birthday", "date", 1.0), _field("city", "city", 0.5, False)),
         ("contact",),
         threshold=0.9,
         action="block",
@@ -102,7 +115,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "contact-possible",
         "contact",
-        (*_PERSON, _field("birthday", "date", 1.0), _field("city", "exact", 0.5, False)),
+        (*_PERSON, _field("birthday", "date", 1.0), _field("city", "city", 0.5, False)),
         ("contact",),
         threshold=0.6,
         action="warn",
@@ -131,7 +144,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
             _field("phone", "phone", 2.0),
             _field("email", "domain", 1.0),
             _field("website", "domain", 2.0),
-            _field("city", "exact", 0.5, False),
+            _field("city", "city", 0.5, False),
         ),
         ("account",),
         threshold=0.85,
@@ -140,7 +153,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule(
         "account-same-name",
         "account",
-        (_field("name", "company", 3.0, evidence=False), _field("city", "exact", 0.5, False)),
+        (_field("name", "company", 3.0, evidence=False), _field("city", "city", 0.5, False)),
         ("account",),
         threshold=0.95,
         min_evidence=0,

@@ -3,6 +3,12 @@
 Every function runs in one transaction and checks the actor's permissions: ``dedupe:scan``
 for a scan, ``dedupe:review`` to list and dismiss candidates, the core's
 ``<entity>:merge`` (through ``crm.merges``) to merge one.
+
+What an answer tells about other records follows the core's disclosure rules
+(``crmkit.disclosed_matches``): the review lists only pairs whose two records the reviewer may
+read (a pair with a record outside their scope does not exist for them: 404 on dismiss or
+merge), without reasons about fields hidden from them; the check names a record outside the
+caller's scope only as "a record you cannot see matches", with its owner.
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 import crmkit
+from crmkit_dedupe import matching
 from crmkit_dedupe.engine import engine_of
 from crmkit_dedupe.models import DedupeCandidate
 
@@ -33,6 +40,24 @@ def scan(
         return engine_of(crm).scan(op, entity, progress=progress)
 
 
+def check(
+    crm: crmkit.CRM,
+    entity: str,
+    values: Mapping[str, Any],
+    *,
+    actor: crmkit.User | None = None,
+) -> list[crmkit.DisclosedMatch]:
+    """The records a new ``entity`` record with ``values`` would match (nothing is written),
+    as the actor may see them. Needs ``<entity>:create`` or ``<entity>:read``."""
+    crm.entity(entity)
+    with crm.transaction(actor, write=False) as op:
+        access = op.access
+        if access.scope(f"{entity}:create") is None:
+            access.require(f"{entity}:read")
+        found = engine_of(crm).find(op, entity, values, None)
+        return crmkit.disclosed_matches(op, entity, found)
+
+
 def candidates(
     crm: crmkit.CRM,
     *,
@@ -41,7 +66,8 @@ def candidates(
     limit: int = 50,
     actor: crmkit.User | None = None,
 ) -> list[dict[str, Any]]:
-    """Candidate pairs, best score first, with both records' labels."""
+    """Candidate pairs, best score first, with both records' labels: only pairs whose two
+    records the actor may read, without reasons about fields hidden from them."""
     if status not in STATUSES:
         raise crmkit.ValidationError(
             [crmkit.FieldError("status", f"must be one of {', '.join(STATUSES)}")]
@@ -55,21 +81,74 @@ def candidates(
             query = query.where(DedupeCandidate.status != "open")
         if entity:
             query = query.where(DedupeCandidate.entity_a == entity)
+        if not op.access.unrestricted:
+            query = query.where(*_readable_pairs(op))
         query = query.order_by(DedupeCandidate.score.desc(), DedupeCandidate.id).limit(limit)
-        rows = [c.as_dict() for c in op.session.scalars(query)]
+        rows = [_disclosed(op, c) for c in op.session.scalars(query)]
         engine = engine_of(crm)
         for row in rows:
             for side in ("a", "b"):
-                found = engine.load(op, row[f"entity_{side}"], [row[f"id_{side}"]])
-                row[f"label_{side}"] = found[0].label if found else None
+                kind = row[f"entity_{side}"]
+                found = engine.load(op, kind, [row[f"id_{side}"]])
+                hidden = op.access.hidden_fields(kind)
+                shown = found and not hidden.intersection(crmkit.LABEL_FIELDS)
+                row[f"label_{side}"] = found[0].label if shown else None
         return rows
 
 
+def _readable_pairs(op: crmkit.Operation) -> list[Any]:
+    """SQL conditions: both records of a candidate are ones the actor may read."""
+    rules = engine_of(op.crm).rules
+    entities = sorted({e for rule in rules for e in (rule.entity, *rule.against)})
+    conditions = []
+    for side in ("a", "b"):
+        kind = getattr(DedupeCandidate, f"entity_{side}")
+        record = getattr(DedupeCandidate, f"id_{side}")
+        conditions.append(
+            or_(
+                *(
+                    and_(kind == name, record.in_(crmkit.readable_ids_query(op, name)))
+                    for name in entities
+                )
+            )
+        )
+    return conditions
+
+
+def _disclosed(op: crmkit.Operation, candidate: DedupeCandidate) -> dict[str, Any]:
+    """The candidate as JSON, its reasons about fields hidden from the actor left out."""
+    row = candidate.as_dict()
+    access = op.access
+    hidden = access.hidden_fields(candidate.entity_a) | access.hidden_fields(candidate.entity_b)
+    if not hidden:
+        return row
+    rule = next((r for r in engine_of(op.crm).rules if r.name == candidate.rule), None)
+    kept = []
+    for reason in row["reasons"]:
+        fields = matching.fields_of_reason(rule, reason) if rule is not None else ()
+        if fields and not hidden.intersection(fields):
+            kept.append(reason)
+    row["withheld_reasons"] = len(row["reasons"]) - len(kept)
+    row["reasons"] = kept
+    return row
+
+
 def _candidate(op: crmkit.Operation, candidate_id: int) -> DedupeCandidate:
+    """The candidate, locked; not found when it does not exist or when either of its
+    records is one the actor may not read (a pair they may not see does not exist for them)."""
     row = op.session.get(DedupeCandidate, candidate_id, with_for_update=True)
-    if row is None:
+    if row is None or not _both_readable(op, row):
         raise crmkit.NotFoundError("dedupe candidate", candidate_id)
     return row
+
+
+def _both_readable(op: crmkit.Operation, row: DedupeCandidate) -> bool:
+    if op.access.unrestricted:
+        return True
+    return all(
+        record_id in crmkit.readable_record_ids(op, kind, [record_id])
+        for kind, record_id in ((row.entity_a, row.id_a), (row.entity_b, row.id_b))
+    )
 
 
 def dismiss(

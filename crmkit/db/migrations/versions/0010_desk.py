@@ -1,7 +1,7 @@
 """desk: password sign-in, browser sessions and the cookie-signing key
 
-Revision ID: 0008_desk
-Revises: 0007_scoped_lists
+Revision ID: 0010_desk
+Revises: 0009_relay_indexes
 Create Date: 2026-12-04
 
 The web desk signs users in with a password (an Argon2id hash in ``desk_accounts``, with the
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_desk"
-down_revision: str | Sequence[str] | None = "0007_scoped_lists"
+revision: str = "0010_desk"
+down_revision: str | Sequence[str] | None = "0009_relay_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

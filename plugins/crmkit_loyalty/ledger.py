@@ -1,0 +1,555 @@
+"""The points work on one locked card: credit, debit, release, reverse, move.
+
+Every function here runs inside an operation that has locked the card row first
+(:func:`lock_card`, ``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write transactions
+hold the database lock): so two operations on one card never interleave, and the card's
+``balance`` and ``pending`` stay the sums of its ledger. The invariants (tested by property
+tests):
+
+* ``balance == sum(ledger.points)`` and ``pending == sum(ledger.pending)`` per card;
+* the live (non-pending) lots hold ``max(balance, 0)`` points, the pending lots ``pending``;
+* spending and expiry take the soonest-expiring lots first (never-expiring ones last);
+* the balance goes below zero only by a refund of spent points in a program with
+  ``allow_negative``; later credits pay that debt off first.
+
+Statements are SQLAlchemy Core on the operation's connection: an earn or a redemption is a
+handful of short statements in one transaction (docs/benchmarks.md, loyalty).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Sequence
+from typing import Any
+
+from attrs import define
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
+
+import crmkit
+from crmkit_loyalty.models import (
+    LoyaltyCard,
+    LoyaltyLedgerEntry,
+    LoyaltyLot,
+    LoyaltyOperation,
+    LoyaltyProgram,
+    LoyaltyPurchase,
+)
+from crmkit_loyalty.programs import Program
+from crmkit_loyalty.registry import program_by_id
+
+CARDS: Table = LoyaltyCard.__table__  # type: ignore[assignment]
+LOTS: Table = LoyaltyLot.__table__  # type: ignore[assignment]
+LEDGER: Table = LoyaltyLedgerEntry.__table__  # type: ignore[assignment]
+PURCHASES: Table = LoyaltyPurchase.__table__  # type: ignore[assignment]
+OPERATIONS: Table = LoyaltyOperation.__table__  # type: ignore[assignment]
+PROGRAMS: Table = LoyaltyProgram.__table__  # type: ignore[assignment]
+CONTACTS: Table = crmkit.Contact.__table__  # type: ignore[assignment]
+
+
+@define
+class LockedCard:
+    """A card row read under its lock, with what the operations on it need."""
+
+    id: int
+    number: str
+    program_id: int
+    contact_id: int
+    status: str
+    balance: int
+    pending: int
+    tier: str | None
+    tier_since: dt.datetime | None
+    tier_grace_until: dt.datetime | None
+    replaced_by_id: int | None
+    birthday: dt.date | None
+    due: int
+    program: Program
+    #: an earlier answer to the same idempotency key: (kind, result)
+    earlier: tuple[str, dict[str, Any]] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The card's state as JSON-ready values."""
+        return {
+            "card": self.number,
+            "program": self.program.name,
+            "contact_id": self.contact_id,
+            "status": self.status,
+            "balance": self.balance,
+            "pending": self.pending,
+            "tier": self.tier,
+        }
+
+
+def _card_query(op: crmkit.Operation, by: str) -> Any:
+    access = op.access
+    condition = access.condition(crmkit.Contact, access.require("contact:read"))
+    earlier_kind = (
+        select(OPERATIONS.c.kind).where(OPERATIONS.c.key == bindparam("key")).scalar_subquery()
+    )
+    earlier_result = (
+        select(OPERATIONS.c.result).where(OPERATIONS.c.key == bindparam("key")).scalar_subquery()
+    )
+    due = (
+        select(func.coalesce(func.sum(LOTS.c.remaining), 0))
+        .where(
+            LOTS.c.card_id == CARDS.c.id,
+            LOTS.c.pending.is_(True),
+            LOTS.c.remaining > 0,
+            LOTS.c.available_at <= bindparam("now"),
+        )
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            CARDS.c.id,
+            CARDS.c.number,
+            CARDS.c.program_id,
+            CARDS.c.contact_id,
+            CARDS.c.status,
+            CARDS.c.balance,
+            CARDS.c.pending,
+            CARDS.c.tier,
+            CARDS.c.tier_since,
+            CARDS.c.tier_grace_until,
+            CARDS.c.replaced_by_id,
+            CONTACTS.c.birthday,
+            due.label("due"),
+            PROGRAMS.c.version,
+            earlier_kind.label("earlier_kind"),
+            earlier_result.label("earlier_result"),
+        )
+        .join(CONTACTS, CONTACTS.c.id == CARDS.c.contact_id)
+        .join(PROGRAMS, PROGRAMS.c.id == CARDS.c.program_id)
+        .where(CONTACTS.c.deleted_at.is_(None))
+    )
+    if condition is not None:
+        query = query.where(condition)
+    if by == "number":
+        query = query.where(CARDS.c.number == bindparam("number"))
+    else:
+        query = query.where(CARDS.c.id == bindparam("card_id"))
+    return query.with_for_update(of=CARDS)
+
+
+def lock_card(
+    op: crmkit.Operation,
+    *,
+    number: str | None = None,
+    card_id: int | None = None,
+    key: str | None = None,
+    now: dt.datetime,
+) -> LockedCard:
+    """Lock and read a card the actor may see (its contact within their ``contact:read``
+    scope); ``NotFoundError`` for an unknown card or one outside the scope (the same
+    answer, so the error reveals nothing)."""
+    query = _card_query(op, "number" if number is not None else "id")
+    params = {"number": number, "card_id": card_id, "key": key, "now": now}
+    row = op.session.connection().execute(query, params).first()
+    if row is None:
+        raise crmkit.NotFoundError("card", number if number is not None else card_id)
+    program = program_by_id(op, row.program_id, row.version)
+    earlier = None
+    if row.earlier_kind is not None:
+        result = row.earlier_result
+        if isinstance(result, str):  # a JSON column read through a subquery on SQLite
+            import json
+
+            result = json.loads(result)
+        earlier = (str(row.earlier_kind), dict(result))
+    return LockedCard(
+        id=row.id,
+        number=row.number,
+        program_id=row.program_id,
+        contact_id=row.contact_id,
+        status=row.status,
+        balance=row.balance,
+        pending=row.pending,
+        tier=row.tier,
+        tier_since=row.tier_since,
+        tier_grace_until=row.tier_grace_until,
+        replaced_by_id=row.replaced_by_id,
+        birthday=row.birthday,
+        due=int(row.due or 0),
+        program=program,
+        earlier=earlier,
+    )
+
+
+def require_active(op: crmkit.Operation, card: LockedCard) -> None:
+    """Refuse an operation on a blocked or merged card, naming its successor."""
+    if card.status == "active":
+        return
+    successor = ""
+    if card.replaced_by_id is not None:
+        number = (
+            op.session.connection()
+            .execute(select(CARDS.c.number).where(CARDS.c.id == card.replaced_by_id))
+            .scalar()
+        )
+        successor = f"; use its replacement {number}" if number else ""
+    raise crmkit.ConflictError(f"card {card.number} is {card.status}{successor}")
+
+
+def add_ledger(op: crmkit.Operation, rows: Sequence[dict[str, Any]]) -> None:
+    """Append ledger rows (each: card_id, kind, points, pending and optional references)."""
+    if not rows:
+        return
+    now = crmkit.utcnow()
+    full = [
+        {
+            "card_id": row["card_id"],
+            "kind": row["kind"],
+            "points": row.get("points", 0),
+            "pending": row.get("pending", 0),
+            "purchase_id": row.get("purchase_id"),
+            "lot_id": row.get("lot_id"),
+            "coupon_id": row.get("coupon_id"),
+            "note": row.get("note"),
+            "at": row.get("at", now),
+            "actor_id": op.actor_id,
+        }
+        for row in rows
+    ]
+    op.session.connection().execute(insert(LEDGER), full)
+
+
+def save_card(op: crmkit.Operation, card: LockedCard) -> None:
+    """Write the card's balance, pending points and tier back."""
+    op.session.connection().execute(
+        update(CARDS)
+        .where(CARDS.c.id == card.id)
+        .values(
+            balance=card.balance,
+            pending=card.pending,
+            tier=card.tier,
+            tier_since=card.tier_since,
+            tier_grace_until=card.tier_grace_until,
+        )
+    )
+
+
+def remember(op: crmkit.Operation, key: str | None, kind: str, result: dict[str, Any]) -> None:
+    """Store the answer to an idempotency key (a second use of the key gets it back)."""
+    if key is not None:
+        op.session.connection().execute(
+            insert(OPERATIONS), {"key": key, "kind": kind, "result": result, "at": crmkit.utcnow()}
+        )
+
+
+def _pay_debt(op: crmkit.Operation, card: LockedCard, lots: list[tuple[int, int]]) -> None:
+    """The balance is negative and ``lots`` (id, remaining) just became live: their points
+    pay the debt first, soonest listed first."""
+    debt = -card.balance
+    changes = []
+    for lot_id, remaining in lots:
+        if debt <= 0:
+            break
+        taken = min(debt, remaining)
+        debt -= taken
+        changes.append({"b_id": lot_id, "b_remaining": remaining - taken})
+    if changes:
+        op.session.connection().execute(
+            update(LOTS)
+            .where(LOTS.c.id == bindparam("b_id"))
+            .values(remaining=bindparam("b_remaining")),
+            changes,
+        )
+
+
+def release_due(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> int:
+    """Pending lots whose return window has passed become spendable; returns the points."""
+    if card.due <= 0:
+        return 0
+    rows = list(
+        op.session.connection().execute(
+            update(LOTS)
+            .where(
+                LOTS.c.card_id == card.id,
+                LOTS.c.pending.is_(True),
+                LOTS.c.remaining > 0,
+                LOTS.c.available_at <= now,
+            )
+            .values(pending=False)
+            .returning(LOTS.c.id, LOTS.c.remaining, LOTS.c.expires_at)
+        )
+    )
+    released = int(sum(row.remaining for row in rows))
+    if not released:
+        return 0
+    if card.balance < 0:
+        ordered = sorted(rows, key=lambda r: (r.expires_at is None, r.expires_at, r.id))
+        _pay_debt(op, card, [(r.id, r.remaining) for r in ordered])
+    add_ledger(
+        op, [{"card_id": card.id, "kind": "release", "points": released, "pending": -released}]
+    )
+    card.balance += released
+    card.pending -= released
+    return released
+
+
+def credit(
+    op: crmkit.Operation,
+    card: LockedCard,
+    points: int,
+    *,
+    kind: str,
+    now: dt.datetime,
+    earned_at: dt.datetime | None = None,
+    purchase_id: int | None = None,
+    pending: bool = False,
+    expires_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> None:
+    """Add ``points`` as a new lot (pending until the return window ends, when ``pending``):
+    a negative balance is paid off from it first."""
+    if points <= 0:
+        return
+    earned = earned_at or now
+    available = card.program.available(earned) if pending else earned
+    pending = pending and available > now
+    remaining = points
+    if not pending and card.balance < 0:
+        remaining -= min(points, -card.balance)
+    op.session.connection().execute(
+        insert(LOTS),
+        {
+            "card_id": card.id,
+            "purchase_id": purchase_id,
+            "points": points,
+            "remaining": remaining,
+            "pending": pending,
+            "earned_at": earned,
+            "available_at": available,
+            "expires_at": expires_at,
+            "notified_at": None,
+        },
+    )
+    add_ledger(
+        op,
+        [
+            {
+                "card_id": card.id,
+                "kind": kind,
+                "points": 0 if pending else points,
+                "pending": points if pending else 0,
+                "purchase_id": purchase_id,
+                "note": note,
+            }
+        ],
+    )
+    if pending:
+        card.pending += points
+    else:
+        card.balance += points
+
+
+def _live_lots(op: crmkit.Operation, card_id: int) -> list[Any]:
+    return list(
+        op.session.connection().execute(
+            select(LOTS.c.id, LOTS.c.remaining)
+            .where(LOTS.c.card_id == card_id, LOTS.c.remaining > 0, LOTS.c.pending.is_(False))
+            .order_by(LOTS.c.expires_at.is_(None), LOTS.c.expires_at, LOTS.c.id)
+        )
+    )
+
+
+def take_from_lots(
+    op: crmkit.Operation, card: LockedCard, points: int, *, first: int | None = None
+) -> int:
+    """Take up to ``points`` from the live lots, lot ``first`` (if given) and then the
+    soonest-expiring; returns how many were taken (the caller writes the ledger)."""
+    lots = _live_lots(op, card.id)
+    if first is not None:
+        lots.sort(key=lambda lot: lot.id != first)
+    left = points
+    changes = []
+    for lot in lots:
+        if left <= 0:
+            break
+        taken = min(left, lot.remaining)
+        left -= taken
+        changes.append({"b_id": lot.id, "b_remaining": lot.remaining - taken})
+    if changes:
+        op.session.connection().execute(
+            update(LOTS)
+            .where(LOTS.c.id == bindparam("b_id"))
+            .values(remaining=bindparam("b_remaining")),
+            changes,
+        )
+    return int(points - left)
+
+
+def debit(
+    op: crmkit.Operation,
+    card: LockedCard,
+    points: int,
+    *,
+    kind: str = "redeem",
+    coupon_id: int | None = None,
+    note: str | None = None,
+) -> None:
+    """Spend ``points`` (soonest-expiring first); more than the balance is refused, naming
+    the balance."""
+    if points > card.balance:
+        raise crmkit.ValidationError(
+            [
+                crmkit.FieldError(
+                    "points",
+                    f"card {card.number} has {max(card.balance, 0)} points; cannot redeem {points}",
+                )
+            ],
+            "redemption",
+        )
+    taken = take_from_lots(op, card, points)
+    assert taken == points, "the live lots hold the balance"
+    add_ledger(
+        op,
+        [
+            {
+                "card_id": card.id,
+                "kind": kind,
+                "points": -points,
+                "coupon_id": coupon_id,
+                "note": note,
+            }
+        ],
+    )
+    card.balance -= points
+
+
+def reverse(
+    op: crmkit.Operation, card: LockedCard, purchase_id: int, points: int, note: str | None
+) -> dict[str, int]:
+    """Take back ``points`` a purchase earned (a refund): from the purchase's own lot while
+    pending or unspent, then from the soonest-expiring others; what is already spent takes
+    the balance below zero when the program allows it, else it stays with the member and is
+    reported as ``unrecovered``."""
+    connection = op.session.connection()
+    lot = connection.execute(
+        select(LOTS.c.id, LOTS.c.remaining, LOTS.c.pending).where(
+            LOTS.c.purchase_id == purchase_id, LOTS.c.card_id == card.id
+        )
+    ).first()
+    from_pending = from_balance = 0
+    left = points
+    if lot is not None and lot.pending:
+        from_pending = min(left, lot.remaining)
+        connection.execute(
+            update(LOTS).where(LOTS.c.id == lot.id).values(remaining=lot.remaining - from_pending)
+        )
+        left -= from_pending
+    if left > 0 and card.balance > 0:
+        from_balance = take_from_lots(
+            op, card, min(left, card.balance), first=lot.id if lot is not None else None
+        )
+        left -= from_balance
+    negative = left if left > 0 and card.program.allow_negative else 0
+    unrecovered = left - negative
+    taken = from_balance + negative
+    add_ledger(
+        op,
+        [
+            {
+                "card_id": card.id,
+                "kind": "refund",
+                "points": -taken,
+                "pending": -from_pending,
+                "purchase_id": purchase_id,
+                "note": note,
+            }
+        ],
+    )
+    card.balance -= taken
+    card.pending -= from_pending
+    return {
+        "reversed": from_pending + taken,
+        "from_pending": from_pending,
+        "below_zero": negative,
+        "unrecovered": unrecovered,
+    }
+
+
+def move_points(
+    op: crmkit.Operation, source: LockedCard, target: LockedCard, note: str
+) -> dict[str, Any]:
+    """Move every live and pending lot, the balance and the purchase history of ``source``
+    to ``target`` (a lost card replaced, two members' cards merged). A negative balance
+    moves as a debt. Returns what moved, for an undo."""
+    connection = op.session.connection()
+    lot_rows = list(
+        connection.execute(
+            update(LOTS)
+            .where(LOTS.c.card_id == source.id, LOTS.c.remaining > 0)
+            .values(card_id=target.id)
+            .returning(LOTS.c.id, LOTS.c.remaining, LOTS.c.pending)
+        )
+    )
+    purchase_ids = [
+        row.id
+        for row in connection.execute(
+            update(PURCHASES)
+            .where(PURCHASES.c.card_id == source.id)
+            .values(card_id=target.id)
+            .returning(PURCHASES.c.id)
+        )
+    ]
+    points, pending = source.balance, source.pending
+    if target.balance < 0 and points > 0:
+        live = sorted((r.id, r.remaining) for r in lot_rows if not r.pending)
+        _pay_debt(op, target, live)
+    elif points < 0 and target.balance > 0:
+        # the source's debt is paid from the target's soonest-expiring points
+        take_from_lots(op, target, min(-points, target.balance))
+    add_ledger(
+        op,
+        [
+            {
+                "card_id": source.id,
+                "kind": "move_out",
+                "points": -points,
+                "pending": -pending,
+                "note": note,
+            },
+            {
+                "card_id": target.id,
+                "kind": "move_in",
+                "points": points,
+                "pending": pending,
+                "note": note,
+            },
+        ],
+    )
+    source.balance, source.pending = 0, 0
+    target.balance += points
+    target.pending += pending
+    return {
+        "lots": [row.id for row in lot_rows],
+        "purchases": purchase_ids,
+        "points": points,
+        "pending": pending,
+    }
+
+
+def qualifying(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> decimal.Decimal:
+    """The card's qualifying value over the program's rolling window: spend (amount less
+    refunds) or points earned (less those refunded)."""
+    program = card.program
+    if program.tier_basis == "spend":
+        value: Any = PURCHASES.c.amount - PURCHASES.c.refunded_amount
+    else:
+        value = PURCHASES.c.points - PURCHASES.c.refunded_points
+    total = (
+        op.session.connection()
+        .execute(
+            select(func.coalesce(func.sum(value), literal(0))).where(
+                and_(
+                    PURCHASES.c.card_id == card.id,
+                    PURCHASES.c.occurred_at >= program.window_start(now),
+                    PURCHASES.c.occurred_at <= now,
+                )
+            )
+        )
+        .scalar()
+    )
+    return decimal.Decimal(str(total or 0))

@@ -1,0 +1,1 @@
+"""Alembic revisions of the loyalty plugin (its own branch, labelled ``loyalty``)."""
