@@ -14,6 +14,8 @@ from crmkit.assignment.rules import Member as AssignmentMember
 from crmkit.assignment.rules import Rule as AssignmentRule
 from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
+from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
+from crmkit.db.engine import allocate_ids, bulk_insert
 from crmkit.desk.extensions import (
     DeskAction,
     DeskLink,
@@ -23,8 +25,6 @@ from crmkit.desk.extensions import (
     DeskTile,
     DeskView,
 )
-from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
-from crmkit.db.engine import allocate_ids, bulk_insert
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
@@ -107,6 +107,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
     "DeskAction",
     "DeskLink",
     "DeskMenuEntry",
@@ -114,7 +115,6 @@ __all__ = [
     "DeskPanel",
     "DeskTile",
     "DeskView",
-    "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateCheck",
