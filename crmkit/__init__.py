@@ -12,6 +12,7 @@ from crmkit.assignment.rules import Candidate as AssignmentCandidate
 from crmkit.assignment.rules import Choice as AssignmentChoice
 from crmkit.assignment.rules import Member as AssignmentMember
 from crmkit.assignment.rules import Rule as AssignmentRule
+from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
@@ -61,6 +62,7 @@ from crmkit.services.disclosure import (
     readable_ids_query,
     readable_record_ids,
 )
+from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
 from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
 from crmkit.services.merges import MergeResult, MergeService
 from crmkit.services.messages import DeliveryRecord
@@ -90,6 +92,7 @@ __all__ = [
     "BulkRejected",
     "BulkResult",
     "CRMError",
+    "CardField",
     "ConfigError",
     "ConflictError",
     "Contact",
@@ -98,6 +101,7 @@ __all__ = [
     "DeliveryRecord",
     "DisclosedMatch",
     "DuplicateAction",
+    "DuplicateCheck",
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
@@ -116,6 +120,8 @@ __all__ = [
     "MessageRejected",
     "Model",
     "NotFoundError",
+    "OcrEngine",
+    "OcrLine",
     "Operation",
     "OutgoingMessage",
     "Page",
@@ -143,6 +149,7 @@ __all__ = [
     "WebhookSink",
     "allocate_ids",
     "bulk_insert",
+    "check_duplicates",
     "cli_crm",
     "cli_progress_stream",
     "disclosed_matches",

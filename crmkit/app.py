@@ -182,10 +182,13 @@ class CRM:
         """Every durable sink: webhooks from the config and those plugins return."""
         from crmkit.events.webhook import WebhookSink
 
-        sinks: list[EventSink] = [WebhookSink.from_config(c) for c in self.settings.webhooks]
+        internal = self.settings.relay.allow_internal_addresses
+        sinks: list[EventSink] = [
+            WebhookSink.from_config(c, allow_internal=internal) for c in self.settings.webhooks
+        ]
         if self.initialised:  # subscriptions made through the API (``webhook_subscriptions``)
             with self._read_sessions() as session:
-                sinks.extend(subscription_sinks(session))
+                sinks.extend(subscription_sinks(session, allow_internal=internal))
         for group in self.host.call("crmkit_event_sinks", crm=self):
             sinks.extend(group)
         names = [sink.name for sink in sinks]

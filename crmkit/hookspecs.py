@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from crmkit.app import CRM
     from crmkit.assignment.rules import AssignmentStrategy
+    from crmkit.cards import CardField, OcrEngine, OcrLine
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.registry import EntityType
@@ -603,4 +604,55 @@ def crmkit_demo_data(crm: CRM) -> None:
         @crmkit.hookimpl
         def crmkit_demo_data(crm):
             crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_ocr_engine(crm: CRM, name: str) -> OcrEngine | None:
+    """Provide the OCR engine the card-scanning plugin reads cards with (firstresult).
+
+    Called once per CRM the first time a card is read, with the engine ``name`` configured in
+    ``[plugins.cardscan] engine``. Return an object with a ``name`` and a
+    ``read(image) -> Sequence[crmkit.OcrLine]`` method (``crmkit.OcrEngine``) when you
+    provide an engine of that name, else ``None``. The bundled ``rapidocr`` (default) and
+    ``tesseract`` engines answer last, so a plugin may replace either. An engine must not
+    download models at run time.
+
+    Example::
+
+        class UpperCaseEngine:
+            name = "shouting"
+
+            def read(self, image):
+                lines = other_engine.read(image)
+                return [crmkit.OcrLine(l.text.upper(), l.box, l.confidence) for l in lines]
+
+        @crmkit.hookimpl
+        def crmkit_ocr_engine(crm, name):
+            return UpperCaseEngine() if name == "shouting" else None
+    """
+
+
+@hookspec
+def crmkit_card_fields(
+    lines: Sequence[OcrLine], fields: Mapping[str, CardField], region: str
+) -> Mapping[str, CardField] | None:
+    """Parse fields from a business card's text (collected).
+
+    Called by the card-scanning plugin after its own parser, with the OCR lines (top to
+    bottom), the fields read so far (QR code and built-in parser) and the default phone
+    region. Return the fields you read (``{"title": crmkit.CardField("总经理", 0.9,
+    "myplugin")}``) or ``None``. A returned field replaces the current one when its
+    confidence is higher. Field names: ``full_name``, ``name_latin``, ``family_name``,
+    ``given_name``, ``title``, ``company``, ``company_latin``, ``department``, ``mobile``,
+    ``office``, ``fax``, ``email``, ``website``, ``address``, ``wechat``, ``linkedin``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_card_fields(lines, fields, region):
+            for line in lines:
+                if line.text.startswith("LINE ID:"):
+                    return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
+            return None
     """

@@ -80,6 +80,9 @@ class RelaySettings:
     max_backoff_seconds: float = 3600.0
     lease_seconds: float = 300.0
     batch_size: int = 1000
+    #: deliver webhooks to loopback, private and link-local addresses too (local testing;
+    #: off by default: see crmkit.outbound)
+    allow_internal_addresses: bool = False
 
 
 def _strings(value: object) -> tuple[str, ...]:
