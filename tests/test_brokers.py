@@ -310,7 +310,9 @@ def test_a_message_the_crm_refuses_is_rejected_with_the_reason(
     assert crm.contacts.count() == 0
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     st.one_of(
         st.binary(max_size=200),
