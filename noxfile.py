@@ -130,7 +130,7 @@ def types(session: nox.Session) -> None:
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
     session.install(
         "-e",
-        ".[dedupe,loyalty,cardscan,reminders]",
+        ".[dedupe,loyalty,cardscan,brokers,reminders]",
         "litestar",
         "mypy",
         "pytest",
@@ -143,7 +143,7 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders"), "import-linter"
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders"), "import-linter"
     )
     session.run("lint-imports", *session.posargs)
 
@@ -208,7 +208,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan,reminders]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -221,7 +221,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -289,5 +289,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench,dedupe,loyalty]")
+    session.install("-e", ".[bench,dedupe,loyalty,brokers]")
     session.run("python", str(script), *session.posargs)

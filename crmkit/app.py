@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
+    from crmkit.services.sign_in import SignInService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
     from crmkit.services.webhooks import WebhookSubscriptionService
@@ -272,6 +273,12 @@ class CRM:
             session.close()
         self._publish(op.events)
 
+    def publishes_events(self) -> bool:
+        """Whether anything in this process reads a transaction's events after its commit
+        (a ``subscribe`` callback or a ``crmkit_on_event`` hook); when nothing does, an
+        operation forgets its events once they are in the outbox."""
+        return bool(self._subscribers) or self.host.implemented("crmkit_on_event")
+
     def _publish(self, events: Sequence[Event]) -> None:
         if not events:
             return
@@ -382,6 +389,13 @@ class CRM:
         from crmkit.services.tokens import TokenService
 
         return TokenService(self)
+
+    @cached_property
+    def sign_in(self) -> SignInService:
+        """Desk sign-in: passwords, lock-out, browser sessions."""
+        from crmkit.services.sign_in import SignInService
+
+        return SignInService(self)
 
     @cached_property
     def forms(self) -> FormService:
