@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
+    from crmkit.services.sign_in import SignInService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
     from crmkit.services.webhooks import WebhookSubscriptionService
@@ -392,6 +393,13 @@ class CRM:
         from crmkit.services.tokens import TokenService
 
         return TokenService(self)
+
+    @cached_property
+    def sign_in(self) -> SignInService:
+        """Desk sign-in: passwords, lock-out, browser sessions."""
+        from crmkit.services.sign_in import SignInService
+
+        return SignInService(self)
 
     @cached_property
     def forms(self) -> FormService:
