@@ -16,6 +16,15 @@ from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.desk.extensions import (
+    DeskAction,
+    DeskLink,
+    DeskMenuEntry,
+    DeskPage,
+    DeskPanel,
+    DeskTile,
+    DeskView,
+)
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
@@ -99,6 +108,13 @@ __all__ = [
     "CustomField",
     "Deal",
     "DeliveryRecord",
+    "DeskAction",
+    "DeskLink",
+    "DeskMenuEntry",
+    "DeskPage",
+    "DeskPanel",
+    "DeskTile",
+    "DeskView",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateCheck",
@@ -153,6 +169,7 @@ __all__ = [
     "cli_crm",
     "cli_progress_stream",
     "disclosed_matches",
+    "formula_safe",
     "hookimpl",
     "hookspec",
     "normalise_email",
@@ -184,6 +201,15 @@ def cli_progress_stream() -> TextIO:
     from crmkit.cli.terminal import raw_stream
 
     return raw_stream(sys.stderr)
+
+
+def formula_safe(cell: str) -> str:
+    """A CSV cell as a spreadsheet will not run it (a leading ``'`` before ``=``, ``+``,
+    ``-``, ``@``, tab or carriage return; a plain number stays as it is), for a plugin that
+    exports stored text, as ``crmkit export`` does."""
+    from crmkit.services.transfer import formula_safe as safe
+
+    return safe(cell)
 
 
 def terminal_safe(text: str) -> str:

@@ -158,3 +158,30 @@ def test_with_the_online_check_off_an_import_batch_gets_the_core_check_in_one_qu
     assert result.created == 51
     assert [w.line for w in result.warnings] == [52]  # the core's exact e-mail match
     assert len(selects) <= 3
+
+
+def test_an_import_files_the_keys_a_reindex_would(dcrm: crmkit.CRM) -> None:
+    from crmkit_dedupe.engine import engine_of
+    from crmkit_dedupe.models import DedupeKey
+
+    rows: list[dict[str, object]] = [
+        {"full_name": "張偉", "phone": "010-6543 2100 转 808", "email": "ZW@corp.cn"},
+        {"full_name": "Li Na", "phone": "13912345678", "extra_phones": ["021-5888 1234"]},
+        {"full_name": "陈静", "email": "sales@corp.cn", "city": "北京"},
+    ]
+
+    def keys() -> set[tuple[str, int, str, str]]:
+        with dcrm.transaction(write=False) as op:
+            found = op.session.execute(
+                sa.select(DedupeKey.entity, DedupeKey.record_id, DedupeKey.kind, DedupeKey.key)
+            )
+            return {tuple(row) for row in found}  # type: ignore[misc]
+
+    result = dcrm.contacts.create_many(enumerate(rows, 2), batch_size=100)
+    filed = keys()
+    with dcrm.transaction() as op:
+        engine_of(dcrm).rebuild(op)
+
+    assert result.created == 3
+    assert filed == keys()
+    assert ("contact", result.ids[0], "phone", "+861065432100") in filed

@@ -42,6 +42,14 @@ class AnsweringReceiver(Receiver):
 
 
 @pytest.fixture
+def crm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    """The receivers are on 127.0.0.1, which webhooks refuse unless told (crmkit.outbound)."""
+    crm = make_crm(relay={"allow_internal_addresses": True})
+    crm.pipelines.create("Sales")
+    return crm
+
+
+@pytest.fixture
 def receiver() -> Iterator[AnsweringReceiver]:
     server = AnsweringReceiver()
     yield server
@@ -49,8 +57,8 @@ def receiver() -> Iterator[AnsweringReceiver]:
 
 
 def batched_crm(make_crm: Callable[..., crmkit.CRM], url: str, **hook: Any) -> crmkit.CRM:
-    return make_crm(
-        relay={"backoff_seconds": 0, "max_attempts": 3},
+    return make_crm(  # the receiver is on 127.0.0.1: allowed explicitly (crmkit.outbound)
+        relay={"backoff_seconds": 0, "max_attempts": 3, "allow_internal_addresses": True},
         webhooks=[{"name": "erp", "url": url, "secret": "s3cret", "batch_size": 10, **hook}],
     )
 
@@ -152,7 +160,7 @@ def test_an_unreachable_receiver_fails_every_event_of_the_batch() -> None:
     closed = Receiver()
     url = closed.url
     closed.close()
-    sink = WebhookSink(name="gone", url=url, secret="x", timeout_seconds=2)
+    sink = WebhookSink(name="gone", url=url, secret="x", timeout_seconds=2, allow_internal=True)
     events = [crmkit.Event(name="contact.created") for _ in range(5)]
     outcomes = sink.deliver_batch(events)
     assert all(outcome is not None and "ConnectError" in str(outcome) for outcome in outcomes)

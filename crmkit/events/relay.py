@@ -524,7 +524,9 @@ class Relay:
         if self._fixed_sinks:
             return
         with self._session() as session:
-            sinks = refreshed_sinks(self.sinks, session)
+            sinks = refreshed_sinks(
+                self.sinks, session, allow_internal=self.config.allow_internal_addresses
+            )
         if sinks.keys() != self.sinks.keys() or any(
             self.sinks[name] is not sink for name, sink in sinks.items()
         ):

@@ -41,8 +41,9 @@ class WebhookSubscription(Base):
         return f"{SINK_PREFIX}{self.id}"
 
 
-def subscription_sinks(session: Session) -> list[WebhookSink]:
-    """A webhook sink for every stored subscription that is not disabled."""
+def subscription_sinks(session: Session, *, allow_internal: bool = False) -> list[WebhookSink]:
+    """A webhook sink for every stored subscription that is not disabled (``allow_internal``:
+    the setting ``crmkit.relay.allow_internal_addresses``)."""
     return [
         WebhookSink(
             name=subscription.sink_name,
@@ -50,6 +51,7 @@ def subscription_sinks(session: Session) -> list[WebhookSink]:
             secret=subscription.secret,
             patterns=tuple(subscription.patterns) or ("*",),
             batch_size=subscription.batch_size,
+            allow_internal=allow_internal,
         )
         for subscription in session.scalars(
             select(WebhookSubscription)
@@ -91,11 +93,13 @@ def disable_gone_subscriptions(session: Session, sinks: Sequence[str], reason: s
     return int(disabled.rowcount)  # type: ignore[attr-defined]
 
 
-def refreshed_sinks(current: Mapping[str, EventSink], session: Session) -> dict[str, EventSink]:
+def refreshed_sinks(
+    current: Mapping[str, EventSink], session: Session, *, allow_internal: bool = False
+) -> dict[str, EventSink]:
     """``current`` with its subscription sinks brought up to date: new subscriptions added,
     deleted ones dropped, unchanged ones kept (with their open HTTP connection)."""
     sinks = {name: sink for name, sink in current.items() if not name.startswith(SINK_PREFIX)}
-    for fresh in subscription_sinks(session):
+    for fresh in subscription_sinks(session, allow_internal=allow_internal):
         old = current.get(fresh.name)
         same = isinstance(old, WebhookSink) and (
             old.url,

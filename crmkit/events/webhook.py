@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from crmkit.events.types import Event
+from crmkit.outbound import UnsafeDestination, check_destination
 from crmkit.settings import WebhookConfig
 
 if TYPE_CHECKING:  # httpx is imported by the relay when it first delivers, not at start-up
@@ -59,9 +60,16 @@ def verify(
 
 
 class WebhookError(Exception):
-    """The receiver did not accept the delivery."""
+    """The receiver did not accept the delivery. ``permanent`` ones (an internal address
+    refused) are not retried."""
 
     permanent = False
+
+
+class WebhookRefused(WebhookError):
+    """The destination is an internal address (crmkit.outbound): never delivered."""
+
+    permanent = True
 
 
 class WebhookGone(WebhookError):
@@ -89,10 +97,12 @@ class WebhookSink:
     patterns: Sequence[str] = field(default=("*",))
     timeout_seconds: float = 10.0
     batch_size: int = 1
+    #: deliver to internal addresses too (``crmkit.relay.allow_internal_addresses``)
+    allow_internal: bool = False
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: WebhookConfig) -> WebhookSink:
+    def from_config(cls, config: WebhookConfig, *, allow_internal: bool = False) -> WebhookSink:
         """A sink from a ``[[webhooks]]`` config entry."""
         return cls(
             name=config.name,
@@ -101,11 +111,18 @@ class WebhookSink:
             patterns=config.patterns,
             timeout_seconds=config.timeout_seconds,
             batch_size=config.batch_size,
+            allow_internal=allow_internal,
         )
 
     def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
-        """POST ``body`` signed now; raise ``WebhookError`` unless the answer is 2xx."""
+        """POST ``body`` signed now; raise ``WebhookError`` unless the answer is 2xx, and
+        ``WebhookRefused`` when the URL's host resolves to an internal address."""
         import httpx
+
+        try:
+            check_destination(self.url, allow_internal=self.allow_internal)
+        except UnsafeDestination as error:
+            raise WebhookRefused(str(error)) from None
 
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_seconds)

@@ -24,6 +24,7 @@ from attrs import field, frozen
 from sqlalchemy.orm import Session
 
 from crmkit.db.engine import bulk_insert
+from crmkit.outbound import UnsafeDestination, check_destination
 from crmkit.permissions.models import Notification
 
 if TYPE_CHECKING:
@@ -285,9 +286,13 @@ class WebhookChannel(MessageChannel):
     name = "webhook"
     description = "a signed JSON POST to the address (a URL)"
 
-    def __init__(self, secret: str, timeout_seconds: float = 10.0) -> None:
+    def __init__(
+        self, secret: str, timeout_seconds: float = 10.0, *, allow_internal: bool = False
+    ) -> None:
         self.secret = secret
         self.timeout_seconds = timeout_seconds
+        #: deliver to internal addresses too (``crmkit.relay.allow_internal_addresses``)
+        self.allow_internal = allow_internal
 
     def deliver(self, message: OutgoingMessage) -> None:
         import httpx
@@ -296,6 +301,10 @@ class WebhookChannel(MessageChannel):
 
         if not message.address.startswith(("http://", "https://")):
             raise MessageRejected(f"not an http(s) URL: {message.address!r}")
+        try:  # never into the local network (crmkit.outbound), checked after resolving
+            check_destination(message.address, allow_internal=self.allow_internal)
+        except UnsafeDestination as error:
+            raise MessageRejected(str(error)) from None
         body = json.dumps(
             {
                 "id": message.id,

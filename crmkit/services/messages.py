@@ -102,7 +102,10 @@ def built_in_channels(crm: CRM) -> list[MessageChannel]:
     return [
         InAppChannel(),
         EmailChannel(settings.email),
-        WebhookChannel(settings.messages.webhook_secret),
+        WebhookChannel(
+            settings.messages.webhook_secret,
+            allow_internal=settings.relay.allow_internal_addresses,
+        ),
     ]
 
 

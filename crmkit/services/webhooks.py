@@ -25,6 +25,7 @@ from crmkit.errors import FieldError, NotFoundError, ValidationError
 from crmkit.events.outbox import DeliveryStatus, EventDelivery, OutboxEvent
 from crmkit.events.subscriptions import WebhookSubscription
 from crmkit.events.webhook import MAX_BATCH
+from crmkit.outbound import UnsafeDestination, check_url_host
 from crmkit.permissions.audit import audit_rows
 
 if TYPE_CHECKING:
@@ -75,8 +76,9 @@ def _info(subscription: WebhookSubscription) -> SubscriptionInfo:
     )
 
 
-def check_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL; a ``ValidationError`` naming ``url`` if not."""
+def check_url(url: str, *, allow_internal: bool = False) -> str:
+    """``url`` if it is an absolute http(s) URL to a host outside the local network (unless
+    ``allow_internal``, see crmkit.outbound); a ``ValidationError`` naming ``url`` if not."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -85,6 +87,10 @@ def check_url(url: str) -> str:
         )
     if len(url) > 2000:
         raise ValidationError([FieldError("url", "longer than 2000 characters")], "webhook")
+    try:
+        check_url_host(url, allow_internal=allow_internal)
+    except UnsafeDestination as error:
+        raise ValidationError([FieldError("url", str(error))], "webhook") from None
     return url
 
 
@@ -120,7 +126,7 @@ class WebhookSubscriptionService:
         """Subscribe ``url`` to events matching ``patterns``; return the subscription and its
         signing secret (shown only now). ``batch_size`` above 1 sends up to that many events
         per request (the batch body, each event signed on its own)."""
-        url = check_url(url)
+        url = check_url(url, allow_internal=self.crm.settings.relay.allow_internal_addresses)
         chosen = check_patterns(patterns)
         description = description.strip()
         if len(description) > 200:

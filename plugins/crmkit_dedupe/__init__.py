@@ -118,9 +118,7 @@ def crmkit_after_create_many(
     imports on the core's batched path)."""
     engine = engine_of(op.crm)
     if entity in engine.fields:
-        engine._insert_keys(
-            op, [engine.profile(entity, record_id, values) for record_id, values in records]
-        )
+        engine.file_created(op, entity, records)
 
 
 @crmkit.hookimpl

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
@@ -109,7 +110,11 @@ class Engine:
         self._lookup_many = select(
             ranked.c.kind, ranked.c.key, ranked.c.entity, ranked.c.record_id
         ).where(ranked.c.rank <= self.max_candidates)
-        self.keyed = matching.keyed_slots(self.rules)
+        #: Per open operation, the import rows :meth:`find_many` profiled (by ``id``, with the
+        #: values, so that a reused id is never mistaken): :meth:`file_created` reuses them.
+        self._probes: weakref.WeakKeyDictionary[
+            crmkit.Operation, dict[int, tuple[Mapping[str, Any], matching.Profile]]
+        ] = weakref.WeakKeyDictionary()
         #: Per checked entity: the slots a candidate must share a key in (only the evidence
         #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
         self.lookup: dict[str, tuple[frozenset[str], bool]] = {}
@@ -120,6 +125,25 @@ class Engine:
         self.fields = {
             name: matching.rule_fields(self.rules, name)
             for name in {r.entity for r in self.rules} | {e for r in self.rules for e in r.against}
+        }
+        #: Per entity: the slots of its records some check looks up (the lookup slots of
+        #: every entity whose rules check against it), the only keys worth filing (with the
+        #: built-in rules: phones, e-mails and dates, no names), and the fields they need.
+        self.filed: dict[str, frozenset[str]] = {}
+        for name in self.fields:
+            self.filed[name] = frozenset(
+                slot
+                for checked, (slots, _) in self.lookup.items()
+                if any(name in rule.against for rule in self.rules_for(checked))
+                for slot in slots
+            )
+        self.key_fields = {
+            name: [
+                (f, c)
+                for f, c in fields
+                if f"{f}:{c}" in self.filed[name] | self.lookup.get(name, (frozenset(), False))[0]
+            ]
+            for name, fields in self.fields.items()
         }
 
     @staticmethod
@@ -147,6 +171,12 @@ class Engine:
             self.region,
             owner_id=owner_id,
             label=label,
+        )
+
+    def key_profile(self, entity: str, record_id: int, data: Mapping[str, Any]) -> matching.Profile:
+        """``data`` normalised only in the fields whose keys are filed or looked up."""
+        return matching.build_profile(
+            entity, record_id, data, self.key_fields.get(entity, ()), self.region
         )
 
     def load(self, op: crmkit.Operation, entity: str, ids: Iterable[int]) -> list[matching.Profile]:
@@ -229,11 +259,26 @@ class Engine:
             delete(DedupeKey).where(DedupeKey.entity == entity, DedupeKey.record_id == record_id)
         )
 
+    def file_created(
+        self, op: crmkit.Operation, entity: str, records: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> None:
+        """File the keys of records just created, reusing the profile :meth:`find_many` made
+        of the same values when it checked them (an import normalises each row once)."""
+        kept = self._probes.pop(op, {})
+        profiles = []
+        for record_id, values in records:
+            found = kept.get(id(values))
+            if found is not None and found[0] is values:
+                profiles.append(attrs.evolve(found[1], record_id=record_id))
+            else:
+                profiles.append(self.key_profile(entity, record_id, values))
+        self._insert_keys(op, profiles)
+
     def _insert_keys(self, op: crmkit.Operation, profiles: Sequence[matching.Profile]) -> None:
         rows = [
             {"entity": p.entity, "record_id": p.record_id, "kind": kind, "key": key}
             for p in profiles
-            for kind, key in sorted(matching.blocking_keys(p, self.keyed))
+            for kind, key in sorted(matching.blocking_keys(p, self.filed.get(p.entity, ())))
         ]
         if rows:  # a Core executemany: no ORM bulk machinery per key row
             op.session.connection().execute(insert(KEYS), rows)
@@ -315,8 +360,14 @@ class Engine:
         if not rules:
             return {}
         slots = self.lookup[entity][0]
-        probes = [(key, self.profile(entity, 0, values)) for key, values in rows]
+        # first only the keyed fields (most rows share no key with anything: their name is
+        # never normalised); kept for filing the keys of the rows the import then writes
+        probes = [(key, self.key_profile(entity, 0, values)) for key, values in rows]
+        kept = self._probes.setdefault(op, {})
+        for (_, values), (_, probe) in zip(rows, probes, strict=True):
+            kept[id(values)] = (values, probe)
         keys_of = {key: matching.blocking_keys(probe, slots) for key, probe in probes}
+        values_of = dict(rows)
         wanted = sorted({k for keys in keys_of.values() for k in keys})
         if not wanted:
             return {}
@@ -339,7 +390,7 @@ class Engine:
             for profile in self.load(op, target, ids):
                 profiles[(target, profile.record_id)] = profile
         result: dict[int, list[crmkit.DuplicateMatch]] = {}
-        for key, probe in probes:
+        for key, _ in probes:
             near = {
                 (target, rid)
                 for kind, value in keys_of[key]
@@ -347,7 +398,9 @@ class Engine:
                 for rid in by_key.get((kind, value, target), ())
             }
             others = [profiles[item] for item in sorted(near) if item in profiles]
-            found = _matches(rules, probe, others)
+            if not others:
+                continue
+            found = _matches(rules, self.profile(entity, 0, values_of[key]), others)
             if found:
                 result[key] = found
         return result
