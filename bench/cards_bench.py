@@ -89,7 +89,8 @@ class CachedEngine:
         if path.exists():
             rows = json.loads(path.read_text("utf-8"))
         else:
-            rows = [[line.text, list(line.box), line.confidence] for line in self.engine.read(image)]
+            lines = self.engine.read(image)
+            rows = [[line.text, list(line.box), line.confidence] for line in lines]
             path.write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
         return [crmkit.OcrLine(text, box, confidence) for text, box, confidence in rows]
 

@@ -225,9 +225,10 @@ def is_traditional(texts: Sequence[str]) -> bool:
     Traditional-only than Simplified-only. (PP-OCR's dictionary lacks many Traditional
     characters and reads others as their Simplified forms: 號 as 号, 樓 as 楼.)"""
     text = "".join(texts)
-    traditional = sum(a != b for a, b in zip(text, _TO_SIMPLIFIED.convert(text), strict=False))
+    simple_text: str = _TO_SIMPLIFIED.convert(text)
+    traditional = sum(a != b for a, b in zip(text, simple_text, strict=False))
     simplified = sum(a != b for a, b in zip(text, to_traditional(text), strict=False))
-    return traditional > simplified
+    return bool(traditional > simplified)
 
 
 def to_traditional(text: str) -> str:
