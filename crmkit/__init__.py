@@ -153,6 +153,7 @@ __all__ = [
     "cli_crm",
     "cli_progress_stream",
     "disclosed_matches",
+    "formula_safe",
     "hookimpl",
     "hookspec",
     "normalise_email",
@@ -184,6 +185,15 @@ def cli_progress_stream() -> TextIO:
     from crmkit.cli.terminal import raw_stream
 
     return raw_stream(sys.stderr)
+
+
+def formula_safe(cell: str) -> str:
+    """A CSV cell as a spreadsheet will not run it (a leading ``'`` before ``=``, ``+``,
+    ``-``, ``@``, tab or carriage return; a plain number stays as it is), for a plugin that
+    exports stored text, as ``crmkit export`` does."""
+    from crmkit.services.transfer import formula_safe as safe
+
+    return safe(cell)
 
 
 def terminal_safe(text: str) -> str:

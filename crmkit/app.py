@@ -272,6 +272,12 @@ class CRM:
             session.close()
         self._publish(op.events)
 
+    def publishes_events(self) -> bool:
+        """Whether anything in this process reads a transaction's events after its commit
+        (a ``subscribe`` callback or a ``crmkit_on_event`` hook); when nothing does, an
+        operation forgets its events once they are in the outbox."""
+        return bool(self._subscribers) or self.host.implemented("crmkit_on_event")
+
     def _publish(self, events: Sequence[Event]) -> None:
         if not events:
             return

@@ -55,7 +55,7 @@ def crmkit_entities() -> Sequence[EntityType]:
         @crmkit.hookimpl
         def crmkit_entities():
             return [crmkit.EntityType(name="referral", model=Referral, label="Referral",
-                                      required=("referrer_id", "referred_id"))]
+                                      required=("referrer_contact_id", "referred_contact_id"))]
     """
 
 
@@ -189,7 +189,7 @@ def crmkit_setup(crm: CRM, op: Operation) -> None:
 
         @crmkit.hookimpl
         def crmkit_setup(crm, op):
-            op.records("referral_program").create({"name": "default"})
+            op.records("task").create({"title": "Review the referral programme settings"})
     """
 
 
@@ -202,13 +202,20 @@ def crmkit_startup(crm: CRM) -> None:
 
         @crmkit.hookimpl
         def crmkit_startup(crm):
-            logging.getLogger(__name__).info("ready on %s", crm.database_url)
+            logging.getLogger(__name__).info("ready on %s", crm.settings.database_url)
     """
 
 
 @hookspec
 def crmkit_shutdown(crm: CRM) -> None:
-    """Called when a CRM instance closes. Release what ``crmkit_startup`` acquired."""
+    """Called when a CRM instance closes. Release what ``crmkit_startup`` acquired.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_shutdown(crm):
+            logging.getLogger(__name__).info("closing %s", crm.settings.database_url)
+    """
 
 
 @hookspec
@@ -271,9 +278,7 @@ def crmkit_after_create_many(
         @crmkit.hookimpl
         def crmkit_after_create_many(op, entity, records):
             if entity == "contact":
-                op.session.execute(
-                    insert(Welcome), [{"contact_id": record_id} for record_id, _ in records]
-                )
+                op.emit("welcome.due", {"contact_ids": [record_id for record_id, _ in records]})
     """
 
 
@@ -337,7 +342,16 @@ def crmkit_before_delete(
 def crmkit_after_delete(
     op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]
 ) -> None:
-    """Called inside the transaction after a record is soft-deleted. Raising rolls back."""
+    """Called inside the transaction after a record is soft-deleted. Raising rolls back.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_after_delete(op, entity, record_id, previous):
+            if entity == "contact":
+                op.emit("myplugin.contact_gone", {"name": previous.get("full_name")},
+                        record_type="contact", record_id=record_id)
+    """
 
 
 @hookspec(firstresult=True)
@@ -432,6 +446,8 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     strategy a rule uses cannot be disabled until the rule is removed.
 
     Example::
+
+        SPEAKS = {"li.na": ("zh", "en"), "chan.kaming": ("yue", "en")}
 
         def by_language(request):
             wanted = request.values.get("language")
@@ -603,7 +619,9 @@ def crmkit_demo_data(crm: CRM) -> None:
 
         @crmkit.hookimpl
         def crmkit_demo_data(crm):
-            crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+            first, second, *_ = crm.contacts.list(sort="id", limit=2).items
+            crm.records("referral").create(
+                {"referrer_contact_id": first.id, "referred_contact_id": second.id})
     """
 
 

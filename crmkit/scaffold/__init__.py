@@ -66,13 +66,33 @@ def write_plugin(name: str, parent: Path) -> Path:
         destination.parent.mkdir(parents=True, exist_ok=True)
         text = string.Template(source.read_text(encoding="utf-8")).substitute(values)
         destination.write_text(text, encoding="utf-8")
-    write_first_migration(name, target)
+    _write_first_migration_in_a_child(name, target)
     return target
 
 
-def write_first_migration(name: str, target: Path) -> Path:
+def _write_first_migration_in_a_child(name: str, target: Path) -> None:
+    """Run :func:`write_first_migration` in a fresh interpreter: importing the new package
+    here would map its tables into this process, where a later edit of its models could not
+    be seen (``crmkit plugins new`` followed by ``crmkit plugins migration`` in one process,
+    as in tests and notebooks)."""
+    import subprocess
+
+    code = "import sys; from crmkit.scaffold import write_first_migration as w; w(*sys.argv[1:])"
+    result = subprocess.run(
+        [sys.executable, "-c", code, name, str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+        raise CRMError(f"writing the first migration of plugin {name!r} failed: {lines[-1]}")
+
+
+def write_first_migration(name: str, target: Path | str) -> Path:
     """Autogenerate the plugin's first revision from its model, against a throwaway SQLite
     database holding the core schema."""
+    target = Path(target)
     from crmkit.app import open_crm
     from crmkit.plugins import in_memory_plugin
     from crmkit.services.plugin_migrations import make_plugin_migration
@@ -97,4 +117,4 @@ def _import_from(folder: Path, package: str) -> ModuleType:
         sys.path.remove(str(folder))
 
 
-__all__ = ["check_name", "placeholders", "write_plugin"]
+__all__ = ["check_name", "placeholders", "write_first_migration", "write_plugin"]
