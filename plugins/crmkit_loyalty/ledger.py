@@ -616,10 +616,10 @@ def qualifying(
         # read with the lock, before this operation's purchase, which is added here. Under
         # concurrent purchases on one card PostgreSQL may show that subquery the rows as of
         # before the lock wait: that can only delay an upgrade to the next purchase or review
-        total = card.window[1] if program.tier_basis == "spend" else card.window[2]
+        known = card.window[1] if program.tier_basis == "spend" else card.window[2]
         if recorded is not None and start <= recorded[0] <= now:
-            total += recorded[1] if program.tier_basis == "spend" else recorded[2]
-        return total
+            known += recorded[1] if program.tier_basis == "spend" else recorded[2]
+        return known
     if program.tier_basis == "spend":
         value: Any = PURCHASES.c.amount - PURCHASES.c.refunded_amount
     else:
