@@ -118,14 +118,14 @@ def types(session: nox.Session) -> None:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
     # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
-    session.install("-e", ".[dedupe,loyalty,cardscan]", "litestar", "mypy", "pytest")
+    session.install("-e", ".[dedupe,loyalty,cardscan,brokers]", "litestar", "mypy", "pytest")
     session.run("mypy", *targets, *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan"), "import-linter")
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers"), "import-linter")
     session.run("lint-imports", *session.posargs)
 
 
@@ -189,7 +189,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -270,5 +270,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench,dedupe,loyalty]")
+    session.install("-e", ".[bench,dedupe,loyalty,brokers]")
     session.run("python", str(script), *session.posargs)
