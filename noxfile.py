@@ -45,6 +45,7 @@ DEMO_SETUP = [
     "plugins enable dedupe",
     "plugins enable cardscan",
     "plugins enable reminders",
+    "plugins enable loyalty",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -67,6 +68,9 @@ DEMO_STEPS = [
     "messages channels",
     "reminders list --user li.na",
     "inbox --user li.na",
+    # the loyalty plugin's demo data: cards issued, purchases, a tier, a coupon
+    "loyalty programs",
+    "loyalty member 1",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -83,6 +87,7 @@ DEMO_NEXT_STEPS = [
     ("A rep's reminders", "{crmkit} --config {config} reminders list --user li.na"),
     ("Run the worker", "{crmkit} --config {config} worker"),
     ("The delivery log", "{crmkit} --config {config} messages log"),
+    ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
