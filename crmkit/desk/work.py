@@ -283,7 +283,12 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         except CRMError as refused:
             return _message(desk, str(refused), 422)
         shown = [item for item in result if isinstance(item, DeskPanel)]
-        return page(desk, "plugin_page.html", desk_page.title, panels=[(plugin, p) for p in shown])
+        return page(
+            desk,
+            "plugin_page.html",
+            desk.gettext(desk_page.title),
+            panels=[(plugin, p) for p in shown],
+        )
 
     return [my_day, board, move_deal, pool, claim, plugin_page]
 
