@@ -135,8 +135,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             items, next_cursor = list(result.items), result.next_cursor
         except (ValidationError, PermissionDenied) as problem:
             error = str(problem)
-        hidden, _read_only = field_rules(desk, entity.name)
-        columns = tuple(name for name in columns if name not in hidden)
+        if items:  # a field hidden from the user is absent from every record they read
+            columns = tuple(name for name in columns if name in items[0])
+        else:
+            hidden, _read_only = field_rules(desk, entity.name)
+            columns = tuple(name for name in columns if name not in hidden)
         references = reference_entities(crm, entity)
         rows = [
             {
