@@ -326,7 +326,8 @@ def throughput(
                 assert receiver.bad_signatures == 0
             run = Run(kind, runner, events, seconds, os.getloadavg()[0])
             log(
-                f"events[{kind}, {runner}]: {run.rate:,.0f} events/s ({seconds:.2f} s, load {run.load:.1f})"
+                f"events[{kind}, {runner}]: {run.rate:,.0f} events/s"
+                f" ({seconds:.2f} s, load {run.load:.1f})"
             )
             runs.append(run)
             dbs.drop(url)
