@@ -335,6 +335,68 @@ def throughput(
     return runs
 
 
+# -- CPU per event ---------------------------------------------------------------------------
+
+
+@frozen
+class CpuCost:
+    """CPU time per relayed event (in-process sink, one worker in this process), in the
+    worker (Python) and in its PostgreSQL backend: a figure the machine's load does not
+    change, unlike events/s."""
+
+    events: int
+    seconds: float
+    client_us: float
+    server_us: float
+
+    @property
+    def one_core_rate(self) -> float:
+        """Events/s one free core for the worker and one for PostgreSQL would give, if both
+        ran in turn (client + server per event)."""
+        return 1e6 / (self.client_us + self.server_us)
+
+
+def _backend_cpu(pids: Sequence[int]) -> float:
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError):
+            with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def cpu_cost(dbs: Databases, events: int) -> CpuCost:
+    """Relay ``events`` to the counting sink in this process; CPU per event on both sides
+    (PostgreSQL must run on this machine: its backends' CPU is read from /proc)."""
+    import sqlalchemy as sa
+
+    url = dbs.fresh()
+    make_backlog(url, events)
+    crm = crmkit.CRM(crmkit.Settings.from_mapping({}, database_url=url), discover=False)
+    try:
+        sink = CountingSink()
+        relay = Relay(crm, "cpu", sinks=[sink])
+        with crm.engine.connect() as connection:
+            pids = list(
+                connection.execute(
+                    sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+                ).scalars()
+            )
+        server, client, began = _backend_cpu(pids), time.process_time(), time.perf_counter()
+        while not relay.run_once().idle:
+            pass
+        seconds = time.perf_counter() - began
+        client = time.process_time() - client
+        server = _backend_cpu(pids) - server
+        assert sink.count == events, sink.count
+    finally:
+        crm.close()
+    dbs.drop(url)
+    return CpuCost(events, seconds, client / events * 1e6, server / events * 1e6)
+
+
 # -- the kill drills -------------------------------------------------------------------------
 
 
