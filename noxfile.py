@@ -44,6 +44,7 @@ DEMO_SETUP = [
     "plugins enable referrals",
     "plugins enable dedupe",
     "plugins enable cardscan",
+    "plugins enable loyalty",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -60,6 +61,9 @@ DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
     "cards review --limit 5",
+    # the loyalty plugin's demo data: cards issued, purchases, a tier, a coupon
+    "loyalty programs",
+    "loyalty member 1",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -73,6 +77,7 @@ DEMO_NEXT_STEPS = [
     ("Who gets a web lead", "{crmkit} --config {config} rules test lead --set source_channel=web"),
     ("Release neglected accounts", "{crmkit} --config {config} pool release --dry-run"),
     ("Scan business cards", "{crmkit} --config {config} cards scan demo/cards --save"),
+    ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"

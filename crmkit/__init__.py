@@ -16,6 +16,15 @@ from crmkit.cards import CardField, OcrEngine, OcrLine
 from crmkit.db.base import Base as Model
 from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
 from crmkit.db.engine import allocate_ids, bulk_insert
+from crmkit.desk.extensions import (
+    DeskAction,
+    DeskLink,
+    DeskMenuEntry,
+    DeskPage,
+    DeskPanel,
+    DeskTile,
+    DeskView,
+)
 from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
 from crmkit.entities import (
     Account,
@@ -99,6 +108,13 @@ __all__ = [
     "CustomField",
     "Deal",
     "DeliveryRecord",
+    "DeskAction",
+    "DeskLink",
+    "DeskMenuEntry",
+    "DeskPage",
+    "DeskPanel",
+    "DeskTile",
+    "DeskView",
     "DisclosedMatch",
     "DuplicateAction",
     "DuplicateCheck",

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
+    from crmkit.services.sign_in import SignInService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
     from crmkit.services.webhooks import WebhookSubscriptionService
@@ -95,6 +96,10 @@ class CRM:
 
         self.host.register_core(CoreDuplicateCheck(), CORE_CHECK_NAME)
         self._build_registry()
+        if initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
         self.host.call("crmkit_startup", crm=self)
 
     # -- plugins ---------------------------------------------------------------------------
@@ -390,6 +395,13 @@ class CRM:
         return TokenService(self)
 
     @cached_property
+    def sign_in(self) -> SignInService:
+        """Desk sign-in: passwords, lock-out, browser sessions."""
+        from crmkit.services.sign_in import SignInService
+
+        return SignInService(self)
+
+    @cached_property
     def forms(self) -> FormService:
         """Lead-capture forms: add, list, remove, submit, HTML snippet."""
         from crmkit.services.forms import FormService
@@ -452,6 +464,9 @@ class CRM:
 
         with self.transaction() as op:
             seed_builtin_roles(op, announce=False)
+        from crmkit.services.uniqueness import ensure_unique_indexes
+
+        ensure_unique_indexes(self)
         return branches
 
     def reload_plugins(self, also: Sequence[str] = ()) -> None:
@@ -465,6 +480,10 @@ class CRM:
             self.host.register(self.installed[name])
         self._build_registry()
         self._plugin_settings.clear()
+        if self.initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
 
     def enable_plugin(self, name: str) -> list[str]:
         """Enable an installed plugin: check its requirements, run its migrations and its

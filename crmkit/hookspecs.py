@@ -29,8 +29,10 @@ if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.assignment.rules import AssignmentStrategy
     from crmkit.cards import CardField, OcrEngine, OcrLine
+    from crmkit.desk.extensions import DeskAction, DeskMenuEntry, DeskPage, DeskPanel, DeskTile
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
+    from crmkit.entities.organisation import User
     from crmkit.entities.registry import EntityType
     from crmkit.events.types import Event, EventSink
     from crmkit.messages.channels import MessageChannel
@@ -673,4 +675,124 @@ def crmkit_card_fields(
                 if line.text.startswith("LINE ID:"):
                     return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
             return None
+    """
+
+
+# -- the web desk (/desk) --------------------------------------------------------------------
+#
+# Declared extension points of the desk's pages: a plugin adds content, never patches a
+# template. Each hook is called on each request of the pages it feeds, for enabled plugins
+# only, one plugin at a time (what a plugin returns is known to be its own; if it raises, the
+# error is logged and only its part is left out, or shown as a panel saying it failed).
+# Everything returned is text the desk escapes, except ``DeskPanel.html``, which must be a
+# ``markupsafe.Markup`` the plugin built. Read data through services with ``actor=actor`` so
+# the user sees only what they may.
+
+
+@hookspec
+def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
+    """Add pages to the desk (collected).
+
+    Return ``crmkit.DeskPage`` objects; each is served at ``/desk/plugins/<plugin>/<path>``
+    to signed-in users and, with ``menu=True`` (the default), listed in the menu. Its
+    ``render(view)`` gets a ``crmkit.DeskView`` (``crm``, ``actor``, ``query``, ``locale``,
+    ``gettext``) and returns the ``crmkit.DeskPanel`` objects shown under the title. A
+    ``crmkit.PermissionDenied`` it raises shows a 403 page, a ``crmkit.NotFoundError`` 404,
+    any other ``crmkit.CRMError`` its message.
+
+    Example::
+
+        def referral_page(view):
+            page = view.crm.records("referral").list(limit=20, actor=view.actor)
+            return [crmkit.DeskPanel(
+                title=view.gettext("Latest referrals"),
+                columns=("#", "Referrer", "Referred"),
+                cells=[(str(r.id), crmkit.DeskLink(f"#{r.referrer_id}",
+                                                   f"/desk/contacts/{r.referrer_id}"),
+                        str(r.referred_id)) for r in page.items],
+            )]
+
+        @crmkit.hookimpl
+        def crmkit_desk_pages(crm):
+            return [crmkit.DeskPage(path="referrals", title="Referrals", render=referral_page)]
+    """
+
+
+@hookspec
+def crmkit_desk_record_panels(
+    crm: CRM, entity: str, record: Mapping[str, Any], actor: User
+) -> Sequence[DeskPanel]:
+    """Add panels to a record page (collected).
+
+    Called for each record page the desk shows: ``entity`` is the entity name (``contact``,
+    ``deal``, ...), ``record`` the record as ``actor`` may see it (hidden fields absent).
+    Return ``crmkit.DeskPanel`` objects (or nothing, for records the plugin has nothing to
+    say about); they appear under the record's timeline. The loyalty card on a contact, the
+    referrals a contact made, the duplicates of a lead are panels.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_record_panels(crm, entity, record, actor):
+            if entity != "contact":
+                return []
+            made = crm.records("referral").count({"referrer_id": record["id"]}, actor=actor)
+            return [crmkit.DeskPanel(title="Referrals", rows=[("Referred", str(made))])]
+    """
+
+
+@hookspec
+def crmkit_desk_menu(crm: CRM, actor: User) -> Sequence[DeskMenuEntry]:
+    """Add entries to the desk's menu (collected).
+
+    Called for each desk page. Return ``crmkit.DeskMenuEntry`` objects (``label``, ``href``,
+    ``order``; the built-in entries use orders 10-90). A plugin page with ``menu=True`` gets
+    its entry without this hook; use it for links elsewhere or entries only some users see.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_menu(crm, actor):
+            return [crmkit.DeskMenuEntry("API docs", "/schema/swagger", order=95)]
+    """
+
+
+@hookspec
+def crmkit_desk_actions(crm: CRM, actor: User) -> Sequence[DeskAction]:
+    """Add action buttons to record pages (collected).
+
+    Return ``crmkit.DeskAction`` objects; each shows as a button on the record pages of its
+    ``entity``. A click POSTs to ``/desk/<plural>/<id>/actions/<plugin>/<name>`` (checked
+    against the session's CSRF token) and calls ``run(crm, record_id, actor)``: do the work
+    through services with ``actor=actor``; the text it returns is shown as the outcome and a
+    ``crmkit.CRMError`` it raises as the error (nothing else changes).
+
+    Example::
+
+        def thank(crm, record_id, actor):
+            crm.records("activity").create({"kind": "note", "subject": "Thanked for referral",
+                                            "contact_id": record_id}, actor=actor)
+            return "Thank-you noted."
+
+        @crmkit.hookimpl
+        def crmkit_desk_actions(crm, actor):
+            return [crmkit.DeskAction(name="thank", label="Thank for referral",
+                                      entity="contact", run=thank)]
+    """
+
+
+@hookspec
+def crmkit_desk_tiles(crm: CRM, actor: User) -> Sequence[DeskTile]:
+    """Add tiles to the "my day" dashboard (collected).
+
+    Called when ``actor`` opens ``/desk``. Return ``crmkit.DeskTile`` objects (``title``, a
+    short ``value``, optional ``note`` and ``href``); count only what ``actor`` may see. The
+    reminders plugin's "due today" is a tile.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_tiles(crm, actor):
+            mine = crm.records("referral").count({"owner_id": actor.id}, actor=actor)
+            return [crmkit.DeskTile(title="My referrals", value=str(mine))]
     """

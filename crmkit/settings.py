@@ -143,6 +143,37 @@ class ApiSettings:
 
 
 @frozen
+class DeskSettings:
+    """The web desk (served by ``crmkit serve`` under ``/desk``): how long a sign-in lasts,
+    how many wrong passwords lock a user out and for how long, the shortest password an
+    administrator may set, whether cookies are sent over HTTPS only, and the UI language of
+    users who have not chosen one (``zh_CN`` or ``en``)."""
+
+    session_hours: float = 12.0
+    max_failed_sign_ins: int = 5
+    lockout_minutes: float = 15.0
+    min_password_length: int = 10
+    secure_cookies: bool = False  # true behind HTTPS: the browser sends cookies over HTTPS only
+    default_locale: str = "zh_CN"
+
+    def __attrs_post_init__(self) -> None:
+        if self.session_hours <= 0 or self.lockout_minutes <= 0:
+            raise ValueError("crmkit.desk.session_hours and lockout_minutes must be positive")
+        if self.max_failed_sign_ins < 1:
+            raise ValueError("crmkit.desk.max_failed_sign_ins must be at least 1")
+        if self.min_password_length < 8:
+            raise ValueError("crmkit.desk.min_password_length must be at least 8")
+        if not isinstance(self.secure_cookies, bool):
+            raise ValueError(
+                f"crmkit.desk.secure_cookies must be true or false, not {self.secure_cookies!r}"
+            )
+        if self.default_locale not in ("zh_CN", "en"):
+            raise ValueError(
+                f"crmkit.desk.default_locale must be zh_CN or en, not {self.default_locale!r}"
+            )
+
+
+@frozen
 class EmailSettings:
     """The SMTP server the e-mail channel sends through (``[crmkit.email]``).
 
@@ -223,6 +254,7 @@ class Settings:
     webhooks: tuple[WebhookConfig, ...] = ()
     relay: RelaySettings = RelaySettings()
     api: ApiSettings = ApiSettings()
+    desk: DeskSettings = DeskSettings()
     plugins: Mapping[str, Mapping[str, Any]] = field(factory=dict)
     echo_sql: bool = False
     assignment: AssignmentSettings = field(factory=AssignmentSettings)
@@ -287,6 +319,7 @@ class Settings:
             "custom_fields",
             "relay",
             "api",
+            "desk",
             "assignment",
             "pool",
             "email",
@@ -305,6 +338,7 @@ class Settings:
             webhooks = tuple(WebhookConfig(**spec) for spec in data.get("webhooks", []))
             relay = RelaySettings(**section.get("relay", {}))
             api = ApiSettings(**section.get("api", {}))
+            desk = DeskSettings(**section.get("desk", {}))
             email = EmailSettings(**section.get("email", {}))
             messages = MessageSettings(**section.get("messages", {}))
         except (TypeError, ValueError) as error:
@@ -329,6 +363,7 @@ class Settings:
             webhooks=webhooks,
             relay=relay,
             api=api,
+            desk=desk,
             plugins={name: dict(values) for name, values in data.get("plugins", {}).items()},
             echo_sql=echo_sql,
             assignment=assignment,

@@ -1,6 +1,7 @@
 """The REST API app: :func:`create_app` builds a Litestar app serving one CRM.
 
 Routes: every entity under ``/<plural>`` (core and plugin entities alike), ``/webhooks``,
+the web desk under ``/desk`` (:mod:`crmkit.desk`),
 the public ``/forms/{key}``, each enabled plugin's routes under ``/plugins/<name>``, and the
 OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page at
 ``/schema/swagger``, also ``/schema/redoc``).
@@ -27,6 +28,8 @@ from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
 from crmkit.api.webhooks import webhook_router
 from crmkit.app import CRM
+from crmkit.desk.app import desk_router, root, template_config, with_desk_errors
+from crmkit.desk.session import DESK_PATH
 from crmkit.entities.organisation import User
 from crmkit.errors import PluginError
 
@@ -79,6 +82,7 @@ def create_app(
     routers += action_routers(crm, every)
     routers += [webhook_router(crm), form_router(crm, trusted_proxies), message_router(crm), health]
     routers += plugin_routers(crm)
+    routers += [desk_router(crm), root]
     openapi = OpenAPIConfig(
         title="crmkit API",
         version=_version(),
@@ -106,11 +110,15 @@ def create_app(
         },
         middleware=[
             DefineMiddleware(
-                TokenAuthentication, crm=crm, exclude=[f"^{settings.docs_path}", "^/health$"]
+                TokenAuthentication,
+                crm=crm,
+                # the desk signs its users in itself (sessions, not tokens)
+                exclude=[f"^{settings.docs_path}", "^/health$", f"^{DESK_PATH}(/|$)", "^/$"],
             )
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=with_desk_errors(crm, EXCEPTION_HANDLERS),
         openapi_config=openapi,
+        template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
         signature_namespace={"CRM": CRM, "User": User},

@@ -169,6 +169,35 @@ class PoolService:
                 results.append(_release(op, policy, now))
         return results
 
+    def releasing_soon(
+        self,
+        *,
+        within_days: int = 3,
+        limit: int = 20,
+        now: dt.datetime | None = None,
+        actor: User | None = None,
+    ) -> list[tuple[Policy, Record]]:
+        """The actor's own records a release policy will send back to the pool within
+        ``within_days`` unless they follow them up (the desk's "my day"), with the policy
+        that would release each; only entities the actor may read."""
+        when = (now or utcnow()) + dt.timedelta(days=within_days)
+        found: list[tuple[Policy, Record]] = []
+        with self.crm.transaction(actor, write=False) as op:
+            if op.actor is None:
+                return []
+            for policy in _policies(op, None):
+                if op.access.scope(f"{policy.entity}:read") is None or len(found) >= limit:
+                    continue
+                model: Any = self.crm.entity(policy.entity).model
+                due = _due_query(op, policy, when).where(model.owner_id == op.actor.id)
+                ids = [row.id for row in op.session.execute(due.limit(limit - len(found)))]
+                if not ids:
+                    continue
+                service = op.records(policy.entity)
+                rows = op.session.scalars(select(model).where(model.id.in_(ids)))
+                found += [(policy, service.view(op, row)) for row in rows]
+        return found
+
     # -- list and claim --------------------------------------------------------------------
 
     def pool_records(

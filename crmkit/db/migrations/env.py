@@ -13,7 +13,8 @@ import crmkit.entities.forms
 import crmkit.events.outbox
 import crmkit.events.subscriptions
 import crmkit.messages.models
-import crmkit.permissions.models  # noqa: F401
+import crmkit.permissions.models
+import crmkit.permissions.passwords  # noqa: F401
 from crmkit.db.base import Base, UTCDateTime
 
 config = context.config
