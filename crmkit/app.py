@@ -96,6 +96,10 @@ class CRM:
 
         self.host.register_core(CoreDuplicateCheck(), CORE_CHECK_NAME)
         self._build_registry()
+        if initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
         self.host.call("crmkit_startup", crm=self)
 
     # -- plugins ---------------------------------------------------------------------------
@@ -460,6 +464,9 @@ class CRM:
 
         with self.transaction() as op:
             seed_builtin_roles(op, announce=False)
+        from crmkit.services.uniqueness import ensure_unique_indexes
+
+        ensure_unique_indexes(self)
         return branches
 
     def reload_plugins(self, also: Sequence[str] = ()) -> None:
@@ -473,6 +480,10 @@ class CRM:
             self.host.register(self.installed[name])
         self._build_registry()
         self._plugin_settings.clear()
+        if self.initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
 
     def enable_plugin(self, name: str) -> list[str]:
         """Enable an installed plugin: check its requirements, run its migrations and its

@@ -27,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -106,6 +107,23 @@ class Engine:
                 DedupeKey.entity.in_(bindparam("entities", expanding=True)),
             )
             .subquery()
+        )
+        #: On PostgreSQL, the same as a lateral join over the keys given as arrays: one
+        #: index range per key and entity, stopped after ``max_candidates`` (the planner
+        #: cannot misjudge it on a key table that grew since it was last analysed).
+        self._lookup_lateral = text(
+            "SELECT k.kind, k.key, e.entity, d.record_id"
+            " FROM unnest(CAST(:kinds AS varchar[]), CAST(:keys AS varchar[])) AS k(kind, key)"
+            " CROSS JOIN unnest(CAST(:entities AS varchar[])) AS e(entity)"
+            " CROSS JOIN LATERAL (SELECT dedupe_keys.record_id FROM dedupe_keys"
+            " WHERE dedupe_keys.kind = k.kind AND dedupe_keys.key = k.key"
+            " AND dedupe_keys.entity = e.entity"
+            " ORDER BY dedupe_keys.record_id DESC LIMIT :cap) AS d"
+        ).bindparams(
+            bindparam("kinds", type_=ARRAY(String())),
+            bindparam("keys", type_=ARRAY(String())),
+            bindparam("entities", type_=ARRAY(String())),
+            bindparam("cap", type_=Integer()),
         )
         self._lookup_many = select(
             ranked.c.kind, ranked.c.key, ranked.c.entity, ranked.c.record_id
@@ -373,16 +391,25 @@ class Engine:
             return {}
         targets = sorted({e for rule in rules for e in rule.against})
         by_key: dict[tuple[str, str, str], list[int]] = {}
+        postgres = op.session.connection().dialect.name == "postgresql"
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            for kind, key, target, record_id in op.session.execute(
-                self._lookup_many,
-                {
+            if postgres:  # each key's own index range, newest first (a lateral join)
+                statement: Any = self._lookup_lateral
+                parameters: dict[str, Any] = {
+                    "kinds": [k for k, _ in chunk],
+                    "keys": [k for _, k in chunk],
+                    "entities": targets,
+                    "cap": self.max_candidates,
+                }
+            else:
+                statement = self._lookup_many
+                parameters = {
                     "kinds": sorted({k for k, _ in chunk}),
                     "keys": sorted({k for _, k in chunk}),
                     "entities": targets,
-                },
-            ):
+                }
+            for kind, key, target, record_id in op.session.execute(statement, parameters):
                 by_key.setdefault((kind, key, target), []).append(record_id)
         profiles: dict[tuple[str, int], matching.Profile] = {}
         for target in targets:
