@@ -76,6 +76,25 @@ def score(truth: dict[str, Any], fields: dict[str, crmkit.CardField]) -> dict[st
     }
 
 
+class CachedEngine:
+    """An engine whose answers are kept on disk by card number (for parser work)."""
+
+    def __init__(self, engine: Any, folder: Path) -> None:
+        self.engine, self.folder, self.index = engine, folder, 0
+        self.name = engine.name
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def read(self, image: Any) -> list[crmkit.OcrLine]:
+        path = self.folder / f"{self.index}.json"
+        if path.exists():
+            rows = json.loads(path.read_text("utf-8"))
+        else:
+            lines = self.engine.read(image)
+            rows = [[line.text, list(line.box), line.confidence] for line in lines]
+            path.write_text(json.dumps(rows, ensure_ascii=False), "utf-8")
+        return [crmkit.OcrLine(text, box, confidence) for text, box, confidence in rows]
+
+
 def naive_read(engine: TesseractEngine, image: Any, region: str) -> dict[str, crmkit.CardField]:
     """Plain Tesseract on the whole image, then the same parser (no QR, no preparation)."""
     return parse_card(list(engine.read(image)), region)
@@ -90,6 +109,11 @@ def main() -> None:
     parser.add_argument("--qr-share", type=float, default=0.3)
     parser.add_argument("--show-errors", action="store_true", help="print each wrong field")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
+    parser.add_argument(
+        "--ocr-cache",
+        type=Path,
+        help="keep each card's OCR lines here and reuse them (parser work only; no timing)",
+    )
     arguments = parser.parse_args()
     cards = list(generate(arguments.seed, arguments.count, qr_share=arguments.qr_share))
     engine: Any = (
@@ -97,12 +121,16 @@ def main() -> None:
         if arguments.engine == "rapidocr"
         else TesseractEngine()
     )
-    if arguments.engine == "rapidocr":  # load the models before the clock starts
+    if arguments.ocr_cache:
+        engine = CachedEngine(engine, arguments.ocr_cache / f"{arguments.engine}-{arguments.seed}")
+    elif arguments.engine == "rapidocr":  # load the models before the clock starts
         engine.read(images.prepare_for_reading(cards[0][0]))
     right = dict.fromkeys(FIELDS, 0)
     started = time.perf_counter()
     per_kind: dict[str, list[int]] = {}
     for index, (image, truth) in enumerate(cards, start=1):
+        if isinstance(engine, CachedEngine):
+            engine.index = index
         if arguments.engine == "naive":
             fields = naive_read(engine, image, truth["region"])
         else:

@@ -319,6 +319,7 @@ def hot_card(
         barrier = threading.Barrier(clients)
         done = [0] * clients
         refused = [0] * clients
+        failed: list[str] = []  # any other error (a pool timeout, say): reported, not hidden
 
         def work(
             index: int,
@@ -326,6 +327,7 @@ def hot_card(
             barrier: threading.Barrier = barrier,
             done: list[int] = done,
             refused: list[int] = refused,
+            failed: list[str] = failed,
         ) -> None:
             bare = Bare(backend, url) if kind == "bare" else None
             barrier.wait()
@@ -338,6 +340,9 @@ def hot_card(
                         ok = True
                     except crmkit.ValidationError:
                         ok = False
+                    except Exception as error:  # noqa: BLE001 - counted and reported
+                        failed.append(type(error).__name__)
+                        continue
                 if ok:
                     done[index] += 1
                 else:
@@ -357,6 +362,7 @@ def hot_card(
             "attempts_per_s": clients * each / elapsed,
             "redeemed": sum(done),
             "refused": sum(refused),
+            "failed": sorted({name: failed.count(name) for name in failed}.items()),
             "balance_before": balance_before,
             "overdrawn": (balance_after or 0) < 0 or sum(done) > balance_before,
         }
@@ -433,7 +439,8 @@ def report(results: list[dict[str, Any]]) -> str:
         lines.append(
             "| hot card, 50 clients: attempts/s (redeemed / refused; balance)"
             f" | {mine['attempts_per_s']:,.0f} ({mine['redeemed']} / {mine['refused']};"
-            f" {mine['balance_before']}; overdrawn: {mine['overdrawn']})"
+            f" {mine['balance_before']}; overdrawn: {mine['overdrawn']};"
+            f" other errors: {mine['failed'] or 'none'})"
             f" | {bare['attempts_per_s']:,.0f} ({bare['redeemed']} / {bare['refused']})"
             f" | {mine['attempts_per_s'] / bare['attempts_per_s']:.2f}x |"
         )

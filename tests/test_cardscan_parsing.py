@@ -15,6 +15,8 @@ from crmkit_cardscan.parsing import (
     parse_card,
     reading_order,
     repair_email,
+    repair_latin,
+    split_label,
     split_latin_words,
 )
 from crmkit_cardscan.vcard import read_contact_payload
@@ -155,6 +157,53 @@ def test_an_english_card() -> None:
     assert found["title"] == "Senior Engineer"
     assert found["address"].startswith("Suite 400, 1200 Market Street")
     assert (found["family_name"], found["given_name"]) == ("Clark", "Olivia")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("地址 Add:四川省成都市高新区", "address", "四川省成都市高新区"),
+        ("手机 Mobile: 138 1234 5678", "mobile", "138 1234 5678"),
+        ("手機13812345678", "mobile", "13812345678"),
+        ("電話：(02) 2345 6789", "office", "(02) 2345 6789"),
+        ("M: +852 9123 4567", "mobile", "+852 9123 4567"),
+        ("电话销售经理", None, "电话销售经理"),
+        ("Add Value Trading Co.", None, "Add Value Trading Co."),
+        (":www.acme.com", None, "www.acme.com"),
+    ],
+)
+def test_labels_are_split_from_their_values(text: str, field: str | None, value: str) -> None:
+    assert split_label(text) == (field, value)
+
+
+def test_a_traditional_card_gets_its_simplified_readings_back() -> None:
+    # PP-OCR reads 號 as 号 and 樓 as 楼, and has no 恆 at all: the card's script decides
+    found = values(
+        parse_card(
+            lines(
+                "恒達物流有限公司",
+                "鄭娟",
+                "客戶經理",
+                "手機：+852 6549 5013",
+                "地址：香港九龍觀塘區開源道163号34楼D室",
+            ),
+            "HK",
+        )
+    )
+    assert found["company"] == "恆達物流有限公司"
+    assert found["address"] == "香港九龍觀塘區開源道163號34樓D室"
+
+
+def test_a_simplified_card_stays_simplified() -> None:
+    found = values(
+        parse_card(lines("恒达物流有限公司", "郑娟", "地址：广东省深圳市南山区88号"), "CN")
+    )
+    assert found["company"] == "恒达物流有限公司"
+    assert found["address"] == "广东省深圳市南山区88号"
+
+
+def test_a_latin_address_gets_its_spaces_and_letters_back() -> None:
+    assert repair_latin("Suite1645,1254CityR0ad,London") == "Suite 1645, 1254 City Road, London"
 
 
 def test_reading_order_puts_a_row_left_to_right() -> None:

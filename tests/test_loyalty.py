@@ -373,3 +373,19 @@ def test_the_worker_expires_points_on_its_schedule_once_per_occurrence(crm: crmk
     assert "loyalty.review_tiers" in outcomes
     assert views.card(crm, number)["balance"] == 0
     assert [row["kind"] for row in views.statement(crm, number)] == ["earn", "expire"]
+
+
+def test_the_demo_data_has_cards_purchases_a_tier_and_a_coupon(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    import crmkit_loyalty
+
+    from crmkit.services.demo import load_demo_data
+
+    demo = make_crm(plugins={"loyalty": crmkit_loyalty})
+    load_demo_data(demo, contacts=20)
+    cards = [views.member(demo, contact_id)["cards"] for contact_id in range(1, 9)]
+    assert all(len(found) == 1 for found in cards)
+    assert any(found[0]["tier"] for found in cards)
+    assert coupons.coupons_of(demo, cards[0][0]["card"])
+    assert views.member(demo, 1)["purchases"]

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from loyalty_support import TEA_CLUB, loyalty_crm
 
 import crmkit
@@ -62,3 +64,32 @@ def test_a_program_is_added_from_a_toml_file(cli: CommandLine, tmp_path: Path) -
         "loyalty", "programs", "add", "--file", str(path)
     )
     assert TEA_CLUB["name"] == "tea-club"
+
+
+text = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=30)
+
+
+def test_any_argument_gives_a_result_or_one_line_never_a_traceback(cli: CommandLine) -> None:
+    card = json.loads(cli.ok("loyalty", "cards", "issue", "1", "--json"))["card"]
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @given(
+        command=st.sampled_from(["purchase", "redeem", "refund", "statement", "coupons"]),
+        first=text,
+        second=text,
+    )
+    def check(command: str, first: str, second: str) -> None:
+        arguments = {
+            "purchase": ["purchase", card, first, "--receipt", second or "r"],
+            "redeem": ["redeem", card, first],
+            "refund": ["refund", first, "--amount", second or "1"],
+            "statement": ["statement", first],
+            "coupons": ["coupons", "redeem", first, "--receipt", second],
+        }[command]
+        result = cli.run("loyalty", *arguments)
+        assert result.exit_code in (0, 1, 2), result.output
+        assert "Traceback" not in result.output
+        if result.exit_code == 1:
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+    check()

@@ -217,12 +217,22 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str
         return
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        _copy_rows(connection, table, rows)
+        if len(rows) < COPY_FROM_ROWS:
+            # a COPY is two round trips (start, then data and end); an INSERT is one
+            connection.execute(insert(table), list(rows))
+        else:
+            _copy_rows(connection, table, rows)
     elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
         _executemany(connection, table, rows)
     else:
         connection.execute(insert(table), list(rows))
 
+
+#: From this many rows on, PostgreSQL gets a ``COPY``; fewer (an operation's one or two
+#: outbox events) go as one ``INSERT``: a ``COPY`` costs two round trips to the server, and
+#: on a loaded machine each round trip is the larger part of a short transaction
+#: (docs/benchmarks.md, loyalty: the earn latency).
+COPY_FROM_ROWS = 8
 
 Processor = Callable[[Any], Any]
 

@@ -29,6 +29,7 @@ import click
 # The dependencies of the extra, imported here so a missing one fails the plugin's import
 # (``crmkit plugins list`` shows it) instead of failing a scan later.
 import numpy  # noqa: F401
+import opencc  # noqa: F401
 import PIL  # noqa: F401
 import vobject  # noqa: F401
 import zxingcpp  # noqa: F401

@@ -396,7 +396,8 @@ def make_person(rng: random.Random, kind: str) -> dict[str, Any]:
             card["office"] = _valid_phone(
                 rng,
                 lambda r: (
-                    f"+886 {area} {r.randint(2, 8)}{_phone_digits(r, 3)} {_phone_digits(r, 4)}"
+                    f"+886 {area} {r.randint(2, 8)}"  # Hsinchu (3) numbers are one digit shorter
+                    f"{_phone_digits(r, 3 if area != '3' else 2)} {_phone_digits(r, 4)}"
                 ),
                 "TW",
                 False,
@@ -587,8 +588,12 @@ def render_card(rng: random.Random, card: dict[str, Any]) -> Image.Image:
         lines = [
             (labels6[0] + _phone_text(rng, card["mobile"], region), cjk(small)),
             (labels6[1] + _phone_text(rng, card["office"], region), cjk(small)),
-            (labels6[2] + card["email"], latin_font(small)),
-            (labels6[3] + card["website"], latin_font(small)),
+            # a label in Chinese needs a CJK font (a Latin font draws missing-glyph boxes)
+            (labels6[2] + card["email"], latin_font(small) if labels6[2].isascii() else cjk(small)),
+            (
+                labels6[3] + card["website"],
+                latin_font(small) if labels6[3].isascii() else cjk(small),
+            ),
             (labels6[4] + card["address"], cjk(small - 2)),
         ]
         if card.get("wechat"):

@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 
+import opencc
 import phonenumbers
 
 import crmkit
@@ -26,10 +27,21 @@ SOURCE = "ocr"
 
 _LABELS: dict[str, tuple[str, ...]] = {
     "mobile": ("手机", "手機", "移动电话", "mobile", "mob", "cell", "m", "mp", "hp"),
-    "office": ("电话", "電話", "座机", "tel", "phone", "office", "direct", "t", "o", "d"),
+    "office": ("电话", "電話", "座机", "tel", "te1", "phone", "office", "direct", "t", "o", "d"),
     "fax": ("传真", "傳真", "fax", "f"),
-    "email": ("邮箱", "郵箱", "电子邮件", "電子郵件", "e-mail", "email", "mail", "e"),
-    "website": ("网址", "網址", "网站", "網站", "web", "website", "url", "w", "www"),
+    "email": (
+        "邮箱",
+        "郵箱",
+        "电子邮件",
+        "電子郵件",
+        "e-mail",
+        "email",
+        "mail",
+        "e",
+        "emai1",
+        "e-mai1",
+    ),
+    "website": ("网址", "網址", "网站", "網站", "web", "website", "url", "w"),
     "address": ("地址", "address", "addr", "add", "a"),
     "wechat": ("微信", "wechat", "weixin", "wx"),
     "linkedin": ("linkedin", "领英"),
@@ -43,23 +55,54 @@ _LABEL = re.compile(
 )
 
 
+_BILINGUAL_LABEL = re.compile(
+    r"^\s*(?P<zh>"
+    + "|".join(sorted((re.escape(k) for k in _LABEL_OF if not k.isascii()), key=len, reverse=True))
+    + r")\s*(?P<en>"
+    + "|".join(
+        sorted(
+            (re.escape(k) for k in _LABEL_OF if k.isascii() and len(k) > 1), key=len, reverse=True
+        )
+    )
+    + r")\s*[:：.]?\s*(?P<value>.+)$",
+    re.IGNORECASE,
+)
+
+
 def split_label(text: str) -> tuple[str | None, str]:
     """``(field, value)`` when ``text`` starts with a label (``手机：``, ``Email:``,
-    ``M:``, ``电话 ``); a one-letter label counts only before a colon or a number."""
+    ``M:``, ``电话 ``); a one-letter label counts only before a colon or a number. A
+    bilingual label (``地址 Add:``, ``手机 Mobile:``) is taken whole, and a colon left
+    before the value (its label lost by OCR) is dropped."""
+    both = _BILINGUAL_LABEL.match(text)
+    if both and _LABEL_OF[both.group("zh")] == _LABEL_OF[both.group("en").lower()]:
+        return _LABEL_OF[both.group("zh")], both.group("value").lstrip(":：;|").strip()
+    field, value = _split_one_label(text)
+    if field is not None:
+        again, rest = _split_one_label(value)
+        if again == field:
+            value = rest
+    return field, value.lstrip(":：;|").strip()
+
+
+def _split_one_label(text: str) -> tuple[str | None, str]:
     match = _LABEL.match(text)
     if match is None:
         return None, text
     label, value = match.group("label"), match.group("value").strip()
     if len(label) == 1 and not (
-        match.group("sep").strip() in (":", "：") or value[:1].isdigit() or value[:1] == "+"
+        match.group("sep").strip() in (":", "：") or _PHONE_START.match(value)
     ):
-        return None, text
+        return None, text  # "F1oor 7" is no fax number, "A. Smith" no address
     latin_label = label.isascii() and label.isalpha() and len(label) > 1
     bare = not match.group("sep").strip()
     if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
         return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
     field = _LABEL_OF[label.lower()]
     if bare and not label.isascii() and not _fits_label(field, value):
+        again, rest = _split_one_label(value)  # "手机 Mobile: 138…", a bilingual label
+        if again == field:
+            return field, rest
         return None, text  # "电话销售经理" is a title, not a phone labelled 电话
     return field, value
 
@@ -82,6 +125,7 @@ _DOMAIN = re.compile(
     re.IGNORECASE,
 )
 _DIGITS = re.compile(r"\d")
+_PHONE_START = re.compile(r"[+(]?\d[\d\s().\-/]{5,}(?:\D|$)")
 _PHONE = re.compile(
     r"(?:\+|00)?\(?\d[\d\s().\-/]{5,}\d(?:\s*(?:ext\.?|x|转|轉|分机|分機)\s*\d{1,6})?",
     re.IGNORECASE,
@@ -89,62 +133,19 @@ _PHONE = re.compile(
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[a-z.,])(?=(?:Co|Ltd|Inc|LLC)\b)")
 
-_TITLE_WORDS = (
-    "总经理",
-    "總經理",
-    "副总",
-    "副總",
-    "经理",
-    "經理",
-    "总监",
-    "總監",
-    "主管",
-    "工程师",
-    "工程師",
-    "总裁",
-    "總裁",
-    "董事",
-    "主任",
-    "顾问",
-    "顧問",
-    "代表",
-    "专员",
-    "專員",
-    "助理",
-    "秘书",
-    "秘書",
-    "会计",
-    "會計",
-    "律师",
-    "律師",
-    "教授",
-    "医生",
-    "醫生",
-    "设计师",
-    "設計師",
-    "店长",
-    "店長",
-    "合伙人",
-    "合夥人",
-    "创始人",
-    "創辦人",
-    "负责人",
-    "負責人",
-    "行长",
-    "行長",
-    "厂长",
-    "廠長",
-    "经理人",
-    "部长",
-    "部長",
-    "科长",
-    "科長",
-    "所长",
-    "所長",
-    "院长",
-    "院長",
-    "架构师",
-    "架構師",
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: Words of Chinese job titles, Simplified and Traditional.
+_TITLE_WORDS = _words(
+    """
+    总经理 總經理 副总 副總 经理 經理 总监 總監 主管 工程师 工程師 总裁 總裁 董事 主任 顾问 顧問
+    代表 专员 專員 助理 秘书 秘書 会计 會計 律师 律師 教授 医生 醫生 设计师 設計師 店长 店長
+    合伙人 合夥人 创始人 創辦人 负责人 負責人 行长 行長 厂长 廠長 部长 部長 科长 科長 所长 所長
+    院长 院長 架构师 架構師 执行官 執行官 主席 总工 總工 总经办 總經辦 经纪人 經紀人 领班 領班
+    """
 )
 _TITLE_LATIN = re.compile(
     r"\b(?:manager|director|engineer|president|officer|consultant|representative|head|vp|"
@@ -153,29 +154,12 @@ _TITLE_LATIN = re.compile(
     r"professor|lawyer|attorney|counsel|principal|owner)\b",
     re.IGNORECASE,
 )
-_COMPANY_WORDS = (
-    "公司",
-    "集团",
-    "集團",
-    "有限",
-    "研究院",
-    "研究所",
-    "事务所",
-    "事務所",
-    "银行",
-    "銀行",
-    "大学",
-    "大學",
-    "医院",
-    "醫院",
-    "工厂",
-    "工廠",
-    "商行",
-    "工作室",
-    "中心",
-    "协会",
-    "協會",
-    "股份",
+#: Words of Chinese organisation names (legal forms and kinds of organisation).
+_COMPANY_WORDS = _words(
+    """
+    公司 集团 集團 有限 研究院 研究所 事务所 事務所 银行 銀行 大学 大學 医院 醫院 工厂 工廠 商行
+    工作室 中心 协会 協會 股份 商会 商會 基金会 基金會
+    """
 )
 _COMPANY_LATIN = re.compile(
     r"\b(?:co\.?|ltd\.?|limited|inc\.?|llc|corp\.?|corporation|gmbh|group|company|"
@@ -191,6 +175,13 @@ _ADDRESS_LATIN = re.compile(
     r"\b(?:road|rd\.?|street|st\.?|avenue|ave\.?|boulevard|blvd\.?|lane|ln\.?|drive|dr\.?|"
     r"floor|fl\.?|suite|ste\.?|building|bldg\.?|tower|room|rm\.?|unit|district|park|plaza|"
     r"way|highway|square|centre|center|block|no\.)(?=\W|$)",
+    re.IGNORECASE,
+)
+#: A Latin line ending in a country (or with a German street) is an address.
+_COUNTRY_END = re.compile(
+    r"(?:\w(?:strasse|straße|gasse|weg|platz)\b.*\d|\d.*,\s*(?:usa|u\.s\.a\.|united states|"
+    r"united kingdom|uk|germany|deutschland|france|singapore|japan|canada|australia|china|"
+    r"hong kong|taiwan|netherlands|switzerland|italy|spain|korea|malaysia|thailand|vietnam)\.?$)",
     re.IGNORECASE,
 )
 _SURNAMES = set(
@@ -223,6 +214,48 @@ _COMPOUND_SURNAMES = (
 )
 
 
+_TO_SIMPLIFIED = opencc.OpenCC("t2s.json")
+_TO_TRADITIONAL = opencc.OpenCC("s2t.json")
+#: The fields whose Chinese text follows the card's script.
+_SCRIPT_FIELDS = ("full_name", "title", "company", "department", "address")
+
+
+def is_traditional(texts: Sequence[str]) -> bool:
+    """Whether a card is printed in Traditional Chinese: more of its characters are
+    Traditional-only than Simplified-only. (PP-OCR's dictionary lacks many Traditional
+    characters and reads others as their Simplified forms: 號 as 号, 樓 as 楼.)"""
+    text = "".join(texts)
+    simple_text: str = _TO_SIMPLIFIED.convert(text)
+    traditional = sum(a != b for a, b in zip(text, simple_text, strict=False))
+    simplified = sum(a != b for a, b in zip(text, to_traditional(text), strict=False))
+    return bool(traditional > simplified)
+
+
+def to_traditional(text: str) -> str:
+    """``text`` with Simplified characters written as Traditional (OpenCC ``s2t``), keeping
+    台 where it was printed (台北, 台中: the usual spelling, which ``s2t`` makes 臺)."""
+    converted = str(_TO_TRADITIONAL.convert(text))
+    if len(converted) != len(text):
+        return converted
+    return "".join(old if old == "台" else new for old, new in zip(text, converted, strict=True))
+
+
+#: Words of Traditional cards that PP-OCRv4 cannot read: its 6,623-character dictionary has
+#: no 監 (總監 comes out as 總) and no 採 (採購 comes out as 探購).
+_DICTIONARY_GAPS = ((re.compile(r"(?<!副)總$"), "總監"), (re.compile("探購"), "採購"))
+
+
+def repair_traditional(text: str) -> str:
+    """A line of a Traditional card as printed: Simplified readings made Traditional, and the
+    words the recogniser's dictionary lacks put back (:data:`_DICTIONARY_GAPS`)."""
+    if not _HAN.search(text):
+        return text
+    text = to_traditional(text)
+    for pattern, word in _DICTIONARY_GAPS:
+        text = pattern.sub(word, text)
+    return text
+
+
 def normalise_line(text: str) -> str:
     """NFKC (full-width forms to ASCII), ideographic space to space, runs of spaces to one."""
     text = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
@@ -246,13 +279,18 @@ def reading_order(lines: Sequence[crmkit.OcrLine]) -> list[crmkit.OcrLine]:
 
 
 def phone_kind(e164: str) -> str:
-    """``mobile`` or ``office`` from the number itself (phonenumbers' number type)."""
+    """``mobile``, ``office`` or ``either`` (a region whose numbers do not say, as in
+    North America) from the number itself (phonenumbers' number type)."""
     try:
         number = phonenumbers.parse(e164.split(";")[0], None)
     except phonenumbers.NumberParseException:
         return "office"
     kind = phonenumbers.number_type(number)
-    return "mobile" if kind == phonenumbers.PhoneNumberType.MOBILE else "office"
+    if kind == phonenumbers.PhoneNumberType.MOBILE:
+        return "mobile"
+    if kind == phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE:
+        return "either"
+    return "office"
 
 
 def split_latin_words(text: str) -> str:
@@ -264,10 +302,50 @@ def split_latin_words(text: str) -> str:
     )
 
 
+def _letters_for_digits(match: re.Match[str]) -> str:
+    """A word OCR wrote with ``0`` for ``o`` and ``1`` for ``l`` (``F1oor``, ``01d``)."""
+    word = match.group(0)
+    if sum(ch.isalpha() for ch in word) < 1 or word.isdigit():
+        return word
+    return word.replace("0", "o").replace("1", "l")
+
+
+def repair_latin(text: str) -> str:
+    """A Latin line with OCR's usual slips undone: ``0`` read for ``o`` inside a word
+    (``R0ad``), spaces dropped after commas, between words and numbers and between words
+    (``Suite1645,1254CityR0ad`` → ``Suite 1645, 1254 City Road``)."""
+    text = re.sub(r"(?<=[A-Za-z])0(?=[A-Za-z])", "o", text)
+    text = re.sub(r"(?<=[A-Za-z])1(?=[A-Za-z])", "l", text)
+    text = re.sub(r"\b[A-Za-z01]{3,}\b", _letters_for_digits, text)
+    text = re.sub(r",(?=\S)", ", ", text)
+    text = re.sub(r"(?<=[A-Za-z]{3})(?=\d)|(?<=\d)(?=[A-Za-z]{3})", " ", text)
+    text = re.sub(r"(?<=[a-z]{3})(?=[A-Z]{2})", " ", text)
+    return split_latin_words(text)
+
+
 def repair_email(text: str, domains: Sequence[str]) -> str | None:
     """An e-mail address from a line where OCR misread the ``@`` (as ``o``, ``0``, ``Q``,
     ``©``, ``®`` or a space): the card's web domain decides where the ``@`` was; else the
-    first misreading before a domain."""
+    first misreading before a domain. ``1`` read for ``l`` and ``0`` for ``o`` between
+    letters are put back, and a domain one such slip away from the card's web domain is
+    taken as that domain."""
+    email = _find_email(text, domains)
+    if email is None:
+        return None
+    local, _, domain = email.partition("@")
+    local = re.sub(r"(?<=[a-z])1(?=[a-z])|^1(?=[a-z])", "l", local)
+    local = re.sub(r"(?<=[a-z])0(?=[a-z])", "o", local)
+    for known in domains:
+        if domain != known and _slips(domain) == _slips(known):
+            domain = known.lower()
+    return f"{local}@{domain}"
+
+
+def _slips(text: str) -> str:
+    return text.lower().replace("1", "l").replace("0", "o")
+
+
+def _find_email(text: str, domains: Sequence[str]) -> str | None:
     compact = text.replace(" ", "").strip(".,;")
     found = _EMAIL.search(compact)
     if found:
@@ -326,6 +404,9 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
         label, text = split_label(text)
         items.append((text, line.confidence, line.height, label))
 
+    if is_traditional([normalise_line(line.text) for line in ordered]):  # labels count too
+        items = [(repair_traditional(text), c, h, label) for text, c, h, label in items]
+
     def put(name: str, value: str, confidence: float) -> None:
         value = value.strip(" ,;:|")
         if value and (name not in fields or fields[name].confidence < confidence):
@@ -355,13 +436,18 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
         elif label in ("mobile", "office", "fax"):
             for number in _phones(text, region):
                 kind = label if label != "office" else phone_kind(number)
-                put(kind if label != "fax" else "fax", number, confidence)
+                put("office" if kind == "either" else kind, number, confidence)
         elif label == "address":
-            address_parts.append((index, text, confidence))
+            address_parts.append(
+                (index, text if _HAN.search(text) else repair_latin(text), confidence)
+            )
         elif label is None and len(_DIGITS.findall(text)) >= 7 and not _ADDRESS_HAN.search(text):
             numbers = _phones(text, region)
             for number in numbers:
-                put(phone_kind(number), number, confidence * 0.9)
+                kind = phone_kind(number)
+                if kind == "either":  # a North American number: the first is the mobile
+                    kind = "mobile" if "mobile" not in fields else "office"
+                put(kind, number, confidence * 0.9)
             if not numbers:
                 continue
         elif label is None:
@@ -388,9 +474,11 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
             title = text.replace(" ", "") if han else split_latin_words(text)
             put("title" if han or "title" not in fields else "title_latin", title, confidence * 0.9)
         elif (han and _ADDRESS_HAN.search(text) and (len(text) >= 6)) or (
-            not han and _ADDRESS_LATIN.search(text) and _DIGITS.search(text)
+            not han
+            and (_ADDRESS_LATIN.search(repair_latin(text)) or _COUNTRY_END.search(text))
+            and _DIGITS.search(text)
         ):
-            address_parts.append((index, text, confidence))
+            address_parts.append((index, text if han else repair_latin(text), confidence))
         else:
             score = _name_score(split_latin_words(text) if not han else text)
             if score:

@@ -57,7 +57,10 @@ def _phone(
         value = crmkit.normalise_phone(number, region)
     except ValueError:
         return
-    _put(fields, name or phone_kind(value), value)
+    kind = name or phone_kind(value)
+    if kind == "either":
+        kind = "mobile" if "mobile" not in fields else "office"
+    _put(fields, kind, value)
 
 
 def _website(fields: dict[str, crmkit.CardField], url: str) -> None:

@@ -196,6 +196,14 @@ def crmkit_undo_merge_references(
 
 
 @crmkit.hookimpl
+def crmkit_demo_data(crm: crmkit.CRM) -> None:
+    """``crmkit demo``: a tea shop's program, cards, purchases, a tier, a coupon."""
+    from crmkit_loyalty.demo import load
+
+    load(crm)
+
+
+@crmkit.hookimpl
 def crmkit_cli_commands() -> list[click.Command]:
     """``crmkit loyalty ...``."""
     from crmkit_loyalty.cli import loyalty_group

@@ -32,13 +32,17 @@ def _one_line_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except crmkit.CRMError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(crmkit.terminal_safe(str(error))) from None
 
     return run  # type: ignore[return-value]
 
 
 def _print(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text(data))
+    """JSON, or the text form with stored control characters shown, never obeyed."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(crmkit.terminal_safe(text(data)))
 
 
 def _when(value: str | None) -> dt.datetime | None:

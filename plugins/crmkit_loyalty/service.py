@@ -439,7 +439,7 @@ def record_purchase(
     def work(op: crmkit.Operation) -> dict[str, Any]:
         op.access.require("loyalty:earn")
         now = crmkit.utcnow()
-        card = ledger.lock_card(op, number=number, key=key, now=now)
+        card = ledger.lock_card(op, number=number, key=key, now=now, with_qualifying=True)
         if (repeated := _repeat(card, key, "purchase")) is not None:
             return repeated
         ledger.require_active(op, card)
@@ -492,7 +492,7 @@ def record_purchase(
             expires_at=program.expiry(when),
             note=", ".join(rules)[:200] or None,
         )
-        changed = upgrade_tier(op, card, now)
+        changed = upgrade_tier(op, card, now, (when, value, points))
         ledger.save_card(op, card)
         result = {
             "card": number,
@@ -543,12 +543,17 @@ def change_tier(
     )
 
 
-def upgrade_tier(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> bool:
+def upgrade_tier(
+    op: crmkit.Operation,
+    card: LockedCard,
+    now: dt.datetime,
+    recorded: tuple[dt.datetime, decimal.Decimal, int] | None = None,
+) -> bool:
     """Upgrade at once when the rolling qualifying value reached a higher tier."""
     program = card.program
     if not program.tiers:
         return False
-    reached = program.tier_for(ledger.qualifying(op, card, now))
+    reached = program.tier_for(ledger.qualifying(op, card, now, recorded))
     if program.tier_rank(reached) > program.tier_rank(card.tier):
         change_tier(op, card, reached, now, "upgrade")
         return True
