@@ -247,10 +247,13 @@ def desk_panels(crm: crmkit.CRM, contact_id: int, actor: crmkit.User) -> list[cr
         )
     for soon in data["expiring"]:
         rows.append((f"expiring {soon['expires_at'][:10]}", f"{soon['points']} points"))
-    panels = [crmkit.DeskPanel(title="Loyalty", rows=rows)]
+    # DeskPanel's fields convert with ``tuple``, whose generic __init__ mypy cannot match
+    # against a list argument: build the panels through an untyped name
+    panel: Any = crmkit.DeskPanel
+    panels: list[crmkit.DeskPanel] = [panel(title="Loyalty", rows=rows)]
     if data["purchases"]:
         panels.append(
-            crmkit.DeskPanel(
+            panel(
                 title="Purchases",
                 columns=("When", "Receipt", "Store", "Amount", "Points"),
                 cells=[
