@@ -27,7 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
-from sqlalchemy import and_, bindparam, or_, select, update
+from sqlalchemy import String, and_, any_, bindparam, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 #: Delivery keys looked up per query when a batch is logged.
 KEY_CHUNK = 5_000
 UNSUBSCRIBE_POST_BODY = "List-Unsubscribe=One-Click"
+#: A message sent this long after it was due is flagged ``late`` in the log.
+LATE_AFTER = dt.timedelta(minutes=1)
 
 
 @frozen
@@ -84,13 +87,15 @@ class SendResult:
     """What logging a batch of messages did: ``sent`` (in-database channels, delivered in
     the transaction), ``queued`` (for the worker), ``suppressed`` (do-not-contact),
     ``repeated`` (key already logged: nothing done), ``unreachable`` (no address on that
-    channel: logged ``dead``)."""
+    channel: logged ``dead``), ``late`` (in-database messages due before the catch-up
+    window: logged ``late``, not delivered)."""
 
     sent: int = 0
     queued: int = 0
     suppressed: int = 0
     repeated: int = 0
     unreachable: int = 0
+    late: int = 0
 
 
 def _flags(message: Message) -> dict[str, Any]:
@@ -108,10 +113,12 @@ def queue_messages(
     messages: Sequence[Message],
     *,
     now: dt.datetime | None = None,
+    catch_up: dt.timedelta | None = None,
 ) -> SendResult:
     """Log ``messages`` in the current transaction: in-database channels are delivered
     here, the others queued for the worker. Set-based: a few statements per batch,
-    whatever its size."""
+    whatever its size. An in-database message due longer ago than ``catch_up`` is logged
+    ``late`` and not written (the worker applies the same window to the others)."""
     if not messages:
         return SendResult()
     now = now or utcnow()
@@ -140,7 +147,9 @@ def queue_messages(
     )
     rows: list[dict[str, Any]] = []
     in_database: dict[str, list[dict[str, Any]]] = {}
-    counts = {"sent": 0, "queued": 0, "suppressed": 0, "unreachable": 0}
+    counts = {"sent": 0, "queued": 0, "suppressed": 0, "unreachable": 0, "late": 0}
+    horizon = now - catch_up if catch_up is not None else None
+    late_after = now - LATE_AFTER
     for (key, message), address in zip(fresh, addresses, strict=True):
         channel = channels[message.channel]
         due = message.due_at or now
@@ -174,7 +183,12 @@ def queue_messages(
         elif (message.channel, address) in suppressed_pairs:
             row["status"] = MessageStatus.SUPPRESSED.value
             counts["suppressed"] += 1
+        elif channel.in_database and horizon is not None and due < horizon:
+            row["status"] = MessageStatus.LATE.value
+            row["late"] = True
+            counts["late"] += 1
         elif channel.in_database and due <= now:
+            row["late"] = due < late_after
             row["status"] = MessageStatus.SENT.value
             row["attempts"] = 1
             row["sent_at"] = now
@@ -218,12 +232,24 @@ def _outgoing(row: Mapping[str, Any], headers: Mapping[str, str] | None = None) 
     )
 
 
+def one_of(session: Session, column: Any, values: Sequence[Any], element: Any) -> Any:
+    """``column IN values``; on PostgreSQL as ``= ANY(:array)``, one parameter however many
+    values (an expanded IN of thousands of parameters costs more to build than to run)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(element)))
+    return column.in_(values)
+
+
 def _existing_keys(session: Session, keys: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(keys), KEY_CHUNK):
         chunk = keys[start : start + KEY_CHUNK]
         found.update(
-            session.scalars(select(MessageDelivery.key).where(MessageDelivery.key.in_(chunk)))
+            session.scalars(
+                select(MessageDelivery.key).where(
+                    one_of(session, MessageDelivery.key, chunk, String())
+                )
+            )
         )
     return found
 
@@ -449,7 +475,7 @@ class MessageDispatcher:
                 )
             claimed = [row for row in rows if row["id"] not in settled]
             if claimed:
-                late_after = dt.timedelta(minutes=1)
+                late_after = LATE_AFTER
                 session.execute(
                     update(table)
                     .where(table.id.in_([row["id"] for row in claimed]))
@@ -463,7 +489,7 @@ class MessageDispatcher:
                 )
             messages = []
             for row in claimed:
-                row["late"] = row["due_at"] < now - dt.timedelta(minutes=1)
+                row["late"] = row["due_at"] < now - LATE_AFTER
                 messages.append(_outgoing(row, self._headers(row)))
         return messages, DeliveryStats(late=len(too_late), suppressed=len(blocked))
 

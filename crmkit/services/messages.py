@@ -157,19 +157,24 @@ class MessageService:
         *,
         op: Operation | None = None,
         actor: User | None = None,
+        now: dt.datetime | None = None,
     ) -> SendResult:
         """Log and send ``messages`` in one transaction (``op``'s, when given): in-database
         channels (``inapp``) are delivered when it commits, the others by the worker. A
         message whose ``key`` was logged before is not sent again. Set-based: use it for
-        batches (a reminder job sends thousands at a time)."""
+        batches (a reminder job sends thousands at a time). ``now`` is the time of the send
+        (default: the clock's; a job passes the time of its pass)."""
         if op is not None:
-            return self._send(op, messages)
+            return self._send(op, messages, now)
         with self.crm.transaction(actor) as own:
-            return self._send(own, messages)
+            return self._send(own, messages, now)
 
-    def _send(self, op: Operation, messages: Sequence[Message]) -> SendResult:
+    def _send(
+        self, op: Operation, messages: Sequence[Message], now: dt.datetime | None = None
+    ) -> SendResult:
         op.access.require(MANAGE)
-        return queue_messages(op.session, self.channels(), messages)
+        catch_up = dt.timedelta(seconds=self.crm.settings.messages.catch_up_seconds)
+        return queue_messages(op.session, self.channels(), messages, now=now, catch_up=catch_up)
 
     def send(
         self,
