@@ -186,12 +186,11 @@ def migration_command(name: str, message: str) -> None:
 @click.argument("name")
 @click.option(
     "--directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    default=".",
     show_default=True,
     help="Where to write the distribution folder crmkit-NAME.",
 )
-def new_command(name: str, directory: Path) -> None:
+def new_command(name: str, directory: str) -> None:
     """Write a new plugin distribution, crmkit-NAME, whose tests pass at once.
 
     It holds the pyproject with the entry point, the hooks module, an entity with its first
@@ -205,5 +204,7 @@ def new_command(name: str, directory: Path) -> None:
     """
     from crmkit.scaffold import write_plugin
 
-    target = write_plugin(name, directory)
+    root = click.get_current_context().find_root().command
+    reserved = set(root.commands) if isinstance(root, click.Group) else set()
+    target = write_plugin(name, Path(directory), reserved=reserved)
     click.echo(f"Wrote {target}: cd {target} && pip install -e '.[test]' && pytest")
