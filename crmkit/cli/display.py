@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from crmkit.events.payloads import to_json
-from crmkit.services.transfer import csv_cell
+from crmkit.services.cells import csv_cell
 
 MAX_CELL_WIDTH = 40
 

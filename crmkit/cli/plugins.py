@@ -9,7 +9,6 @@ import click
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.display import echo_details, echo_json, echo_table
 from crmkit.plugins import discover_plugins, plugin_table
-from crmkit.services.plugin_admin import disable_plugin, enable_plugin, list_plugins, plugin_info
 
 JSON_HELP = "Print JSON instead of a table."
 
@@ -52,6 +51,8 @@ def list_command(as_json: bool) -> None:
         )
     else:
         crm = state.crm()
+        from crmkit.services.plugin_admin import list_plugins
+
         rows = list_plugins(crm)
         if not crm.initialised:
             note = (
@@ -97,6 +98,8 @@ def enable_command(name: str) -> None:
     if name in crm.enabled_plugin_names():
         click.echo(f"{name} is already enabled")
         return
+    from crmkit.services.plugin_admin import enable_plugin
+
     branches = enable_plugin(crm, name)
     migrated = f" (migrated: {', '.join(branches)})" if branches else ""
     click.echo(f"Enabled {name}{migrated}")
@@ -116,6 +119,8 @@ def disable_command(name: str) -> None:
     """
     crm = cli_state().crm()
     was_enabled = name in crm.enabled_plugin_names()
+    from crmkit.services.plugin_admin import disable_plugin
+
     disable_plugin(crm, name)
     if was_enabled:
         click.echo(f"Disabled {name}; its data stays (crmkit plugins enable {name} to resume)")
@@ -135,6 +140,8 @@ def info_command(name: str, as_json: bool) -> None:
     \b
         crmkit plugins info referrals
     """
+    from crmkit.services.plugin_admin import plugin_info
+
     info = plugin_info(cli_state().crm(), name)
     if as_json:
         echo_json(info)
