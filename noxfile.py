@@ -43,17 +43,34 @@ DEMO_SETUP = [
     "init",
     "plugins enable referrals",
     "plugins enable dedupe",
+    "plugins enable cardscan",
+    "plugins enable reminders",
+    "plugins enable loyalty",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
     "rules add lead other-leads --strategy least_loaded --member chan.kaming --member lin.yating",
     "pool policy add account no-follow-up-30-days --days 30",
     "forms add 官网询价 --fields full_name,company_name,phone,email,inquiry --owner li.na",
+    # business cards from a trade fair: generated, then scanned (clear ones saved, the rest
+    # wait for review)
+    "cards samples demo/cards --count 5 --seed 5",
+    "cards scan demo/cards --save --where 广交会",
+    # reminders: the demo data adds li.na's reminders (one due now) and a lunar birthday;
+    # the worker's one pass fires what is due into her in-app inbox
+    "worker --once",
 ]
 # Run every time.
 DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
+    "cards review --limit 5",
+    "messages channels",
+    "reminders list --user li.na",
+    "inbox --user li.na",
+    # the loyalty plugin's demo data: cards issued, purchases, a tier, a coupon
+    "loyalty programs",
+    "loyalty member 1",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -66,6 +83,11 @@ DEMO_NEXT_STEPS = [
     ("Find duplicate contacts", "{crmkit} --config {config} dedupe scan"),
     ("Who gets a web lead", "{crmkit} --config {config} rules test lead --set source_channel=web"),
     ("Release neglected accounts", "{crmkit} --config {config} pool release --dry-run"),
+    ("Scan business cards", "{crmkit} --config {config} cards scan demo/cards --save"),
+    ("A rep's reminders", "{crmkit} --config {config} reminders list --user li.na"),
+    ("Run the worker", "{crmkit} --config {config} worker"),
+    ("The delivery log", "{crmkit} --config {config} messages log"),
+    ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
@@ -111,14 +133,23 @@ def types(session: nox.Session) -> None:
         session.error(f"nothing to type-check: no Python files in {', '.join(TYPED_SOURCE_DIRS)}")
     # The bundled plugins' dependencies (the dedupe extra, Litestar for their routes) are
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
-    session.install("-e", ".[dedupe,loyalty]", "litestar", "mypy", "pytest")
+    session.install(
+        "-e",
+        ".[dedupe,loyalty,cardscan,brokers,reminders]",
+        "litestar",
+        "mypy",
+        "pytest",
+        "types-python-dateutil",
+    )
     session.run("mypy", *targets, *session.posargs)
 
 
 @nox.session
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"), "import-linter")
+    session.install(
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders"), "import-linter"
+    )
     session.run("lint-imports", *session.posargs)
 
 
@@ -181,7 +212,8 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 @nox.session
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
-    session.install("-e", ".[docs,dedupe,loyalty]")  # the plugin pages document their CLIs
+    # the plugin pages document their CLIs
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -194,7 +226,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -207,7 +239,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders"))
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)
@@ -262,5 +294,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench,dedupe]")
+    session.install("-e", ".[bench,dedupe,loyalty,brokers]")
     session.run("python", str(script), *session.posargs)

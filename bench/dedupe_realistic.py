@@ -58,6 +58,22 @@ def contact_rules() -> list[Any]:
     return [rule for rule in DEFAULT_RULES if rule.entity == "contact"]
 
 
+def same_name_and_city_rule() -> Any:
+    """An opt-in review rule (not built in): the same name in the same city, with nothing
+    else shared, is saved as a warning for a person to look at. The city is its evidence, so
+    a record without one never matches on its name alone."""
+    from crmkit_dedupe.rules import FieldRule, Rule
+
+    return Rule(
+        "contact-same-name-and-city",
+        "contact",
+        (FieldRule("full_name", "name", 2.0, False), FieldRule("city", "city", 1.0, True)),
+        ("contact",),
+        threshold=0.97,
+        action="warn",
+    )
+
+
 def crmkit_pairs(
     records: Sequence[dict[str, Any]], rules: Sequence[Any] | None = None
 ) -> tuple[set[Pair], set[Pair], dict[Pair, tuple[str, float, list[str]]]]:
@@ -201,6 +217,16 @@ def run(people: int, log: Callable[[str], None], *, splink: bool = True) -> list
                 "set": name,
                 "method": "crmkit all candidates",
                 "seconds": took,
+                **scores(saved, truth),
+            }
+        )
+        began = time.perf_counter()
+        _, saved, _ = crmkit_pairs(records, [*contact_rules(), same_name_and_city_rule()])
+        rows.append(
+            {
+                "set": name,
+                "method": "crmkit all candidates + same-name-and-city review rule",
+                "seconds": time.perf_counter() - began,
                 **scores(saved, truth),
             }
         )

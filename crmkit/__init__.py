@@ -5,7 +5,7 @@ private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from crmkit.app import CRM, open_crm
@@ -14,9 +14,19 @@ if TYPE_CHECKING:
     from crmkit.assignment.rules import Choice as AssignmentChoice
     from crmkit.assignment.rules import Member as AssignmentMember
     from crmkit.assignment.rules import Rule as AssignmentRule
+    from crmkit.cards import CardField, OcrEngine, OcrLine
     from crmkit.db.base import Base as Model
     from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
     from crmkit.db.engine import allocate_ids, bulk_insert
+    from crmkit.desk.extensions import (
+        DeskAction,
+        DeskLink,
+        DeskMenuEntry,
+        DeskPage,
+        DeskPanel,
+        DeskTile,
+        DeskView,
+    )
     from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
     from crmkit.entities import (
         Account,
@@ -54,6 +64,8 @@ if TYPE_CHECKING:
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
+    from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+    from crmkit.messages.outbox import Message, SendResult
     from crmkit.plugins import PluginSpec, hookimpl
     from crmkit.services.disclosure import (
         LABEL_FIELDS,
@@ -61,10 +73,13 @@ if TYPE_CHECKING:
         readable_ids_query,
         readable_record_ids,
     )
+    from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
     from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
     from crmkit.services.merges import MergeResult, MergeService
+    from crmkit.services.messages import DeliveryRecord
     from crmkit.services.operation import Operation
     from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+    from crmkit.services.scheduler import JobContext, ScheduledJob
     from crmkit.settings import Settings, SettingSpec
 
     open = open_crm
@@ -88,13 +103,23 @@ _EXPORTS: dict[str, str] = {
     "BulkResult": "crmkit.services.records",
     "CRM": "crmkit.app",
     "CRMError": "crmkit.errors",
+    "CardField": "crmkit.cards",
     "ConfigError": "crmkit.errors",
     "ConflictError": "crmkit.errors",
     "Contact": "crmkit.entities",
     "CustomField": "crmkit.entities.custom_fields",
     "Deal": "crmkit.entities",
+    "DeliveryRecord": "crmkit.services.messages",
+    "DeskAction": "crmkit.desk.extensions",
+    "DeskLink": "crmkit.desk.extensions",
+    "DeskMenuEntry": "crmkit.desk.extensions",
+    "DeskPage": "crmkit.desk.extensions",
+    "DeskPanel": "crmkit.desk.extensions",
+    "DeskTile": "crmkit.desk.extensions",
+    "DeskView": "crmkit.desk.extensions",
     "DisclosedMatch": "crmkit.duplicates",
     "DuplicateAction": "crmkit.duplicates",
+    "DuplicateCheck": "crmkit.services.duplicate_check",
     "DuplicateError": "crmkit.errors",
     "DuplicateMatch": "crmkit.duplicates",
     "EntityType": "crmkit.entities.registry",
@@ -102,6 +127,7 @@ _EXPORTS: dict[str, str] = {
     "EventSink": "crmkit.events.types",
     "FieldError": "crmkit.errors",
     "FieldType": "crmkit.entities.custom_fields",
+    "JobContext": "crmkit.services.scheduler",
     "LABEL_FIELDS": "crmkit.services.disclosure",
     "Lead": "crmkit.entities",
     "LeadStatus": "crmkit.entities",
@@ -109,9 +135,15 @@ _EXPORTS: dict[str, str] = {
     "MERGE_STRATEGIES": "crmkit.services.merges:STRATEGIES",
     "MergeResult": "crmkit.services.merges",
     "MergeService": "crmkit.services.merges",
+    "Message": "crmkit.messages.outbox",
+    "MessageChannel": "crmkit.messages.channels",
+    "MessageRejected": "crmkit.messages.channels",
     "Model": "crmkit.db.base:Base",
     "NotFoundError": "crmkit.errors",
+    "OcrEngine": "crmkit.cards",
+    "OcrLine": "crmkit.cards",
     "Operation": "crmkit.services.operation",
+    "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
     "PermissionDenied": "crmkit.errors",
     "Pipeline": "crmkit.entities",
@@ -121,6 +153,8 @@ _EXPORTS: dict[str, str] = {
     "RecordMixin": "crmkit.db.base",
     "RecordService": "crmkit.services.records",
     "RowError": "crmkit.services.records",
+    "ScheduledJob": "crmkit.services.scheduler",
+    "SendResult": "crmkit.messages.outbox",
     "SettingSpec": "crmkit.settings",
     "Settings": "crmkit.settings",
     "Stage": "crmkit.entities",
@@ -135,6 +169,7 @@ _EXPORTS: dict[str, str] = {
     "WebhookSink": "crmkit.events.webhook",
     "allocate_ids": "crmkit.db.engine",
     "bulk_insert": "crmkit.db.engine",
+    "check_duplicates": "crmkit.services.duplicate_check",
     "disclosed_matches": "crmkit.services.disclosure",
     "hookimpl": "crmkit.plugins",
     "hookspec": "crmkit.hookspecs",
@@ -167,13 +202,23 @@ __all__ = [
     "BulkRejected",
     "BulkResult",
     "CRMError",
+    "CardField",
     "ConfigError",
     "ConflictError",
     "Contact",
     "CustomField",
     "Deal",
+    "DeliveryRecord",
+    "DeskAction",
+    "DeskLink",
+    "DeskMenuEntry",
+    "DeskPage",
+    "DeskPanel",
+    "DeskTile",
+    "DeskView",
     "DisclosedMatch",
     "DuplicateAction",
+    "DuplicateCheck",
     "DuplicateError",
     "DuplicateMatch",
     "EntityType",
@@ -181,14 +226,21 @@ __all__ = [
     "EventSink",
     "FieldError",
     "FieldType",
+    "JobContext",
     "Lead",
     "LeadStatus",
     "LifecycleStage",
     "MergeResult",
     "MergeService",
+    "Message",
+    "MessageChannel",
+    "MessageRejected",
     "Model",
     "NotFoundError",
+    "OcrEngine",
+    "OcrLine",
     "Operation",
+    "OutgoingMessage",
     "Page",
     "PermissionDenied",
     "Pipeline",
@@ -198,6 +250,8 @@ __all__ = [
     "RecordMixin",
     "RecordService",
     "RowError",
+    "ScheduledJob",
+    "SendResult",
     "SettingSpec",
     "Settings",
     "Stage",
@@ -212,8 +266,11 @@ __all__ = [
     "WebhookSink",
     "allocate_ids",
     "bulk_insert",
+    "check_duplicates",
     "cli_crm",
+    "cli_progress_stream",
     "disclosed_matches",
+    "formula_safe",
     "hookimpl",
     "hookspec",
     "normalise_email",
@@ -224,6 +281,7 @@ __all__ = [
     "problem_responses",
     "readable_ids_query",
     "readable_record_ids",
+    "terminal_safe",
     "utcnow",
 ]
 
@@ -248,6 +306,34 @@ def cli_crm() -> "CRM":
     from crmkit.cli.context import current_crm
 
     return current_crm()
+
+
+def cli_progress_stream() -> TextIO:
+    """Where a plugin command draws a progress bar (``click.progressbar(file=...)``): the
+    raw standard error. Everything else a command prints goes through crmkit's terminal
+    guard, which shows control characters (a bar's carriage returns too) as escapes."""
+    import sys
+
+    from crmkit.cli.terminal import raw_stream
+
+    return raw_stream(sys.stderr)
+
+
+def formula_safe(cell: str) -> str:
+    """A CSV cell as a spreadsheet will not run it (a leading ``'`` before ``=``, ``+``,
+    ``-``, ``@``, tab or carriage return; a plain number stays as it is), for a plugin that
+    exports stored text, as ``crmkit export`` does."""
+    from crmkit.services.transfer import formula_safe as safe
+
+    return safe(cell)
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with control characters shown as escapes (``\\x1b``), for a plugin that
+    writes stored text somewhere crmkit's terminal guard does not see."""
+    from crmkit.cli.terminal import terminal_safe as safe
+
+    return safe(text)
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

@@ -38,9 +38,11 @@ if TYPE_CHECKING:
     from crmkit.services.forms import FormService
     from crmkit.services.leads import LeadService
     from crmkit.services.merges import MergeService
+    from crmkit.services.messages import MessageService
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
+    from crmkit.services.sign_in import SignInService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
     from crmkit.services.webhooks import WebhookSubscriptionService
@@ -94,6 +96,10 @@ class CRM:
 
         self.host.register_core(CoreDuplicateCheck(), CORE_CHECK_NAME)
         self._build_registry()
+        if initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
         self.host.call("crmkit_startup", crm=self)
 
     # -- plugins ---------------------------------------------------------------------------
@@ -181,10 +187,13 @@ class CRM:
         """Every durable sink: webhooks from the config and those plugins return."""
         from crmkit.events.webhook import WebhookSink
 
-        sinks: list[EventSink] = [WebhookSink.from_config(c) for c in self.settings.webhooks]
+        internal = self.settings.relay.allow_internal_addresses
+        sinks: list[EventSink] = [
+            WebhookSink.from_config(c, allow_internal=internal) for c in self.settings.webhooks
+        ]
         if self.initialised:  # subscriptions made through the API (``webhook_subscriptions``)
             with self._read_sessions() as session:
-                sinks.extend(subscription_sinks(session))
+                sinks.extend(subscription_sinks(session, allow_internal=internal))
         for group in self.host.call("crmkit_event_sinks", crm=self):
             sinks.extend(group)
         names = [sink.name for sink in sinks]
@@ -267,6 +276,12 @@ class CRM:
             self._local.operation = None
             session.close()
         self._publish(op.events)
+
+    def publishes_events(self) -> bool:
+        """Whether anything in this process reads a transaction's events after its commit
+        (a ``subscribe`` callback or a ``crmkit_on_event`` hook); when nothing does, an
+        operation forgets its events once they are in the outbox."""
+        return bool(self._subscribers) or self.host.implemented("crmkit_on_event")
 
     def _publish(self, events: Sequence[Event]) -> None:
         if not events:
@@ -380,6 +395,13 @@ class CRM:
         return TokenService(self)
 
     @cached_property
+    def sign_in(self) -> SignInService:
+        """Desk sign-in: passwords, lock-out, browser sessions."""
+        from crmkit.services.sign_in import SignInService
+
+        return SignInService(self)
+
+    @cached_property
     def forms(self) -> FormService:
         """Lead-capture forms: add, list, remove, submit, HTML snippet."""
         from crmkit.services.forms import FormService
@@ -399,6 +421,14 @@ class CRM:
         from crmkit.services.merges import MergeService
 
         return MergeService(self)
+
+    @cached_property
+    def messages(self) -> MessageService:
+        """Message channels: send (in-app, e-mail, webhook, plugin channels), the delivery
+        log, retries and the per-channel do-not-contact list."""
+        from crmkit.services.messages import MessageService
+
+        return MessageService(self)
 
     @cached_property
     def audit(self) -> AuditLog:
@@ -434,6 +464,9 @@ class CRM:
 
         with self.transaction() as op:
             seed_builtin_roles(op, announce=False)
+        from crmkit.services.uniqueness import ensure_unique_indexes
+
+        ensure_unique_indexes(self)
         return branches
 
     def reload_plugins(self, also: Sequence[str] = ()) -> None:
@@ -447,6 +480,10 @@ class CRM:
             self.host.register(self.installed[name])
         self._build_registry()
         self._plugin_settings.clear()
+        if self.initialised:
+            from crmkit.services.uniqueness import ensure_unique_indexes
+
+            ensure_unique_indexes(self)
 
     def enable_plugin(self, name: str) -> list[str]:
         """Enable an installed plugin: check its requirements, run its migrations and its

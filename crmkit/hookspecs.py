@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 
     from crmkit.app import CRM
     from crmkit.assignment.rules import AssignmentStrategy
+    from crmkit.cards import CardField, OcrEngine, OcrLine
+    from crmkit.desk.extensions import DeskAction, DeskMenuEntry, DeskPage, DeskPanel, DeskTile
     from crmkit.duplicates import DuplicateMatch
     from crmkit.entities.custom_fields import CustomField
+    from crmkit.entities.organisation import User
     from crmkit.entities.registry import EntityType
     from crmkit.events.types import Event, EventSink
+    from crmkit.messages.channels import MessageChannel
     from crmkit.services.operation import Operation
+    from crmkit.services.scheduler import ScheduledJob
     from crmkit.settings import SettingSpec
 
 hookspec = pluggy.HookspecMarker("crmkit")
@@ -52,7 +57,7 @@ def crmkit_entities() -> Sequence[EntityType]:
         @crmkit.hookimpl
         def crmkit_entities():
             return [crmkit.EntityType(name="referral", model=Referral, label="Referral",
-                                      required=("referrer_id", "referred_id"))]
+                                      required=("referrer_contact_id", "referred_contact_id"))]
     """
 
 
@@ -186,7 +191,7 @@ def crmkit_setup(crm: CRM, op: Operation) -> None:
 
         @crmkit.hookimpl
         def crmkit_setup(crm, op):
-            op.records("referral_program").create({"name": "default"})
+            op.records("task").create({"title": "Review the referral programme settings"})
     """
 
 
@@ -199,13 +204,20 @@ def crmkit_startup(crm: CRM) -> None:
 
         @crmkit.hookimpl
         def crmkit_startup(crm):
-            logging.getLogger(__name__).info("ready on %s", crm.database_url)
+            logging.getLogger(__name__).info("ready on %s", crm.settings.database_url)
     """
 
 
 @hookspec
 def crmkit_shutdown(crm: CRM) -> None:
-    """Called when a CRM instance closes. Release what ``crmkit_startup`` acquired."""
+    """Called when a CRM instance closes. Release what ``crmkit_startup`` acquired.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_shutdown(crm):
+            logging.getLogger(__name__).info("closing %s", crm.settings.database_url)
+    """
 
 
 @hookspec
@@ -268,9 +280,7 @@ def crmkit_after_create_many(
         @crmkit.hookimpl
         def crmkit_after_create_many(op, entity, records):
             if entity == "contact":
-                op.session.execute(
-                    insert(Welcome), [{"contact_id": record_id} for record_id, _ in records]
-                )
+                op.emit("welcome.due", {"contact_ids": [record_id for record_id, _ in records]})
     """
 
 
@@ -334,7 +344,16 @@ def crmkit_before_delete(
 def crmkit_after_delete(
     op: Operation, entity: str, record_id: int, previous: Mapping[str, Any]
 ) -> None:
-    """Called inside the transaction after a record is soft-deleted. Raising rolls back."""
+    """Called inside the transaction after a record is soft-deleted. Raising rolls back.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_after_delete(op, entity, record_id, previous):
+            if entity == "contact":
+                op.emit("myplugin.contact_gone", {"name": previous.get("full_name")},
+                        record_type="contact", record_id=record_id)
+    """
 
 
 @hookspec(firstresult=True)
@@ -373,6 +392,39 @@ def crmkit_find_duplicates(
     """
 
 
+@hookspec(firstresult=True)
+def crmkit_find_duplicates_many(
+    op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[DuplicateMatch]] | None:
+    """Find existing records that look like each row of an import batch (firstresult).
+
+    Called inside the transaction once per import batch (up to a thousand rows) before the
+    batch is written, instead of ``crmkit_find_duplicates`` once per row. ``rows`` are
+    ``(key, values)`` pairs, ``values`` as ``crmkit_find_duplicates`` gets them on create.
+    Return a mapping from each row's key to its matches (a row missing from it has none),
+    with the same meaning and disclosure rules as ``crmkit_find_duplicates``, or ``None``
+    to decline. A plugin that implements ``crmkit_find_duplicates`` should implement this
+    too, answering a batch with a few queries: when every plugin that answers the one-row
+    hook declines the batch, the core checks the batch with its own exact e-mail/phone
+    match in one query; when a plugin implements only the one-row hook, the core asks it
+    row by row.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_find_duplicates_many(op, entity, rows):
+            if entity != "contact":
+                return None
+            wanted = {values["email"]: key for key, values in rows if values.get("email")}
+            found = {}
+            for record in op.records("contact").list(filters={"email__in": list(wanted)}).items:
+                found.setdefault(wanted[record.email], []).append(
+                    crmkit.DuplicateMatch(entity, record.id, 1.0, "warn", ["same e-mail"],
+                                          owner_id=record.owner_id, reason_fields=[["email"]]))
+            return found
+    """
+
+
 @hookspec
 def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     """Register assignment strategies that rules may name (collected).
@@ -396,6 +448,8 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
     strategy a rule uses cannot be disabled until the rule is removed.
 
     Example::
+
+        SPEAKS = {"li.na": ("zh", "en"), "chan.kaming": ("yue", "en")}
 
         def by_language(request):
             wanted = request.values.get("language")
@@ -491,6 +545,75 @@ def crmkit_event_sinks(crm: CRM) -> Sequence[EventSink]:
 
 
 @hookspec
+def crmkit_message_channels(crm: CRM) -> Sequence[MessageChannel]:
+    """Add ways to reach a person: SMS, WeCom, DingTalk ... (collected).
+
+    Called when messages are sent and when the worker delivers them. Return
+    ``crmkit.MessageChannel`` subclass instances with a unique ``name``; ``inapp``,
+    ``email`` and ``webhook`` are built in. Senders name the channel
+    (``crm.messages.send_many([crmkit.Message(channel="sms", ...)])``,
+    ``crmkit messages send sms ...``); every message is logged once per delivery key in the
+    one delivery log, and an address on the channel's do-not-contact list gets nothing.
+
+    A worker-delivered channel implements ``deliver(message)`` (or ``deliver_many`` to share
+    a connection across a batch): it is called outside any transaction with a
+    ``crmkit.OutgoingMessage``; raise ``crmkit.MessageRejected`` for a permanent refusal
+    (the message is dead and the address is put on the do-not-contact list as ``bounced``),
+    anything else to retry with backoff. ``user_address`` and ``contact_address`` say where a
+    user or a contact is reached on the channel. A channel that only writes rows sets
+    ``in_database = True`` and implements ``write(session, messages)``: it runs in the
+    sending transaction.
+
+    Example::
+
+        class SmsChannel(crmkit.MessageChannel):
+            name = "sms"
+            description = "text messages through the gateway"
+
+            def contact_address(self, contact):
+                return contact.get("phone")
+
+            def deliver(self, message):
+                answer = gateway.send(message.address, message.body)
+                if answer.status == "invalid_number":
+                    raise crmkit.MessageRejected(answer.text)
+                answer.raise_for_status()
+
+        @crmkit.hookimpl
+        def crmkit_message_channels(crm):
+            return [SmsChannel()]
+    """
+
+
+@hookspec
+def crmkit_scheduled_jobs(crm: CRM) -> Sequence[ScheduledJob]:
+    """Register jobs the worker runs on a schedule (collected).
+
+    Called when ``crmkit worker`` starts (and by ``crmkit worker --once``). Return
+    ``crmkit.ScheduledJob`` objects with a unique ``name``. A job runs every
+    ``every_seconds``; each slot of that length is one occurrence, run by exactly one of the
+    running workers (claimed in the ``scheduled_runs`` table; a run whose worker died is
+    taken over when its ``lease_seconds`` expire, so make the job idempotent). With
+    ``shared=True`` the job runs on every worker at every pass instead and splits its work by
+    claiming its own rows (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL): use that
+    for work that comes as many due rows, such as reminder occurrences. ``run(context)``
+    gets a ``crmkit.JobContext`` (``crm``, ``worker_id``, ``now``, ``slot_start``) and returns
+    a short summary (``"idle"`` or ``None`` when there was nothing to do) or raises (logged;
+    the next occurrence runs as usual). There is no second worker process per plugin.
+
+    Example::
+
+        def expire_points(context):
+            expired = context.crm.records("loyalty_points").count()  # ... the real work
+            return f"expired {expired} point lot(s)"
+
+        @crmkit.hookimpl
+        def crmkit_scheduled_jobs(crm):
+            return [crmkit.ScheduledJob("loyalty.expire", expire_points, every_seconds=3600)]
+    """
+
+
+@hookspec
 def crmkit_demo_data(crm: CRM) -> None:
     """Called by ``crmkit demo`` after the core demo data is loaded: add the plugin's own.
 
@@ -498,5 +621,178 @@ def crmkit_demo_data(crm: CRM) -> None:
 
         @crmkit.hookimpl
         def crmkit_demo_data(crm):
-            crm.records("referral").create({"referrer_id": 1, "referred_id": 2})
+            first, second, *_ = crm.contacts.list(sort="id", limit=2).items
+            crm.records("referral").create(
+                {"referrer_contact_id": first.id, "referred_contact_id": second.id})
+    """
+
+
+@hookspec(firstresult=True)
+def crmkit_ocr_engine(crm: CRM, name: str) -> OcrEngine | None:
+    """Provide the OCR engine the card-scanning plugin reads cards with (firstresult).
+
+    Called once per CRM the first time a card is read, with the engine ``name`` configured in
+    ``[plugins.cardscan] engine``. Return an object with a ``name`` and a
+    ``read(image) -> Sequence[crmkit.OcrLine]`` method (``crmkit.OcrEngine``) when you
+    provide an engine of that name, else ``None``. The bundled ``rapidocr`` (default) and
+    ``tesseract`` engines answer last, so a plugin may replace either. An engine must not
+    download models at run time.
+
+    Example::
+
+        class UpperCaseEngine:
+            name = "shouting"
+
+            def read(self, image):
+                lines = other_engine.read(image)
+                return [crmkit.OcrLine(l.text.upper(), l.box, l.confidence) for l in lines]
+
+        @crmkit.hookimpl
+        def crmkit_ocr_engine(crm, name):
+            return UpperCaseEngine() if name == "shouting" else None
+    """
+
+
+@hookspec
+def crmkit_card_fields(
+    lines: Sequence[OcrLine], fields: Mapping[str, CardField], region: str
+) -> Mapping[str, CardField] | None:
+    """Parse fields from a business card's text (collected).
+
+    Called by the card-scanning plugin after its own parser, with the OCR lines (top to
+    bottom), the fields read so far (QR code and built-in parser) and the default phone
+    region. Return the fields you read (``{"title": crmkit.CardField("总经理", 0.9,
+    "myplugin")}``) or ``None``. A returned field replaces the current one when its
+    confidence is higher. Field names: ``full_name``, ``name_latin``, ``family_name``,
+    ``given_name``, ``title``, ``company``, ``company_latin``, ``department``, ``mobile``,
+    ``office``, ``fax``, ``email``, ``website``, ``address``, ``wechat``, ``linkedin``.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_card_fields(lines, fields, region):
+            for line in lines:
+                if line.text.startswith("LINE ID:"):
+                    return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
+            return None
+    """
+
+
+# -- the web desk (/desk) --------------------------------------------------------------------
+#
+# Declared extension points of the desk's pages: a plugin adds content, never patches a
+# template. Each hook is called on each request of the pages it feeds, for enabled plugins
+# only, one plugin at a time (what a plugin returns is known to be its own; if it raises, the
+# error is logged and only its part is left out, or shown as a panel saying it failed).
+# Everything returned is text the desk escapes, except ``DeskPanel.html``, which must be a
+# ``markupsafe.Markup`` the plugin built. Read data through services with ``actor=actor`` so
+# the user sees only what they may.
+
+
+@hookspec
+def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
+    """Add pages to the desk (collected).
+
+    Return ``crmkit.DeskPage`` objects; each is served at ``/desk/plugins/<plugin>/<path>``
+    to signed-in users and, with ``menu=True`` (the default), listed in the menu. Its
+    ``render(view)`` gets a ``crmkit.DeskView`` (``crm``, ``actor``, ``query``, ``locale``,
+    ``gettext``) and returns the ``crmkit.DeskPanel`` objects shown under the title. A
+    ``crmkit.PermissionDenied`` it raises shows a 403 page, a ``crmkit.NotFoundError`` 404,
+    any other ``crmkit.CRMError`` its message.
+
+    Example::
+
+        def referral_page(view):
+            page = view.crm.records("referral").list(limit=20, actor=view.actor)
+            return [crmkit.DeskPanel(
+                title=view.gettext("Latest referrals"),
+                columns=("#", "Referrer", "Referred"),
+                cells=[(str(r.id), crmkit.DeskLink(f"#{r.referrer_id}",
+                                                   f"/desk/contacts/{r.referrer_id}"),
+                        str(r.referred_id)) for r in page.items],
+            )]
+
+        @crmkit.hookimpl
+        def crmkit_desk_pages(crm):
+            return [crmkit.DeskPage(path="referrals", title="Referrals", render=referral_page)]
+    """
+
+
+@hookspec
+def crmkit_desk_record_panels(
+    crm: CRM, entity: str, record: Mapping[str, Any], actor: User
+) -> Sequence[DeskPanel]:
+    """Add panels to a record page (collected).
+
+    Called for each record page the desk shows: ``entity`` is the entity name (``contact``,
+    ``deal``, ...), ``record`` the record as ``actor`` may see it (hidden fields absent).
+    Return ``crmkit.DeskPanel`` objects (or nothing, for records the plugin has nothing to
+    say about); they appear under the record's timeline. The loyalty card on a contact, the
+    referrals a contact made, the duplicates of a lead are panels.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_record_panels(crm, entity, record, actor):
+            if entity != "contact":
+                return []
+            made = crm.records("referral").count({"referrer_id": record["id"]}, actor=actor)
+            return [crmkit.DeskPanel(title="Referrals", rows=[("Referred", str(made))])]
+    """
+
+
+@hookspec
+def crmkit_desk_menu(crm: CRM, actor: User) -> Sequence[DeskMenuEntry]:
+    """Add entries to the desk's menu (collected).
+
+    Called for each desk page. Return ``crmkit.DeskMenuEntry`` objects (``label``, ``href``,
+    ``order``; the built-in entries use orders 10-90). A plugin page with ``menu=True`` gets
+    its entry without this hook; use it for links elsewhere or entries only some users see.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_menu(crm, actor):
+            return [crmkit.DeskMenuEntry("API docs", "/schema/swagger", order=95)]
+    """
+
+
+@hookspec
+def crmkit_desk_actions(crm: CRM, actor: User) -> Sequence[DeskAction]:
+    """Add action buttons to record pages (collected).
+
+    Return ``crmkit.DeskAction`` objects; each shows as a button on the record pages of its
+    ``entity``. A click POSTs to ``/desk/<plural>/<id>/actions/<plugin>/<name>`` (checked
+    against the session's CSRF token) and calls ``run(crm, record_id, actor)``: do the work
+    through services with ``actor=actor``; the text it returns is shown as the outcome and a
+    ``crmkit.CRMError`` it raises as the error (nothing else changes).
+
+    Example::
+
+        def thank(crm, record_id, actor):
+            crm.records("activity").create({"kind": "note", "subject": "Thanked for referral",
+                                            "contact_id": record_id}, actor=actor)
+            return "Thank-you noted."
+
+        @crmkit.hookimpl
+        def crmkit_desk_actions(crm, actor):
+            return [crmkit.DeskAction(name="thank", label="Thank for referral",
+                                      entity="contact", run=thank)]
+    """
+
+
+@hookspec
+def crmkit_desk_tiles(crm: CRM, actor: User) -> Sequence[DeskTile]:
+    """Add tiles to the "my day" dashboard (collected).
+
+    Called when ``actor`` opens ``/desk``. Return ``crmkit.DeskTile`` objects (``title``, a
+    short ``value``, optional ``note`` and ``href``); count only what ``actor`` may see. The
+    reminders plugin's "due today" is a tile.
+
+    Example::
+
+        @crmkit.hookimpl
+        def crmkit_desk_tiles(crm, actor):
+            mine = crm.records("referral").count({"owner_id": actor.id}, actor=actor)
+            return [crmkit.DeskTile(title="My referrals", value=str(mine))]
     """

@@ -276,9 +276,56 @@ class CRMFactoryState:
             crm.close()
 
 
+def source_checkout_plugins(root: Path) -> dict[str, Any]:
+    """The plugins the ``pyproject.toml`` in ``root`` declares (``crmkit.plugins`` entry
+    points) that are not installed: a plugin's tests then run from its source checkout
+    without ``pip install -e .`` first. Each is imported from ``root``."""
+    import importlib
+    import sys
+    import tomllib
+
+    from crmkit.plugins import discover_plugins, in_memory_plugin
+
+    pyproject = root / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("project", {})
+    declared = project.get("entry-points", {}).get("crmkit.plugins", {})
+    installed = discover_plugins() if declared else {}
+    missing = {name: target for name, target in declared.items() if name not in installed}
+    found: dict[str, Any] = {}
+    for name, target in missing.items():
+        if str(root) not in sys.path:
+            sys.path.insert(0, str(root))
+        module = importlib.import_module(str(target).split(":")[0])
+        plugin = in_memory_plugin(name, module)
+        plugin.distribution = str(project.get("name") or name)
+        plugin.version = str(project.get("version") or "0")
+        found[name] = plugin
+    return found
+
+
+@pytest.fixture(scope="session")
+def crmkit_source_plugins(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Plugins of the test run's own source checkout that are not installed (see
+    :func:`source_checkout_plugins`)."""
+    return source_checkout_plugins(request.config.rootpath)
+
+
 @pytest.fixture
-def make_crm(crm_database_url: str) -> Iterator[CRMFactory]:
+def make_crm(
+    crm_database_url: str,
+    crmkit_source_plugins: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[CRMFactory]:
     """Open CRMs on this test's database: ``make_crm(enable=[...], **settings)``."""
+    if crmkit_source_plugins:  # found like installed ones, by every CRM of the test
+        from crmkit.plugins import discover_plugins
+
+        monkeypatch.setattr(
+            "crmkit.app.discover_plugins",
+            lambda: {**discover_plugins(), **crmkit_source_plugins},
+        )
     state = CRMFactoryState(crm_database_url)
     yield state.make
     state.close()
@@ -482,8 +529,10 @@ __all__ = [
     "crm_database_url",
     "crmkit_plugins",
     "crmkit_settings",
+    "crmkit_source_plugins",
     "crmkit_test_databases",
     "isolate_command_line",
     "make_crm",
     "settings_from_keywords",
+    "source_checkout_plugins",
 ]

@@ -24,8 +24,8 @@ def cli_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database_url: str) 
     monkeypatch.setattr("crmkit.app.discover_plugins", dict)
     runner = CliRunner()
 
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, ["--database-url", database_url, *args])
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli, ["--database-url", database_url, *args], input=input)
 
     return invoke
 

@@ -69,3 +69,9 @@ from api_support import api  # noqa: E402, F401
 
 # The admin CLI tests' ``cli_run`` fixture (tests/cli_support.py).
 from cli_support import cli_run  # noqa: E402, F401
+
+# The desk tests' ``desk`` fixture (tests/desk_support.py).
+from desk_support import desk  # noqa: E402, F401
+
+# A real SMTP server (aiosmtpd) for the e-mail tests (tests/smtp_support.py).
+from smtp_support import smtp_server  # noqa: E402, F401

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from api_support import Api, assert_problem
 from test_events import Receiver, drain
 
+import crmkit
 from crmkit.events.relay import Relay
 from crmkit.events.webhook import SIGNATURE_HEADER, verify
+
+
+@pytest.fixture
+def crm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    """The receivers are on 127.0.0.1, which webhooks refuse unless told (crmkit.outbound)."""
+    crm = make_crm(relay={"allow_internal_addresses": True})
+    crm.pipelines.create("Sales")
+    return crm
 
 
 @pytest.fixture

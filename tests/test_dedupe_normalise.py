@@ -230,6 +230,7 @@ def test_a_city_key_ignores_script_case_and_suffix(text: str) -> None:
         ("+8613812345678", nz.MOBILE),
         ("+8619912345678", nz.MOBILE),
         ("+861065432100", nz.LANDLINE),
+        ("+861065432100;ext=808", nz.SWITCHBOARD),
         ("+862158881234", nz.LANDLINE),
         ("+85291234567", nz.MOBILE),  # Hong Kong mobile
         ("+4930123456", nz.LANDLINE),  # Berlin
@@ -276,3 +277,17 @@ def test_a_swapped_letter_costs_little_and_another_name_much() -> None:
     assert alike("Jessica Mooer", "Jessica Moore") > 0.95
     assert alike("zhaojie", "周杰") < 0.9  # 赵杰 is not 周杰
     assert alike("Kyle Bullock", "Kyle Novotny") < 0.7
+
+
+@pytest.mark.parametrize(
+    ("raw", "number"),
+    [
+        ("010-6543 2100 转 808", "+861065432100;ext=808"),
+        ("+86 10 6543 2100 ext. 808", "+861065432100;ext=808"),
+        ("010-65432100", "+861065432100"),
+        ("+8613812345678", "+8613812345678"),
+        ("banana", ""),
+    ],
+)
+def test_phone_with_extension(raw: str, number: str) -> None:
+    assert nz.phone_with_extension(raw, "CN") == number

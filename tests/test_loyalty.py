@@ -310,3 +310,82 @@ def test_a_plugin_earn_rule_adds_points(make_crm: Callable[..., crmkit.CRM]) -> 
     result = service.record_purchase(bonus_crm, number, 10, items=[{"sku": "NEW", "amount": 10}])
     assert result["points"] == 210
     assert views.statement(bonus_crm, number)[0]["note"] == "new tea"
+
+
+def test_an_import_of_purchase_history_earns_like_single_purchases(crm: crmkit.CRM) -> None:
+    from crmkit_loyalty.importing import import_purchases
+
+    _, number = member(crm)
+    rows = [
+        {"card": number, "receipt_id": "H1", "amount": "800", "occurred_at": "2026-03-01T10:00"},
+        {
+            "card": number,
+            "receipt_id": "H2",
+            "amount": "300",
+            "category": "tea",
+            "occurred_at": days_ago(30).isoformat(),
+        },
+    ]
+    result = import_purchases(crm, rows)
+    assert (result.imported, result.points) == (2, 1400)
+    card = views.card(crm, number)
+    assert (card["balance"], card["tier"]) == (1400, "silver")
+    again = import_purchases(crm, rows)  # an interrupted import is simply run again
+    assert (again.imported, again.skipped) == (0, ["H1", "H2"])
+    assert views.card(crm, number)["balance"] == 1400
+    service.refund(crm, "H2")
+    assert views.card(crm, number)["balance"] == 800
+
+
+def test_a_bad_row_stops_the_import_whole_with_its_line(crm: crmkit.CRM) -> None:
+    from crmkit_loyalty.importing import import_purchases
+
+    _, number = member(crm)
+    rows = [
+        {"card": number, "receipt_id": "H1", "amount": "10", "occurred_at": "2026-03-01T10:00"},
+        {"card": number, "receipt_id": "H2", "amount": "-3", "occurred_at": "2026-03-01T10:00"},
+        {
+            "card": "8800000000000005",
+            "receipt_id": "H3",
+            "amount": "1",
+            "occurred_at": "2026-03-01",
+        },
+    ]
+    with pytest.raises(crmkit.BulkRejected) as rejected:
+        import_purchases(crm, rows)
+    assert [str(error) for error in rejected.value.errors] == [
+        "line 3, column amount: must be above zero, not -3",
+        "line 4, column card: card 8800000000000005 not found",
+    ]
+    assert views.statement(crm, number) == []
+    assert import_purchases(crm, rows, skip_bad=True).imported == 1
+
+
+def test_the_worker_expires_points_on_its_schedule_once_per_occurrence(crm: crmkit.CRM) -> None:
+    from crmkit.services.scheduler import Scheduler
+
+    _, number = member(crm)
+    service.record_purchase(crm, number, 100, receipt_id="R1", occurred_at=days_ago(400))
+    now = crmkit.utcnow()
+    first, second = Scheduler(crm, "w1"), Scheduler(crm, "w2")
+    outcomes = {o.job: o for o in first.run_once(now) + second.run_once(now)}
+    assert "loyalty.expire" in outcomes
+    assert "loyalty.review_tiers" in outcomes
+    assert views.card(crm, number)["balance"] == 0
+    assert [row["kind"] for row in views.statement(crm, number)] == ["earn", "expire"]
+
+
+def test_the_demo_data_has_cards_purchases_a_tier_and_a_coupon(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    import crmkit_loyalty
+
+    from crmkit.services.demo import load_demo_data
+
+    demo = make_crm(plugins={"loyalty": crmkit_loyalty})
+    load_demo_data(demo, contacts=20)
+    cards = [views.member(demo, contact_id)["cards"] for contact_id in range(1, 9)]
+    assert all(len(found) == 1 for found in cards)
+    assert any(found[0]["tier"] for found in cards)
+    assert coupons.coupons_of(demo, cards[0][0]["card"])
+    assert views.member(demo, 1)["purchases"]

@@ -43,6 +43,12 @@ CORE_TABLES = {
     "user_availability",
     "pool_policies",
     "pool_claims",
+    "desk_accounts",
+    "desk_sessions",
+    "desk_keys",
+    "message_deliveries",
+    "message_suppressions",
+    "scheduled_runs",
     "ownership_history",
 }
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 
+import pytest
 from sqlalchemy import select
 
 import crmkit
+from crmkit.events.admin import delivery_log, relay_lag
 from crmkit.events.outbox import DeliveryStatus, EventDelivery
 from crmkit.events.relay import Relay
 from crmkit.events.types import BatchEventSink, deliver_all
@@ -132,3 +134,32 @@ def test_backoff_doubles_with_jitter_and_is_capped(make_crm: Callable[..., crmki
         waits = {relay.backoff(attempts) for _ in range(50)}
         assert all(dt.timedelta(seconds=full / 2) <= w <= dt.timedelta(seconds=full) for w in waits)
         assert len(waits) > 1  # jittered: retries of one burst spread out
+
+
+def test_lag_shows_each_sinks_open_deliveries(make_crm: Callable[..., crmkit.CRM]) -> None:
+    crm = make_crm(relay={"backoff_seconds": 3600})
+    sink = BatchRecorder()
+    crm.contacts.create({"full_name": "坏"})
+    crm.contacts.create({"full_name": "好"})
+    sink.fail["坏"] = RuntimeError("down")
+    assert relay_lag(crm).undispatched == 2
+    Relay(crm, sinks=[sink]).run_once()
+    lag = relay_lag(crm)
+    assert lag.undispatched == 0
+    (open_,) = lag.sinks
+    assert (open_.sink, open_.pending, open_.in_flight) == ("batches", 1, 0)
+    assert open_.oldest_seconds >= 0
+    assert 'crmkit_event_deliveries_open{sink="batches",status="pending"} 1' in (
+        lag.as_prometheus().splitlines()
+    )
+    (line,) = delivery_log(crm, status="pending")
+    assert (line.event, line.attempts, line.last_error) == (
+        "contact.created",
+        1,
+        "RuntimeError: down",
+    )
+
+
+def test_the_delivery_log_refuses_an_unknown_status(crm: crmkit.CRM) -> None:
+    with pytest.raises(crmkit.CRMError, match="unknown delivery status 'lost'"):
+        delivery_log(crm, status="lost")

@@ -1,6 +1,7 @@
 """The REST API app: :func:`create_app` builds a Litestar app serving one CRM.
 
 Routes: every entity under ``/<plural>`` (core and plugin entities alike), ``/webhooks``,
+the web desk under ``/desk`` (:mod:`crmkit.desk`),
 the public ``/forms/{key}``, each enabled plugin's routes under ``/plugins/<name>``, and the
 OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page at
 ``/schema/swagger``, also ``/schema/redoc``).
@@ -8,6 +9,7 @@ OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from litestar import Litestar, Router, get
@@ -20,11 +22,14 @@ from litestar.openapi.spec import Components, SecurityScheme, Tag
 from crmkit.api.actions import action_routers
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
+from crmkit.api.messages import message_router
 from crmkit.api.problems import EXCEPTION_HANDLERS
 from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
 from crmkit.api.webhooks import webhook_router
 from crmkit.app import CRM
+from crmkit.desk.app import desk_router, root, template_config, with_desk_errors
+from crmkit.desk.session import DESK_PATH
 from crmkit.entities.organisation import User
 from crmkit.errors import PluginError
 
@@ -59,8 +64,12 @@ def plugin_routers(crm: CRM) -> list[Router]:
     return routers
 
 
-def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
-    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI."""
+def create_app(
+    crm: CRM, *, debug: bool = False, trusted_proxies: Sequence[str] | None = None
+) -> Litestar:
+    """The API of ``crm``: routes, token authentication, problem+json errors, OpenAPI.
+    ``trusted_proxies`` (addresses or networks whose X-Forwarded-For is believed) replaces
+    the setting ``crmkit.api.trusted_proxies`` when given."""
     crm.require_schema()
     settings = crm.settings.api
     every = {
@@ -71,8 +80,9 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         record_router(crm, crm.entities[name], schemas, every) for name, schemas in every.items()
     ]
     routers += action_routers(crm, every)
-    routers += [webhook_router(crm), form_router(crm), health]
+    routers += [webhook_router(crm), form_router(crm, trusted_proxies), message_router(crm), health]
     routers += plugin_routers(crm)
+    routers += [desk_router(crm), root]
     openapi = OpenAPIConfig(
         title="crmkit API",
         version=_version(),
@@ -100,11 +110,15 @@ def create_app(crm: CRM, *, debug: bool = False) -> Litestar:
         },
         middleware=[
             DefineMiddleware(
-                TokenAuthentication, crm=crm, exclude=[f"^{settings.docs_path}", "^/health$"]
+                TokenAuthentication,
+                crm=crm,
+                # the desk signs its users in itself (sessions, not tokens)
+                exclude=[f"^{settings.docs_path}", "^/health$", f"^{DESK_PATH}(/|$)", "^/$"],
             )
         ],
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers=with_desk_errors(crm, EXCEPTION_HANDLERS),
         openapi_config=openapi,
+        template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         debug=debug,
         signature_namespace={"CRM": CRM, "User": User},

@@ -3,15 +3,24 @@
 Submissions are rate-limited per client address, in process (:class:`RateLimiter`): several
 API processes behind a load balancer each count on their own, so the effective limit is the
 setting times the number of processes; put a limit in the proxy in front too for hard caps.
+
+The client address is the connection's peer. Only when the peer is one of the trusted proxies
+(``crmkit.api.trusted_proxies``, ``crmkit serve --trusted-proxy``; none by default) is
+``X-Forwarded-For`` read, from the right, skipping trusted hops: a client cannot choose its own
+address by sending the header.
 """
 
 from __future__ import annotations
 
+import codecs
+import ipaddress
 import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 import msgspec
@@ -22,6 +31,9 @@ from litestar.params import FromPath
 
 from crmkit.api.problems import problem_response, problem_specs
 from crmkit.app import CRM
+from crmkit.errors import FieldError, ValidationError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class RateLimiter:
@@ -65,26 +77,94 @@ class FormAccepted(msgspec.Struct):
     message: str
 
 
-async def _submission(request: Request[Any, Any, Any]) -> dict[str, object]:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json":
+async def _submission(request: Request[Any, Any, Any], max_chars: int) -> dict[str, object]:
+    """The submitted fields, each a string of at most ``max_chars`` characters (JSON numbers
+    and booleans are taken as they are), decoded by the charset the request declares."""
+    media_type, _, parameters = request.headers.get("content-type", "").partition(";")
+    media_type = media_type.strip().lower()
+    charset = _charset(parameters)
+    if media_type == "application/json":
+        if charset not in (None, "utf-8", "utf8"):
+            raise ClientException("a JSON body must be UTF-8", status_code=415)
         data = await request.json()
         if not isinstance(data, dict):
             raise ClientException("the JSON body must be an object of field: value")
-        return {str(key): value for key, value in data.items()}
-    if content_type in (RequestEncodingType.URL_ENCODED, RequestEncodingType.MULTI_PART):
-        form = await request.form()
-        return {key: form.getall(key)[-1] for key in form}
-    raise ClientException(
-        "send the form as application/x-www-form-urlencoded, multipart/form-data or JSON",
-        status_code=415,
-    )
+        fields = {str(key): value for key, value in data.items()}
+    elif media_type == RequestEncodingType.URL_ENCODED:
+        fields = _url_encoded(await request.body(), charset or "utf-8")
+    elif media_type == RequestEncodingType.MULTI_PART:
+        try:
+            form = await request.form()
+        except UnicodeDecodeError:
+            raise ClientException("a form field is not valid text in its charset") from None
+        fields = {key: form.getall(key)[-1] for key in form}
+    else:
+        raise ClientException(
+            "send the form as application/x-www-form-urlencoded, multipart/form-data or JSON",
+            status_code=415,
+        )
+    for key, value in fields.items():
+        if isinstance(value, dict | list):
+            raise ClientException(f"field {key[:50]!r}: expected text, got {type(value).__name__}")
+        if isinstance(value, str | bytes) and len(value) > max_chars:
+            raise ValidationError(
+                [FieldError(key[:50], f"is longer than {max_chars} characters")], "lead"
+            )
+    return fields
 
 
-def form_router(crm: CRM) -> Router:
-    """The public form routes (excluded from token authentication)."""
+def _charset(parameters: str) -> str | None:
+    """The ``charset`` parameter of a Content-Type (lower case), or ``None``."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').lower() or None
+    return None
+
+
+def _url_encoded(body: bytes, charset: str) -> dict[str, object]:
+    """``a=1&b=%E4%B8%AD`` decoded strictly by ``charset``: bytes that are not valid in it
+    are refused (400), never replaced or read as another charset."""
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise ClientException(f"unknown charset {charset[:40]!r}", status_code=415) from None
+    try:
+        text = body.decode(charset)
+        pairs = parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict")
+    except (UnicodeDecodeError, ValueError):
+        raise ClientException(f"the form body is not valid {charset}") from None
+    return dict(pairs)
+
+
+def client_address(peer: str, forwarded_for: str | None, trusted: Sequence[IPNetwork]) -> str:
+    """The client's address: the peer, unless the peer is a trusted proxy; then the
+    right-most address of ``X-Forwarded-For`` that is not itself a trusted proxy (the
+    left-most entries are whatever the client chose to send)."""
+    if not trusted or not forwarded_for or not _trusted(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _trusted(address: str, trusted: Sequence[IPNetwork]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def form_router(crm: CRM, trusted_proxies: Sequence[str] | None = None) -> Router:
+    """The public form routes (excluded from token authentication); ``trusted_proxies``
+    replaces the setting ``crmkit.api.trusted_proxies`` when given."""
     settings = crm.settings.api
     limiter = RateLimiter(settings.form_rate_limit, settings.form_rate_window_seconds)
+    proxies = settings.trusted_proxies if trusted_proxies is None else trusted_proxies
+    trusted = [ipaddress.ip_network(proxy, strict=False) for proxy in proxies]
 
     @post(
         "/{key:str}",
@@ -99,7 +179,8 @@ def form_router(crm: CRM) -> Router:
         responses=problem_specs(400, 404, 413, 415, 422, 429),
     )
     async def submit_form(key: FromPath[str], request: Request[Any, Any, Any]) -> FormAccepted:
-        client = request.client.host if request.client else "unknown"
+        peer = request.client.host if request.client else "unknown"
+        client = client_address(peer, request.headers.get("x-forwarded-for"), trusted)
         wait = limiter.retry_after(client)
         if wait > 0:
             return problem_response(  # type: ignore[return-value]
@@ -108,7 +189,7 @@ def form_router(crm: CRM) -> Router:
                 slug="rate-limited",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
-        data = await _submission(request)
+        data = await _submission(request, settings.form_max_field_chars)
         result = await anyio.to_thread.run_sync(crm.forms.submit, key, data)
         return FormAccepted(status="received", message=result.message)
 
@@ -122,11 +203,11 @@ def form_router(crm: CRM) -> Router:
         operation_id="form_snippet",
         responses=problem_specs(404),
     )
-    def form_snippet(key: FromPath[str], request: Request[Any, Any, Any]) -> str:
-        base = settings.public_url or str(request.base_url)
-        return crm.forms.snippet(key, base)
+    def form_snippet(key: FromPath[str]) -> str:
+        # never the request's Host header: a caller could make the snippet post elsewhere
+        return crm.forms.snippet(key, settings.base_url)
 
     return Router(path="/forms", route_handlers=[submit_form, form_snippet], tags=["forms"])
 
 
-__all__ = ["FormAccepted", "RateLimiter", "form_router"]
+__all__ = ["FormAccepted", "RateLimiter", "client_address", "form_router"]

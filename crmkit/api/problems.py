@@ -18,6 +18,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DataError
 
 from crmkit.duplicates import DisclosedMatch
 from crmkit.errors import (
@@ -239,6 +240,16 @@ def handle_unreadable_body(
     return problem_response(400, f"the request body cannot be read: {detail[:200]}")
 
 
+def handle_data_error(request: Request[Any, Any, Any], error: DataError) -> Response[Any]:
+    """Exception handler: a value the database refused as data (out of range for its
+    column, malformed): the caller's input, 422, without the database's text (it carries
+    the statement and its parameters)."""
+    log.info("database refused a value on %s %s: %s", request.method, request.url.path, error)
+    return problem_response(
+        422, "a value does not fit the database (out of range or malformed)", slug="invalid-value"
+    )
+
+
 def handle_recursion(request: Request[Any, Any, Any], error: RecursionError) -> Response[Any]:
     """Exception handler: JSON nested deeper than the decoder goes is the caller's problem
     (400); any other recursion error is a bug (500, logged)."""
@@ -254,6 +265,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: handle_http_exception,
     SerializationException: handle_unreadable_body,
     RecursionError: handle_recursion,
+    DataError: handle_data_error,
     Exception: handle_unexpected,
 }
 

@@ -24,6 +24,7 @@ class SubscriptionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     url: str
     events: list[str] = msgspec.field(default_factory=lambda: ["*"])
     description: str = ""
+    batch_size: int = 1
 
 
 class Subscription(msgspec.Struct, kw_only=True):
@@ -34,6 +35,9 @@ class Subscription(msgspec.Struct, kw_only=True):
     events: list[str]
     description: str
     created_at: dt.datetime
+    batch_size: int
+    disabled_at: dt.datetime | None
+    disabled_reason: str | None
 
 
 class NewSubscription(Subscription, kw_only=True):
@@ -62,6 +66,9 @@ def _subscription(info: SubscriptionInfo) -> Subscription:
         events=list(info.patterns),
         description=info.description,
         created_at=info.created_at,
+        batch_size=info.batch_size,
+        disabled_at=info.disabled_at,
+        disabled_reason=info.disabled_reason,
     )
 
 
@@ -86,7 +93,9 @@ def webhook_router(crm: CRM) -> Router:
         summary="Subscribe a URL to events",
         description="Deliveries are POSTed by the relay worker (crmkit worker), signed with"
         " HMAC-SHA256 in X-Crmkit-Signature (t=<unix time>,v1=<hex>), at least once, with the"
-        " event id as Idempotency-Key. The secret is in this answer only.",
+        " event id as Idempotency-Key. batch_size (1-100) above 1 sends up to that many"
+        " events per request, each signed on its own. A receiver answering 410 Gone"
+        " disables the subscription. The secret is in this answer only.",
         sync_to_thread=True,
         operation_id="create_webhook",
         responses=problem_specs(400, 401, 403, 413, 422),
@@ -95,7 +104,11 @@ def webhook_router(crm: CRM) -> Router:
         data: JSONBody[SubscriptionCreate], actor: NamedDependency[User]
     ) -> NewSubscription:
         info, secret = crm.webhooks.create(
-            data.url, data.events, description=data.description, actor=actor
+            data.url,
+            data.events,
+            description=data.description,
+            batch_size=data.batch_size,
+            actor=actor,
         )
         base = _subscription(info)
         return NewSubscription(**msgspec.structs.asdict(base), secret=secret)

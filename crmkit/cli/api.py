@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -11,6 +12,9 @@ from crmkit.cli.context import cli_state
 from crmkit.cli.display import echo_json, echo_table
 from crmkit.cli.parameters import split_names
 from crmkit.services.forms import DEFAULT_FIELDS, FormInfo
+
+#: How the trusted proxies reach the server process (``crmkit.api.serving`` reads it).
+TRUSTED_PROXIES_VARIABLE = "CRMKIT_TRUSTED_PROXIES"
 
 
 @click.command("serve")
@@ -32,8 +36,21 @@ from crmkit.services.forms import DEFAULT_FIELDS, FormInfo
     help="Log a line per request (default: crmkit.api.access_log, on). Off saves a few"
     " percent of CPU per request under load.",
 )
+@click.option(
+    "--trusted-proxy",
+    "trusted_proxies",
+    multiple=True,
+    metavar="ADDRESS",
+    help="A proxy (address or network, repeatable) whose X-Forwarded-For names the client"
+    " (default: crmkit.api.trusted_proxies, none: the connection's address is the client).",
+)
 def serve_command(
-    host: str | None, port: int | None, workers: int, reload: bool, access_log: bool | None
+    host: str | None,
+    port: int | None,
+    workers: int,
+    reload: bool,
+    access_log: bool | None,
+    trusted_proxies: tuple[str, ...],
 ) -> None:
     """Serve the REST API (uvicorn) until Ctrl-C.
 
@@ -44,6 +61,7 @@ def serve_command(
 
     \b
         crmkit serve --host 0.0.0.0 --port 8000 --no-access-log
+        crmkit serve --trusted-proxy 10.0.0.5   # behind a reverse proxy at 10.0.0.5
 
     uvicorn uses httptools and uvloop when they are installed (pip install
     'crmkit[serve]').
@@ -63,6 +81,15 @@ def serve_command(
         os.environ["CRMKIT_CONFIG"] = str(Path(state.config).resolve())
     if state.database_url or not state.config:
         os.environ["CRMKIT_DATABASE_URL"] = settings.database_url
+    if trusted_proxies:
+        for proxy in trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise click.BadParameter(
+                    f"{proxy!r} is not an IP address or network", param_hint="--trusted-proxy"
+                ) from None
+        os.environ[TRUSTED_PROXIES_VARIABLE] = ",".join(trusted_proxies)
     state.close()  # the server process opens its own
     uvicorn.run(
         "crmkit.api.serving:app_from_environment",
@@ -73,6 +100,9 @@ def serve_command(
         reload=reload,
         log_level="info",
         access_log=settings.api.access_log if access_log is None else access_log,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 by itself; crmkit reads it
+        # only from the trusted proxies it is told of (crmkit.api.forms.client_address)
+        proxy_headers=False,
     )
 
 

@@ -13,6 +13,7 @@ import click
 from crmkit.assignment.rules import OPERATORS, Rule
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import echo_json, echo_table
+from crmkit.cli.terminal import raw_stream
 from crmkit.errors import CRMError
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.users import find_user
@@ -334,7 +335,10 @@ def assign_run(entities: Sequence[str]) -> None:
             )
         if sys.stderr.isatty() and total:
             with click.progressbar(
-                length=int(total or 0), label=f"Assigning {entity}s", file=sys.stderr, show_pos=True
+                length=int(total or 0),
+                label=f"Assigning {entity}s",
+                file=raw_stream(sys.stderr),
+                show_pos=True,
             ) as bar:
                 result = crm.assignment.run(entity, progress=bar.update)
         else:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from crmkit.cli.terminal import json_safe
 from crmkit.events.payloads import to_json
 from crmkit.services.cells import csv_cell
 
@@ -87,7 +88,7 @@ def echo_details(values: Mapping[str, object]) -> None:
 def echo_json(value: Any) -> None:
     """Print ``value`` as indented JSON (dates, decimals and enums made JSON-ready; CJK kept
     readable)."""
-    click.echo(json.dumps(to_json(value), ensure_ascii=False, indent=2))
+    click.echo(json_safe(json.dumps(to_json(value), ensure_ascii=False, indent=2)))
 
 
 __all__ = [

@@ -17,10 +17,16 @@ import click
 from crmkit.app import CRM
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import clip, echo_json, echo_table
-from crmkit.events.admin import dead_deliveries, recent_events, retry_deliveries
+from crmkit.events.admin import (
+    dead_deliveries,
+    delivery_log,
+    recent_events,
+    relay_lag,
+    retry_deliveries,
+)
 from crmkit.events.outbox import OutboxEvent
 from crmkit.events.relay import Relay
-from crmkit.services.pool import release_periodically
+from crmkit.services.scheduler import Scheduler
 
 FOLLOW_INTERVAL_SECONDS = 1.0
 
@@ -43,47 +49,57 @@ FOLLOW_INTERVAL_SECONDS = 1.0
     help="How long to wait before looking again when there was nothing to do.",
 )
 def worker_command(once: bool, worker_id: str | None, poll_interval: float) -> None:
-    """Deliver outbox events to webhooks and plugin sinks, and release records to the
-    shared pool per the pool policies (every [crmkit.pool] release_interval_seconds).
+    """Deliver outbox events to webhooks and plugin sinks, and run the scheduler: queued
+    messages (e-mail, webhook, plugin channels), shared-pool release (every [crmkit.pool]
+    release_interval_seconds) and the jobs enabled plugins schedule.
 
     The sinks are the webhooks of the config file and those enabled plugins add. Delivery
     is at least once, in order per record, retried with backoff until the configured number
     of attempts, then dead (see crmkit events dead). Runs until SIGTERM or Ctrl-C, finishing
-    the pass at hand. Several workers may run at once: they share the work.
+    the pass at hand. Several workers may run at once: they share the work, and each
+    occurrence of a scheduled job runs on one of them.
 
     Example:
 
     \b
         crmkit worker --worker-id relay-1
+        crmkit worker --once      # one pass of everything due now, then exit
     """
     crm = cli_state().crm()
     crm.require_schema()
     relay = Relay(crm, worker_id=worker_id)
+    scheduler = Scheduler(crm, worker_id=relay.worker_id)
     if once:
-        released = sum(result.records for result in crm.pool.release())
         stats = relay.run_once()
         click.echo(
             f"dispatched {stats.dispatched}, delivered {stats.delivered},"
             f" retried {stats.retried}, dead {stats.dead}"
         )
-        if released:
-            click.echo(f"released {released} record(s) to the shared pool")
+        for outcome in scheduler.run_once():
+            if outcome.error:
+                click.echo(f"job {outcome.job} failed: {outcome.error}")
+            elif outcome.ran and outcome.summary and outcome.summary != "idle":
+                click.echo(f"job {outcome.job}: {outcome.summary}")
         return
     _log_to_stderr()
     stop = threading.Event()
     sinks = ", ".join(relay.sinks) or "none"
-    click.echo(f"Relay {relay.worker_id} running; sinks: {sinks}. Ctrl-C stops it.", err=True)
-    releaser = threading.Thread(
-        target=release_periodically,
-        args=(crm, stop, crm.settings.assignment.release_interval_seconds),
-        name="crmkit-pool-release",
+    jobs = ", ".join(job.name for job in scheduler.jobs())
+    click.echo(
+        f"Worker {relay.worker_id} running; sinks: {sinks}; jobs: {jobs}. Ctrl-C stops it.",
+        err=True,
+    )
+    scheduler_thread = threading.Thread(
+        target=scheduler.run,
+        args=(stop, poll_interval),
+        name="crmkit-scheduler",
         daemon=True,
     )
     with _stop_on_signals(stop):
-        releaser.start()
+        scheduler_thread.start()
         relay.run(stop, poll_interval=poll_interval)
-    releaser.join(timeout=60)
-    click.echo(f"Relay {relay.worker_id} stopped.", err=True)
+    scheduler_thread.join(timeout=60)
+    click.echo(f"Worker {relay.worker_id} stopped.", err=True)
 
 
 def _log_to_stderr() -> None:
@@ -254,6 +270,107 @@ def retry_command(sink: str | None, ids: Sequence[int], all_dead: bool) -> None:
     count = retry_deliveries(cli_state().crm(), ids=ids, sink=sink, all_dead=all_dead)
     noun = "delivery" if count == 1 else "deliveries"
     click.echo(f"{count} dead {noun} queued for retry")
+
+
+@events_group.command("deliveries")
+@click.option("--sink", metavar="NAME", help="Only deliveries to this sink (subscription:<id>).")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "in_flight", "delivered", "dead"]),
+    help="Only deliveries in this state.",
+)
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(1, 10_000),
+    default=50,
+    show_default=True,
+    help="How many of the latest deliveries.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def deliveries_command(sink: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """The delivery log: the latest deliveries, newest first, with attempts and last error.
+
+    Example:
+
+    \b
+        crmkit events deliveries --sink erp --status pending
+    """
+    lines = delivery_log(cli_state().crm(), sink=sink, status=status, limit=limit)
+    rows = [
+        {
+            "id": line.id,
+            "sink": line.sink,
+            "event": line.event,
+            "record": line.record,
+            "status": line.status,
+            "attempts": line.attempts,
+            "next_attempt_at": line.next_attempt_at,
+            "delivered_at": line.delivered_at,
+            "last_error": line.last_error,
+            "event_id": line.event_id,
+        }
+        for line in lines
+    ]
+    if as_json:
+        echo_json(rows)
+    elif not rows:
+        click.echo("No deliveries.")
+    else:
+        headers = ("id", "sink", "event", "record", "status", "attempts", "last_error")
+        echo_table(headers, [[clip(str(row[key] or "")) for key in headers] for row in rows])
+
+
+@events_group.command("lag")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "json", "prometheus"]),
+    default="table",
+    show_default=True,
+    help="prometheus: the text format a node exporter's textfile collector reads.",
+)
+def lag_command(output: str) -> None:
+    """How far the relay is behind: events not yet fanned out, and each sink's open
+    deliveries with the age of the oldest.
+
+    Example:
+
+    \b
+        crmkit events lag
+        crmkit events lag --format prometheus > /var/lib/node_exporter/crmkit.prom
+    """
+    lag = relay_lag(cli_state().crm())
+    if output == "prometheus":
+        click.echo(lag.as_prometheus(), nl=False)
+        return
+    if output == "json":
+        echo_json(
+            {
+                "undispatched": lag.undispatched,
+                "oldest_undispatched_seconds": round(lag.oldest_undispatched_seconds, 3),
+                "sinks": [
+                    {
+                        "sink": s.sink,
+                        "pending": s.pending,
+                        "in_flight": s.in_flight,
+                        "oldest_seconds": round(s.oldest_seconds, 3),
+                    }
+                    for s in lag.sinks
+                ],
+            }
+        )
+        return
+    click.echo(
+        f"undispatched events: {lag.undispatched} (oldest {lag.oldest_undispatched_seconds:.1f} s)"
+    )
+    if lag.sinks:
+        echo_table(
+            ("sink", "pending", "in_flight", "oldest (s)"),
+            [[s.sink, s.pending, s.in_flight, f"{s.oldest_seconds:.1f}"] for s in lag.sinks],
+        )
+    else:
+        click.echo("No open deliveries.")
 
 
 __all__ = ["events_group", "worker_command"]

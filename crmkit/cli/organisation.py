@@ -5,6 +5,7 @@ Every command runs as the system (the CLI is the administrator's tool)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import click
@@ -162,6 +163,39 @@ def deactivate_user_command(username: str) -> None:
         + (f" ({detail})" if detail else "")
         + f"; {result.tokens_revoked} token(s) revoked"
     )
+
+
+@users_group.command("set-password")
+@click.argument("username")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from the first line of standard input instead of asking twice.",
+)
+def set_password_command(username: str, password_stdin: bool) -> None:
+    """Set or reset a user's password for the web desk (/desk).
+
+    Asks for the password twice without showing it (or reads it from standard input). The
+    user is unlocked and every desk session they had ends. Passwords are stored as Argon2id
+    hashes; the shortest allowed is [crmkit.desk] min_password_length (10).
+
+    Example:
+
+    \b
+        crmkit users set-password li.na
+        echo 'a long passphrase' | crmkit users set-password li.na --password-stdin
+    """
+    if password_stdin:
+        line: str = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise click.ClickException("no password on standard input")
+    else:
+        password = click.prompt(
+            f"New desk password for {username}", hide_input=True, confirmation_prompt=True
+        )
+    cli_state().crm().sign_in.set_password(username, password)
+    click.echo(f"Password of {username} set; they can sign in at /desk")
 
 
 @users_group.command("set-manager")

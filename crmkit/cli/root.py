@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from crmkit.cli.context import cli_state, missing_sqlite_file
+from crmkit.cli.terminal import safe_output, terminal_safe
 from crmkit.errors import CRMError
 
 if TYPE_CHECKING:
@@ -80,6 +81,12 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "crmkit.cli.records",
         "record_groups",
         "Leads: list, show, create, update and delete.",
+    ),
+    "messages": (
+        "crmkit.cli.messages",
+        "messages_group",
+        "Messages: channels (in-app, e-mail, webhook, plugins'), the delivery log, retries and"
+        " the per-channel do-not-contact list.",
     ),
     "pipelines": (
         "crmkit.cli.organisation",
@@ -153,7 +160,7 @@ INTERRUPTED_EXIT_CODE = 130
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return terminal_safe(" ".join(text.split()))
 
 
 def _database_errors() -> tuple[type[OperationalError], type[ProgrammingError]]:
@@ -292,6 +299,12 @@ class RootGroup(click.Group):
                 else:
                     found[name] = command
         return found
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        # every line a command prints, its error and usage messages included, is shown
+        # safe for a terminal (crmkit.cli.terminal)
+        with safe_output():
+            return super().main(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -21,6 +22,7 @@ from crmkit.cli.parameters import (
     search_option,
     split_names,
 )
+from crmkit.cli.terminal import raw_stdout, raw_stream
 from crmkit.errors import CRMError
 from crmkit.services.records import RowError
 from crmkit.services.transfer import (
@@ -146,6 +148,55 @@ def import_command(
     source: Path | TextIO = source_path or io.TextIOWrapper(
         sys.stdin.buffer, encoding=encoding, newline=""
     )
+    # the report file is opened before anything is imported: a path that cannot be written
+    # stops the command here, not after the rows went in
+    with _report_file(errors_path) as report_stream:
+        _import(
+            crm,
+            name,
+            source,
+            source_path,
+            mappings=mappings,
+            skipped=skipped,
+            all_or_nothing=all_or_nothing,
+            delimiter=delimiter,
+            encoding=encoding,
+            errors_path=errors_path,
+            report_stream=report_stream,
+        )
+
+
+@contextlib.contextmanager
+def _report_file(path: str | None) -> Iterator[TextIO | None]:
+    """The ``--errors`` file, open for writing (``None`` without one); a ``CRMError``
+    naming the path when it cannot be written."""
+    if path is None:
+        yield None
+        return
+    try:
+        stream = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+    except OSError as exc:
+        raise CRMError(
+            f"cannot write the error report {path}: {exc.strerror}; nothing was imported"
+        ) from None
+    with stream:
+        yield stream
+
+
+def _import(
+    crm: CRM,
+    name: str,
+    source: Path | TextIO,
+    source_path: Path | None,
+    *,
+    mappings: Sequence[tuple[str, str]],
+    skipped: Sequence[str],
+    all_or_nothing: bool,
+    delimiter: str,
+    encoding: str,
+    errors_path: str | None,
+    report_stream: TextIO | None,
+) -> None:
     try:
         with _progress(source_path, delimiter, encoding) as progress:
             report = import_csv(
@@ -165,46 +216,68 @@ def import_command(
             f"imported 0 of {report.rows} rows, {report.rejected} rejected"
             " (--all-or-nothing: nothing was imported)"
         )
-        _report_errors(report.errors, errors_path)
+        _report_errors(report.errors, errors_path, report_stream)
         raise click.exceptions.Exit(1) from None
     click.echo(f"imported {report.created} of {report.rows} rows, {report.rejected} rejected")
-    _report_errors(report.errors, errors_path)
+    _report_errors(report.errors, errors_path, report_stream)
     if report.errors:
         raise click.exceptions.Exit(1)
+
+
+#: Without a terminal, a progress line every this many rows (and at most this many seconds
+#: apart once rows keep coming), so a log shows a long import moving.
+PROGRESS_EVERY_ROWS = 10_000
+PROGRESS_EVERY_SECONDS = 10.0
 
 
 @contextlib.contextmanager
 def _progress(
     path: Path | None, delimiter: str, encoding: str
 ) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr when it is a terminal (nothing otherwise, e.g. in CI)."""
-    if path is None or not sys.stderr.isatty():
-        yield None
+    """A progress bar on stderr when it is a terminal; otherwise (a log, CI) a line
+    ``... N rows read`` every :data:`PROGRESS_EVERY_ROWS` rows or
+    :data:`PROGRESS_EVERY_SECONDS` seconds."""
+    if not sys.stderr.isatty() or path is None:
+        yield _progress_lines()
         return
     total = count_rows(path, delimiter=delimiter, encoding=encoding)
     if total is None:
-        yield None
+        yield _progress_lines()
         return
     with click.progressbar(
-        length=total, label=f"Importing {path.name}", file=sys.stderr, show_pos=True
+        length=total, label=f"Importing {path.name}", file=raw_stream(sys.stderr), show_pos=True
     ) as bar:
         yield bar.update
 
 
-def _report_errors(errors: Sequence[RowError], path: str | None) -> None:
+def _progress_lines() -> Callable[[int], None]:
+    state = {"rows": 0, "shown": 0, "at": time.monotonic()}
+
+    def progress(rows: int) -> None:
+        state["rows"] += rows
+        now = time.monotonic()
+        due = state["rows"] - state["shown"] >= PROGRESS_EVERY_ROWS
+        if due or now - state["at"] >= PROGRESS_EVERY_SECONDS:
+            click.echo(f"... {int(state['rows'])} rows read", err=True)
+            state["shown"], state["at"] = state["rows"], now
+
+    return progress
+
+
+def _report_errors(errors: Sequence[RowError], path: str | None, stream: TextIO | None) -> None:
     for error in errors[:ERRORS_SHOWN]:
         click.echo(str(error), err=True)
     hidden = len(errors) - ERRORS_SHOWN
     if hidden > 0:
         where = f"all are in {path}" if path else "use --errors REPORT.csv to get them all"
         click.echo(f"... and {hidden} more problems ({where})", err=True)
-    if path is None:
+    if stream is None:
         return
     try:
-        with open(path, "w", encoding="utf-8-sig", newline="") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["line", "column", "reason"])
-            writer.writerows([error.line, error.field or "", error.message] for error in errors)
+        writer = csv.writer(stream)
+        writer.writerow(["line", "column", "reason"])
+        writer.writerows([error.line, error.field or "", error.message] for error in errors)
+        stream.flush()
     except OSError as exc:
         raise CRMError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -230,6 +303,12 @@ def _report_errors(errors: Sequence[RowError], path: str | None) -> None:
     show_default=True,
     help="Text encoding of the file; utf-8-sig adds the mark Excel needs to show Chinese.",
 )
+@click.option(
+    "--keep-formulas",
+    is_flag=True,
+    help="Write cells starting with = + - @ as they are (by default they get a leading ' so"
+    " that a spreadsheet shows them as text instead of running them).",
+)
 def export_command(
     entity: str,
     output: Path | None,
@@ -237,12 +316,16 @@ def export_command(
     search: str | None,
     fields: str | None,
     encoding: str,
+    keep_formulas: bool,
 ) -> None:
     """Export records to CSV.
 
     One row per record under a header of field names. Lists are written as a;b, key-value
     fields as k=v;k=v, times in ISO 8601. The file imports again with
-    --skip id,created_at,updated_at,version.
+    --skip id,created_at,updated_at,version. A cell a spreadsheet would run as a formula
+    (starting with = + - @) is written with a leading ' (crmkit import takes it off again);
+    --keep-formulas writes them as they are. An existing regular file is replaced whole; a
+    FIFO or device (-o /dev/stdout) is written in place, never replaced.
 
     Example:
 
@@ -253,7 +336,7 @@ def export_command(
     crm = cli_state().crm()
     name = resolve_entity(crm, entity)
     chosen = split_names([fields]) if fields else None
-    target: Path | TextIO = output or sys.stdout
+    target: Path | TextIO = output or raw_stdout()
     count = export_csv(
         crm,
         name,
@@ -262,6 +345,7 @@ def export_command(
         search=search,
         fields=chosen,
         encoding=encoding,
+        keep_formulas=keep_formulas,
     )
     where = f" to {output}" if output else ""
     click.echo(f"Exported {count} {plural(name)}{where}", err=True)

@@ -59,11 +59,15 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         raise ConfigError(f"database URL {shown!r}: {error}") from None
     if sqlite:
         _configure_sqlite(engine)
-    event.listen(engine, "before_cursor_execute", _refuse_nul)
+    event.listen(engine, "before_cursor_execute", _refuse_unstorable)
     return engine
 
 
-def _refuse_nul(
+#: The range of a 64-bit SQL integer: a Python int beyond it reaches no database.
+_INT64 = 2**63
+
+
+def _refuse_unstorable(
     connection: Any,
     cursor: Any,
     statement: str,
@@ -71,22 +75,28 @@ def _refuse_nul(
     context: Any,
     executemany: bool,
 ) -> None:
-    """Refuse a statement with a NUL character in a text parameter, on both engines alike:
-    PostgreSQL cannot hold one (its driver raises, an error that carries the statement and
-    its parameters), SQLite would store it. Written values are refused earlier, naming the
-    field (``crmkit.entities.parsing.check_text``); this catches every other path (a search,
-    a filter, a form key, a plugin's own query). Bulk writes (``executemany``) take their
-    rows from that validation and are not scanned again."""
+    """Refuse a statement with a NUL character in a text parameter, or an integer beyond 64
+    bits, on both engines alike: PostgreSQL cannot hold a NUL (its driver raises, an error
+    that carries the statement and its parameters), SQLite would store it; SQLite's driver
+    raises OverflowError on a larger integer. Written values are refused earlier, naming the
+    field (``crmkit.entities.parsing``); this catches every other path (a search, a filter,
+    a form key, an id given on the command line, a plugin's own query). Bulk writes
+    (``executemany``) take their rows from that validation and are not scanned again."""
     if executemany or not parameters:
         return
     values = parameters.values() if isinstance(parameters, Mapping) else parameters
     for value in values:
         # an array parameter (PostgreSQL ``= ANY``) is scanned item by item
         items = value if isinstance(value, list | tuple) else (value,)
-        if any(isinstance(item, str) and "\x00" in item for item in items):
-            raise ValidationError(
-                [FieldError("input", "text may not contain a NUL character (\\x00)")]
-            )
+        for item in items:
+            if isinstance(item, str) and "\x00" in item:
+                raise ValidationError(
+                    [FieldError("input", "text may not contain a NUL character (\\x00)")]
+                )
+            if type(item) is int and not -_INT64 <= item < _INT64:
+                raise ValidationError(
+                    [FieldError("input", "a number is out of range (beyond 64 bits)")]
+                )
 
 
 def _redacted(url: str) -> str:
@@ -207,12 +217,22 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str
         return
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        _copy_rows(connection, table, rows)
+        if len(rows) < COPY_FROM_ROWS:
+            # a COPY is two round trips (start, then data and end); an INSERT is one
+            connection.execute(insert(table), list(rows))
+        else:
+            _copy_rows(connection, table, rows)
     elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
         _executemany(connection, table, rows)
     else:
         connection.execute(insert(table), list(rows))
 
+
+#: From this many rows on, PostgreSQL gets a ``COPY``; fewer (an operation's one or two
+#: outbox events) go as one ``INSERT``: a ``COPY`` costs two round trips to the server, and
+#: on a loaded machine each round trip is the larger part of a short transaction
+#: (docs/benchmarks.md, loyalty: the earn latency).
+COPY_FROM_ROWS = 8
 
 Processor = Callable[[Any], Any]
 

@@ -70,3 +70,60 @@ def branch_heads(config: Config) -> dict[str, str]:
 def is_initialised(engine: Engine) -> bool:
     """Whether the core schema exists in this database."""
     return inspect(engine).has_table("plugin_states")
+
+
+def revision_folders(config: Config, revisions: Iterable[str]) -> set[str]:
+    """The folders holding the files of ``revisions``."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(config)
+    folders: set[str] = set()
+    for revision_id in revisions:
+        revision = script.get_revision(revision_id)
+        if revision is not None and revision.path:
+            folders.add(str(Path(revision.path).parent))
+    return folders
+
+
+def autogenerate_revision(
+    engine: Engine,
+    locations: Sequence[str],
+    *,
+    branch: str,
+    folder: str,
+    message: str,
+    revision_id: str,
+    tables: frozenset[str],
+    depends_on: str | None,
+) -> str:
+    """Write a revision of ``branch`` into ``folder``: what it takes to bring the database's
+    copy of ``tables`` to the models (autogenerate, the naming conventions of
+    ``crmkit.Model`` applied). The branch is created when it has no revision yet. Returns
+    the file written."""
+    from alembic import command
+
+    config = alembic_config(engine.url.render_as_string(hide_password=False), locations)
+
+    def only_these(
+        obj: object, name: str | None, kind: str, reflected: bool, other: object
+    ) -> bool:
+        table = name if kind == "table" else getattr(getattr(obj, "table", None), "name", None)
+        return table in tables
+
+    starts_branch = branch not in branch_heads(config)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["include_object"] = only_these
+        script = command.revision(
+            config,
+            message=message,
+            autogenerate=True,
+            head="base" if starts_branch else f"{branch}@head",
+            branch_label=branch if starts_branch else None,
+            depends_on=depends_on if starts_branch else None,
+            version_path=folder,
+            rev_id=revision_id,
+        )
+    if script is None or isinstance(script, list):  # pragma: no cover - one head given
+        raise RuntimeError("alembic wrote no single revision")
+    return str(script.path)

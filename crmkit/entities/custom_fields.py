@@ -59,6 +59,10 @@ class CustomField:
     Declare it in a plugin's ``crmkit_custom_fields`` hook or in the config file::
 
         CustomField(entity="contact", name="wechat_id", type=FieldType.TEXT, label="WeChat")
+
+    ``unique=True`` allows a value on one live record of the entity only (a database index
+    enforces it; the error names the other record when the actor may see it);
+    ``ignore_case=True`` (text only) makes ``WF-1`` and ``wf-1`` the same value for it.
     """
 
     entity: str
@@ -69,10 +73,18 @@ class CustomField:
     choices: tuple[str, ...] = field(default=(), converter=_choices)
     description: str = ""
     source: str = "config"
+    unique: bool = False
+    ignore_case: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.type in (FieldType.CHOICE, FieldType.MULTI_CHOICE) and not self.choices:
             raise ValueError(f"custom field {self.name!r} of type {self.type} needs choices")
+        if self.unique and self.type in (FieldType.MULTI_CHOICE, FieldType.BOOLEAN):
+            raise ValueError(f"custom field {self.name!r} of type {self.type} cannot be unique")
+        if self.ignore_case and not (self.unique and self.type is FieldType.TEXT):
+            raise ValueError(
+                f"custom field {self.name!r}: ignore_case applies to unique text fields only"
+            )
 
     def coerce(self, value: object) -> CustomValue:
         """Validate ``value`` and return its stored form; raise ``ValueError`` with the reason.

@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmkit.db.base import Base, utcnow
@@ -17,7 +17,16 @@ class OutboxEvent(Base):
     """One committed event. ``dispatched_at`` is set once the relay has fanned it out."""
 
     __tablename__ = "event_outbox"
-    __table_args__ = (Index("ix_event_outbox_undispatched", "dispatched_at", "id"),)
+    # Partial: only undispatched rows are in it, so marking a row dispatched adds no entry
+    # (migration 0009; docs/decisions.md "The relay's indexes hold only open work").
+    __table_args__ = (
+        Index(
+            "ix_event_outbox_undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -39,13 +48,32 @@ class DeliveryStatus(enum.StrEnum):
     DEAD = "dead"
 
 
+#: The rows the relay still has to deliver (the partial indexes' condition).
+OPEN_CONDITION = "status IN ('pending', 'in_flight')"
+
+
 class EventDelivery(Base):
     """The delivery of one outbox event to one sink: attempts, next try, claim, last error."""
 
     __tablename__ = "event_deliveries"
+    # Both partial, over open deliveries only: the relay reads nothing else through them,
+    # and a delivered row's new version then gets no entry in either (migration 0009).
     __table_args__ = (
-        Index("ix_event_deliveries_order", "sink", "record_key", "id"),
-        Index("ix_event_deliveries_due", "status", "next_attempt_at"),
+        Index(
+            "ix_event_deliveries_order",
+            "sink",
+            "record_key",
+            "id",
+            postgresql_where=text(OPEN_CONDITION),
+            sqlite_where=text(OPEN_CONDITION),
+        ),
+        Index(
+            "ix_event_deliveries_due",
+            "status",
+            "next_attempt_at",
+            postgresql_where=text(OPEN_CONDITION),
+            sqlite_where=text(OPEN_CONDITION),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -26,7 +26,8 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -36,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from crmkit.db.base import UTCDateTime, utcnow
 from crmkit.events.outbox import DeliveryStatus, EventDelivery, OutboxEvent
-from crmkit.events.subscriptions import refreshed_sinks
+from crmkit.events.subscriptions import disable_gone_subscriptions, refreshed_sinks
 from crmkit.events.types import Event, EventSink, deliver_all
 
 if TYPE_CHECKING:
@@ -138,6 +139,21 @@ class Relay:
     def _session(self) -> Session:
         return Session(self.crm.engine, expire_on_commit=False)
 
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction of the relay's own bookkeeping.
+
+        On PostgreSQL it commits without waiting for the WAL flush (``synchronous_commit``
+        off for this transaction only). That is safe for at-least-once delivery: a server
+        crash can lose only the last fraction of a second of *relay* commits, never an
+        event (the outbox rows are written by the changes' own, synchronous commits), and a
+        lost relay commit only makes events count as undelivered again, so they are
+        delivered again (a duplicate, which consumers drop by ``event.id``)."""
+        with self._session() as session, session.begin():
+            if self._postgres:
+                session.execute(text("SET LOCAL synchronous_commit TO off"))
+            yield session
+
     def _id_in(self, column: Any, ids: Sequence[int]) -> Any:
         """``column`` is one of ``ids``: one array parameter on PostgreSQL (a primary-key
         lookup per element), an ``IN`` list on SQLite."""
@@ -167,7 +183,7 @@ class Relay:
     def _fan_out(self, *, claim: bool) -> tuple[list[int], list[Claimed]]:
         """Fan up to ``batch_size`` new events out; return their outbox ids and, with
         ``claim``, the deliveries written already claimed by this worker."""
-        with self._session() as session, session.begin():
+        with self._write() as session:
             if self._postgres and not session.scalar(
                 select(func.pg_try_advisory_xact_lock(DISPATCH_LOCK))
             ):
@@ -305,7 +321,7 @@ class Relay:
             return []
         now = utcnow()
         open_here = and_(_DELIVERIES.status.in_(_OPEN), _DELIVERIES.sink.in_(list(self.sinks)))
-        with self._session() as session, session.begin():
+        with self._write() as session:
             if self._postgres:
                 ids = self._claim_postgres(session, open_here, now)
             else:
@@ -438,7 +454,10 @@ class Relay:
             EventDelivery.status == DeliveryStatus.IN_FLIGHT.value,
         )
         outcomes: list[dict[str, Any]] = []
+        gone: dict[str, str] = {}
         for item, error in failed:
+            if getattr(error, "gone", False):
+                gone[item.sink] = str(error)
             message = f"{type(error).__name__}: {error}"[:2000]
             if item.attempt >= self.config.max_attempts or getattr(error, "permanent", False):
                 status, next_at = DeliveryStatus.DEAD.value, now
@@ -456,7 +475,7 @@ class Relay:
             )
         if not delivered and not outcomes:
             return RelayStats()
-        with self._session() as session, session.begin():
+        with self._write() as session:
             if delivered:
                 session.execute(
                     update(EventDelivery)
@@ -481,6 +500,13 @@ class Relay:
                     ),
                     outcomes,
                 )
+            for sink_name, reason in gone.items():
+                if disable_gone_subscriptions(session, [sink_name], reason):
+                    log.warning("subscription %s disabled: %s", sink_name, reason)
+                else:
+                    log.error(
+                        "webhook %s is gone (%s): remove it from the config", sink_name, reason
+                    )
         return RelayStats(delivered=len(delivered), retried=retried, dead=dead)
 
     def backoff(self, attempts: int) -> dt.timedelta:
@@ -498,7 +524,9 @@ class Relay:
         if self._fixed_sinks:
             return
         with self._session() as session:
-            sinks = refreshed_sinks(self.sinks, session)
+            sinks = refreshed_sinks(
+                self.sinks, session, allow_internal=self.config.allow_internal_addresses
+            )
         if sinks.keys() != self.sinks.keys() or any(
             self.sinks[name] is not sink for name, sink in sinks.items()
         ):

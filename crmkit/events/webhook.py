@@ -1,8 +1,20 @@
-"""The webhook sink: POSTs each event as JSON, signed with HMAC-SHA256.
+"""The webhook sink: POSTs events as JSON, signed with HMAC-SHA256.
 
 Receivers verify ``X-Crmkit-Signature: t=<unix time>,v1=<hex>`` where ``v1`` is
 ``HMAC_SHA256(secret, f"{t}.{body}")``, reject stale timestamps, and drop repeats by the
 ``Idempotency-Key`` header (the event id): delivery is at least once.
+
+With ``batch_size`` above 1 one request carries up to that many events::
+
+    {"batch": 2, "events": [
+        {"id": "...", "name": "...", "body": "<JSON>", "signature": "t=...,v1=..."}, ...]}
+
+Each ``body`` is exactly the JSON a one-event request would carry and ``signature`` its
+signature, so every event stays verifiable on its own (store it, forward it, verify it
+later); the request as a whole is signed in the header as usual. A 2xx answer delivers the
+whole batch, unless its JSON body lists event ids under ``"failed"``: those are retried.
+410 Gone from the receiver means "never again": the deliveries go dead at once and a
+subscription made through the API is disabled.
 """
 
 from __future__ import annotations
@@ -12,11 +24,12 @@ import hmac
 import json
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from attrs import define, field
 
 from crmkit.events.types import Event
+from crmkit.outbound import UnsafeDestination, check_destination
 from crmkit.settings import WebhookConfig
 
 if TYPE_CHECKING:  # httpx is imported by the relay when it first delivers, not at start-up
@@ -47,7 +60,31 @@ def verify(
 
 
 class WebhookError(Exception):
-    """The receiver did not accept the delivery."""
+    """The receiver did not accept the delivery. ``permanent`` ones (an internal address
+    refused) are not retried."""
+
+    permanent = False
+
+
+class WebhookRefused(WebhookError):
+    """The destination is an internal address (crmkit.outbound): never delivered."""
+
+    permanent = True
+
+
+class WebhookGone(WebhookError):
+    """The receiver answered 410 Gone: it wants no more events (never retried)."""
+
+    permanent = True
+    gone = True
+
+
+class WebhookUnreachable(WebhookError):
+    """No answer at all (connection refused, time-out): the rest of the batch is not tried."""
+
+
+#: The largest ``batch_size`` a webhook may have (events per request).
+MAX_BATCH = 100
 
 
 @define
@@ -59,10 +96,13 @@ class WebhookSink:
     secret: str
     patterns: Sequence[str] = field(default=("*",))
     timeout_seconds: float = 10.0
+    batch_size: int = 1
+    #: deliver to internal addresses too (``crmkit.relay.allow_internal_addresses``)
+    allow_internal: bool = False
     _client: httpx.Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
-    def from_config(cls, config: WebhookConfig) -> WebhookSink:
+    def from_config(cls, config: WebhookConfig, *, allow_internal: bool = False) -> WebhookSink:
         """A sink from a ``[[webhooks]]`` config entry."""
         return cls(
             name=config.name,
@@ -70,25 +110,102 @@ class WebhookSink:
             secret=config.secret,
             patterns=config.patterns,
             timeout_seconds=config.timeout_seconds,
+            batch_size=config.batch_size,
+            allow_internal=allow_internal,
         )
 
-    def deliver(self, event: Event) -> None:
-        """POST the event; raise ``WebhookError`` unless the receiver answers 2xx."""
+    def _post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST ``body`` signed now; raise ``WebhookError`` unless the answer is 2xx, and
+        ``WebhookRefused`` when the URL's host resolves to an internal address."""
         import httpx
+
+        try:
+            check_destination(self.url, allow_internal=self.allow_internal)
+        except UnsafeDestination as error:
+            raise WebhookRefused(str(error)) from None
 
         if self._client is None:
             self._client = httpx.Client(timeout=self.timeout_seconds)
-        body = json.dumps(event.to_json(), ensure_ascii=False).encode()
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "crmkit-webhook",
-            "Idempotency-Key": str(event.id),
-            "X-Crmkit-Event": event.name,
+            **headers,
             SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
         }
         try:
             response = self._client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as error:
-            raise WebhookError(f"{self.url}: {type(error).__name__}: {error}") from None
+            raise WebhookUnreachable(f"{self.url}: {type(error).__name__}: {error}") from None
+        if response.status_code == 410:
+            raise WebhookGone(f"{self.url} answered 410 Gone")
         if not 200 <= response.status_code < 300:
             raise WebhookError(f"{self.url} answered {response.status_code}")
+        return response
+
+    def deliver(self, event: Event) -> None:
+        """POST the event; raise ``WebhookError`` unless the receiver answers 2xx."""
+        body = event_body(event)
+        self._post(body, {"Idempotency-Key": str(event.id), "X-Crmkit-Event": event.name})
+
+    def deliver_batch(self, events: Sequence[Event]) -> list[BaseException | None]:
+        """POST the events, ``batch_size`` per request (one per request when it is 1); an
+        outcome per event."""
+        outcomes: list[BaseException | None] = []
+        size = max(1, min(self.batch_size, MAX_BATCH))
+        for start in range(0, len(events), size):
+            chunk = events[start : start + size]
+            try:
+                if size == 1:
+                    self.deliver(chunk[0])
+                    outcomes.append(None)
+                else:
+                    outcomes += self._deliver_chunk(chunk)
+            except WebhookUnreachable as error:  # the receiver is down: spare it the rest
+                return outcomes + [error] * (len(events) - len(outcomes))
+            except WebhookError as error:
+                outcomes += [error] * len(chunk)
+        return outcomes
+
+    def _deliver_chunk(self, events: Sequence[Event]) -> list[BaseException | None]:
+        now = int(time.time())
+        items = []
+        for event in events:
+            body = event_body(event)
+            items.append(
+                {
+                    "id": str(event.id),
+                    "name": event.name,
+                    "body": body.decode(),
+                    "signature": sign(self.secret, body, now),
+                }
+            )
+        payload = json.dumps({"batch": len(items), "events": items}, ensure_ascii=False)
+        response = self._post(
+            payload.encode(),
+            {"Idempotency-Key": f"batch:{events[0].id}", "X-Crmkit-Batch": str(len(items))},
+        )
+        failed = _failed_ids(response)
+        return [
+            WebhookError(f"{self.url} listed event {event.id} as failed")
+            if str(event.id) in failed
+            else None
+            for event in events
+        ]
+
+
+def event_body(event: Event) -> bytes:
+    """The JSON a webhook POSTs for one event (and signs)."""
+    return json.dumps(event.to_json(), ensure_ascii=False).encode()
+
+
+def _failed_ids(response: httpx.Response) -> set[str]:
+    """The event ids a 2xx answer to a batch lists under ``"failed"`` (none if it has no
+    JSON body or no such list)."""
+    if not response.content:
+        return set()
+    try:
+        answer: Any = response.json()
+    except ValueError:
+        return set()
+    failed = answer.get("failed") if isinstance(answer, dict) else None
+    return {str(item) for item in failed} if isinstance(failed, list) else set()

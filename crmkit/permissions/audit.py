@@ -3,8 +3,9 @@
 Every write is audited with field-level before/after values, in the same transaction as the
 write. Sensitive operations (exports, bulk deletes, merges, permission and role changes,
 unusually wide reads) are flagged: the entry is marked ``sensitive``, a
-``security.sensitive_operation`` event is emitted, and every active admin gets a notice in
-their in-app inbox. Plugins deliver the event elsewhere (e-mail, chat) with an event sink.
+``security.sensitive_operation`` event is emitted, and every active admin gets a notice on
+each channel of ``[crmkit.messages] admin_alert_channels`` (the in-app inbox by default;
+``email`` too if configured), through the message channels like every other message.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import or_, select
 
 from crmkit.db.base import utcnow
 from crmkit.db.engine import bulk_insert
 from crmkit.entities.organisation import Role, User
 from crmkit.events.payloads import to_json
-from crmkit.permissions.models import AuditEntry, Notification, UserRole
+from crmkit.messages.outbox import Message, queue_messages
+from crmkit.permissions.models import AuditEntry, UserRole
 
 if TYPE_CHECKING:
     from crmkit.services.operation import Operation
@@ -105,18 +107,21 @@ def flag_sensitive(
         )
     )
     if admins:
-        op.session.execute(
-            insert(Notification),
+        channels = op.crm.messages.channels()
+        queue_messages(
+            op.session,
+            channels,
             [
-                {
-                    "user_id": admin_id,
-                    "created_at": utcnow(),
-                    "kind": "security.sensitive_operation",
-                    "title": f"{actor}: {operation}",
-                    "body": detail,
-                    "event_id": str(event.id),
-                    "read_at": None,
-                }
+                Message(
+                    channel=channel,
+                    user_id=admin_id,
+                    subject=f"{actor}: {operation}",
+                    body=detail,
+                    kind="security.sensitive_operation",
+                    key=f"alert:{event.id}:{channel}:{admin_id}",
+                    data={"event_id": str(event.id)},
+                )
                 for admin_id in admins
+                for channel in op.crm.settings.messages.admin_alert_channels
             ],
         )

@@ -4,7 +4,8 @@ A permission is ``"<resource>:<action>"``. Every entity (core and plugin) has ``
 ``create``, ``update``, ``delete`` and ``export``; customer entities also ``assign``; leads
 ``convert``. Administration has ``user:manage``, ``team:manage``, ``role:manage``,
 ``audit:read``, ``plugin:manage``, ``webhook:manage`` (API webhook subscriptions) and
-``form:manage`` (lead-capture forms); assignment has ``assignment:manage`` (rules, pool
+``form:manage`` (lead-capture forms), ``message:manage`` (sending messages, the delivery
+log, the do-not-contact list); assignment has ``assignment:manage`` (rules, pool
 policies, bulk assignment and release) and ``pool:claim`` (list and claim records of the
 shared pool). Plugins add theirs through ``crmkit_permissions``.
 """
@@ -28,6 +29,7 @@ ADMIN_PERMISSIONS = (
     "webhook:manage",
     "form:manage",
     "assignment:manage",
+    "message:manage",
 )
 #: Taking records from the shared pool (within the per-user limits).
 POOL_PERMISSIONS = ("pool:claim",)

@@ -158,11 +158,28 @@ def find_duplicates(
 def find_duplicates_many(
     op: Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
 ) -> dict[int, list[DuplicateMatch]]:
-    """The duplicate check for a batch of new rows (``(line, values)``): one hook call per
-    row when a plugin answers, else the fallback as one query per entity looked in."""
+    """The duplicate check for a batch of new rows (``(line, values)``): the plugins' batch
+    hook when one answers; else the fallback as one query per entity looked in when every
+    plugin answering the one-row hook also declined the batch, or one hook call per row
+    when a plugin has only the one-row hook."""
     if plugins_answer(op):
-        return {line: find_duplicates(op, entity, values, None) for line, values in rows}
+        host = op.crm.host
+        if host.implemented("crmkit_find_duplicates_many"):
+            answer = host.call("crmkit_find_duplicates_many", op=op, entity=entity, rows=rows)
+            if answer is not None:
+                return {line: list(answer.get(line, ())) for line, _ in rows}
+        if not _batch_declined_by_all(op):
+            return {line: find_duplicates(op, entity, values, None) for line, values in rows}
     return exact_matches(op, entity, [(line, values, None) for line, values in rows])
+
+
+def _batch_declined_by_all(op: Operation) -> bool:
+    """Whether every plugin answering the one-row duplicate hook also has the batch hook
+    (so its declining the batch means the rows are the fallback's)."""
+    hooks = op.crm.host.manager.hook
+    one = {i.plugin_name for i in hooks.crmkit_find_duplicates.get_hookimpls()}
+    many = {i.plugin_name for i in hooks.crmkit_find_duplicates_many.get_hookimpls()}
+    return not (one - many - {CORE_CHECK_NAME})
 
 
 def judge(

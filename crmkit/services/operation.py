@@ -122,6 +122,11 @@ class Operation:
             ],
         )
         self._written = len(self.events)
+        if not self.crm.publishes_events():
+            # nobody in this process reads them after the commit: an import of 200 000 rows
+            # must not keep 200 000 events (and their payloads) until it ends
+            del self.events[:]
+            self._written = 0
 
     def records(self, entity: str, *, elevated: bool = False) -> RecordService:
         """The record service for ``entity`` working inside this operation.

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     from crmkit.app import CRM
 
 
+def installed_plugin(crm: CRM, name: str) -> InstalledPlugin:
+    """The installed, loaded plugin ``name``; a ``PluginError`` saying how to get it."""
+    return _installed(crm, name)
+
+
 def _installed(crm: CRM, name: str) -> InstalledPlugin:
     plugin = crm.installed.get(name)
     if plugin is None:

@@ -30,6 +30,7 @@ from crmkit.services.views import Record
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.services.scheduler import JobContext, ScheduledJob
 
 #: The activity column that links a follow-up to a record of each entity.
 _ACTIVITY_LINK = {
@@ -167,6 +168,35 @@ class PoolService:
             for policy in _policies(op, entity):
                 results.append(_release(op, policy, now))
         return results
+
+    def releasing_soon(
+        self,
+        *,
+        within_days: int = 3,
+        limit: int = 20,
+        now: dt.datetime | None = None,
+        actor: User | None = None,
+    ) -> list[tuple[Policy, Record]]:
+        """The actor's own records a release policy will send back to the pool within
+        ``within_days`` unless they follow them up (the desk's "my day"), with the policy
+        that would release each; only entities the actor may read."""
+        when = (now or utcnow()) + dt.timedelta(days=within_days)
+        found: list[tuple[Policy, Record]] = []
+        with self.crm.transaction(actor, write=False) as op:
+            if op.actor is None:
+                return []
+            for policy in _policies(op, None):
+                if op.access.scope(f"{policy.entity}:read") is None or len(found) >= limit:
+                    continue
+                model: Any = self.crm.entity(policy.entity).model
+                due = _due_query(op, policy, when).where(model.owner_id == op.actor.id)
+                ids = [row.id for row in op.session.execute(due.limit(limit - len(found)))]
+                if not ids:
+                    continue
+                service = op.records(policy.entity)
+                rows = op.session.scalars(select(model).where(model.id.in_(ids)))
+                found += [(policy, service.view(op, row)) for row in rows]
+        return found
 
     # -- list and claim --------------------------------------------------------------------
 
@@ -435,20 +465,21 @@ def check_config_policies(op: Operation, policies: Sequence[PoolPolicyConfig]) -
         _check_policy(op, policy.entity, policy.name, policy.days, policy.when)
 
 
-def release_periodically(crm: CRM, stop: Any, interval: float) -> None:
-    """Run :meth:`PoolService.release` every ``interval`` seconds until ``stop`` (a
-    ``threading.Event``) is set; a failed pass is logged and retried next time. The worker
-    runs this next to the relay."""
-    import logging
+def release_job(crm: CRM) -> ScheduledJob:
+    """The scheduled job that runs :meth:`PoolService.release` every
+    ``[crmkit.pool] release_interval_seconds`` (once per interval across all workers)."""
+    from crmkit.services.scheduler import ScheduledJob
 
-    log = logging.getLogger(__name__)
-    while not stop.is_set():
-        try:
-            for result in crm.pool.release():
-                if result.records:
-                    log.info(
-                        "pool: %s released %d %s(s)", result.policy, result.records, result.entity
-                    )
-        except Exception:
-            log.exception("pool release failed; retrying in %.0fs", interval)
-        stop.wait(interval)
+    def release(context: JobContext) -> str:
+        results = context.crm.pool.release()
+        released = [result for result in results if result.records]
+        return "; ".join(
+            f"{result.policy}: released {result.records} {result.entity}(s)" for result in released
+        )
+
+    return ScheduledJob(
+        "pool.release",
+        release,
+        every_seconds=crm.settings.assignment.release_interval_seconds,
+        description="release records to the shared pool per the pool policies",
+    )

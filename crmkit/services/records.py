@@ -69,6 +69,7 @@ from crmkit.services.queries import (
     visible,
     visible_by_id,
 )
+from crmkit.services.uniqueness import check_unique, unique_values_race
 from crmkit.services.views import Record
 
 if TYPE_CHECKING:
@@ -209,7 +210,8 @@ class RecordService:
             values = self._prepare_new(op, data)
             pending = operation_state(op).pending.get(id(values))
             self._check_references(op, [values])
-            (record_id,) = self._insert(op, [values])
+            with unique_values_race(self.name):
+                (record_id,) = self._insert(op, [values])
             self._created(op, record_id, values)
             self._audit_created(op, [(record_id, values)])
             self._after_create_many(op, [(record_id, values)])
@@ -403,6 +405,7 @@ class RecordService:
                 f" ({self.name}:create covers {scope.value} records)"
             )
         values: dict[str, Any] = {**columns, **custom}
+        check_unique(op, self.name, values, None)
         self.before_create(op, values)
         if self.crm.host.implemented("crmkit_before_create"):
             self.crm.host.call("crmkit_before_create", op=op, entity=self.name, values=values)
@@ -948,6 +951,7 @@ class RecordService:
             if not op.access.unrestricted:
                 op.access.check_writable(self.name, changes)
             columns, custom = self.crm.preparer(self.name).prepare(changes, creating=False)
+            check_unique(op, self.name, custom, record_id)
             previous = self.snapshot(record)
             changed = {
                 key: value
@@ -974,6 +978,9 @@ class RecordService:
                     previous=previous,
                 )
             self._apply(op, record, changed)
+            if changed.keys() & self.crm.custom_fields[self.name].keys():
+                with unique_values_race(self.name):
+                    op.session.flush()
             before = {key: previous.get(key) for key in changed}
             op.emit(
                 f"{self.name}.updated",

@@ -301,7 +301,7 @@ def _rows(
                 )
                 bad = True
                 break
-            data[field] = cell
+            data[field] = formula_text(cell)
         if not bad:
             yield line, data
 
@@ -385,6 +385,29 @@ def export_fields(crm: CRM, entity: str, fields: Sequence[str] | None = None) ->
     return list(fields)
 
 
+#: Characters that make a spreadsheet read a cell as a formula (OWASP's list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9][0-9 .,]*")
+
+
+def formula_safe(cell: str) -> str:
+    """``cell`` as a spreadsheet will not run it: a text starting with ``=``, ``+``, ``-``,
+    ``@``, tab or carriage return gets a leading ``'`` (Excel, LibreOffice and Google Sheets
+    then show it as text). A plain number (``-12.50``, ``+8613812345678``) is no formula
+    and stays as it is. :func:`formula_text` undoes it on import."""
+    if cell.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+def formula_text(cell: str) -> str:
+    """A cell read from a CSV file: the ``'`` :func:`formula_safe` added is taken off (only
+    before one of the formula characters), so an exported file imports back unchanged."""
+    if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS):
+        return cell[1:]
+    return cell
+
+
 def export_csv(
     crm: CRM,
     entity: str,
@@ -395,12 +418,17 @@ def export_csv(
     fields: Sequence[str] | None = None,
     actor: User | None = None,
     encoding: str = "utf-8",
+    keep_formulas: bool = False,
 ) -> int:
     """Write the ``entity`` records matching ``filters`` and ``search`` as CSV; return how
     many. The file re-imports with ``skip=REIMPORT_SKIP``.
 
-    A path is written whole or not at all (through a temporary file); ``encoding``
-    ``utf-8-sig`` adds the byte-order mark Excel needs to show Chinese text.
+    A regular file is written whole or not at all (through a temporary file beside it, then
+    renamed over it); a symbolic link is followed and its target replaced that way; anything
+    else that exists (a FIFO, a device such as ``/dev/stdout``) is written in place, never
+    replaced. ``encoding`` ``utf-8-sig`` adds the byte-order mark Excel needs to show
+    Chinese text. A cell a spreadsheet would run as a formula gets a leading ``'``
+    (:func:`formula_safe`) unless ``keep_formulas``.
 
     Example::
 
@@ -409,22 +437,41 @@ def export_csv(
     columns = export_fields(crm, entity, fields)
     records = crm.records(entity).export(filters, search=search, actor=actor)
     builtin = set(crm.entity(entity).columns)
+    cell = csv_cell if keep_formulas else _safe_cell
     if not isinstance(target, Path):
-        return _write_rows(target, columns, builtin, records)
-    partial = target.with_name(f".{target.name}.part")
+        return _write_rows(target, columns, builtin, records, cell)
+    resolved = target.resolve()
     try:
+        if resolved.exists() and not resolved.is_file():
+            with resolved.open("w", encoding=encoding, newline="") as stream:
+                return _write_rows(stream, columns, builtin, records, cell)
+    except OSError as error:
+        raise CRMError(f"cannot write {target}: {error.strerror}") from None
+    partial = resolved.with_name(f".{resolved.name}.part")
+    try:
+        if partial.is_symlink():  # a link left there would send the rows elsewhere
+            partial.unlink()
         with partial.open("w", encoding=encoding, newline="") as stream:
-            count = _write_rows(stream, columns, builtin, records)
-        os.replace(partial, target)
+            count = _write_rows(stream, columns, builtin, records, cell)
+        os.replace(partial, resolved)
     except OSError as error:
         raise CRMError(f"cannot write {target}: {error.strerror}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        if partial.is_file() and not partial.is_symlink():
+            partial.unlink(missing_ok=True)
     return count
 
 
+def _safe_cell(value: object) -> str:
+    return formula_safe(csv_cell(value))
+
+
 def _write_rows(
-    stream: TextIO, columns: Sequence[str], builtin: set[str], records: Iterator[object]
+    stream: TextIO,
+    columns: Sequence[str],
+    builtin: set[str],
+    records: Iterator[object],
+    cell: Callable[[object], str],
 ) -> int:
     count = 0
     try:
@@ -439,7 +486,7 @@ def _write_rows(
         custom = getattr(record, "custom", None) or {}
         writer.writerow(
             [
-                csv_cell(getattr(record, name) if name in builtin else custom.get(name))
+                cell(getattr(record, name) if name in builtin else custom.get(name))
                 for name in columns
             ]
         )
@@ -449,6 +496,7 @@ def _write_rows(
 
 __all__ = [
     "EXPORT_SYSTEM_FIELDS",
+    "FORMULA_STARTS",
     "REIMPORT_SKIP",
     "ImportRejected",
     "ImportReport",
@@ -458,6 +506,8 @@ __all__ = [
     "entity_named",
     "export_csv",
     "export_fields",
+    "formula_safe",
+    "formula_text",
     "import_csv",
     "plan_columns",
     "plural",

@@ -24,6 +24,8 @@ from crmkit.entities.organisation import User
 from crmkit.errors import FieldError, NotFoundError, ValidationError
 from crmkit.events.outbox import DeliveryStatus, EventDelivery, OutboxEvent
 from crmkit.events.subscriptions import WebhookSubscription
+from crmkit.events.webhook import MAX_BATCH
+from crmkit.outbound import UnsafeDestination, check_url_host
 from crmkit.permissions.audit import audit_rows
 
 if TYPE_CHECKING:
@@ -42,6 +44,9 @@ class SubscriptionInfo:
     description: str
     patterns: tuple[str, ...]
     created_at: dt.datetime
+    batch_size: int = 1
+    disabled_at: dt.datetime | None = None
+    disabled_reason: str | None = None
 
 
 @frozen
@@ -65,11 +70,15 @@ def _info(subscription: WebhookSubscription) -> SubscriptionInfo:
         description=subscription.description,
         patterns=tuple(subscription.patterns),
         created_at=subscription.created_at,
+        batch_size=subscription.batch_size,
+        disabled_at=subscription.disabled_at,
+        disabled_reason=subscription.disabled_reason,
     )
 
 
-def check_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL; a ``ValidationError`` naming ``url`` if not."""
+def check_url(url: str, *, allow_internal: bool = False) -> str:
+    """``url`` if it is an absolute http(s) URL to a host outside the local network (unless
+    ``allow_internal``, see crmkit.outbound); a ``ValidationError`` naming ``url`` if not."""
     url = url.strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -78,6 +87,10 @@ def check_url(url: str) -> str:
         )
     if len(url) > 2000:
         raise ValidationError([FieldError("url", "longer than 2000 characters")], "webhook")
+    try:
+        check_url_host(url, allow_internal=allow_internal)
+    except UnsafeDestination as error:
+        raise ValidationError([FieldError("url", str(error))], "webhook") from None
     return url
 
 
@@ -107,16 +120,22 @@ class WebhookSubscriptionService:
         patterns: Sequence[str] = ("*",),
         *,
         description: str = "",
+        batch_size: int = 1,
         actor: User | None = None,
     ) -> tuple[SubscriptionInfo, str]:
         """Subscribe ``url`` to events matching ``patterns``; return the subscription and its
-        signing secret (shown only now)."""
-        url = check_url(url)
+        signing secret (shown only now). ``batch_size`` above 1 sends up to that many events
+        per request (the batch body, each event signed on its own)."""
+        url = check_url(url, allow_internal=self.crm.settings.relay.allow_internal_addresses)
         chosen = check_patterns(patterns)
         description = description.strip()
         if len(description) > 200:
             raise ValidationError(
                 [FieldError("description", "longer than 200 characters")], "webhook"
+            )
+        if not 1 <= batch_size <= MAX_BATCH:
+            raise ValidationError(
+                [FieldError("batch_size", f"must be from 1 to {MAX_BATCH}")], "webhook"
             )
         with self.crm.transaction(actor) as op:
             op.access.require("webhook:manage")
@@ -127,6 +146,7 @@ class WebhookSubscriptionService:
                 patterns=chosen,
                 secret=secret,
                 created_by_id=op.actor_id,
+                batch_size=batch_size,
             )
             op.session.add(subscription)
             op.session.flush()

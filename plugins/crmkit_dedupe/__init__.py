@@ -118,9 +118,7 @@ def crmkit_after_create_many(
     imports on the core's batched path)."""
     engine = engine_of(op.crm)
     if entity in engine.fields:
-        engine._insert_keys(
-            op, [engine.profile(entity, record_id, values) for record_id, values in records]
-        )
+        engine.file_created(op, entity, records)
 
 
 @crmkit.hookimpl
@@ -161,6 +159,17 @@ def crmkit_find_duplicates(
     if not engine.online or not engine.rules_for(entity):
         return None
     return engine.find(op, entity, values, record_id)
+
+
+@crmkit.hookimpl
+def crmkit_find_duplicates_many(
+    op: crmkit.Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+) -> Mapping[int, Sequence[crmkit.DuplicateMatch]] | None:
+    """:func:`crmkit_find_duplicates` for an import batch, from a few queries."""
+    engine = engine_of(op.crm)
+    if not engine.online or not engine.rules_for(entity):
+        return None
+    return engine.find_many(op, entity, rows)
 
 
 @crmkit.hookimpl

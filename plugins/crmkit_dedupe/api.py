@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 
@@ -21,6 +21,8 @@ ActorDependency = NamedDependency[crmkit.User | None]
 Entity = Annotated[str, QueryParameter(description="The entity (contact, lead, account, ...).")]
 CandidateId = Annotated[int, PathParameter(ge=1, description="The candidate pair's id.")]
 MergeId = Annotated[int, PathParameter(ge=1, description="The merge's id.")]
+#: The problem+json answers of the review's reads.
+READ = crmkit.problem_responses(401, 403, 422)
 
 
 def _merge(result: crmkit.MergeResult) -> dict[str, Any]:
@@ -32,6 +34,18 @@ def _merge(result: crmkit.MergeResult) -> dict[str, Any]:
         "changes": dict(result.changes),
         "moved": dict(result.moved),
     }
+
+
+def _export(
+    crm: crmkit.CRM, actor: crmkit.User | None, entity: str | None, status: str, fmt: str
+) -> Response[str]:
+    rows = service.export_candidates(crm, entity=entity, status=status, actor=actor)
+    media = "text/csv" if fmt == "csv" else "application/json"
+    return Response(
+        "".join(service.export_text(rows, fmt)),
+        media_type=f"{media}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="dedupe-candidates.{fmt}"'},
+    )
 
 
 class DedupeController(Controller):
@@ -47,7 +61,7 @@ class DedupeController(Controller):
         """Scan every record of ``entity`` and save the candidate pairs."""
         return service.scan(crm, entity, actor=actor)
 
-    @get("/candidates", sync_to_thread=True)
+    @get("/candidates", sync_to_thread=True, responses=READ)
     def candidates(
         self,
         crm: CrmDependency,
@@ -55,9 +69,47 @@ class DedupeController(Controller):
         entity: Annotated[str | None, QueryParameter(description="Only this entity.")] = None,
         status: Annotated[str, QueryParameter(description="open, dismissed or merged.")] = "open",
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
+        after: Annotated[
+            str | None,
+            QueryParameter(
+                description="The next page: the ``cursor`` of the last row of the previous one."
+            ),
+        ] = None,
     ) -> list[dict[str, Any]]:
-        """Candidate pairs, best score first."""
-        return service.candidates(crm, entity=entity, status=status, limit=limit, actor=actor)
+        """Candidate pairs, best score first, a page at a time (keyset: each row's
+        ``cursor``, passed as ``after``, gives the page after it)."""
+        return service.candidates(
+            crm, entity=entity, status=status, limit=limit, after=after, actor=actor
+        )
+
+    @get(
+        "/candidates/export.csv",
+        sync_to_thread=True,
+        media_type="text/csv; charset=utf-8",
+        responses=READ,
+    )
+    def export_csv(
+        self,
+        crm: CrmDependency,
+        actor: ActorDependency,
+        entity: Annotated[str | None, QueryParameter(description="Only this entity.")] = None,
+        status: Annotated[str, QueryParameter(description="open, dismissed or merged.")] = "open",
+    ) -> Response[str]:
+        """Every candidate pair with its reasons, best score first, as CSV: one line per pair,
+        the reasons joined with "; ", cells a spreadsheet will not run as formulas. The same
+        pairs and reasons as the review shows you."""
+        return _export(crm, actor, entity, status, "csv")
+
+    @get("/candidates/export.json", sync_to_thread=True, responses=READ)
+    def export_json(
+        self,
+        crm: CrmDependency,
+        actor: ActorDependency,
+        entity: Annotated[str | None, QueryParameter(description="Only this entity.")] = None,
+        status: Annotated[str, QueryParameter(description="open, dismissed or merged.")] = "open",
+    ) -> Response[str]:
+        """Every candidate pair with its reasons, best score first, as a JSON array."""
+        return _export(crm, actor, entity, status, "json")
 
     @post("/candidates/{candidate_id:int}/dismiss", sync_to_thread=True)
     def dismiss(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -40,7 +39,9 @@ def scan_command(entity: str, as_json: bool) -> None:
     try:
         total = crm.records(entity).count()
         with click.progressbar(
-            length=max(total, 1), label=f"Reading {entity} records", file=sys.stderr
+            length=max(total, 1),
+            label=f"Reading {entity} records",
+            file=crmkit.cli_progress_stream(),
         ) as bar:
             counts = service.scan(crm, entity, progress=bar.update)
     except crmkit.CRMError as error:
@@ -65,15 +66,20 @@ def scan_command(entity: str, as_json: bool) -> None:
     help="Which candidates.",
 )
 @click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--after", metavar="CURSOR", help="The next page: the cursor the previous page ended with."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
-def review_command(entity: str | None, status: str, limit: int, as_json: bool) -> None:
-    """List candidate pairs, best score first, with the reasons.
+def review_command(
+    entity: str | None, status: str, limit: int, after: str | None, as_json: bool
+) -> None:
+    """List candidate pairs, best score first, with the reasons, a page at a time.
 
-    Example: crmkit dedupe review --entity contact --limit 20
+    Example: crmkit dedupe review --entity contact --limit 20 --after 0.9:412
     """
     crm = crmkit.cli_crm()
     try:
-        rows = service.candidates(crm, entity=entity, status=status, limit=limit)
+        rows = service.candidates(crm, entity=entity, status=status, limit=limit, after=after)
     except crmkit.CRMError as error:
         _fail(error)
         return
@@ -91,6 +97,47 @@ def review_command(entity: str | None, status: str, limit: int, as_json: bool) -
         )
         for reason in row["reasons"]:
             click.echo(f"        - {reason}")
+    if len(rows) == limit:
+        click.echo(f"Next page: --after {rows[-1]['cursor']}")
+
+
+@dedupe_group.command(name="export")
+@click.option("--entity", help="Only candidates of this entity.")
+@click.option(
+    "--status",
+    type=click.Choice(service.STATUSES),
+    default="open",
+    show_default=True,
+    help="Which candidates.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(service.EXPORT_FORMATS),
+    default="csv",
+    show_default=True,
+    help="CSV (one line per pair, reasons joined with '; ') or a JSON array.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.File("w", encoding="utf-8", lazy=True),
+    default="-",
+    help="The file to write (default: standard output).",
+)
+def export_command(entity: str | None, status: str, fmt: str, output: Any) -> None:
+    """Write every candidate pair with its reasons, best score first, for a spreadsheet.
+
+    Example: crmkit dedupe export --entity contact --format csv -o candidates.csv
+    """
+    crm = crmkit.cli_crm()
+    try:
+        for piece in service.export_text(
+            service.export_candidates(crm, entity=entity, status=status), fmt
+        ):
+            output.write(piece)
+    except crmkit.CRMError as error:
+        _fail(error)
 
 
 @dedupe_group.command(name="merge")

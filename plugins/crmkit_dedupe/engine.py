@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
@@ -26,6 +27,7 @@ from sqlalchemy import (
     literal_column,
     null,
     select,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -84,7 +86,53 @@ class Engine:
             .order_by(DedupeKey.record_id.desc())
             .limit(self.max_candidates)
         )
-        self.keyed = matching.keyed_slots(self.rules)
+        #: The same per key, for many keys at once (an import batch): each key's newest
+        #: ``max_candidates`` records, ranked in the query.
+        ranked = (
+            select(
+                DedupeKey.kind,
+                DedupeKey.key,
+                DedupeKey.entity,
+                DedupeKey.record_id,
+                func.row_number()
+                .over(
+                    partition_by=(DedupeKey.kind, DedupeKey.key, DedupeKey.entity),
+                    order_by=DedupeKey.record_id.desc(),
+                )
+                .label("rank"),
+            )
+            .where(
+                DedupeKey.kind.in_(bindparam("kinds", expanding=True)),
+                DedupeKey.key.in_(bindparam("keys", expanding=True)),
+                DedupeKey.entity.in_(bindparam("entities", expanding=True)),
+            )
+            .subquery()
+        )
+        #: On PostgreSQL, the same as a lateral join over the keys given as arrays: one
+        #: index range per key and entity, stopped after ``max_candidates`` (the planner
+        #: cannot misjudge it on a key table that grew since it was last analysed).
+        self._lookup_lateral = text(
+            "SELECT k.kind, k.key, e.entity, d.record_id"
+            " FROM unnest(CAST(:kinds AS varchar[]), CAST(:keys AS varchar[])) AS k(kind, key)"
+            " CROSS JOIN unnest(CAST(:entities AS varchar[])) AS e(entity)"
+            " CROSS JOIN LATERAL (SELECT dedupe_keys.record_id FROM dedupe_keys"
+            " WHERE dedupe_keys.kind = k.kind AND dedupe_keys.key = k.key"
+            " AND dedupe_keys.entity = e.entity"
+            " ORDER BY dedupe_keys.record_id DESC LIMIT :cap) AS d"
+        ).bindparams(
+            bindparam("kinds", type_=ARRAY(String())),
+            bindparam("keys", type_=ARRAY(String())),
+            bindparam("entities", type_=ARRAY(String())),
+            bindparam("cap", type_=Integer()),
+        )
+        self._lookup_many = select(
+            ranked.c.kind, ranked.c.key, ranked.c.entity, ranked.c.record_id
+        ).where(ranked.c.rank <= self.max_candidates)
+        #: Per open operation, the import rows :meth:`find_many` profiled (by ``id``, with the
+        #: values, so that a reused id is never mistaken): :meth:`file_created` reuses them.
+        self._probes: weakref.WeakKeyDictionary[
+            crmkit.Operation, dict[int, tuple[Mapping[str, Any], matching.Profile]]
+        ] = weakref.WeakKeyDictionary()
         #: Per checked entity: the slots a candidate must share a key in (only the evidence
         #: when every rule's evidence is compared exactly; see ``exact_evidence_only``).
         self.lookup: dict[str, tuple[frozenset[str], bool]] = {}
@@ -95,6 +143,25 @@ class Engine:
         self.fields = {
             name: matching.rule_fields(self.rules, name)
             for name in {r.entity for r in self.rules} | {e for r in self.rules for e in r.against}
+        }
+        #: Per entity: the slots of its records some check looks up (the lookup slots of
+        #: every entity whose rules check against it), the only keys worth filing (with the
+        #: built-in rules: phones, e-mails and dates, no names), and the fields they need.
+        self.filed: dict[str, frozenset[str]] = {}
+        for name in self.fields:
+            self.filed[name] = frozenset(
+                slot
+                for checked, (slots, _) in self.lookup.items()
+                if any(name in rule.against for rule in self.rules_for(checked))
+                for slot in slots
+            )
+        self.key_fields = {
+            name: [
+                (f, c)
+                for f, c in fields
+                if f"{f}:{c}" in self.filed[name] | self.lookup.get(name, (frozenset(), False))[0]
+            ]
+            for name, fields in self.fields.items()
         }
 
     @staticmethod
@@ -122,6 +189,12 @@ class Engine:
             self.region,
             owner_id=owner_id,
             label=label,
+        )
+
+    def key_profile(self, entity: str, record_id: int, data: Mapping[str, Any]) -> matching.Profile:
+        """``data`` normalised only in the fields whose keys are filed or looked up."""
+        return matching.build_profile(
+            entity, record_id, data, self.key_fields.get(entity, ()), self.region
         )
 
     def load(self, op: crmkit.Operation, entity: str, ids: Iterable[int]) -> list[matching.Profile]:
@@ -204,11 +277,26 @@ class Engine:
             delete(DedupeKey).where(DedupeKey.entity == entity, DedupeKey.record_id == record_id)
         )
 
+    def file_created(
+        self, op: crmkit.Operation, entity: str, records: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> None:
+        """File the keys of records just created, reusing the profile :meth:`find_many` made
+        of the same values when it checked them (an import normalises each row once)."""
+        kept = self._probes.pop(op, {})
+        profiles = []
+        for record_id, values in records:
+            found = kept.get(id(values))
+            if found is not None and found[0] is values:
+                profiles.append(attrs.evolve(found[1], record_id=record_id))
+            else:
+                profiles.append(self.key_profile(entity, record_id, values))
+        self._insert_keys(op, profiles)
+
     def _insert_keys(self, op: crmkit.Operation, profiles: Sequence[matching.Profile]) -> None:
         rows = [
             {"entity": p.entity, "record_id": p.record_id, "kind": kind, "key": key}
             for p in profiles
-            for kind, key in sorted(matching.blocking_keys(p, self.keyed))
+            for kind, key in sorted(matching.blocking_keys(p, self.filed.get(p.entity, ())))
         ]
         if rows:  # a Core executemany: no ORM bulk machinery per key row
             op.session.connection().execute(insert(KEYS), rows)
@@ -273,28 +361,75 @@ class Engine:
                     )
                 )
         found.discard((entity, record_id or 0))
-        result: list[crmkit.DuplicateMatch] = []
+        others = [
+            other
+            for target in targets
+            for other in self.load(op, target, [rid for ent, rid in found if ent == target])
+        ]
+        return _matches(rules, probe, others)
+
+    def find_many(
+        self, op: crmkit.Operation, entity: str, rows: Sequence[tuple[int, Mapping[str, Any]]]
+    ) -> dict[int, list[crmkit.DuplicateMatch]]:
+        """:meth:`find` for the new rows of an import batch (``(key, values)``), from one
+        key query and one profile read per entity looked in, whatever the batch's size:
+        each key's newest ``max_candidates`` records, as :meth:`find` reads them."""
+        rules = self.rules_for(entity)
+        if not rules:
+            return {}
+        slots = self.lookup[entity][0]
+        # first only the keyed fields (most rows share no key with anything: their name is
+        # never normalised); kept for filing the keys of the rows the import then writes
+        probes = [(key, self.key_profile(entity, 0, values)) for key, values in rows]
+        kept = self._probes.setdefault(op, {})
+        for (_, values), (_, probe) in zip(rows, probes, strict=True):
+            kept[id(values)] = (values, probe)
+        keys_of = {key: matching.blocking_keys(probe, slots) for key, probe in probes}
+        values_of = dict(rows)
+        wanted = sorted({k for keys in keys_of.values() for k in keys})
+        if not wanted:
+            return {}
+        targets = sorted({e for rule in rules for e in rule.against})
+        by_key: dict[tuple[str, str, str], list[int]] = {}
+        postgres = op.session.connection().dialect.name == "postgresql"
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            if postgres:  # each key's own index range, newest first (a lateral join)
+                statement: Any = self._lookup_lateral
+                parameters: dict[str, Any] = {
+                    "kinds": [k for k, _ in chunk],
+                    "keys": [k for _, k in chunk],
+                    "entities": targets,
+                    "cap": self.max_candidates,
+                }
+            else:
+                statement = self._lookup_many
+                parameters = {
+                    "kinds": sorted({k for k, _ in chunk}),
+                    "keys": sorted({k for _, k in chunk}),
+                    "entities": targets,
+                }
+            for kind, key, target, record_id in op.session.execute(statement, parameters):
+                by_key.setdefault((kind, key, target), []).append(record_id)
+        profiles: dict[tuple[str, int], matching.Profile] = {}
         for target in targets:
-            ids = [rid for ent, rid in found if ent == target]
-            for other in self.load(op, target, ids):
-                hit = matching.first_match(rules, probe, other)
-                if hit is None:
-                    continue
-                rule, scored = hit
-                result.append(
-                    crmkit.DuplicateMatch(
-                        target,
-                        other.record_id,
-                        scored.score,
-                        rule.action,
-                        scored.reasons,
-                        rule=rule.name,
-                        owner_id=other.owner_id,
-                        label=f"{other.label} ({target} {other.record_id})",
-                        reason_fields=matching.reason_fields(rule, probe, other),
-                    )
-                )
-        result.sort(key=lambda m: (-m.score, m.entity, m.record_id))
+            ids = {rid for (_, _, t), found in by_key.items() if t == target for rid in found}
+            for profile in self.load(op, target, ids):
+                profiles[(target, profile.record_id)] = profile
+        result: dict[int, list[crmkit.DuplicateMatch]] = {}
+        for key, _ in probes:
+            near = {
+                (target, rid)
+                for kind, value in keys_of[key]
+                for target in targets
+                for rid in by_key.get((kind, value, target), ())
+            }
+            others = [profiles[item] for item in sorted(near) if item in profiles]
+            if not others:
+                continue
+            found = _matches(rules, self.profile(entity, 0, values_of[key]), others)
+            if found:
+                result[key] = found
         return result
 
     # -- the batch scan ---------------------------------------------------------------------
@@ -548,6 +683,33 @@ class Engine:
 _PAUSES = 0  # blocks in :func:`_collector_paused` now
 _PAUSES_LOCK = threading.Lock()
 _WAS_ON = True  # whether the collector was on when the first of them began
+
+
+def _matches(
+    rules: Sequence[Rule], probe: matching.Profile, others: Iterable[matching.Profile]
+) -> list[crmkit.DuplicateMatch]:
+    """The records of ``others`` that ``probe`` matches under ``rules``, best first."""
+    result: list[crmkit.DuplicateMatch] = []
+    for other in others:
+        hit = matching.first_match(rules, probe, other)
+        if hit is None:
+            continue
+        rule, scored = hit
+        result.append(
+            crmkit.DuplicateMatch(
+                other.entity,
+                other.record_id,
+                scored.score,
+                rule.action,
+                scored.reasons,
+                rule=rule.name,
+                owner_id=other.owner_id,
+                label=f"{other.label} ({other.entity} {other.record_id})",
+                reason_fields=matching.reason_fields(rule, probe, other),
+            )
+        )
+    result.sort(key=lambda m: (-m.score, m.entity, m.record_id))
+    return result
 
 
 @contextmanager

@@ -64,7 +64,7 @@ def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
         for item in (raw, *extra) if extra else (raw,):
             if item:
                 text = str(item)
-                value = canonical(text) if canonical else nz.canonical_phone(text, region)
+                value = canonical(text) if canonical else nz.phone_with_extension(text, region)
                 if value and value not in values:
                     values.append(value)
         return tuple(values) or None
@@ -219,7 +219,7 @@ class ProfileBuilder:
         self._label = next((at[n] for n in ("full_name", "name") if n in at), None)
 
     def _phone(self, text: str) -> str:
-        return nz.canonical_phone(text, self.region)
+        return nz.phone_with_extension(text, self.region)
 
     def profiles(self, rows: Sequence[Sequence[Any]]) -> list[Profile]:
         """The profiles of ``rows``."""
@@ -327,7 +327,9 @@ def blocking_keys(profile: Profile, slots: Collection[str] | None = None) -> set
         if slots is not None and slot not in slots:
             continue
         compare = slot.rpartition(":")[2]
-        if compare in ("phone", "email"):
+        if compare == "phone":  # the line, whatever the desk: a switchboard is one key
+            keys.update((compare, item.partition(";ext=")[0]) for item in value)
+        elif compare == "email":
             keys.update((compare, item) for item in value)
         elif compare == "name":
             keys.add(("name", value.key[:190]))
@@ -346,12 +348,16 @@ def identifier_similarity(compare: str, a: tuple[str, ...], b: tuple[str, ...]) 
     """Phones or e-mails as a person weighs them: a shared one agrees (1); otherwise they
     disagree (0) only when both records have one of the same kind, which a person has just
     one of at a time: a mobile and a mobile, a landline and a landline, two addresses at
-    one domain (two colleagues' work addresses, two accounts at one provider). A mobile
-    against a landline, or a work address against a personal one, is :data:`NOT_COMPARED`:
-    people have both, and give each to a different system."""
+    one domain (two colleagues' work addresses, two accounts at one provider), two desks
+    behind one switchboard (its number with two extensions). A mobile against a landline
+    or a switchboard, a direct line against a switchboard, or a work address against a
+    personal one, is :data:`NOT_COMPARED`: people have both, and give each to a different
+    system."""
     if not set(a).isdisjoint(b):
         return 1.0
     if compare == "phone":
+        if _same_line(a, b):
+            return 1.0
         kinds_a = {nz.phone_kind(number) for number in a}
         kinds_b = {nz.phone_kind(number) for number in b}
         if nz.ANY_KIND in kinds_a or nz.ANY_KIND in kinds_b or kinds_a & kinds_b:
@@ -361,6 +367,18 @@ def identifier_similarity(compare: str, a: tuple[str, ...], b: tuple[str, ...]) 
     if any(address.rpartition("@")[2] in domains_a for address in b):
         return 0.0
     return NOT_COMPARED
+
+
+def _same_line(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether a number of ``a`` and one of ``b`` are one line: the same number, where at
+    most one of the two names an extension (a switchboard with and without the desk)."""
+    for x in a:
+        base_x, _, ext_x = x.partition(";ext=")
+        for y in b:
+            base_y, _, ext_y = y.partition(";ext=")
+            if base_x == base_y and (not ext_x or not ext_y or ext_x == ext_y):
+                return True
+    return False
 
 
 def similarity(compare: str, a: Any, b: Any) -> float:

@@ -13,7 +13,10 @@ caller's scope only as "a record you cannot see matches", with its owner.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -64,14 +67,19 @@ def candidates(
     entity: str | None = None,
     status: str = "open",
     limit: int = 50,
+    after: str | None = None,
     actor: crmkit.User | None = None,
 ) -> list[dict[str, Any]]:
     """Candidate pairs, best score first, with both records' labels: only pairs whose two
-    records the actor may read, without reasons about fields hidden from them."""
+    records the actor may read, without reasons about fields hidden from them.
+
+    Pages by keyset: each row carries its ``cursor``; pass the last row's as ``after`` for
+    the next page (stable while candidates are decided or added meanwhile)."""
     if status not in STATUSES:
         raise crmkit.ValidationError(
             [crmkit.FieldError("status", f"must be one of {', '.join(STATUSES)}")]
         )
+    position = _position(after) if after is not None else None
     with crm.transaction(actor, write=False) as op:
         op.access.require("dedupe:review")
         query = select(DedupeCandidate).where(DedupeCandidate.status == status)
@@ -83,6 +91,14 @@ def candidates(
             query = query.where(DedupeCandidate.entity_a == entity)
         if not op.access.unrestricted:
             query = query.where(*_readable_pairs(op))
+        if position is not None:
+            score, last = position
+            query = query.where(
+                or_(
+                    DedupeCandidate.score < score,
+                    and_(DedupeCandidate.score == score, DedupeCandidate.id > last),
+                )
+            )
         query = query.order_by(DedupeCandidate.score.desc(), DedupeCandidate.id).limit(limit)
         rows = [_disclosed(op, c) for c in op.session.scalars(query)]
         engine = engine_of(crm)
@@ -93,7 +109,94 @@ def candidates(
                 hidden = op.access.hidden_fields(kind)
                 shown = found and not hidden.intersection(crmkit.LABEL_FIELDS)
                 row[f"label_{side}"] = found[0].label if shown else None
+            row["cursor"] = f"{float(row['score'])!r}:{row['id']}"
         return rows
+
+
+def _position(after: str) -> tuple[float, int]:
+    """The (score, id) a ``cursor`` names; a ``ValidationError`` for anything else."""
+    score, _, last = after.partition(":")
+    try:
+        position = (float(score), int(last))
+    except ValueError:
+        position = None
+    if position is None or position[0] != position[0]:  # NaN is no position either
+        raise crmkit.ValidationError(
+            [crmkit.FieldError("after", "must be the cursor of a row of the previous page")]
+        )
+    return position
+
+
+EXPORT_COLUMNS = (
+    "id",
+    "entity_a",
+    "id_a",
+    "label_a",
+    "entity_b",
+    "id_b",
+    "label_b",
+    "score",
+    "rule",
+    "action",
+    "status",
+    "reasons",
+)
+EXPORT_FORMATS = ("csv", "json")
+
+
+def export_candidates(
+    crm: crmkit.CRM,
+    *,
+    entity: str | None = None,
+    status: str = "open",
+    actor: crmkit.User | None = None,
+    page: int = 1000,
+) -> Iterator[dict[str, Any]]:
+    """Every candidate :func:`candidates` shows the actor, best score first, a page of
+    ``page`` at a time (keyset: one transaction per page)."""
+    after = None
+    while True:
+        rows = candidates(crm, entity=entity, status=status, limit=page, after=after, actor=actor)
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1]["cursor"]
+
+
+def export_text(rows: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """The rows as CSV (a header, one line per pair, the reasons joined with "; ", cells a
+    spreadsheet will not run as formulas) or as a JSON array, in pieces to write or send."""
+    if fmt not in EXPORT_FORMATS:
+        raise crmkit.ValidationError(
+            [crmkit.FieldError("format", f"must be one of {', '.join(EXPORT_FORMATS)}")]
+        )
+    return _json_text(rows) if fmt == "json" else _csv_text(rows)
+
+
+def _json_text(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    yield "["
+    for n, row in enumerate(rows):
+        shown = {key: row.get(key) for key in (*EXPORT_COLUMNS, "withheld_reasons")}
+        yield ("," if n else "") + "\n" + json.dumps(shown, ensure_ascii=False, default=str)
+    yield "\n]\n"
+
+
+def _csv_text(rows: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    for row in rows:
+        cells = {**row, "reasons": "; ".join(row.get("reasons") or ())}
+        writer.writerow(
+            [
+                crmkit.formula_safe("" if cells.get(c) is None else str(cells[c]))
+                for c in EXPORT_COLUMNS
+            ]
+        )
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
 
 
 def _readable_pairs(op: crmkit.Operation) -> list[Any]:

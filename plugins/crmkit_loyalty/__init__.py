@@ -106,6 +106,18 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             description="The program used when a command names none (empty: the only one)",
         ),
         crmkit.SettingSpec(
+            "expire_every_minutes",
+            int,
+            default=60,
+            description="How often the worker runs the expiry job (loyalty.expire)",
+        ),
+        crmkit.SettingSpec(
+            "review_tiers_every_hours",
+            int,
+            default=24,
+            description="How often the worker reviews tiers (loyalty.review_tiers)",
+        ),
+        crmkit.SettingSpec(
             "expiring_notice_days",
             int,
             default=30,
@@ -127,6 +139,30 @@ def crmkit_setup(crm: crmkit.CRM, op: crmkit.Operation) -> None:
 
     for definition in crm.plugin_settings(PLUGIN_NAME).get("programs") or []:
         define_program(op, definition)
+
+
+@crmkit.hookimpl
+def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
+    """The worker runs ``loyalty.expire`` (release pending points, expiry notices, expiry;
+    hourly by default) and ``loyalty.review_tiers`` (daily by default), each occurrence on
+    one worker; both are safe to run again (a lot expires once)."""
+    from crmkit_loyalty.jobs import expire_job, review_tiers_job
+
+    settings = crm.plugin_settings(PLUGIN_NAME)
+    return [
+        crmkit.ScheduledJob(
+            "loyalty.expire",
+            expire_job,
+            every_seconds=max(1, int(settings["expire_every_minutes"])) * 60,
+            description="Release pending points, send expiry notices, expire due points",
+        ),
+        crmkit.ScheduledJob(
+            "loyalty.review_tiers",
+            review_tiers_job,
+            every_seconds=max(1, int(settings["review_tiers_every_hours"])) * 3600,
+            description="Review tiers: upgrades, grace periods, downgrades",
+        ),
+    ]
 
 
 @crmkit.hookimpl
@@ -157,6 +193,14 @@ def crmkit_undo_merge_references(
     from crmkit_loyalty.merging import unmerge_cards
 
     unmerge_cards(op, moved.get(PLUGIN_NAME) or {})
+
+
+@crmkit.hookimpl
+def crmkit_demo_data(crm: crmkit.CRM) -> None:
+    """``crmkit demo``: a tea shop's program, cards, purchases, a tier, a coupon."""
+    from crmkit_loyalty.demo import load
+
+    load(crm)
 
 
 @crmkit.hookimpl

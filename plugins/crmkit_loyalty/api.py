@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import Parameter, PathParameter, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 
 import crmkit
 from crmkit_loyalty import coupons, jobs, service, views
@@ -26,8 +26,8 @@ CardNumber = Annotated[
 ]
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         max_length=100,
         description="The same key again returns the first answer and changes nothing.",
@@ -37,6 +37,8 @@ READ = crmkit.problem_responses(401, 403, 404, 422)
 WRITE = crmkit.problem_responses(401, 403, 404, 409, 422)
 
 Amount = str | float
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
+Points = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 
 
 class Item(msgspec.Struct):
@@ -63,7 +65,7 @@ class PurchaseIn(msgspec.Struct):
 class RedeemIn(msgspec.Struct):
     """Points to spend."""
 
-    points: int
+    points: Points
     note: str | None = None
 
 
@@ -78,7 +80,7 @@ class RefundIn(msgspec.Struct):
 class CardIn(msgspec.Struct):
     """A card to issue."""
 
-    contact_id: int
+    contact_id: Id
     program: str | None = None
 
 
@@ -122,14 +124,18 @@ class LoyaltyController(Controller):
 
     @post("/programs", sync_to_thread=True, responses=WRITE)
     def add_program(
-        self, crm: CrmDependency, actor: ActorDependency, data: dict[str, Any]
+        self, crm: CrmDependency, actor: ActorDependency, data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:
         """Create or replace a program (see the loyalty docs for its keys)."""
         return service.add_program(crm, data, actor=actor)
 
     @post("/cards", sync_to_thread=True, responses=WRITE)
     def issue_card(
-        self, crm: CrmDependency, actor: ActorDependency, data: CardIn, key: IdempotencyKey = None
+        self,
+        crm: CrmDependency,
+        actor: ActorDependency,
+        data: JSONBody[CardIn],
+        key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Issue a card to a contact."""
         return service.issue_card(crm, data.contact_id, program=data.program, key=key, actor=actor)
@@ -147,7 +153,7 @@ class LoyaltyController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         number: CardNumber,
-        data: BlockIn,
+        data: JSONBody[BlockIn],
         key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Block a card; by default a new card takes over its points and history."""
@@ -161,7 +167,7 @@ class LoyaltyController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         number: CardNumber,
-        data: PurchaseIn,
+        data: JSONBody[PurchaseIn],
         key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Record a purchase and earn its points."""
@@ -184,7 +190,7 @@ class LoyaltyController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         number: CardNumber,
-        data: RedeemIn,
+        data: JSONBody[RedeemIn],
         key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Spend points, soonest-expiring first."""
@@ -192,7 +198,11 @@ class LoyaltyController(Controller):
 
     @post("/refunds", sync_to_thread=True, responses=WRITE)
     def refund(
-        self, crm: CrmDependency, actor: ActorDependency, data: RefundIn, key: IdempotencyKey = None
+        self,
+        crm: CrmDependency,
+        actor: ActorDependency,
+        data: JSONBody[RefundIn],
+        key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Refund a purchase; its points are taken back even if already spent."""
         return service.refund(
@@ -259,7 +269,7 @@ class LoyaltyController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         number: CardNumber,
-        data: CouponIn,
+        data: JSONBody[CouponIn],
         key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Issue a coupon of a reward (its points cost is redeemed)."""
@@ -271,7 +281,7 @@ class LoyaltyController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         code: Annotated[str, PathParameter(min_length=1, max_length=40)],
-        data: CouponUseIn,
+        data: JSONBody[CouponUseIn],
         key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         """Use a coupon (once, before it expires)."""
@@ -282,7 +292,7 @@ class LoyaltyController(Controller):
         self,
         crm: CrmDependency,
         actor: ActorDependency,
-        contact_id: Annotated[int, PathParameter(ge=1)],
+        contact_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
         purchases: Annotated[int, QueryParameter(ge=0, le=500)] = 20,
     ) -> dict[str, Any]:
         """A contact's cards, balances, tiers, points expiring soon and purchases."""

@@ -23,16 +23,16 @@ IMAGE_KINDS = ("qr", "barcode")
 IMAGE_FORMATS = ("svg", "png")
 
 
+_PLAIN = {str(d): d for d in range(10)}
+_DOUBLED = {str(d): (2 * d if d < 5 else 2 * d - 9) for d in range(10)}
+
+
 def luhn_digit(digits: str) -> str:
-    """The Luhn check digit to append to ``digits``."""
-    total = 0
-    for index, char in enumerate(reversed(digits)):
-        value = int(char)
-        if index % 2 == 0:  # doubled: the digit next to the check digit, then every other
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
+    """The Luhn check digit to append to ``digits`` (``digits`` must be all digits)."""
+    # doubled: the digit next to the check digit, then every other one going left
+    total = sum(map(_DOUBLED.__getitem__, digits[::-2])) + sum(
+        map(_PLAIN.__getitem__, digits[-2::-2])
+    )
     return str((10 - total % 10) % 10)
 
 

@@ -7,6 +7,7 @@ line and the command exits non-zero.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import functools
 import json
@@ -19,7 +20,7 @@ from typing import Any, TypeVar
 import click
 
 import crmkit
-from crmkit_loyalty import coupons, jobs, service, views
+from crmkit_loyalty import coupons, importing, jobs, service, views
 from crmkit_loyalty.cards import IMAGE_FORMATS, IMAGE_KINDS, card_image, clean_number
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -31,13 +32,17 @@ def _one_line_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except crmkit.CRMError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(crmkit.terminal_safe(str(error))) from None
 
     return run  # type: ignore[return-value]
 
 
 def _print(data: Any, as_json: bool, text: Callable[[Any], str]) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text(data))
+    """JSON, or the text form with stored control characters shown, never obeyed."""
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(crmkit.terminal_safe(text(data)))
 
 
 def _when(value: str | None) -> dt.datetime | None:
@@ -284,6 +289,35 @@ def purchase_command(
             + (" (pending)" if r["pending"] else "")
             + f", balance {r['balance']}"
             + (f", now {r['tier']}" if r["tier_changed"] else "")
+        ),
+    )
+
+
+@loyalty_group.command(name="import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows; report the bad ones.")
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=2000, show_default=True)
+@JSON_OPTION
+@_one_line_errors
+def import_command(path: Path, skip_bad: bool, batch_size: int, as_json: bool) -> None:
+    """Import purchase history from CSV: card, receipt_id, amount, currency, occurred_at,
+    store, and items (a JSON list) or category. A receipt already recorded is skipped, so an
+    interrupted import can be run again; a bad row stops it whole unless --skip-bad.
+
+    Example: crmkit loyalty import purchases-2026.csv
+    """
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    result = importing.import_purchases(
+        crmkit.cli_crm(), rows, batch_size=batch_size, skip_bad=skip_bad
+    )
+    _print(
+        result.as_dict(),
+        as_json,
+        lambda r: (
+            f"Imported {r['imported']} purchases ({r['points']} points);"
+            f" skipped {len(r['skipped'])} already recorded"
+            + "".join(f"\n  {error}" for error in r["errors"])
         ),
     )
 

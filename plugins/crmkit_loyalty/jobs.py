@@ -230,6 +230,18 @@ def review_card(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> str
     return "downgraded"
 
 
+def expire_job(context: crmkit.JobContext) -> str:
+    """The scheduled job ``loyalty.expire`` (as the system, at the pass's time)."""
+    result = expire_points(context.crm, now=context.now)
+    return job_summary(result) if any(result.values()) else "idle"
+
+
+def review_tiers_job(context: crmkit.JobContext) -> str:
+    """The scheduled job ``loyalty.review_tiers``."""
+    result = review_tiers(context.crm, now=context.now)
+    return job_summary(result) if result["reviewed"] else "idle"
+
+
 def job_summary(result: dict[str, Any]) -> str:
     """One line for the CLI."""
     return ", ".join(f"{key} {value}" for key, value in result.items())

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from attrs import define
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, text, update
 
 import crmkit
 from crmkit_loyalty.models import (
@@ -67,6 +67,9 @@ class LockedCard:
     program: Program
     #: an earlier answer to the same idempotency key: (kind, result)
     earlier: tuple[str, dict[str, Any]] | None = None
+    #: the qualifying spend and points over the default window, when the lock read them
+    #: (with the window's start)
+    window: tuple[dt.datetime, decimal.Decimal, decimal.Decimal] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The card's state as JSON-ready values."""
@@ -81,7 +84,13 @@ class LockedCard:
         }
 
 
-def _card_query(op: crmkit.Operation, by: str) -> Any:
+#: The rolling tier window most programs use (12 months in the default time zone): the card
+#: lock reads the qualifying values over it in the same statement (one round trip less per
+#: purchase); a program with another window reads them in a statement of its own.
+DEFAULT_WINDOW = (12, "Asia/Shanghai")
+
+
+def _card_query(op: crmkit.Operation, by: str, with_qualifying: bool = False) -> Any:
     access = op.access
     condition = access.condition(crmkit.Contact, access.require("contact:read"))
     earlier_kind = (
@@ -100,6 +109,23 @@ def _card_query(op: crmkit.Operation, by: str) -> Any:
         )
         .scalar_subquery()
     )
+    extra: list[Any] = []
+    if with_qualifying:
+        window = (
+            PURCHASES.c.card_id == CARDS.c.id,
+            PURCHASES.c.occurred_at
+            >= bindparam("window_start", type_=PURCHASES.c.occurred_at.type),
+        )
+        extra = [
+            select(func.coalesce(func.sum(PURCHASES.c.amount - PURCHASES.c.refunded_amount), 0))
+            .where(*window)
+            .scalar_subquery()
+            .label("spend"),
+            select(func.coalesce(func.sum(PURCHASES.c.points - PURCHASES.c.refunded_points), 0))
+            .where(*window)
+            .scalar_subquery()
+            .label("earned"),
+        ]
     query = (
         select(
             CARDS.c.id,
@@ -118,6 +144,7 @@ def _card_query(op: crmkit.Operation, by: str) -> Any:
             PROGRAMS.c.version,
             earlier_kind.label("earlier_kind"),
             earlier_result.label("earlier_result"),
+            *extra,
         )
         .join(CONTACTS, CONTACTS.c.id == CARDS.c.contact_id)
         .join(PROGRAMS, PROGRAMS.c.id == CARDS.c.program_id)
@@ -139,12 +166,20 @@ def lock_card(
     card_id: int | None = None,
     key: str | None = None,
     now: dt.datetime,
+    with_qualifying: bool = False,
 ) -> LockedCard:
     """Lock and read a card the actor may see (its contact within their ``contact:read``
     scope); ``NotFoundError`` for an unknown card or one outside the scope (the same
     answer, so the error reveals nothing)."""
-    query = _card_query(op, "number" if number is not None else "id")
-    params = {"number": number, "card_id": card_id, "key": key, "now": now}
+    query = _card_query(op, "number" if number is not None else "id", with_qualifying)
+    window_start = default_window_start(now)
+    params = {
+        "number": number,
+        "card_id": card_id,
+        "key": key,
+        "now": now,
+        "window_start": window_start,
+    }
     row = op.session.connection().execute(query, params).first()
     if row is None:
         raise crmkit.NotFoundError("card", number if number is not None else card_id)
@@ -173,7 +208,21 @@ def lock_card(
         due=int(row.due or 0),
         program=program,
         earlier=earlier,
+        window=(
+            (window_start, decimal.Decimal(str(row.spend)), decimal.Decimal(str(row.earned)))
+            if with_qualifying
+            else None
+        ),
     )
+
+
+def default_window_start(now: dt.datetime) -> dt.datetime:
+    """The start of the default rolling window (:data:`DEFAULT_WINDOW`) ending at ``now``."""
+    from crmkit_loyalty.programs import Program
+
+    months, zone = DEFAULT_WINDOW
+    probe = Program(name="", rates={}, tier_window_months=months, timezone=zone)
+    return probe.window_start(now)
 
 
 def require_active(op: crmkit.Operation, card: LockedCard) -> None:
@@ -344,6 +393,21 @@ def credit(
         card.balance += points
 
 
+#: Spend ``:points`` from card ``:card_id``'s live lots, soonest-expiring first (never
+#: expiring last, then by id): every lot whose points before it in that order are fewer
+#: than ``:points`` gives what is asked of it. UPDATE ... FROM with a window function, as
+#: PostgreSQL and SQLite (3.33+) both run it.
+SPEND_SOONEST = text(
+    "UPDATE loyalty_lots SET remaining = CASE"
+    " WHEN ordered.running <= :points THEN 0 ELSE ordered.running - :points END"
+    " FROM (SELECT id, remaining, sum(remaining) OVER"
+    " (ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id) AS running"
+    " FROM loyalty_lots WHERE card_id = :card_id AND remaining > 0 AND pending = false)"
+    " AS ordered"
+    " WHERE loyalty_lots.id = ordered.id AND ordered.running - ordered.remaining < :points"
+)
+
+
 def _live_lots(op: crmkit.Operation, card_id: int) -> list[Any]:
     return list(
         op.session.connection().execute(
@@ -359,6 +423,12 @@ def take_from_lots(
 ) -> int:
     """Take up to ``points`` from the live lots, lot ``first`` (if given) and then the
     soonest-expiring; returns how many were taken (the caller writes the ledger)."""
+    if first is None and points <= card.balance:
+        # the live lots hold the balance, so all of ``points`` comes from them: one UPDATE
+        # with a running sum in expiry order takes them (a redemption holds the card lock
+        # one round trip less than reading the lots and writing them back)
+        op.session.connection().execute(SPEND_SOONEST, {"card_id": card.id, "points": points})
+        return points
     lots = _live_lots(op, card.id)
     if first is not None:
         lots.sort(key=lambda lot: lot.id != first)
@@ -531,10 +601,25 @@ def move_points(
     }
 
 
-def qualifying(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> decimal.Decimal:
+def qualifying(
+    op: crmkit.Operation,
+    card: LockedCard,
+    now: dt.datetime,
+    recorded: tuple[dt.datetime, decimal.Decimal, int] | None = None,
+) -> decimal.Decimal:
     """The card's qualifying value over the program's rolling window: spend (amount less
-    refunds) or points earned (less those refunded)."""
+    refunds) or points earned (less those refunded). ``recorded`` is the purchase this
+    operation just inserted (time, amount, points)."""
     program = card.program
+    start = program.window_start(now)
+    if card.window is not None and card.window[0] == start:
+        # read with the lock, before this operation's purchase, which is added here. Under
+        # concurrent purchases on one card PostgreSQL may show that subquery the rows as of
+        # before the lock wait: that can only delay an upgrade to the next purchase or review
+        known = card.window[1] if program.tier_basis == "spend" else card.window[2]
+        if recorded is not None and start <= recorded[0] <= now:
+            known += recorded[1] if program.tier_basis == "spend" else recorded[2]
+        return known
     if program.tier_basis == "spend":
         value: Any = PURCHASES.c.amount - PURCHASES.c.refunded_amount
     else:

@@ -38,6 +38,8 @@ from crmkit_loyalty.registry import (
 
 ITEM_KEYS = ("sku", "name", "category", "quantity", "amount")
 MAX_AMOUNT = decimal.Decimal("1e15")
+#: The largest id and points value the integer columns hold on every engine.
+MAX_INT = 2**31 - 1
 #: A purchase may be dated this far ahead of the server's clock (tills drift).
 CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -130,13 +132,14 @@ def list_programs(crm: crmkit.CRM, *, actor: crmkit.User | None = None) -> list[
 
     with crm.transaction(actor, write=False) as op:
         op.access.require("contact:read")
-        counts: dict[int, int] = dict(
-            op.session.execute(
+        counts: dict[int, int] = {
+            int(program_id): int(count)
+            for program_id, count in op.session.execute(
                 select(CARDS.c.program_id, func.count())
                 .where(CARDS.c.status == "active")
                 .group_by(CARDS.c.program_id)
-            ).tuples()
-        )
+            )
+        }
         return [
             {"id": row.id, "version": row.version, "cards": counts.get(row.id, 0), **row.definition}
             for row in op.session.scalars(select(LoyaltyProgram).order_by(LoyaltyProgram.name))
@@ -147,6 +150,8 @@ def list_programs(crm: crmkit.CRM, *, actor: crmkit.User | None = None) -> list[
 
 
 def _visible_contact(op: crmkit.Operation, contact_id: int, *, lock: bool = False) -> Any:
+    if not isinstance(contact_id, int) or not 1 <= contact_id <= MAX_INT:
+        raise crmkit.NotFoundError("contact", contact_id)
     access = op.access
     condition = access.condition(crmkit.Contact, access.require("contact:read"))
     query = select(CONTACTS.c.id, CONTACTS.c.full_name).where(
@@ -434,7 +439,7 @@ def record_purchase(
     def work(op: crmkit.Operation) -> dict[str, Any]:
         op.access.require("loyalty:earn")
         now = crmkit.utcnow()
-        card = ledger.lock_card(op, number=number, key=key, now=now)
+        card = ledger.lock_card(op, number=number, key=key, now=now, with_qualifying=True)
         if (repeated := _repeat(card, key, "purchase")) is not None:
             return repeated
         ledger.require_active(op, card)
@@ -487,7 +492,7 @@ def record_purchase(
             expires_at=program.expiry(when),
             note=", ".join(rules)[:200] or None,
         )
-        changed = upgrade_tier(op, card, now)
+        changed = upgrade_tier(op, card, now, (when, value, points))
         ledger.save_card(op, card)
         result = {
             "card": number,
@@ -538,12 +543,17 @@ def change_tier(
     )
 
 
-def upgrade_tier(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> bool:
+def upgrade_tier(
+    op: crmkit.Operation,
+    card: LockedCard,
+    now: dt.datetime,
+    recorded: tuple[dt.datetime, decimal.Decimal, int] | None = None,
+) -> bool:
     """Upgrade at once when the rolling qualifying value reached a higher tier."""
     program = card.program
     if not program.tiers:
         return False
-    reached = program.tier_for(ledger.qualifying(op, card, now))
+    reached = program.tier_for(ledger.qualifying(op, card, now, recorded))
     if program.tier_rank(reached) > program.tier_rank(card.tier):
         change_tier(op, card, reached, now, "upgrade")
         return True
@@ -574,8 +584,10 @@ def redeem(
         wanted = int(str(points).strip())
     except ValueError:
         raise _invalid("points", f"must be a whole number, not {points!r}", "redemption") from None
-    if wanted <= 0:
-        raise _invalid("points", f"must be above zero, not {wanted}", "redemption")
+    if not 0 < wanted <= MAX_INT:
+        raise _invalid(
+            "points", f"must be above zero and at most {MAX_INT}, not {wanted}", "redemption"
+        )
     text = (note or "").strip()[:200] or None
 
     def work(op: crmkit.Operation) -> dict[str, Any]:

@@ -111,6 +111,8 @@ def member(
     """A contact's loyalty: every card (balance, tier, points expiring soon) and the latest
     ``purchases``."""
     days = int(crm.plugin_settings(PLUGIN_NAME)["expiring_notice_days"])
+    if not 1 <= contact_id <= 2**31 - 1:
+        raise crmkit.NotFoundError("contact", contact_id)
     with crm.transaction(actor, write=False) as op:
         condition = _scope(op)
         query = select(CONTACTS.c.id).where(

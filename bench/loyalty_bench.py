@@ -1,0 +1,472 @@
+"""Loyalty benchmarks: purchase-history import, earn/redeem latency, one hot card.
+
+Each figure is measured next to the bare SQL a hand-written integration would run, in the
+same run, alternating crmkit (A) and bare (B) round by round:
+
+* import: a year of purchases for every member; crmkit's ``import_purchases`` (checks, earn
+  rules, purchase + lot + ledger rows, card balances, tiers) against bare ``INSERT`` of the
+  purchase rows plus ``UPDATE cards SET balance = balance + ?`` (batched ``executemany``, one
+  transaction per batch, card ids looked up once);
+* earn / redeem: one client, one call at a time on random cards, p50 / p95 of
+  ``record_purchase`` / ``redeem`` against one bare transaction (earn: INSERT purchase +
+  UPDATE balance; redeem: SELECT ... FOR UPDATE + UPDATE + INSERT ledger);
+* hot card: 50 threads redeeming 1 point at a time from one card holding fewer points than
+  they ask for: redemptions per second, and the card never overdrawn.
+
+Run it with any Python that has ``crmkit[loyalty]`` installed (the bench or tests
+environments do):
+
+    .nox/tests-sqlite/bin/python bench/loyalty_bench.py --members 2000 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import os
+import random
+import sqlite3
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import crmkit_loyalty
+import psycopg
+from crmkit_loyalty import importing, service
+from crmkit_loyalty.cards import new_number
+from dbs import BACKENDS, Databases, libpq_url, sqlite_path
+from machine import machine_info
+
+import crmkit
+
+PROGRAM = {
+    "name": "tea-club",
+    "rates": {"CNY": 1},
+    "validity": {"months": 12, "round_to": "month"},
+    "multipliers": [{"when": "category", "value": "tea", "factor": 2}],
+    "tiers": [{"name": "silver", "threshold": 3000}, {"name": "gold", "threshold": 10000}],
+}
+CATEGORIES = ("tea", "teaware", "snacks", "gift")
+STORES = ("上海南京路店", "北京三里屯店", "杭州西湖店", "广州天河店")
+
+
+def load() -> str:
+    """The load average now (1, 5, 15 min)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The ``share`` percentile (nearest rank) in milliseconds."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+
+# -- data ----------------------------------------------------------------------------------
+
+
+def seed(url: str, members: int) -> list[tuple[int, str]]:
+    """Contacts, the program and one card each; returns (card id, number)."""
+    crm = crmkit.open(url, plugins={"loyalty": crmkit_loyalty}, discover=False, upgrade=True)
+    try:
+        service.add_program(crm, PROGRAM)
+        names = "张王李赵刘陈杨黄周吴"
+        crm.contacts.create_many(
+            ((i + 2, {"full_name": f"{names[i % 10]}会员{i}"}) for i in range(members)),
+            batch_size=2000,
+        )
+        with crm.transaction() as op:
+            connection = op.session.connection()
+            contact_ids = [
+                row[0] for row in connection.exec_driver_sql("SELECT id FROM contacts ORDER BY id")
+            ]
+            program_id = connection.exec_driver_sql("SELECT id FROM loyalty_programs").scalar()
+            now = crmkit.utcnow()
+            cards = [
+                {
+                    "number": new_number("88"),
+                    "program_id": program_id,
+                    "contact_id": contact_id,
+                    "status": "active",
+                    "balance": 0,
+                    "pending": 0,
+                    "issued_at": now,
+                }
+                for contact_id in contact_ids
+            ]
+            crmkit.bulk_insert(connection, crmkit_loyalty.LoyaltyCard.__table__, cards)  # type: ignore[arg-type]
+            rows = connection.exec_driver_sql("SELECT id, number FROM loyalty_cards ORDER BY id")
+            return [(row[0], row[1]) for row in rows]
+    finally:
+        crm.close()
+
+
+def history(cards: list[tuple[int, str]], per_member: int, seed_value: int) -> list[dict[str, Any]]:
+    """A year of purchases: ``per_member`` on average per card, realistic amounts."""
+    rng = random.Random(seed_value)
+    now = crmkit.utcnow()
+    rows = []
+    for _, number in cards:
+        for _ in range(max(1, int(rng.expovariate(1 / per_member)))):
+            amount = decimal.Decimal(rng.choice((38, 68, 88, 128, 168, 288, 388, 588, 988))) + (
+                decimal.Decimal(rng.randint(0, 99)) / 100
+            )
+            rows.append(
+                {
+                    "card": number,
+                    "receipt_id": f"R{len(rows):09d}",
+                    "amount": str(amount),
+                    "currency": "CNY",
+                    "occurred_at": (
+                        now - dt.timedelta(minutes=rng.randint(60, 365 * 24 * 60))
+                    ).isoformat(),
+                    "store": rng.choice(STORES),
+                    "category": rng.choice(CATEGORIES),
+                }
+            )
+    return rows
+
+
+# -- bare SQL ------------------------------------------------------------------------------
+
+
+class Bare:
+    """A hand-written integration's SQL on a raw DB-API connection."""
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        if backend == "sqlite":
+            self.connection: Any = sqlite3.connect(
+                sqlite_path(url), timeout=60, isolation_level=None, check_same_thread=False
+            )
+            self.mark = "?"
+        else:
+            self.connection = psycopg.connect(libpq_url(url), autocommit=True)
+            self.mark = "%s"
+
+    def begin(self) -> None:
+        self.connection.execute("BEGIN IMMEDIATE" if self.backend == "sqlite" else "BEGIN")
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", self.mark)
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def import_rows(self, rows: list[dict[str, Any]], batch: int = 2000) -> None:
+        cursor = self.connection.cursor()
+        found = cursor.execute("SELECT id, number FROM loyalty_cards").fetchall()
+        ids = {number: card_id for card_id, number in found}
+        program_id = cursor.execute("SELECT id FROM loyalty_programs").fetchone()[0]
+        insert = self.sql(
+            "INSERT INTO loyalty_purchases (program_id, card_id, contact_id, receipt_id, amount,"
+            " currency, store, occurred_at, items, points, refunded_amount, refunded_points,"
+            " recorded_at) VALUES (?, ?, (SELECT contact_id FROM loyalty_cards WHERE id = ?),"
+            " ?, ?, ?, ?, ?, '[]', ?, 0, 0, ?)"
+        )
+        bump = self.sql("UPDATE loyalty_cards SET balance = balance + ? WHERE id = ?")
+        now = crmkit.utcnow().isoformat()
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            self.begin()
+            values = []
+            bumps = []
+            for row in chunk:
+                card_id = ids[row["card"]]
+                points = int(decimal.Decimal(row["amount"]))
+                values.append(
+                    (
+                        program_id,
+                        card_id,
+                        card_id,
+                        row["receipt_id"],
+                        row["amount"],
+                        "CNY",
+                        row["store"],
+                        row["occurred_at"],
+                        points,
+                        now,
+                    )
+                )
+                bumps.append((points, card_id))
+            cursor.executemany(insert, values)
+            cursor.executemany(bump, bumps)
+            self.connection.execute("COMMIT")
+
+    def earn(self, card_id: int, receipt: str) -> None:
+        cursor = self.connection.cursor()
+        self.begin()
+        cursor.execute(
+            self.sql(
+                "INSERT INTO loyalty_purchases (program_id, card_id, contact_id, receipt_id,"
+                " amount, currency, store, occurred_at, items, points, refunded_amount,"
+                " refunded_points, recorded_at) VALUES (1, ?, 1, ?, 88, 'CNY', NULL, ?, '[]',"
+                " 88, 0, 0, ?)"
+            ),
+            (card_id, receipt, crmkit.utcnow().isoformat(), crmkit.utcnow().isoformat()),
+        )
+        cursor.execute(
+            self.sql("UPDATE loyalty_cards SET balance = balance + 88 WHERE id = ?"), (card_id,)
+        )
+        self.connection.execute("COMMIT")
+
+    def redeem(self, card_id: int, points: int) -> bool:
+        cursor = self.connection.cursor()
+        self.begin()
+        lock = "" if self.backend == "sqlite" else " FOR UPDATE"
+        balance = cursor.execute(
+            self.sql(f"SELECT balance FROM loyalty_cards WHERE id = ?{lock}"), (card_id,)
+        ).fetchone()[0]
+        if balance < points:
+            self.connection.execute("ROLLBACK")
+            return False
+        cursor.execute(
+            self.sql("UPDATE loyalty_cards SET balance = balance - ? WHERE id = ?"),
+            (points, card_id),
+        )
+        cursor.execute(
+            self.sql(
+                "INSERT INTO loyalty_ledger (card_id, kind, points, pending, at)"
+                " VALUES (?, 'redeem', ?, 0, ?)"
+            ),
+            (card_id, -points, crmkit.utcnow().isoformat()),
+        )
+        self.connection.execute("COMMIT")
+        return True
+
+
+# -- the measurements ------------------------------------------------------------------------
+
+
+def measure_import(
+    dbs: Databases, base: str, rows: list[dict[str, Any]], rounds: int
+) -> dict[str, Any]:
+    crmkit_rates, bare_rates = [], []
+    for _ in range(rounds):
+        url = dbs.clone(base)
+        crm = crmkit.open(url, plugins={"loyalty": crmkit_loyalty}, discover=False)
+        started = time.perf_counter()
+        result = importing.import_purchases(crm, rows)
+        crmkit_rates.append(len(rows) / (time.perf_counter() - started))
+        assert result.imported == len(rows)
+        crm.close()
+        dbs.drop(url)
+        url = dbs.clone(base)
+        bare = Bare(dbs.backend, url)
+        started = time.perf_counter()
+        bare.import_rows(rows)
+        bare_rates.append(len(rows) / (time.perf_counter() - started))
+        bare.close()
+        dbs.drop(url)
+    return {"crmkit": crmkit_rates, "bare": bare_rates}
+
+
+def measure_calls(
+    crm: crmkit.CRM, bare: Bare, cards: list[tuple[int, str]], calls: int, rounds: int, actor: Any
+) -> dict[str, list[float]]:
+    rng = random.Random(7)
+    times: dict[str, list[float]] = {k: [] for k in ("earn", "earn_bare", "redeem", "redeem_bare")}
+    per_round = max(1, calls // rounds)
+    counter = 0
+    for _ in range(rounds):
+        for _ in range(per_round):
+            card_id, number = rng.choice(cards)
+            counter += 1
+            started = time.perf_counter()
+            service.record_purchase(
+                crm, number, "88.00", receipt_id=f"L{id(times)}-{counter}", actor=actor
+            )
+            times["earn"].append(time.perf_counter() - started)
+        for _ in range(per_round):
+            card_id, number = rng.choice(cards)
+            counter += 1
+            started = time.perf_counter()
+            bare.earn(card_id, f"B{id(times)}-{counter}")
+            times["earn_bare"].append(time.perf_counter() - started)
+        for _ in range(per_round):
+            card_id, number = rng.choice(cards)
+            started = time.perf_counter()
+            service.redeem(crm, number, 1, actor=actor)
+            times["redeem"].append(time.perf_counter() - started)
+        for _ in range(per_round):
+            card_id, number = rng.choice(cards)
+            started = time.perf_counter()
+            bare.redeem(card_id, 1)
+            times["redeem_bare"].append(time.perf_counter() - started)
+    return times
+
+
+def hot_card(
+    crm: crmkit.CRM, url: str, backend: str, card: tuple[int, str], clients: int, each: int
+) -> dict[str, Any]:
+    card_id, number = card
+    results: dict[str, Any] = {}
+    for kind in ("crmkit", "bare"):
+        with crm.transaction() as op:  # set the balance: fewer points than asked for
+            op.session.connection().exec_driver_sql(
+                f"UPDATE loyalty_cards SET balance = 0 WHERE id = {card_id}"
+            )
+            op.session.connection().exec_driver_sql(
+                f"UPDATE loyalty_lots SET remaining = 0 WHERE card_id = {card_id}"
+            )
+        service.record_purchase(crm, number, str(clients * each * 4 // 5), receipt_id=f"HOT-{kind}")
+        balance_before = int(service_card(crm, number)["balance"])
+        barrier = threading.Barrier(clients)
+        done = [0] * clients
+        refused = [0] * clients
+        failed: list[str] = []  # any other error (a pool timeout, say): reported, not hidden
+
+        def work(
+            index: int,
+            kind: str = kind,
+            barrier: threading.Barrier = barrier,
+            done: list[int] = done,
+            refused: list[int] = refused,
+            failed: list[str] = failed,
+        ) -> None:
+            bare = Bare(backend, url) if kind == "bare" else None
+            barrier.wait()
+            for _ in range(each):
+                if bare is not None:
+                    ok = bare.redeem(card_id, 1)
+                else:
+                    try:
+                        service.redeem(crm, number, 1)
+                        ok = True
+                    except crmkit.ValidationError:
+                        ok = False
+                    except Exception as error:  # noqa: BLE001 - counted and reported
+                        failed.append(type(error).__name__)
+                        continue
+                if ok:
+                    done[index] += 1
+                else:
+                    refused[index] += 1
+            if bare is not None:
+                bare.close()
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        balance_after = int(service_card(crm, number)["balance"]) if kind == "crmkit" else None
+        results[kind] = {
+            "attempts_per_s": clients * each / elapsed,
+            "redeemed": sum(done),
+            "refused": sum(refused),
+            "failed": sorted({name: failed.count(name) for name in failed}.items()),
+            "balance_before": balance_before,
+            "overdrawn": (balance_after or 0) < 0 or sum(done) > balance_before,
+        }
+    return results
+
+
+def service_card(crm: crmkit.CRM, number: str) -> dict[str, Any]:
+    from crmkit_loyalty import views
+
+    return views.card(crm, number)
+
+
+def run_backend(backend: str, arguments: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"backend": backend, "load_start": load()}
+    with Databases(backend) as dbs:
+        base = dbs.fresh()
+        cards = seed(base, arguments.members)
+        rows = history(cards, arguments.per_member, seed_value=2026)
+        out["purchases"] = len(rows)
+        out["members"] = len(cards)
+        out["import"] = measure_import(dbs, base, rows, arguments.rounds)
+        url = dbs.clone(base)
+        crm = crmkit.open(url, plugins={"loyalty": crmkit_loyalty}, discover=False)
+        importing.import_purchases(crm, rows)
+        bare = Bare(backend, url)
+        out["calls_system"] = measure_calls(
+            crm, bare, cards, arguments.calls, arguments.rounds, None
+        )
+        admin = crm.users.create("till-admin", admin=True)
+        out["calls_user"] = measure_calls(
+            crm, bare, cards, arguments.calls, arguments.rounds, admin
+        )
+        bare.close()
+        out["hot"] = hot_card(crm, url, backend, cards[0], 50, arguments.hot_each)
+        crm.close()
+    out["load_end"] = load()
+    return out
+
+
+def _ms(values: list[float]) -> str:
+    return f"{percentile(values, 0.5):.2f} / {percentile(values, 0.95):.2f}"
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    """The results as Markdown tables, one per engine."""
+    lines = []
+    for r in results:
+        imp = r["import"]
+        ratio = [a / b for a, b in zip(imp["crmkit"], imp["bare"], strict=True)]
+        lines += [
+            f"**{r['backend']}**: {r['members']} members, {r['purchases']} purchases;"
+            f" load {r['load_start']} -> {r['load_end']}",
+            "",
+            "| measure | crmkit | bare SQL | crmkit / bare |",
+            "| --- | --- | --- | --- |",
+            "| import, purchases/s (each round) | "
+            + ", ".join(f"{v:,.0f}" for v in imp["crmkit"])
+            + " | "
+            + ", ".join(f"{v:,.0f}" for v in imp["bare"])
+            + " | "
+            + ", ".join(f"{v:.2f}x" for v in ratio)
+            + " |",
+        ]
+        for label, key in (("system actor", "calls_system"), ("admin user", "calls_user")):
+            t = r[key]
+            for op in ("earn", "redeem"):
+                a, b = t[op], t[f"{op}_bare"]
+                factor = percentile(a, 0.95) / percentile(b, 0.95)
+                lines.append(
+                    f"| {op} p50 / p95 ms ({label}, {len(a)} calls) | {_ms(a)} | {_ms(b)}"
+                    f" | {factor:.1f}x (p95) |"
+                )
+        mine, bare = r["hot"]["crmkit"], r["hot"]["bare"]
+        lines.append(
+            "| hot card, 50 clients: attempts/s (redeemed / refused; balance)"
+            f" | {mine['attempts_per_s']:,.0f} ({mine['redeemed']} / {mine['refused']};"
+            f" {mine['balance_before']}; overdrawn: {mine['overdrawn']};"
+            f" other errors: {mine['failed'] or 'none'})"
+            f" | {bare['attempts_per_s']:,.0f} ({bare['redeemed']} / {bare['refused']})"
+            f" | {mine['attempts_per_s'] / bare['attempts_per_s']:.2f}x |"
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument(
+        "--per-member", type=int, default=12, help="purchases per member a year (mean)"
+    )
+    parser.add_argument("--calls", type=int, default=300, help="timed earn and redeem calls each")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hot-each", type=int, default=10, help="redemptions per hot-card client")
+    parser.add_argument("--backend", choices=BACKENDS, action="append")
+    parser.add_argument("--json", type=Path, help="also write the raw results here")
+    arguments = parser.parse_args(argv)
+    print(json.dumps(machine_info(), ensure_ascii=False, indent=1))
+    results = [run_backend(backend, arguments) for backend in arguments.backend or BACKENDS]
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, default=str), encoding="utf-8")
+    print(report(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""Where crmkit may send requests of its own (event webhooks, the webhook message channel).
+
+A webhook URL comes from whoever may subscribe; left alone, the server would POST wherever it
+points, cloud metadata (``169.254.169.254``), its own loopback services and the private
+network included (server-side request forgery). So by default crmkit refuses every address
+that is not a global unicast one: loopback, private ranges, link-local, carrier-grade NAT,
+multicast, reserved, unspecified, and names such as ``localhost`` or ``*.internal``.
+
+The check runs twice: when a URL is given (its host, when it is an address in any notation
+the resolver accepts: ``2130706433`` and ``0x7f.1`` are 127.0.0.1), and before every delivery,
+after resolving the host name, on every address it resolves to. The setting
+``crmkit.relay.allow_internal_addresses = true`` turns it off (local testing, a receiver on
+the same network on purpose).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+#: Host names that always name the machine or the local network.
+INTERNAL_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+INTERNAL_SUFFIXES = (".localhost", ".internal", ".local", ".localdomain", ".home.arpa")
+ALLOW_SETTING = "crmkit.relay.allow_internal_addresses"
+
+
+class UnsafeDestination(Exception):
+    """A request would go to an internal address; ``str()`` says which and why."""
+
+
+def is_internal(address: IPAddress) -> bool:
+    """Whether ``address`` is anything but a global unicast address."""
+    mapped = getattr(address, "ipv4_mapped", None)
+    if mapped is not None:
+        address = mapped
+    return not address.is_global or address.is_multicast
+
+
+def _host(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").rstrip(".").lower()
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UnsafeDestination(f"{url}: the port is not a number") from None
+    if not host:
+        raise UnsafeDestination(f"{url}: no host")
+    return host, port
+
+
+def _numeric(host: str) -> IPAddress | None:
+    """The address ``host`` spells in any notation the resolver takes, without a lookup."""
+    try:
+        found = socket.getaddrinfo(host, None, flags=socket.AI_NUMERICHOST)
+    except (socket.gaierror, UnicodeError, ValueError):
+        return None
+    return ipaddress.ip_address(str(found[0][4][0]).split("%")[0])
+
+
+def _refusal(url: str, what: str) -> UnsafeDestination:
+    return UnsafeDestination(
+        f"{url} points to {what}, inside your network: crmkit does not send requests there"
+        f" unless {ALLOW_SETTING} = true"
+    )
+
+
+def check_url_host(url: str, *, allow_internal: bool = False) -> None:
+    """Refuse ``url`` when its host is an internal name or address (no DNS lookup: a name is
+    checked again, resolved, before each delivery by :func:`check_destination`)."""
+    if allow_internal:
+        return
+    host, _ = _host(url)
+    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
+        raise _refusal(url, f"the local name {host!r}")
+    address = _numeric(host)
+    if address is not None and is_internal(address):
+        raise _refusal(url, f"the internal address {address}")
+
+
+def check_destination(url: str, *, allow_internal: bool = False) -> None:
+    """Refuse ``url`` unless every address its host resolves to now is a global one (run
+    just before a delivery)."""
+    if allow_internal:
+        return
+    check_url_host(url)
+    host, port = _host(url)
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise UnsafeDestination(f"{url}: cannot resolve {host!r} ({error})") from None
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if is_internal(address):
+            raise _refusal(url, f"{host!r}, which resolves to the internal address {address}")
+
+
+__all__ = [
+    "ALLOW_SETTING",
+    "UnsafeDestination",
+    "check_destination",
+    "check_url_host",
+    "is_internal",
+]

@@ -1,0 +1,116 @@
+"""Business-card scanning for crmkit: Chinese, English and mixed cards, QR codes and vCards.
+
+A bundled plugin (``crmkit plugins enable cardscan``) that uses only crmkit's public API:
+
+* ``crmkit cards scan FILE|FOLDER...`` and ``POST /plugins/cardscan/scans`` read JPEG, PNG,
+  WebP, HEIC, BMP, TIFF and PDF pages: QR codes first (vCard 2.1/3.0/4.0, MeCard), then OCR
+  (:mod:`crmkit_cardscan.engines`), then the layout-aware parser
+  (:mod:`crmkit_cardscan.parsing`) into a draft with a confidence per field;
+* every draft goes through the core's duplicate check (``crmkit.check_duplicates``: the
+  dedupe plugin answers when enabled); a low-confidence field or a duplicate puts the card
+  up for review (``crmkit cards review|confirm|discard``), never silently saved;
+* a saved card becomes a contact, its account (found or created) and a "card scanned"
+  activity, with the card image kept and served under the contact's permissions;
+* the OCR engine and the field parsers are hooks (``crmkit_ocr_engine``,
+  ``crmkit_card_fields``).
+
+Needs the ``cardscan`` extra (``pip install "crmkit[cardscan]"``) and Debian's libgl1 and
+libglib2.0-0 (tesseract-ocr with chi-sim/chi-tra for the optional Tesseract engine); without
+them the plugin is listed as failed to load and the rest of crmkit works.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+# The dependencies of the extra, imported here so a missing one fails the plugin's import
+# (``crmkit plugins list`` shows it) instead of failing a scan later.
+import numpy  # noqa: F401
+import opencc  # noqa: F401
+import PIL  # noqa: F401
+import vobject  # noqa: F401
+import zxingcpp  # noqa: F401
+
+import crmkit
+from crmkit_cardscan.engines import ENGINES, bundled_engine
+from crmkit_cardscan.models import CardScan
+from crmkit_cardscan.reading import PLUGIN_NAME
+
+crmkit_plugin = crmkit.PluginSpec(
+    description="Business-card scanning: Chinese, English and mixed cards, QR codes and vCards",
+    requires=(),
+)
+
+__all__ = ["PLUGIN_NAME", "CardScan", "crmkit_plugin"]
+
+
+@crmkit.hookimpl
+def crmkit_migrations() -> str:
+    """The folder of the plugin's Alembic branch (``cardscan``)."""
+    return str(Path(__file__).parent / "migrations")
+
+
+@crmkit.hookimpl
+def crmkit_permissions() -> list[str]:
+    """``cards:scan`` scans cards and decides one's own scans; ``cards:review`` sees and
+    decides everyone's."""
+    return ["cards:scan", "cards:review"]
+
+
+@crmkit.hookimpl
+def crmkit_settings() -> list[crmkit.SettingSpec]:
+    """``[plugins.cardscan]`` in ``crmkit.toml``."""
+    return [
+        crmkit.SettingSpec(
+            "engine",
+            str,
+            default="rapidocr",
+            description=f"The OCR engine: {' or '.join(ENGINES)}, or one a plugin provides",
+        ),
+        crmkit.SettingSpec(
+            "max_upload_mb", int, default=20, description="Largest card file accepted, in MB"
+        ),
+        crmkit.SettingSpec(
+            "max_pixels",
+            int,
+            default=50_000_000,
+            description="Largest image accepted, in pixels (refused before decoding)",
+        ),
+        crmkit.SettingSpec(
+            "review_below",
+            float,
+            default=0.8,
+            description="A field read with a lower confidence puts the card up for review",
+        ),
+        crmkit.SettingSpec(
+            "default_region",
+            str,
+            default="",
+            description="Region of phone numbers without a country code (empty: the core's)",
+        ),
+    ]
+
+
+@crmkit.hookimpl(trylast=True)
+def crmkit_ocr_engine(crm: crmkit.CRM, name: str) -> crmkit.OcrEngine | None:
+    """The bundled engines (``rapidocr``, ``tesseract``); a plugin's engine answers first."""
+    return bundled_engine(name)
+
+
+@crmkit.hookimpl
+def crmkit_cli_commands() -> list[click.Command]:
+    """``crmkit cards scan|review|show|confirm|discard|image``."""
+    from crmkit_cardscan.cli import cards_group
+
+    return [cards_group]
+
+
+@crmkit.hookimpl
+def crmkit_api_routes(crm: crmkit.CRM) -> list[Any]:
+    """The REST routes, mounted by the core under ``/plugins/cardscan``."""
+    from crmkit_cardscan.api import routes
+
+    return routes(crm)

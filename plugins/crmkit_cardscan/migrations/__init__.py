@@ -1,0 +1,1 @@
+"""Alembic revisions of the cardscan plugin (its own branch, labelled ``cardscan``)."""

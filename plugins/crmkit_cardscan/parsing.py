@@ -1,0 +1,529 @@
+"""From OCR lines to card fields: the layout-aware parser.
+
+The lines are put in reading order, normalised (NFKC: full-width colons, digits and
+letters become ASCII), split where a label is glued to its value (``手机：+86…``,
+``Email:…``), and each line is given to the field it most looks like. OCR errors met on
+real cards are repaired here: Latin word spaces dropped (``CobaltMedical DevicesCo.``),
+``@`` read as ``o`` or ``0`` in e-mails, labels glued to values.
+
+Every field gets a confidence: the OCR engine's confidence of its line times how sure the
+rule that placed it is. Fields under the plugin's ``review_below`` are flagged for review.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+
+import opencc
+import phonenumbers
+
+import crmkit
+
+SOURCE = "ocr"
+
+# -- labels ------------------------------------------------------------------------------
+
+_LABELS: dict[str, tuple[str, ...]] = {
+    "mobile": ("手机", "手機", "移动电话", "mobile", "mob", "cell", "m", "mp", "hp"),
+    "office": ("电话", "電話", "座机", "tel", "te1", "phone", "office", "direct", "t", "o", "d"),
+    "fax": ("传真", "傳真", "fax", "f"),
+    "email": (
+        "邮箱",
+        "郵箱",
+        "电子邮件",
+        "電子郵件",
+        "e-mail",
+        "email",
+        "mail",
+        "e",
+        "emai1",
+        "e-mai1",
+    ),
+    "website": ("网址", "網址", "网站", "網站", "web", "website", "url", "w"),
+    "address": ("地址", "address", "addr", "add", "a"),
+    "wechat": ("微信", "wechat", "weixin", "wx"),
+    "linkedin": ("linkedin", "领英"),
+}
+_LABEL_OF = {label: field for field, labels in _LABELS.items() for label in labels}
+_LABEL = re.compile(
+    r"^\s*(?P<label>"
+    + "|".join(sorted((re.escape(k) for k in _LABEL_OF), key=len, reverse=True))
+    + r")\s*(?P<sep>[:：.]\s*|(?=[+\d(（])|\s+(?=\S)|(?<=[\u4e00-\u9fff])(?=\S))(?P<value>.+)$",
+    re.IGNORECASE,
+)
+
+
+_BILINGUAL_LABEL = re.compile(
+    r"^\s*(?P<zh>"
+    + "|".join(sorted((re.escape(k) for k in _LABEL_OF if not k.isascii()), key=len, reverse=True))
+    + r")\s*(?P<en>"
+    + "|".join(
+        sorted(
+            (re.escape(k) for k in _LABEL_OF if k.isascii() and len(k) > 1), key=len, reverse=True
+        )
+    )
+    + r")\s*[:：.]?\s*(?P<value>.+)$",
+    re.IGNORECASE,
+)
+
+
+def split_label(text: str) -> tuple[str | None, str]:
+    """``(field, value)`` when ``text`` starts with a label (``手机：``, ``Email:``,
+    ``M:``, ``电话 ``); a one-letter label counts only before a colon or a number. A
+    bilingual label (``地址 Add:``, ``手机 Mobile:``) is taken whole, and a colon left
+    before the value (its label lost by OCR) is dropped."""
+    both = _BILINGUAL_LABEL.match(text)
+    if both and _LABEL_OF[both.group("zh")] == _LABEL_OF[both.group("en").lower()]:
+        return _LABEL_OF[both.group("zh")], both.group("value").lstrip(":：;|").strip()
+    field, value = _split_one_label(text)
+    if field is not None:
+        again, rest = _split_one_label(value)
+        if again == field:
+            value = rest
+    return field, value.lstrip(":：;|").strip()
+
+
+def _split_one_label(text: str) -> tuple[str | None, str]:
+    match = _LABEL.match(text)
+    if match is None:
+        return None, text
+    label, value = match.group("label"), match.group("value").strip()
+    if len(label) == 1 and not (
+        match.group("sep").strip() in (":", "：") or _PHONE_START.match(value)
+    ):
+        return None, text  # "F1oor 7" is no fax number, "A. Smith" no address
+    latin_label = label.isascii() and label.isalpha() and len(label) > 1
+    bare = not match.group("sep").strip()
+    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
+        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
+    field = _LABEL_OF[label.lower()]
+    if bare and not label.isascii() and not _fits_label(field, value):
+        again, rest = _split_one_label(value)  # "手机 Mobile: 138…", a bilingual label
+        if again == field:
+            return field, rest
+        return None, text  # "电话销售经理" is a title, not a phone labelled 电话
+    return field, value
+
+
+def _fits_label(field: str, value: str) -> bool:
+    """Whether ``value`` can be what a label glued to it without a separator announces."""
+    if field in ("mobile", "office", "fax"):
+        return value[:1] in "+0123456789(（"
+    if field == "address":
+        return bool(_ADDRESS_HAN.search(value)) or value[:1].isdigit()
+    return value[:1].isascii()
+
+
+# -- patterns ----------------------------------------------------------------------------
+
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_DOMAIN = re.compile(
+    r"(?:https?://)?(?:www\.)?[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.(?:com|cn|net|org|hk|tw|io|"
+    r"co|biz|info|sg|jp|uk|de|us|edu|gov)(?:\.[a-z]{2})?(?:/[\w./-]*)?",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\d")
+_PHONE_START = re.compile(r"[+(]?\d[\d\s().\-/]{5,}(?:\D|$)")
+_PHONE = re.compile(
+    r"(?:\+|00)?\(?\d[\d\s().\-/]{5,}\d(?:\s*(?:ext\.?|x|转|轉|分机|分機)\s*\d{1,6})?",
+    re.IGNORECASE,
+)
+_HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[a-z.,])(?=(?:Co|Ltd|Inc|LLC)\b)")
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+#: Words of Chinese job titles, Simplified and Traditional.
+_TITLE_WORDS = _words(
+    """
+    总经理 總經理 副总 副總 经理 經理 总监 總監 主管 工程师 工程師 总裁 總裁 董事 主任 顾问 顧問
+    代表 专员 專員 助理 秘书 秘書 会计 會計 律师 律師 教授 医生 醫生 设计师 設計師 店长 店長
+    合伙人 合夥人 创始人 創辦人 负责人 負責人 行长 行長 厂长 廠長 部长 部長 科长 科長 所长 所長
+    院长 院長 架构师 架構師 执行官 執行官 主席 总工 總工 总经办 總經辦 经纪人 經紀人 领班 領班
+    """
+)
+_TITLE_LATIN = re.compile(
+    r"\b(?:manager|director|engineer|president|officer|consultant|representative|head|vp|"
+    r"specialist|partner|founder|ceo|cto|cfo|coo|lead|architect|analyst|executive|assistant|"
+    r"accountant|designer|chairman|supervisor|coordinator|advisor|adviser|secretary|"
+    r"professor|lawyer|attorney|counsel|principal|owner)\b",
+    re.IGNORECASE,
+)
+#: Words of Chinese organisation names (legal forms and kinds of organisation).
+_COMPANY_WORDS = _words(
+    """
+    公司 集团 集團 有限 研究院 研究所 事务所 事務所 银行 銀行 大学 大學 医院 醫院 工厂 工廠 商行
+    工作室 中心 协会 協會 股份 商会 商會 基金会 基金會
+    """
+)
+_COMPANY_LATIN = re.compile(
+    r"\b(?:co\.?|ltd\.?|limited|inc\.?|llc|corp\.?|corporation|gmbh|group|company|"
+    r"technolog(?:y|ies)|holdings|bank|university|hospital|laborator(?:y|ies)|studio|"
+    r"partners|associates|industries|international|trading|pte\.?|plc|s\.a\.|ag)(?=\W|$)",
+    re.IGNORECASE,
+)
+_DEPARTMENT = re.compile(
+    r"(?:部$|部门|部門|事业部|事業部|\bdepartment\b|\bdept\b|\bdivision\b)", re.I
+)
+_ADDRESS_HAN = re.compile(r"(?:省|市|区|區|县|縣|路|街|道|号|號|楼|樓|室|大厦|大廈|镇|鎮|村|巷|弄)")
+_ADDRESS_LATIN = re.compile(
+    r"\b(?:road|rd\.?|street|st\.?|avenue|ave\.?|boulevard|blvd\.?|lane|ln\.?|drive|dr\.?|"
+    r"floor|fl\.?|suite|ste\.?|building|bldg\.?|tower|room|rm\.?|unit|district|park|plaza|"
+    r"way|highway|square|centre|center|block|no\.)(?=\W|$)",
+    re.IGNORECASE,
+)
+#: A Latin line ending in a country (or with a German street) is an address.
+_COUNTRY_END = re.compile(
+    r"(?:\w(?:strasse|straße|gasse|weg|platz)\b.*\d|\d.*,\s*(?:usa|u\.s\.a\.|united states|"
+    r"united kingdom|uk|germany|deutschland|france|singapore|japan|canada|australia|china|"
+    r"hong kong|taiwan|netherlands|switzerland|italy|spain|korea|malaysia|thailand|vietnam)\.?$)",
+    re.IGNORECASE,
+)
+_SURNAMES = set(
+    "王李张張刘劉陈陳杨楊黄黃赵趙吴吳周徐孙孫马馬朱胡郭何高林罗羅郑鄭梁谢謝宋唐许許韩韓冯馮邓鄧曹彭曾"
+    "肖萧蕭田董袁潘于蒋蔣蔡余杜叶葉程苏蘇魏吕呂丁任沈姚卢盧姜崔钟鍾谭譚陆陸汪范金石廖贾賈夏韦韋付方白邹"
+    "鄒孟熊秦邱江尹薛闫閻段雷侯龙龍史陶黎贺賀顾顧毛郝龚龔邵万萬钱錢严嚴覃武戴莫孔向汤湯常温溫康施文牛樊葛"
+    "邢安齐齊易乔喬伍庞龐颜顏倪庄莊聂聶章鲁魯岳翟殷詹申欧歐耿关關兰蘭焦俞左柳甘祝包宁寧尚符舒阮柯纪紀梅童凌"
+    "毕畢单單季裴霍涂成苗谷盛曲翁冉骆駱蓝藍路游辛靳管柴蒙鲍鮑华華喻祁蒲房滕屈饶饒解牟艾尤阳陽时時穆农農司卓"
+    "古吉缪繆简簡车車项項连連芦蘆麦麥褚娄婁窦竇戚岑景党党宫宮费費卜冷晏席卫衛米柏宗瞿桂全佟应應臧闵閔苟邬鄔"
+    "边邊卞姬师師和仇栾欒隋商刁沙荣榮巫寇桑郎甄丛叢仲虞敖巩鞏明佘池查麻苑迟遲邝鄺"
+)
+_COMPOUND_SURNAMES = (
+    "欧阳",
+    "歐陽",
+    "司马",
+    "司馬",
+    "上官",
+    "诸葛",
+    "諸葛",
+    "东方",
+    "東方",
+    "皇甫",
+    "令狐",
+    "慕容",
+    "尉迟",
+    "公孙",
+    "公孫",
+    "夏侯",
+    "司徒",
+)
+
+
+_TO_SIMPLIFIED = opencc.OpenCC("t2s.json")
+_TO_TRADITIONAL = opencc.OpenCC("s2t.json")
+#: The fields whose Chinese text follows the card's script.
+_SCRIPT_FIELDS = ("full_name", "title", "company", "department", "address")
+
+
+def is_traditional(texts: Sequence[str]) -> bool:
+    """Whether a card is printed in Traditional Chinese: more of its characters are
+    Traditional-only than Simplified-only. (PP-OCR's dictionary lacks many Traditional
+    characters and reads others as their Simplified forms: 號 as 号, 樓 as 楼.)"""
+    text = "".join(texts)
+    simple_text: str = _TO_SIMPLIFIED.convert(text)
+    traditional = sum(a != b for a, b in zip(text, simple_text, strict=False))
+    simplified = sum(a != b for a, b in zip(text, to_traditional(text), strict=False))
+    return bool(traditional > simplified)
+
+
+def to_traditional(text: str) -> str:
+    """``text`` with Simplified characters written as Traditional (OpenCC ``s2t``), keeping
+    台 where it was printed (台北, 台中: the usual spelling, which ``s2t`` makes 臺)."""
+    converted = str(_TO_TRADITIONAL.convert(text))
+    if len(converted) != len(text):
+        return converted
+    return "".join(old if old == "台" else new for old, new in zip(text, converted, strict=True))
+
+
+#: Words of Traditional cards that PP-OCRv4 cannot read: its 6,623-character dictionary has
+#: no 監 (總監 comes out as 總) and no 採 (採購 comes out as 探購).
+_DICTIONARY_GAPS = ((re.compile(r"(?<!副)總$"), "總監"), (re.compile("探購"), "採購"))
+
+
+def repair_traditional(text: str) -> str:
+    """A line of a Traditional card as printed: Simplified readings made Traditional, and the
+    words the recogniser's dictionary lacks put back (:data:`_DICTIONARY_GAPS`)."""
+    if not _HAN.search(text):
+        return text
+    text = to_traditional(text)
+    for pattern, word in _DICTIONARY_GAPS:
+        text = pattern.sub(word, text)
+    return text
+
+
+def normalise_line(text: str) -> str:
+    """NFKC (full-width forms to ASCII), ideographic space to space, runs of spaces to one."""
+    text = unicodedata.normalize("NFKC", text).replace("\u3000", " ")
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def reading_order(lines: Sequence[crmkit.OcrLine]) -> list[crmkit.OcrLine]:
+    """Top to bottom, and left to right within a row (boxes whose centres lie within half a
+    line height of each other share a row)."""
+    ordered = sorted(lines, key=lambda line: (line.box[1] + line.box[3]) / 2)
+    rows: list[list[crmkit.OcrLine]] = []
+    for line in ordered:
+        centre = (line.box[1] + line.box[3]) / 2
+        if rows:
+            last = rows[-1][-1]
+            if abs(centre - (last.box[1] + last.box[3]) / 2) < max(last.height, 1) / 2:
+                rows[-1].append(line)
+                continue
+        rows.append([line])
+    return [line for row in rows for line in sorted(row, key=lambda item: item.box[0])]
+
+
+def phone_kind(e164: str) -> str:
+    """``mobile``, ``office`` or ``either`` (a region whose numbers do not say, as in
+    North America) from the number itself (phonenumbers' number type)."""
+    try:
+        number = phonenumbers.parse(e164.split(";")[0], None)
+    except phonenumbers.NumberParseException:
+        return "office"
+    kind = phonenumbers.number_type(number)
+    if kind == phonenumbers.PhoneNumberType.MOBILE:
+        return "mobile"
+    if kind == phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE:
+        return "either"
+    return "office"
+
+
+def split_latin_words(text: str) -> str:
+    """Put back the spaces OCR drops between Latin words (``CobaltMedical DevicesCo.`` →
+    ``Cobalt Medical Devices Co.``); a ``Mc``/``Mac`` name prefix is kept whole."""
+    return _LOWER_UPPER.sub(
+        lambda m: "" if text[max(0, m.start() - 3) : m.start()].endswith(("Mc", "Mac")) else " ",
+        text,
+    )
+
+
+def _letters_for_digits(match: re.Match[str]) -> str:
+    """A word OCR wrote with ``0`` for ``o`` and ``1`` for ``l`` (``F1oor``, ``01d``)."""
+    word = match.group(0)
+    if sum(ch.isalpha() for ch in word) < 1 or word.isdigit():
+        return word
+    return word.replace("0", "o").replace("1", "l")
+
+
+def repair_latin(text: str) -> str:
+    """A Latin line with OCR's usual slips undone: ``0`` read for ``o`` inside a word
+    (``R0ad``), spaces dropped after commas, between words and numbers and between words
+    (``Suite1645,1254CityR0ad`` → ``Suite 1645, 1254 City Road``)."""
+    text = re.sub(r"(?<=[A-Za-z])0(?=[A-Za-z])", "o", text)
+    text = re.sub(r"(?<=[A-Za-z])1(?=[A-Za-z])", "l", text)
+    text = re.sub(r"\b[A-Za-z01]{3,}\b", _letters_for_digits, text)
+    text = re.sub(r",(?=\S)", ", ", text)
+    text = re.sub(r"(?<=[A-Za-z]{3})(?=\d)|(?<=\d)(?=[A-Za-z]{3})", " ", text)
+    text = re.sub(r"(?<=[a-z]{3})(?=[A-Z]{2})", " ", text)
+    return split_latin_words(text)
+
+
+def repair_email(text: str, domains: Sequence[str]) -> str | None:
+    """An e-mail address from a line where OCR misread the ``@`` (as ``o``, ``0``, ``Q``,
+    ``©``, ``®`` or a space): the card's web domain decides where the ``@`` was; else the
+    first misreading before a domain. ``1`` read for ``l`` and ``0`` for ``o`` between
+    letters are put back, and a domain one such slip away from the card's web domain is
+    taken as that domain."""
+    email = _find_email(text, domains)
+    if email is None:
+        return None
+    local, _, domain = email.partition("@")
+    local = re.sub(r"(?<=[a-z])1(?=[a-z])|^1(?=[a-z])", "l", local)
+    local = re.sub(r"(?<=[a-z])0(?=[a-z])", "o", local)
+    for known in domains:
+        if domain != known and _slips(domain) == _slips(known):
+            domain = known.lower()
+    return f"{local}@{domain}"
+
+
+def _slips(text: str) -> str:
+    return text.lower().replace("1", "l").replace("0", "o")
+
+
+def _find_email(text: str, domains: Sequence[str]) -> str | None:
+    compact = text.replace(" ", "").strip(".,;")
+    found = _EMAIL.search(compact)
+    if found:
+        return found.group(0).lower()
+    for domain in domains:
+        index = compact.lower().rfind(domain.lower())
+        if index > 1 and compact[index - 1] in "o0Q©®a":
+            return (compact[: index - 1] + "@" + compact[index:]).lower()
+        if index > 0 and compact[:index] and compact[index - 1] not in "@.":
+            return (compact[:index] + "@" + compact[index:]).lower()
+    match = re.fullmatch(r"([A-Za-z0-9._%+-]+?)[o0Q©®]([A-Za-z0-9-]+\.[A-Za-z.]{2,})", compact)
+    if match:
+        return f"{match.group(1)}@{match.group(2)}".lower()
+    return None
+
+
+def _phones(text: str, region: str) -> list[str]:
+    found = []
+    for match in _PHONE.finditer(text):
+        raw = match.group(0)
+        if len(_DIGITS.findall(raw)) < 7:
+            continue
+        try:
+            found.append(crmkit.normalise_phone(raw, region))
+        except ValueError:
+            continue
+    return found
+
+
+def _name_score(text: str) -> float:
+    """How much a line looks like a person's name (0: not at all)."""
+    compact = text.replace(" ", "")
+    if _HAN.search(compact):
+        if not 2 <= len(compact) <= 4 or not all(_HAN.match(ch) for ch in compact):
+            return 0.0
+        if compact.startswith(_COMPOUND_SURNAMES) or compact[0] in _SURNAMES:
+            return 0.95 if len(compact) <= 3 else 0.8
+        return 0.3
+    words = text.split()
+    if not 2 <= len(words) <= 4 or any(not w[0].isupper() for w in words if w):
+        return 0.0
+    if not all(re.fullmatch(r"[A-Za-z][A-Za-z'.-]*", w) for w in words):
+        return 0.0
+    return 0.92
+
+
+def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str, crmkit.CardField]:
+    """The card fields read from OCR ``lines``."""
+    fields: dict[str, crmkit.CardField] = {}
+    ordered = reading_order(lines)
+    items: list[tuple[str, float, float, str | None]] = []  # text, confidence, height, label
+    for line in ordered:
+        text = normalise_line(line.text)
+        if not text:
+            continue
+        label, text = split_label(text)
+        items.append((text, line.confidence, line.height, label))
+
+    if is_traditional([normalise_line(line.text) for line in ordered]):  # labels count too
+        items = [(repair_traditional(text), c, h, label) for text, c, h, label in items]
+
+    def put(name: str, value: str, confidence: float) -> None:
+        value = value.strip(" ,;:|")
+        if value and (name not in fields or fields[name].confidence < confidence):
+            fields[name] = crmkit.CardField(value, round(min(confidence, 1.0), 3), SOURCE)
+
+    domains = []
+    for text, _, _, label in items:
+        if "@" not in text and label in (None, "website"):
+            for match in _DOMAIN.finditer(text):
+                host = re.sub(r"^(?:https?://)?(?:www\.)?", "", match.group(0), flags=re.I)
+                domains.append(host.split("/")[0])
+    used: set[int] = set()
+    address_parts: list[tuple[int, str, float]] = []
+    for index, (text, confidence, _, label) in enumerate(items):
+        if label == "wechat":
+            put("wechat", text, confidence)
+        elif label == "linkedin" or "linkedin.com/" in text.lower():
+            put("linkedin", text.replace(" ", ""), confidence)
+        elif label == "email" or "@" in text:
+            email = repair_email(text, domains)
+            if email:
+                put("email", email, confidence * (1.0 if "@" in text else 0.85))
+        elif label == "website" or (label is None and _DOMAIN.fullmatch(text.replace(" ", ""))):
+            site = _DOMAIN.search(text.replace(" ", ""))
+            if site:
+                put("website", site.group(0).lower(), confidence)
+        elif label in ("mobile", "office", "fax"):
+            for number in _phones(text, region):
+                kind = label if label != "office" else phone_kind(number)
+                put("office" if kind == "either" else kind, number, confidence)
+        elif label == "address":
+            address_parts.append(
+                (index, text if _HAN.search(text) else repair_latin(text), confidence)
+            )
+        elif label is None and len(_DIGITS.findall(text)) >= 7 and not _ADDRESS_HAN.search(text):
+            numbers = _phones(text, region)
+            for number in numbers:
+                kind = phone_kind(number)
+                if kind == "either":  # a North American number: the first is the mobile
+                    kind = "mobile" if "mobile" not in fields else "office"
+                put(kind, number, confidence * 0.9)
+            if not numbers:
+                continue
+        elif label is None:
+            continue
+        used.add(index)
+    # Unlabelled text: company, title, department, address, name.
+    candidates = [(i, item) for i, item in enumerate(items) if i not in used]
+    names: list[tuple[float, int, str, float]] = []
+    for index, (text, confidence, height, _) in candidates:
+        han = bool(_HAN.search(text))
+        if (
+            han
+            and any(word in text for word in _COMPANY_WORDS)
+            and not _ADDRESS_HAN.search(text.replace("有限公司", "").replace("公司", "")[-3:])
+        ):
+            put("company", text.replace(" ", ""), confidence * 0.95)
+        elif not han and _COMPANY_LATIN.search(split_latin_words(text)):
+            put("company_latin", split_latin_words(text), confidence * 0.9)
+        elif _DEPARTMENT.search(text) and not _TITLE_LATIN.search(text):
+            put("department", text if not han else text.replace(" ", ""), confidence * 0.85)
+        elif (han and any(word in text for word in _TITLE_WORDS) and len(text) <= 16) or (
+            not han and _TITLE_LATIN.search(split_latin_words(text))
+        ):
+            title = text.replace(" ", "") if han else split_latin_words(text)
+            put("title" if han or "title" not in fields else "title_latin", title, confidence * 0.9)
+        elif (han and _ADDRESS_HAN.search(text) and (len(text) >= 6)) or (
+            not han
+            and (_ADDRESS_LATIN.search(repair_latin(text)) or _COUNTRY_END.search(text))
+            and _DIGITS.search(text)
+        ):
+            address_parts.append((index, text if han else repair_latin(text), confidence))
+        else:
+            score = _name_score(split_latin_words(text) if not han else text)
+            if score:
+                names.append((score * height, index, text, confidence * score))
+    if address_parts:
+        address_parts.sort()
+        han = any(_HAN.search(text) for _, text, _ in address_parts)
+        joined = ("" if han else ", ").join(
+            text.replace(" ", "") if han else text for _, text, _ in address_parts
+        )
+        put("address", joined, min(c for _, _, c in address_parts) * 0.9)
+    han_names = [n for n in names if _HAN.search(n[2])]
+    latin_names = [n for n in names if not _HAN.search(n[2])]
+    if han_names:
+        best = max(han_names)
+        put("full_name", best[2].replace(" ", ""), best[3])
+    if latin_names:
+        best = max(latin_names)
+        put("name_latin" if han_names else "full_name", split_latin_words(best[2]), best[3])
+    if "company" not in fields and "company_latin" in fields:
+        fields["company"] = fields.pop("company_latin")
+    if "title" not in fields and "title_latin" in fields:
+        fields["title"] = fields.pop("title_latin")
+    _split_name(fields)
+    return fields
+
+
+def _split_name(fields: dict[str, crmkit.CardField]) -> None:
+    """Family and given names from the full name (Chinese: the surname first, compound
+    surnames known; Latin: the last word is the family name, unless written in capitals
+    first as in ``ZHANG Wei``)."""
+    full = fields.get("full_name")
+    if full is None or "family_name" in fields:
+        return
+    name = full.value
+    if _HAN.search(name):
+        size = 2 if name.startswith(_COMPOUND_SURNAMES) else 1
+        family, given = name[:size], name[size:]
+    else:
+        words = name.split()
+        if len(words) < 2:
+            return
+        if words[0].isupper() and not words[-1].isupper():
+            family, given = words[0].title(), " ".join(words[1:])
+        else:
+            family, given = words[-1], " ".join(words[:-1])
+    fields["family_name"] = crmkit.CardField(family, full.confidence, full.source)
+    fields["given_name"] = crmkit.CardField(given, full.confidence, full.source)

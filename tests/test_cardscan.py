@@ -1,0 +1,448 @@
+"""The card plugin with a database, on SQLite and PostgreSQL: scanning through the real OCR
+engine (rapidocr), saving, duplicates through the core check, review and confirm, the CLI
+with its progress and summary, the REST routes and the image's permissions.
+
+OCR is slow on CI's two cores: these tests read a handful of small generated cards, each
+rendered once per session."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import crmkit_cardscan
+import pytest
+from api_support import Api, assert_problem
+from click.testing import CliRunner
+from crmkit_cardscan import service
+from crmkit_cardscan.cardset import make_person, render_card
+from litestar.testing import TestClient
+from PIL import Image
+
+import crmkit
+from crmkit.api import create_app
+from crmkit.cli import cli
+
+
+def _card(seed: int, kind: str, **override: Any) -> tuple[bytes, dict[str, Any]]:
+    rng = random.Random(seed)
+    truth = make_person(rng, kind) | override
+    truth["qr_share"] = 0.0
+    image = render_card(rng, truth)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue(), truth
+
+
+@pytest.fixture(scope="session")
+def chinese_card() -> tuple[bytes, dict[str, Any]]:
+    """A clean Simplified Chinese card and its truth."""
+    return _card(11, "sc")
+
+
+@pytest.fixture(scope="session")
+def english_card() -> tuple[bytes, dict[str, Any]]:
+    """A clean English card and its truth."""
+    return _card(12, "en")
+
+
+@pytest.fixture
+def cards_crm(make_crm: Callable[..., crmkit.CRM]) -> crmkit.CRM:
+    crm = make_crm(plugins={"cardscan": crmkit_cardscan})
+    crm.users.create("admin", admin=True)
+    crm.roles.grant("sales_rep", "cards:scan")
+    crm.users.create("li.na")
+    crm.users.create("wang.fang")
+    return crm
+
+
+def _phone(text: str, region: str) -> str:
+    return crmkit.normalise_phone(text, region)
+
+
+def test_a_scan_without_saving_keeps_a_draft_for_review(
+    cards_crm: crmkit.CRM, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    data, truth = chinese_card
+    li_na = cards_crm.users.get("li.na")
+    (result,) = service.scan_file(cards_crm, data, "fair.jpg", actor=li_na)
+    fields = {name: entry["value"] for name, entry in result["fields"].items()}
+    assert result["status"] == "review"
+    assert fields["full_name"] == truth["full_name"]
+    assert fields["company"] == truth["company"]
+    assert fields["mobile"] == _phone(truth["mobile"], "CN")
+    assert fields["email"] == truth["email"]
+    assert cards_crm.contacts.count() == 0
+    assert [row["id"] for row in service.scans(cards_crm, actor=li_na)] == [result["id"]]
+    # another rep does not see it
+    wang_fang = cards_crm.users.get("wang.fang")
+    assert service.scans(cards_crm, actor=wang_fang) == []
+    with pytest.raises(crmkit.NotFoundError):
+        service.get(cards_crm, result["id"], actor=wang_fang)
+
+
+def test_saving_creates_contact_account_and_activity_with_the_image(
+    cards_crm: crmkit.CRM, english_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    data, truth = english_card
+    li_na = cards_crm.users.get("li.na")
+    cards_crm.roles.grant("sales_rep", "account:create")
+    (result,) = service.scan_file(
+        cards_crm, data, "booth.jpg", save=True, where="Canton Fair", actor=li_na
+    )
+    assert result["status"] == "saved", result["flags"]
+    contact = cards_crm.contacts.get(result["contact_id"], actor=li_na)
+    assert contact.full_name == truth["full_name"]
+    assert contact.owner_id == li_na.id
+    account = cards_crm.accounts.get(result["account_id"])
+    assert account.name == truth["company"]
+    activity = cards_crm.records("activity").get(result["activity_id"])
+    assert activity.subject == "card scanned"
+    assert "Canton Fair" in activity.body
+    assert "li.na" in activity.body
+    image, media_type = service.image(cards_crm, result["id"], actor=li_na)
+    assert media_type == "image/jpeg"
+    assert Image.open(io.BytesIO(image)).size[0] > 0
+    # the image follows the contact's permissions: another rep cannot see li.na's contact
+    with pytest.raises(crmkit.NotFoundError):
+        service.image(cards_crm, result["id"], actor=cards_crm.users.get("wang.fang"))
+
+
+def test_a_card_of_a_known_contact_is_flagged_then_linked(
+    cards_crm: crmkit.CRM, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    data, truth = chinese_card
+    li_na = cards_crm.users.get("li.na")
+    known = cards_crm.contacts.create(
+        {"full_name": truth["full_name"], "phone": truth["mobile"]}, actor=li_na
+    )
+    (result,) = service.scan_file(cards_crm, data, "again.jpg", save=True, actor=li_na)
+    assert result["status"] == "review"
+    assert [d["record_id"] for d in result["duplicates"]] == [known.id]
+    assert any(flag.startswith("looks like") for flag in result["flags"])
+    assert cards_crm.contacts.count() == 1  # never a silent second contact
+    linked = service.confirm(
+        cards_crm, result["id"], choice="update", contact_id=known.id, actor=li_na
+    )
+    assert linked["contact_id"] == known.id
+    updated = cards_crm.contacts.get(known.id)
+    assert updated.email == truth["email"]
+    assert cards_crm.contacts.count() == 1
+
+
+def test_a_match_outside_the_scope_is_counted_never_shown(
+    cards_crm: crmkit.CRM, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    data, truth = chinese_card
+    wang_fang = cards_crm.users.get("wang.fang")
+    cards_crm.contacts.create(
+        {"full_name": "Secret Customer", "phone": truth["mobile"], "notes": "VIP"},
+        actor=wang_fang,
+    )
+    (result,) = service.scan_file(
+        cards_crm, data, "c.jpg", save=True, actor=cards_crm.users.get("li.na")
+    )
+    assert result["status"] == "review"
+    assert result["hidden_matches"] == 1
+    (match,) = result["duplicates"]
+    assert match["visible"] is False
+    assert match["record_id"] is None
+    assert "a contact you cannot see, owned by wang.fang" in " ".join(result["flags"])
+    assert "Secret" not in repr(result)
+
+
+def test_an_unreadable_file_saves_nothing(cards_crm: crmkit.CRM) -> None:
+    with pytest.raises(crmkit.CRMError, match=r"empty\.jpg: the file is empty"):
+        service.scan_file(cards_crm, b"", "empty.jpg", save=True)
+    blank = io.BytesIO()
+    Image.new("RGB", (600, 350), "white").save(blank, format="PNG")
+    with pytest.raises(crmkit.CRMError, match=r"blank\.png: no text found on the card"):
+        service.scan_file(cards_crm, blank.getvalue(), "blank.png", save=True)
+    assert service.scans(cards_crm, status=None) == []
+
+
+def test_scanning_needs_the_permission(
+    cards_crm: crmkit.CRM, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    cards_crm.users.create("reader", roles=["read_only"])
+    with pytest.raises(crmkit.PermissionDenied, match="cards:scan"):
+        service.scan_file(cards_crm, chinese_card[0], "x.jpg", actor=cards_crm.users.get("reader"))
+
+
+# -- hooks -----------------------------------------------------------------------------
+
+
+class PrintedLinesEngine:
+    """An OCR engine from another plugin: it 'reads' the text it was made with."""
+
+    name = "printed"
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self.texts = texts
+
+    def read(self, image: object) -> Sequence[crmkit.OcrLine]:
+        return [
+            crmkit.OcrLine(text, (10, 10 + 40 * i, 300, 40 + 40 * i), 0.99)
+            for i, text in enumerate(self.texts)
+        ]
+
+
+class EnginePlugin:
+    @crmkit.hookimpl
+    def crmkit_ocr_engine(self, crm: crmkit.CRM, name: str) -> crmkit.OcrEngine | None:
+        if name != "printed":
+            return None
+        return PrintedLinesEngine(["王芳", "采购主管", "手机：13912345678", "LINE ID: wangf"])
+
+    @crmkit.hookimpl
+    def crmkit_card_fields(
+        self, lines: Sequence[crmkit.OcrLine], fields: Any, region: str
+    ) -> dict[str, crmkit.CardField] | None:
+        for line in lines:
+            if line.text.startswith("LINE ID:"):
+                return {"line_id": crmkit.CardField(line.text[8:].strip(), 0.95, "line")}
+        return None
+
+
+def test_another_plugin_provides_the_engine_and_a_parser(
+    make_crm: Callable[..., crmkit.CRM], english_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    crm = make_crm(
+        plugins={"cardscan": crmkit_cardscan, "printed": EnginePlugin()},
+        plugin_settings={"cardscan": {"engine": "printed"}},
+    )
+    (result,) = service.scan_file(crm, english_card[0], "x.jpg")
+    assert result["engine"] == "printed"
+    assert result["fields"]["full_name"]["value"] == "王芳"
+    assert result["fields"]["mobile"]["value"] == "+8613912345678"
+    assert result["fields"]["line_id"] == {"value": "wangf", "confidence": 0.95, "source": "line"}
+
+
+def test_an_unknown_engine_is_a_clear_error(
+    make_crm: Callable[..., crmkit.CRM], english_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    crm = make_crm(
+        plugins={"cardscan": crmkit_cardscan}, plugin_settings={"cardscan": {"engine": "nope"}}
+    )
+    with pytest.raises(crmkit.ConfigError, match="no OCR engine called 'nope'"):
+        service.scan_file(crm, english_card[0], "x.jpg")
+
+
+def test_a_missing_dependency_shows_as_failed_to_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [m for m in sys.modules if m.startswith("crmkit_cardscan")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "zxingcpp", None)
+    from crmkit.plugins import discover_plugins
+
+    plugin = discover_plugins()["cardscan"]
+    assert not plugin.loaded
+    assert "zxingcpp" in (plugin.load_error or "")
+
+
+# -- CLI -------------------------------------------------------------------------------
+
+
+def test_cli_scans_a_folder_past_bad_files_and_sums_up(
+    database_url: str, tmp_path: Path, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    base = ["--config", str(config)]
+    runner = CliRunner()
+    enabled = runner.invoke(cli, [*base, "plugins", "enable", "cardscan"])
+    assert enabled.exit_code == 0, enabled.output
+    folder = tmp_path / "fair"
+    folder.mkdir()
+    (folder / "a-card.jpg").write_bytes(chinese_card[0])
+    (folder / "b-empty.jpg").write_bytes(b"")
+    (folder / "c-notes.png").write_bytes(b"not really a picture")
+    scanned = runner.invoke(cli, [*base, "cards", "scan", str(folder), "--save"])
+    assert scanned.exit_code == 0, scanned.output
+    assert "Traceback" not in scanned.output
+    assert "b-empty.jpg: the file is empty (0 bytes)" in scanned.stderr
+    assert "c-notes.png: not an image or PDF" in scanned.stderr
+    assert scanned.stdout.strip().splitlines()[-1] == "1 saved, 0 need review, 2 failed"
+
+    listed = runner.invoke(cli, [*base, "cards", "review", "--status", "saved", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert "Traceback" not in listed.output
+    output = tmp_path / "card.jpg"
+    image = runner.invoke(cli, [*base, "cards", "image", "1", "-o", str(output)])
+    assert image.exit_code == 0, image.output
+    assert output.read_bytes()[:2] == b"\xff\xd8"
+    missing = runner.invoke(cli, [*base, "cards", "confirm", "99"])
+    assert missing.exit_code == 1
+    assert missing.stderr.strip() == "Error: card scan 99 not found"
+    only_bad = runner.invoke(cli, [*base, "cards", "scan", str(folder / "b-empty.jpg")])
+    assert only_bad.exit_code == 1
+    assert "Traceback" not in only_bad.output
+
+
+# -- API -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cards_api(cards_crm: crmkit.CRM) -> Iterator[Api]:
+    """The API of the cards CRM, with tokens for admin, li.na and wang.fang."""
+    with TestClient(create_app(cards_crm)) as client:
+        api = Api(cards_crm, client)
+        for username in ("admin", "li.na", "wang.fang"):
+            _, plain = cards_crm.tokens.issue(username, "tests")
+            api.tokens[username] = plain
+        yield api
+
+
+def test_api_upload_review_confirm_and_image(
+    cards_api: Api, chinese_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    data = chinese_card[0]
+    uploaded = cards_api.call(
+        "POST",
+        "/plugins/cardscan/scans",
+        "li.na",
+        files=[("card", ("a.jpg", data, "image/jpeg")), ("card", ("b.jpg", b"", "image/jpeg"))],
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    body = uploaded.json()
+    assert body["review"] == 1
+    assert body["failed"] == [{"file": "b.jpg", "error": "b.jpg: the file is empty (0 bytes)"}]
+    scan_id = body["cards"][0]["id"]
+    listed = cards_api.call("GET", "/plugins/cardscan/scans", "li.na").json()
+    assert [row["id"] for row in listed] == [scan_id]
+    confirmed = cards_api.call(
+        "POST",
+        f"/plugins/cardscan/scans/{scan_id}/confirm",
+        "li.na",
+        json={"choice": "new", "fields": {"title": "采购总监"}},
+    )
+    assert confirmed.status_code == 201, confirmed.text
+    contact_id = confirmed.json()["contact_id"]
+    assert cards_api.crm.contacts.get(contact_id).title == "采购总监"
+    image = cards_api.call("GET", f"/plugins/cardscan/scans/{scan_id}/image", "li.na")
+    assert image.status_code == 200
+    assert image.headers["content-type"] == "image/jpeg"
+    hidden = cards_api.call("GET", f"/plugins/cardscan/scans/{scan_id}/image", "wang.fang")
+    assert_problem(hidden, 404)
+    again = cards_api.call("POST", f"/plugins/cardscan/scans/{scan_id}/confirm", "li.na")
+    assert_problem(again, 409)
+
+
+def test_api_bad_uploads_are_problems(cards_api: Api) -> None:
+    empty = cards_api.call(
+        "POST", "/plugins/cardscan/scans", "li.na", files=[("card", ("e.jpg", b"", "image/jpeg"))]
+    )
+    assert "the file is empty" in assert_problem(empty, 400)["detail"]
+    nothing = cards_api.call(
+        "POST", "/plugins/cardscan/scans", "li.na", files={"save": (None, "true")}
+    )
+    assert assert_problem(nothing, 400)["detail"].startswith("no card uploaded")
+    huge = cards_api.call(
+        "POST",
+        "/plugins/cardscan/scans",
+        "li.na",
+        files=[("card", ("big.jpg", b"\xff" * (21 * 2**20), "image/jpeg"))],
+    )
+    assert_problem(huge, 413)
+    assert_problem(cards_api.call("GET", "/plugins/cardscan/scans/5/image", "li.na"), 404)
+    assert_problem(
+        cards_api.call("POST", "/plugins/cardscan/scans/5/confirm", "li.na", json={"choice": "x"}),
+        400,
+    )
+
+
+# -- fuzz ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_the_card_routes_conform_to_their_openapi(cards_api: Api, mode: str) -> None:
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis import GenerationMode
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        status_code_conformance,
+    )
+
+    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", cards_api.client.app)
+    headers = {"Authorization": f"Bearer {cards_api.tokens['li.na']}"}
+    operations = [
+        result.ok()
+        for result in schema.get_all_operations()
+        if result.ok().path.startswith("/plugins/cardscan")
+    ]
+    assert len(operations) == 6
+    generation = GenerationMode.POSITIVE if mode == "positive" else GenerationMode.NEGATIVE
+    for operation in operations:
+
+        @given(case=operation.as_strategy(generation_mode=generation))
+        @settings(
+            max_examples=8,
+            deadline=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def check(case: Any) -> None:
+            response = case.call(headers=headers)
+            case.validate_response(
+                response,
+                checks=[not_a_server_error, status_code_conformance, content_type_conformance],
+            )
+            if response.status_code >= 400:
+                assert "Traceback" not in response.text
+                assert "SELECT" not in response.text
+
+        try:
+            check()
+        except Exception as error:
+            raise AssertionError(f"{operation.label}: {error}") from error
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["cards", "show", "0"],
+        ["cards", "show", "99999999999999999999"],
+        ["cards", "confirm", "1", "--set", "nonsense"],
+        ["cards", "confirm", "1", "--update"],
+        ["cards", "discard", "-5"],
+        ["cards", "review", "--status", "weird"],
+        ["cards", "scan", "/no/such/folder"],
+        ["cards", "scan", "\x00"],
+        ["cards", "image", "1", "-o", "/proc/forbidden/x.jpg"],
+        ["cards", "review", "--as", "nobody"],
+    ],
+)
+def test_bad_cli_arguments_fail_in_one_line(
+    database_url: str, tmp_path: Path, arguments: list[str]
+) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "plugins", "enable", "cardscan"]).exit_code == 0
+    result = runner.invoke(cli, [*base, *arguments])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_cli_writes_sample_cards_with_their_truth(database_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "crmkit.toml"
+    config.write_text(f'[crmkit]\ndatabase_url = "{database_url}"\n')
+    runner = CliRunner()
+    base = ["--config", str(config)]
+    assert runner.invoke(cli, [*base, "plugins", "enable", "cardscan"]).exit_code == 0
+    folder = tmp_path / "samples"
+    result = runner.invoke(cli, [*base, "cards", "samples", str(folder), "--count", "2"])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((folder / "truth.json").read_text("utf-8"))
+    assert [card["file"] for card in truth] == ["card-001.jpg", "card-002.jpg"]
+    assert Image.open(folder / "card-001.jpg").format == "JPEG"

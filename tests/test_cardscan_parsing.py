@@ -1,0 +1,313 @@
+"""The card plugin's readers without a database: vCard/MeCard, the OCR-line parser and its
+repairs, image loading and its refusals, deskew, and the sample-card generator."""
+
+from __future__ import annotations
+
+import io
+import random
+import zlib
+
+import pytest
+from crmkit_cardscan import images
+from crmkit_cardscan.cardset import generate, make_person, render_card
+from crmkit_cardscan.parsing import (
+    normalise_line,
+    parse_card,
+    reading_order,
+    repair_email,
+    repair_latin,
+    split_label,
+    split_latin_words,
+)
+from crmkit_cardscan.vcard import read_contact_payload
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import crmkit
+
+LIMITS = {"max_bytes": 20 * 2**20, "max_pixels": 50_000_000}
+
+
+def lines(*texts: str, height: float = 30.0) -> list[crmkit.OcrLine]:
+    """OCR lines stacked top to bottom, as an engine would report them."""
+    return [
+        crmkit.OcrLine(text, (10, 10 + i * 50, 400, 10 + i * 50 + height), 0.95)
+        for i, text in enumerate(texts)
+    ]
+
+
+def values(fields: dict[str, crmkit.CardField]) -> dict[str, str]:
+    return {name: field.value for name, field in fields.items()}
+
+
+# -- QR payloads -----------------------------------------------------------------------
+
+
+def test_vcard_21_reads_bare_types_and_keeps_the_extension() -> None:
+    text = (
+        "BEGIN:VCARD\r\nVERSION:2.1\r\nN:Zhang;Wei\r\nFN:Zhang Wei\r\n"
+        "TEL;CELL:+86 138 1234 5678\r\nTEL;WORK;VOICE:010-6512 3456 ext. 8001\r\n"
+        "EMAIL;INTERNET:Wei@Example.COM\r\nORG:Cobalt Medical;Sales\r\nTITLE:Sales Director\r\n"
+        "END:VCARD"
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["full_name"] == "Zhang Wei"
+    assert (found["family_name"], found["given_name"]) == ("Zhang", "Wei")
+    assert found["mobile"] == "+8613812345678"
+    assert found["office"] == "+861065123456;ext=8001"
+    assert found["email"] == "wei@example.com"
+    assert (found["company"], found["department"]) == ("Cobalt Medical", "Sales")
+
+
+def test_vcard_30_chinese_address_reads_from_province_to_room() -> None:
+    text = (
+        "BEGIN:VCARD\nVERSION:3.0\nN:张;伟;;;\nFN:张伟\nORG:深圳市钴蓝医疗器械有限公司\n"
+        "TEL;TYPE=WORK,FAX:0755-8888 1234\n"
+        "ADR;TYPE=WORK:;;科技园南路88号A座1201室;深圳市;广东省;518057;中国\nEND:VCARD"
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["address"] == "广东省深圳市科技园南路88号A座1201室"
+    assert found["fax"] == "+8675588881234"
+    assert found["family_name"] == "张"
+
+
+def test_vcard_40_tel_uri_and_linkedin_url() -> None:
+    text = (
+        "BEGIN:VCARD\nVERSION:4.0\nFN:Amy Hsieh\nN:Hsieh;Amy;;;\n"
+        'TEL;VALUE=uri;TYPE="cell,voice":tel:+886-912-345-678\n'
+        "URL:https://www.linkedin.com/in/amyhsieh\nEND:VCARD"
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["mobile"] == "+886912345678"
+    assert found["linkedin"] == "https://www.linkedin.com/in/amyhsieh"
+
+
+def test_mecard_with_escaped_semicolon() -> None:
+    text = r"MECARD:N:李,娜;TEL:13912345678;EMAIL:li.na@example.com;ORG:Acme\; Ltd;;"
+    found = values(read_contact_payload(text, "CN"))
+    assert found["full_name"] == "李娜"
+    assert found["company"] == "Acme; Ltd"
+    assert found["mobile"] == "+8613912345678"
+
+
+def test_a_vcard_without_contact_fields_is_refused() -> None:
+    with pytest.raises(ValueError, match="no contact fields"):
+        read_contact_payload("BEGIN:VCARD\nVERSION:3.0\nEND:VCARD", "CN")
+
+
+# -- the parser and its repairs -------------------------------------------------------------
+
+
+def test_labels_glued_to_values_and_full_width_colons() -> None:
+    found = values(
+        parse_card(
+            lines(
+                "深圳市钴蓝医疗器械有限公司",
+                "张伟",
+                "销售总监",
+                "手机：+86 138 1234 5678",
+                "电话：0755-8888 1234转8001",
+                "Email:zhang.wei@cobalt-med.cn",
+                "网址：www.cobalt-med.cn",
+                "地址：广东省深圳市南山区科技园南路88号A座1201室",
+            ),
+            "CN",
+        )
+    )
+    assert found["company"] == "深圳市钴蓝医疗器械有限公司"
+    assert found["full_name"] == "张伟"
+    assert found["title"] == "销售总监"
+    assert found["mobile"] == "+8613812345678"
+    assert found["office"] == "+8675588881234;ext=8001"
+    assert found["email"] == "zhang.wei@cobalt-med.cn"
+    assert found["website"] == "www.cobalt-med.cn"
+    assert found["address"] == "广东省深圳市南山区科技园南路88号A座1201室"
+    assert (found["family_name"], found["given_name"]) == ("张", "伟")
+
+
+def test_dropped_latin_spaces_are_put_back() -> None:
+    assert split_latin_words("CobaltMedical DevicesCo., Ltd.") == "Cobalt Medical Devices Co., Ltd."
+    assert split_latin_words("Ronald McDonald") == "Ronald McDonald"
+
+
+def test_an_at_sign_read_as_o_is_repaired_from_the_cards_domain() -> None:
+    assert repair_email("zhangweiocobalt-med.com", ["cobalt-med.com"]) == "zhangwei@cobalt-med.com"
+    assert repair_email("tom.lio0acme.io", ["acme.io"]) == "tom.lio@acme.io"
+    found = values(parse_card(lines("E: amy.linoacme-tech.com", "W: www.acme-tech.com"), "CN"))
+    assert found["email"] == "amy.lin@acme-tech.com"
+
+
+def test_an_english_card() -> None:
+    found = values(
+        parse_card(
+            lines(
+                "Cobalt Medical Devices Inc.",
+                "Olivia Clark",
+                "Senior Engineer",
+                "M: +1 415 555 2671",
+                "E: olivia@cobalt-med.io",
+                "Suite 400, 1200 Market Street, San Francisco, CA 94103, USA",
+            ),
+            "US",
+        )
+    )
+    assert found["full_name"] == "Olivia Clark"
+    assert found["company"] == "Cobalt Medical Devices Inc."
+    assert found["title"] == "Senior Engineer"
+    assert found["address"].startswith("Suite 400, 1200 Market Street")
+    assert (found["family_name"], found["given_name"]) == ("Clark", "Olivia")
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "value"),
+    [
+        ("地址 Add:四川省成都市高新区", "address", "四川省成都市高新区"),
+        ("手机 Mobile: 138 1234 5678", "mobile", "138 1234 5678"),
+        ("手機13812345678", "mobile", "13812345678"),
+        ("電話：(02) 2345 6789", "office", "(02) 2345 6789"),
+        ("M: +852 9123 4567", "mobile", "+852 9123 4567"),
+        ("电话销售经理", None, "电话销售经理"),
+        ("Add Value Trading Co.", None, "Add Value Trading Co."),
+        (":www.acme.com", None, "www.acme.com"),
+    ],
+)
+def test_labels_are_split_from_their_values(text: str, field: str | None, value: str) -> None:
+    assert split_label(text) == (field, value)
+
+
+def test_a_traditional_card_gets_its_simplified_readings_back() -> None:
+    # PP-OCR reads 號 as 号 and 樓 as 楼, and has no 恆 at all: the card's script decides
+    found = values(
+        parse_card(
+            lines(
+                "恒達物流有限公司",
+                "鄭娟",
+                "客戶經理",
+                "手機：+852 6549 5013",
+                "地址：香港九龍觀塘區開源道163号34楼D室",
+            ),
+            "HK",
+        )
+    )
+    assert found["company"] == "恆達物流有限公司"
+    assert found["address"] == "香港九龍觀塘區開源道163號34樓D室"
+
+
+def test_a_simplified_card_stays_simplified() -> None:
+    found = values(
+        parse_card(lines("恒达物流有限公司", "郑娟", "地址：广东省深圳市南山区88号"), "CN")
+    )
+    assert found["company"] == "恒达物流有限公司"
+    assert found["address"] == "广东省深圳市南山区88号"
+
+
+def test_a_latin_address_gets_its_spaces_and_letters_back() -> None:
+    assert repair_latin("Suite1645,1254CityR0ad,London") == "Suite 1645, 1254 City Road, London"
+
+
+def test_reading_order_puts_a_row_left_to_right() -> None:
+    right = crmkit.OcrLine("B", (300, 100, 400, 130), 1.0)
+    left = crmkit.OcrLine("A", (10, 104, 100, 134), 1.0)
+    top = crmkit.OcrLine("T", (10, 10, 100, 40), 1.0)
+    assert [line.text for line in reading_order([right, left, top])] == ["T", "A", "B"]
+
+
+@given(st.lists(st.text(max_size=60), max_size=12))
+@settings(max_examples=200, deadline=None)
+def test_the_parser_takes_any_text(texts: list[str]) -> None:
+    fields = parse_card(lines(*texts), "CN")
+    for field in fields.values():
+        assert 0.0 <= field.confidence <= 1.0
+        assert field.value == field.value.strip()
+
+
+@given(st.text(max_size=80))
+def test_normalising_a_line_is_idempotent(text: str) -> None:
+    assert normalise_line(normalise_line(text)) == normalise_line(text)
+
+
+@given(st.text(alphabet="abcdefghijklmno0.@-", max_size=40))
+def test_a_repaired_email_has_one_at_sign(text: str) -> None:
+    email = repair_email(text, ["example.com"])
+    assert email is None or email.count("@") == 1
+
+
+# -- images ----------------------------------------------------------------------------
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_empty_file_is_refused() -> None:
+    with pytest.raises(images.CardError, match=r"card.jpg: the file is empty \(0 bytes\)"):
+        images.load_pages(b"", "card.jpg", **LIMITS)
+
+
+def test_not_an_image_is_refused() -> None:
+    with pytest.raises(images.CardError, match=r"notes\.txt: not an image or PDF"):
+        images.load_pages(b"hello, this is text", "notes.txt", **LIMITS)
+
+
+def test_a_truncated_image_is_refused() -> None:
+    data = _png(300, 200)
+    with pytest.raises(images.CardError, match="truncated or corrupt"):
+        images.load_pages(data[: len(data) // 2], "cut.png", **LIMITS)
+
+
+def test_a_decompression_bomb_is_refused_before_decoding() -> None:
+    # a small PNG whose header announces 40 000 x 40 000 pixels (with a valid checksum)
+    small = _png(8, 8)
+    header = b"IHDR" + (40_000).to_bytes(4, "big") * 2 + small[24:29]
+    data = small[:12] + header + zlib.crc32(header).to_bytes(4, "big") + small[33:]
+    with pytest.raises(images.CardError, match=r"bomb\.png: the image is too large to decode"):
+        images.load_pages(data, "bomb.png", **LIMITS)
+
+
+def test_a_file_over_the_size_limit_is_refused() -> None:
+    with pytest.raises(images.CardError, match=r"the limit is 1 MB \(setting max_upload_mb\)"):
+        images.load_pages(b"\xff" * (2 * 2**20), "big.jpg", max_bytes=2**20, max_pixels=10**8)
+
+
+def test_an_unsupported_format_is_refused() -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (50, 50)).save(buffer, format="GIF")
+    with pytest.raises(images.CardError, match="GIF images are not supported"):
+        images.load_pages(buffer.getvalue(), "anim.gif", **LIMITS)
+
+
+def test_pdf_pages_become_cards() -> None:
+    buffer = io.BytesIO()
+    first, second = Image.new("RGB", (350, 200), "white"), Image.new("RGB", (350, 200), "gray")
+    first.save(buffer, format="PDF", save_all=True, append_images=[second])
+    pages = images.load_pages(buffer.getvalue(), "cards.pdf", **LIMITS)
+    assert len(pages) == 2
+    assert all(page.mode == "RGB" for page in pages)
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (300, 100), "white")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", exif=exif)
+    (page,) = images.load_pages(buffer.getvalue(), "phone.jpg", **LIMITS)
+    assert page.size == (100, 300)
+
+
+@pytest.mark.parametrize("angle", [-4.0, 3.0])
+def test_deskew_finds_the_rotation_of_a_card(angle: float) -> None:
+    rng = random.Random(7)
+    card = render_card(rng, make_person(rng, "sc") | {"qr_share": 0.0})
+    turned = card.rotate(angle, expand=True, fillcolor="white")
+    assert images.skew_angle(turned) == pytest.approx(-angle, abs=1.0)
+
+
+def test_the_card_generator_is_deterministic() -> None:
+    ((_, first),) = list(generate(3, 1))
+    ((_, again),) = list(generate(3, 1))
+    assert first == again
+    assert first["full_name"]

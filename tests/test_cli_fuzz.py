@@ -1,0 +1,121 @@
+"""Every command of the ``crmkit`` CLI, every argument and option, given hostile values (issue
+16): ids beyond any integer, odd Unicode digits, escape sequences, very long text, paths that
+climb out, formulas. Each run must end with status 0, 1 (one line on stderr) or 2 (click's
+usage error), never a traceback, and print no raw control character.
+
+The commands are found by walking the click tree, so a new command is fuzzed without being
+listed here. A few are skipped for what they are (they serve or loop forever, or write
+scaffolding), named in SKIPPED.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from cli_support import Run
+
+from crmkit.cli import cli
+
+#: Commands that do not return (serve, follow) or only scaffold files from templates.
+SKIPPED = {"serve", "worker", "demo", "plugins migration", "plugins new", "init"}
+#: Flags that make a command wait forever.
+ENDLESS_FLAGS = {"follow"}
+HOSTILE = [
+    "99999999999999999999",
+    "-9223372036854775809",
+    "²",
+    "\x1b[2J\x1b]0;x\x07\u202e",
+    "张" * 3000,
+    "../../../../etc/passwd",
+    '=HYPERLINK("http://x")',
+    "1e999999",
+]
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, command in sorted(group.commands.items()):
+        path = (*prefix, name)
+        if isinstance(command, click.Group):
+            yield from _commands(command, path)
+        else:
+            yield path
+
+
+def _command(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+def _value(parameter: click.Parameter, hostile: str) -> str:
+    if isinstance(parameter.type, click.Choice):
+        return str(parameter.type.choices[0])
+    if parameter.type.name == "NAME=VALUE":
+        return f"full_name={hostile}"
+    return hostile
+
+
+def _runs(path: tuple[str, ...]) -> Iterator[list[str]]:
+    """Argument lists for ``path``: every argument and required option hostile at once, then
+    each other option alone with two hostile values."""
+    command = _command(path)
+    arguments = [p for p in command.params if isinstance(p, click.Argument)]
+    options = [
+        p
+        for p in command.params
+        if isinstance(p, click.Option) and not p.is_flag and p.name not in ENDLESS_FLAGS
+    ]
+    required = [p for p in options if p.required]
+
+    def base(hostile: str) -> list[str]:
+        args = [*path]
+        for argument in arguments:
+            args.append(_value(argument, hostile))
+        for option in required:
+            args += [option.opts[0], _value(option, hostile)]
+        return args
+
+    for hostile in HOSTILE:
+        yield base(hostile)
+    rotation = itertools.cycle(HOSTILE)
+    for option in options:
+        if option.required:
+            continue
+        for _ in range(2):
+            hostile = next(rotation)
+            yield [*base("1"), option.opts[0], _value(option, hostile)]
+
+
+COMMANDS = [path for path in _commands(cli) if " ".join(path) not in SKIPPED]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
+def test_a_command_given_hostile_values_fails_in_one_line(
+    cli_run: Run, path: tuple[str, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a command writing a file writes it here
+    for args in _runs(path):
+        result = cli_run(*args)
+        shown = " ".join(a[:30] for a in args)
+        assert result.exit_code in (0, 1, 2), f"{shown}: {result.exit_code} {result.output[:500]}"
+        assert result.exception is None or isinstance(result.exception, SystemExit), (
+            f"{shown}: {result.exception!r}"
+        )
+        assert "Traceback" not in result.output, shown
+        assert "\x1b" not in result.output, shown
+        assert "\u202e" not in result.output, shown
+        if result.exit_code == 1 and path != ("import",):
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1, f"{shown}: {result.stderr[:500]}"
+
+
+def test_every_command_is_fuzzed_or_skipped_for_a_reason() -> None:
+    every = {" ".join(path) for path in _commands(cli)}
+    assert every >= SKIPPED  # a renamed command must not leave a stale skip behind
+    assert len(COMMANDS) > 80

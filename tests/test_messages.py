@@ -1,0 +1,347 @@
+"""Message channels: in-app, e-mail through a real SMTP server, webhooks; one delivery log,
+delivery keys, retries, the do-not-contact list and one-click unsubscribe."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from smtp_support import MailServer
+
+import crmkit
+
+
+def mail_crm(make_crm: Callable[..., crmkit.CRM], server: MailServer, **extra: Any) -> crmkit.CRM:
+    """A CRM whose e-mail channel sends to ``server``, retrying at once (no backoff)."""
+    crm = make_crm(
+        email={"host": server.host, "port": server.port, "from_address": "crm@shop.example"},
+        messages={"backoff_seconds": 0, "max_attempts": 3, **extra},
+        api={"public_url": "https://crm.shop.example"},
+    )
+    crm.pipelines.create("Sales")
+    return crm
+
+
+def test_an_in_app_message_is_in_the_inbox_when_the_send_returns(crm: crmkit.CRM) -> None:
+    crm.users.create("li.na")
+
+    record = crm.messages.send("inapp", "明天十点回访张伟", "报价单", user="li.na")
+
+    assert record.status == "sent"
+    (note,) = crm.audit.inbox("li.na")
+    assert (note.title, note.body) == ("明天十点回访张伟", "报价单")
+
+
+def test_a_delivery_key_sends_once(crm: crmkit.CRM) -> None:
+    crm.users.create("li.na")
+    first = crm.messages.send("inapp", "one", user="li.na", key="reminder:1:li.na")
+
+    again = crm.messages.send("inapp", "one", user="li.na", key="reminder:1:li.na")
+
+    assert again.id == first.id
+    assert len(crm.audit.inbox("li.na")) == 1
+
+
+def test_send_many_is_one_transaction_with_counts(crm: crmkit.CRM) -> None:
+    users = [crm.users.create(f"rep{i}") for i in range(5)]
+    messages = [
+        crmkit.Message(channel="inapp", subject=f"due {u.username}", user_id=u.id, key=f"k{u.id}")
+        for u in users
+    ]
+
+    first = crm.messages.send_many(messages)
+    second = crm.messages.send_many(messages)
+
+    assert (first.sent, first.repeated) == (5, 0)
+    assert (second.sent, second.repeated) == (0, 5)
+    assert crm.messages.counts() == {"sent": 5}
+
+
+def test_an_unknown_channel_names_the_known_ones(crm: crmkit.CRM) -> None:
+    crm.users.create("li.na")
+    with pytest.raises(crmkit.CRMError, match="unknown message channel 'sms'; known: email"):
+        crm.messages.send("sms", "hi", user="li.na")
+    assert crm.messages.log() == []
+
+
+def test_a_user_without_an_e_mail_address_is_logged_dead_not_lost(crm: crmkit.CRM) -> None:
+    user = crm.users.create("li.na")
+
+    record = crm.messages.send("email", "hi", user="li.na")
+
+    assert record.status == "dead"
+    assert record.last_error == f"no email address for user {user.id}"
+
+
+def test_an_e_mail_reaches_the_smtp_server_through_the_worker(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    contact = crm.contacts.create({"full_name": "张伟", "email": "Zhang.Wei@Example.cn"})
+
+    record = crm.messages.send(
+        "email", "中秋快乐", "祝您和家人中秋快乐！", contact_id=contact.id, unsubscribe=True
+    )
+    assert record.status == "pending"
+    assert smtp_server.received == []
+    stats = crm.messages.deliver_pending()
+
+    assert stats.sent == 1
+    (mail,) = smtp_server.to("zhang.wei@example.cn")
+    assert mail["Subject"] == "中秋快乐"
+    assert mail.get_content().strip() == "祝您和家人中秋快乐！"
+    assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert mail["List-Unsubscribe"].startswith("<https://crm.shop.example/messages/unsubscribe/")
+    (logged,) = crm.messages.log()
+    assert (logged.status, logged.attempts) == ("sent", 1)
+
+
+def test_a_refusing_server_is_retried_then_accepts(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    smtp_server.refuse_next = 2
+    crm.messages.send("email", "报价", to="wang.fang@example.cn")
+
+    first = crm.messages.deliver_pending()
+    second = crm.messages.deliver_pending()
+    third = crm.messages.deliver_pending()
+
+    assert (first.retried, second.retried, third.sent) == (1, 1, 1)
+    assert len(smtp_server.to("wang.fang@example.cn")) == 1
+    (logged,) = crm.messages.log()
+    assert (logged.status, logged.attempts) == ("sent", 3)
+
+
+def test_failures_back_off_exponentially(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server, backoff_seconds=60)
+    smtp_server.refuse_next = 1
+    crm.messages.send("email", "报价", to="wang.fang@example.cn")
+
+    assert crm.messages.deliver_pending().retried == 1
+    assert crm.messages.deliver_pending().idle  # not due again for a minute
+    dispatcher = crm.messages.dispatcher("w")
+    assert dispatcher.backoff(1) == dt.timedelta(seconds=60)
+    assert dispatcher.backoff(3) == dt.timedelta(seconds=240)
+
+
+def test_a_server_that_is_down_leaves_the_message_dead_for_an_admin_to_retry(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    smtp_server.refuse_next = 3  # every allowed attempt
+    crm.messages.send("email", "报价", to="wang.fang@example.cn")
+
+    for _ in range(3):
+        crm.messages.deliver_pending()
+    (dead,) = crm.messages.log(status="dead")
+    assert "451" in (dead.last_error or "")
+
+    assert crm.messages.retry([dead.id]) == 1
+    assert crm.messages.deliver_pending().sent == 1
+    assert len(smtp_server.received) == 1
+
+
+def test_a_bounced_address_is_dead_at_once_and_put_on_the_do_not_contact_list(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    smtp_server.unknown.add("nobody@example.cn")
+    crm.messages.send("email", "hi", to="nobody@example.cn")
+
+    stats = crm.messages.deliver_pending()
+
+    assert stats.dead == 1
+    (entry,) = crm.messages.suppressions()
+    assert (entry.channel, entry.address, entry.reason) == ("email", "nobody@example.cn", "bounced")
+    assert crm.messages.send("email", "again", to="nobody@example.cn").status == "suppressed"
+
+
+def test_one_click_unsubscribe_stops_e_mail_to_that_address_only(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    token = crm.messages.unsubscribe_url("email", "Zhang.Wei@example.cn").rsplit("/", 1)[1]
+
+    assert crm.messages.unsubscribe(token) == ("email", "zhang.wei@example.cn")
+    crm.messages.unsubscribe(token)  # twice is fine
+
+    assert crm.messages.send("email", "促销", to="zhang.wei@example.cn").status == "suppressed"
+    assert crm.messages.send("email", "促销", to="li.lei@example.cn").status == "pending"
+    crm.messages.deliver_pending()
+    assert [m["To"] for m in smtp_server.received] == ["li.lei@example.cn"]
+
+
+def test_an_address_unsubscribed_while_queued_gets_nothing(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    crm.messages.send("email", "促销", to="zhang.wei@example.cn")
+
+    crm.messages.suppress("email", "zhang.wei@example.cn", reason="unsubscribed")
+    stats = crm.messages.deliver_pending()
+
+    assert stats.suppressed == 1
+    assert smtp_server.received == []
+
+
+def test_an_altered_unsubscribe_token_is_refused(crm: crmkit.CRM) -> None:
+    token = crm.messages.unsubscribe_url("email", "a@example.cn").rsplit("/", 1)[1]
+    with pytest.raises(crmkit.CRMError, match="not valid"):
+        crm.messages.unsubscribe(token[:-1] + ("0" if token[-1] != "0" else "1"))
+    with pytest.raises(crmkit.CRMError, match="not valid"):
+        crm.messages.unsubscribe("garbage")
+    assert crm.messages.suppressions() == []
+
+
+def test_a_message_due_before_the_catch_up_window_is_logged_late_not_sent(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server, catch_up_seconds=3600)
+    now = crmkit.utcnow()
+    crm.messages.send_many(
+        [
+            crmkit.Message(
+                channel="email",
+                subject="old",
+                to="a@example.cn",
+                due_at=now - dt.timedelta(hours=2),
+            ),
+            crmkit.Message(
+                channel="email",
+                subject="recent",
+                to="b@example.cn",
+                due_at=now - dt.timedelta(minutes=30),
+            ),
+        ]
+    )
+
+    stats = crm.messages.deliver_pending()
+
+    assert (stats.late, stats.sent) == (1, 1)
+    assert [m["Subject"] for m in smtp_server.received] == ["recent"]
+    by_subject = {r.subject: r for r in crm.messages.log()}
+    assert (by_subject["old"].status, by_subject["old"].late) == ("late", True)
+    assert (by_subject["recent"].status, by_subject["recent"].late) == ("sent", True)
+
+
+def test_a_message_due_later_waits(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    later = crmkit.utcnow() + dt.timedelta(hours=1)
+    crm.messages.send_many(
+        [crmkit.Message(channel="email", subject="later", to="a@example.cn", due_at=later)]
+    )
+
+    assert crm.messages.deliver_pending().idle
+    assert smtp_server.received == []
+
+
+def test_a_sent_care_message_is_logged_as_an_activity_on_the_contact(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server)
+    contact = crm.contacts.create({"full_name": "张伟", "email": "zw@example.cn"})
+    crm.messages.send_many(
+        [
+            crmkit.Message(
+                channel="email",
+                subject="生日快乐",
+                body="祝您生日快乐",
+                contact_id=contact.id,
+                log_activity=True,
+            )
+        ]
+    )
+
+    crm.messages.deliver_pending()
+
+    (activity,) = crm.activities.list(filters={"contact_id": contact.id}).items
+    assert (activity.kind, activity.subject) == ("email", "生日快乐")
+
+
+def test_sending_and_reading_the_log_need_message_manage(crm: crmkit.CRM) -> None:
+    crm.users.create_team("East")
+    rep = crm.users.create("alice", team="East", roles=("sales_rep",))
+    with pytest.raises(crmkit.PermissionDenied, match="message:manage"):
+        crm.messages.send("inapp", "hi", user="alice", actor=rep)
+    with pytest.raises(crmkit.PermissionDenied, match="message:manage"):
+        crm.messages.log(actor=rep)
+    with pytest.raises(crmkit.PermissionDenied, match="message:manage"):
+        crm.messages.suppress("email", "a@example.cn", actor=rep)
+    admin = crm.users.create("root", admin=True)
+    assert crm.messages.send("inapp", "hi", user="alice", actor=admin).status == "sent"
+
+
+def test_admin_alerts_go_out_on_the_configured_channels(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = mail_crm(make_crm, smtp_server, admin_alert_channels=["inapp", "email"])
+    crm.users.create("root", admin=True, email="root@shop.example")
+    crm.contacts.create({"full_name": "王芳"})
+    import io
+
+    from crmkit.services.transfer import export_csv
+
+    export_csv(crm, "contact", io.StringIO())
+    crm.messages.deliver_pending()
+
+    (note,) = [n for n in crm.audit.inbox("root") if n.title.endswith(": export")]
+    assert note.kind == "security.sensitive_operation"
+    (mail,) = [m for m in smtp_server.to("root@shop.example") if m["Subject"].endswith(": export")]
+    assert mail["Subject"] == "system: export"
+
+
+class RecordingChannel(crmkit.MessageChannel):
+    """A plugin channel that keeps what it was given (a stand-in for an SMS gateway)."""
+
+    name = "sms"
+    description = "text messages"
+
+    def __init__(self) -> None:
+        self.sent: list[crmkit.OutgoingMessage] = []
+
+    def contact_address(self, contact: Any) -> str | None:
+        return contact.get("phone")
+
+    def deliver(self, message: crmkit.OutgoingMessage) -> None:
+        if message.address.endswith("0000"):
+            raise crmkit.MessageRejected("number does not exist")
+        self.sent.append(message)
+
+
+class SmsPlugin:
+    def __init__(self) -> None:
+        self.channel = RecordingChannel()
+
+    @crmkit.hookimpl
+    def crmkit_message_channels(self, crm: crmkit.CRM) -> list[crmkit.MessageChannel]:
+        return [self.channel]
+
+
+def test_a_plugin_channel_is_used_like_the_built_in_ones(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    plugin = SmsPlugin()
+    crm = make_crm(plugins={"sms": plugin})
+    crm.pipelines.create("Sales")
+    good = crm.contacts.create({"full_name": "张伟", "phone": "138 1234 5678"})
+    bad = crm.contacts.create({"full_name": "李雷", "phone": "138 0000 0000"})
+
+    crm.messages.send_many(
+        [
+            crmkit.Message(channel="sms", subject="到货通知", contact_id=good.id),
+            crmkit.Message(channel="sms", subject="到货通知", contact_id=bad.id),
+        ]
+    )
+    stats = crm.messages.deliver_pending()
+
+    assert (stats.sent, stats.dead) == (1, 1)
+    assert [m.address for m in plugin.channel.sent] == ["+8613812345678"]
+    assert [c.name for c in crm.messages.channel_list()] == ["email", "inapp", "sms", "webhook"]
+    assert [s.reason for s in crm.messages.suppressions(channel="sms")] == ["bounced"]
