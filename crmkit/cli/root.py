@@ -137,8 +137,9 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": (
         "crmkit.cli.events",
         "worker_command",
-        "Deliver outbox events to webhooks and plugin sinks, and release records to the"
-        " shared pool per the pool policies (every [crmkit.pool] release_interval_seconds).",
+        "Deliver outbox events to webhooks and plugin sinks, and run the scheduler: queued"
+        " messages (e-mail, webhook, plugin channels), shared-pool release (every"
+        " [crmkit.pool] release_interval_seconds) and the jobs enabled plugins schedule.",
     ),
 }
 
