@@ -212,6 +212,10 @@ def new_command(name: str, directory: str) -> None:
     from crmkit.scaffold import write_plugin
 
     root = click.get_current_context().find_root().command
-    reserved = set(root.commands) if isinstance(root, click.Group) else set()
+    from crmkit.cli.root import CORE_COMMANDS
+
+    reserved = set(CORE_COMMANDS)
+    if isinstance(root, click.Group):
+        reserved |= set(root.commands)
     target = write_plugin(name, Path(directory), reserved=reserved)
     click.echo(f"Wrote {target}: cd {target} && pip install -e '.[test]' && pytest")

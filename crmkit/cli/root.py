@@ -200,6 +200,11 @@ def _statement_error(error: StatementError) -> str:
     return f"the database refused a value: {first} (set {DEBUG_VARIABLE}=1 for the details)"
 
 
+def all_core_commands() -> dict[str, click.Command]:
+    """Every core command, imported (for the docs, the tests and name clash checks)."""
+    return {name: load_core_command(name) for name in sorted(CORE_COMMANDS)}
+
+
 class RootGroup(click.Group):
     """The root group: core commands first, then the enabled plugins' commands (looked up
     only when needed); every ``CRMError`` and database connection failure becomes one line
@@ -370,4 +375,4 @@ def main() -> None:
     cli.main(prog_name="crmkit")
 
 
-__all__ = ["RootGroup", "cli", "main"]
+__all__ = ["CORE_COMMANDS", "RootGroup", "all_core_commands", "cli", "load_core_command", "main"]
