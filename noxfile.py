@@ -64,7 +64,7 @@ DEMO_SETUP = [
 DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
-    "cards review --limit 5",
+    "cards review --status all --limit 3",
     "messages channels",
     "reminders list --user li.na",
     "inbox --user li.na",

@@ -19,6 +19,7 @@ import pytest
 from cli_support import Run
 
 from crmkit.cli import cli
+from crmkit.cli.root import all_core_commands
 
 #: Commands that do not return (serve, follow) or only scaffold files from templates.
 SKIPPED = {"serve", "worker", "demo", "plugins migration", "plugins new", "init"}
@@ -37,7 +38,8 @@ HOSTILE = [
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    for name, command in sorted(group.commands.items()):
+    subcommands = all_core_commands() if group is cli else group.commands
+    for name, command in sorted(subcommands.items()):
         path = (*prefix, name)
         if isinstance(command, click.Group):
             yield from _commands(command, path)
@@ -49,7 +51,7 @@ def _command(path: tuple[str, ...]) -> click.Command:
     command: click.Command = cli
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = all_core_commands()[name] if command is cli else command.commands[name]
     return command
 
 
