@@ -64,7 +64,7 @@ DEMO_SETUP = [
 DEMO_STEPS = [
     "plugins list",
     "contacts list --limit 10",
-    "cards review --limit 5",
+    "cards review --status all --limit 3",
     "messages channels",
     "reminders list --user li.na",
     "inbox --user li.na",
@@ -79,6 +79,11 @@ DEMO_NEXT_STEPS = [
     ("List contacts", "{crmkit} --config {config} contacts list"),
     ("See installed plugins", "{crmkit} --config {config} plugins list"),
     ("Start the REST API", "{crmkit} --config {config} serve"),
+    (
+        "Open the web desk",
+        "{crmkit} --config {config} users set-password li.na --generate, then serve and"
+        " open http://127.0.0.1:8000/desk",
+    ),
     ("Embed the lead form", "{crmkit} --config {config} forms snippet KEY (see: forms list)"),
     ("Find duplicate contacts", "{crmkit} --config {config} dedupe scan"),
     ("Who gets a web lead", "{crmkit} --config {config} rules test lead --set source_channel=web"),
@@ -273,10 +278,17 @@ def demo(session: nox.Session) -> None:
     token = next(
         (word for word in str(issued).split() if word.startswith("crmk_")), "(see tokens issue)"
     )
+    # a fresh desk password for the same rep, printed with the desk's address
+    password_set = session.run(
+        "crmkit", *config, "users", "set-password", DEMO_API_USER, "--generate", silent=True
+    )
+    password = str(password_set).strip().rsplit(" ", 1)[-1]
     print(
         "\n".join(
             [
                 f"Serving the REST API on {DEMO_API_URL} (Ctrl-C stops it):",
+                f"  the web desk: {DEMO_API_URL}/desk  (sign in as {DEMO_API_USER},"
+                f" password {password})",
                 f"  interactive docs: {DEMO_API_URL}/schema/swagger",
                 f"  a token of {DEMO_API_USER} (sales rep) to try:  {token}",
                 f"  curl -G -H 'Authorization: Bearer {token}' --data-urlencode 'q=徐'"

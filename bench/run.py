@@ -28,6 +28,7 @@ import api_bench  # noqa: E402
 import assign_bench  # noqa: E402
 import dedupe_bench  # noqa: E402
 import dedupe_speed  # noqa: E402
+import events_bench  # noqa: E402
 import hooks_bench  # noqa: E402
 import import_bench  # noqa: E402
 import relay_bench  # noqa: E402
@@ -38,7 +39,7 @@ from machine import machine_info  # noqa: E402
 
 from crmkit.settings import RelaySettings  # noqa: E402
 
-BENCHMARKS = ("import", "hooks", "relay", "scope", "api", "assign", "dedupe")
+BENCHMARKS = ("import", "hooks", "relay", "scope", "api", "assign", "dedupe", "events")
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -145,6 +146,17 @@ def main(argv: list[str] | None = None) -> int:
             parts["relay"] = relay_bench.as_markdown(runs, plans, batch_size=batch_size)
         else:
             log("relay: skipped (it runs on PostgreSQL only)")
+    if "events" in chosen:
+        if "postgresql" in backends:
+            event_runs, drills = events_bench.run(
+                events=3_000 if quick else 10_000,
+                webhook_events=1_000 if quick else 3_000,
+                rounds=1 if quick else 2,
+                log=log,
+            )
+            parts["events"] = events_bench.as_markdown(event_runs, drills)
+        else:
+            log("events: skipped (it runs on PostgreSQL only)")
     if "scope" in chosen:
         contacts = 100_000 if quick else 1_000_000
         parts["scope"] = scope_bench.as_markdown(

@@ -4,83 +4,184 @@ Everything a plugin or an application may import is listed here; the rest of the
 private and may change. Plugins import ``crmkit`` and nothing below it.
 """
 
-from typing import Any, TextIO
+import importlib
+from typing import TYPE_CHECKING, Any, TextIO
 
-from crmkit.app import CRM, open_crm
-from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
-from crmkit.assignment.rules import Candidate as AssignmentCandidate
-from crmkit.assignment.rules import Choice as AssignmentChoice
-from crmkit.assignment.rules import Member as AssignmentMember
-from crmkit.assignment.rules import Rule as AssignmentRule
-from crmkit.cards import CardField, OcrEngine, OcrLine
-from crmkit.db.base import Base as Model
-from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
-from crmkit.db.engine import allocate_ids, bulk_insert
-from crmkit.desk.extensions import (
-    DeskAction,
-    DeskLink,
-    DeskMenuEntry,
-    DeskPage,
-    DeskPanel,
-    DeskTile,
-    DeskView,
-)
-from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
-from crmkit.entities import (
-    Account,
-    Activity,
-    ActivityKind,
-    Contact,
-    Deal,
-    Lead,
-    LeadStatus,
-    LifecycleStage,
-    Pipeline,
-    Stage,
-    StageKind,
-    Task,
-    TaskStatus,
-    Team,
-    User,
-)
-from crmkit.entities.custom_fields import CustomField, FieldType
-from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
-from crmkit.entities.registry import EntityType
-from crmkit.errors import (
-    ConfigError,
-    ConflictError,
-    CRMError,
-    DuplicateError,
-    FieldError,
-    NotFoundError,
-    PermissionDenied,
-    PluginError,
-    PluginVeto,
-    TokenRejected,
-    ValidationError,
-)
-from crmkit.events.types import BatchEventSink, Event, EventSink
-from crmkit.events.webhook import WebhookSink
-from crmkit.hookspecs import hookspec
-from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
-from crmkit.messages.outbox import Message, SendResult
-from crmkit.plugins import PluginSpec, hookimpl
-from crmkit.services.disclosure import (
-    LABEL_FIELDS,
-    disclosed_matches,
-    readable_ids_query,
-    readable_record_ids,
-)
-from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
-from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
-from crmkit.services.merges import MergeResult, MergeService
-from crmkit.services.messages import DeliveryRecord
-from crmkit.services.operation import Operation
-from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
-from crmkit.services.scheduler import JobContext, ScheduledJob
-from crmkit.settings import Settings, SettingSpec
+if TYPE_CHECKING:
+    from crmkit.app import CRM, open_crm
+    from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
+    from crmkit.assignment.rules import Candidate as AssignmentCandidate
+    from crmkit.assignment.rules import Choice as AssignmentChoice
+    from crmkit.assignment.rules import Member as AssignmentMember
+    from crmkit.assignment.rules import Rule as AssignmentRule
+    from crmkit.cards import CardField, OcrEngine, OcrLine
+    from crmkit.db.base import Base as Model
+    from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
+    from crmkit.db.engine import allocate_ids, bulk_insert
+    from crmkit.desk.extensions import (
+        DeskAction,
+        DeskLink,
+        DeskMenuEntry,
+        DeskPage,
+        DeskPanel,
+        DeskTile,
+        DeskView,
+    )
+    from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
+    from crmkit.entities import (
+        Account,
+        Activity,
+        ActivityKind,
+        Contact,
+        Deal,
+        Lead,
+        LeadStatus,
+        LifecycleStage,
+        Pipeline,
+        Stage,
+        StageKind,
+        Task,
+        TaskStatus,
+        Team,
+        User,
+    )
+    from crmkit.entities.custom_fields import CustomField, FieldType
+    from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
+    from crmkit.entities.registry import EntityType
+    from crmkit.errors import (
+        ConfigError,
+        ConflictError,
+        CRMError,
+        DuplicateError,
+        FieldError,
+        NotFoundError,
+        PermissionDenied,
+        PluginError,
+        PluginVeto,
+        TokenRejected,
+        ValidationError,
+    )
+    from crmkit.events.types import BatchEventSink, Event, EventSink
+    from crmkit.events.webhook import WebhookSink
+    from crmkit.hookspecs import hookspec
+    from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+    from crmkit.messages.outbox import Message, SendResult
+    from crmkit.plugins import PluginSpec, hookimpl
+    from crmkit.services.disclosure import (
+        LABEL_FIELDS,
+        disclosed_matches,
+        readable_ids_query,
+        readable_record_ids,
+    )
+    from crmkit.services.duplicate_check import DuplicateCheck, check_duplicates
+    from crmkit.services.merges import STRATEGIES as MERGE_STRATEGIES
+    from crmkit.services.merges import MergeResult, MergeService
+    from crmkit.services.messages import DeliveryRecord
+    from crmkit.services.operation import Operation
+    from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
+    from crmkit.services.scheduler import JobContext, ScheduledJob
+    from crmkit.settings import Settings, SettingSpec
 
-open = open_crm
+    open = open_crm
+
+#: Every public name and where it lives ("module" or "module:attribute" when renamed).
+#: Looked up on first use, so ``import crmkit`` (and the CLI's start-up) stays cheap.
+#: A new public name goes here, in the TYPE_CHECKING block above (for type checkers) and
+#: in ``__all__``; tests/test_public_api.py fails until all three agree.
+_EXPORTS: dict[str, str] = {
+    "Account": "crmkit.entities",
+    "Activity": "crmkit.entities",
+    "ActivityKind": "crmkit.entities",
+    "AssignmentCandidate": "crmkit.assignment.rules:Candidate",
+    "AssignmentChoice": "crmkit.assignment.rules:Choice",
+    "AssignmentMember": "crmkit.assignment.rules:Member",
+    "AssignmentRequest": "crmkit.assignment.rules",
+    "AssignmentRule": "crmkit.assignment.rules:Rule",
+    "AssignmentStrategy": "crmkit.assignment.rules",
+    "BatchEventSink": "crmkit.events.types",
+    "BulkRejected": "crmkit.services.records",
+    "BulkResult": "crmkit.services.records",
+    "CRM": "crmkit.app",
+    "CRMError": "crmkit.errors",
+    "CardField": "crmkit.cards",
+    "ConfigError": "crmkit.errors",
+    "ConflictError": "crmkit.errors",
+    "Contact": "crmkit.entities",
+    "CustomField": "crmkit.entities.custom_fields",
+    "Deal": "crmkit.entities",
+    "DeliveryRecord": "crmkit.services.messages",
+    "DeskAction": "crmkit.desk.extensions",
+    "DeskLink": "crmkit.desk.extensions",
+    "DeskMenuEntry": "crmkit.desk.extensions",
+    "DeskPage": "crmkit.desk.extensions",
+    "DeskPanel": "crmkit.desk.extensions",
+    "DeskTile": "crmkit.desk.extensions",
+    "DeskView": "crmkit.desk.extensions",
+    "DisclosedMatch": "crmkit.duplicates",
+    "DuplicateAction": "crmkit.duplicates",
+    "DuplicateCheck": "crmkit.services.duplicate_check",
+    "DuplicateError": "crmkit.errors",
+    "DuplicateMatch": "crmkit.duplicates",
+    "EntityType": "crmkit.entities.registry",
+    "Event": "crmkit.events.types",
+    "EventSink": "crmkit.events.types",
+    "FieldError": "crmkit.errors",
+    "FieldType": "crmkit.entities.custom_fields",
+    "JobContext": "crmkit.services.scheduler",
+    "LABEL_FIELDS": "crmkit.services.disclosure",
+    "Lead": "crmkit.entities",
+    "LeadStatus": "crmkit.entities",
+    "LifecycleStage": "crmkit.entities",
+    "MERGE_STRATEGIES": "crmkit.services.merges:STRATEGIES",
+    "MergeResult": "crmkit.services.merges",
+    "MergeService": "crmkit.services.merges",
+    "Message": "crmkit.messages.outbox",
+    "MessageChannel": "crmkit.messages.channels",
+    "MessageRejected": "crmkit.messages.channels",
+    "Model": "crmkit.db.base:Base",
+    "NotFoundError": "crmkit.errors",
+    "OcrEngine": "crmkit.cards",
+    "OcrLine": "crmkit.cards",
+    "Operation": "crmkit.services.operation",
+    "OutgoingMessage": "crmkit.messages.channels",
+    "Page": "crmkit.services.records",
+    "PermissionDenied": "crmkit.errors",
+    "Pipeline": "crmkit.entities",
+    "PluginError": "crmkit.errors",
+    "PluginSpec": "crmkit.plugins",
+    "PluginVeto": "crmkit.errors",
+    "RecordMixin": "crmkit.db.base",
+    "RecordService": "crmkit.services.records",
+    "RowError": "crmkit.services.records",
+    "ScheduledJob": "crmkit.services.scheduler",
+    "SendResult": "crmkit.messages.outbox",
+    "SettingSpec": "crmkit.settings",
+    "Settings": "crmkit.settings",
+    "Stage": "crmkit.entities",
+    "StageKind": "crmkit.entities",
+    "Task": "crmkit.entities",
+    "TaskStatus": "crmkit.entities",
+    "Team": "crmkit.entities",
+    "TokenRejected": "crmkit.errors",
+    "UTCDateTime": "crmkit.db.base",
+    "User": "crmkit.entities",
+    "ValidationError": "crmkit.errors",
+    "WebhookSink": "crmkit.events.webhook",
+    "allocate_ids": "crmkit.db.engine",
+    "bulk_insert": "crmkit.db.engine",
+    "check_duplicates": "crmkit.services.duplicate_check",
+    "disclosed_matches": "crmkit.services.disclosure",
+    "hookimpl": "crmkit.plugins",
+    "hookspec": "crmkit.hookspecs",
+    "normalise_email": "crmkit.entities.normalise",
+    "normalise_name": "crmkit.entities.normalise",
+    "normalise_phone": "crmkit.entities.normalise",
+    "open": "crmkit.app:open_crm",
+    "open_crm": "crmkit.app",
+    "readable_ids_query": "crmkit.services.disclosure",
+    "readable_record_ids": "crmkit.services.disclosure",
+    "utcnow": "crmkit.db.base",
+}
 
 __version__ = "0.1.0"
 
@@ -185,7 +286,22 @@ __all__ = [
 ]
 
 
-def cli_crm() -> CRM:
+def __getattr__(name: str) -> Any:
+    """Import a public name on first use (PEP 562) and keep it in the module."""
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'crmkit' has no attribute {name!r}")
+    module_name, _, attribute = target.partition(":")
+    value = getattr(importlib.import_module(module_name), attribute or name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+def cli_crm() -> "CRM":
     """The CRM the running ``crmkit`` command opened (for plugin CLI commands)."""
     from crmkit.cli.context import current_crm
 

@@ -533,7 +533,12 @@ def crmkit_event_sinks(crm: CRM) -> Sequence[EventSink]:
     """Return durable event sinks (collected): the relay worker delivers outbox events to them.
 
     Delivery is at least once, in order per record, with retries, backoff and a dead-letter
-    state; ``event.id`` is the idempotency key. A sink's ``name`` must stay stable.
+    state; ``event.id`` is the idempotency key. A sink's ``name`` must stay stable. A sink
+    that also has ``deliver_batch(events)`` (``crmkit.BatchEventSink``: a broker awaiting
+    confirms, a batched webhook) gets every event of a relay pass at once, at most one per
+    record, and returns an outcome per event (``None`` for delivered); an exception with a
+    true ``permanent`` attribute parks its delivery as dead without retries. The bundled
+    ``brokers`` plugin's RabbitMQ and NATS sinks are examples.
 
     Example::
 

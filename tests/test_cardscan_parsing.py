@@ -311,3 +311,13 @@ def test_the_card_generator_is_deterministic() -> None:
     ((_, again),) = list(generate(3, 1))
     assert first == again
     assert first["full_name"]
+
+
+def test_a_chinese_name_that_disagrees_with_its_pinyin_is_put_up_for_review() -> None:
+    lost = parse_card(lines("宋宏", "Jiehong Song", "手机：13812345678"), "CN")
+    assert lost["full_name"].value == "宋宏"
+    assert lost["full_name"].confidence <= 0.5
+    whole = parse_card(lines("宋傑宏", "Jiehong Song", "手机：13812345678"), "CN")
+    assert whole["full_name"].confidence > 0.8
+    english = parse_card(lines("謝美玲", "Amy Hsieh", "手机：13812345678"), "CN")
+    assert english["full_name"].confidence > 0.8

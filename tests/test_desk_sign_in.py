@@ -208,3 +208,11 @@ def test_the_cli_refuses_a_short_password_in_one_line(cli_run: Run, crm: crmkit.
 def test_the_cli_names_an_unknown_user(cli_run: Run, crm: crmkit.CRM) -> None:
     line = failed(cli_run("users", "set-password", "ghost", "--password-stdin", input="x" * 12))
     assert "ghost" in line
+
+
+def test_the_cli_generates_a_password_and_prints_it_once(cli_run: Run, crm: crmkit.CRM) -> None:
+    crm.users.create("zhou.jie")
+    out = ok(cli_run("users", "set-password", "zhou.jie", "--generate"))
+    password = out.strip().rsplit(" ", 1)[-1]
+    assert len(password) == 16
+    assert crm.sign_in.sign_in("zhou.jie", password).user.username == "zhou.jie"

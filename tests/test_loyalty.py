@@ -389,3 +389,18 @@ def test_the_demo_data_has_cards_purchases_a_tier_and_a_coupon(
     assert any(found[0]["tier"] for found in cards)
     assert coupons.coupons_of(demo, cards[0][0]["card"])
     assert views.member(demo, 1)["purchases"]
+
+
+def test_the_desk_shows_a_contacts_card_and_purchases_to_who_may_see_it(crm: crmkit.CRM) -> None:
+    import crmkit_loyalty
+
+    contact_id, number = member(crm)
+    service.record_purchase(crm, number, 100, receipt_id="R1", store="杭州西湖店")
+    admin = crm.users.create("boss", admin=True)
+    rep = crm.users.create("li.na", roles=["sales_rep"])
+    record = {"id": contact_id}
+    loyalty, purchases = crmkit_loyalty.crmkit_desk_record_panels(crm, "contact", record, admin)
+    assert loyalty.rows[0] == (f"tea-club {number}", "active, 100 points")
+    assert purchases.cells[0][1:] == ("R1", "杭州西湖店", "100.00 CNY", "100")
+    assert crmkit_loyalty.crmkit_desk_record_panels(crm, "contact", record, rep) == []
+    assert crmkit_loyalty.crmkit_desk_record_panels(crm, "deal", record, admin) == []

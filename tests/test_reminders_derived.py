@@ -310,8 +310,35 @@ def test_no_care_message_on_another_day_or_before_send_at(
     crm.contacts.create(
         {"full_name": "张伟", "email": "zw@example.cn", "lifecycle_stage": "repeat_buyer"}
     )
-    assert send_care(crm, now=MID_AUTUMN_2026 - dt.timedelta(days=1)) == {}
-    assert send_care(crm, now=dt.datetime(2026, 9, 24, 23, 0, tzinfo=dt.UTC)) == {}  # 07:00
+    assert send_care(crm, now=MID_AUTUMN_2026 - dt.timedelta(days=2)) == {}
+    early = send_care(crm, now=dt.datetime(2026, 9, 24, 23, 0, tzinfo=dt.UTC))  # 07:00
+    assert early["mid-autumn"].queued == 0
+
+
+def test_care_goes_out_on_the_contacts_own_day_and_wall_clock(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    crm = care_crm(make_crm, smtp_server)
+    crm.contacts.create(
+        {"full_name": "张伟", "email": "zw@example.cn", "lifecycle_stage": "repeat_buyer"}
+    )
+    crm.contacts.create(
+        {
+            "full_name": "王美玲",
+            "email": "wml@example.com",
+            "lifecycle_stage": "repeat_buyer",
+            "timezone": "America/New_York",
+        }
+    )
+
+    shanghai_morning = send_care(crm, now=MID_AUTUMN_2026)["mid-autumn"]  # NY: 24th, 22:00
+    new_york_morning = send_care(crm, now=MID_AUTUMN_2026 + dt.timedelta(hours=12))[
+        "mid-autumn"
+    ]  # NY: 25th, 10:00
+
+    assert (shanghai_morning.queued, new_york_morning.queued) == (1, 1)
+    crm.messages.deliver_pending()
+    assert len(smtp_server.to("wml@example.com")) == 1
 
 
 def test_a_template_naming_an_unknown_field_is_refused_with_the_rule_named(

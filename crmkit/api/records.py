@@ -21,9 +21,8 @@ from crmkit.entities.organisation import User
 from crmkit.entities.registry import EntityType
 from crmkit.errors import ConflictError, FieldError, ValidationError
 from crmkit.events.payloads import to_json
+from crmkit.services.cells import MAX_PAGE, plural
 from crmkit.services.queries import OPERATORS
-from crmkit.services.records import MAX_PAGE
-from crmkit.services.transfer import plural
 from crmkit.services.views import Record
 
 SORT_HELP = "Field to sort by; -field sorts descending."

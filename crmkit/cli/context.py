@@ -7,13 +7,16 @@ too, through ``crmkit.cli_crm()``) gets the same instance from :func:`current_cr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from attrs import define, field
 
-from crmkit.app import CRM, open_crm
 from crmkit.errors import ConfigError, CRMError
-from crmkit.settings import DEFAULT_CONFIG_NAME, Settings
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
+    from crmkit.settings import Settings
 
 
 @define
@@ -30,10 +33,14 @@ class CLIState:
 
     def settings(self) -> Settings:
         """The settings from the config file (if any), the options and the environment."""
+        from crmkit.settings import Settings  # with the entity models: only when needed
+
         return Settings.load(self.config, database_url=self.database_url)
 
     def config_path(self) -> Path:
         """Where the config file is, or would be written by ``crmkit init``."""
+        from crmkit.settings import DEFAULT_CONFIG_NAME
+
         return Path(self.config or DEFAULT_CONFIG_NAME)
 
     def crm(self, *, create: bool = False) -> CRM:
@@ -54,6 +61,8 @@ class CLIState:
                         else ""
                     )
                 )
+            from crmkit.app import open_crm  # the heavy import, only when a command needs it
+
             self._crm = open_crm(settings=settings)
         return self._crm
 

@@ -12,7 +12,7 @@ import click
 
 from crmkit.cli.terminal import json_safe
 from crmkit.events.payloads import to_json
-from crmkit.services.transfer import csv_cell
+from crmkit.services.cells import csv_cell
 
 MAX_CELL_WIDTH = 40
 

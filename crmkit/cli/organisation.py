@@ -5,6 +5,7 @@ Every command runs as the system (the CLI is the administrator's tool)."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -172,7 +173,12 @@ def deactivate_user_command(username: str) -> None:
     is_flag=True,
     help="Read the password from the first line of standard input instead of asking twice.",
 )
-def set_password_command(username: str, password_stdin: bool) -> None:
+@click.option(
+    "--generate",
+    is_flag=True,
+    help="Make a random password (16 characters), set it and print it once.",
+)
+def set_password_command(username: str, password_stdin: bool, generate: bool) -> None:
     """Set or reset a user's password for the web desk (/desk).
 
     Asks for the password twice without showing it (or reads it from standard input). The
@@ -184,7 +190,15 @@ def set_password_command(username: str, password_stdin: bool) -> None:
     \b
         crmkit users set-password li.na
         echo 'a long passphrase' | crmkit users set-password li.na --password-stdin
+        crmkit users set-password li.na --generate
     """
+    if password_stdin and generate:
+        raise click.UsageError("use either --password-stdin or --generate, not both")
+    if generate:
+        password = secrets.token_urlsafe(12)
+        cli_state().crm().sign_in.set_password(username, password)
+        click.echo(f"Password of {username} set to: {password}")
+        return
     if password_stdin:
         line: str = sys.stdin.readline()
         password = line.rstrip("\r\n")

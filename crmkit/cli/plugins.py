@@ -10,7 +10,6 @@ import click
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.display import echo_details, echo_json, echo_table
 from crmkit.plugins import discover_plugins, plugin_table
-from crmkit.services.plugin_admin import disable_plugin, enable_plugin, list_plugins, plugin_info
 
 JSON_HELP = "Print JSON instead of a table."
 
@@ -53,6 +52,8 @@ def list_command(as_json: bool) -> None:
         )
     else:
         crm = state.crm()
+        from crmkit.services.plugin_admin import list_plugins
+
         rows = list_plugins(crm)
         if not crm.initialised:
             note = (
@@ -98,6 +99,8 @@ def enable_command(name: str) -> None:
     if name in crm.enabled_plugin_names():
         click.echo(f"{name} is already enabled")
         return
+    from crmkit.services.plugin_admin import enable_plugin
+
     branches = enable_plugin(crm, name)
     migrated = f" (migrated: {', '.join(branches)})" if branches else ""
     click.echo(f"Enabled {name}{migrated}")
@@ -117,6 +120,8 @@ def disable_command(name: str) -> None:
     """
     crm = cli_state().crm()
     was_enabled = name in crm.enabled_plugin_names()
+    from crmkit.services.plugin_admin import disable_plugin
+
     disable_plugin(crm, name)
     if was_enabled:
         click.echo(f"Disabled {name}; its data stays (crmkit plugins enable {name} to resume)")
@@ -136,6 +141,8 @@ def info_command(name: str, as_json: bool) -> None:
     \b
         crmkit plugins info referrals
     """
+    from crmkit.services.plugin_admin import plugin_info
+
     info = plugin_info(cli_state().crm(), name)
     if as_json:
         echo_json(info)
@@ -186,12 +193,11 @@ def migration_command(name: str, message: str) -> None:
 @click.argument("name")
 @click.option(
     "--directory",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("."),
+    default=".",
     show_default=True,
     help="Where to write the distribution folder crmkit-NAME.",
 )
-def new_command(name: str, directory: Path) -> None:
+def new_command(name: str, directory: str) -> None:
     """Write a new plugin distribution, crmkit-NAME, whose tests pass at once.
 
     It holds the pyproject with the entry point, the hooks module, an entity with its first
@@ -205,5 +211,11 @@ def new_command(name: str, directory: Path) -> None:
     """
     from crmkit.scaffold import write_plugin
 
-    target = write_plugin(name, directory)
+    root = click.get_current_context().find_root().command
+    from crmkit.cli.root import CORE_COMMANDS
+
+    reserved = set(CORE_COMMANDS)
+    if isinstance(root, click.Group):
+        reserved |= set(root.commands)
+    target = write_plugin(name, Path(directory), reserved=reserved)
     click.echo(f"Wrote {target}: cd {target} && pip install -e '.[test]' && pytest")

@@ -7,12 +7,11 @@ core entity from a short description of each; leads add ``convert`` and deals ``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from attrs import frozen
 
-from crmkit.app import CRM
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import echo_details, echo_json, echo_table
 from crmkit.cli.parameters import (
@@ -22,8 +21,10 @@ from crmkit.cli.parameters import (
     search_option,
     split_names,
 )
-from crmkit.services.records import MAX_PAGE
-from crmkit.services.transfer import export_fields, plural
+from crmkit.services.cells import MAX_PAGE, plural
+
+if TYPE_CHECKING:
+    from crmkit.app import CRM
 
 JSON_HELP = "Print JSON instead of a table."
 
@@ -99,6 +100,8 @@ CORE_RECORD_COMMANDS = (
 def record_values(crm: CRM, entity: str, record: Any) -> dict[str, object]:
     """A record's fields in export order: id, the fields, custom fields, timestamps."""
     snapshot = crm.records(entity).snapshot(record)
+    from crmkit.services.transfer import export_fields
+
     ordered = export_fields(crm, entity)
     values = {name: snapshot.get(name) for name in ordered}
     values.update({k: v for k, v in snapshot.items() if k not in values and k != "deleted_at"})
@@ -164,6 +167,8 @@ def _list_command(spec: EntityCommands) -> click.Command:
     ) -> None:
         crm = cli_state().crm()
         columns = split_names([fields]) if fields else list(spec.columns)
+        from crmkit.services.transfer import export_fields
+
         known = [*export_fields(crm, entity), "created_by_id", "updated_by_id"]
         unknown = [column for column in columns if column not in known]
         if unknown:

@@ -3,26 +3,157 @@ and how errors reach the user (one line, never a traceback)."""
 
 from __future__ import annotations
 
+import importlib
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
 
-from crmkit.cli.api import forms_group, serve_command
-from crmkit.cli.assignment import assignment_commands
 from crmkit.cli.context import cli_state, missing_sqlite_file
-from crmkit.cli.database import db_group, init_command
-from crmkit.cli.demo import demo_command
-from crmkit.cli.events import events_group, worker_command
-from crmkit.cli.messages import messages_group
-from crmkit.cli.organisation import pipelines_group, teams_group, users_group
-from crmkit.cli.plugins import plugins_group
-from crmkit.cli.records import record_groups
-from crmkit.cli.security import security_commands
 from crmkit.cli.terminal import safe_output, terminal_safe
-from crmkit.cli.transfer import export_command, import_command
 from crmkit.errors import CRMError
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
+
+#: The core commands, imported only when one is run or its own help is asked for (``crmkit
+#: --help`` and ``--version`` import none of them): name -> (module, attribute, short help).
+#: The attribute is the command, or a function returning several (the record groups).
+#: tests/test_cli_startup.py checks each short help against the command's own help.
+CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "accounts": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Accounts: list, show, create, update and delete.",
+    ),
+    "activities": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Activities: list, show, create, update and delete.",
+    ),
+    "assign": ("crmkit.cli.assignment", "assign_group", "Assign records with the rules."),
+    "audit": (
+        "crmkit.cli.security",
+        "audit_command",
+        "Search the audit log: who changed what, when, field by field (newest first).",
+    ),
+    "contacts": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Contacts: list, show, create, update and delete.",
+    ),
+    "db": ("crmkit.cli.database", "db_group", "Database schema: upgrade it, see where it stands."),
+    "deals": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Deals: list, show, create, update and delete.",
+    ),
+    "demo": ("crmkit.cli.demo", "demo_command", "Load sample data to try crmkit on."),
+    "events": (
+        "crmkit.cli.events",
+        "events_group",
+        "Events: watch the outbox, and list and retry dead deliveries.",
+    ),
+    "export": ("crmkit.cli.transfer", "export_command", "Export records to CSV."),
+    "forms": (
+        "crmkit.cli.api",
+        "forms_group",
+        "Lead-capture forms: web sites post to /forms/KEY without a token; each submission"
+        " becomes a lead.",
+    ),
+    "import": (
+        "crmkit.cli.transfer",
+        "import_command",
+        "Import records from a CSV file, one record per row.",
+    ),
+    "inbox": (
+        "crmkit.cli.security",
+        "inbox_command",
+        "Show in-app notifications: sensitive operations reach every active admin here.",
+    ),
+    "init": (
+        "crmkit.cli.database",
+        "init_command",
+        "Create a new CRM: a config file and a database.",
+    ),
+    "leads": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Leads: list, show, create, update and delete.",
+    ),
+    "messages": (
+        "crmkit.cli.messages",
+        "messages_group",
+        "Messages: channels (in-app, e-mail, webhook, plugins'), the delivery log, retries and"
+        " the per-channel do-not-contact list.",
+    ),
+    "pipelines": (
+        "crmkit.cli.organisation",
+        "pipelines_group",
+        "Pipelines: the ordered stages deals move through.",
+    ),
+    "plugins": (
+        "crmkit.cli.plugins",
+        "plugins_group",
+        "Plugins: list what is installed, enable, disable, describe.",
+    ),
+    "pool": (
+        "crmkit.cli.assignment",
+        "pool_group",
+        "The shared pool (公海): records without an owner.",
+    ),
+    "roles": (
+        "crmkit.cli.security",
+        "roles_group",
+        "Roles: permissions with record scopes, and field rules, held by users.",
+    ),
+    "rules": (
+        "crmkit.cli.assignment",
+        "rules_group",
+        "Assignment rules: who gets new leads, contacts, accounts and deals.",
+    ),
+    "serve": ("crmkit.cli.api", "serve_command", "Serve the REST API (uvicorn) until Ctrl-C."),
+    "tasks": (
+        "crmkit.cli.records",
+        "record_groups",
+        "Tasks: list, show, create, update and delete.",
+    ),
+    "teams": (
+        "crmkit.cli.organisation",
+        "teams_group",
+        "Teams: a tree of departments and sub-teams.",
+    ),
+    "tokens": (
+        "crmkit.cli.security",
+        "tokens_group",
+        "API tokens: bearer tokens for the REST API and scripts, stored only as hashes.",
+    ),
+    "users": (
+        "crmkit.cli.organisation",
+        "users_group",
+        "Users: the people who sign in and own records.",
+    ),
+    "worker": (
+        "crmkit.cli.events",
+        "worker_command",
+        "Deliver outbox events to webhooks and plugin sinks, and run the scheduler: queued"
+        " messages (e-mail, webhook, plugin channels), shared-pool release (every"
+        " [crmkit.pool] release_interval_seconds) and the jobs enabled plugins schedule.",
+    ),
+}
+
+
+def load_core_command(name: str) -> click.Command:
+    """Import the core command ``name`` (a key of ``CORE_COMMANDS``)."""
+    module_name, attribute, _ = CORE_COMMANDS[name]
+    found: object = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(found, click.Command):
+        return found
+    assert callable(found)
+    by_name: dict[str | None, click.Command] = {command.name: command for command in found()}
+    return by_name[name]
+
 
 #: Set to 1 to see the full traceback of an error instead of its one-line message.
 DEBUG_VARIABLE = "CRMKIT_DEBUG"
@@ -31,6 +162,27 @@ INTERRUPTED_EXIT_CODE = 130
 
 def _one_line(text: str) -> str:
     return terminal_safe(" ".join(text.split()))
+
+
+def _database_errors() -> tuple[type[OperationalError], type[ProgrammingError]]:
+    """The database errors that become one line (imported only once something failed)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    return (OperationalError, ProgrammingError)
+
+
+def _database_error_message(error: Exception) -> str | None:
+    """The one line a database error becomes, or None for any other error. SQLAlchemy is
+    looked at only if something imported it (help and --version never do)."""
+    if "sqlalchemy.exc" not in sys.modules:
+        return None
+    from sqlalchemy.exc import OperationalError, ProgrammingError, StatementError
+
+    if isinstance(error, OperationalError | ProgrammingError):
+        return _database_error(error)
+    if isinstance(error, StatementError):  # a value the database refused: no SQL shown
+        return _statement_error(error)
+    return None
 
 
 def _database_error(error: OperationalError | ProgrammingError) -> str:
@@ -48,6 +200,11 @@ def _statement_error(error: StatementError) -> str:
     return f"the database refused a value: {first} (set {DEBUG_VARIABLE}=1 for the details)"
 
 
+def all_core_commands() -> dict[str, click.Command]:
+    """Every core command, imported (for the docs, the tests and name clash checks)."""
+    return {name: load_core_command(name) for name in sorted(CORE_COMMANDS)}
+
+
 def _file_error(error: OSError) -> str:
     name = str(error.filename) if error.filename is not None else ""
     if len(name) > 80:
@@ -62,12 +219,16 @@ class RootGroup(click.Group):
     on stderr and exit status 1, Ctrl-C exit status 130."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        core = sorted(self.commands)
+        core = sorted(set(self.commands) | set(CORE_COMMANDS))
         return core + sorted(self.plugin_commands(ctx))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = self.commands.get(cmd_name)
         if command is not None:
+            return command
+        if cmd_name in CORE_COMMANDS:
+            command = load_core_command(cmd_name)
+            self.add_command(command, cmd_name)
             return command
         command = self.plugin_commands(ctx).get(cmd_name)
         problem = cli_state(ctx).plugin_commands_error
@@ -78,6 +239,30 @@ class RootGroup(click.Group):
                 " are unavailable until this is fixed)"
             )
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``crmkit --help``: the core commands' short help comes from
+        ``CORE_COMMANDS``, so listing them imports none of them; plugin commands are listed
+        after them (looking those up opens the CRM)."""
+        plugin_commands = self.plugin_commands(ctx)
+        names = [*self.commands, *CORE_COMMANDS, *plugin_commands]
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        core_rows = []
+        for name in sorted(set(self.commands) | set(CORE_COMMANDS)):
+            command = self.commands.get(name)
+            if command is None:
+                command = click.Command(name, help=CORE_COMMANDS[name][2])
+            if not command.hidden:
+                core_rows.append((name, command.get_short_help_str(limit)))
+        plugin_rows = [
+            (name, command.get_short_help_str(limit))
+            for name, command in sorted(plugin_commands.items())
+            if not command.hidden
+        ]
+        for title, rows in (("Commands", core_rows), ("Plugin commands", plugin_rows)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
     def plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """The commands enabled plugins add (``crmkit_cli_commands``), by name; none when
@@ -97,7 +282,7 @@ class RootGroup(click.Group):
         except CRMError as error:
             state.plugin_commands_error = _one_line(str(error))
             return {}  # a core command that needs the CRM will say what is wrong too
-        except (OperationalError, ProgrammingError) as error:
+        except _database_errors() as error:
             state.plugin_commands_error = _one_line(_database_error(error))
             return {}
         found: dict[str, click.Command] = {}
@@ -142,18 +327,13 @@ class RootGroup(click.Group):
             if os.environ.get(DEBUG_VARIABLE):
                 raise
             raise click.ClickException(_one_line(str(error))) from None
-        except (OperationalError, ProgrammingError) as error:
-            if os.environ.get(DEBUG_VARIABLE):
+        except Exception as error:
+            message = _database_error_message(error)
+            if message is None and isinstance(error, OSError):  # a file a command met
+                message = _file_error(error)
+            if message is None or os.environ.get(DEBUG_VARIABLE):
                 raise
-            raise click.ClickException(_one_line(_database_error(error))) from None
-        except StatementError as error:  # a value the database refused: one line, no SQL
-            if os.environ.get(DEBUG_VARIABLE):
-                raise
-            raise click.ClickException(_one_line(_statement_error(error))) from None
-        except OSError as error:  # a file a command (a plugin's too) could not read or write
-            if os.environ.get(DEBUG_VARIABLE):
-                raise
-            raise click.ClickException(_one_line(_file_error(error))) from None
+            raise click.ClickException(_one_line(message)) from None
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             raise click.exceptions.Exit(INTERRUPTED_EXIT_CODE) from None
@@ -200,31 +380,9 @@ def cli(ctx: click.Context, config: str | None, database_url: str | None) -> Non
     cli_state(ctx)
 
 
-for _command in (
-    init_command,
-    db_group,
-    plugins_group,
-    *record_groups(),
-    users_group,
-    teams_group,
-    pipelines_group,
-    import_command,
-    export_command,
-    demo_command,
-    worker_command,
-    events_group,
-    messages_group,
-    serve_command,
-    forms_group,
-    *security_commands(),
-    *assignment_commands(),
-):
-    cli.add_command(_command)
-
-
 def main() -> None:
     """The ``crmkit`` console script."""
     cli.main(prog_name="crmkit")
 
 
-__all__ = ["RootGroup", "cli", "main"]
+__all__ = ["CORE_COMMANDS", "RootGroup", "all_core_commands", "cli", "load_core_command", "main"]

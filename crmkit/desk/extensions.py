@@ -8,7 +8,7 @@ what it put in), is inserted as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from attrs import field, frozen
@@ -27,6 +27,24 @@ class DeskLink:
     href: str
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    return tuple(value)
+
+
+def _cells(
+    value: Iterable[Sequence[str | DeskLink]],
+) -> tuple[tuple[str | DeskLink, ...], ...]:
+    return tuple(tuple(row) for row in value)
+
+
+def _links(value: Iterable[DeskLink]) -> tuple[DeskLink, ...]:
+    return tuple(value)
+
+
 @frozen
 class DeskPanel:
     """A box of content: a title, then any of ``rows`` (label, value pairs), ``text`` (a
@@ -34,11 +52,11 @@ class DeskPanel:
     ``links``, and ``html`` (trusted markup the plugin built)."""
 
     title: str
-    rows: Sequence[tuple[str, str]] = field(default=(), converter=tuple)
+    rows: Sequence[tuple[str, str]] = field(default=(), converter=_pairs)
     text: str = ""
-    columns: Sequence[str] = field(default=(), converter=tuple)
-    cells: Sequence[Sequence[str | DeskLink]] = field(default=(), converter=tuple)
-    links: Sequence[DeskLink] = field(default=(), converter=tuple)
+    columns: Sequence[str] = field(default=(), converter=_texts)
+    cells: Sequence[Sequence[str | DeskLink]] = field(default=(), converter=_cells)
+    links: Sequence[DeskLink] = field(default=(), converter=_links)
     html: Markup | None = None
 
 

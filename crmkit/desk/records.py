@@ -91,8 +91,9 @@ def _visible_inputs(desk: Desk, entity: EntityType, names: list[Input]) -> list[
     ]
 
 
-def _with_notice(path: str, notice: str) -> str:
-    return f"{path}{'&' if '?' in path else '?'}notice={notice}"
+def _see(path: str, notice: str) -> Redirect:
+    """Send the browser on to ``path`` after a change (303 See Other), with a notice."""
+    return Redirect(f"{path}{'&' if '?' in path else '?'}notice={notice}", status_code=303)
 
 
 def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
@@ -134,8 +135,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             items, next_cursor = list(result.items), result.next_cursor
         except (ValidationError, PermissionDenied) as problem:
             error = str(problem)
-        hidden, _read_only = field_rules(desk, entity.name)
-        columns = tuple(name for name in columns if name not in hidden)
+        if items:  # a field hidden from the user is absent from every record they read
+            columns = tuple(name for name in columns if name in items[0])
+        else:
+            hidden, _read_only = field_rules(desk, entity.name)
+            columns = tuple(name for name in columns if name not in hidden)
         references = reference_entities(crm, entity)
         rows = [
             {
@@ -359,7 +363,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         inputs = _visible_inputs(desk, entity, edit_inputs(crm, entity, visible))
         changes = submitted_values(inputs, data, record)
         if not changes:
-            return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record_id}", "saved"))
+            return _see(f"{DESK_PATH}/{entity_name}/{record_id}", "saved")
         try:
             service.update(record_id, changes, expected_version=int(version_text), actor=desk.user)
         except ConflictError:
@@ -393,7 +397,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             return _edit_form(
                 desk, entity, entity_name, record, data, error=str(denied), status=403
             )
-        return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record_id}", "saved"))
+        return _see(f"{DESK_PATH}/{entity_name}/{record_id}", "saved")
 
     @get("/{entity_name:str}/new", sync_to_thread=True, include_in_schema=False)
     def new_page(request: Request[Any, Any, Any], entity_name: Name) -> Template:
@@ -455,7 +459,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             )
         except CRMError as refused:
             return _new_form(desk, entity, entity_name, data, error=str(refused), status=409)
-        return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record['id']}", "created"))
+        return _see(f"{DESK_PATH}/{entity_name}/{record['id']}", "created")
 
     @post(
         "/{entity_name:str}/{record_id:int}/log",
@@ -494,7 +498,7 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             )
         except CRMError as refused:
             return _record_page(desk, entity, record, error=str(refused), status=422)
-        return Redirect(_with_notice(f"{DESK_PATH}/{entity_name}/{record_id}", "logged"))
+        return _see(f"{DESK_PATH}/{entity_name}/{record_id}", "logged")
 
     @post(
         "/{entity_name:str}/{record_id:int}/actions/{plugin:str}/{action:str}",

@@ -53,7 +53,7 @@ def menu(desk: Desk) -> list[DeskMenuEntry]:
     ]
     for plugin, page in collected(desk.crm, "crmkit_desk_pages", DeskPage):
         if page.menu:
-            entries.append(DeskMenuEntry(page.title, plugin_page_path(plugin, page), 100))
+            entries.append(DeskMenuEntry(_(page.title), plugin_page_path(plugin, page), 100))
     return sorted(entries, key=lambda entry: entry.order)
 
 

@@ -194,7 +194,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             )
         except CRMError as refused:
             return _message(desk, str(refused), 422, DeskLink(_("Back"), target))
-        return Redirect(f"{target}{'&' if '?' in target else '?'}notice=moved")
+        return Redirect(f"{target}{'&' if '?' in target else '?'}notice=moved", status_code=303)
 
     @get("/pool", sync_to_thread=True, include_in_schema=False)
     def pool(request: Request[Any, Any, Any]) -> Template:
@@ -253,7 +253,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             crm.pool.claim(entity, ids, actor=desk.user)
         except CRMError as refused:
             return _message(desk, str(refused), 409, DeskLink(_("Back"), back))
-        return Redirect(f"{back}&notice=claimed")
+        return Redirect(f"{back}&notice=claimed", status_code=303)
 
     @get("/plugins/{plugin:str}/{page_path:path}", sync_to_thread=True, include_in_schema=False)
     def plugin_page(
@@ -283,7 +283,12 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         except CRMError as refused:
             return _message(desk, str(refused), 422)
         shown = [item for item in result if isinstance(item, DeskPanel)]
-        return page(desk, "plugin_page.html", desk_page.title, panels=[(plugin, p) for p in shown])
+        return page(
+            desk,
+            "plugin_page.html",
+            desk.gettext(desk_page.title),
+            panels=[(plugin, p) for p in shown],
+        )
 
     return [my_day, board, move_deal, pool, claim, plugin_page]
 

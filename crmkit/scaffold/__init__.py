@@ -14,6 +14,7 @@ import re
 import string
 import sys
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,25 +50,39 @@ def check_name(name: str) -> None:
         )
 
 
-def write_plugin(name: str, parent: Path) -> Path:
-    """Write the distribution ``crmkit-<name>`` into ``parent``; return its folder."""
+def write_plugin(name: str, parent: Path, *, reserved: Collection[str] = ()) -> Path:
+    """Write the distribution ``crmkit-<name>`` into ``parent``; return its folder.
+    ``reserved`` are names taken by core commands (the plugin's command group is ``name``)."""
     check_name(name)
+    if name in reserved:
+        raise CRMError(
+            f"plugin name {name!r} is a core crmkit command; its command group would be"
+            " hidden: pick another name"
+        )
     values = placeholders(name)
     target = parent / values["distribution"]
-    if target.exists():
-        raise CRMError(f"{target} exists already: pick another name or folder")
+    try:
+        if target.exists():
+            raise CRMError(f"{target} exists already: pick another name or folder")
+        _write_templates(values, target)
+    except (OSError, ValueError) as error:
+        reason = error.strerror if isinstance(error, OSError) else str(error)
+        raise CRMError(f"cannot write the plugin into {parent!r}: {reason}") from None
+    _write_first_migration_in_a_child(name, target)
+    return target
+
+
+def _write_templates(values: dict[str, str], target: Path) -> None:
     for source in sorted(TEMPLATE.rglob("*.tmpl")):
         relative = source.relative_to(TEMPLATE).with_suffix("")
         parts = [
-            part.replace("PACKAGE", values["package"]).replace("PLUGIN", name)
+            part.replace("PACKAGE", values["package"]).replace("PLUGIN", values["name"])
             for part in relative.parts
         ]
         destination = target.joinpath(*parts)
         destination.parent.mkdir(parents=True, exist_ok=True)
         text = string.Template(source.read_text(encoding="utf-8")).substitute(values)
         destination.write_text(text, encoding="utf-8")
-    _write_first_migration_in_a_child(name, target)
-    return target
 
 
 def _write_first_migration_in_a_child(name: str, target: Path) -> None:

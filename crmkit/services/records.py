@@ -54,6 +54,7 @@ from crmkit.services.assignment import (
     note_owner_change,
     operation_state,
 )
+from crmkit.services.cells import MAX_PAGE
 from crmkit.services.disclosure import disclosed_matches
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
@@ -74,7 +75,6 @@ from crmkit.services.views import Record
 if TYPE_CHECKING:
     from crmkit.app import CRM
 
-MAX_PAGE = 1000
 #: The Python type of each custom field type's SQL sort expression (the rest sort as text).
 _CUSTOM_SORT_TYPES: dict[FieldType, type] = {
     FieldType.NUMBER: int,

@@ -154,7 +154,9 @@ class SignInService:
         now = utcnow()
         where = f" from {remote}" if remote else ""
         with self.crm.transaction() as op:
-            user = op.session.scalar(select(User).where(User.username == username))
+            user = None
+            if "\x00" not in username and len(username) <= 150:  # else no user has that name
+                user = op.session.scalar(select(User).where(User.username == username))
             if user is None or not user.is_active:
                 password_matches(None, password[:MAX_PASSWORD_LENGTH])  # same time as a miss
                 known = "an inactive user" if user is not None else "an unknown user name"

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import datetime as dt
-import enum
 import itertools
 import os
 import re
@@ -24,6 +22,7 @@ from attrs import frozen
 
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError
+from crmkit.services.cells import csv_cell, plural
 from crmkit.services.records import BulkRejected, RowError
 
 if TYPE_CHECKING:
@@ -62,14 +61,6 @@ class ImportRejected(BulkRejected):
     def __init__(self, report: ImportReport) -> None:
         self.report = report
         super().__init__(report.errors)
-
-
-def plural(entity: str) -> str:
-    """The plural of an entity name: ``contact`` → ``contacts``, ``activity`` →
-    ``activities`` (CLI group names, file names)."""
-    if entity.endswith("y") and not entity.endswith(("ay", "ey", "oy", "uy")):
-        return entity[:-1] + "ies"
-    return entity if entity.endswith("s") else entity + "s"
 
 
 def entity_named(crm: CRM, name: str) -> str | None:
@@ -392,28 +383,6 @@ def export_fields(crm: CRM, entity: str, fields: Sequence[str] | None = None) ->
             f" the fields are {', '.join(default)}"
         )
     return list(fields)
-
-
-def csv_cell(value: object) -> str:
-    """A value as a CSV cell that imports back to the same value: lists joined with ``;``,
-    mappings as ``k=v;k=v``, dates and times in ISO 8601, empty for ``None``."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return ";".join(f"{key}={csv_cell(item)}" for key, item in value.items())
-    if isinstance(value, list | tuple):
-        # A phone extension is stored as "+86...;ext=12"; inside a ";" list it is written
-        # the way people type it, which imports back to the same number.
-        return ";".join(csv_cell(item).replace(";ext=", " ext. ") for item in value)
-    return str(value)
 
 
 #: Characters that make a spreadsheet read a cell as a formula (OWASP's list).

@@ -31,6 +31,7 @@ import click
 import numpy  # noqa: F401
 import opencc  # noqa: F401
 import PIL  # noqa: F401
+import pypinyin  # noqa: F401
 import vobject  # noqa: F401
 import zxingcpp  # noqa: F401
 

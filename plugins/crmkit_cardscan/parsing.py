@@ -503,7 +503,28 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
     if "title" not in fields and "title_latin" in fields:
         fields["title"] = fields.pop("title_latin")
     _split_name(fields)
+    _check_name_against_pinyin(fields)
     return fields
+
+
+def _check_name_against_pinyin(fields: dict[str, crmkit.CardField]) -> None:
+    """A Chinese name printed with its pinyin (``宋傑宏`` / ``Jiehong Song``) is checked
+    against it: when the surname's pinyin is there but the given name's is not, OCR has lost
+    or misread a character (PP-OCR has no 傑), and the name is put up for review."""
+    name, latin = fields.get("full_name"), fields.get("name_latin")
+    if name is None or latin is None or not _HAN.search(name.value):
+        return
+    from pypinyin import lazy_pinyin
+
+    size = 2 if name.value.startswith(_COMPOUND_SURNAMES) else 1
+    surname = "".join(lazy_pinyin(name.value[:size]))
+    given = "".join(lazy_pinyin(name.value[size:]))
+    words = [word.lower() for word in re.findall(r"[A-Za-z]+", latin.value)]
+    if surname not in words:
+        return  # not pinyin (Wade-Giles, an English name): nothing to compare
+    others = "".join(word for word in words if word != surname)
+    if others and others != given:
+        fields["full_name"] = crmkit.CardField(name.value, min(name.confidence, 0.5), name.source)
 
 
 def _split_name(fields: dict[str, crmkit.CardField]) -> None:

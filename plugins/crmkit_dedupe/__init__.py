@@ -235,3 +235,11 @@ def crmkit_api_routes(crm: crmkit.CRM) -> list[Any]:
     from crmkit_dedupe.api import routes
 
     return routes()
+
+
+@crmkit.hookimpl
+def crmkit_desk_pages(crm: crmkit.CRM) -> Sequence[crmkit.DeskPage]:
+    """The desk's "Duplicates" page: the candidate pairs to review (crmkit_dedupe.desk)."""
+    from crmkit_dedupe.desk import desk_pages
+
+    return desk_pages()

@@ -204,6 +204,19 @@ def crmkit_demo_data(crm: crmkit.CRM) -> None:
 
 
 @crmkit.hookimpl
+def crmkit_desk_record_panels(
+    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User
+) -> list[crmkit.DeskPanel]:
+    """On a contact's desk page: its cards (balance, pending points, tier, points expiring
+    soon) and its latest purchases, as the signed-in user may see them."""
+    if entity != "contact" or not isinstance(record.get("id"), int):
+        return []
+    from crmkit_loyalty.views import desk_panels
+
+    return desk_panels(crm, record["id"], actor)
+
+
+@crmkit.hookimpl
 def crmkit_cli_commands() -> list[click.Command]:
     """``crmkit loyalty ...``."""
     from crmkit_loyalty.cli import loyalty_group

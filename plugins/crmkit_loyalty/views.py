@@ -225,3 +225,47 @@ def statement_csv(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         writer.writerow({key: "" if row[key] is None else row[key] for key in STATEMENT_COLUMNS})
     return out.getvalue()
+
+
+def desk_panels(crm: crmkit.CRM, contact_id: int, actor: crmkit.User) -> list[crmkit.DeskPanel]:
+    """The contact page's loyalty panels (nothing for a contact without a card)."""
+    try:
+        data = member(crm, contact_id, purchases=10, actor=actor)
+    except (crmkit.NotFoundError, crmkit.PermissionDenied):
+        return []
+    if not data["cards"]:
+        return []
+    rows = []
+    for found in data["cards"]:
+        rows.append(
+            (
+                f"{found['program']} {found['card']}",
+                f"{found['status']}, {found['balance']} points"
+                + (f" (+{found['pending']} pending)" if found["pending"] else "")
+                + (f", {found['tier']}" if found["tier"] else ""),
+            )
+        )
+    for soon in data["expiring"]:
+        rows.append((f"expiring {soon['expires_at'][:10]}", f"{soon['points']} points"))
+    # DeskPanel's fields convert with ``tuple``, whose generic __init__ mypy cannot match
+    # against a list argument: build the panels through an untyped name
+    panel: Any = crmkit.DeskPanel
+    panels: list[crmkit.DeskPanel] = [panel(title="Loyalty", rows=rows)]
+    if data["purchases"]:
+        panels.append(
+            panel(
+                title="Purchases",
+                columns=("When", "Receipt", "Store", "Amount", "Points"),
+                cells=[
+                    (
+                        p["occurred_at"][:16].replace("T", " "),
+                        p["receipt_id"],
+                        p["store"] or "",
+                        f"{p['amount']} {p['currency']}",
+                        str(p["points"]),
+                    )
+                    for p in data["purchases"]
+                ],
+            )
+        )
+    return panels

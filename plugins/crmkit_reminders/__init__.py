@@ -101,7 +101,8 @@ def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
 @crmkit.hookimpl
 def crmkit_custom_fields() -> list[crmkit.CustomField]:
     """On contacts: ``birthday_calendar`` (``gregorian`` or ``lunar``: which birthday the
-    contact celebrates) and ``language`` (``zh`` or ``en``: of care messages)."""
+    contact celebrates), ``timezone`` (care messages go out on their day at their wall
+    clock) and ``language`` (``zh`` or ``en``: of care messages)."""
     return [
         crmkit.CustomField(
             entity="contact",
@@ -109,6 +110,12 @@ def crmkit_custom_fields() -> list[crmkit.CustomField]:
             type="choice",
             choices=("gregorian", "lunar"),
             label="Birthday calendar",
+        ),
+        crmkit.CustomField(
+            entity="contact",
+            name="timezone",
+            type="text",
+            label="Time zone (IANA, e.g. Asia/Shanghai)",
         ),
         crmkit.CustomField(
             entity="contact",

@@ -19,6 +19,7 @@ an unsubscribed address gets nothing.
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections.abc import Mapping
 from typing import Any
 
@@ -121,23 +122,29 @@ def _contacts(crm: crmkit.CRM, op: crmkit.Operation, rule: CareRule) -> list[dic
 def send_care(
     crm: crmkit.CRM, *, now: dt.datetime | None = None, only: str | None = None
 ) -> dict[str, crmkit.SendResult]:
-    """Send every care message due today (in the default time zone) and past its
-    ``send_at``; each rule's result. Running it again the same day sends nothing twice."""
+    """Send every care message due today and past its ``send_at``, both in each contact's
+    time zone (the ``timezone`` field, else the default); each rule's result. Running it
+    again the same day sends nothing twice."""
     now = now or crmkit.utcnow()
-    tz = zone(settings_of(crm)["default_timezone"])
-    local = now.astimezone(tz)
-    today = local.date()
+    default_zone = zone(settings_of(crm)["default_timezone"])
     results: dict[str, crmkit.SendResult] = {}
     for rule in care_rules(crm):
         if only is not None and rule.name != only:
             continue
-        if local.time() < dt.time.fromisoformat(rule.send_at):
-            continue
-        if rule.holiday and not is_holiday(rule.holiday, today):
-            continue
+        send_at = dt.time.fromisoformat(rule.send_at)
+        days = [now.date() + dt.timedelta(days=offset) for offset in (-1, 0, 1)]
+        if rule.holiday and not any(is_holiday(rule.holiday, day) for day in days):
+            continue  # not the holiday anywhere on earth now: no need to read the segment
         with crm.transaction() as op:
             messages = []
             for contact in _contacts(crm, op, rule):
+                # the occasion and send_at are the contact's own day and wall clock
+                local = now.astimezone(_zone_of(contact, default_zone))
+                today = local.date()
+                if local.time() < send_at:
+                    continue
+                if rule.holiday and not is_holiday(rule.holiday, today):
+                    continue
                 if rule.birthday:
                     birth = contact.get("birthday")
                     calendar = (contact.get("custom") or {}).get("birthday_calendar")
@@ -174,6 +181,18 @@ def send_care(
                 )
             results[rule.name] = crm.messages.send_many(messages, op=op, now=now)
     return results
+
+
+def _zone_of(contact: Mapping[str, Any], default: zoneinfo.ZoneInfo) -> zoneinfo.ZoneInfo:
+    """The contact's time zone (its ``timezone`` field), else the default; an unknown name
+    falls back to the default rather than stopping everyone's messages."""
+    name = (contact.get("custom") or {}).get("timezone")
+    if not name:
+        return default
+    try:
+        return zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return default
 
 
 def care_job() -> crmkit.ScheduledJob:

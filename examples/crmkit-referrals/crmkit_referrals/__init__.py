@@ -283,3 +283,68 @@ def crmkit_event_sinks(crm: crmkit.CRM) -> Sequence[crmkit.EventSink]:
     if not path.is_absolute() and config_path is not None:
         path = config_path.resolve().parent / path
     return [JsonLinesSink(path=path)]
+
+
+# -- the web desk -----------------------------------------------------------------------------
+
+
+@crmkit.hookimpl
+def crmkit_desk_record_panels(
+    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User
+) -> list[crmkit.DeskPanel]:
+    """A "Referrals" panel on a contact's page: whom they referred (as ``actor`` may see)."""
+    if entity != "contact":
+        return []
+    page = crm.records("referral").list(
+        {"referrer_contact_id": record["id"]}, limit=20, actor=actor
+    )
+    rows = [
+        (
+            crmkit.DeskLink(
+                f"#{item['referred_contact_id']}", f"/desk/contacts/{item['referred_contact_id']}"
+            ),
+            item.get("channel") or "—",
+            str(item.get("reward_points", 0)),
+        )
+        for item in page.items
+    ]
+    return [
+        crmkit.DeskPanel(
+            title="Referrals",
+            text="" if rows else "No referrals yet.",
+            columns=("Referred", "Channel", "Reward points") if rows else (),
+            cells=rows,
+        )
+    ]
+
+
+def _referrals_page(view: crmkit.DeskView) -> list[crmkit.DeskPanel]:
+    page = view.crm.records("referral").list(sort="-id", limit=50, actor=view.actor)
+    return [
+        crmkit.DeskPanel(
+            title="Latest referrals",
+            columns=("#", "Referrer", "Referred", "Channel"),
+            cells=[
+                (
+                    str(item["id"]),
+                    crmkit.DeskLink(
+                        f"#{item['referrer_contact_id']}",
+                        f"/desk/contacts/{item['referrer_contact_id']}",
+                    ),
+                    crmkit.DeskLink(
+                        f"#{item['referred_contact_id']}",
+                        f"/desk/contacts/{item['referred_contact_id']}",
+                    ),
+                    item.get("channel") or "—",
+                )
+                for item in page.items
+            ],
+            text="" if page.items else "No referrals yet.",
+        )
+    ]
+
+
+@crmkit.hookimpl
+def crmkit_desk_pages(crm: crmkit.CRM) -> list[crmkit.DeskPage]:
+    """The page /desk/plugins/referrals/latest, listed in the desk's menu."""
+    return [crmkit.DeskPage(path="latest", title="Referrals", render=_referrals_page)]

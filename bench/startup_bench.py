@@ -1,0 +1,68 @@
+"""CLI start-up: ``python bench/startup_bench.py [--rounds N]``.
+
+Times whole processes, as an admin's shell script meets them: ``crmkit --version``,
+``crmkit --help``, ``crmkit contacts --help`` and ``crmkit contacts list --limit 1`` on a
+demo CRM, next to ``python -c pass`` and ``python -c "import click"`` (the floor any click
+CLI pays) in the same run. The commands are interleaved round by round, so a load change
+on a shared machine hits them all alike; every round's times are printed, then medians and
+the difference from ``import click``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from machine import machine_info
+
+
+def crmkit_command() -> list[str]:
+    script = Path(sys.executable).with_name("crmkit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "crmkit.cli"]
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    arguments = parser.parse_args()
+    crmkit = crmkit_command()
+    with tempfile.TemporaryDirectory() as folder:
+        cwd = Path(folder)
+        subprocess.run([*crmkit, "init"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*crmkit, "demo"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        cases = {
+            "python -c pass": [sys.executable, "-c", "pass"],
+            'python -c "import click"': [sys.executable, "-c", "import click"],
+            "crmkit --version": [*crmkit, "--version"],
+            "crmkit --help": [*crmkit, "--help"],
+            "crmkit contacts --help": [*crmkit, "contacts", "--help"],
+            "crmkit contacts list --limit 1": [*crmkit, "contacts", "list", "--limit", "1"],
+        }
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(arguments.rounds):
+            for name, argv in cases.items():
+                times[name].append(timed(argv, cwd))
+    print(f"# CLI start-up, {arguments.rounds} interleaved rounds; {machine_info()}")
+    print(f"# load average at the end: {os.getloadavg()}")
+    floor = statistics.median(times['python -c "import click"'])
+    print(f"{'command':34} {'median s':>9} {'- click':>8}  every round (s)")
+    for name, values in times.items():
+        median = statistics.median(values)
+        rounds = " ".join(f"{value:.3f}" for value in values)
+        print(f"{name:34} {median:9.3f} {median - floor:+8.3f}  {rounds}")
+
+
+if __name__ == "__main__":
+    main()
