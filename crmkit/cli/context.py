@@ -19,6 +19,15 @@ if TYPE_CHECKING:
     from crmkit.settings import Settings
 
 
+def open_crm(settings: Settings) -> CRM:
+    """Open the CRM a command works on. The application (SQLAlchemy, Alembic, plugins) is
+    imported here, when a command first needs it, not when the CLI starts; the test kit
+    replaces this function to hand commands the test's CRM."""
+    from crmkit.app import open_crm as open_application
+
+    return open_application(settings=settings)
+
+
 @define
 class CLIState:
     """What the root group's options chose, and the CRM once it is open."""
@@ -61,8 +70,6 @@ class CLIState:
                         else ""
                     )
                 )
-            from crmkit.app import open_crm  # the heavy import, only when a command needs it
-
             self._crm = open_crm(settings=settings)
         return self._crm
 
