@@ -404,3 +404,20 @@ def test_the_desk_shows_a_contacts_card_and_purchases_to_who_may_see_it(crm: crm
     assert purchases.cells[0][1:] == ("R1", "杭州西湖店", "100.00 CNY", "100")
     assert crmkit_loyalty.crmkit_desk_record_panels(crm, "contact", record, rep) == []
     assert crmkit_loyalty.crmkit_desk_record_panels(crm, "deal", record, admin) == []
+
+
+def test_a_card_withholds_the_contacts_name_from_a_role_it_is_hidden_from(
+    crm: crmkit.CRM,
+) -> None:
+    from crmkit.services.roles import RoleService
+
+    contact_id, number = member(crm)
+    roles = RoleService(crm)
+    roles.create("counter")
+    roles.grant("counter", "contact:read", "all")
+    roles.set_field_rule("counter", "contact", "full_name", "hidden")
+    clerk = crm.users.create("clerk", roles=["counter"])
+    admin = crm.users.create("boss", admin=True)
+    assert views.card(crm, number, actor=clerk)["contact"] is None
+    assert views.member(crm, contact_id, actor=clerk)["cards"][0]["contact"] is None
+    assert views.card(crm, number, actor=admin)["contact"] == "张伟"

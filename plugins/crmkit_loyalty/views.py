@@ -48,12 +48,14 @@ def _cards_query(op: crmkit.Operation) -> Any:
     return query if condition is None else query.where(condition)
 
 
-def _card_dict(row: Any) -> dict[str, Any]:
+def _card_dict(row: Any, op: crmkit.Operation) -> dict[str, Any]:
+    # The contact's name follows the actor's field rules like every other read of it.
+    name_hidden = "full_name" in op.access.hidden_fields("contact")
     return {
         "card": row.number,
         "program": row.program,
         "contact_id": row.contact_id,
-        "contact": row.full_name,
+        "contact": None if name_hidden else row.full_name,
         "status": row.status,
         "balance": row.balance,
         "pending": row.pending,
@@ -92,7 +94,7 @@ def card(crm: crmkit.CRM, number: str, *, actor: crmkit.User | None = None) -> d
         )
         if row is None:
             raise crmkit.NotFoundError("card", number)
-        result = _card_dict(row)
+        result = _card_dict(row, op)
         if row.replaced_by_id:
             result["replaced_by"] = (
                 op.session.connection()
@@ -127,7 +129,7 @@ def member(
                 _cards_query(op).where(CARDS.c.contact_id == contact_id).order_by(CARDS.c.id)
             )
         )
-        cards = [_card_dict(row) for row in rows]
+        cards = [_card_dict(row, op) for row in rows]
         expiring = _expiring(op, [row.id for row in rows if row.status == "active"], days)
         numbers = {row.id: row.number for row in rows}
         history = op.session.connection().execute(
