@@ -127,3 +127,12 @@ def test_serve_refuses_a_malformed_trusted_proxy(cli_run, tmp_path: Path) -> Non
     result = cli_run("serve", "--trusted-proxy", "not-an-ip")
     assert result.exit_code != 0
     assert "not an IP address" in result.output
+
+
+def test_a_refused_serve_leaves_the_environment_as_it_was(cli_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    before = {name: os.environ.get(name) for name in ("CRMKIT_DATABASE_URL", "CRMKIT_CONFIG")}
+    cli_run("serve", "--trusted-proxy", "not-an-ip")
+    after = {name: os.environ.get(name) for name in ("CRMKIT_DATABASE_URL", "CRMKIT_CONFIG")}
+    assert after == before

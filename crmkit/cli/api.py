@@ -68,6 +68,14 @@ def serve_command(
     """
     import uvicorn
 
+    # Checked before anything is opened or written to the environment the server reads.
+    for proxy in trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise click.BadParameter(
+                f"{proxy!r} is not an IP address or network", param_hint="--trusted-proxy"
+            ) from None
     state = cli_state()
     settings = state.settings()
     crm = state.crm()
@@ -82,13 +90,6 @@ def serve_command(
     if state.database_url or not state.config:
         os.environ["CRMKIT_DATABASE_URL"] = settings.database_url
     if trusted_proxies:
-        for proxy in trusted_proxies:
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                raise click.BadParameter(
-                    f"{proxy!r} is not an IP address or network", param_hint="--trusted-proxy"
-                ) from None
         os.environ[TRUSTED_PROXIES_VARIABLE] = ",".join(trusted_proxies)
     state.close()  # the server process opens its own
     uvicorn.run(
