@@ -256,10 +256,58 @@ def _bare_counter(url: str) -> int:
     return sum(len(batch) for batch in _outbox_batches(url))
 
 
+#: The relay's database work with nothing around it: one statement marks a batch of outbox
+#: rows dispatched, writes their deliveries already claimed and returns the events (payload
+#: as text: no JSON decoding), one ``UPDATE`` acknowledges them; each its own transaction
+#: with ``synchronous_commit`` off, as the relay's. It leaves out what the relay does on top:
+#: the per-record order check (an open delivery of the same record), the fan-out lock, the
+#: claim of leftovers, and any Python object per event.
+FLOOR_CLAIM = """
+WITH batch AS (
+  UPDATE event_outbox SET dispatched_at = now()
+  WHERE id = ANY(ARRAY(SELECT id FROM event_outbox WHERE dispatched_at IS NULL
+                       ORDER BY id LIMIT %(limit)s))
+  RETURNING id, event_id, name, occurred_at, actor_id, record_type, record_id, payload
+), claimed AS (
+  INSERT INTO event_deliveries (outbox_id, sink, record_key, status, attempts,
+                                next_attempt_at, claimed_by, claim_expires_at)
+  SELECT id, 'counter', coalesce(record_type || ':' || record_id, 'event:' || event_id),
+         'in_flight', 1, now(), 'floor', now() + interval '5 minutes'
+  FROM batch RETURNING id, outbox_id
+)
+SELECT claimed.id, batch.event_id, batch.name, batch.occurred_at, batch.actor_id,
+       batch.record_type, batch.record_id, batch.payload::text
+FROM claimed JOIN batch ON batch.id = claimed.outbox_id
+"""
+FLOOR_ACK = """
+UPDATE event_deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL,
+       claim_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND claimed_by = 'floor' AND status = 'in_flight'
+"""
+
+
+def _floor_counter(url: str) -> int:
+    """The bare SQL claim + acknowledge loop (``FLOOR_CLAIM``, ``FLOOR_ACK``); events done."""
+    done = 0
+    with psycopg.connect(libpq_url(url)) as connection:
+        while True:
+            with connection.transaction():
+                connection.execute("SET LOCAL synchronous_commit TO off")
+                rows = connection.execute(FLOOR_CLAIM, {"limit": BATCH}).fetchall()
+            if not rows:
+                return done
+            with connection.transaction():
+                connection.execute("SET LOCAL synchronous_commit TO off")
+                connection.execute(FLOOR_ACK, {"ids": [row[0] for row in rows]})
+            done += len(rows)
+
+
 def bare_run(url: str, kind: str, tag: str) -> float:
     """Seconds for the bare loop to read every outbox row and publish it."""
     began = time.perf_counter()
-    if kind == "rabbitmq":
+    if kind == "floor":
+        assert _floor_counter(url) > 0
+    elif kind == "rabbitmq":
         asyncio.run(_bare_rabbitmq(url, tag))
     elif kind == "nats":
         asyncio.run(_bare_nats(url, tag))
@@ -292,14 +340,11 @@ def throughput(
     backlog = dbs.fresh()
     make_backlog(backlog, events)
     runs: list[Run] = []
-    order = (
-        ["relay-1", "bare", "relay-2"]
-        if kind in ("counter", "rabbitmq", "nats")
-        else [
-            "relay-1",
-            "relay-2",
-        ]
-    )
+    order = ["relay-1", "relay-2"]
+    if kind in ("rabbitmq", "nats"):
+        order = ["relay-1", "bare", "relay-2"]
+    elif kind == "counter":
+        order = ["relay-1", "floor", "bare", "relay-2"]
     for _ in range(rounds):
         for runner in order:
             url = dbs.clone(backlog)
@@ -309,8 +354,8 @@ def throughput(
                 receiver = Receiver(limit=10**9, deadline_seconds=900)
                 receiver.start()
             try:
-                if runner == "bare":
-                    seconds = bare_run(url, kind, tag)
+                if runner in ("bare", "floor"):
+                    seconds = bare_run(url, runner if runner == "floor" else kind, tag)
                 else:
                     workers = int(runner[-1])
                     webhook_url = receiver.url if receiver is not None else None
