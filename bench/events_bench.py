@@ -6,7 +6,7 @@ processes (``Relay.run_once`` in a loop, what ``crmkit worker`` does), and, in t
 a **bare loop** reads the same outbox rows with psycopg and publishes them with the same
 client library (aio-pika with publisher confirms, nats-py with JetStream acks, httpx), a
 batch of 1 000 at a time, waiting for every confirm: what a user would write by hand. The
-runs alternate (relay 1 worker, bare, relay 2 workers, per round) so that the machine's
+runs alternate (relay 1 worker, [floor,] bare, relay 2 workers, per round) so that the
 changing load falls on all alike; every run is reported.
 
 Then two drills, each with two workers relaying to RabbitMQ and a queue bound to count what
@@ -583,8 +583,11 @@ def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
         " (`Relay.run_once` in a loop, default settings: batch_size 1 000) and, in the same"
         " run, read and published by a **bare loop** (psycopg reads the same outbox rows in"
         " id order, 1 000 at a time, and publishes them with the same client library,"
-        " awaiting every confirm / JetStream ack; for the in-process sink it only reads)."
-        " The runs alternate (relay 1, bare, relay 2) for each round; every run is listed"
+        " awaiting every confirm / JetStream ack; for the in-process sink it only reads)"
+        " and, for the in-process sink, by the **floor**: the relay's database work as bare"
+        " SQL (one statement marks a batch dispatched, writes its deliveries claimed and"
+        " returns the events; one `UPDATE` acknowledges them), no Python object per event."
+        " The runs alternate (relay 1, floor, bare, relay 2) for each round; every run is listed"
         " with the 1-minute load average when it ended. `bench/events_bench.py`.",
         "",
         "| sink | run | events | events/s | seconds | load |",
@@ -594,6 +597,16 @@ def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
         lines.append(
             f"| {LABELS[run_.sink]} | {run_.runner} | {run_.events:,} | {run_.rate:,.0f}"
             f" | {run_.seconds:.2f} | {run_.load:.1f} |"
+        )
+    floors = [r for r in runs if r.sink == "counter" and r.runner == "floor"]
+    lines += ["", "Relay ÷ the bare SQL claim + ack floor (in-process sink), per round:", ""]
+    for number, floor in enumerate(floors):
+        mine = [r for r in runs if r.sink == "counter"]
+        one = [r for r in mine if r.runner == "relay-1"][number]
+        two = [r for r in mine if r.runner == "relay-2"][number]
+        lines.append(
+            f"- round {number + 1}: 1 worker **{one.rate / floor.rate:.2f} ×**, 2 workers"
+            f" **{two.rate / floor.rate:.2f} ×** the floor ({floor.rate:,.0f} events/s)"
         )
     lines += ["", "Relay ÷ bare loop, per round (same order as above):", ""]
     for sink in ("counter", "rabbitmq", "nats"):
