@@ -132,7 +132,8 @@ def test_every_route_of_the_core_and_the_bundled_plugins_is_typed(
     make_crm: Callable[..., crmkit.CRM],
 ) -> None:
     crm = make_crm(
-        discover=True, enable=["referrals", "dedupe", "cardscan", "reminders", "loyalty"]
+        discover=True,
+        enable=["referrals", "dedupe", "cardscan", "reminders", "loyalty", "insights"],
     )
     from crmkit.api import create_app
 
