@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         TokenRejected,
         ValidationError,
     )
+    from crmkit.events.outbox import OutboxEvent
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
@@ -143,6 +144,7 @@ _EXPORTS: dict[str, str] = {
     "OcrEngine": "crmkit.cards",
     "OcrLine": "crmkit.cards",
     "Operation": "crmkit.services.operation",
+    "OutboxEvent": "crmkit.events.outbox",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
     "PermissionDenied": "crmkit.errors",
@@ -240,6 +242,7 @@ __all__ = [
     "OcrEngine",
     "OcrLine",
     "Operation",
+    "OutboxEvent",
     "OutgoingMessage",
     "Page",
     "PermissionDenied",

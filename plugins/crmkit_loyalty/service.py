@@ -522,7 +522,7 @@ def record_purchase(
                 record_id=card.contact_id,
             )
         ledger.remember(op, key, "purchase", result, writes)
-        writes.send(op.session.connection())
+        writes.send(op)
         return result
 
     def conflict() -> crmkit.CRMError:
@@ -619,7 +619,7 @@ def redeem(
             record_id=card.contact_id,
         )
         ledger.remember(op, key, "redemption", result, writes)
-        writes.send(op.session.connection())
+        writes.send(op)
         return result
 
     return run_once(crm, actor, "redemption", key, work)
