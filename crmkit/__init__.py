@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from crmkit.entities.custom_fields import CustomField, FieldType
     from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
-    from crmkit.entities.registry import EntityType
+    from crmkit.entities.registry import EntityType, ParentLink
     from crmkit.errors import (
         ConfigError,
         ConflictError,
@@ -145,6 +145,7 @@ _EXPORTS: dict[str, str] = {
     "Operation": "crmkit.services.operation",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
+    "ParentLink": "crmkit.entities.registry",
     "PermissionDenied": "crmkit.errors",
     "Pipeline": "crmkit.entities",
     "PluginError": "crmkit.errors",
@@ -242,6 +243,7 @@ __all__ = [
     "Operation",
     "OutgoingMessage",
     "Page",
+    "ParentLink",
     "PermissionDenied",
     "Pipeline",
     "PluginError",

@@ -52,6 +52,12 @@ def crmkit_entities() -> Sequence[EntityType]:
     (create/get/update/delete/list, hooks, events, custom fields) as ``crm.records(name)``.
     Ship the tables in the plugin's own Alembic branch (see ``crmkit_migrations``).
 
+    Who sees the records: an entity's own ``<name>:read`` (etc.) grants, held by ``admin``
+    until granted to other roles. An entity whose records belong to another record (a
+    ticket of a contact) declares ``parent=crmkit.ParentLink("contact", "contact_id")``
+    instead: it then has no permissions of its own, and each record is visible exactly as
+    its parent is (changing one needs ``contact:update``), in every read path.
+
     Example::
 
         @crmkit.hookimpl

@@ -17,6 +17,7 @@ from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, false, func
 from crmkit.entities.custom_fields import CustomField, FieldType
 from crmkit.entities.registry import EntityType
 from crmkit.errors import CRMError, FieldError, ValidationError
+from crmkit.permissions.access import Access
 from crmkit.services.operation import Operation
 from crmkit.services.values import ValuePreparer
 
@@ -44,13 +45,39 @@ def visible(
     if query is None:
         model: Any = entity.model
         query = select(model).where(model.deleted_at.is_(None))
-        condition = access.condition(
-            model, access.require(f"{entity.name}:{action}"), unindexed=unindexed
-        )
+        condition = scope_condition(access, op.crm.entities, entity, action, unindexed=unindexed)
         if condition is not None:
             query = query.where(condition)
         _keep(access.statements, key, query)
     return query
+
+
+def scope_condition(
+    access: Access,
+    entities: Mapping[str, EntityType],
+    entity: EntityType,
+    action: str = "read",
+    *,
+    unindexed: bool = False,
+) -> ColumnElement[bool] | None:
+    """The SQL condition selecting the records of ``entity`` the actor reaches with
+    ``action`` (``None``: all of them); ``PermissionDenied`` naming the permission they lack.
+
+    A record's own owner and team decide, except for a child entity (``EntityType.parent``):
+    its records are those whose parent is live and within the scope of the parent's
+    permission (``EntityType.permission``), so a child is visible exactly as its parent is,
+    whoever owns the child row. Always applied, even for the unrestricted: a child of a
+    deleted parent is gone with it."""
+    scope = access.require(entity.permission(action))
+    link = entity.parent
+    if link is None:
+        return access.condition(entity.model, scope, unindexed=unindexed)
+    parent: Any = entities[link.entity].model
+    parents = select(parent.id).where(parent.deleted_at.is_(None))
+    condition = access.condition(parent, scope)
+    if condition is not None:
+        parents = parents.where(condition)
+    return cast(ColumnElement[bool], getattr(entity.model, link.column).in_(parents))
 
 
 #: The bound parameter of :func:`visible_by_id`.
