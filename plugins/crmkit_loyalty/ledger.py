@@ -240,26 +240,29 @@ def require_active(op: crmkit.Operation, card: LockedCard) -> None:
     raise crmkit.ConflictError(f"card {card.number} is {card.status}{successor}")
 
 
+def ledger_row(row: dict[str, Any], *, at: dt.datetime, actor_id: int | None) -> dict[str, Any]:
+    """A full ``loyalty_ledger`` row from ``row`` (card_id, kind, and the optional points,
+    pending, purchase_id, lot_id, coupon_id, note, at)."""
+    return {
+        "card_id": row["card_id"],
+        "kind": row["kind"],
+        "points": row.get("points", 0),
+        "pending": row.get("pending", 0),
+        "purchase_id": row.get("purchase_id"),
+        "lot_id": row.get("lot_id"),
+        "coupon_id": row.get("coupon_id"),
+        "note": row.get("note"),
+        "at": row.get("at", at),
+        "actor_id": actor_id,
+    }
+
+
 def add_ledger(op: crmkit.Operation, rows: Sequence[dict[str, Any]]) -> None:
     """Append ledger rows (each: card_id, kind, points, pending and optional references)."""
     if not rows:
         return
     now = crmkit.utcnow()
-    full = [
-        {
-            "card_id": row["card_id"],
-            "kind": row["kind"],
-            "points": row.get("points", 0),
-            "pending": row.get("pending", 0),
-            "purchase_id": row.get("purchase_id"),
-            "lot_id": row.get("lot_id"),
-            "coupon_id": row.get("coupon_id"),
-            "note": row.get("note"),
-            "at": row.get("at", now),
-            "actor_id": op.actor_id,
-        }
-        for row in rows
-    ]
+    full = [ledger_row(row, at=now, actor_id=op.actor_id) for row in rows]
     op.session.connection().execute(insert(LEDGER), full)
 
 
@@ -337,6 +340,71 @@ def release_due(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> int
     return released
 
 
+@define
+class Credited:
+    """The rows a credit writes: its lot and its ledger entry (``purchase_id`` as given,
+    so a batch can put a placeholder there and the real id later)."""
+
+    lot: dict[str, Any]
+    entry: dict[str, Any]
+
+
+def credit_rows(
+    card: LockedCard,
+    points: int,
+    *,
+    kind: str,
+    now: dt.datetime,
+    actor_id: int | None,
+    earned_at: dt.datetime | None = None,
+    purchase_id: int | None = None,
+    pending: bool = False,
+    expires_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> Credited:
+    """The lot and ledger rows that add ``points`` to ``card``, and the card's balance or
+    pending points updated to match (the caller writes the rows and the card). With
+    ``pending``, the points stay pending until the program's return window after
+    ``earned_at`` ends (when that is still ahead of ``now``); a negative balance is paid off
+    from live points first. :func:`credit` (one purchase) and the batch import both build
+    their rows here."""
+    earned = earned_at or now
+    available = card.program.available(earned) if pending else earned
+    pending = pending and available > now
+    remaining = points
+    if not pending and card.balance < 0:
+        remaining -= min(points, -card.balance)
+    if pending:
+        card.pending += points
+    else:
+        card.balance += points
+    return Credited(
+        lot={
+            "card_id": card.id,
+            "purchase_id": purchase_id,
+            "points": points,
+            "remaining": remaining,
+            "pending": pending,
+            "earned_at": earned,
+            "available_at": available,
+            "expires_at": expires_at,
+            "notified_at": None,
+        },
+        entry=ledger_row(
+            {
+                "card_id": card.id,
+                "kind": kind,
+                "points": 0 if pending else points,
+                "pending": points if pending else 0,
+                "purchase_id": purchase_id,
+                "note": note,
+            },
+            at=now,
+            actor_id=actor_id,
+        ),
+    )
+
+
 def credit(
     op: crmkit.Operation,
     card: LockedCard,
@@ -350,47 +418,24 @@ def credit(
     expires_at: dt.datetime | None = None,
     note: str | None = None,
 ) -> None:
-    """Add ``points`` as a new lot (pending until the return window ends, when ``pending``):
-    a negative balance is paid off from it first."""
+    """Add ``points`` as a new lot (see :func:`credit_rows`) and its ledger entry."""
     if points <= 0:
         return
-    earned = earned_at or now
-    available = card.program.available(earned) if pending else earned
-    pending = pending and available > now
-    remaining = points
-    if not pending and card.balance < 0:
-        remaining -= min(points, -card.balance)
-    op.session.connection().execute(
-        insert(LOTS),
-        {
-            "card_id": card.id,
-            "purchase_id": purchase_id,
-            "points": points,
-            "remaining": remaining,
-            "pending": pending,
-            "earned_at": earned,
-            "available_at": available,
-            "expires_at": expires_at,
-            "notified_at": None,
-        },
+    rows = credit_rows(
+        card,
+        points,
+        kind=kind,
+        now=now,
+        actor_id=op.actor_id,
+        earned_at=earned_at,
+        purchase_id=purchase_id,
+        pending=pending,
+        expires_at=expires_at,
+        note=note,
     )
-    add_ledger(
-        op,
-        [
-            {
-                "card_id": card.id,
-                "kind": kind,
-                "points": 0 if pending else points,
-                "pending": points if pending else 0,
-                "purchase_id": purchase_id,
-                "note": note,
-            }
-        ],
-    )
-    if pending:
-        card.pending += points
-    else:
-        card.balance += points
+    connection = op.session.connection()
+    connection.execute(insert(LOTS), rows.lot)
+    connection.execute(insert(LEDGER), rows.entry)
 
 
 #: Spend ``:points`` from card ``:card_id``'s live lots, soonest-expiring first (never
