@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from crmkit.entities.custom_fields import CustomField, FieldType
     from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
-    from crmkit.entities.registry import EntityType
+    from crmkit.entities.registry import EntityType, ParentLink
     from crmkit.entities.segments import MeasureContext, SegmentMeasure
     from crmkit.errors import (
         ConfigError,
@@ -150,6 +150,7 @@ _EXPORTS: dict[str, str] = {
     "OutboxEvent": "crmkit.events.outbox",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
+    "ParentLink": "crmkit.entities.registry",
     "PermissionDenied": "crmkit.errors",
     "Pipeline": "crmkit.entities",
     "PluginError": "crmkit.errors",
@@ -252,6 +253,7 @@ __all__ = [
     "OutboxEvent",
     "OutgoingMessage",
     "Page",
+    "ParentLink",
     "PermissionDenied",
     "Pipeline",
     "PluginError",
