@@ -6,12 +6,12 @@ crmkit's side is what a new user gets: the plugin's built-in contact rules, the 
 blocking and scoring of ``Engine.scan`` (the same functions, the same choice between
 evidence-key blocks and name neighbourhoods), in memory. *Declared* pairs are those whose
 first matching rule blocks (``contact-same-person``, ``contact-same-person-at-company``: the
-plugin says "duplicate"); *all candidates* are every pair the scan saves for review. The naive match pairs records sharing
-an e-mail (``crmkit.normalise_email``) or a phone number (``crmkit.normalise_phone``,
-extension dropped, the extra phones too). splink 5 (DuckDB, one thread) gets the name key,
-e-mail, phone, city and company key the plugin's normalisers make (so it is compared on
-matching, not on normalising), blocks on each, u by random sampling, m by EM blocked on
-e-mail and on phone.
+plugin says "duplicate"); *all candidates* are every pair the scan saves for review. The
+naive match pairs records sharing an e-mail (``crmkit.normalise_email``) or a phone number
+(``crmkit.normalise_phone``, extension dropped, the extra phones too). splink 5 (DuckDB,
+one thread) gets the name key, e-mail, phone, city and company key the plugin's normalisers
+make (so it is compared on matching, not on normalising), blocks on each, u by random
+sampling, m by EM blocked on e-mail and on phone.
 
 ``python bench/dedupe_realistic.py [--people N] [--misses]`` prints the figures (and with
 ``--misses`` the true pairs not declared on seed A, by cause).

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from crmkit_dedupe import normalise as nz
 from crmkit_dedupe import matching, places
+from crmkit_dedupe import normalise as nz
 from hypothesis import given
 from hypothesis import strategies as st
 from rapidfuzz.distance import JaroWinkler
@@ -334,7 +334,12 @@ def test_companies_of_other_brands_do_not_meet_across_scripts() -> None:
     assert matching.company_similarity(a, places.company_key("Xinzhuo Building Materials")) == 0.0
 
 
-@given(st.text(alphabet=st.sampled_from("石嘴山海口市科诚贸易有限公司东方电气 Co.,Ltdab"), max_size=14))
+COMPANY_TEXT = st.text(
+    alphabet=st.sampled_from("石嘴山海口市科诚贸易有限公司东方电气 Co.,Ltdab"), max_size=14
+)
+
+
+@given(COMPANY_TEXT)
 def test_a_company_key_never_grows_and_its_brand_is_plain_letters(text: str) -> None:
     key = places.company_key(text)
     assert len(key) <= len(nz.fold(text))
