@@ -5,7 +5,7 @@ token's user may see them, and what a segment of an entity may filter on."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Router, delete, get, patch, post
@@ -26,6 +26,20 @@ FILTERS_HELP = (
     " `today-30d` and the like. See docs/segments.md."
 )
 SegmentName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME)]
+#: One operand: text, a number, true/false or null.
+FilterScalar = str | int | float | bool | None
+#: A condition's value: an operand, a list of them (``__in``), or a relation's conditions.
+FilterValue = (
+    str
+    | int
+    | float
+    | bool
+    | None
+    | list[FilterScalar]
+    | dict[str, str | int | float | bool | list[FilterScalar] | None]
+)
+#: A field of a member record as the entity's own routes show it.
+MemberValue = str | int | float | bool | None | list[str] | dict[str, str]
 
 
 class SegmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -33,8 +47,8 @@ class SegmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     name: SegmentName
     entity: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-    filters: Annotated[dict[str, Any], msgspec.Meta(description=FILTERS_HELP)] = msgspec.field(
-        default_factory=dict
+    filters: Annotated[dict[str, FilterValue], msgspec.Meta(description=FILTERS_HELP)] = (
+        msgspec.field(default_factory=dict)
     )
     description: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
@@ -44,7 +58,7 @@ class SegmentChange(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     (409) if the segment changed since it was read."""
 
     name: SegmentName | None = None
-    filters: Annotated[dict[str, Any], msgspec.Meta(description=FILTERS_HELP)] | None = None
+    filters: Annotated[dict[str, FilterValue], msgspec.Meta(description=FILTERS_HELP)] | None = None
     description: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     expected_version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
 
@@ -55,7 +69,7 @@ class SegmentOut(msgspec.Struct, kw_only=True):
     id: int
     name: str
     entity: str
-    filters: dict[str, Any]
+    filters: dict[str, FilterValue]
     description: str
     created_at: dt.datetime
     updated_at: dt.datetime
@@ -74,7 +88,7 @@ class SegmentCount(msgspec.Struct, kw_only=True):
 class SegmentMembers(msgspec.Struct, kw_only=True):
     """A page of the segment's records (fields as the entity's own routes show them)."""
 
-    items: list[dict[str, Any]]
+    items: list[dict[str, MemberValue]]
     next_cursor: str | None
 
 
