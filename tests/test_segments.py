@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 import crmkit
@@ -432,3 +434,47 @@ def test_an_assignment_rule_judges_relations_and_custom_fields_in_the_database(
 def test_an_assignment_rule_naming_an_unknown_relation_is_refused(world: SimpleNamespace) -> None:
     with pytest.raises(crmkit.ValidationError, match="unknown relation of contact"):
         world.crm.assignment.add_rule("contact", "r", "fixed", ["alice"], when={"firm.city": "x"})
+
+
+@given(
+    anchor=st.sampled_from(
+        ["today", "now", "week_start", "month_start", "quarter_start", "year_start"]
+    ),
+    sign=st.sampled_from(["+", "-"]),
+    amount=st.integers(min_value=0, max_value=400),
+    unit=st.sampled_from(["d", "w", "m", "y"]),
+    now=st.datetimes(
+        min_value=dt.datetime(1900, 1, 1),
+        max_value=dt.datetime(2500, 1, 1),
+        timezones=st.just(dt.UTC),
+    ),
+)
+def test_every_relative_date_is_a_time_zone_aware_moment_on_the_right_side_of_its_anchor(
+    anchor: str, sign: str, amount: int, unit: str, now: dt.datetime
+) -> None:
+    from crmkit.services.segment_filters import relative_time
+
+    base = relative_time(anchor, now)
+    moved = relative_time(f"{anchor}{sign}{amount}{unit}", now)
+
+    assert base is not None
+    assert moved is not None
+    assert moved.tzinfo is not None
+    assert base <= now
+    assert (moved <= base) if sign == "-" else (moved >= base)
+
+
+@given(text=st.text(max_size=30))
+def test_any_other_text_is_not_a_relative_date(text: str) -> None:
+    from crmkit.services.segment_filters import relative_time
+
+    result = relative_time(text, dt.datetime(2026, 6, 15, tzinfo=dt.UTC))
+
+    assert result is None or text.strip().split("+")[0].split("-")[0].strip() in {
+        "today",
+        "now",
+        "week_start",
+        "month_start",
+        "quarter_start",
+        "year_start",
+    }
