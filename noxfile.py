@@ -140,7 +140,7 @@ def types(session: nox.Session) -> None:
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
     session.install(
         "-e",
-        ".[dedupe,loyalty,cardscan,brokers,reminders]",
+        ".[dedupe,loyalty,cardscan,brokers,reminders,campaigns]",
         "litestar",
         "mypy",
         "pytest",
@@ -153,7 +153,7 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders"), "import-linter"
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,campaigns"), "import-linter"
     )
     session.run("lint-imports", *session.posargs)
 
@@ -218,7 +218,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,campaigns]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -231,7 +231,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders,campaigns"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -244,7 +244,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,campaigns"))
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)

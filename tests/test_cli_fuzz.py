@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_loyalty
@@ -60,6 +61,7 @@ PLUGINS = {
     "loyalty": crmkit_loyalty,
     "cardscan": crmkit_cardscan,
     "reminders": crmkit_reminders,
+    "campaigns": crmkit_campaigns,
 }
 PLUGIN_GROUP = click.Group(
     "plugins-under-test",
