@@ -156,6 +156,64 @@ def test_a_campaign_on_an_empty_audience_is_refused_and_stays_a_draft(crm: crmki
     assert (info.status, info.members) == ("draft", {})
 
 
+def test_a_campaign_on_a_saved_segment_mails_its_members(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    contacts(crm, "sh1@one.example", "sh2@two.example", city="上海")
+    contacts(crm, "bj@one.example", city="北京")
+    crm.segments.create("上海客户", "contact", {"city": "上海"})
+    service.create_campaign(crm, "spring", definition(segment="上海客户"))
+
+    info = service.start_campaign(crm, "spring")
+    run_campaigns(crm)
+    deliver(crm)
+
+    assert (info.segment, info.audience) == ("上海客户", 2)
+    assert sorted(m["To"] for m in smtp_server.received) == ["sh1@one.example", "sh2@two.example"]
+
+
+def test_a_campaign_on_an_empty_segment_is_refused_naming_it(crm: crmkit.CRM) -> None:
+    contacts(crm, "a@one.example", city="北京")
+    crm.segments.create("拉萨客户", "contact", {"city": "拉萨"})
+    service.create_campaign(crm, "tibet", definition(segment="拉萨客户"))
+
+    with pytest.raises(crmkit.CRMError, match="segment '拉萨客户' match"):
+        service.start_campaign(crm, "tibet")
+    assert service.get_campaign(crm, "tibet").status == "draft"
+
+
+def test_an_unknown_segment_or_one_of_deals_is_refused_at_save(crm: crmkit.CRM) -> None:
+    crm.segments.create("won deals", "deal", {"stage_kind": "won"})
+    with pytest.raises(crmkit.NotFoundError):
+        service.create_campaign(crm, "x", definition(segment="no such segment"))
+    with pytest.raises(crmkit.ValidationError, match="selects deals, not contacts"):
+        service.create_campaign(crm, "x", definition(segment="won deals"))
+    with pytest.raises(crmkit.ValidationError, match="a segment or filters, not both"):
+        service.create_campaign(crm, "x", definition(segment="won deals", filters={"city": "上海"}))
+    assert service.list_campaigns(crm) == []
+
+
+def test_a_reps_segment_campaign_reaches_only_the_members_the_rep_may_see(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    crm.roles.create("marketer")
+    crm.roles.grant("marketer", "campaign:manage")
+    rep = crm.users.create("li.na", team="East", roles=("sales_rep", "marketer"))
+    crm.contacts.create(
+        {"full_name": "她的", "email": "hers@one.example", "city": "上海"}, actor=rep
+    )
+    crm.contacts.create({"full_name": "别人的", "email": "theirs@one.example", "city": "上海"})
+    crm.segments.create("上海客户", "contact", {"city": "上海"})
+
+    service.create_campaign(crm, "hers", definition(segment="上海客户"), actor=rep)
+    info = service.start_campaign(crm, "hers", actor=rep)
+    run_campaigns(crm)
+    deliver(crm)
+
+    assert info.audience == 1
+    assert [m["To"] for m in smtp_server.received] == ["hers@one.example"]
+
+
 # -- sending -------------------------------------------------------------------------------
 
 

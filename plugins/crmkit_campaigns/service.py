@@ -144,9 +144,11 @@ def check_definition(crm: crmkit.CRM, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def audience_ids(op: crmkit.Operation, campaign: Campaign) -> Any:
     """``SELECT id`` of the contacts in the campaign's audience as ``op``'s actor sees them
-    (the caller opens ``op`` as the campaign's owner)."""
+    (the caller opens ``op`` as the campaign's owner): the saved segment's members
+    (``crm.segments.member_ids``) or the contacts its filters name (the same filter
+    language, relations and ``segment = NAME`` included)."""
     if campaign.segment:
-        raise _error("segment", "segments are not available in this crmkit; give filters")
+        return op.crm.segments.member_ids(op, campaign.segment)
     return op.records("contact").ids_query(campaign.filters or None)
 
 
@@ -195,6 +197,10 @@ def _check_audience(crm: crmkit.CRM, owner: crmkit.User | None, checked: Mapping
     """Build the audience query once, as the owner, so an unknown filter field or segment
     fails when the campaign is saved, not when it starts."""
     probe = Campaign(segment=checked["segment"], filters=checked["filters"])
+    if probe.segment:
+        entity = crm.segments.entity_of(probe.segment, actor=owner)
+        if entity != "contact":
+            raise _error("segment", f"segment {probe.segment!r} selects {entity}s, not contacts")
     with crm.transaction(owner, write=False) as owner_op:
         audience_ids(owner_op, probe)
 
