@@ -153,7 +153,8 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,campaigns"), "import-linter"
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,campaigns"),
+        "import-linter",
     )
     session.run("lint-imports", *session.posargs)
 

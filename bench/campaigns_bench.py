@@ -116,9 +116,7 @@ def open_crm(url: str, port: int, connections: int) -> crmkit.CRM:
             "messages": {"batch_size": 500},
             "api": {"public_url": "https://crm.shop.example.cn"},
         },
-        "plugins": {
-            "campaigns": {"per_domain_per_minute": 10**9, "per_domain_per_day": 10**9}
-        },
+        "plugins": {"campaigns": {"per_domain_per_minute": 10**9, "per_domain_per_day": 10**9}},
     }
     crm = crmkit.CRM(
         crmkit.Settings.from_mapping(data, database_url=url),

@@ -178,7 +178,8 @@ def test_a_click_redirects_once_counted_and_a_forged_link_is_refused(api: Api) -
     assert_problem(api.client.get(f"{BASE}/click/{forged}", follow_redirects=False), 400)
     with api.crm.transaction() as op:
         member = op.session.get(crmkit_campaigns.CampaignMember, (campaign_id, contact.id))
-        assert member is not None and member.clicked_at is not None
+        assert member is not None
+        assert member.clicked_at is not None
 
 
 CHECKS = [
