@@ -46,6 +46,7 @@ DEMO_SETUP = [
     "plugins enable cardscan",
     "plugins enable reminders",
     "plugins enable loyalty",
+    "plugins enable campaigns",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -71,6 +72,9 @@ DEMO_STEPS = [
     # the loyalty plugin's demo data: cards issued, purchases, a tier, a coupon
     "loyalty programs",
     "loyalty member 1",
+    # the campaigns plugin's demo data: li.na's welcome campaign, started; the worker's pass
+    # queued its first mails (the demo has no SMTP server: they wait in the delivery log)
+    "campaigns show 欢迎新客户",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -93,6 +97,7 @@ DEMO_NEXT_STEPS = [
     ("Run the worker", "{crmkit} --config {config} worker"),
     ("The delivery log", "{crmkit} --config {config} messages log"),
     ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
+    ("An e-mail campaign", "{crmkit} --config {config} campaigns show 欢迎新客户"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
