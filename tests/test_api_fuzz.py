@@ -18,6 +18,7 @@ from typing import Any
 import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
+import crmkit_insights
 import crmkit_loyalty
 import pytest
 from api_support import Api, open_api
@@ -83,6 +84,7 @@ def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
             "loyalty": crmkit_loyalty,
             "cardscan": crmkit_cardscan,
             "campaigns": crmkit_campaigns,
+            "insights": crmkit_insights,
         }
     )
     crm.pipelines.create("Sales")

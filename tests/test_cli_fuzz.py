@@ -18,6 +18,7 @@ import click
 import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
+import crmkit_insights
 import crmkit_loyalty
 import crmkit_reminders
 import pytest
@@ -62,7 +63,10 @@ PLUGINS = {
     "cardscan": crmkit_cardscan,
     "reminders": crmkit_reminders,
     "campaigns": crmkit_campaigns,
+    "insights": crmkit_insights,
 }
+#: A command group named otherwise than its plugin.
+GROUP_PLUGIN = {"cards": "cardscan", "insight": "insights"}
 PLUGIN_GROUP = click.Group(
     "plugins-under-test",
     commands={c.name: c for m in PLUGINS.values() for c in m.crmkit_cli_commands() if c.name},
@@ -142,7 +146,7 @@ def test_a_plugin_command_given_hostile_values_fails_in_one_line(
     installed = {name: in_memory_plugin(name, module) for name, module in PLUGINS.items()}
     monkeypatch.setattr("crmkit.app.discover_plugins", lambda: dict(installed))
     monkeypatch.setattr("crmkit.cli.plugins.discover_plugins", lambda: dict(installed))
-    enabled = cli_run("plugins", "enable", path[0] if path[0] != "cards" else "cardscan")
+    enabled = cli_run("plugins", "enable", GROUP_PLUGIN.get(path[0], path[0]))
     assert enabled.exit_code == 0, enabled.output
     monkeypatch.chdir(tmp_path)
     _fuzz(cli_run, path)
