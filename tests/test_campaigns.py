@@ -336,7 +336,8 @@ def test_a_purchase_brings_one_thank_you_and_ends_the_sequence(
     deliver(crm)
 
     assert result.thanked == 1
-    assert [m["Subject"] for m in smtp_server.to("buyer@one.example")] == [
+    # both went in one delivery pass, over parallel connections: in either order
+    assert sorted(m["Subject"] for m in smtp_server.to("buyer@one.example")) == [
         "客户1，新品上市",
         "谢谢惠顾",
     ]
@@ -362,7 +363,10 @@ def test_a_form_submission_reaches_the_sink_through_the_relay_and_arms_the_thank
     deliver(crm)
 
     assert result.thanked == 1
-    assert [m["Subject"] for m in smtp_server.to("fan@one.example")][-1] == "谢谢填写"
+    assert sorted(m["Subject"] for m in smtp_server.to("fan@one.example")) == [
+        "客户1，新品上市",
+        "谢谢填写",
+    ]
 
 
 # -- nobody mailed after unsubscribing; bounces; bad addresses -----------------------------
