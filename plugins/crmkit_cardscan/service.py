@@ -131,9 +131,7 @@ def _keep(
 
 
 def _checkable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        k: values[k] for k in ("full_name", "company_name", "email", "phone") if values.get(k)
-    }
+    return {k: values[k] for k in ("full_name", "company_name", "email", "phone") if values.get(k)}
 
 
 def _save_new(op: crmkit.Operation, scan: CardScan, where: str | None) -> None:
