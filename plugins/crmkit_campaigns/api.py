@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, delete, get, post, put
+from litestar import MediaType, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import Redirect
@@ -75,22 +75,53 @@ class TestSend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     language: Annotated[str, msgspec.Meta(min_length=1, max_length=16)] | None = None
 
 
+FilterValue = str | int | float | bool | None | list[str | int | float | bool | None]
+
+
+class CampaignStepOut(msgspec.Struct, kw_only=True):
+    """A stored step of a campaign."""
+
+    kind: str
+    subject: dict[str, str]
+    body: dict[str, str]
+    after_days: float
+    unless: str
+    on: str
+
+
+class CampaignWindowOut(msgspec.Struct, kw_only=True):
+    """A campaign's schedule window."""
+
+    days: list[str]
+    start: str
+    end: str
+    timezone: str
+
+
 class CampaignOut(msgspec.Struct, kw_only=True):
-    """A campaign."""
+    """A campaign; ``members`` counts its members by status (when one campaign is read)."""
 
     id: int
     name: str
     status: str
     owner: str | None
     segment: str | None
-    filters: dict[str, Any]
-    steps: list[dict[str, Any]]
-    window: dict[str, Any]
+    filters: dict[str, FilterValue]
+    steps: list[CampaignStepOut]
+    window: CampaignWindowOut
     allow_same_day: bool
     audience: int
     created_at: dt.datetime
     started_at: dt.datetime | None
     members: dict[str, int]
+
+
+class CampaignTestSent(msgspec.Struct, kw_only=True):
+    """Where a test mail went and its delivery-log status and key."""
+
+    address: str
+    status: str
+    key: str
 
 
 def _raw(data: Definition) -> dict[str, Any]:
@@ -117,8 +148,8 @@ def _out(info: service.CampaignInfo) -> CampaignOut:
         owner=info.owner,
         segment=info.segment,
         filters=dict(info.filters),
-        steps=list(info.steps),
-        window=dict(info.window),
+        steps=[msgspec.convert(step, CampaignStepOut) for step in info.steps],
+        window=msgspec.convert(dict(info.window), CampaignWindowOut),
         allow_same_day=info.allow_same_day,
         audience=info.audience,
         created_at=info.created_at,
@@ -206,7 +237,7 @@ def routes(crm: crmkit.CRM) -> list[Any]:
     )
     def test(
         name: str, data: JSONBody[TestSend], actor: NamedDependency[crmkit.User]
-    ) -> dict[str, Any]:
+    ) -> CampaignTestSent:
         record = service.send_test(
             crm,
             name,
@@ -215,7 +246,7 @@ def routes(crm: crmkit.CRM) -> list[Any]:
             language=data.language,
             actor=actor,
         )
-        return {"address": record.address, "status": record.status, "key": record.key}
+        return CampaignTestSent(address=record.address, status=record.status, key=record.key)
 
     @delete(
         "/{name:str}",
@@ -236,6 +267,7 @@ def routes(crm: crmkit.CRM) -> list[Any]:
         summary="A tracked link of a campaign mail (public: the token is signed)",
         responses=problems(400),
         status_code=302,
+        media_type=MediaType.TEXT,
     )
     def click(token: str) -> Response[Any]:
         from crmkit_campaigns.tracking import record_click
