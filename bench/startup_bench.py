@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument(
         "--plugins",
-        default="referrals,dedupe,cardscan,reminders,loyalty,insights",
+        default="referrals,dedupe,cardscan,reminders,loyalty,insights,campaigns",
         help="plugins to enable in the demo CRM, comma-separated (default: the nox demo's)",
     )
     arguments = parser.parse_args()

@@ -23,6 +23,7 @@ PLUGIN_MODULES = (
     "crmkit_brokers",
     "crmkit_referrals",
     "crmkit_insights",
+    "crmkit_campaigns",
 )
 
 
@@ -88,7 +89,16 @@ def crm_folder(tmp_path: Path) -> Path:
     and the example plugin enabled."""
     command = [CRMKIT]
     subprocess.run([*command, "init"], cwd=tmp_path, check=True, capture_output=True)
-    for name in ("referrals", "dedupe", "cardscan", "reminders", "loyalty", "brokers", "insights"):
+    for name in (
+        "referrals",
+        "dedupe",
+        "cardscan",
+        "reminders",
+        "loyalty",
+        "brokers",
+        "insights",
+        "campaigns",
+    ):
         subprocess.run(
             [*command, "plugins", "enable", name], cwd=tmp_path, check=True, capture_output=True
         )
@@ -108,7 +118,16 @@ def test_root_help_in_a_crm_folder_lists_plugin_commands_without_loading_them(
     )
     plugin_section = result.stdout.split("Plugin commands:")[1]
     listed = [line.split()[0] for line in plugin_section.strip().splitlines()]
-    assert listed == ["brokers", "cards", "dedupe", "insight", "loyalty", "referrals", "reminders"]
+    assert listed == [
+        "brokers",
+        "campaigns",
+        "cards",
+        "dedupe",
+        "insight",
+        "loyalty",
+        "referrals",
+        "reminders",
+    ]
     assert "Duplicate detection and merge" in plugin_section
 
 
