@@ -19,6 +19,7 @@ import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_insights
 import crmkit_loyalty
+import crmkit_tickets
 import pytest
 from api_support import Api, open_api
 
@@ -83,6 +84,7 @@ def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
             "loyalty": crmkit_loyalty,
             "cardscan": crmkit_cardscan,
             "insights": crmkit_insights,
+            "tickets": crmkit_tickets,  # examples/crmkit-tickets: a third party's routes
         }
     )
     crm.pipelines.create("Sales")
