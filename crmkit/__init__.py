@@ -8,6 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from crmkit.api.schemas import MatchedRecord
     from crmkit.app import CRM, open_crm
     from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
     from crmkit.assignment.rules import Candidate as AssignmentCandidate
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         TokenRejected,
         ValidationError,
     )
+    from crmkit.events.outbox import OutboxEvent
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
@@ -120,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "DeskTile": "crmkit.desk.extensions",
     "DeskView": "crmkit.desk.extensions",
     "DisclosedMatch": "crmkit.duplicates",
+    "MatchedRecord": "crmkit.api.schemas",
     "DuplicateAction": "crmkit.duplicates",
     "DuplicateCheck": "crmkit.services.duplicate_check",
     "DuplicateError": "crmkit.errors",
@@ -146,6 +149,7 @@ _EXPORTS: dict[str, str] = {
     "OcrEngine": "crmkit.cards",
     "OcrLine": "crmkit.cards",
     "Operation": "crmkit.services.operation",
+    "OutboxEvent": "crmkit.events.outbox",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
     "ParentLink": "crmkit.entities.registry",
@@ -237,6 +241,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MatchedRecord",
     "MeasureContext",
     "MergeResult",
     "MergeService",
@@ -248,6 +253,7 @@ __all__ = [
     "OcrEngine",
     "OcrLine",
     "Operation",
+    "OutboxEvent",
     "OutgoingMessage",
     "Page",
     "ParentLink",
