@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent
 
 # The example third-party plugin distribution; the test suite and the demo use it.
 REFERRALS_PLUGIN = Path("examples/crmkit-referrals")
+# A second third-party plugin, written from the plugin docs alone (issue 18's held-out
+# check); the test suite runs its own tests on both engines.
+TICKETS_PLUGIN = Path("examples/crmkit-tickets")
 
 # Folders whose Python code is type-checked, when they hold any.
 TYPED_SOURCE_DIRS = ("crmkit", "plugins")
@@ -47,6 +50,7 @@ DEMO_SETUP = [
     "plugins enable reminders",
     "plugins enable loyalty",
     "plugins enable insights",
+    "plugins enable campaigns",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -75,6 +79,9 @@ DEMO_STEPS = [
     # the insight plugin: this year's sales funnel and the customers' RFM segments
     "insight funnel",
     "insight rfm",
+    # the campaigns plugin's demo data: li.na's welcome campaign, started; the worker's pass
+    # queued its first mails (the demo has no SMTP server: they wait in the delivery log)
+    "campaigns show 欢迎新客户",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -99,6 +106,7 @@ DEMO_NEXT_STEPS = [
     ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
     ("The sales funnel as a picture", "{crmkit} --config {config} insight funnel --png f.png"),
     ("Who is slipping away", "{crmkit} --config {config} insight churn"),
+    ("An e-mail campaign", "{crmkit} --config {config} campaigns show 欢迎新客户"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
@@ -116,15 +124,17 @@ nox.options.sessions = [
 nox.options.error_on_external_run = True
 
 
-def crmkit_with_example_plugin(extra: str = "") -> list[str]:
-    """Install arguments for crmkit (editable, with `extra`) plus the example plugin.
+def crmkit_with_example_plugin(extra: str = "", *, tickets: bool = False) -> list[str]:
+    """Install arguments for crmkit (editable, with `extra`) plus the example plugin (and,
+    with `tickets`, the held-out tickets plugin).
 
-    Both go into one install command so the plugin's dependency on crmkit is met by
+    They go into one install command so the plugins' dependency on crmkit is met by
     this checkout, never looked up on a package index.
     """
     arguments = ["-e", f".[{extra}]" if extra else "."]
-    if REFERRALS_PLUGIN.is_dir():
-        arguments += ["-e", str(REFERRALS_PLUGIN)]
+    for plugin in (REFERRALS_PLUGIN, TICKETS_PLUGIN) if tickets else (REFERRALS_PLUGIN,):
+        if plugin.is_dir():
+            arguments += ["-e", str(plugin)]
     return arguments
 
 
@@ -146,7 +156,7 @@ def types(session: nox.Session) -> None:
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
     session.install(
         "-e",
-        ".[dedupe,loyalty,cardscan,brokers,reminders,insights]",
+        ".[dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns]",
         "litestar",
         "mypy",
         "pytest",
@@ -159,7 +169,9 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,insights"),
+        *crmkit_with_example_plugin(
+            "dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns", tickets=True
+        ),
         "import-linter",
     )
     session.run("lint-imports", *session.posargs)
@@ -179,7 +191,7 @@ def run_tests(session: nox.Session, database: str, env: dict[str, str] | None = 
 @nox.session(name="tests-sqlite")
 def tests_sqlite(session: nox.Session) -> None:
     """Run the tests on SQLite (embedded, nothing to start)."""
-    session.install(*crmkit_with_example_plugin("test"))
+    session.install(*crmkit_with_example_plugin("test", tickets=True))
     run_tests(session, "sqlite")
 
 
@@ -191,7 +203,7 @@ def tests_postgres(session: nox.Session) -> None:
     create and drop their own throwaway databases through it.
     """
     url = os.environ.get("CRMKIT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    session.install(*crmkit_with_example_plugin("test"))
+    session.install(*crmkit_with_example_plugin("test", tickets=True))
     problem = postgres_connection_problem(session, url)
     if problem:
         session.error(
@@ -225,7 +237,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,insights]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -238,7 +250,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders,campaigns"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -251,7 +263,9 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights"))
+    session.install(
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights,campaigns")
+    )
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)
