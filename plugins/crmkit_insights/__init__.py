@@ -21,19 +21,25 @@ reading only what the actor may read. Needs the ``insights`` extra (``pip instal
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-# The dependency of the extra, imported here so a missing one fails the plugin's import.
-import matplotlib  # noqa: F401
-
 import crmkit
 from crmkit_insights.hooks import InsightHooks
-from crmkit_insights.models import STAGE_MOVES, InsightStageMove
+from crmkit_insights.models import STAGE_MOVES, InsightCustomerMeasure, InsightStageMove
 from crmkit_insights.registry import PLUGIN_NAME, Chart, ChartData, Measure, declare_hooks
+
+# The dependency of the extra: a missing one fails the plugin's import (``crmkit plugins list``
+# shows it) instead of a chart later; looked up, not imported (matplotlib takes a second to
+# import and is needed only to draw).
+if importlib.util.find_spec("matplotlib") is None:
+    raise ImportError(
+        "the insights plugin draws charts with matplotlib: pip install 'crmkit[insights]'"
+    )
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Sales funnel, RFM, value tiers, churn risk, lifecycle stages, trends, charts",
@@ -44,6 +50,7 @@ __all__ = [
     "PLUGIN_NAME",
     "Chart",
     "ChartData",
+    "InsightCustomerMeasure",
     "InsightHooks",
     "InsightStageMove",
     "Measure",
@@ -162,13 +169,23 @@ def _moment(value: Any) -> Any:
 
 @crmkit.hookimpl
 def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
-    """``insight.tiers`` (write value tiers) and ``insight.lifecycle`` (move lifecycle
-    stages), each when its ``*_every_hours`` setting is above 0."""
-    from crmkit_insights.service import lifecycle_job, tiers_job
+    """``insight.refresh`` (the customer measures segments filter on; every 24 hours by
+    default), ``insight.tiers`` (write value tiers) and ``insight.lifecycle`` (move
+    lifecycle stages), each when its ``*_every_hours`` setting is above 0."""
+    from crmkit_insights.service import lifecycle_job, refresh_job, tiers_job
     from crmkit_insights.settings import settings_of
 
     options = settings_of(crm)
     jobs = []
+    if options.refresh_every_hours:
+        jobs.append(
+            crmkit.ScheduledJob(
+                "insight.refresh",
+                refresh_job,
+                every_seconds=options.refresh_every_hours * 3600,
+                description="Recompute the customer measures segments filter on",
+            )
+        )
     if options.tiers_every_hours:
         jobs.append(
             crmkit.ScheduledJob(
@@ -188,6 +205,16 @@ def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
             )
         )
     return jobs
+
+
+@crmkit.hookimpl
+def crmkit_segment_measures(crm: crmkit.CRM) -> list[crmkit.SegmentMeasure]:
+    """Contacts' ``rfm_segment``, ``r_score``, ``f_score``, ``m_score``, ``pareto_tier``,
+    ``churn_risk`` and ``lifecycle_by_rules`` for segments, read from the snapshot that
+    ``crmkit insight refresh`` (or the ``insight.refresh`` job) computes."""
+    from crmkit_insights.snapshot import segment_measures
+
+    return segment_measures(crm)
 
 
 @crmkit.hookimpl

@@ -130,6 +130,11 @@ class InsightController(Controller):
         """Move the contacts' lifecycle stages by the rules (needs ``insight:write``)."""
         return service.lifecycle(crm, write=True, actor=actor)
 
+    @post("/refresh", sync_to_thread=True, status_code=200, responses=WRITE)
+    def refresh(self, crm: CrmDependency, actor: ActorDependency) -> dict[str, Any]:
+        """Recompute the customer measures segments filter on (needs ``insight:write``)."""
+        return service.refresh(crm, actor=actor)
+
     @get("/trend", sync_to_thread=True, responses=READ)
     def trend(
         self,
