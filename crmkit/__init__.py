@@ -8,6 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from crmkit.api.schemas import MatchedRecord
     from crmkit.app import CRM, open_crm
     from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
     from crmkit.assignment.rules import Candidate as AssignmentCandidate
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     )
     from crmkit.entities.custom_fields import CustomField, FieldType
     from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
-    from crmkit.entities.registry import EntityType
+    from crmkit.entities.registry import EntityType, ParentLink
     from crmkit.entities.segments import MeasureContext, SegmentMeasure
     from crmkit.errors import (
         ConfigError,
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
         TokenRejected,
         ValidationError,
     )
+    from crmkit.events.outbox import OutboxEvent
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
@@ -120,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "DeskTile": "crmkit.desk.extensions",
     "DeskView": "crmkit.desk.extensions",
     "DisclosedMatch": "crmkit.duplicates",
+    "MatchedRecord": "crmkit.api.schemas",
     "DuplicateAction": "crmkit.duplicates",
     "DuplicateCheck": "crmkit.services.duplicate_check",
     "DuplicateError": "crmkit.errors",
@@ -146,8 +149,10 @@ _EXPORTS: dict[str, str] = {
     "OcrEngine": "crmkit.cards",
     "OcrLine": "crmkit.cards",
     "Operation": "crmkit.services.operation",
+    "OutboxEvent": "crmkit.events.outbox",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
+    "ParentLink": "crmkit.entities.registry",
     "PermissionDenied": "crmkit.errors",
     "Pipeline": "crmkit.entities",
     "PluginError": "crmkit.errors",
@@ -236,6 +241,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MatchedRecord",
     "MeasureContext",
     "MergeResult",
     "MergeService",
@@ -247,8 +253,10 @@ __all__ = [
     "OcrEngine",
     "OcrLine",
     "Operation",
+    "OutboxEvent",
     "OutgoingMessage",
     "Page",
+    "ParentLink",
     "PermissionDenied",
     "Pipeline",
     "PluginError",
