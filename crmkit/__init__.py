@@ -68,6 +68,7 @@ if TYPE_CHECKING:
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
     from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+    from crmkit.messages.models import Suppression
     from crmkit.messages.outbox import Message, SendResult
     from crmkit.plugins import PluginSpec, hookimpl
     from crmkit.services.disclosure import (
@@ -170,6 +171,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "crmkit.settings",
     "Stage": "crmkit.entities",
     "StageKind": "crmkit.entities",
+    "Suppression": "crmkit.messages.models",
     "Task": "crmkit.entities",
     "TaskStatus": "crmkit.entities",
     "Team": "crmkit.entities",
@@ -274,6 +276,7 @@ __all__ = [
     "Settings",
     "Stage",
     "StageKind",
+    "Suppression",
     "Task",
     "TaskStatus",
     "Team",
