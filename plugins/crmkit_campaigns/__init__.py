@@ -24,15 +24,25 @@ from typing import Any
 
 import click
 
-# The dependency of the extra, imported here so a missing one fails the plugin's import.
-import jinja2  # noqa: F401
-
 import crmkit
-from crmkit_campaigns.models import Campaign, CampaignMember, DomainCounter
+
+# The library of the extra: a missing one fails the plugin's import (``crmkit plugins list``
+# shows it) without importing it here; it loads where mails are rendered.
+crmkit.require_modules("jinja2", install="pip install 'crmkit[campaigns]'")
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_campaigns.models import Campaign, CampaignMember, DomainCounter  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Segment-targeted e-mail campaigns: sequences, follow-ups, thank-yous",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={
+        "campaigns": (
+            "E-mail campaigns to a segment or a filter of contacts: first mail, follow-ups, "
+            "thank-yous."
+        )
+    },
 )
 
 __all__ = ["Campaign", "CampaignMember", "DomainCounter", "crmkit_plugin"]

@@ -21,7 +21,6 @@ reading only what the actor may read. Needs the ``insights`` extra (``pip instal
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,21 +28,36 @@ from typing import Any
 import click
 
 import crmkit
-from crmkit_insights.hooks import InsightHooks
-from crmkit_insights.models import STAGE_MOVES, InsightCustomerMeasure, InsightStageMove
-from crmkit_insights.registry import PLUGIN_NAME, Chart, ChartData, Measure, declare_hooks
 
-# The dependency of the extra: a missing one fails the plugin's import (``crmkit plugins list``
-# shows it) instead of a chart later; looked up, not imported (matplotlib takes a second to
-# import and is needed only to draw).
-if importlib.util.find_spec("matplotlib") is None:
-    raise ImportError(
-        "the insights plugin draws charts with matplotlib: pip install 'crmkit[insights]'"
-    )
+# The library of the extra: a missing one fails the plugin's import (``crmkit plugins list``
+# shows it) without importing it here; charts load it when they draw.
+crmkit.require_modules("matplotlib", install="pip install 'crmkit[insights]'")
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_insights.hooks import InsightHooks  # noqa: E402
+from crmkit_insights.models import (  # noqa: E402
+    STAGE_MOVES,
+    InsightCustomerMeasure,
+    InsightStageMove,
+)
+from crmkit_insights.registry import (  # noqa: E402
+    PLUGIN_NAME,
+    Chart,
+    ChartData,
+    Measure,
+    declare_hooks,
+)
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Sales funnel, RFM, value tiers, churn risk, lifecycle stages, trends, charts",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={
+        "insight": (
+            "Sales funnel, RFM, value tiers, churn risk, lifecycle and trends (bundled "
+            "plugin insights)."
+        )
+    },
 )
 
 __all__ = [
