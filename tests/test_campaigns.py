@@ -693,3 +693,35 @@ def test_a_tampered_click_token_is_refused() -> None:
     with pytest.raises(crmkit.CRMError):
         read_click_token("secret", f"{forged}.{mac}")
     assert read_click_token("secret", f"{payload}.{mac}")[2] == "https://shop.example"
+
+
+# -- templates: what is known is accepted, anything else refused by name ----------------------
+
+KNOWN = frozenset({"full_name", "email", "campaign", "unsubscribe_url", "track"})
+IDENTIFIER = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True).filter(
+    lambda name: name not in {"true", "false", "none", "True", "False", "None", "loop"}
+)
+
+
+@given(name=IDENTIFIER)
+def test_a_template_naming_any_unknown_variable_is_refused_by_name(name: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    text = f"您好 {{{{ full_name }}}}，{{{{ {name} }}}}"
+    if name in KNOWN:
+        check_template(text, KNOWN, "body")
+    else:
+        with pytest.raises(crmkit.ValidationError, match=name):
+            check_template(text, KNOWN, "body")
+
+
+@given(text=st.text(max_size=80))
+def test_any_text_is_accepted_or_refused_with_a_validation_error(text: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    fields: list[str] = []
+    try:
+        check_template(text, KNOWN, "body")
+    except crmkit.ValidationError as error:  # any other exception fails the test
+        fields = [e.field for e in error.errors]
+    assert fields in ([], ["body"])
