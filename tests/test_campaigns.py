@@ -399,6 +399,42 @@ def test_no_one_is_mailed_after_unsubscribing_in_any_campaign(
     assert stayer.id
 
 
+def test_an_unsubscribe_between_queueing_and_delivery_is_honoured_at_once(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    contacts(crm, "quick@one.example")
+    service.create_campaign(crm, "spring", definition())
+    service.start_campaign(crm, "spring")
+    run_campaigns(crm)  # queued, not yet delivered
+    token = crm.messages.unsubscribe_url("email", "quick@one.example").rsplit("/", 1)[1]
+
+    crm.messages.unsubscribe(token)
+    stats = deliver(crm)
+
+    assert (stats.sent, stats.suppressed) == (0, 1)
+    assert smtp_server.received == []
+
+
+def test_a_contact_the_owner_no_longer_sees_leaves_the_campaign(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    crm.roles.create("marketer")
+    crm.roles.grant("marketer", "campaign:manage")
+    rep = crm.users.create("li.na", team="East", roles=("sales_rep", "marketer"))
+    other = crm.users.create("wang.fang", team="East", roles=("sales_rep",))
+    moved = crm.contacts.create({"full_name": "转走", "email": "moved@one.example"}, actor=rep)
+    crm.contacts.create({"full_name": "留下", "email": "kept@one.example"}, actor=rep)
+    service.create_campaign(crm, "hers", definition(), actor=rep)
+    service.start_campaign(crm, "hers", actor=rep)
+    crm.contacts.update(moved.id, {"owner_id": other.id})
+
+    (result,) = run_campaigns(crm)
+    deliver(crm)
+
+    assert (result.left, result.sent) == (1, 1)
+    assert [m["To"] for m in smtp_server.received] == ["kept@one.example"]
+
+
 class RefusingServer(MailServer):
     """A server that answers DATA with ``answer`` (a 5xx or a 4xx) while it is set."""
 
@@ -657,3 +693,35 @@ def test_a_tampered_click_token_is_refused() -> None:
     with pytest.raises(crmkit.CRMError):
         read_click_token("secret", f"{forged}.{mac}")
     assert read_click_token("secret", f"{payload}.{mac}")[2] == "https://shop.example"
+
+
+# -- templates: what is known is accepted, anything else refused by name ----------------------
+
+KNOWN = frozenset({"full_name", "email", "campaign", "unsubscribe_url", "track"})
+IDENTIFIER = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True).filter(
+    lambda name: name not in {"true", "false", "none", "True", "False", "None", "loop"}
+)
+
+
+@given(name=IDENTIFIER)
+def test_a_template_naming_any_unknown_variable_is_refused_by_name(name: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    text = f"您好 {{{{ full_name }}}}，{{{{ {name} }}}}"
+    if name in KNOWN:
+        check_template(text, KNOWN, "body")
+    else:
+        with pytest.raises(crmkit.ValidationError, match=name):
+            check_template(text, KNOWN, "body")
+
+
+@given(text=st.text(max_size=80))
+def test_any_text_is_accepted_or_refused_with_a_validation_error(text: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    fields: list[str] = []
+    try:
+        check_template(text, KNOWN, "body")
+    except crmkit.ValidationError as error:  # any other exception fails the test
+        fields = [e.field for e in error.errors]
+    assert fields in ([], ["body"])

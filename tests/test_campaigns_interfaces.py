@@ -104,6 +104,10 @@ def test_a_campaign_is_written_tested_started_and_run_from_the_command_line(
     assert "members: active 1" in cli.ok("campaigns", "show", "春季")
     assert "running" in cli.ok("campaigns", "list")
     assert "paused" in cli.ok("campaigns", "pause", "春季")
+    assert "2 step(s)" not in cli.ok("campaigns", "update", "春季", "--file", spring)
+    assert "--yes" in cli.run("campaigns", "delete", "春季").output
+    assert "deleted" in cli.ok("campaigns", "delete", "春季", "--yes")
+    assert cli.ok("campaigns", "list") == "No campaigns.\n"
 
 
 def test_bad_input_is_one_line_naming_the_problem(cli: CommandLine, tmp_path: Path) -> None:
@@ -147,6 +151,13 @@ def test_a_marketer_runs_a_campaign_on_their_contacts_through_the_api(
     assert started.json()["audience"] == 1
     assert_problem(api.call("GET", f"{BASE}/春季", "zhou"), 404)
     assert api.call("GET", f"{BASE}/", "zhou").json() == []
+    steps = [*STEPS, {**STEPS[0], "kind": "follow_up", "after_days": 2}]
+    updated = api.call("PUT", f"{BASE}/春季", "li.na", json={"steps": steps})
+    assert updated.status_code == 200, updated.text
+    assert [s["kind"] for s in updated.json()["steps"]] == ["first", "follow_up"]
+    assert api.call("POST", f"{BASE}/春季/pause", "li.na").json()["status"] == "paused"
+    assert api.call("DELETE", f"{BASE}/春季", "li.na").status_code == 204
+    assert_problem(api.call("GET", f"{BASE}/春季", "li.na"), 404)
 
 
 def test_an_unknown_template_variable_is_a_422_naming_the_step(api: Api) -> None:

@@ -127,9 +127,10 @@ class CampaignTestSent(msgspec.Struct, kw_only=True):
 def _raw(data: Definition) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "steps": [msgspec.to_builtins(step) for step in data.steps],
-        "filters": dict(data.filters),
         "allow_same_day": data.allow_same_day,
     }
+    if data.filters:  # none given: an update keeps the audience
+        raw["filters"] = dict(data.filters)
     if data.segment is not None:
         raw["segment"] = data.segment
     if data.window is not None:

@@ -208,12 +208,16 @@ def _check_audience(crm: crmkit.CRM, owner: crmkit.User | None, checked: Mapping
 def update_campaign(
     crm: crmkit.CRM, name: str, raw: Mapping[str, Any], *, actor: crmkit.User | None = None
 ) -> CampaignInfo:
-    """Replace a campaign's definition (steps, window, audience) with a checked one. A
-    running campaign keeps its members: new steps apply from their next mail on."""
-    checked = check_definition(crm, raw)
+    """Replace a campaign's definition (steps, window, audience) with a checked one; a
+    definition without ``segment`` or ``filters`` keeps the audience. A started campaign
+    keeps its members and audience: new steps apply from their next mail on."""
     with crm.transaction(actor, write=False) as op:
         campaign = _find(op, name)
         owner = op.session.get(crmkit.User, campaign.owner_id) if campaign.owner_id else None
+        kept = {"segment": campaign.segment, "filters": dict(campaign.filters)}
+    if "segment" not in raw and "filters" not in raw:  # no audience given: it stays
+        raw = {**raw, **{key: value for key, value in kept.items() if value}}
+    checked = check_definition(crm, raw)
     _check_audience(crm, owner, checked)
     with crm.transaction(actor) as op:
         campaign = _find(op, name)
