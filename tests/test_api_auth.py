@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -148,12 +149,19 @@ def test_a_team_move_through_another_instance_is_seen_by_the_next_request(
     assert (first["team_id"], second["team_id"]) == (teams["East"], teams["West"])
 
 
+@dataclass
+class Pong:
+    """A plugin route's typed answer (the kit refuses untyped routes)."""
+
+    pong: str
+
+
 def test_a_route_that_opens_no_operation_still_refuses_a_revoked_token(
     make_crm: Callable[..., crmkit.CRM],
 ) -> None:
     @get("/ping", sync_to_thread=False)
-    def ping() -> dict[str, str]:
-        return {"pong": "yes"}
+    def ping() -> Pong:
+        return Pong(pong="yes")
 
     class Embedded:
         @crmkit.hookimpl

@@ -659,6 +659,29 @@ def test_a_reps_campaign_reaches_only_the_contacts_the_rep_may_see(
     assert service.list_campaigns(crm, actor=other) == []
 
 
+def test_a_field_hidden_from_the_owner_renders_empty_in_their_campaign(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    crm.roles.create("marketer")
+    crm.roles.grant("marketer", "campaign:manage")
+    crm.roles.grant("marketer", "contact:read", "own")
+    crm.roles.set_field_rule("marketer", "contact", "phone", "hidden")
+    rep = crm.users.create("li.na", team="East", roles=("marketer",))
+    crm.contacts.create(
+        {"full_name": "张伟", "email": "zw@one.example", "phone": "13812345678", "owner_id": rep.id}
+    )
+    steps = definition()["steps"][:1]
+    steps[0] = {**steps[0], "body": {"zh": "电话：[{{ phone }}]"}}
+    service.create_campaign(crm, "hers", {"steps": steps}, actor=rep)
+    service.start_campaign(crm, "hers", actor=rep)
+
+    run_campaigns(crm)
+    deliver(crm)
+
+    (mail,) = smtp_server.received
+    assert mail.get_content().strip() == "电话：[]"
+
+
 def test_managing_campaigns_needs_campaign_manage(crm: crmkit.CRM) -> None:
     rep = crm.users.create("li.na", team="East", roles=("sales_rep",))
     with pytest.raises(crmkit.PermissionDenied, match="campaign:manage"):
