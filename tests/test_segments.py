@@ -478,3 +478,20 @@ def test_any_other_text_is_not_a_relative_date(text: str) -> None:
         "quarter_start",
         "year_start",
     }
+
+
+def test_a_field_hidden_on_the_related_entity_cannot_be_filtered_through_the_relation(
+    world: SimpleNamespace,
+) -> None:
+    crm = world.crm
+    crm.roles.create("no_city")
+    for permission in ("contact:read", "account:read", "segment:read"):
+        crm.roles.grant("no_city", permission, "all")
+    crm.roles.set_field_rule("no_city", "account", "city", "hidden")
+    viewer = crm.users.create("viewer", roles=["no_city"])
+
+    with pytest.raises(crmkit.ValidationError) as error:
+        crm.contacts.count({"account.city": "上海"}, actor=viewer)
+
+    assert field_errors(error) == {"city": "unknown field of account"}
+    assert crm.contacts.count({"account.name": "星辰贸易"}, actor=viewer) == 2
