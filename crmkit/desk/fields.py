@@ -75,6 +75,8 @@ def title_of(record: Mapping[str, Any]) -> str:
 
 def display(value: Any) -> str:
     """A value as text on a page."""
+    if type(value) is str and value:  # most cells: no conversion to try
+        return value
     if value is None or value == "" or value == [] or value == {}:
         return "—"
     if isinstance(value, bool):

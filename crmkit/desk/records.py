@@ -36,7 +36,7 @@ from crmkit.desk.fields import (
     submitted_values,
     title_of,
 )
-from crmkit.desk.render import page
+from crmkit.desk.render import page, row_cells
 from crmkit.desk.session import DESK_PATH, Cookies, Desk, current_desk
 from crmkit.entities.registry import EntityType
 from crmkit.errors import ConflictError, CRMError, PermissionDenied, ValidationError
@@ -141,15 +141,11 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             hidden, _read_only = field_rules(desk, entity.name)
             columns = tuple(name for name in columns if name not in hidden)
         references = reference_entities(crm, entity)
-        rows = [
-            {
-                "id": item["id"],
-                "href": f"{DESK_PATH}/{entity_name}/{item['id']}",
-                "title": title_of(item),
-                "cells": [_cell(item, name, references) for name in columns],
-            }
-            for item in items
-        ]
+        rows = []
+        for item in items:
+            href = f"{DESK_PATH}/{entity_name}/{item['id']}"
+            cells = [_cell(item, name, references) for name in columns]
+            rows.append({"id": item["id"], "href": href, "cells": row_cells(href, cells)})
         base = {"q": search, "sort": sort, "field": field, "value": value}
         if mine:
             base["mine"] = "1"
