@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
+import sqlalchemy as sa
 from crmkit_loyalty import coupons, jobs, service, views
 from crmkit_loyalty.cards import is_valid
 from loyalty_support import days_ago, loyalty_crm, member
@@ -115,6 +116,60 @@ def test_the_same_idempotency_key_twice_changes_nothing(crm: crmkit.CRM) -> None
     assert views.card(crm, number)["balance"] == 5
     with pytest.raises(crmkit.ConflictError, match="already used for a purchase"):
         service.redeem(crm, number, 1, key="k1")
+
+
+def test_an_earn_and_a_redemption_send_their_writes_in_one_statement_on_postgresql(
+    crm: crmkit.CRM,
+) -> None:
+    _, number = member(crm)
+    seen: list[str] = []
+
+    def capture(conn: object, cursor: object, statement: str, *_: object) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb != "BEGIN":  # SQLite's BEGIN IMMEDIATE
+            seen.append(verb)
+
+    sa.event.listen(crm.engine, "before_cursor_execute", capture)
+    try:
+        earned = service.record_purchase(crm, number, 10, receipt_id="R1", key="k1")
+        earn_statements = list(seen)
+        seen.clear()
+        service.redeem(crm, number, 4, key="k2")
+        redeem_statements = list(seen)
+    finally:
+        sa.event.remove(crm.engine, "before_cursor_execute", capture)
+    if crm.engine.dialect.name == "postgresql":
+        # the card lock, the writes (purchase, lot, entry, card, key), the outbox
+        assert earn_statements == ["SELECT", "WITH", "INSERT"]
+        assert redeem_statements == ["SELECT", "WITH", "INSERT"]
+    else:
+        assert earn_statements == [
+            "SELECT",
+            "INSERT",
+            "INSERT",
+            "INSERT",
+            "UPDATE",
+            "INSERT",
+            "INSERT",
+        ]
+        assert redeem_statements == ["SELECT", "UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT"]
+    # what the one statement wrote is all there: the purchase under the id the answer gives,
+    # its points spent, the card's balance, the answers to both keys
+    rows = views.statement(crm, number)
+    assert [(row["kind"], row["points"]) for row in rows] == [("earn", 10), ("redeem", -4)]
+    assert views.card(crm, number)["balance"] == 6
+    assert service.record_purchase(crm, number, 10, receipt_id="R1", key="k1") == {
+        **earned,
+        "repeated": True,
+    }
+    assert service.redeem(crm, number, 4, key="k2")["repeated"] is True
+    with crm.transaction() as op:
+        purchase_id = (
+            op.session.connection()
+            .exec_driver_sql("SELECT id FROM loyalty_purchases WHERE receipt_id = 'R1'")
+            .scalar()
+        )
+    assert purchase_id == earned["purchase_id"]
 
 
 def test_a_refund_takes_back_spent_points_down_to_zero_and_says_so(crm: crmkit.CRM) -> None:

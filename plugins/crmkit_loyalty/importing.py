@@ -374,42 +374,20 @@ def _import_batch(
         )
         if points <= 0:
             continue
-        available = program.available(when)
-        pending = available > now
-        remaining = points
-        if not pending and card.balance < 0:
-            remaining -= min(points, -card.balance)
-        lots.append(
-            {
-                "card_id": card.id,
-                "purchase_id": len(purchases) - 1,  # replaced by the id below
-                "points": points,
-                "remaining": remaining,
-                "pending": pending,
-                "earned_at": when,
-                "available_at": available,
-                "expires_at": _expiry(expiries, card, when),
-                "notified_at": None,
-            }
+        credited = ledger.credit_rows(
+            card,
+            points,
+            kind="earn",
+            now=now,
+            actor_id=op.actor_id,
+            earned_at=when,
+            purchase_id=len(purchases) - 1,  # replaced by the purchase's id below
+            pending=True,  # pending only while the return window is still open
+            expires_at=_expiry(expiries, card, when),
+            note=", ".join(rules)[:200] or None,
         )
-        entries.append(
-            {
-                "card_id": card.id,
-                "kind": "earn",
-                "points": 0 if pending else points,
-                "pending": points if pending else 0,
-                "purchase_id": len(purchases) - 1,
-                "lot_id": None,
-                "coupon_id": None,
-                "note": ", ".join(rules)[:200] or None,
-                "at": now,
-                "actor_id": op.actor_id,
-            }
-        )
-        if pending:
-            card.pending += points
-        else:
-            card.balance += points
+        lots.append(credited.lot)
+        entries.append(credited.entry)
         touched[card.id] = card
         result.points += points
     if result.errors and not skip_bad:

@@ -20,29 +20,24 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from attrs import define
-from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, text, update
+from sqlalchemy import Table, and_, bindparam, func, insert, literal, select, update
 
 import crmkit
-from crmkit_loyalty.models import (
-    LoyaltyCard,
-    LoyaltyLedgerEntry,
-    LoyaltyLot,
-    LoyaltyOperation,
-    LoyaltyProgram,
-    LoyaltyPurchase,
-)
+from crmkit_loyalty.models import LoyaltyProgram
 from crmkit_loyalty.programs import Program
 from crmkit_loyalty.registry import program_by_id
+from crmkit_loyalty.writes import CARDS as CARDS
+from crmkit_loyalty.writes import LEDGER as LEDGER
+from crmkit_loyalty.writes import LOTS as LOTS
+from crmkit_loyalty.writes import OPERATIONS as OPERATIONS
+from crmkit_loyalty.writes import PURCHASES as PURCHASES
+from crmkit_loyalty.writes import Writes
 
-CARDS: Table = LoyaltyCard.__table__  # type: ignore[assignment]
-LOTS: Table = LoyaltyLot.__table__  # type: ignore[assignment]
-LEDGER: Table = LoyaltyLedgerEntry.__table__  # type: ignore[assignment]
-PURCHASES: Table = LoyaltyPurchase.__table__  # type: ignore[assignment]
-OPERATIONS: Table = LoyaltyOperation.__table__  # type: ignore[assignment]
 PROGRAMS: Table = LoyaltyProgram.__table__  # type: ignore[assignment]
 CONTACTS: Table = crmkit.Contact.__table__  # type: ignore[assignment]
 
@@ -70,6 +65,8 @@ class LockedCard:
     #: the qualifying spend and points over the default window, when the lock read them
     #: (with the window's start)
     window: tuple[dt.datetime, decimal.Decimal, decimal.Decimal] | None = None
+    #: the id the operation's new purchase takes, when the lock drew it
+    next_purchase_id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The card's state as JSON-ready values."""
@@ -90,9 +87,36 @@ class LockedCard:
 DEFAULT_WINDOW = (12, "Asia/Shanghai")
 
 
-def _card_query(op: crmkit.Operation, by: str, with_qualifying: bool = False) -> Any:
+def _card_query(
+    op: crmkit.Operation, by: str, with_qualifying: bool, with_purchase_id: bool
+) -> Any:
+    """The card lock's statement; built once per shape for an actor who sees every contact
+    (building it is a good part of a short operation's time in Python)."""
     access = op.access
     condition = access.condition(crmkit.Contact, access.require("contact:read"))
+    dialect = op.session.connection().dialect.name
+    if condition is not None:
+        return _build_card_query(dialect, by, with_qualifying, with_purchase_id, condition)
+    return _cached_card_query(dialect, by, with_qualifying, with_purchase_id)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_card_query(dialect: str, by: str, with_qualifying: bool, with_purchase_id: bool) -> Any:
+    return _build_card_query(dialect, by, with_qualifying, with_purchase_id, None)
+
+
+def _next_id(dialect: str) -> Any:
+    """The id the next purchase takes, drawn in the lock's statement: PostgreSQL's sequence
+    of the column (as its default would draw it), or on SQLite the largest id plus one, which
+    is SQLite's own choice while the write transaction holds the database lock."""
+    if dialect == "postgresql":
+        return func.nextval(func.pg_get_serial_sequence(PURCHASES.name, "id"))
+    return select(func.coalesce(func.max(PURCHASES.c.id), 0) + 1).scalar_subquery()
+
+
+def _build_card_query(
+    dialect: str, by: str, with_qualifying: bool, with_purchase_id: bool, condition: Any
+) -> Any:
     earlier_kind = (
         select(OPERATIONS.c.kind).where(OPERATIONS.c.key == bindparam("key")).scalar_subquery()
     )
@@ -126,6 +150,8 @@ def _card_query(op: crmkit.Operation, by: str, with_qualifying: bool = False) ->
             .scalar_subquery()
             .label("earned"),
         ]
+    if with_purchase_id:
+        extra.append(_next_id(dialect).label("next_purchase_id"))
     query = (
         select(
             CARDS.c.id,
@@ -167,11 +193,15 @@ def lock_card(
     key: str | None = None,
     now: dt.datetime,
     with_qualifying: bool = False,
+    with_purchase_id: bool = False,
 ) -> LockedCard:
     """Lock and read a card the actor may see (its contact within their ``contact:read``
     scope); ``NotFoundError`` for an unknown card or one outside the scope (the same
-    answer, so the error reveals nothing)."""
-    query = _card_query(op, "number" if number is not None else "id", with_qualifying)
+    answer, so the error reveals nothing). ``with_qualifying`` reads the tier window's
+    values too, ``with_purchase_id`` the id a new purchase takes (in write transactions)."""
+    query = _card_query(
+        op, "number" if number is not None else "id", with_qualifying, with_purchase_id
+    )
     window_start = default_window_start(now)
     params = {
         "number": number,
@@ -213,6 +243,7 @@ def lock_card(
             if with_qualifying
             else None
         ),
+        next_purchase_id=int(row.next_purchase_id) if with_purchase_id else None,
     )
 
 
@@ -240,50 +271,75 @@ def require_active(op: crmkit.Operation, card: LockedCard) -> None:
     raise crmkit.ConflictError(f"card {card.number} is {card.status}{successor}")
 
 
+def ledger_row(row: dict[str, Any], *, at: dt.datetime, actor_id: int | None) -> dict[str, Any]:
+    """A full ``loyalty_ledger`` row from ``row`` (card_id, kind, and the optional points,
+    pending, purchase_id, lot_id, coupon_id, note, at)."""
+    return {
+        "card_id": row["card_id"],
+        "kind": row["kind"],
+        "points": row.get("points", 0),
+        "pending": row.get("pending", 0),
+        "purchase_id": row.get("purchase_id"),
+        "lot_id": row.get("lot_id"),
+        "coupon_id": row.get("coupon_id"),
+        "note": row.get("note"),
+        "at": row.get("at", at),
+        "actor_id": actor_id,
+    }
+
+
 def add_ledger(op: crmkit.Operation, rows: Sequence[dict[str, Any]]) -> None:
     """Append ledger rows (each: card_id, kind, points, pending and optional references)."""
     if not rows:
         return
     now = crmkit.utcnow()
-    full = [
-        {
-            "card_id": row["card_id"],
-            "kind": row["kind"],
-            "points": row.get("points", 0),
-            "pending": row.get("pending", 0),
-            "purchase_id": row.get("purchase_id"),
-            "lot_id": row.get("lot_id"),
-            "coupon_id": row.get("coupon_id"),
-            "note": row.get("note"),
-            "at": row.get("at", now),
-            "actor_id": op.actor_id,
-        }
-        for row in rows
-    ]
+    full = [ledger_row(row, at=now, actor_id=op.actor_id) for row in rows]
     op.session.connection().execute(insert(LEDGER), full)
 
 
-def save_card(op: crmkit.Operation, card: LockedCard) -> None:
-    """Write the card's balance, pending points and tier back."""
-    op.session.connection().execute(
-        update(CARDS)
-        .where(CARDS.c.id == card.id)
-        .values(
-            balance=card.balance,
-            pending=card.pending,
-            tier=card.tier,
-            tier_since=card.tier_since,
-            tier_grace_until=card.tier_grace_until,
-        )
+def save_card(op: crmkit.Operation, card: LockedCard, writes: Writes | None = None) -> None:
+    """Write the card's balance, pending points and tier back (with ``writes``: add it to
+    them, to be sent with the operation's other writes)."""
+    _send(
+        op,
+        writes,
+        "card",
+        {
+            "id": card.id,
+            "balance": card.balance,
+            "pending": card.pending,
+            "tier": card.tier,
+            "tier_since": card.tier_since,
+            "tier_grace_until": card.tier_grace_until,
+        },
     )
 
 
-def remember(op: crmkit.Operation, key: str | None, kind: str, result: dict[str, Any]) -> None:
+def remember(
+    op: crmkit.Operation,
+    key: str | None,
+    kind: str,
+    result: dict[str, Any],
+    writes: Writes | None = None,
+) -> None:
     """Store the answer to an idempotency key (a second use of the key gets it back)."""
     if key is not None:
-        op.session.connection().execute(
-            insert(OPERATIONS), {"key": key, "kind": kind, "result": result, "at": crmkit.utcnow()}
+        _send(
+            op,
+            writes,
+            "remember",
+            {"key": key, "kind": kind, "result": result, "at": crmkit.utcnow()},
         )
+
+
+def _send(op: crmkit.Operation, writes: Writes | None, step: str, values: dict[str, Any]) -> None:
+    """Add a step to ``writes``, or write it now when there are none."""
+    if writes is not None:
+        writes.add(step, values)
+    else:
+        now = Writes()
+        now.add(step, values)
+        now.send(op.session.connection())
 
 
 def _pay_debt(op: crmkit.Operation, card: LockedCard, lots: list[tuple[int, int]]) -> None:
@@ -337,6 +393,71 @@ def release_due(op: crmkit.Operation, card: LockedCard, now: dt.datetime) -> int
     return released
 
 
+@define
+class Credited:
+    """The rows a credit writes: its lot and its ledger entry (``purchase_id`` as given,
+    so a batch can put a placeholder there and the real id later)."""
+
+    lot: dict[str, Any]
+    entry: dict[str, Any]
+
+
+def credit_rows(
+    card: LockedCard,
+    points: int,
+    *,
+    kind: str,
+    now: dt.datetime,
+    actor_id: int | None,
+    earned_at: dt.datetime | None = None,
+    purchase_id: int | None = None,
+    pending: bool = False,
+    expires_at: dt.datetime | None = None,
+    note: str | None = None,
+) -> Credited:
+    """The lot and ledger rows that add ``points`` to ``card``, and the card's balance or
+    pending points updated to match (the caller writes the rows and the card). With
+    ``pending``, the points stay pending until the program's return window after
+    ``earned_at`` ends (when that is still ahead of ``now``); a negative balance is paid off
+    from live points first. :func:`credit` (one purchase) and the batch import both build
+    their rows here."""
+    earned = earned_at or now
+    available = card.program.available(earned) if pending else earned
+    pending = pending and available > now
+    remaining = points
+    if not pending and card.balance < 0:
+        remaining -= min(points, -card.balance)
+    if pending:
+        card.pending += points
+    else:
+        card.balance += points
+    return Credited(
+        lot={
+            "card_id": card.id,
+            "purchase_id": purchase_id,
+            "points": points,
+            "remaining": remaining,
+            "pending": pending,
+            "earned_at": earned,
+            "available_at": available,
+            "expires_at": expires_at,
+            "notified_at": None,
+        },
+        entry=ledger_row(
+            {
+                "card_id": card.id,
+                "kind": kind,
+                "points": 0 if pending else points,
+                "pending": points if pending else 0,
+                "purchase_id": purchase_id,
+                "note": note,
+            },
+            at=now,
+            actor_id=actor_id,
+        ),
+    )
+
+
 def credit(
     op: crmkit.Operation,
     card: LockedCard,
@@ -349,63 +470,26 @@ def credit(
     pending: bool = False,
     expires_at: dt.datetime | None = None,
     note: str | None = None,
+    writes: Writes | None = None,
 ) -> None:
-    """Add ``points`` as a new lot (pending until the return window ends, when ``pending``):
-    a negative balance is paid off from it first."""
+    """Add ``points`` as a new lot (see :func:`credit_rows`) and its ledger entry (with
+    ``writes``: to them)."""
     if points <= 0:
         return
-    earned = earned_at or now
-    available = card.program.available(earned) if pending else earned
-    pending = pending and available > now
-    remaining = points
-    if not pending and card.balance < 0:
-        remaining -= min(points, -card.balance)
-    op.session.connection().execute(
-        insert(LOTS),
-        {
-            "card_id": card.id,
-            "purchase_id": purchase_id,
-            "points": points,
-            "remaining": remaining,
-            "pending": pending,
-            "earned_at": earned,
-            "available_at": available,
-            "expires_at": expires_at,
-            "notified_at": None,
-        },
+    rows = credit_rows(
+        card,
+        points,
+        kind=kind,
+        now=now,
+        actor_id=op.actor_id,
+        earned_at=earned_at,
+        purchase_id=purchase_id,
+        pending=pending,
+        expires_at=expires_at,
+        note=note,
     )
-    add_ledger(
-        op,
-        [
-            {
-                "card_id": card.id,
-                "kind": kind,
-                "points": 0 if pending else points,
-                "pending": points if pending else 0,
-                "purchase_id": purchase_id,
-                "note": note,
-            }
-        ],
-    )
-    if pending:
-        card.pending += points
-    else:
-        card.balance += points
-
-
-#: Spend ``:points`` from card ``:card_id``'s live lots, soonest-expiring first (never
-#: expiring last, then by id): every lot whose points before it in that order are fewer
-#: than ``:points`` gives what is asked of it. UPDATE ... FROM with a window function, as
-#: PostgreSQL and SQLite (3.33+) both run it.
-SPEND_SOONEST = text(
-    "UPDATE loyalty_lots SET remaining = CASE"
-    " WHEN ordered.running <= :points THEN 0 ELSE ordered.running - :points END"
-    " FROM (SELECT id, remaining, sum(remaining) OVER"
-    " (ORDER BY CASE WHEN expires_at IS NULL THEN 1 ELSE 0 END, expires_at, id) AS running"
-    " FROM loyalty_lots WHERE card_id = :card_id AND remaining > 0 AND pending = false)"
-    " AS ordered"
-    " WHERE loyalty_lots.id = ordered.id AND ordered.running - ordered.remaining < :points"
-)
+    _send(op, writes, "lot", rows.lot)
+    _send(op, writes, "entry", rows.entry)
 
 
 def _live_lots(op: crmkit.Operation, card_id: int) -> list[Any]:
@@ -419,7 +503,12 @@ def _live_lots(op: crmkit.Operation, card_id: int) -> list[Any]:
 
 
 def take_from_lots(
-    op: crmkit.Operation, card: LockedCard, points: int, *, first: int | None = None
+    op: crmkit.Operation,
+    card: LockedCard,
+    points: int,
+    *,
+    first: int | None = None,
+    writes: Writes | None = None,
 ) -> int:
     """Take up to ``points`` from the live lots, lot ``first`` (if given) and then the
     soonest-expiring; returns how many were taken (the caller writes the ledger)."""
@@ -427,7 +516,7 @@ def take_from_lots(
         # the live lots hold the balance, so all of ``points`` comes from them: one UPDATE
         # with a running sum in expiry order takes them (a redemption holds the card lock
         # one round trip less than reading the lots and writing them back)
-        op.session.connection().execute(SPEND_SOONEST, {"card_id": card.id, "points": points})
+        _send(op, writes, "spend", {"card_id": card.id, "points": points})
         return points
     lots = _live_lots(op, card.id)
     if first is not None:
@@ -458,9 +547,10 @@ def debit(
     kind: str = "redeem",
     coupon_id: int | None = None,
     note: str | None = None,
+    writes: Writes | None = None,
 ) -> None:
     """Spend ``points`` (soonest-expiring first); more than the balance is refused, naming
-    the balance."""
+    the balance. With ``writes``, the lots and the ledger entry are written with them."""
     if points > card.balance:
         raise crmkit.ValidationError(
             [
@@ -471,19 +561,14 @@ def debit(
             ],
             "redemption",
         )
-    taken = take_from_lots(op, card, points)
+    taken = take_from_lots(op, card, points, writes=writes)
     assert taken == points, "the live lots hold the balance"
-    add_ledger(
+    entry = {"card_id": card.id, "kind": kind, "points": -points, "coupon_id": coupon_id}
+    _send(
         op,
-        [
-            {
-                "card_id": card.id,
-                "kind": kind,
-                "points": -points,
-                "coupon_id": coupon_id,
-                "note": note,
-            }
-        ],
+        writes,
+        "entry",
+        ledger_row({**entry, "note": note}, at=crmkit.utcnow(), actor_id=op.actor_id),
     )
     card.balance -= points
 
@@ -609,17 +694,18 @@ def qualifying(
 ) -> decimal.Decimal:
     """The card's qualifying value over the program's rolling window: spend (amount less
     refunds) or points earned (less those refunded). ``recorded`` is the purchase this
-    operation just inserted (time, amount, points)."""
+    operation is about to write (time, amount, points), not in the database yet."""
     program = card.program
     start = program.window_start(now)
+    added = decimal.Decimal(0)
+    if recorded is not None and start <= recorded[0] <= now:
+        added = decimal.Decimal(recorded[1] if program.tier_basis == "spend" else recorded[2])
     if card.window is not None and card.window[0] == start:
-        # read with the lock, before this operation's purchase, which is added here. Under
-        # concurrent purchases on one card PostgreSQL may show that subquery the rows as of
-        # before the lock wait: that can only delay an upgrade to the next purchase or review
+        # read with the lock. Under concurrent purchases on one card PostgreSQL may show
+        # that subquery the rows as of before the lock wait: that can only delay an upgrade
+        # to the next purchase or review
         known = card.window[1] if program.tier_basis == "spend" else card.window[2]
-        if recorded is not None and start <= recorded[0] <= now:
-            known += recorded[1] if program.tier_basis == "spend" else recorded[2]
-        return known
+        return known + added
     if program.tier_basis == "spend":
         value: Any = PURCHASES.c.amount - PURCHASES.c.refunded_amount
     else:
@@ -637,4 +723,4 @@ def qualifying(
         )
         .scalar()
     )
-    return decimal.Decimal(str(total or 0))
+    return decimal.Decimal(str(total or 0)) + added

@@ -35,6 +35,7 @@ from crmkit_loyalty.registry import (
     define_program,
     program_by_name,
 )
+from crmkit_loyalty.writes import Writes
 
 ITEM_KEYS = ("sku", "name", "category", "quantity", "amount")
 MAX_AMOUNT = decimal.Decimal("1e15")
@@ -439,7 +440,9 @@ def record_purchase(
     def work(op: crmkit.Operation) -> dict[str, Any]:
         op.access.require("loyalty:earn")
         now = crmkit.utcnow()
-        card = ledger.lock_card(op, number=number, key=key, now=now, with_qualifying=True)
+        card = ledger.lock_card(
+            op, number=number, key=key, now=now, with_qualifying=True, with_purchase_id=True
+        )
         if (repeated := _repeat(card, key, "purchase")) is not None:
             return repeated
         ledger.require_active(op, card)
@@ -460,10 +463,14 @@ def record_purchase(
             birthday=card.birthday,
         )
         points, rules = earn_points(op, card, facts)
-        connection = op.session.connection()
-        purchase_id = connection.execute(
-            insert(PURCHASES).returning(PURCHASES.c.id),
+        purchase_id = card.next_purchase_id
+        # the purchase, its lot and ledger entry, the card and the answer to the key go
+        # together (one statement on PostgreSQL): see crmkit_loyalty.writes
+        writes = Writes()
+        writes.add(
+            "purchase",
             {
+                "id": purchase_id,
                 "program_id": card.program_id,
                 "card_id": card.id,
                 "contact_id": card.contact_id,
@@ -478,7 +485,7 @@ def record_purchase(
                 "refunded_points": 0,
                 "recorded_at": now,
             },
-        ).scalar_one()
+        )
         pending = program.available(when) > now
         ledger.credit(
             op,
@@ -491,9 +498,10 @@ def record_purchase(
             pending=pending,
             expires_at=program.expiry(when),
             note=", ".join(rules)[:200] or None,
+            writes=writes,
         )
         changed = upgrade_tier(op, card, now, (when, value, points))
-        ledger.save_card(op, card)
+        ledger.save_card(op, card, writes)
         result = {
             "card": number,
             "receipt_id": receipt,
@@ -512,7 +520,8 @@ def record_purchase(
                 record_type="contact",
                 record_id=card.contact_id,
             )
-        ledger.remember(op, key, "purchase", result)
+        ledger.remember(op, key, "purchase", result, writes)
+        writes.send(op.session.connection())
         return result
 
     def conflict() -> crmkit.CRMError:
@@ -598,8 +607,9 @@ def redeem(
             return repeated
         ledger.require_active(op, card)
         ledger.release_due(op, card, now)
-        ledger.debit(op, card, wanted, note=text)
-        ledger.save_card(op, card)
+        writes = Writes()  # sent together: one statement on PostgreSQL
+        ledger.debit(op, card, wanted, note=text, writes=writes)
+        ledger.save_card(op, card, writes)
         result = {"card": number, "points": wanted, "balance": card.balance, "note": text}
         op.emit(
             "points.redeemed",
@@ -607,7 +617,8 @@ def redeem(
             record_type="contact",
             record_id=card.contact_id,
         )
-        ledger.remember(op, key, "redemption", result)
+        ledger.remember(op, key, "redemption", result, writes)
+        writes.send(op.session.connection())
         return result
 
     return run_once(crm, actor, "redemption", key, work)
