@@ -6,7 +6,7 @@ processes (``Relay.run_once`` in a loop, what ``crmkit worker`` does), and, in t
 a **bare loop** reads the same outbox rows with psycopg and publishes them with the same
 client library (aio-pika with publisher confirms, nats-py with JetStream acks, httpx), a
 batch of 1 000 at a time, waiting for every confirm: what a user would write by hand. The
-runs alternate (relay 1 worker, bare, relay 2 workers, per round) so that the machine's
+runs alternate (relay 1 worker, [floor,] bare, relay 2 workers, per round) so that the
 changing load falls on all alike; every run is reported.
 
 Then two drills, each with two workers relaying to RabbitMQ and a queue bound to count what
@@ -256,10 +256,58 @@ def _bare_counter(url: str) -> int:
     return sum(len(batch) for batch in _outbox_batches(url))
 
 
+#: The relay's database work with nothing around it: one statement marks a batch of outbox
+#: rows dispatched, writes their deliveries already claimed and returns the events (payload
+#: as text: no JSON decoding), one ``UPDATE`` acknowledges them; each its own transaction
+#: with ``synchronous_commit`` off, as the relay's. It leaves out what the relay does on top:
+#: the per-record order check (an open delivery of the same record), the fan-out lock, the
+#: claim of leftovers, and any Python object per event.
+FLOOR_CLAIM = """
+WITH batch AS (
+  UPDATE event_outbox SET dispatched_at = now()
+  WHERE id = ANY(ARRAY(SELECT id FROM event_outbox WHERE dispatched_at IS NULL
+                       ORDER BY id LIMIT %(limit)s))
+  RETURNING id, event_id, name, occurred_at, actor_id, record_type, record_id, payload
+), claimed AS (
+  INSERT INTO event_deliveries (outbox_id, sink, record_key, status, attempts,
+                                next_attempt_at, claimed_by, claim_expires_at)
+  SELECT id, 'counter', coalesce(record_type || ':' || record_id, 'event:' || event_id),
+         'in_flight', 1, now(), 'floor', now() + interval '5 minutes'
+  FROM batch RETURNING id, outbox_id
+)
+SELECT claimed.id, batch.event_id, batch.name, batch.occurred_at, batch.actor_id,
+       batch.record_type, batch.record_id, batch.payload::text
+FROM claimed JOIN batch ON batch.id = claimed.outbox_id
+"""
+FLOOR_ACK = """
+UPDATE event_deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL,
+       claim_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND claimed_by = 'floor' AND status = 'in_flight'
+"""
+
+
+def _floor_counter(url: str) -> int:
+    """The bare SQL claim + acknowledge loop (``FLOOR_CLAIM``, ``FLOOR_ACK``); events done."""
+    done = 0
+    with psycopg.connect(libpq_url(url)) as connection:
+        while True:
+            with connection.transaction():
+                connection.execute("SET LOCAL synchronous_commit TO off")
+                rows = connection.execute(FLOOR_CLAIM, {"limit": BATCH}).fetchall()
+            if not rows:
+                return done
+            with connection.transaction():
+                connection.execute("SET LOCAL synchronous_commit TO off")
+                connection.execute(FLOOR_ACK, {"ids": [row[0] for row in rows]})
+            done += len(rows)
+
+
 def bare_run(url: str, kind: str, tag: str) -> float:
     """Seconds for the bare loop to read every outbox row and publish it."""
     began = time.perf_counter()
-    if kind == "rabbitmq":
+    if kind == "floor":
+        assert _floor_counter(url) > 0
+    elif kind == "rabbitmq":
         asyncio.run(_bare_rabbitmq(url, tag))
     elif kind == "nats":
         asyncio.run(_bare_nats(url, tag))
@@ -292,14 +340,11 @@ def throughput(
     backlog = dbs.fresh()
     make_backlog(backlog, events)
     runs: list[Run] = []
-    order = (
-        ["relay-1", "bare", "relay-2"]
-        if kind in ("counter", "rabbitmq", "nats")
-        else [
-            "relay-1",
-            "relay-2",
-        ]
-    )
+    order = ["relay-1", "relay-2"]
+    if kind in ("rabbitmq", "nats"):
+        order = ["relay-1", "bare", "relay-2"]
+    elif kind == "counter":
+        order = ["relay-1", "floor", "bare", "relay-2"]
     for _ in range(rounds):
         for runner in order:
             url = dbs.clone(backlog)
@@ -309,8 +354,8 @@ def throughput(
                 receiver = Receiver(limit=10**9, deadline_seconds=900)
                 receiver.start()
             try:
-                if runner == "bare":
-                    seconds = bare_run(url, kind, tag)
+                if runner in ("bare", "floor"):
+                    seconds = bare_run(url, runner if runner == "floor" else kind, tag)
                 else:
                     workers = int(runner[-1])
                     webhook_url = receiver.url if receiver is not None else None
@@ -538,8 +583,11 @@ def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
         " (`Relay.run_once` in a loop, default settings: batch_size 1 000) and, in the same"
         " run, read and published by a **bare loop** (psycopg reads the same outbox rows in"
         " id order, 1 000 at a time, and publishes them with the same client library,"
-        " awaiting every confirm / JetStream ack; for the in-process sink it only reads)."
-        " The runs alternate (relay 1, bare, relay 2) for each round; every run is listed"
+        " awaiting every confirm / JetStream ack; for the in-process sink it only reads)"
+        " and, for the in-process sink, by the **floor**: the relay's database work as bare"
+        " SQL (one statement marks a batch dispatched, writes its deliveries claimed and"
+        " returns the events; one `UPDATE` acknowledges them), no Python object per event."
+        " The runs alternate (relay 1, floor, bare, relay 2) for each round; every run is listed"
         " with the 1-minute load average when it ended. `bench/events_bench.py`.",
         "",
         "| sink | run | events | events/s | seconds | load |",
@@ -549,6 +597,16 @@ def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
         lines.append(
             f"| {LABELS[run_.sink]} | {run_.runner} | {run_.events:,} | {run_.rate:,.0f}"
             f" | {run_.seconds:.2f} | {run_.load:.1f} |"
+        )
+    floors = [r for r in runs if r.sink == "counter" and r.runner == "floor"]
+    lines += ["", "Relay ÷ the bare SQL claim + ack floor (in-process sink), per round:", ""]
+    for number, floor in enumerate(floors):
+        mine = [r for r in runs if r.sink == "counter"]
+        one = [r for r in mine if r.runner == "relay-1"][number]
+        two = [r for r in mine if r.runner == "relay-2"][number]
+        lines.append(
+            f"- round {number + 1}: 1 worker **{one.rate / floor.rate:.2f} ×**, 2 workers"
+            f" **{two.rate / floor.rate:.2f} ×** the floor ({floor.rate:,.0f} events/s)"
         )
     lines += ["", "Relay ÷ bare loop, per round (same order as above):", ""]
     for sink in ("counter", "rabbitmq", "nats"):

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from crmkit.entities.custom_fields import CustomField, FieldType
     from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
     from crmkit.entities.registry import EntityType
+    from crmkit.entities.segments import MeasureContext, SegmentMeasure
     from crmkit.errors import (
         ConfigError,
         ConflictError,
@@ -80,6 +81,7 @@ if TYPE_CHECKING:
     from crmkit.services.operation import Operation
     from crmkit.services.records import BulkRejected, BulkResult, Page, RecordService, RowError
     from crmkit.services.scheduler import JobContext, ScheduledJob
+    from crmkit.services.segments import Segment, SegmentService
     from crmkit.settings import Settings, SettingSpec
 
     open = open_crm
@@ -133,6 +135,7 @@ _EXPORTS: dict[str, str] = {
     "LeadStatus": "crmkit.entities",
     "LifecycleStage": "crmkit.entities",
     "MERGE_STRATEGIES": "crmkit.services.merges:STRATEGIES",
+    "MeasureContext": "crmkit.entities.segments",
     "MergeResult": "crmkit.services.merges",
     "MergeService": "crmkit.services.merges",
     "Message": "crmkit.messages.outbox",
@@ -154,6 +157,9 @@ _EXPORTS: dict[str, str] = {
     "RecordService": "crmkit.services.records",
     "RowError": "crmkit.services.records",
     "ScheduledJob": "crmkit.services.scheduler",
+    "Segment": "crmkit.services.segments",
+    "SegmentMeasure": "crmkit.entities.segments",
+    "SegmentService": "crmkit.services.segments",
     "SendResult": "crmkit.messages.outbox",
     "SettingSpec": "crmkit.settings",
     "Settings": "crmkit.settings",
@@ -230,6 +236,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MeasureContext",
     "MergeResult",
     "MergeService",
     "Message",
@@ -251,6 +258,9 @@ __all__ = [
     "RecordService",
     "RowError",
     "ScheduledJob",
+    "Segment",
+    "SegmentMeasure",
+    "SegmentService",
     "SendResult",
     "SettingSpec",
     "Settings",

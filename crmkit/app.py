@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from crmkit.services.pool import PoolService
     from crmkit.services.records import RecordService
     from crmkit.services.roles import RoleService
+    from crmkit.services.segments import SegmentService
     from crmkit.services.sign_in import SignInService
     from crmkit.services.tokens import TokenService
     from crmkit.services.users import UserService
@@ -95,6 +96,9 @@ class CRM:
         from crmkit.services.collisions import CORE_CHECK_NAME, CoreDuplicateCheck
 
         self.host.register_core(CoreDuplicateCheck(), CORE_CHECK_NAME)
+        from crmkit.services.segment_filters import CORE_MEASURES_NAME, CoreMeasures
+
+        self.host.register_core(CoreMeasures(), CORE_MEASURES_NAME)
         self._build_registry()
         if initialised:
             from crmkit.services.uniqueness import ensure_unique_indexes
@@ -141,6 +145,8 @@ class CRM:
         for custom in declared:
             self._add_custom_field(custom)
         self._preparers: dict[str, ValuePreparer] = {}
+        #: relations and measures segments may filter on (built on first use)
+        self.segment_vocabulary: dict[Any, Any] = {}
         core = {entity.name for entity in CORE_ENTITIES}
         for name in self.entities:
             if name not in core:
@@ -429,6 +435,14 @@ class CRM:
         from crmkit.services.messages import MessageService
 
         return MessageService(self)
+
+    @cached_property
+    def segments(self) -> SegmentService:
+        """Segments: saved, named filters over one entity (relations, plugin measures and
+        other segments included), counted and listed live for whoever looks."""
+        from crmkit.services.segments import SegmentService
+
+        return SegmentService(self)
 
     @cached_property
     def audit(self) -> AuditLog:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from crmkit.entities.custom_fields import CustomField
     from crmkit.entities.organisation import User
     from crmkit.entities.registry import EntityType
+    from crmkit.entities.segments import SegmentMeasure
     from crmkit.events.types import Event, EventSink
     from crmkit.messages.channels import MessageChannel
     from crmkit.services.operation import Operation
@@ -459,6 +460,45 @@ def crmkit_assignment_strategies() -> Sequence[AssignmentStrategy]:
         @crmkit.hookimpl
         def crmkit_assignment_strategies():
             return [crmkit.AssignmentStrategy("by_language", by_language, takes_turns=True)]
+    """
+
+
+@hookspec
+def crmkit_segment_measures(crm: CRM) -> Sequence[SegmentMeasure]:
+    """Add computed measures that segments and list filters can compare like fields
+    (collected).
+
+    Called the first time a filter is compiled after the CRM opens (or its plugins are
+    reloaded). Return ``crmkit.SegmentMeasure`` objects: an ``entity``, a ``name`` (it must
+    not be a field of the entity) and ``expression(context)``, which returns a SQL
+    expression over ``context.model`` — usually a correlated scalar subquery — for the
+    value of one record. ``context`` is a ``crmkit.MeasureContext`` (``op``, ``entity``,
+    ``model``, and ``now``, one instant per evaluation). The expression runs inside the one
+    statement of the count, list or segment, for every record it looks at: keep it an
+    indexed look-up. ``type`` (``crmkit.FieldType``; ``choices`` for a choice) says how
+    operands are parsed; ``permission`` is needed to filter on the measure and
+    ``hidden_with`` names fields (``"deal.amount"``) whose hiding hides the measure too.
+    The insights plugin's ``rfm_segment`` and ``value_tier`` and the loyalty plugin's
+    ``points_balance`` come this way; the core brings a deal's ``stage_kind``, ``stage`` and
+    ``pipeline``. Filters then write ``{"activity_count__gte": 2}``, or
+    ``crmkit segments add busy contact --when "activity_count>=2"``.
+
+    Example::
+
+        from sqlalchemy import func, select
+
+        def activity_count(context):
+            activity = crmkit.Activity
+            return (
+                select(func.count())
+                .where(activity.contact_id == context.model.id, activity.deleted_at.is_(None))
+                .scalar_subquery()
+            )
+
+        @crmkit.hookimpl
+        def crmkit_segment_measures(crm):
+            return [crmkit.SegmentMeasure("contact", "activity_count", activity_count,
+                                          type=crmkit.FieldType.NUMBER, label="Activities")]
     """
 
 

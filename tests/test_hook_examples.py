@@ -275,6 +275,16 @@ def demo_data(make_crm: CRMFactory) -> None:
     assert crm.records("referral").count() == 1
 
 
+def segment_measures(make_crm: CRMFactory) -> None:
+    crm = make_crm(plugins={"example": as_plugin(run_example("crmkit_segment_measures"))})
+    busy, quiet = (crm.contacts.create({"full_name": n}) for n in ("张伟", "王芳"))
+    for subject in ("回访", "报价"):
+        crm.activities.create({"kind": "call", "subject": subject, "contact_id": busy.id})
+    crm.activities.create({"kind": "call", "subject": "问候", "contact_id": quiet.id})
+    crm.segments.create("busy", "contact", {"activity_count__gte": 2})
+    assert [c.id for c in crm.segments.members("busy").items] == [busy.id]
+
+
 SCENARIOS: dict[str, Callable[..., None]] = {
     "crmkit_entities": entities,
     "crmkit_migrations": migrations,
@@ -296,6 +306,7 @@ SCENARIOS: dict[str, Callable[..., None]] = {
     "crmkit_assignment_strategies": assignment_strategies,
     "crmkit_on_event": on_event,
     "crmkit_event_sinks": event_sinks,
+    "crmkit_segment_measures": segment_measures,
 }
 
 

@@ -42,6 +42,7 @@ CORE_TABLES = {
     "assignment_cursors",
     "user_availability",
     "pool_policies",
+    "segments",
     "pool_claims",
     "desk_accounts",
     "desk_sessions",

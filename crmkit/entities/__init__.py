@@ -6,6 +6,7 @@ from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
 from crmkit.entities.forms import LeadForm
 from crmkit.entities.merges import Merge
 from crmkit.entities.organisation import Role, Team, User
+from crmkit.entities.segments import SavedSegment
 from crmkit.entities.system import PluginState
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Pipeline",
     "PluginState",
     "Role",
+    "SavedSegment",
     "Stage",
     "StageKind",
     "Task",

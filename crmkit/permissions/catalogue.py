@@ -5,9 +5,11 @@ A permission is ``"<resource>:<action>"``. Every entity (core and plugin) has ``
 ``convert``. Administration has ``user:manage``, ``team:manage``, ``role:manage``,
 ``audit:read``, ``plugin:manage``, ``webhook:manage`` (API webhook subscriptions) and
 ``form:manage`` (lead-capture forms), ``message:manage`` (sending messages, the delivery
-log, the do-not-contact list); assignment has ``assignment:manage`` (rules, pool
-policies, bulk assignment and release) and ``pool:claim`` (list and claim records of the
-shared pool). Plugins add theirs through ``crmkit_permissions``.
+log, the do-not-contact list), ``segment:manage`` (saved segments: create, change,
+delete); ``segment:read`` reads segments and counts and lists their members (within
+``<entity>:read``); assignment has ``assignment:manage`` (rules, pool policies, bulk
+assignment and release) and ``pool:claim`` (list and claim records of the shared pool).
+Plugins add theirs through ``crmkit_permissions``.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ ADMIN_PERMISSIONS = (
     "form:manage",
     "assignment:manage",
     "message:manage",
+    "segment:manage",
 )
 #: Taking records from the shared pool (within the per-user limits).
 POOL_PERMISSIONS = ("pool:claim",)
+#: Reading saved segments and counting and listing their members (within ``<entity>:read``).
+SEGMENT_PERMISSIONS = ("segment:read",)
 CUSTOMER_ENTITIES = ("contact", "account", "lead", "deal", "activity", "task")
 
 
@@ -48,7 +53,13 @@ def record_permissions(entities: Iterable[str]) -> list[str]:
 def all_permissions(entities: Iterable[str], plugin_permissions: Iterable[str] = ()) -> list[str]:
     """Every permission a role may be granted, sorted."""
     return sorted(
-        {*record_permissions(entities), *ADMIN_PERMISSIONS, *POOL_PERMISSIONS, *plugin_permissions}
+        {
+            *record_permissions(entities),
+            *ADMIN_PERMISSIONS,
+            *POOL_PERMISSIONS,
+            *SEGMENT_PERMISSIONS,
+            *plugin_permissions,
+        }
     )
 
 
@@ -71,6 +82,7 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **{f"{entity}:merge": Scope.ALL for entity in MERGEABLE},
             **dict.fromkeys(ADMIN_PERMISSIONS, Scope.ALL),
             **dict.fromkeys(POOL_PERMISSIONS, Scope.ALL),
+            **dict.fromkeys(SEGMENT_PERMISSIONS, Scope.ALL),
         },
     ),
     "manager": (
@@ -79,6 +91,8 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **_grants((*RECORD_ACTIONS, "assign"), Scope.SUBTREE),
             "lead:convert": Scope.SUBTREE,
             "pool:claim": Scope.ALL,
+            "segment:read": Scope.ALL,
+            "segment:manage": Scope.ALL,
             **{f"{entity}:merge": Scope.SUBTREE for entity in MERGEABLE},
         },
     ),
@@ -88,10 +102,11 @@ BUILTIN_ROLES: Mapping[str, tuple[str, Mapping[str, Scope]]] = {
             **_grants(("read", "create", "update"), Scope.OWN),
             "lead:convert": Scope.OWN,
             "pool:claim": Scope.ALL,
+            "segment:read": Scope.ALL,
         },
     ),
     "read_only": (
         "Reads every customer record, changes nothing",
-        _grants(("read",), Scope.ALL),
+        {**_grants(("read",), Scope.ALL), "segment:read": Scope.ALL},
     ),
 }

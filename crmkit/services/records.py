@@ -59,7 +59,6 @@ from crmkit.services.disclosure import disclosed_matches
 from crmkit.services.operation import Operation
 from crmkit.services.queries import (
     RECORD_ID,
-    build_filters,
     build_search,
     decode_cursor,
     encode_cursor,
@@ -69,6 +68,7 @@ from crmkit.services.queries import (
     visible,
     visible_by_id,
 )
+from crmkit.services.segment_filters import SegmentCompiler
 from crmkit.services.uniqueness import check_unique, unique_values_race
 from crmkit.services.views import Record
 
@@ -580,8 +580,7 @@ class RecordService:
         hidden = op.access.hidden_fields(self.name) if not op.access.unrestricted else frozenset()
         conditions: list[ColumnElement[bool]] = []
         if filters:
-            preparer = self.crm.preparer(self.name)
-            conditions.extend(build_filters(self.entity, preparer, filters, hidden))
+            conditions.extend(SegmentCompiler(op).conditions(self.entity, filters))
         if search and search.strip():
             conditions.append(build_search(self.entity, search, hidden))
         return conditions
