@@ -46,6 +46,7 @@ DEMO_SETUP = [
     "plugins enable cardscan",
     "plugins enable reminders",
     "plugins enable loyalty",
+    "plugins enable insights",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -71,6 +72,9 @@ DEMO_STEPS = [
     # the loyalty plugin's demo data: cards issued, purchases, a tier, a coupon
     "loyalty programs",
     "loyalty member 1",
+    # the insight plugin: this year's sales funnel and the customers' RFM segments
+    "insight funnel",
+    "insight rfm",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -93,6 +97,8 @@ DEMO_NEXT_STEPS = [
     ("Run the worker", "{crmkit} --config {config} worker"),
     ("The delivery log", "{crmkit} --config {config} messages log"),
     ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
+    ("The sales funnel as a picture", "{crmkit} --config {config} insight funnel --png f.png"),
+    ("Who is slipping away", "{crmkit} --config {config} insight churn"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
@@ -140,7 +146,7 @@ def types(session: nox.Session) -> None:
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
     session.install(
         "-e",
-        ".[dedupe,loyalty,cardscan,brokers,reminders]",
+        ".[dedupe,loyalty,cardscan,brokers,reminders,insights]",
         "litestar",
         "mypy",
         "pytest",
@@ -153,7 +159,8 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders"), "import-linter"
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,insights"),
+        "import-linter",
     )
     session.run("lint-imports", *session.posargs)
 
@@ -218,7 +225,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,insights]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -244,7 +251,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights"))
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)
@@ -306,5 +313,5 @@ def bench(session: nox.Session) -> None:
     script = ROOT / "bench" / "run.py"
     if not script.is_file():
         session.error("bench/run.py does not exist yet: there are no benchmarks to run")
-    session.install("-e", ".[bench,dedupe,loyalty,brokers]")
+    session.install("-e", ".[bench,dedupe,loyalty,brokers,insights]")
     session.run("python", str(script), *session.posargs)

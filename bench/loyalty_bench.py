@@ -144,6 +144,8 @@ class Bare:
             self.connection: Any = sqlite3.connect(
                 sqlite_path(url), timeout=60, isolation_level=None, check_same_thread=False
             )
+            # the durability crmkit's connections have (WAL is the database file's own mode)
+            self.connection.execute("PRAGMA synchronous = NORMAL")
             self.mark = "?"
         else:
             self.connection = psycopg.connect(libpq_url(url), autocommit=True)
@@ -167,7 +169,7 @@ class Bare:
             "INSERT INTO loyalty_purchases (program_id, card_id, contact_id, receipt_id, amount,"
             " currency, store, occurred_at, items, points, refunded_amount, refunded_points,"
             " recorded_at) VALUES (?, ?, (SELECT contact_id FROM loyalty_cards WHERE id = ?),"
-            " ?, ?, ?, ?, ?, '[]', ?, 0, 0, ?)"
+            " ?, ?, ?, ?, ?, ?, ?, 0, 0, ?)"
         )
         bump = self.sql("UPDATE loyalty_cards SET balance = balance + ? WHERE id = ?")
         now = crmkit.utcnow().isoformat()
@@ -189,6 +191,8 @@ class Bare:
                         "CNY",
                         row["store"],
                         row["occurred_at"],
+                        # the items as crmkit stores them: one of the row's category
+                        json.dumps([{"amount": row["amount"], "category": row["category"]}]),
                         points,
                         now,
                     )
@@ -246,8 +250,9 @@ class Bare:
 def measure_import(
     dbs: Databases, base: str, rows: list[dict[str, Any]], rounds: int
 ) -> dict[str, Any]:
-    crmkit_rates, bare_rates = [], []
+    crmkit_rates, bare_rates, loads = [], [], []
     for _ in range(rounds):
+        loads.append(load())
         url = dbs.clone(base)
         crm = crmkit.open(url, plugins={"loyalty": crmkit_loyalty}, discover=False)
         started = time.perf_counter()
@@ -263,17 +268,19 @@ def measure_import(
         bare_rates.append(len(rows) / (time.perf_counter() - started))
         bare.close()
         dbs.drop(url)
-    return {"crmkit": crmkit_rates, "bare": bare_rates}
+    return {"crmkit": crmkit_rates, "bare": bare_rates, "load": loads}
 
 
 def measure_calls(
     crm: crmkit.CRM, bare: Bare, cards: list[tuple[int, str]], calls: int, rounds: int, actor: Any
 ) -> dict[str, list[float]]:
     rng = random.Random(7)
-    times: dict[str, list[float]] = {k: [] for k in ("earn", "earn_bare", "redeem", "redeem_bare")}
+    times: dict[str, Any] = {k: [] for k in ("earn", "earn_bare", "redeem", "redeem_bare")}
+    times["rounds"] = []  # per round: the load, then where each kind's calls start
     per_round = max(1, calls // rounds)
     counter = 0
     for _ in range(rounds):
+        times["rounds"].append(load())
         for _ in range(per_round):
             card_id, number = rng.choice(cards)
             counter += 1
@@ -403,48 +410,66 @@ def run_backend(backend: str, arguments: argparse.Namespace) -> dict[str, Any]:
 
 
 def _ms(values: list[float]) -> str:
-    return f"{percentile(values, 0.5):.2f} / {percentile(values, 0.95):.2f}"
+    """p50 / p95 / p99 in milliseconds."""
+    return " / ".join(f"{percentile(values, share):.2f}" for share in (0.5, 0.95, 0.99))
+
+
+def _calls_table(t: dict[str, Any], label: str) -> list[str]:
+    """Every round of the earn / redeem calls, then all of them, crmkit next to bare."""
+    rounds = t["rounds"]
+    per_round = len(t["earn"]) // len(rounds)
+    lines = [
+        f"| {label}: round (load at its start) | earn crmkit | earn bare | redeem crmkit"
+        " | redeem bare |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for index, at in enumerate(rounds):
+        part = slice(index * per_round, (index + 1) * per_round)
+        cells = [_ms(t[kind][part]) for kind in ("earn", "earn_bare", "redeem", "redeem_bare")]
+        lines.append(f"| {index + 1} ({at.split()[0]}) | " + " | ".join(cells) + " |")
+    cells = [_ms(t[kind]) for kind in ("earn", "earn_bare", "redeem", "redeem_bare")]
+    lines.append(f"| all {len(t['earn'])} calls | " + " | ".join(cells) + " |")
+    return lines
 
 
 def report(results: list[dict[str, Any]]) -> str:
-    """The results as Markdown tables, one per engine."""
+    """The results as Markdown tables, one set per engine."""
     lines = []
     for r in results:
         imp = r["import"]
-        ratio = [a / b for a, b in zip(imp["crmkit"], imp["bare"], strict=True)]
         lines += [
             f"**{r['backend']}**: {r['members']} members, {r['purchases']} purchases;"
             f" load {r['load_start']} -> {r['load_end']}",
             "",
-            "| measure | crmkit | bare SQL | crmkit / bare |",
+            "| import round (load at its start) | crmkit purchases/s | bare purchases/s"
+            " | crmkit / bare |",
             "| --- | --- | --- | --- |",
-            "| import, purchases/s (each round) | "
-            + ", ".join(f"{v:,.0f}" for v in imp["crmkit"])
-            + " | "
-            + ", ".join(f"{v:,.0f}" for v in imp["bare"])
-            + " | "
-            + ", ".join(f"{v:.2f}x" for v in ratio)
-            + " |",
         ]
-        for label, key in (("system actor", "calls_system"), ("admin user", "calls_user")):
-            t = r[key]
-            for op in ("earn", "redeem"):
-                a, b = t[op], t[f"{op}_bare"]
-                factor = percentile(a, 0.95) / percentile(b, 0.95)
-                lines.append(
-                    f"| {op} p50 / p95 ms ({label}, {len(a)} calls) | {_ms(a)} | {_ms(b)}"
-                    f" | {factor:.1f}x (p95) |"
-                )
-        mine, bare = r["hot"]["crmkit"], r["hot"]["bare"]
-        lines.append(
-            "| hot card, 50 clients: attempts/s (redeemed / refused; balance)"
-            f" | {mine['attempts_per_s']:,.0f} ({mine['redeemed']} / {mine['refused']};"
-            f" {mine['balance_before']}; overdrawn: {mine['overdrawn']};"
-            f" other errors: {mine['failed'] or 'none'})"
-            f" | {bare['attempts_per_s']:,.0f} ({bare['redeemed']} / {bare['refused']})"
-            f" | {mine['attempts_per_s'] / bare['attempts_per_s']:.2f}x |"
-        )
+        for index, (mine, bare, at) in enumerate(
+            zip(imp["crmkit"], imp["bare"], imp["load"], strict=True)
+        ):
+            ratio = mine / bare
+            lines.append(
+                f"| {index + 1} ({at.split()[0]}) | {mine:,.0f} | {bare:,.0f} | {ratio:.2f}x |"
+            )
         lines.append("")
+        lines.append("p50 / p95 / p99 in ms, one client, one call at a time:")
+        lines.append("")
+        lines += _calls_table(r["calls_system"], "system actor")
+        lines.append("")
+        lines += _calls_table(r["calls_user"], "admin user")
+        lines.append("")
+        mine, bare = r["hot"]["crmkit"], r["hot"]["bare"]
+        lines += [
+            "| hot card, 50 clients | attempts/s | redeemed / refused | overdrawn | other errors |",
+            "| --- | --- | --- | --- | --- |",
+            f"| crmkit | {mine['attempts_per_s']:,.0f} | {mine['redeemed']} / {mine['refused']}"
+            f" (balance {mine['balance_before']}) | {mine['overdrawn']}"
+            f" | {mine['failed'] or 'none'} |",
+            f"| bare | {bare['attempts_per_s']:,.0f} | {bare['redeemed']} / {bare['refused']}"
+            f" | | {bare['failed'] or 'none'} |",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     )
     from crmkit.entities.custom_fields import CustomField, FieldType
     from crmkit.entities.normalise import normalise_email, normalise_name, normalise_phone
-    from crmkit.entities.registry import EntityType
+    from crmkit.entities.registry import EntityType, ParentLink
     from crmkit.entities.segments import MeasureContext, SegmentMeasure
     from crmkit.errors import (
         ConfigError,
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
         TokenRejected,
         ValidationError,
     )
+    from crmkit.events.outbox import OutboxEvent
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
@@ -146,8 +147,10 @@ _EXPORTS: dict[str, str] = {
     "OcrEngine": "crmkit.cards",
     "OcrLine": "crmkit.cards",
     "Operation": "crmkit.services.operation",
+    "OutboxEvent": "crmkit.events.outbox",
     "OutgoingMessage": "crmkit.messages.channels",
     "Page": "crmkit.services.records",
+    "ParentLink": "crmkit.entities.registry",
     "PermissionDenied": "crmkit.errors",
     "Pipeline": "crmkit.entities",
     "PluginError": "crmkit.errors",
@@ -247,8 +250,10 @@ __all__ = [
     "OcrEngine",
     "OcrLine",
     "Operation",
+    "OutboxEvent",
     "OutgoingMessage",
     "Page",
+    "ParentLink",
     "PermissionDenied",
     "Pipeline",
     "PluginError",

@@ -18,7 +18,7 @@ from crmkit.db import migrate
 from crmkit.db.engine import READ_ONLY, make_engine
 from crmkit.entities.custom_fields import CustomField
 from crmkit.entities.organisation import User
-from crmkit.entities.registry import CORE_ENTITIES, EntityType
+from crmkit.entities.registry import CORE_ENTITIES, EntityType, checked_child
 from crmkit.entities.system import PluginState
 from crmkit.errors import ConfigError, CRMError
 from crmkit.events.subscriptions import subscription_sinks
@@ -138,6 +138,9 @@ class CRM:
                 if entity.name in self.entities:
                     raise ConfigError(f"entity {entity.name!r} is declared twice")
                 self.entities[entity.name] = entity
+        for entity in list(self.entities.values()):
+            if entity.parent is not None:
+                self.entities[entity.name] = checked_child(entity, self.entities)
         self.custom_fields: dict[str, dict[str, CustomField]] = {name: {} for name in self.entities}
         declared = list(self.settings.custom_fields)
         for group in self.host.call("crmkit_custom_fields"):

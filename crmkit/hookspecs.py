@@ -53,6 +53,12 @@ def crmkit_entities() -> Sequence[EntityType]:
     (create/get/update/delete/list, hooks, events, custom fields) as ``crm.records(name)``.
     Ship the tables in the plugin's own Alembic branch (see ``crmkit_migrations``).
 
+    Who sees the records: an entity's own ``<name>:read`` (etc.) grants, held by ``admin``
+    until granted to other roles. An entity whose records belong to another record (a
+    ticket of a contact) declares ``parent=crmkit.ParentLink("contact", "contact_id")``
+    instead: it then has no permissions of its own, and each record is visible exactly as
+    its parent is (changing one needs ``contact:update``), in every read path.
+
     Example::
 
         @crmkit.hookimpl
@@ -752,9 +758,9 @@ def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
             return [crmkit.DeskPanel(
                 title=view.gettext("Latest referrals"),
                 columns=("#", "Referrer", "Referred"),
-                cells=[(str(r.id), crmkit.DeskLink(f"#{r.referrer_id}",
-                                                   f"/desk/contacts/{r.referrer_id}"),
-                        str(r.referred_id)) for r in page.items],
+                cells=[(str(r.id), crmkit.DeskLink(f"#{r.referrer_contact_id}",
+                                                   f"/desk/contacts/{r.referrer_contact_id}"),
+                        str(r.referred_contact_id)) for r in page.items],
             )]
 
         @crmkit.hookimpl
@@ -775,13 +781,21 @@ def crmkit_desk_record_panels(
     say about); they appear under the record's timeline. The loyalty card on a contact, the
     referrals a contact made, the duplicates of a lead are panels.
 
+    A ``crmkit.DeskPanel`` has a ``title`` and any of ``rows`` (label, value pairs),
+    ``text`` (a paragraph), ``columns`` over ``cells`` (a table; a cell is text or a
+    ``crmkit.DeskLink(label, href)``), ``links`` and ``html`` (trusted markup). Every
+    entity, a plugin's included, has its record pages at ``/desk/<plural>/<id>``
+    (``/desk/tickets/7``), so a cell can link to them.
+
     Example::
 
         @crmkit.hookimpl
         def crmkit_desk_record_panels(crm, entity, record, actor):
             if entity != "contact":
                 return []
-            made = crm.records("referral").count({"referrer_id": record["id"]}, actor=actor)
+            made = crm.records("referral").count(
+                {"referrer_contact_id": record["id"]}, actor=actor
+            )
             return [crmkit.DeskPanel(title="Referrals", rows=[("Referred", str(made))])]
     """
 

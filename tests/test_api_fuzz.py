@@ -17,6 +17,7 @@ from typing import Any
 
 import crmkit_cardscan
 import crmkit_dedupe
+import crmkit_insights
 import crmkit_loyalty
 import pytest
 from api_support import Api, open_api
@@ -81,6 +82,7 @@ def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
             "dedupe": crmkit_dedupe,
             "loyalty": crmkit_loyalty,
             "cardscan": crmkit_cardscan,
+            "insights": crmkit_insights,
         }
     )
     crm.pipelines.create("Sales")

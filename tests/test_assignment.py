@@ -67,7 +67,8 @@ def test_rules_are_tried_in_order_and_the_first_match_wins(crm: crmkit.CRM, reps
 @pytest.mark.parametrize(
     ("when", "values", "matches"),
     [
-        ({"source_channel": "Web"}, {"source_channel": "web"}, True),
+        ({"source_channel": "Web"}, {"source_channel": "web"}, False),  # exact, as filters
+        ({"source_channel": "web"}, {"source_channel": "web"}, True),
         ({"source_channel__in": ["web", "expo"]}, {"source_channel": "expo"}, True),
         ({"source_channel__in": ["web", "expo"]}, {"source_channel": "phone"}, False),
         ({"company_name__contains": "科技"}, {"company_name": "上海某某科技有限公司"}, True),

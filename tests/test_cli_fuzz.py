@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 import crmkit_cardscan
 import crmkit_dedupe
+import crmkit_insights
 import crmkit_loyalty
 import crmkit_reminders
 import pytest
@@ -60,7 +61,10 @@ PLUGINS = {
     "loyalty": crmkit_loyalty,
     "cardscan": crmkit_cardscan,
     "reminders": crmkit_reminders,
+    "insights": crmkit_insights,
 }
+#: A command group named otherwise than its plugin.
+GROUP_PLUGIN = {"cards": "cardscan", "insight": "insights"}
 PLUGIN_GROUP = click.Group(
     "plugins-under-test",
     commands={c.name: c for m in PLUGINS.values() for c in m.crmkit_cli_commands() if c.name},
@@ -140,7 +144,7 @@ def test_a_plugin_command_given_hostile_values_fails_in_one_line(
     installed = {name: in_memory_plugin(name, module) for name, module in PLUGINS.items()}
     monkeypatch.setattr("crmkit.app.discover_plugins", lambda: dict(installed))
     monkeypatch.setattr("crmkit.cli.plugins.discover_plugins", lambda: dict(installed))
-    enabled = cli_run("plugins", "enable", path[0] if path[0] != "cards" else "cardscan")
+    enabled = cli_run("plugins", "enable", GROUP_PLUGIN.get(path[0], path[0]))
     assert enabled.exit_code == 0, enabled.output
     monkeypatch.chdir(tmp_path)
     _fuzz(cli_run, path)

@@ -90,6 +90,25 @@ def test_an_event_is_in_the_outbox_once_its_change_commits(crm: crmkit.CRM) -> N
     assert row.payload["full_name"] == "王芳"
 
 
+def test_events_a_caller_takes_for_its_own_insert_are_not_written_again(
+    crm: crmkit.CRM,
+) -> None:
+    seen: list[str] = []
+    crm.subscribe("demo.*", lambda event: seen.append(event.name))
+    with crm.transaction() as op:
+        op.emit("demo.first", {"n": 1})
+        rows = op.outbox_rows()
+        assert [row["name"] for row in rows] == ["demo.first"]
+        assert op.outbox_rows() == []  # taken: counted as written
+        crmkit.bulk_insert(op.session.connection(), crmkit.OutboxEvent.__table__, rows)
+        op.emit("demo.second", {"n": 2})  # written by the commit, as usual
+    assert [name for name in outbox_names(crm) if name.startswith("demo.")] == [
+        "demo.first",
+        "demo.second",
+    ]
+    assert seen == ["demo.first", "demo.second"]  # subscribers still hear both
+
+
 def test_a_rolled_back_operation_leaves_no_event(crm: crmkit.CRM) -> None:
     before = outbox_names(crm)
     abort_after_create(crm, "陈静")

@@ -275,6 +275,58 @@ def demo_data(make_crm: CRMFactory) -> None:
     assert crm.records("referral").count() == 1
 
 
+def referral_crm(make_crm: CRMFactory, hook: str) -> tuple[crmkit.CRM, Any, int]:
+    """A CRM with the referral entity and the example of ``hook``; one referral made by a
+    contact the administrator ``boss`` owns; (crm, the example, the referrer's id)."""
+    example = as_plugin(run_example(hook))
+    entity = as_plugin(run_example("crmkit_entities"))
+    crm = make_crm(plugins={"example": example, "entities": entity})
+    referral_table(crm)
+    boss = crm.users.create("boss", admin=True)
+    a, b = (crm.contacts.create({"full_name": n}, actor=boss) for n in ("张伟", "王芳"))
+    crm.records("referral").create(
+        {"referrer_contact_id": a.id, "referred_contact_id": b.id}, actor=boss
+    )
+    return crm, example, a.id
+
+
+def desk_pages(make_crm: CRMFactory) -> None:
+    crm, example, referrer = referral_crm(make_crm, "crmkit_desk_pages")
+    (page,) = example.crmkit_desk_pages(crm)
+    view = crmkit.DeskView(crm=crm, actor=crm.users.get("boss"), query={}, locale="en", gettext=str)
+    (panel,) = page.render(view)
+    assert panel.cells[0][1] == crmkit.DeskLink(f"#{referrer}", f"/desk/contacts/{referrer}")
+
+
+def desk_record_panels(make_crm: CRMFactory) -> None:
+    crm, example, referrer = referral_crm(make_crm, "crmkit_desk_record_panels")
+    boss = crm.users.get("boss")
+    (panel,) = example.crmkit_desk_record_panels(crm, "contact", {"id": referrer}, boss)
+    assert panel.rows == (("Referred", "1"),)
+    assert example.crmkit_desk_record_panels(crm, "deal", {"id": 1}, boss) == []
+
+
+def desk_menu(make_crm: CRMFactory) -> None:
+    module = run_example("crmkit_desk_menu")
+    (entry,) = module.crmkit_desk_menu(None, None)
+    assert (entry.href, entry.order) == ("/schema/swagger", 95)
+
+
+def desk_actions(make_crm: CRMFactory) -> None:
+    crm, example, referrer = referral_crm(make_crm, "crmkit_desk_actions")
+    boss = crm.users.get("boss")
+    (action,) = example.crmkit_desk_actions(crm, boss)
+    assert action.run(crm, referrer, boss) == "Thank-you noted."
+    (note,) = crm.records("activity").list({"contact_id": referrer}).items
+    assert note.subject == "Thanked for referral"
+
+
+def desk_tiles(make_crm: CRMFactory) -> None:
+    crm, example, _ = referral_crm(make_crm, "crmkit_desk_tiles")
+    (tile,) = example.crmkit_desk_tiles(crm, crm.users.get("boss"))
+    assert (tile.title, tile.value) == ("My referrals", "1")
+
+
 def segment_measures(make_crm: CRMFactory) -> None:
     crm = make_crm(plugins={"example": as_plugin(run_example("crmkit_segment_measures"))})
     busy, quiet = (crm.contacts.create({"full_name": n}) for n in ("张伟", "王芳"))
@@ -286,6 +338,11 @@ def segment_measures(make_crm: CRMFactory) -> None:
 
 
 SCENARIOS: dict[str, Callable[..., None]] = {
+    "crmkit_desk_pages": desk_pages,
+    "crmkit_desk_record_panels": desk_record_panels,
+    "crmkit_desk_menu": desk_menu,
+    "crmkit_desk_actions": desk_actions,
+    "crmkit_desk_tiles": desk_tiles,
     "crmkit_entities": entities,
     "crmkit_migrations": migrations,
     "crmkit_custom_fields": custom_fields,

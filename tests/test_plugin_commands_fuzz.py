@@ -49,3 +49,14 @@ def test_new_into_a_hostile_folder_fails_in_one_line(cli_run: Run, value: str) -
 @pytest.mark.parametrize("value", HOSTILE)
 def test_migration_of_a_hostile_plugin_name_fails_in_one_line(cli_run: Run, value: str) -> None:
     assert_clean_failure(cli_run("plugins", "migration", value, "-m", value or "x"))
+
+
+@pytest.mark.parametrize("value", [v for v in HOSTILE if v != "import"] + ["contact", "Ticket"])
+def test_new_refuses_a_hostile_entity_name_and_writes_nothing(
+    cli_run: Run, tmp_path: Path, value: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = cli_run("plugins", "new", "visits", "--entity", value, "--directory", str(out))
+    assert_clean_failure(result)
+    assert list(out.iterdir()) == []

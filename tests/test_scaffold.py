@@ -47,6 +47,23 @@ def test_new_writes_a_plugin_whose_tests_pass_at_once(cli_run: Run, tmp_path: Pa
     assert "4 passed" in result.stdout
 
 
+def test_new_names_the_entity_as_told(cli_run: Run, tmp_path: Path) -> None:
+    name, entity = fresh_name(), f"e{uuid.uuid4().hex[:8]}y"
+    ok(cli_run("plugins", "new", name, "--entity", entity, "--directory", str(tmp_path)))
+    target = tmp_path / f"crmkit-{name}"
+    (migration,) = (target / f"crmkit_{name}" / "migrations").glob(f"{name}_0001_*.py")
+    table = entity[:-1] + "ies"
+    assert f"create the {table} table" in migration.read_text(encoding="utf-8")
+    hooks = (target / f"crmkit_{name}" / "__init__.py").read_text(encoding="utf-8")
+    assert f'name="{entity}"' in hooks
+    assert f'records("{entity}")' in (target / f"crmkit_{name}" / "api.py").read_text()
+
+
+def test_new_refuses_a_core_entity_name(cli_run: Run, tmp_path: Path) -> None:
+    line = failed(cli_run("plugins", "new", fresh_name(), "--entity", "contact"))
+    assert "entity name 'contact' is a core entity's" in line
+
+
 def test_new_refuses_a_name_that_cannot_be_a_package(cli_run: Run, tmp_path: Path) -> None:
     out = tmp_path / "out"
     line = failed(cli_run("plugins", "new", "My-Plugin", "--directory", str(out)))

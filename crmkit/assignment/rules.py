@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
+from crmkit.entities.equality import fold_case, same_text
+
 if TYPE_CHECKING:
     from crmkit.app import CRM
     from crmkit.services.operation import Operation
@@ -51,11 +53,14 @@ def _frozen_tuple(values: Iterable[Any]) -> tuple[Any, ...]:
 @frozen
 class Condition:
     """``field operator value``; ``value`` is already parsed as the field's values are
-    (numbers, dates, normalised phone numbers), so it compares like for like."""
+    (numbers, dates, normalised phone numbers), so it compares like for like, with the same
+    equality as list filters (``crmkit.entities.equality``): exact, letter case folded for a
+    field declared ``ignore_case`` (``ignore_case`` here)."""
 
     field: str
     operator: str
     value: Any = None
+    ignore_case: bool = False
 
     def holds(self, values: Mapping[str, Any]) -> bool:
         """Whether the record with ``values`` meets the condition."""
@@ -64,16 +69,17 @@ class Condition:
         if operator == "empty":
             empty = actual is None or actual == "" or actual == []
             return empty if _truthy(self.value) else not empty
+        fold = self.ignore_case
         if operator == "eq":
-            return bool(_same(actual, self.value))
+            return bool(_same(actual, self.value, fold))
         if operator == "ne":
-            return not _same(actual, self.value)
+            return not _same(actual, self.value, fold)
         if operator == "in":
-            return any(_same(actual, item) for item in self.value)
+            return any(_same(actual, item, fold) for item in self.value)
         if operator == "contains":
             if isinstance(actual, list | tuple):
-                return any(_same(item, self.value) for item in actual)
-            return actual is not None and str(self.value).lower() in str(actual).lower()
+                return any(_same(item, self.value, fold) for item in actual)
+            return actual is not None and fold_case(str(self.value)) in fold_case(str(actual))
         if actual is None:
             return False
         try:
@@ -101,16 +107,32 @@ def _truthy(value: object) -> bool:
     return value is None or value is True or str(value).strip().lower() in {"1", "true", "yes"}
 
 
-def _same(actual: Any, expected: Any) -> bool:
+def _same(actual: Any, expected: Any, ignore_case: bool) -> bool:
     if actual is None or expected is None:
         return actual is expected
     if isinstance(actual, str) and isinstance(expected, str):
-        return actual.casefold() == expected.casefold()
+        return same_text(actual, expected, ignore_case=ignore_case)
     if isinstance(actual, decimal.Decimal | int | float) and isinstance(
         expected, decimal.Decimal | int | float
     ):
         return decimal.Decimal(str(actual)) == decimal.Decimal(str(expected))
     return bool(actual == expected)
+
+
+def territory_key(crm: CRM, entity: str, name: str) -> Callable[[object], str | None]:
+    """How a territory map's values meet the records' values of field ``name``: trimmed, then
+    compared with the field's equality (letter case folded only for an ``ignore_case``
+    field); a blank value maps to nothing (``None``)."""
+    custom = crm.custom_fields.get(entity, {}).get(name)
+    fold = custom is not None and custom.ignore_case
+
+    def key(value: object) -> str | None:
+        if value is None or value == "":
+            return None
+        text = str(value).strip()
+        return fold_case(text) if fold else text
+
+    return key
 
 
 def split_filter_key(key: str) -> tuple[str, str]:

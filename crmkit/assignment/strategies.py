@@ -12,6 +12,7 @@ from crmkit.assignment.rules import (
     Candidate,
     Choice,
     Strategy,
+    territory_key,
 )
 
 
@@ -70,11 +71,12 @@ def territory(request: AssignmentRequest) -> Choice | None:
     (turns among a team's users); unmapped values go to the rule's default member."""
     rule = request.rule
     value = request.values.get(rule.territory_field or "")
-    key = _territory_key(value)
-    mapped = any(_territory_key(m.territory) == key for m in rule.members if key is not None)
+    key_of = territory_key(request.crm, request.entity, rule.territory_field or "")
+    key = key_of(value)
+    mapped = any(key_of(m.territory) == key for m in rule.members if key is not None)
     how = f"territory {rule.territory_field} = {value}"
     if mapped:
-        wanted = [c for c in request.candidates if _territory_key(c.member.territory) == key]
+        wanted = [c for c in request.candidates if key_of(c.member.territory) == key]
     elif rule.default_member is not None:
         wanted = [c for c in request.candidates if c.member.label == rule.default_member]
         how = f"{rule.territory_field} = {value} is not in the territory map: default member"
@@ -91,12 +93,6 @@ def fixed(request: AssignmentRequest) -> Choice | None:
     if not request.candidates:
         return None
     return Choice(request.candidates[0], "fixed member")
-
-
-def _territory_key(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value).strip().casefold()
 
 
 BUILTIN_STRATEGIES: dict[str, AssignmentStrategy] = {

@@ -197,7 +197,12 @@ def migration_command(name: str, message: str) -> None:
     show_default=True,
     help="Where to write the distribution folder crmkit-NAME.",
 )
-def new_command(name: str, directory: str) -> None:
+@click.option(
+    "--entity",
+    default=None,
+    help="The name of the plugin's entity (default: NAME_item); its table is the plural.",
+)
+def new_command(name: str, directory: str, entity: str | None) -> None:
     """Write a new plugin distribution, crmkit-NAME, whose tests pass at once.
 
     It holds the pyproject with the entry point, the hooks module, an entity with its first
@@ -208,6 +213,7 @@ def new_command(name: str, directory: str) -> None:
 
     \b
         crmkit plugins new visits && cd crmkit-visits && pip install -e ".[test]" && pytest
+        crmkit plugins new tickets --entity ticket
     """
     from crmkit.scaffold import write_plugin
 
@@ -217,5 +223,5 @@ def new_command(name: str, directory: str) -> None:
     reserved = set(CORE_COMMANDS)
     if isinstance(root, click.Group):
         reserved |= set(root.commands)
-    target = write_plugin(name, Path(directory), reserved=reserved)
+    target = write_plugin(name, Path(directory), reserved=reserved, entity=entity)
     click.echo(f"Wrote {target}: cd {target} && pip install -e '.[test]' && pytest")

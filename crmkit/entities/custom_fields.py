@@ -62,7 +62,9 @@ class CustomField:
 
     ``unique=True`` allows a value on one live record of the entity only (a database index
     enforces it; the error names the other record when the actor may see it);
-    ``ignore_case=True`` (text only) makes ``WF-1`` and ``wf-1`` the same value for it.
+    ``ignore_case=True`` (text only) makes ``WF-1`` and ``wf-1`` the same value for it
+    everywhere: list filters, rule conditions, territory maps and uniqueness
+    (``crmkit.entities.equality``).
     """
 
     entity: str
@@ -81,9 +83,10 @@ class CustomField:
             raise ValueError(f"custom field {self.name!r} of type {self.type} needs choices")
         if self.unique and self.type in (FieldType.MULTI_CHOICE, FieldType.BOOLEAN):
             raise ValueError(f"custom field {self.name!r} of type {self.type} cannot be unique")
-        if self.ignore_case and not (self.unique and self.type is FieldType.TEXT):
+        if self.ignore_case and self.type is not FieldType.TEXT:
             raise ValueError(
-                f"custom field {self.name!r}: ignore_case applies to unique text fields only"
+                f"custom field {self.name!r}: ignore_case applies to text fields only"
+                f" (this one is {self.type})"
             )
 
     def coerce(self, value: object) -> CustomValue:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import ColumnProperty
 
@@ -12,6 +13,7 @@ from crmkit.db.base import Base
 from crmkit.entities.customers import Account, Contact, Lead, LeadStatus, LifecycleStage
 from crmkit.entities.deals import Deal
 from crmkit.entities.followup import Activity, ActivityKind, Task, TaskStatus
+from crmkit.errors import ConfigError
 
 #: Columns the service layer maintains itself; callers cannot write them.
 SYSTEM_COLUMNS = frozenset(
@@ -36,6 +38,34 @@ def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+#: What an action on a child record asks of its parent record: reading or exporting a child
+#: is reading or exporting the parent; creating, changing or deleting one changes the parent's
+#: file, so it needs ``update`` on the parent (Salesforce's master-detail rule).
+PARENT_ACTIONS: Mapping[str, str] = {
+    "read": "read",
+    "export": "export",
+    "create": "update",
+    "update": "update",
+    "delete": "update",
+}
+
+
+@frozen
+class ParentLink:
+    """The record a child entity's record belongs to: ``ParentLink("contact", "contact_id")``
+    on ``EntityType(parent=...)``.
+
+    A child entity has no permissions and no scope of its own: a child record is visible
+    exactly when its parent is, to whoever may see the parent (``<parent>:read`` covers the
+    parent); creating, changing or deleting one needs ``<parent>:update`` covering the
+    parent (see :data:`PARENT_ACTIONS`). Lists, counts, search, exports, the related lists
+    and every error follow, in SQL; a child whose parent is deleted is hidden with it.
+    ``column`` is required on every child (crmkit adds it to ``required``)."""
+
+    entity: str
+    column: str
+
+
 @frozen
 class EntityType:
     """A kind of record served by the generic record service.
@@ -43,7 +73,8 @@ class EntityType:
     ``kinds`` maps a column to how its values are normalised: ``"name"`` (NFKC, folded
     spaces), ``"email"``, ``"phone"`` (E.164 with the configured default region),
     ``"email_list"``/``"phone_list"``. ``choices`` limits a column to fixed values.
-    ``search`` lists the columns free-text search looks in.
+    ``search`` lists the columns free-text search looks in. ``parent`` makes it a child
+    entity whose records are visible exactly as their parent record is (:class:`ParentLink`).
     """
 
     name: str
@@ -54,6 +85,14 @@ class EntityType:
     choices: Mapping[str, tuple[str, ...]] = field(factory=dict)
     search: tuple[str, ...] = field(default=(), converter=_names)
     source: str = "crmkit"
+    parent: ParentLink | None = None
+
+    def permission(self, action: str) -> str:
+        """The permission ``action`` on a record of this entity needs: ``<name>:<action>``,
+        or for a child entity its parent's (``ParentLink``, :data:`PARENT_ACTIONS`)."""
+        if self.parent is None:
+            return f"{self.name}:{action}"
+        return f"{self.parent.entity}:{PARENT_ACTIONS.get(action, action)}"
 
     @property
     def columns(self) -> Mapping[str, ColumnProperty[object]]:
@@ -69,6 +108,36 @@ class EntityType:
     def writable(self) -> frozenset[str]:
         """The columns a caller may set."""
         return frozenset(self.columns) - SYSTEM_COLUMNS
+
+
+def checked_child(entity: EntityType, entities: Mapping[str, EntityType]) -> EntityType:
+    """``entity`` (a child: ``parent`` is set) with its parent column required; a
+    ``ConfigError`` naming the mistake when the parent is unknown, is itself a child, or the
+    column is not a foreign key to the parent's table."""
+    link = entity.parent
+    assert link is not None
+    where = f"entity {entity.name!r} ({entity.source}): parent"
+    parent = entities.get(link.entity)
+    if parent is None:
+        raise ConfigError(
+            f"{where} {link.entity!r} is not an entity; known: {', '.join(sorted(entities))}"
+        )
+    if parent.parent is not None:
+        raise ConfigError(
+            f"{where} {link.entity!r} is itself a child of {parent.parent.entity!r}: make"
+            f" {entity.name!r} a child of {parent.parent.entity!r} (one level of parents)"
+        )
+    column = entity.columns.get(link.column)
+    parent_table: Any = parent.model.__table__
+    keys = column.columns[0].foreign_keys if column is not None else set()
+    if not any(key.column.table is parent_table and key.column.key == "id" for key in keys):
+        raise ConfigError(
+            f"{where} column {link.column!r} must be a column of {entity.model.__name__} with"
+            f" a foreign key to {parent_table.name}.id"
+        )
+    if link.column in entity.required:
+        return entity
+    return evolve(entity, required=(*entity.required, link.column))
 
 
 _ADDRESS = {"city": "name", "region": "name", "address": "name"}

@@ -27,6 +27,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +47,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DISPATCH_LOCK = 0x63726D6B  # "crmk": the advisory lock key of the dispatcher
+#: Full batches one pass fans out, the delivery of each overlapping the fan-out of the next
+#: (the sink waits on the broker's confirms while PostgreSQL writes the next batch's
+#: deliveries). Bounded so that a pass over a large backlog still ends, and the sinks are
+#: re-read, every few thousand events. bench/events_bench.py: relay ÷ bare publish loop.
+BATCHES_PER_PASS = 8
 _OPEN = (DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value)
 _OUTBOX = OutboxEvent.__table__.c
 _DELIVERIES = EventDelivery.__table__.c
@@ -157,6 +163,7 @@ class Relay:
         self._postgres = crm.engine.dialect.name == "postgresql"
         self._matches: dict[tuple[str, str], bool] = {}
         self._random = random.Random()
+        self._sending: ThreadPoolExecutor | None = None
 
     def _session(self) -> Session:
         return Session(self.crm.engine, expire_on_commit=False)
@@ -434,6 +441,13 @@ class Relay:
     def deliver(self, claimed: Sequence[Claimed]) -> RelayStats:
         """Hand the claimed events to their sinks (a batch per sink), then record the
         outcomes in one transaction."""
+        return self.acknowledge(*self._send(claimed))
+
+    def _send(
+        self, claimed: Sequence[Claimed]
+    ) -> tuple[list[int], list[tuple[Claimed, BaseException]]]:
+        """Hand the claimed events to their sinks (a batch per sink); the delivered ids and
+        the failures. Touches no database, so it may run beside a fan-out."""
         by_sink: dict[str, list[Claimed]] = {}
         for item in claimed:
             by_sink.setdefault(item.sink, []).append(item)
@@ -450,7 +464,7 @@ class Relay:
                 else:
                     failed.append((item, outcome))
                     log.warning("sink %s failed on event %s: %s", sink_name, item.event.id, outcome)
-        return self.acknowledge(delivered, failed)
+        return delivered, failed
 
     def acknowledge(
         self, delivered: Sequence[int], failed: Sequence[tuple[Claimed, BaseException]]
@@ -545,12 +559,32 @@ class Relay:
         self.sinks = sinks
 
     def run_once(self) -> RelayStats:
-        """One pass: refresh the sinks, fan out and deliver a batch of new events, then
-        claim and deliver a batch of what was left (retries, waiting events)."""
+        """One pass: refresh the sinks; fan out and deliver new events, up to
+        :data:`BATCHES_PER_PASS` full batches, each batch's delivery overlapping the fan-out
+        of the next; then claim and deliver a batch of what was left (retries, waiting
+        events)."""
         self.refresh_sinks()
         dispatched, claimed = self._fan_out(claim=True)
-        stats = RelayStats(dispatched=len(dispatched)) + self.deliver(claimed)
+        stats = RelayStats(dispatched=len(dispatched))
+        for _ in range(BATCHES_PER_PASS - 1):
+            if len(dispatched) < self.config.batch_size:
+                break  # the outbox is drained: nothing to overlap with
+            # The next fan-out sees this batch's deliveries still open, so a later event of
+            # one of its records is written pending behind it: order per record holds.
+            sending = self._sender().submit(self._send, claimed)
+            try:
+                dispatched, claimed = self._fan_out(claim=True)
+            finally:
+                stats += self.acknowledge(*sending.result())
+            stats += RelayStats(dispatched=len(dispatched))
+        stats += self.deliver(claimed)
         return stats + self.deliver(self.claim())
+
+    def _sender(self) -> ThreadPoolExecutor:
+        """The one thread that hands a batch to the sinks while the next is fanned out."""
+        if self._sending is None:
+            self._sending = ThreadPoolExecutor(1, thread_name_prefix="crmkit-relay-send")
+        return self._sending
 
     def run(self, stop: threading.Event, poll_interval: float = 1.0) -> None:
         """Relay until ``stop`` is set; sleep ``poll_interval`` seconds when idle."""

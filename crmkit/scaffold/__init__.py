@@ -27,15 +27,19 @@ TEMPLATE = Path(__file__).parent / "template"
 PLUGIN_NAME = re.compile(r"[a-z][a-z0-9_]{1,30}")
 
 
-def placeholders(name: str) -> dict[str, str]:
-    """What the template's ``$placeholders`` become for plugin ``name``."""
+def placeholders(name: str, entity: str | None = None) -> dict[str, str]:
+    """What the template's ``$placeholders`` become for plugin ``name`` whose entity is
+    ``entity`` (``<name>_item`` by default; its table is the plural)."""
+    from crmkit.services.cells import plural
+
+    entity = entity or f"{name}_item"
     return {
         "name": name,
         "package": f"crmkit_{name}",
         "distribution": f"crmkit-{name.replace('_', '-')}",
         "title": name.replace("_", " ").capitalize(),
-        "entity": f"{name}_item",
-        "table": f"{name}_items",
+        "entity": entity,
+        "table": plural(entity),
         "field": f"{name}_code",
     }
 
@@ -50,16 +54,21 @@ def check_name(name: str) -> None:
         )
 
 
-def write_plugin(name: str, parent: Path, *, reserved: Collection[str] = ()) -> Path:
+def write_plugin(
+    name: str, parent: Path, *, reserved: Collection[str] = (), entity: str | None = None
+) -> Path:
     """Write the distribution ``crmkit-<name>`` into ``parent``; return its folder.
-    ``reserved`` are names taken by core commands (the plugin's command group is ``name``)."""
+    ``reserved`` are names taken by core commands (the plugin's command group is ``name``);
+    ``entity`` names the plugin's entity (``<name>_item`` by default)."""
     check_name(name)
     if name in reserved:
         raise CRMError(
             f"plugin name {name!r} is a core crmkit command; its command group would be"
             " hidden: pick another name"
         )
-    values = placeholders(name)
+    if entity is not None:
+        check_entity_name(entity)
+    values = placeholders(name, entity)
     target = parent / values["distribution"]
     try:
         if target.exists():
@@ -68,8 +77,21 @@ def write_plugin(name: str, parent: Path, *, reserved: Collection[str] = ()) -> 
     except (OSError, ValueError) as error:
         reason = error.strerror if isinstance(error, OSError) else str(error)
         raise CRMError(f"cannot write the plugin into {parent!r}: {reason}") from None
-    _write_first_migration_in_a_child(name, target)
+    _write_first_migration_in_a_child(name, target, values["table"])
     return target
+
+
+def check_entity_name(entity: str) -> None:
+    """An entity name is a lower-case identifier that no core entity has."""
+    from crmkit.entities.registry import CORE_ENTITIES
+
+    if not PLUGIN_NAME.fullmatch(entity):
+        raise CRMError(
+            f"entity name {entity!r} is not usable: use 2-31 lower-case letters, digits and"
+            " underscores, starting with a letter"
+        )
+    if entity in {core.name for core in CORE_ENTITIES}:
+        raise CRMError(f"entity name {entity!r} is a core entity's: pick another name")
 
 
 def _write_templates(values: dict[str, str], target: Path) -> None:
@@ -85,7 +107,7 @@ def _write_templates(values: dict[str, str], target: Path) -> None:
         destination.write_text(text, encoding="utf-8")
 
 
-def _write_first_migration_in_a_child(name: str, target: Path) -> None:
+def _write_first_migration_in_a_child(name: str, target: Path, table: str) -> None:
     """Run :func:`write_first_migration` in a fresh interpreter: importing the new package
     here would map its tables into this process, where a later edit of its models could not
     be seen (``crmkit plugins new`` followed by ``crmkit plugins migration`` in one process,
@@ -94,7 +116,7 @@ def _write_first_migration_in_a_child(name: str, target: Path) -> None:
 
     code = "import sys; from crmkit.scaffold import write_first_migration as w; w(*sys.argv[1:])"
     result = subprocess.run(
-        [sys.executable, "-c", code, name, str(target)],
+        [sys.executable, "-c", code, name, str(target), table],
         capture_output=True,
         text=True,
         check=False,
@@ -104,7 +126,7 @@ def _write_first_migration_in_a_child(name: str, target: Path) -> None:
         raise CRMError(f"writing the first migration of plugin {name!r} failed: {lines[-1]}")
 
 
-def write_first_migration(name: str, target: Path | str) -> Path:
+def write_first_migration(name: str, target: Path | str, table: str | None = None) -> Path:
     """Autogenerate the plugin's first revision from its model, against a throwaway SQLite
     database holding the core schema."""
     target = Path(target)
@@ -117,7 +139,8 @@ def write_first_migration(name: str, target: Path | str) -> Path:
         crm = open_crm(f"sqlite:///{scratch}/scaffold.db", discover=False, upgrade=True)
         try:
             crm.installed[name] = in_memory_plugin(name, module)
-            return make_plugin_migration(crm, name, f"create the {name}_items table")
+            message = f"create the {table or name + '_items'} table"
+            return make_plugin_migration(crm, name, message)
         finally:
             crm.close()
 

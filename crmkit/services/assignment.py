@@ -37,6 +37,7 @@ from crmkit.assignment.rules import (
     Strategy,
     away_now,
     split_filter_key,
+    territory_key,
 )
 from crmkit.assignment.strategies import BUILTIN_STRATEGIES, as_choice
 from crmkit.db.base import utcnow
@@ -133,7 +134,9 @@ def parse_conditions(crm: CRM, entity: str, when: Mapping[str, Any]) -> tuple[Co
             value = raw
         else:
             value = _coerce_operand(preparer, name, raw)
-        conditions.append(Condition(name, operator, value))
+        custom = preparer.custom_fields.get(name)
+        ignore_case = custom is not None and custom.ignore_case
+        conditions.append(Condition(name, operator, value, ignore_case))
     return tuple(conditions)
 
 
@@ -363,12 +366,13 @@ def check_rule_shape(
         )
     if territory_field not in preparer.writable and territory_field not in preparer.custom_fields:
         raise CRMError(f"territory field {territory_field!r} is not a field of {entity}")
-    mapped = {m.territory.casefold() for m in members if m.territory}
+    fold = territory_key(op.crm, entity, territory_field)
+    mapped = {fold(m.territory) for m in members if m.territory}
     if not mapped:
         raise CRMError("strategy 'territory' needs a territory map (value=member, ...)")
     choices = _choices_of(op.crm, entity, territory_field)
     if choices is not None and default_member is None:
-        gaps = [c for c in choices if c.casefold() not in mapped]
+        gaps = [c for c in choices if fold(c) not in mapped]
         if gaps:
             raise CRMError(
                 f"the territory map has gaps: no member for {territory_field} ="

@@ -26,6 +26,7 @@ from crmkit.duplicates import DisclosedMatch, DuplicateMatch
 from crmkit.entities.organisation import User
 from crmkit.permissions.access import Access
 from crmkit.services.operation import Operation
+from crmkit.services.queries import scope_condition
 
 #: The fields a match's label is made of: a label is withheld when either is hidden.
 LABEL_FIELDS = frozenset({"full_name", "name"})
@@ -43,13 +44,13 @@ def readable_ids_query(op: Operation, entity: str) -> Select[Any]:
     """``SELECT id`` of the live ``entity`` records the actor may read, to use inside a query
     of your own (``candidate.id_b IN readable_ids_query(op, "contact")``): the SQL twin of
     :func:`readable_record_ids`. Selects nothing for an actor without ``<entity>:read``."""
-    model: Any = op.crm.entity(entity).model
+    kind = op.crm.entity(entity)
+    model: Any = kind.model
     access = op.access
-    scope = access.scope(f"{entity}:read")
     query = select(model.id).where(model.deleted_at.is_(None))
-    if scope is None:
+    if access.scope(kind.permission("read")) is None:
         return query.where(false())
-    condition = access.condition(model, scope)
+    condition = scope_condition(access, op.crm.entities, kind)
     return query if condition is None else query.where(condition)
 
 
@@ -62,11 +63,10 @@ def _readable(
 ) -> frozenset[int]:
     wanted = sorted({int(i) for i in ids})
     kind = entities.get(entity)
-    scope = access.scope(f"{entity}:read")
-    if not wanted or kind is None or scope is None:
+    if not wanted or kind is None or access.scope(kind.permission("read")) is None:
         return frozenset()
     model: Any = kind.model
-    condition = access.condition(model, scope)
+    condition = scope_condition(access, entities, kind)
     found: set[int] = set()
     for start in range(0, len(wanted), _CHUNK):
         query = select(model.id).where(

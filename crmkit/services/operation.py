@@ -97,31 +97,39 @@ class Operation:
         self.events.append(event)
         return event
 
+    def outbox_rows(self) -> list[dict[str, Any]]:
+        """The outbox rows (``crmkit.OutboxEvent``) of the events emitted so far and not yet
+        written, for a caller that writes them itself in this transaction, in one statement
+        with its own writes (on PostgreSQL a round trip less: the loyalty plugin's earn).
+        From now on they count as written, so the commit does not write them again: insert
+        them before the operation ends, or they are lost."""
+        pending = self.events[self._written :]
+        self._written = len(self.events)
+        return [
+            {
+                "event_id": str(event.id),
+                "name": event.name,
+                "occurred_at": event.occurred_at,
+                "actor_id": event.actor_id,
+                "record_type": event.record_type,
+                "record_id": event.record_id,
+                "payload": event.payload,
+                "dispatched_at": None,
+            }
+            for event in pending
+        ]
+
     def write_events(self) -> None:
         """Write the events emitted so far to the outbox (in bulk)."""
-        pending = self.events[self._written :]
-        if not pending:
-            return
-        if self.session.autoflush:
-            self.session.flush()  # pending ORM changes go first, as before any ORM statement
-        bulk_insert(
-            self.session.connection(),
-            OutboxEvent.__table__,  # type: ignore[arg-type]
-            [
-                {
-                    "event_id": str(event.id),
-                    "name": event.name,
-                    "occurred_at": event.occurred_at,
-                    "actor_id": event.actor_id,
-                    "record_type": event.record_type,
-                    "record_id": event.record_id,
-                    "payload": event.payload,
-                    "dispatched_at": None,
-                }
-                for event in pending
-            ],
-        )
-        self._written = len(self.events)
+        rows = self.outbox_rows()
+        if rows:
+            if self.session.autoflush:
+                self.session.flush()  # pending ORM changes go first, as before any ORM statement
+            bulk_insert(
+                self.session.connection(),
+                OutboxEvent.__table__,  # type: ignore[arg-type]
+                rows,
+            )
         if not self.crm.publishes_events():
             # nobody in this process reads them after the commit: an import of 200 000 rows
             # must not keep 200 000 events (and their payloads) until it ends

@@ -12,11 +12,13 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, false, func, or_, select
+from sqlalchemy import JSON, ColumnElement, Select, and_, bindparam, false, or_, select
 
 from crmkit.entities.custom_fields import CustomField, FieldType
+from crmkit.entities.equality import fold_case, sql_fold_case
 from crmkit.entities.registry import EntityType
 from crmkit.errors import CRMError, FieldError, ValidationError
+from crmkit.permissions.access import Access
 from crmkit.services.operation import Operation
 from crmkit.services.values import ValuePreparer
 
@@ -44,13 +46,39 @@ def visible(
     if query is None:
         model: Any = entity.model
         query = select(model).where(model.deleted_at.is_(None))
-        condition = access.condition(
-            model, access.require(f"{entity.name}:{action}"), unindexed=unindexed
-        )
+        condition = scope_condition(access, op.crm.entities, entity, action, unindexed=unindexed)
         if condition is not None:
             query = query.where(condition)
         _keep(access.statements, key, query)
     return query
+
+
+def scope_condition(
+    access: Access,
+    entities: Mapping[str, EntityType],
+    entity: EntityType,
+    action: str = "read",
+    *,
+    unindexed: bool = False,
+) -> ColumnElement[bool] | None:
+    """The SQL condition selecting the records of ``entity`` the actor reaches with
+    ``action`` (``None``: all of them); ``PermissionDenied`` naming the permission they lack.
+
+    A record's own owner and team decide, except for a child entity (``EntityType.parent``):
+    its records are those whose parent is live and within the scope of the parent's
+    permission (``EntityType.permission``), so a child is visible exactly as its parent is,
+    whoever owns the child row. Always applied, even for the unrestricted: a child of a
+    deleted parent is gone with it."""
+    scope = access.require(entity.permission(action))
+    link = entity.parent
+    if link is None:
+        return access.condition(entity.model, scope, unindexed=unindexed)
+    parent: Any = entities[link.entity].model
+    parents = select(parent.id).where(parent.deleted_at.is_(None))
+    condition = access.condition(parent, scope)
+    if condition is not None:
+        parents = parents.where(condition)
+    return cast(ColumnElement[bool], getattr(entity.model, link.column).in_(parents))
 
 
 #: The bound parameter of :func:`visible_by_id`.
@@ -155,6 +183,11 @@ def build_filters(
             )
         expression = field_expression(entity, preparer, name, hidden)
         custom = preparer.custom_fields.get(name)
+        # equality is the field's (crmkit.entities.equality): exact after the normaliser,
+        # letter case folded on both sides for an ignore_case field
+        folded = custom is not None and custom.ignore_case and operator in ("eq", "ne", "in")
+        if folded:
+            expression = sql_fold_case(expression)
         if operator == "empty":
             empty = (
                 expression.is_(None) | (expression == "")
@@ -164,7 +197,7 @@ def build_filters(
             conditions.append(empty if _truthy(value) else ~empty)
         elif operator == "in":
             items = value if isinstance(value, list | tuple | set) else str(value).split(",")
-            operands = [_coerce_operand(preparer, name, item) for item in items]
+            operands = [_fold(_coerce_operand(preparer, name, item), folded) for item in items]
             conditions.append(expression.in_(operands) if operands else false())
         elif operator == "contains":
             if custom is not None and custom.type is FieldType.MULTI_CHOICE:
@@ -176,21 +209,25 @@ def build_filters(
                     or_(*(expression.contains(quoted, autoescape=True) for quoted in spellings))
                 )
             elif _is_text(entity, custom, name):
-                # case-insensitive for Latin text on both databases (LIKE is not on PostgreSQL)
-                needle = str(value).lower()
-                conditions.append(func.lower(expression).contains(needle, autoescape=True))
+                # letter case ignored on every text field, the same on both databases
+                needle = fold_case(str(value))
+                conditions.append(sql_fold_case(expression).contains(needle, autoescape=True))
             else:
                 raise ValidationError(
                     [FieldError(key, "contains works on text fields only")], entity.name
                 )
         else:
-            operand = _coerce_operand(preparer, name, value)
+            operand = _fold(_coerce_operand(preparer, name, value), folded)
             if operand is None and operator not in ("eq", "ne"):
                 raise ValidationError(
                     [FieldError(key, f"operator {operator!r} needs a value")], entity.name
                 )
             conditions.append(_compare(expression, operator, operand))
     return conditions
+
+
+def _fold(operand: Any, folded: bool) -> Any:
+    return fold_case(operand) if folded and isinstance(operand, str) else operand
 
 
 def _is_text(entity: EntityType, custom: CustomField | None, name: str) -> bool:
@@ -236,14 +273,16 @@ def build_search(
     """Free-text search over the entity's search columns the actor may see.
 
     The text is normalised like names are (NFKC: full-width letters and digits become plain
-    ones) and matched case-insensitively for Latin text; Chinese text matches as a substring.
+    ones) and matched ignoring the case of A-Z (``crmkit.entities.equality``); Chinese text
+    matches as a substring.
     Text that looks like a phone number (``138 1234 5678``, ``(021) 6123-4567``) also matches
     the digits of stored E.164 numbers."""
-    needle = unicodedata.normalize("NFKC", text).strip().lower()
+    needle = fold_case(unicodedata.normalize("NFKC", text).strip())
     model: Any = entity.model
     columns = [column for column in entity.search if column not in hidden]
     conditions = [
-        func.lower(getattr(model, column)).contains(needle, autoescape=True) for column in columns
+        sql_fold_case(getattr(model, column)).contains(needle, autoescape=True)
+        for column in columns
     ]
     digits = _PHONE_SEPARATORS.sub("", needle)
     if len(digits) >= 4 and digits.isdigit():

@@ -65,6 +65,7 @@ from crmkit.services.queries import (
     field_expression,
     keyset_after,
     order_clauses,
+    scope_condition,
     visible,
     visible_by_id,
 )
@@ -236,7 +237,7 @@ class RecordService:
         """
         result = BulkResult()
         with self._operation(actor) as op:
-            op.access.require(f"{self.name}:create")  # no permission at all: refuse the lot
+            op.access.require(self.entity.permission("create"))  # none at all: refuse the lot
             batch: list[tuple[int, dict[str, Any]]] = []
             keys: set[tuple[str, str]] = set()  # the batch's e-mails and phones
             checked = self.name in collisions.CHECKED_ENTITIES
@@ -376,7 +377,7 @@ class RecordService:
         self, op: Operation, data: Mapping[str, object], *, check_duplicates: bool = True
     ) -> dict[str, Any]:
         access = op.access
-        scope = access.require(f"{self.name}:create")
+        scope = access.require(self.entity.permission("create"))
         if not access.unrestricted:
             access.check_writable(self.name, data)
         preparer = self.crm.preparer(self.name)
@@ -395,10 +396,15 @@ class RecordService:
         if "team_id" in writable and columns.get("team_id") is None and op.actor:
             columns["team_id"] = op.actor.team_id
         # an owner a rule chose is the admins' decision, not the actor's: only an owner the
-        # actor gave (or the actor) must lie within their create scope
-        if decision is None and not (
-            access.covers(scope, columns.get("owner_id"), columns.get("team_id"))
-            and access.covers_team(scope, columns.get("team_id"))
+        # actor gave (or the actor) must lie within their create scope. A child's own owner
+        # and team reach no one: its parent must (``_check_references``).
+        if (
+            decision is None
+            and self.entity.parent is None
+            and not (
+                access.covers(scope, columns.get("owner_id"), columns.get("team_id"))
+                and access.covers_team(scope, columns.get("team_id"))
+            )
         ):
             raise PermissionDenied(
                 f"{access.username} may not create a {self.name} for another owner or team"
@@ -488,8 +494,10 @@ class RecordService:
     ) -> list[RowError]:
         """Every foreign key must name a live record, and a record of an entity the actor may
         read (one outside their read scope does not exist for them); a bad one is a field
-        error."""
+        error. A child's parent must moreover be one the actor may change (``<parent>:update``
+        covers it): adding, changing or moving a child changes its parent's file."""
         errors: list[RowError] = []
+        link = self.entity.parent
         for column in self.table.columns:
             if not column.foreign_keys or column.key in SYSTEM_COLUMNS:
                 continue
@@ -503,22 +511,47 @@ class RecordService:
             linked = next(
                 (e for e in self.crm.entities.values() if e.model.__table__ is target), None
             )
-            if linked is not None and not op.access.unrestricted:
-                scope = op.access.scope(f"{linked.name}:read")
-                condition = op.access.condition(linked.model, scope) if scope else false()
+            condition = self._reach(op, linked, "read")
+            found = set(op.session.scalars(query if condition is None else query.where(condition)))
+            unchangeable: set[Any] = set()
+            if linked is not None and link is not None and column.key == link.column:
+                condition = self._reach(op, linked, "update")
                 if condition is not None:
-                    query = query.where(condition)
-            found = set(op.session.scalars(query))
+                    unchangeable = found - set(op.session.scalars(query.where(condition)))
             missing = wanted - found
-            if not missing:
+            if not missing and not unchangeable:
                 continue
             for index, row in enumerate(rows):
-                if row.get(column.key) in missing:
-                    message = f"{_entity_word(target.name)} {row[column.key]} does not exist"
+                value = row.get(column.key)
+                if value in missing:
+                    message = f"{_entity_word(target.name)} {value} does not exist"
                     if lines is None:
                         raise ValidationError([FieldError(column.key, message)], self.name)
                     errors.append(RowError(lines[index], column.key, message))
+                elif value in unchangeable:
+                    assert linked is not None
+                    message = (
+                        f"{op.access.username} may not file a {self.name} under"
+                        f" {linked.name} {value} ({linked.permission('update')} does not"
+                        " cover it)"
+                    )
+                    if lines is None:
+                        raise PermissionDenied(message)
+                    errors.append(RowError(lines[index], column.key, message))
         return errors
+
+    def _reach(
+        self, op: Operation, entity: EntityType | None, action: str
+    ) -> ColumnElement[bool] | None:
+        """The records of ``entity`` the actor reaches with ``action``, as a condition
+        (``None``: all; ``false()`` without the permission); ``None`` for a table that is
+        not an entity (users, teams)."""
+        access = op.access
+        if entity is None or access.unrestricted:
+            return None
+        if access.scope(entity.permission(action)) is None:
+            return false()
+        return scope_condition(access, self.crm.entities, entity, action)
 
     # -- read ------------------------------------------------------------------------------
 
@@ -671,8 +704,8 @@ class RecordService:
         covers it (holds the id and ``deleted_at`` too).
         At most :data:`MAX_SCOPE_BRANCHES` branches."""
         access = op.access
-        if access.unrestricted or access.user_id is None:
-            return ()
+        if access.unrestricted or access.user_id is None or self.entity.parent is not None:
+            return ()  # a child's scope is its parent's: no team branches of its own
         scope = access.scope(f"{self.name}:read")
         if scope is None:
             return ()
@@ -815,8 +848,8 @@ class RecordService:
             return False  # PostgreSQL weighs the LIMIT against both plans itself
         access = op.access
         scope = access.scope(f"{self.name}:read")
-        if scope is None or scope is Scope.ALL or access.unrestricted:
-            return False  # no condition to walk past
+        if scope is None or scope is Scope.ALL or access.unrestricted or self.entity.parent:
+            return False  # no condition (of its own, for a child) to walk past
         if access.share(scope) < WALK_SHARE:
             return False
         return sort_field in _sort_indexes(self.table)
@@ -912,7 +945,7 @@ class RecordService:
         emitted and admins are notified — in its own committed transaction, so an export that
         fails half-way is still on record."""
         with self.crm.transaction(actor) as op:
-            op.access.require(f"{self.name}:export")
+            op.access.require(self.entity.permission("export"))
             count = self._count(op, filters, search, "export")
             flag_sensitive(
                 op,
@@ -1020,6 +1053,8 @@ class RecordService:
         and team must lie within that permission's scope."""
         if "owner_id" not in changed and "team_id" not in changed:
             return
+        if self.entity.parent is not None:
+            return  # a child's owner and team reach no one: its parent decides
         access = op.access
         action = "assign" if self.name in ASSIGNABLE else "update"
         scope = access.require(f"{self.name}:{action}")

@@ -72,7 +72,8 @@ def known_permissions(crm: CRM) -> list[str]:
     """Every permission a role may grant: those of every entity, the administrative ones,
     and those enabled plugins declare (``crmkit_permissions``)."""
     declared = [name for group in crm.host.call("crmkit_permissions") for name in group]
-    return all_permissions(crm.entities, declared)
+    own = [name for name, entity in crm.entities.items() if entity.parent is None]
+    return all_permissions(own, declared)
 
 
 def seed_builtin_roles(op: Operation, *, announce: bool = True) -> dict[str, list[str]]:
@@ -475,6 +476,19 @@ class RoleService:
         if close:
             message += "; did you mean " + " or ".join(close) + "?"
         resource = permission.partition(":")[0]
+        child = self.crm.entities.get(resource)
+        if child is not None and child.parent is not None:
+            action = permission.partition(":")[2]
+            raise ValidationError(
+                [
+                    FieldError(
+                        "permission",
+                        f"{resource} records follow their {child.parent.entity}: there is"
+                        f" no {permission!r} to grant; grant {child.permission(action)}",
+                    )
+                ],
+                "grant",
+            )
         same = [name for name in known if name.startswith(f"{resource}:")]
         if same and not close:
             message += f"; {resource} has: {', '.join(same)}"

@@ -8,10 +8,11 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from crmkit.entities.custom_fields import CustomField
+from crmkit.entities.equality import fold_case, fold_case_sql_text, sql_fold_case
 from crmkit.errors import ConfigError, ConflictError, FieldError, ValidationError
 from crmkit.services.disclosure import readable_record_ids
 
@@ -27,7 +28,7 @@ def unique_fields(crm: CRM, entity: str) -> list[CustomField]:
 
 def _comparable(field: CustomField, value: object) -> str:
     text_value = str(value)
-    return text_value.lower() if field.ignore_case else text_value
+    return fold_case(text_value) if field.ignore_case else text_value
 
 
 def check_unique(
@@ -42,7 +43,7 @@ def check_unique(
     for field in fields:
         stored = model.custom[field.name].as_string()
         if field.ignore_case:
-            stored = func.lower(stored)
+            stored = sql_fold_case(stored)
         query = select(model.id).where(
             model.deleted_at.is_(None), stored == _comparable(field, values[field.name])
         )
@@ -93,7 +94,7 @@ def ensure_unique_indexes(crm: CRM) -> None:
             else:
                 value = f"json_extract(custom, '$.{field.name}')"
             if field.ignore_case:
-                value = f"lower({value})"
+                value = fold_case_sql_text(value, dialect)
             statement = (
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {index_name(table, field)} ON {table}"
                 f" (({value})) WHERE deleted_at IS NULL"

@@ -33,8 +33,9 @@ from crmkit_loyalty import ledger
 from crmkit_loyalty.cards import clean_number
 from crmkit_loyalty.ledger import CARDS, CONTACTS, LEDGER, LOTS, PROGRAMS, PURCHASES, LockedCard
 from crmkit_loyalty.programs import PurchaseFacts
-from crmkit_loyalty.registry import program_by_id
+from crmkit_loyalty.registry import EARN_HOOK, program_by_id
 from crmkit_loyalty.service import earn_points, parse_amount, parse_items
+from crmkit_loyalty.writes import STEPS
 
 COLUMNS = ("card", "receipt_id", "amount", "currency", "occurred_at", "store", "items", "category")
 
@@ -316,6 +317,7 @@ def _import_batch(
     lots: list[dict[str, Any]] = []
     entries: list[dict[str, Any]] = []
     touched: dict[int, LockedCard] = {}
+    hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -354,7 +356,7 @@ def _import_batch(
             tier=card.tier,
             birthday=card.birthday,
         )
-        points, rules = earn_points(op, card, facts)
+        points, rules = earn_points(op, card, facts, hooked=hooked)
         purchases.append(
             {
                 "program_id": card.program_id,
@@ -411,13 +413,25 @@ def _import_batch(
     crmkit.bulk_insert(connection, LOTS, lots)
     crmkit.bulk_insert(connection, LEDGER, entries)
     _upgrade_tiers(op, list(touched.values()), now)
-    if touched:
-        _save_balances(
-            connection, [(card.balance, card.pending, card.id) for card in touched.values()]
+    upgraded = [card for card in touched.values() if card.tier_since == now]
+    if upgraded:  # their tier too, in one executemany
+        connection.execute(
+            STEPS["card"],
+            [
+                {
+                    "card__id": card.id,
+                    "card__balance": card.balance,
+                    "card__pending": card.pending,
+                    "card__tier": card.tier,
+                    "card__tier_since": card.tier_since,
+                    "card__tier_grace_until": card.tier_grace_until,
+                }
+                for card in upgraded
+            ],
         )
-        for card in touched.values():
-            if card.tier_since == now:  # upgraded by this batch
-                ledger.save_card(op, card)
+    others = [card for card in touched.values() if card.tier_since != now]
+    if others:
+        _save_balances(connection, [(card.balance, card.pending, card.id) for card in others])
     result.imported += len(purchases)
     op.emit(
         "purchases.imported",

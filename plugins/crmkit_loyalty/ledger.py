@@ -339,7 +339,7 @@ def _send(op: crmkit.Operation, writes: Writes | None, step: str, values: dict[s
     else:
         now = Writes()
         now.add(step, values)
-        now.send(op.session.connection())
+        now.send(op)
 
 
 def _pay_debt(op: crmkit.Operation, card: LockedCard, lots: list[tuple[int, int]]) -> None:

@@ -394,12 +394,13 @@ def parse_time(value: dt.datetime | str | None, program: Program, now: dt.dateti
 
 
 def earn_points(
-    op: crmkit.Operation, card: LockedCard, facts: PurchaseFacts
+    op: crmkit.Operation, card: LockedCard, facts: PurchaseFacts, *, hooked: bool | None = None
 ) -> tuple[int, list[str]]:
     """The points a purchase earns on ``card``: the program's rules, then the plugins' earn
-    rules (``crmkit_loyalty_earn_rules``); also the names of the plugin rules applied."""
+    rules (``crmkit_loyalty_earn_rules``); also the names of the plugin rules applied.
+    ``hooked``: whether a plugin implements that hook, when the caller (a batch) knows."""
     extra: list[EarnRule] = []
-    if op.crm.hook_implemented(EARN_HOOK):
+    if op.crm.hook_implemented(EARN_HOOK) if hooked is None else hooked:
         for answer in op.crm.call_hook(EARN_HOOK, op=op, program=card.program, purchase=facts):
             extra.extend(answer or ())
         for rule in extra:
@@ -521,7 +522,7 @@ def record_purchase(
                 record_id=card.contact_id,
             )
         ledger.remember(op, key, "purchase", result, writes)
-        writes.send(op.session.connection())
+        writes.send(op)
         return result
 
     def conflict() -> crmkit.CRMError:
@@ -618,7 +619,7 @@ def redeem(
             record_id=card.contact_id,
         )
         ledger.remember(op, key, "redemption", result, writes)
-        writes.send(op.session.connection())
+        writes.send(op)
         return result
 
     return run_once(crm, actor, "redemption", key, work)

@@ -3,8 +3,9 @@
 An earn writes a purchase, its lot, its ledger entry, the card's new balance and tier and,
 with an idempotency key, the answer; a redemption spends lots, writes its ledger entry, the
 card and the answer. On PostgreSQL they go to the server as one statement (data-modifying
-``WITH`` clauses, all of them in one snapshot): one round trip instead of four or five while
-the card's row lock is held. SQLite has no such clauses and no round trips (it runs in the
+``WITH`` clauses, all of them in one snapshot), with the operation's events for the outbox
+(``Operation.outbox_rows``): one round trip instead of five or six while the card's row
+lock is held. SQLite has no such clauses and no round trips (it runs in the
 process): there they are the same statements one after the other.
 
 Each step is a statement prepared once, its parameters named ``<step>__<column>`` (a
@@ -19,10 +20,11 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, case, func, insert, literal_column, select
+from sqlalchemy import Table, bindparam, case, func, insert, literal_column, select
 from sqlalchemy import update as update_
 from sqlalchemy.sql import Executable
 
+import crmkit
 from crmkit_loyalty.models import (
     LoyaltyCard,
     LoyaltyLedgerEntry,
@@ -109,10 +111,24 @@ STEPS: dict[str, Executable] = {
 }
 
 
+OUTBOX: Table = crmkit.OutboxEvent.__table__  # type: ignore[assignment]
+
+
 @functools.lru_cache(maxsize=64)
-def _together(steps: tuple[str, ...]) -> Executable:
-    """The steps as one PostgreSQL statement: each a data-modifying ``WITH`` clause."""
+def _together(steps: tuple[str, ...], events: int) -> Executable:
+    """The steps and ``events`` outbox rows as one PostgreSQL statement: each a
+    data-modifying ``WITH`` clause."""
     clauses = [STEPS[step].cte(f"{step}_step") for step in steps]  # type: ignore[attr-defined]
+    if events:
+        rows = [
+            {
+                column.name: bindparam(f"outbox{index}__{column.name}", type_=column.type)
+                for column in OUTBOX.c
+                if column.name != "id"
+            }
+            for index in range(events)
+        ]
+        clauses.append(insert(OUTBOX).values(rows).cte("outbox_step"))
     return select(literal_column("1")).add_cte(*clauses)
 
 
@@ -128,17 +144,24 @@ class Writes:
             raise ValueError(f"step {step!r} is unknown or already added")
         self._steps.append((step, values))
 
-    def send(self, connection: Connection) -> None:
-        """Write the steps added so far: one statement on PostgreSQL, one each elsewhere."""
+    def send(self, op: crmkit.Operation) -> None:
+        """Write the steps added so far: one statement on PostgreSQL, with the events the
+        operation emitted so far (``op.outbox_rows()``: emit them first), one each
+        elsewhere (the events then reach the outbox at the commit, as usual)."""
         if not self._steps:
             return
-        if connection.dialect.name == "postgresql" and len(self._steps) > 1:
+        connection = op.session.connection()
+        if connection.dialect.name == "postgresql":
             params = {
                 f"{step}__{name}": value
                 for step, values in self._steps
                 for name, value in values.items()
             }
-            connection.execute(_together(tuple(step for step, _ in self._steps)), params)
+            events = op.outbox_rows()
+            for index, row in enumerate(events):
+                params.update({f"outbox{index}__{name}": value for name, value in row.items()})
+            steps = tuple(step for step, _ in self._steps)
+            connection.execute(_together(steps, len(events)), params)
         else:
             for step, values in self._steps:
                 connection.execute(

@@ -1,0 +1,307 @@
+"""Customer measures in SQL: RFM with quintile scores and named segments, value tiers from
+the Pareto cut, churn risk against each customer's own rhythm, and lifecycle stages by rule.
+
+A customer is a contact; its orders are :func:`crmkit_insights.sources.orders` (won deals
+naming it, and loyalty purchases when the loyalty plugin is enabled). Every statement reads
+only what the actor may read; scores are quintiles of the rank
+(``1 + 5 * (RANK() - 1) / customers``, window functions), so equal values share a score.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Float, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy.sql.selectable import CTE
+
+import crmkit
+from crmkit_insights.sources import (
+    ACCOUNTS,
+    CONTACTS,
+    days_between,
+    moment,
+    orders,
+    readable,
+)
+
+#: The named RFM segments, from the usual R×F grid (R and F quintile scores, 5 = best).
+SEGMENTS = (
+    "champions",
+    "loyal",
+    "potential_loyalists",
+    "new_customers",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "cant_lose",
+    "at_risk",
+    "hibernating",
+    "lost",
+)
+#: Which entities value tiers can be computed for.
+TIER_ENTITIES = ("account", "contact")
+
+
+def _segment(r: Any, f: Any) -> Any:
+    """The named segment of R and F scores (the R×F grid; every pair has one)."""
+    return case(
+        (and_(r == 5, f >= 4), "champions"),
+        (and_(r.in_((3, 4)), f >= 4), "loyal"),
+        (and_(r >= 4, f.in_((2, 3))), "potential_loyalists"),
+        (and_(r == 5, f == 1), "new_customers"),
+        (and_(r == 4, f == 1), "promising"),
+        (and_(r == 3, f == 3), "need_attention"),
+        (and_(r == 3, f <= 2), "about_to_sleep"),
+        (and_(r <= 2, f == 5), "cant_lose"),
+        (and_(r <= 2, f >= 3), "at_risk"),
+        (and_(r == 1, f == 1), "lost"),
+        else_="hibernating",
+    )
+
+
+def _quintile(column: Any) -> Any:
+    """1-5 by rank: ``1 + 5 * (RANK() OVER (ORDER BY column) - 1) / COUNT(*) OVER ()``
+    (integer division), so the largest fifth scores 5 and ties share their lowest score."""
+    rank = func.rank().over(order_by=column)
+    return 1 + (5 * (rank - 1)) // func.count().over()
+
+
+def rfm_table(op: crmkit.Operation, *, as_of: dt.datetime, since: dt.datetime | None) -> CTE:
+    """Per customer with at least one order: ``contact_id, last_at, first_at, frequency,
+    monetary, recency_days, r, f, m, segment``."""
+    source = orders(op, until=as_of, since=since)
+    per = (
+        select(
+            source.c.contact_id,
+            func.max(source.c.at).label("last_at"),
+            func.min(source.c.at).label("first_at"),
+            func.count().label("frequency"),
+            func.sum(source.c.amount).label("monetary"),
+        )
+        .group_by(source.c.contact_id)
+        .cte("per_customer")
+    )
+    scored = select(
+        per.c.contact_id,
+        per.c.last_at,
+        per.c.first_at,
+        per.c.frequency,
+        per.c.monetary,
+        days_between(op, moment(as_of), per.c.last_at).label("recency_days"),
+        _quintile(per.c.last_at).label("r"),
+        _quintile(per.c.frequency).label("f"),
+        _quintile(per.c.monetary).label("m"),
+    ).cte("scored")
+    return select(scored, _segment(scored.c.r, scored.c.f).label("segment")).cte("rfm")
+
+
+def rfm_rows(
+    op: crmkit.Operation,
+    *,
+    as_of: dt.datetime,
+    since: dt.datetime | None,
+    segment: str | None = None,
+    after: int = 0,
+    limit: int | None = None,
+) -> Any:
+    """The customers' RFM rows ordered by contact id (from ``after``, at most ``limit``),
+    streamed: ``contact_id, recency_days, frequency, monetary, r, f, m, segment``."""
+    rfm = rfm_table(op, as_of=as_of, since=since)
+    query = select(
+        rfm.c.contact_id,
+        rfm.c.recency_days,
+        rfm.c.frequency,
+        rfm.c.monetary,
+        rfm.c.r,
+        rfm.c.f,
+        rfm.c.m,
+        rfm.c.segment,
+    ).where(rfm.c.contact_id > after)
+    if segment is not None:
+        query = query.where(rfm.c.segment == segment)
+    query = query.order_by(rfm.c.contact_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return op.session.execute(query.execution_options(yield_per=10_000))
+
+
+def rfm_summary(
+    op: crmkit.Operation, *, as_of: dt.datetime, since: dt.datetime | None
+) -> list[dict[str, Any]]:
+    """Per named segment: customers, their share, revenue, mean recency and frequency."""
+    rfm = rfm_table(op, as_of=as_of, since=since)
+    rows = op.session.execute(
+        select(
+            rfm.c.segment,
+            func.count(),
+            func.sum(rfm.c.monetary),
+            func.avg(rfm.c.recency_days),
+            func.avg(cast(rfm.c.frequency, Float)),
+        ).group_by(rfm.c.segment)
+    ).all()
+    total = sum(int(row[1]) for row in rows) or 1
+    found = {row[0]: row for row in rows}
+    summary = []
+    for name in SEGMENTS:
+        row = found.get(name)
+        summary.append(
+            {
+                "segment": name,
+                "customers": int(row[1]) if row else 0,
+                "share": round(int(row[1]) / total, 4) if row else 0.0,
+                "monetary": float(row[2] or 0) if row else 0.0,
+                "mean_recency_days": round(float(row[3]), 1)
+                if row and row[3] is not None
+                else None,
+                "mean_frequency": round(float(row[4]), 2) if row and row[4] is not None else None,
+            }
+        )
+    return summary
+
+
+def tier_table(
+    op: crmkit.Operation,
+    *,
+    entity: str,
+    as_of: dt.datetime,
+    since: dt.datetime | None,
+    cuts: tuple[float, float],
+    names: tuple[str, str, str],
+) -> CTE:
+    """Per ``entity`` record with revenue: ``id, revenue, cumulative_share, tier``. The first
+    tier holds the records that make the first ``cuts[0]`` of revenue (the largest first: a
+    record is in it when the revenue before it is under the cut), the second those up to
+    ``cuts[1]``, the third the rest."""
+    source = orders(op, until=as_of, since=since, with_account=entity == "account")
+    key = source.c.account_id if entity == "account" else source.c.contact_id
+    revenue = (
+        select(key.label("id"), func.sum(source.c.amount).label("revenue"))
+        .where(key.is_not(None), key.in_(readable(op, entity)))
+        .group_by(key)
+        .having(func.sum(source.c.amount) > 0)
+        .cte("revenue")
+    )
+    running = func.sum(revenue.c.revenue).over(order_by=(revenue.c.revenue.desc(), revenue.c.id))
+    total = func.sum(revenue.c.revenue).over()
+    ranked = select(
+        revenue.c.id,
+        revenue.c.revenue,
+        (running - revenue.c.revenue).label("before"),
+        running.label("running"),
+        total.label("total"),
+    ).cte("ranked")
+    return select(
+        ranked.c.id,
+        ranked.c.revenue,
+        (cast(ranked.c.running, Float) / cast(ranked.c.total, Float)).label("cumulative_share"),
+        case(
+            (ranked.c.before < ranked.c.total * cuts[0], names[0]),
+            (ranked.c.before < ranked.c.total * cuts[1], names[1]),
+            else_=names[2],
+        ).label("tier"),
+    ).cte("tiers")
+
+
+def tier_changes(
+    op: crmkit.Operation,
+    *,
+    entity: str,
+    as_of: dt.datetime,
+    since: dt.datetime | None,
+    cuts: tuple[float, float],
+    names: tuple[str, str, str],
+) -> list[tuple[int, str | None, str]]:
+    """``(id, current value_tier, computed tier)`` of every readable ``entity`` record whose
+    tier would change (records without revenue get the last tier)."""
+    tiers = tier_table(op, entity=entity, as_of=as_of, since=since, cuts=cuts, names=names)
+    table = ACCOUNTS if entity == "account" else CONTACTS
+    computed = func.coalesce(tiers.c.tier, names[2])
+    query = (
+        select(table.c.id, table.c.value_tier, computed)
+        .outerjoin(tiers, tiers.c.id == table.c.id)
+        .where(table.c.id.in_(readable(op, entity)))
+        .where(or_(table.c.value_tier.is_(None), table.c.value_tier != computed))
+        .order_by(table.c.id)
+    )
+    return [(int(i), current, str(tier)) for i, current, tier in op.session.execute(query)]
+
+
+def churn_table(op: crmkit.Operation, *, as_of: dt.datetime, min_orders: int) -> CTE:
+    """Per customer with at least ``min_orders`` orders: ``contact_id, orders, last_at,
+    usual_days`` (the mean gap between their orders), ``gap_days`` (since the last one) and
+    ``ratio`` (gap / usual; null when all orders fell on one moment)."""
+    source = orders(op, until=as_of)
+    per = (
+        select(
+            source.c.contact_id,
+            func.count().label("orders"),
+            func.min(source.c.at).label("first_at"),
+            func.max(source.c.at).label("last_at"),
+        )
+        .group_by(source.c.contact_id)
+        .having(func.count() >= max(2, min_orders))
+        .cte("rhythm")
+    )
+    usual = days_between(op, per.c.last_at, per.c.first_at) / (per.c.orders - 1)
+    gap = days_between(op, moment(as_of), per.c.last_at)
+    measured = select(
+        per.c.contact_id,
+        per.c.orders,
+        per.c.last_at,
+        usual.label("usual_days"),
+        gap.label("gap_days"),
+    ).cte("measured")
+    return select(
+        measured,
+        case(
+            (measured.c.usual_days > 0, measured.c.gap_days / measured.c.usual_days),
+            else_=null(),
+        ).label("ratio"),
+    ).cte("churn")
+
+
+def lifecycle_table(
+    op: crmkit.Operation,
+    *,
+    as_of: dt.datetime,
+    advocate_min_orders: int,
+    advocate_within_days: int,
+    churned_after_days: int,
+) -> CTE:
+    """Per customer with an order: ``contact_id, stage`` by the rules (first match wins):
+    no order for ``churned_after_days`` → churned; at least ``advocate_min_orders`` orders
+    and one within ``advocate_within_days`` → advocate; two or more → repeat_buyer; one →
+    first_purchase. Customers without orders are not listed (they stay as they are)."""
+    source = orders(op, until=as_of)
+    per = (
+        select(
+            source.c.contact_id,
+            func.count().label("orders"),
+            func.max(source.c.at).label("last_at"),
+        )
+        .group_by(source.c.contact_id)
+        .cte("bought")
+    )
+    recency = days_between(op, moment(as_of), per.c.last_at)
+    stage = case(
+        (recency > churned_after_days, literal("churned")),
+        (
+            and_(per.c.orders >= advocate_min_orders, recency <= advocate_within_days),
+            literal("advocate"),
+        ),
+        (per.c.orders >= 2, literal("repeat_buyer")),
+        else_=literal("first_purchase"),
+    )
+    return select(per.c.contact_id, stage.label("stage")).cte("lifecycle")
+
+
+def lifecycle_changes(op: crmkit.Operation, lifecycle: CTE) -> list[tuple[int, str, str]]:
+    """``(contact id, current stage, stage by the rules)`` where they differ."""
+    query = (
+        select(CONTACTS.c.id, CONTACTS.c.lifecycle_stage, lifecycle.c.stage)
+        .join(lifecycle, lifecycle.c.contact_id == CONTACTS.c.id)
+        .where(CONTACTS.c.lifecycle_stage != lifecycle.c.stage)
+        .order_by(CONTACTS.c.id)
+    )
+    return [(int(i), str(now), str(new)) for i, now, new in op.session.execute(query)]
