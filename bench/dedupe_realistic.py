@@ -5,12 +5,13 @@ e-mail-or-phone match and splink.
 crmkit's side is what a new user gets: the plugin's built-in contact rules, the profiles,
 blocking and scoring of ``Engine.scan`` (the same functions, the same choice between
 evidence-key blocks and name neighbourhoods), in memory. *Declared* pairs are those whose
-first matching rule blocks (``contact-same-person``: the plugin says "duplicate"); *all
-candidates* are every pair the scan saves for review. The naive match pairs records sharing
-an e-mail (``crmkit.normalise_email``) or a phone number (``crmkit.normalise_phone``,
-extension dropped, the extra phones too). splink 5 (DuckDB, one thread) gets the name key,
-e-mail, phone and city the plugin's normalisers make (so it is compared on matching, not on
-normalising), blocks on each, u by random sampling, m by EM blocked on e-mail and on phone.
+first matching rule blocks (``contact-same-person``, ``contact-same-person-at-company``: the
+plugin says "duplicate"); *all candidates* are every pair the scan saves for review. The
+naive match pairs records sharing an e-mail (``crmkit.normalise_email``) or a phone number
+(``crmkit.normalise_phone``, extension dropped, the extra phones too). splink 5 (DuckDB,
+one thread) gets the name key, e-mail, phone, city and company key the plugin's normalisers
+make (so it is compared on matching, not on normalising), blocks on each, u by random
+sampling, m by EM blocked on e-mail and on phone.
 
 ``python bench/dedupe_realistic.py [--people N] [--misses]`` prints the figures (and with
 ``--misses`` the true pairs not declared on seed A, by cause).
@@ -159,6 +160,7 @@ def splink_pairs(records: Sequence[dict[str, Any]], threshold: float = 0.5) -> s
                 "phone": phones[0] if phones else None,
                 "phone2": phones[1] if len(phones) > 1 else None,
                 "city": nz.fold(record["city"]) if record["city"] else None,
+                "company": nz.company_key(record["company_name"] or "") or None,
             }
         )
     frame = pd.DataFrame(rows)
@@ -180,6 +182,7 @@ def splink_pairs(records: Sequence[dict[str, Any]], threshold: float = 0.5) -> s
             cl.ExactMatch("email"),
             cl.ExactMatch("phone"),
             cl.ExactMatch("city"),
+            cl.ExactMatch("company"),
         ],
     )
     linker = Linker(table, settings, log_level="WARNING")
@@ -294,6 +297,7 @@ def _show(record: dict[str, Any]) -> str:
     return (
         f"{record['source']:4} {record['full_name']!r} {record['email']!r} {record['phone']!r}"
         f" {record['extra_phones']} {record['city']!r} {record['birthday']}"
+        f" {record['company_name']!r}"
     )
 
 

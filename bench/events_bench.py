@@ -9,9 +9,10 @@ batch of 1 000 at a time, waiting for every confirm: what a user would write by 
 runs alternate (relay 1 worker, [floor,] bare, relay 2 workers, per round) so that the
 changing load falls on all alike; every run is reported.
 
-Then two drills, each with two workers relaying to RabbitMQ and a queue bound to count what
-arrived: one worker is killed (SIGKILL) mid-run, and RabbitMQ is stopped and started again
-mid-run. Every event id must arrive; duplicates are counted.
+Then the drills: two workers relaying to RabbitMQ and a queue bound to count what arrived,
+one worker killed (SIGKILL) mid-run; and each broker down for a minute while events keep
+being written (``broker_drills``, on private broker instances). Every event id must arrive;
+duplicates are counted.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ import contextlib
 import json
 import multiprocessing
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
+import broker_drills
 import nats
 import psycopg
 from attrs import frozen
@@ -492,24 +493,11 @@ async def _drain_queue(tag: str) -> list[str]:
     return ids
 
 
-def _rabbitmq_ready() -> None:
-    for _ in range(120):
-        try:
-            asyncio.run(_probe())
-            return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.5)
-    raise RuntimeError("RabbitMQ did not come back")
-
-
-async def _probe() -> None:
-    connection = await aio_pika.connect(RABBITMQ, timeout=2)
-    await connection.close()
-
-
 def drill(dbs: Databases, what: str, events: int, log: Callable[[str], None]) -> Drill:
-    """Two workers relay ``events`` to RabbitMQ; ``what`` (``worker`` or ``broker``) is
-    killed mid-run. Count what arrived."""
+    """Two workers relay ``events`` to RabbitMQ; ``what`` (``worker``: one of them) is
+    killed mid-run. Count what arrived. (The broker outage drills are in
+    ``broker_drills``, on private broker instances: stopping the shared RabbitMQ would
+    break whatever else on the machine uses it.)"""
     url = dbs.fresh()
     make_backlog(url, events)
     tag = uuid.uuid4().hex[:8]
@@ -523,22 +511,11 @@ def drill(dbs: Databases, what: str, events: int, log: Callable[[str], None]) ->
 
     def kill(processes: list[Any]) -> None:
         time.sleep(1.0)
-        if what == "worker":
-            processes[0].kill()
-            processes[0].join()
-            log("drill: worker w0 killed (SIGKILL)")
-        else:
-            subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
-            log("drill: RabbitMQ stopped (rabbitmqctl stop_app)")
-            time.sleep(5)
-            subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
-            _rabbitmq_ready()
-            log("drill: RabbitMQ started again")
+        processes[0].kill()
+        processes[0].join()
+        log(f"drill: worker w0 killed ({what}, SIGKILL)")
 
-    try:
-        seconds, _ = relay_run(url, "rabbitmq", 2, events, tag, None, settings, during=kill)
-    finally:
-        _rabbitmq_ready()
+    seconds, _ = relay_run(url, "rabbitmq", 2, events, tag, None, settings, during=kill)
     ids = asyncio.run(_drain_queue(tag))
     dbs.drop(url)
     result = Drill(what, events, len(ids), len(set(ids)), seconds)
@@ -550,19 +527,24 @@ def drill(dbs: Databases, what: str, events: int, log: Callable[[str], None]) ->
 
 
 def run(
-    *, events: int, webhook_events: int, rounds: int, log: Callable[[str], None] = print
-) -> tuple[list[Run], list[Drill]]:
-    """Every sink's throughput runs, then the two drills."""
+    *,
+    events: int,
+    webhook_events: int,
+    rounds: int,
+    outage_seconds: float = 60,
+    log: Callable[[str], None] = print,
+) -> tuple[list[Run], list[Drill], list[broker_drills.OutageDrill]]:
+    """Every sink's throughput runs, then the worker kill drill, then each broker down for
+    ``outage_seconds`` (private instances: ``broker_drills``)."""
     runs: list[Run] = []
-    drills: list[Drill] = []
     with Databases("postgresql") as dbs:
         for kind in ("counter", "rabbitmq", "nats"):
             runs += throughput(dbs, kind, events, rounds, log)
         for kind in ("webhook", "webhook-batched"):
             runs += throughput(dbs, kind, webhook_events, 1, log)
-        for what in ("worker", "broker"):
-            drills.append(drill(dbs, what, events, log))
-    return runs, drills
+        drills = [drill(dbs, "worker", events, log)]
+        outages = broker_drills.run(dbs, outage_seconds, log)
+    return runs, drills, outages
 
 
 LABELS = {
@@ -574,7 +556,11 @@ LABELS = {
 }
 
 
-def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
+def as_markdown(
+    runs: Sequence[Run],
+    drills: Sequence[Drill],
+    outages: Sequence[broker_drills.OutageDrill] = (),
+) -> list[str]:
     """The results section."""
     lines = [
         "### Events at scale: relay vs. a bare publish loop (PostgreSQL)",
@@ -622,31 +608,31 @@ def as_markdown(runs: Sequence[Run], drills: Sequence[Drill]) -> list[str]:
             )
     lines += [
         "",
-        "**Kill drills** (two workers relaying to RabbitMQ, a durable queue bound to count"
+        "**Kill drill** (two workers relaying to RabbitMQ, a durable queue bound to count"
         " what arrived; relay lease 5 s, backoff 0.5-2 s):",
         "",
         "| killed mid-run | events | arrived | distinct | lost | duplicates | seconds |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for d in drills:
-        label = (
-            "one worker (SIGKILL)" if d.what == "worker" else "RabbitMQ (stop_app, 5 s, start_app)"
-        )
+        label = "one worker (SIGKILL)" if d.what == "worker" else d.what
         lines.append(
             f"| {label} | {d.events:,} | {d.arrived:,} | {d.unique:,} | {d.lost} |"
             f" {d.duplicates} | {d.seconds:.1f} |"
         )
     lines.append("")
-    return lines
+    return lines + broker_drills.as_markdown(outages)
 
 
 if __name__ == "__main__":
     import sys
 
     quick = "--quick" in sys.argv
-    results, drill_results = run(
+    rounds_given = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--rounds=")]
+    results, drill_results, outage_results = run(
         events=3_000 if quick else 10_000,
         webhook_events=1_000 if quick else 3_000,
-        rounds=1 if quick else 2,
+        rounds=int(rounds_given[0]) if rounds_given else 1 if quick else 2,
+        outage_seconds=10 if quick else 60,
     )
-    print("\n".join(as_markdown(results, drill_results)))
+    print("\n".join(as_markdown(results, drill_results, outage_results)))

@@ -512,7 +512,7 @@ def _record(rng: random.Random, person: dict[str, Any], source: str) -> dict[str
         "extra_phones": extra,
         "city": _city_text(rng, person["city"], source),
         "birthday": person["birthday"] if source == "crm" or rng.random() < 0.3 else None,
-        "company": company_text,
+        "company_name": company_text,
         "wechat_id": person["wechat_id"] if source != "card" and rng.random() < 0.6 else None,
     }
 
@@ -569,7 +569,15 @@ def as_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
             key: record[key]
-            for key in ("full_name", "email", "phone", "extra_phones", "city", "birthday")
+            for key in (
+                "full_name",
+                "email",
+                "phone",
+                "extra_phones",
+                "city",
+                "birthday",
+                "company_name",
+            )
         }
         for record in records
     ]

@@ -8,6 +8,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
+    from crmkit.api.schemas import MatchedRecord
     from crmkit.app import CRM, open_crm
     from crmkit.assignment.rules import AssignmentRequest, AssignmentStrategy
     from crmkit.assignment.rules import Candidate as AssignmentCandidate
@@ -121,6 +122,7 @@ _EXPORTS: dict[str, str] = {
     "DeskTile": "crmkit.desk.extensions",
     "DeskView": "crmkit.desk.extensions",
     "DisclosedMatch": "crmkit.duplicates",
+    "MatchedRecord": "crmkit.api.schemas",
     "DuplicateAction": "crmkit.duplicates",
     "DuplicateCheck": "crmkit.services.duplicate_check",
     "DuplicateError": "crmkit.errors",
@@ -239,6 +241,7 @@ __all__ = [
     "Lead",
     "LeadStatus",
     "LifecycleStage",
+    "MatchedRecord",
     "MeasureContext",
     "MergeResult",
     "MergeService",

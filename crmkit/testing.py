@@ -74,6 +74,7 @@ from crmkit.settings import Settings
 
 if TYPE_CHECKING:
     from click.testing import Result
+    from litestar import Litestar
     from litestar.testing import TestClient
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -412,14 +413,60 @@ class ApiClient:
         return UserClient(self, username)
 
 
+#: The route sets whose OpenAPI document was checked already (the check takes a few tenths
+#: of a second; most tests of a suite serve the same routes).
+_CHECKED_ROUTES: dict[tuple[str, ...], list[str]] = {}
+
+
+def untyped_routes(app: Litestar) -> list[str]:
+    """The routes of ``app`` whose JSON request or response bodies are not named, typed
+    schemas in its OpenAPI document (see :func:`crmkit.api.untyped_operations`), one line
+    each; empty when a client generator can type every route."""
+    from litestar.routes import HTTPRoute
+
+    from crmkit.api import untyped_operations
+
+    key = tuple(
+        sorted(
+            f"{route.path} {handler.handler_name} {handler.fn.__module__}"
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+            for handler in route.route_handlers
+        )
+    )
+    if key not in _CHECKED_ROUTES:
+        _CHECKED_ROUTES[key] = untyped_operations(app.openapi_schema.to_schema())
+    return _CHECKED_ROUTES[key]
+
+
+def assert_typed_routes(app: Litestar) -> None:
+    """Fail the test when a route of ``app`` has an untyped body (:func:`untyped_routes`)."""
+    problems = untyped_routes(app)
+    if problems:
+        pytest.fail(
+            "routes without named, typed schemas (answer a msgspec.Struct or a dataclass, "
+            "not dict[str, Any]; see docs/plugins.md#typed-routes):\n  " + "\n  ".join(problems),
+            pytrace=False,
+        )
+
+
 @contextmanager
-def api_client(crm: crmkit.CRM, admin: str = "admin") -> Iterator[ApiClient]:
-    """An :class:`ApiClient` on ``crm`` with an administrator called ``admin``."""
+def api_client(
+    crm: crmkit.CRM, admin: str = "admin", *, check_schema: bool = True
+) -> Iterator[ApiClient]:
+    """An :class:`ApiClient` on ``crm`` with an administrator called ``admin``.
+
+    Every route must have named, typed request and response schemas (a client generator
+    takes the OpenAPI document whole): a route that answers ``dict[str, Any]`` fails the test
+    (:func:`assert_typed_routes`); ``check_schema=False`` skips the check."""
     from litestar.testing import TestClient
 
     from crmkit.api import create_app
 
-    with TestClient(create_app(crm)) as client:
+    app = create_app(crm)
+    if check_schema:
+        assert_typed_routes(app)
+    with TestClient(app) as client:
         api = ApiClient(crm, client)
         api.user(admin, admin=True)
         yield api
@@ -522,6 +569,7 @@ __all__ = [
     "UserClient",
     "api_client",
     "assert_problem",
+    "assert_typed_routes",
     "command_line_for",
     "crm",
     "crm_api",
@@ -535,4 +583,5 @@ __all__ = [
     "make_crm",
     "settings_from_keywords",
     "source_checkout_plugins",
+    "untyped_routes",
 ]

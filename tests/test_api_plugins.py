@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from api_support import Api, assert_problem, open_api
 from litestar import get
@@ -72,12 +73,17 @@ def test_plugin_routes_and_entities_are_in_the_openapi(api: Api) -> None:
     assert "wechat_id" in schema["components"]["schemas"]["ContactCreate"]["properties"]
 
 
+class WhoAmI(msgspec.Struct):
+    """The answer of the embedded plugin's route."""
+
+    user: str
+    entities: int
+
+
 def test_an_embedded_plugin_route_gets_crm_and_actor(make_crm: Callable[..., crmkit.CRM]) -> None:
     @get("/whoami", sync_to_thread=False)
-    def whoami(
-        crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]
-    ) -> dict[str, Any]:
-        return {"user": actor.username, "entities": len(crm.entities)}
+    def whoami(crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]) -> WhoAmI:
+        return WhoAmI(user=actor.username, entities=len(crm.entities))
 
     class Embedded:
         @crmkit.hookimpl

@@ -99,6 +99,7 @@ def test_saving_creates_contact_account_and_activity_with_the_image(
     contact = cards_crm.contacts.get(result["contact_id"], actor=li_na)
     assert contact.full_name == truth["full_name"]
     assert contact.owner_id == li_na.id
+    assert contact.company_name == truth["company"]  # as printed, for duplicate checks
     account = cards_crm.accounts.get(result["account_id"])
     assert account.name == truth["company"]
     activity = cards_crm.records("activity").get(result["activity_id"])

@@ -225,6 +225,35 @@ def test_the_scan_weighs_kinds_and_cities_as_the_online_check_does(scan_only: cr
     }
 
 
+def test_the_scan_declares_the_same_name_at_one_company_across_scripts(
+    scan_only: crmkit.CRM,
+) -> None:
+    card = scan_only.contacts.create(
+        {"full_name": "徐婷博", "company_name": "新卓医疗器械", "phone": "010-4350 9987 ext. 2234"}
+    )
+    form = scan_only.contacts.create(
+        {
+            "full_name": "Tingbo Xu",
+            "company_name": "青岛新卓医疗器械股份有限公司",
+            "email": "xutingbo1993@163.com",
+            "phone": "18141643995",
+        }
+    )
+    english = scan_only.contacts.create(
+        {"full_name": "徐婷博", "company_name": "Xinzhuo Medical Devices Co., Ltd."}
+    )
+    scan_only.contacts.create({"full_name": "徐婷博", "company_name": "世海建材"})
+
+    service.scan(scan_only, "contact")
+
+    rows = service.candidates(scan_only)
+    assert {(r["id_a"], r["id_b"], r["rule"]) for r in rows} == {
+        (card.id, form.id, "contact-same-person-at-company"),
+        (card.id, english.id, "contact-same-person-at-company"),
+        (form.id, english.id, "contact-same-person-at-company"),
+    }
+
+
 def test_a_lead_is_checked_against_existing_contacts(dcrm: crmkit.CRM) -> None:
     contact = dcrm.contacts.create({"full_name": "陈静", "email": "chen.jing@example.cn"})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from crmkit_dedupe import matching, places
 from crmkit_dedupe import normalise as nz
-from crmkit_dedupe import places
 from hypothesis import given
 from hypothesis import strategies as st
 from rapidfuzz.distance import JaroWinkler
@@ -212,6 +212,12 @@ def test_cities_apart_stay_apart_and_unknown_places_fall_back_to_pinyin() -> Non
     assert places.city_key("   ") == ""
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _gazetteer_loaded() -> None:
+    """GeoNames loads once, in seconds: before the property tests, not inside a deadline."""
+    places.gazetteer()
+
+
 CITY_TEXT = st.text(alphabet=st.sampled_from("北京上海广州臺台湾市区县 ,abcijngshBE"), max_size=8)
 
 
@@ -291,3 +297,52 @@ def test_a_swapped_letter_costs_little_and_another_name_much() -> None:
 )
 def test_phone_with_extension(raw: str, number: str) -> None:
     assert nz.phone_with_extension(raw, "CN") == number
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("石嘴山科诚贸易有限公司", "科诚贸易"),  # a city only the gazetteer knows
+        ("石嘴山市科诚贸易有限公司", "科诚贸易"),
+        ("海口九聚建材有限责任公司", "九聚建材"),
+        ("科诚贸易", "科诚贸易"),
+        ("东方电气", "东方电气"),  # 东方 is a city, but 电气 alone names no company
+        ("Shihai Building Materials Co., Ltd.", "shihai building materials"),
+    ],
+)
+def test_a_company_key_drops_any_known_city_prefix(raw: str, key: str) -> None:
+    assert places.company_key(raw) == key
+
+
+@pytest.mark.parametrize(
+    ("chinese", "english"),
+    [
+        ("世海建材", "Shihai Building Materials Co., Ltd."),
+        ("青岛新卓医疗器械股份有限公司", "Xinzhuo Medical Devices Co., Ltd."),
+        ("華為技術有限公司", "Huawei Technologies Co., Ltd."),
+    ],
+)
+def test_a_company_meets_its_pinyin_english_name_by_brand(chinese: str, english: str) -> None:
+    a, b = places.company_key(chinese), places.company_key(english)
+    assert places.brand_key(a) == places.brand_key(b) != ""
+    assert matching.company_similarity(a, b) == 0.9
+
+
+def test_companies_of_other_brands_do_not_meet_across_scripts() -> None:
+    a = places.company_key("世海建材")
+    assert matching.company_similarity(a, places.company_key("Tencent Holdings Ltd.")) == 0.0
+    assert matching.company_similarity(a, places.company_key("Xinzhuo Building Materials")) == 0.0
+
+
+COMPANY_TEXT = st.text(
+    alphabet=st.sampled_from("石嘴山海口市科诚贸易有限公司东方电气 Co.,Ltdab"), max_size=14
+)
+
+
+@given(COMPANY_TEXT)
+def test_a_company_key_never_grows_and_its_brand_is_plain_letters(text: str) -> None:
+    key = places.company_key(text)
+    assert len(key) <= len(nz.fold(text))
+    brand = places.brand_key(key)
+    assert brand == "" or (brand.isascii() and brand.isalpha() and brand == brand.lower())
+    assert places.company_key(key) == key  # a key is its own key

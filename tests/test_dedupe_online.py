@@ -33,6 +33,46 @@ def test_a_create_matching_a_contact_in_another_script_is_blocked(dcrm: crmkit.C
     assert dcrm.contacts.count() == 1
 
 
+def test_the_same_name_at_the_same_company_in_two_scripts_is_blocked(dcrm: crmkit.CRM) -> None:
+    # a trade-fair card (switchboard, work address) and a web form (mobile, personal address)
+    # of one person share no identifier: the name and the company tell
+    card = dcrm.contacts.create(
+        {
+            "full_name": "彭强东",
+            "company_name": "青岛世海建材有限公司",
+            "phone": "0532-68438340 ext. 5216",
+            "email": "qpeng@shihaitech.cn",
+        }
+    )
+
+    with pytest.raises(crmkit.DuplicateError) as caught:  # type: ignore[attr-defined]
+        dcrm.contacts.create(
+            {
+                "full_name": "Qiangdong Peng",
+                "company_name": "Shihai Building Materials Co., Ltd.",
+                "phone": "187 1719 5061",
+                "email": "pengqiangdong10@gmail.com",
+            }
+        )
+
+    assert "company_name shihai building materials ~ 世海建材" in str(caught.value)
+    assert f"(contact {card.id})" in str(caught.value)
+    assert dcrm.contacts.count() == 1
+
+
+def test_the_same_name_at_another_company_is_not_declared(dcrm: crmkit.CRM) -> None:
+    dcrm.contacts.create({"full_name": "王伟", "company_name": "世海建材", "city": "上海"})
+    dcrm.contacts.create({"full_name": "王伟", "company_name": "新卓医疗器械", "city": "上海"})
+    assert dcrm.contacts.count() == 2
+
+
+def test_the_same_name_at_one_company_with_two_mobiles_is_two_people(dcrm: crmkit.CRM) -> None:
+    # a mobile is personal: two different ones say two people, whatever the employer
+    dcrm.contacts.create({"full_name": "王伟", "company_name": "世海建材", "phone": "13812345678"})
+    dcrm.contacts.create({"full_name": "王伟", "company_name": "世海建材", "phone": "13987654321"})
+    assert dcrm.contacts.count() == 2
+
+
 def test_a_common_name_alone_is_created_without_a_match(dcrm: crmkit.CRM) -> None:
     dcrm.contacts.create({"full_name": "王伟", "city": "上海"})
     dcrm.contacts.create({"full_name": "王伟", "city": "上海"})

@@ -10,20 +10,22 @@ OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Litestar, Router, get
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.routes import HTTPRoute
 
 from crmkit.api.actions import action_routers
 from crmkit.api.auth import TokenAuthentication, provide_actor
 from crmkit.api.forms import form_router
 from crmkit.api.messages import message_router
-from crmkit.api.problems import EXCEPTION_HANDLERS
+from crmkit.api.problems import EXCEPTION_HANDLERS, problem_specs
 from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
 from crmkit.api.webhooks import webhook_router
@@ -102,7 +104,7 @@ def create_app(
         tags=[Tag(name="forms", description="Public lead-capture forms (no token).")],
         use_handler_docstrings=False,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=routers,
         dependencies={
             "crm": Provide(lambda: crm, use_cache=True, sync_to_thread=False),
@@ -123,6 +125,37 @@ def create_app(
         debug=debug,
         signature_namespace={"CRM": CRM, "User": User},
     )
+    with_problem_responses(app)
+    return app
+
+
+def with_problem_responses(app: Litestar) -> None:
+    """Give every documented route, core or plugin, the problem+json answers it can give and
+    does not declare itself: 400 and 422 (a request it cannot read or take), 401 and 403
+    unless it is public, 404 when its path names something. Without them Litestar documents
+    an anonymous 400 schema of its own, which client generators cannot read."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.include_in_schema is False:
+                continue
+            statuses = {400, 422}
+            public = handler.opt.get("exclude_from_auth") or handler.security == []
+            if not public:
+                statuses |= {401, 403}
+            if route.path_parameters:
+                statuses.add(404)
+            declared = dict(handler.responses or {})
+            missing = statuses - set(declared)
+            if missing:
+                handler.responses = {**problem_specs(*missing), **declared}
+
+
+class Health(msgspec.Struct):
+    """The answer of ``/health``."""
+
+    status: Literal["ok"]
 
 
 @get(
@@ -132,6 +165,6 @@ def create_app(
     security=[],
     operation_id="health",
 )
-async def health() -> dict[str, str]:
+async def health() -> Health:
     """``{"status": "ok"}`` while the process serves."""
-    return {"status": "ok"}
+    return Health(status="ok")

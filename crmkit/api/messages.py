@@ -46,7 +46,7 @@ class MessageSend(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     unsubscribe: bool = False
 
 
-class Delivery(msgspec.Struct, kw_only=True):
+class MessageDelivery(msgspec.Struct, kw_only=True):
     """One entry of the delivery log."""
 
     id: int
@@ -85,6 +85,12 @@ class MarkRead(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ]
 
 
+class MarkedRead(msgspec.Struct, kw_only=True):
+    """How many of the messages were marked read (the caller's own, not read before)."""
+
+    marked: int
+
+
 class SuppressionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """An address to put on a channel's do-not-contact list."""
 
@@ -92,6 +98,12 @@ class SuppressionCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     address: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     reason: Reason = "manual"
     detail: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class SuppressionAdded(msgspec.Struct, kw_only=True):
+    """Whether the address was added (false: it was on the list already)."""
+
+    added: bool
 
 
 class Suppression(msgspec.Struct, kw_only=True):
@@ -104,8 +116,8 @@ class Suppression(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
 
 
-def _delivery(record: DeliveryRecord) -> Delivery:
-    return Delivery(
+def _delivery(record: DeliveryRecord) -> MessageDelivery:
+    return MessageDelivery(
         id=record.id,
         key=record.key,
         channel=record.channel,
@@ -160,7 +172,7 @@ def message_router(crm: CRM) -> Router:
         operation_id="send_message",
         responses=problem_specs(400, 401, 403, 404, 413, 422),
     )
-    def send_message(data: JSONBody[MessageSend], actor: NamedDependency[User]) -> Delivery:
+    def send_message(data: JSONBody[MessageSend], actor: NamedDependency[User]) -> MessageDelivery:
         record = crm.messages.send(
             data.channel,
             data.subject,
@@ -188,7 +200,7 @@ def message_router(crm: CRM) -> Router:
         channel: Annotated[str | None, QueryParameter(max_length=64)] = None,
         contact_id: Annotated[int | None, QueryParameter(ge=1, le=2**31 - 1)] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
-    ) -> list[Delivery]:
+    ) -> list[MessageDelivery]:
         found = crm.messages.log(
             status=status, channel=channel, contact_id=contact_id, limit=limit, actor=actor
         )
@@ -223,8 +235,8 @@ def message_router(crm: CRM) -> Router:
         operation_id="mark_inbox_read",
         responses=problem_specs(400, 401, 413, 422),
     )
-    def mark_inbox_read(data: JSONBody[MarkRead], actor: NamedDependency[User]) -> dict[str, int]:
-        return {"marked": crm.audit.mark_read(actor.username, data.ids, actor=actor)}
+    def mark_inbox_read(data: JSONBody[MarkRead], actor: NamedDependency[User]) -> MarkedRead:
+        return MarkedRead(marked=crm.audit.mark_read(actor.username, data.ids, actor=actor))
 
     @get(
         "/suppressions",
@@ -258,11 +270,11 @@ def message_router(crm: CRM) -> Router:
     )
     def add_suppression(
         data: JSONBody[SuppressionCreate], actor: NamedDependency[User]
-    ) -> dict[str, bool]:
+    ) -> SuppressionAdded:
         added = crm.messages.suppress(
             data.channel, data.address, reason=data.reason, detail=data.detail, actor=actor
         )
-        return {"added": added}
+        return SuppressionAdded(added=added)
 
     @get(
         "/unsubscribe/{token:str}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response
@@ -20,6 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DataError
 
+from crmkit.api.schemas import MatchedRecord
 from crmkit.duplicates import DisclosedMatch
 from crmkit.errors import (
     ConflictError,
@@ -77,15 +78,45 @@ class FieldProblem(msgspec.Struct):
     message: str
 
 
-class Problem(msgspec.Struct, omit_defaults=True):
-    """An RFC 9457 problem details object."""
+#: Some ``type`` values of the problems the API answers (``urn:crmkit:problem:<slug>``, the
+#: slug from the error's class or title), named in the OpenAPI document's ``Problem`` schema.
+PROBLEM_TYPES = (
+    "validation-error",
+    "not-found-error",
+    "permission-denied",
+    "conflict-error",
+    "duplicate-error",
+    "precondition-failed",
+    "bad-request",
+    "authentication-required",
+    "request-body-too-large",
+    "internal-error",
+)
 
-    type: str
+_TYPE_HELP = (
+    "What went wrong, as a URN such as "
+    + ", ".join(f"`{PROBLEM_TYPE_BASE}{slug}`" for slug in PROBLEM_TYPES)
+    + " (a plugin's errors have slugs of their own)."
+)
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """An RFC 9457 problem details object (``application/problem+json``)."""
+
+    type: Annotated[
+        str,
+        msgspec.Meta(description=_TYPE_HELP),
+    ]
     title: str
     status: int
     detail: str
-    errors: list[FieldProblem] | None = None
-    matches: list[dict[str, Any]] | None = None
+    errors: Annotated[
+        list[FieldProblem] | None, msgspec.Meta(description="The bad fields (400, 422).")
+    ] = None
+    matches: Annotated[
+        list[MatchedRecord] | None,
+        msgspec.Meta(description="The records a refused duplicate matches (409)."),
+    ] = None
 
 
 #: The challenge of a 401: which scheme the API takes.

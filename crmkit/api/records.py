@@ -44,6 +44,15 @@ def record_json(record: Mapping[str, Any]) -> dict[str, Any]:
     return to_json(values)  # type: ignore[no-any-return]
 
 
+def saved_json(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record just created or changed, with the duplicate warnings of the write (a list,
+    empty when the write matched nothing under a ``warn`` rule)."""
+    values = record_json(record)
+    warnings = record.duplicate_warnings if isinstance(record, Record) else ()
+    values["duplicate_warnings"] = [to_json(match.as_dict()) for match in warnings]
+    return values
+
+
 def etag(record: Mapping[str, Any]) -> str:
     """The entity tag of a record: its version."""
     return f'"{record["version"]}"'
@@ -113,6 +122,7 @@ def record_router(
     create_type = schemas.create
     update_type = schemas.update
     record_type = schemas.record
+    saved_type = schemas.saved
     page_type = schemas.page
     label = entity.label or name
 
@@ -143,10 +153,10 @@ def record_router(
     def create_record(
         data: JSONBody[create_type],  # type: ignore[valid-type]
         actor: NamedDependency[User],
-    ) -> Response[record_type]:  # type: ignore[valid-type]
+    ) -> Response[saved_type]:  # type: ignore[valid-type]
         record = service().create(body_values(data), actor=actor)
         return Response(
-            record_json(record),
+            saved_json(record),
             status_code=201,
             headers={"ETag": etag(record), "Location": f"{path}/{record['id']}"},
         )
@@ -162,7 +172,7 @@ def record_router(
         if_match: Annotated[
             str | None, HeaderParameter(name="If-Match", description=IF_MATCH_HELP)
         ] = None,
-    ) -> Response[record_type]:  # type: ignore[valid-type]
+    ) -> Response[saved_type]:  # type: ignore[valid-type]
         version = expected_version(if_match)
         try:
             record = service().update(
@@ -172,7 +182,7 @@ def record_router(
             if version is not None and not hasattr(error, "matches"):
                 raise PreconditionFailed(str(error)) from None
             raise
-        return Response(record_json(record), headers={"ETag": etag(record)})
+        return Response(saved_json(record), headers={"ETag": etag(record)})
 
     def delete_record(
         record_id: RecordId,

@@ -18,6 +18,7 @@ from litestar.params import PathParameter
 from sqlalchemy import JSON, Boolean, Date, Integer, Numeric
 
 from crmkit.db.base import UTCDateTime
+from crmkit.duplicates import DisclosedMatch
 from crmkit.entities.custom_fields import CustomField, FieldType
 from crmkit.entities.parsing import INT_MAX, INT_MIN
 from crmkit.entities.registry import SYSTEM_COLUMNS, EntityType
@@ -30,6 +31,29 @@ RecordId = Annotated[int, PathParameter(ge=1, le=INT_MAX, description="The recor
 
 #: Fields the responses carry but callers never write.
 READ_ONLY = ("id", "version", "created_at", "updated_at", "created_by_id", "updated_by_id")
+
+
+class MatchedRecord(msgspec.Struct, kw_only=True):
+    """A record a write matched, as the caller may see it: a duplicate warning of a saved
+    record, a match of a 409, a result of the dedupe check. A record outside the caller's
+    scope is ``visible: false`` with only its entity, rule, action and owner."""
+
+    entity: str
+    visible: bool
+    action: Literal["block", "warn", "allow"]
+    record_id: int | None = None
+    score: float | None = None
+    reasons: list[str] = msgspec.field(default_factory=list)
+    withheld_reasons: int = 0
+    rule: str | None = None
+    owner_id: int | None = None
+    owner_name: str | None = None
+    label: str | None = None
+
+    @classmethod
+    def of(cls, match: DisclosedMatch) -> MatchedRecord:
+        """The JSON type of a :class:`~crmkit.duplicates.DisclosedMatch`."""
+        return msgspec.convert(match.as_dict(), cls)
 
 
 def _literal(choices: tuple[str, ...]) -> Any:
@@ -88,8 +112,9 @@ def _title(entity: EntityType) -> str:
 
 
 class EntitySchemas:
-    """The three body types of one entity: ``create`` and ``update`` (requests) and
-    ``record`` (responses), plus ``page`` (a list response)."""
+    """The body types of one entity: ``create`` and ``update`` (requests), ``record`` (a
+    read), ``saved`` (the answer of a create or an update: the record and its
+    ``duplicate_warnings``) and ``page`` (a list response)."""
 
     def __init__(self, entity: EntityType, custom_fields: Mapping[str, CustomField]) -> None:
         self.entity = entity
@@ -138,9 +163,27 @@ class EntitySchemas:
         self.record: type[msgspec.Struct] = msgspec.defstruct(
             title, response, kw_only=True, omit_defaults=True
         )
+        warnings = Annotated[
+            list[MatchedRecord],
+            msgspec.Meta(
+                description="Records this write matched under a `warn` duplicate rule: the "
+                "record was saved, and may be a duplicate of these."
+            ),
+        ]
+        self.saved: type[msgspec.Struct] = msgspec.defstruct(
+            f"{title}Saved",
+            [*response, ("duplicate_warnings", warnings, msgspec.NODEFAULT)],
+            kw_only=True,
+        )
+        cursor = Annotated[
+            str | None,
+            msgspec.Meta(
+                description="Pass it as `cursor` for the next page; null on the last page."
+            ),
+        ]
         self.page: type[msgspec.Struct] = msgspec.defstruct(
             f"{title}Page",
-            [("items", list[self.record]), ("next_cursor", str | None, None)],  # type: ignore[name-defined]
+            [("items", list[self.record]), ("next_cursor", cursor, None)],  # type: ignore[name-defined]
             kw_only=True,
         )
 

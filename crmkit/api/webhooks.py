@@ -46,7 +46,7 @@ class NewSubscription(Subscription, kw_only=True):
     secret: str
 
 
-class Delivery(msgspec.Struct, kw_only=True):
+class WebhookDelivery(msgspec.Struct, kw_only=True):
     """One event's delivery to the subscription."""
 
     id: int
@@ -72,8 +72,8 @@ def _subscription(info: SubscriptionInfo) -> Subscription:
     )
 
 
-def _delivery(info: DeliveryInfo) -> Delivery:
-    return Delivery(
+def _delivery(info: DeliveryInfo) -> WebhookDelivery:
+    return WebhookDelivery(
         id=info.id,
         event_id=info.event_id,
         event=info.event,
@@ -156,7 +156,7 @@ def webhook_router(crm: CRM) -> Router:
         actor: NamedDependency[User],
         status: FromQuery[Literal["pending", "in_flight", "delivered", "dead"] | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
-    ) -> list[Delivery]:
+    ) -> list[WebhookDelivery]:
         found = crm.webhooks.deliveries(subscription_id, status=status, limit=limit, actor=actor)
         return [_delivery(info) for info in found]
 

@@ -82,6 +82,9 @@ class Contact(RecordMixin, AddressMixin, Base):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id"), index=True, default=None
     )
+    #: The company as a source names it (a card, a form, another CRM's export), kept as
+    #: written whether or not the contact is linked to an account (``account_id``).
+    company_name: Mapped[str | None] = mapped_column(String(300), default=None)
     email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
     phone: Mapped[str | None] = mapped_column(String(32), default=None, index=True)
     extra_emails: Mapped[list[str]] = mapped_column(default=list)

@@ -162,6 +162,7 @@ CORE_ENTITIES: tuple[EntityType, ...] = (
             "given_name": "name",
             "family_name": "name",
             "title": "name",
+            "company_name": "name",
             "phone": "phone",
             "email": "email",
             "extra_phones": "phone_list",

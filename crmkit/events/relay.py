@@ -458,12 +458,23 @@ class Relay:
             if sink is None:  # a subscription deleted since the claim: its lease runs out
                 continue
             outcomes = deliver_all(sink, [item.event for item in items])
+            failed_here = 0
             for item, outcome in zip(items, outcomes, strict=True):
                 if outcome is None:
                     delivered.append(item.delivery_id)
                 else:
+                    failed_here += 1
                     failed.append((item, outcome))
-                    log.warning("sink %s failed on event %s: %s", sink_name, item.event.id, outcome)
+                    if failed_here == 1:
+                        first = (item.event.id, outcome)
+            if failed_here:  # one line per batch: a broker that is down fails all of them
+                log.warning(
+                    "sink %s failed on %d of %d events (the first, %s: %s)",
+                    sink_name,
+                    failed_here,
+                    len(items),
+                    *first,
+                )
         return delivered, failed
 
     def acknowledge(

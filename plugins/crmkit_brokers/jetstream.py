@@ -13,6 +13,7 @@ with backoff.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -21,6 +22,8 @@ from nats.js.api import StreamConfig
 
 import crmkit
 from crmkit_brokers.sink import BrokerSink
+
+log = logging.getLogger(__name__)
 
 
 class NatsSink(BrokerSink):
@@ -52,12 +55,25 @@ class NatsSink(BrokerSink):
                 max_reconnect_attempts=-1,
                 reconnect_time_wait=1,
                 allow_reconnect=True,
+                # one line per event, not nats-py's traceback per reconnect attempt
+                error_cb=self._on_error,
+                disconnected_cb=self._on_disconnected,
+                reconnected_cb=self._on_reconnected,
             ),
             self.timeout_seconds,
         )
         jetstream = connection.jetstream(timeout=self.timeout_seconds)
         await ensure_stream(jetstream, self.stream, [f"{self.prefix}.>"])
         return connection, jetstream
+
+    async def _on_error(self, error: Exception) -> None:
+        log.warning("nats sink %s (%s): %s: %s", self.name, self.url, type(error).__name__, error)
+
+    async def _on_disconnected(self) -> None:
+        log.warning("nats sink %s: disconnected from %s; reconnecting", self.name, self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.warning("nats sink %s: reconnected to %s", self.name, self.url)
 
     def _publish_on(self, target: Any, event: crmkit.Event, body: bytes) -> Awaitable[Any]:
         return target.publish(  # type: ignore[no-any-return]

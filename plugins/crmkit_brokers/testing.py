@@ -105,7 +105,11 @@ class NatsServer:
 class RabbitMQNode:
     """A RabbitMQ node of its own (node name, AMQP port, distribution port, data folder),
     started with ``rabbitmq-server``; ``stop_app``/``start_app`` take the broker down and up
-    again as ``rabbitmqctl`` does for the shared one."""
+    again as ``rabbitmqctl`` does for the shared one.
+
+    The server runs as the ``rabbitmq`` user (the Debian package's wrapper switches to it):
+    ``base`` is handed to that user, and every folder above it must let others in (a
+    ``tempfile.TemporaryDirectory`` is private to its owner: ``chmod 755`` it)."""
 
     def __init__(self, base: Path, *, name: str = "crmkit-drill", port: int | None = None) -> None:
         self.base = base
@@ -141,16 +145,25 @@ class RabbitMQNode:
         }
 
     def start(self, timeout: float = 180) -> None:
-        """Start the node and wait until it takes AMQP connections."""
-        subprocess.Popen(
-            [_program("rabbitmq-server")],
-            env=self._environment(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        """Start the node and wait until it takes AMQP connections (its output goes to
+        ``<base>/server.log``)."""
+        environment = self._environment()
+        with (self.base / "server.log").open("ab") as output:
+            process = subprocess.Popen(
+                [_program("rabbitmq-server")],
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._started = True
-        _wait(self.port, open_=True, seconds=timeout, what="rabbitmq-server")
+        deadline = time.monotonic() + timeout
+        while not port_is_open(self.port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                self._started = process.poll() is None
+                log = (self.base / "server.log").read_text("utf-8", "replace")[-2000:]
+                raise RuntimeError(f"rabbitmq-server did not start on {self.port}:\n{log}")
+            time.sleep(0.2)
 
     def _ctl(self, *arguments: str) -> None:
         subprocess.run(

@@ -8,8 +8,10 @@ together) is refused with 413 before it is read.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
@@ -25,6 +27,61 @@ ActorDependency = NamedDependency[crmkit.User | None]
 ScanId = Annotated[int, PathParameter(ge=1, le=2**31 - 1, description="The card scan's id.")]
 #: At most this many cards in one upload.
 MAX_FILES = 50
+
+
+class CardField(msgspec.Struct, kw_only=True):
+    """A field read from a card: its value, how sure the reader is, and who gave it."""
+
+    value: str | None
+    confidence: float
+    source: str
+
+
+class CardScan(msgspec.Struct, kw_only=True):
+    """A scanned card: its draft fields, why a person must look at it (``flags``), the
+    matches the caller may see (``duplicates``) and how many they may not."""
+
+    id: int
+    status: Literal["review", "saved", "discarded"]
+    filename: str
+    page: int
+    engine: str
+    fields: dict[str, CardField]
+    flags: list[str]
+    duplicates: list[crmkit.MatchedRecord]
+    hidden_matches: int
+    contact_id: int | None
+    account_id: int | None
+    activity_id: int | None
+    scanned_by_id: int | None
+    scanned_at: dt.datetime
+
+
+class UploadFailure(msgspec.Struct, kw_only=True):
+    """A file of an upload that could not be read."""
+
+    file: str
+    error: str
+
+
+class CardUpload(msgspec.Struct, kw_only=True):
+    """What an upload did: the cards read, the files that failed, how many cards were
+    saved and how many wait for review."""
+
+    cards: list[CardScan]
+    failed: list[UploadFailure]
+    saved: int
+    review: int
+
+
+class ScanDecision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How to save a card under review: ``new`` contact, ``link`` to ``contact_id``, or
+    ``update`` that contact's empty fields; ``fields`` corrects the draft first."""
+
+    choice: Annotated[str, msgspec.Meta(description="new, link or update.")] = "new"
+    contact_id: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+    where: str | None = None
 
 
 def _flag(value: Any) -> bool:
@@ -54,7 +111,7 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
             crm: CrmDependency,
             actor: ActorDependency,
             data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
-        ) -> dict[str, Any]:
+        ) -> CardUpload:
             """Scan one or many cards: multipart form with ``card`` file part(s); ``save``
             (true/false) and ``where`` (text) optional. A file that cannot be read is
             reported under ``failed``; when no file could be read the answer is 400."""
@@ -89,12 +146,13 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
                 if len(errors) == 1:
                     raise errors[0]
                 raise crmkit.CRMError("; ".join(str(e) for e in errors))
-            return {
+            body = {
                 "cards": cards,
                 "failed": failed,
                 "saved": sum(1 for c in cards if c["status"] == "saved"),
                 "review": sum(1 for c in cards if c["status"] == "review"),
             }
+            return body  # type: ignore[return-value] # the JSON of a CardUpload
 
         @get("/scans", sync_to_thread=True, responses=crmkit.problem_responses(401, 403))
         def list_scans(
@@ -105,9 +163,9 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
                 str, QueryParameter(description="review, saved, discarded or all.")
             ] = "review",
             limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 50,
-        ) -> list[dict[str, Any]]:
+        ) -> list[CardScan]:
             """Card scans, newest first (one's own; everyone's with cards:review)."""
-            return service.scans(
+            return service.scans(  # type: ignore[return-value] # the JSON of CardScans
                 crm, status=None if status == "all" else status, limit=limit, actor=actor
             )
 
@@ -116,11 +174,9 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
             sync_to_thread=True,
             responses=crmkit.problem_responses(401, 403, 404),
         )
-        def show(
-            self, crm: CrmDependency, actor: ActorDependency, scan_id: ScanId
-        ) -> dict[str, Any]:
+        def show(self, crm: CrmDependency, actor: ActorDependency, scan_id: ScanId) -> CardScan:
             """One card scan: its draft, flags and visible duplicates."""
-            return service.get(crm, scan_id, actor=actor)
+            return service.get(crm, scan_id, actor=actor)  # type: ignore[return-value]
 
         @post(
             "/scans/{scan_id:int}/confirm",
@@ -132,30 +188,18 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
             crm: CrmDependency,
             actor: ActorDependency,
             scan_id: ScanId,
-            data: Annotated[dict[str, Any], Body()] = {},  # noqa: B006 - never mutated
-        ) -> dict[str, Any]:
+            data: Annotated[ScanDecision | None, Body()] = None,
+        ) -> CardScan:
             """Save a scan under review: ``{"choice": "new"|"link"|"update",
             "contact_id": 42, "fields": {"title": "..."}, "where": "..."}``."""
-            fields = data.get("fields") or {}
-            contact_id = data.get("contact_id")
-            if not isinstance(fields, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
-            ):
-                raise crmkit.CRMError("fields must be an object of field names to text values")
-            if contact_id is not None and (
-                not isinstance(contact_id, int)
-                or isinstance(contact_id, bool)
-                or not 1 <= contact_id <= 2**31 - 1
-            ):
-                raise crmkit.CRMError("contact_id must be a positive integer")
-            where = data.get("where")
-            return service.confirm(
+            decision = data or ScanDecision()
+            return service.confirm(  # type: ignore[return-value] # the JSON of a CardScan
                 crm,
                 scan_id,
-                choice=str(data.get("choice", "new")),
-                contact_id=contact_id,
-                changes=fields,
-                where=str(where)[:200] if isinstance(where, str) else None,
+                choice=decision.choice,
+                contact_id=decision.contact_id,
+                changes=decision.fields,
+                where=decision.where[:200] if decision.where is not None else None,
                 actor=actor,
             )
 
@@ -164,11 +208,9 @@ def routes(crm: crmkit.CRM | None = None) -> list[Any]:
             sync_to_thread=True,
             responses=crmkit.problem_responses(401, 403, 404, 409),
         )
-        def discard(
-            self, crm: CrmDependency, actor: ActorDependency, scan_id: ScanId
-        ) -> dict[str, Any]:
+        def discard(self, crm: CrmDependency, actor: ActorDependency, scan_id: ScanId) -> CardScan:
             """Discard a scan under review (its image is deleted)."""
-            return service.discard(crm, scan_id, actor=actor)
+            return service.discard(crm, scan_id, actor=actor)  # type: ignore[return-value]
 
         @get(
             "/scans/{scan_id:int}/image",

@@ -52,6 +52,7 @@ def _contact_values(fields: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         "family_name": value("family_name"),
         "given_name": value("given_name"),
         "title": value("title"),
+        "company_name": value("company") or value("company_latin"),
         "email": value("email"),
         "phone": phones[0] if phones else None,
         "extra_phones": phones[1:],
@@ -130,7 +131,7 @@ def _keep(
 
 
 def _checkable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: values[k] for k in ("full_name", "email", "phone") if values.get(k)}
+    return {k: values[k] for k in ("full_name", "company_name", "email", "phone") if values.get(k)}
 
 
 def _save_new(op: crmkit.Operation, scan: CardScan, where: str | None) -> None:

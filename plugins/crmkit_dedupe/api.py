@@ -7,8 +7,10 @@ problem+json responses in the core's exception handlers.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import datetime as dt
+from typing import Annotated, Any, Literal
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import Body, JSONBody, PathParameter, QueryParameter
@@ -25,20 +27,80 @@ MergeId = Annotated[int, PathParameter(ge=1, description="The merge's id.")]
 READ = crmkit.problem_responses(401, 403, 422)
 
 
-def _merge(result: crmkit.MergeResult) -> dict[str, Any]:
-    return {
-        "merge_id": result.merge_id,
-        "entity": result.entity,
-        "survivor_id": result.survivor_id,
-        "merged_id": result.merged_id,
-        "changes": dict(result.changes),
-        "moved": dict(result.moved),
-    }
+#: A field's value in a merge's changes (JSON: text, number, yes/no, choices, links, null).
+FieldValue = str | int | float | bool | list[str] | dict[str, str] | None
+
+
+class ScanResult(msgspec.Struct, kw_only=True):
+    """What a scan did."""
+
+    records: int
+    compared: int
+    candidates: int
+
+
+class Candidate(msgspec.Struct, kw_only=True):
+    """A candidate pair: record ``a`` (the one the rule checked) may be a duplicate of ``b``.
+    The labels are null for a record whose name fields are hidden from you; reasons about
+    hidden fields are left out (``withheld_reasons`` says how many)."""
+
+    id: int
+    entity_a: str
+    id_a: int
+    entity_b: str
+    id_b: int
+    score: float
+    rule: str
+    action: str
+    reasons: list[str]
+    status: Literal["open", "dismissed", "merged"]
+    found_at: dt.datetime
+    decided_at: dt.datetime | None
+    decided_by_id: int | None
+    merge_id: int | None
+    withheld_reasons: int = 0
+    label_a: str | None = None
+    label_b: str | None = None
+    cursor: Annotated[
+        str | None, msgspec.Meta(description="Pass it as `after` for the page after this row.")
+    ] = None
+
+
+class MergeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """How to merge a pair: which record survives, and how the fields are chosen."""
+
+    keep: Literal["a", "b"] = "a"
+    strategy: str = "survivor"
+    fields: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class MergeDone(msgspec.Struct, kw_only=True):
+    """What a merge (or its undo) did: the fields changed on the survivor
+    (``field: [before, after]``) and the references moved per table."""
+
+    merge_id: int
+    entity: str
+    survivor_id: int
+    merged_id: int
+    changes: dict[str, list[FieldValue]]
+    moved: dict[str, int]
+
+
+def _merge(result: crmkit.MergeResult) -> MergeDone:
+    return MergeDone(
+        merge_id=result.merge_id,
+        entity=result.entity,
+        survivor_id=result.survivor_id,
+        merged_id=result.merged_id,
+        changes=dict(result.changes),
+        moved=dict(result.moved),
+    )
 
 
 def _export(
     crm: crmkit.CRM, actor: crmkit.User | None, entity: str | None, status: str, fmt: str
-) -> Response[str]:
+) -> Response[Any]:
+    """The export as text (CSV, or the JSON of a list of candidates)."""
     rows = service.export_candidates(crm, entity=entity, status=status, actor=actor)
     media = "text/csv" if fmt == "csv" else "application/json"
     return Response(
@@ -57,9 +119,9 @@ class DedupeController(Controller):
     @post("/scan", sync_to_thread=True)
     def scan(
         self, crm: CrmDependency, actor: ActorDependency, entity: Entity = "contact"
-    ) -> dict[str, int]:
+    ) -> ScanResult:
         """Scan every record of ``entity`` and save the candidate pairs."""
-        return service.scan(crm, entity, actor=actor)
+        return msgspec.convert(service.scan(crm, entity, actor=actor), ScanResult)
 
     @get("/candidates", sync_to_thread=True, responses=READ)
     def candidates(
@@ -75,12 +137,13 @@ class DedupeController(Controller):
                 description="The next page: the ``cursor`` of the last row of the previous one."
             ),
         ] = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[Candidate]:
         """Candidate pairs, best score first, a page at a time (keyset: each row's
         ``cursor``, passed as ``after``, gives the page after it)."""
-        return service.candidates(
+        rows = service.candidates(
             crm, entity=entity, status=status, limit=limit, after=after, actor=actor
         )
+        return [msgspec.convert(row, Candidate, strict=False) for row in rows]
 
     @get(
         "/candidates/export.csv",
@@ -107,16 +170,18 @@ class DedupeController(Controller):
         actor: ActorDependency,
         entity: Annotated[str | None, QueryParameter(description="Only this entity.")] = None,
         status: Annotated[str, QueryParameter(description="open, dismissed or merged.")] = "open",
-    ) -> Response[str]:
+    ) -> Response[list[Candidate]]:
         """Every candidate pair with its reasons, best score first, as a JSON array."""
         return _export(crm, actor, entity, status, "json")
 
     @post("/candidates/{candidate_id:int}/dismiss", sync_to_thread=True)
     def dismiss(
         self, crm: CrmDependency, actor: ActorDependency, candidate_id: CandidateId
-    ) -> dict[str, Any]:
+    ) -> Candidate:
         """Mark a pair as two different customers."""
-        return service.dismiss(crm, candidate_id, actor=actor)
+        return msgspec.convert(
+            service.dismiss(crm, candidate_id, actor=actor), Candidate, strict=False
+        )
 
     @post("/candidates/{candidate_id:int}/merge", sync_to_thread=True)
     def merge(
@@ -124,21 +189,23 @@ class DedupeController(Controller):
         crm: CrmDependency,
         actor: ActorDependency,
         candidate_id: CandidateId,
-        data: Annotated[dict[str, Any], Body()] = {},  # noqa: B006 - never mutated
-    ) -> dict[str, Any]:
-        """Merge a pair: ``{"keep": "a"|"b", "strategy": ..., "fields": {...}}``."""
+        data: Annotated[MergeRequest | None, Body()] = None,
+    ) -> MergeDone:
+        """Merge a pair: ``{"keep": "a"|"b", "strategy": ..., "fields": {...}}`` (no body:
+        keep ``a``, the survivor's values)."""
+        request = data or MergeRequest()
         result = service.merge(
             crm,
             candidate_id,
-            keep=str(data.get("keep", "a")),
-            strategy=str(data.get("strategy", "survivor")),
-            fields=dict(data.get("fields") or {}),
+            keep=request.keep,
+            strategy=request.strategy,
+            fields=request.fields,
             actor=actor,
         )
         return _merge(result)
 
     @post("/merges/{merge_id:int}/undo", sync_to_thread=True)
-    def undo(self, crm: CrmDependency, actor: ActorDependency, merge_id: MergeId) -> dict[str, Any]:
+    def undo(self, crm: CrmDependency, actor: ActorDependency, merge_id: MergeId) -> MergeDone:
         """Undo a merge (refused when either record changed since)."""
         return _merge(crm.merges.undo(merge_id, actor=actor))
 
@@ -147,13 +214,13 @@ class DedupeController(Controller):
         self,
         crm: CrmDependency,
         actor: ActorDependency,
-        data: JSONBody[dict[str, Any]],
+        data: JSONBody[dict[str, FieldValue]],
         entity: Entity = "contact",
-    ) -> list[dict[str, Any]]:
+    ) -> list[crmkit.MatchedRecord]:
         """The records a new record with these values would match (nothing is written). A
         record outside your scope is only "a record you cannot see matches" (``visible``
         false) with its owner; reasons about fields hidden from you are left out."""
-        return [m.as_dict() for m in service.check(crm, entity, data, actor=actor)]
+        return [crmkit.MatchedRecord.of(m) for m in service.check(crm, entity, data, actor=actor)]
 
 
 def routes() -> list[Any]:

@@ -80,7 +80,7 @@ def normalised(compare: str, raw: Any, region: str, extra: Any = None) -> Any:
         name = nz.person_name(text)
         return name if name.tokens else None
     if compare == "company":
-        return nz.company_key(text) or None
+        return places.company_key(text) or None
     if compare == "city":
         return places.city_key(text) or None
     if compare == "domain":
@@ -291,7 +291,10 @@ def rule_fields(rules: Iterable[Rule], entity: str) -> list[tuple[str, str]]:
 
 
 #: Comparisons whose agreement (similarity >= ``agree_at``) implies an equal blocking key.
-EXACT_KINDS = frozenset({"phone", "email", "exact", "date", "domain"})
+#: A company agrees through an equal key or an equal brand (its two keys), or through a
+#: longer name that holds the other, which mostly starts with the same brand too: the
+#: rare pair that agrees on none of them is left to the other evidence.
+EXACT_KINDS = frozenset({"phone", "email", "exact", "date", "domain", "company"})
 
 
 def exact_evidence_only(rules: Iterable[Rule]) -> bool:
@@ -333,6 +336,11 @@ def blocking_keys(profile: Profile, slots: Collection[str] | None = None) -> set
             keys.update((compare, item) for item in value)
         elif compare == "name":
             keys.add(("name", value.key[:190]))
+        elif compare == "company":  # the key, and the brand that meets it across scripts
+            keys.add((compare, str(value)[:190]))
+            brand = places.brand_key(value)
+            if brand:  # "~": no company key starts so (punctuation is dropped from keys)
+                keys.add((compare, "~" + brand[:189]))
         else:
             keys.add((compare, str(value)[:190]))
     return keys
@@ -396,11 +404,21 @@ def similarity(compare: str, a: Any, b: Any) -> float:
     if compare in ("exact", "domain", "city"):
         return 1.0 if a == b else 0.0
     if compare == "company":
-        if a == b:
-            return 1.0
-        if len(a) >= 2 and len(b) >= 2 and (a in b or b in a):
-            return 0.9
-        return float(JaroWinkler.similarity(a, b))
+        return company_similarity(a, b)
+    return float(JaroWinkler.similarity(a, b))
+
+
+def company_similarity(a: str, b: str) -> float:
+    """Two company keys: equal 1; one within the other, or the same brand written in two
+    scripts (世海建材, "shihai building materials"), 0.9; else Jaro-Winkler (0 across
+    scripts)."""
+    if a == b:
+        return 1.0
+    if len(a) >= 2 and len(b) >= 2 and (a in b or b in a):
+        return 0.9
+    if nz.has_cjk(a) != nz.has_cjk(b):
+        brand = places.brand_key(a)
+        return 0.9 if brand and brand == places.brand_key(b) else 0.0
     return float(JaroWinkler.similarity(a, b))
 
 
@@ -768,12 +786,12 @@ def _unequal_similarity(
         return _jaro_winkler(a, b)
     if compare == "company":
         out = _jaro_winkler(a, b)
-        near = [
-            n
-            for n, (x, y) in enumerate(zip(a, b, strict=True))
-            if len(x) >= 2 and len(y) >= 2 and (x in y or y in x)
-        ]
-        out[near] = 0.9
+        for n, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y and (
+                (len(x) >= 2 and len(y) >= 2 and (x in y or y in x))
+                or nz.has_cjk(x) != nz.has_cjk(y)
+            ):
+                out[n] = company_similarity(x, y)
         return out
     if compare == "date":
         out = np.zeros(size)

@@ -99,3 +99,55 @@ def city_key(text: str) -> str:
         words.pop()
     letters = _latin(" ".join(words))
     return index.get(letters, letters)
+
+
+@functools.lru_cache(maxsize=1)
+def chinese_city_spellings() -> frozenset[str]:
+    """The gazetteer's Chinese city spellings (Simplified, without ``市``/``县``/``区``)."""
+    return frozenset(spelling for spelling in gazetteer() if nz.has_cjk(spelling))
+
+
+#: Fewest characters a Chinese company name keeps after a city prefix is dropped: a brand
+#: (字号, mostly two characters) and a trade (贸易, 电子). 东方电气 keeps its 东方 (a city
+#: of Hainan) because 电气 alone would name no company.
+MIN_NAME_AFTER_CITY = 4
+
+
+@functools.lru_cache(maxsize=65536)
+def company_key(name: str) -> str:
+    """:func:`crmkit_dedupe.normalise.company_key`, and for a Chinese name without the
+    prefix of any city the gazetteer knows (石嘴山科诚贸易有限公司 and 科诚贸易 are one
+    company), not only the provinces and big cities of the normaliser's own list."""
+    key = nz.company_key(name)
+    if not nz.has_cjk(key):
+        return key
+    spellings = chinese_city_spellings()
+    stripped = True
+    while stripped:
+        stripped = False
+        for length in (4, 3, 2):
+            prefix, rest = key[:length], key[length:]
+            if prefix not in spellings:
+                continue
+            for suffix in CJK_SUFFIXES:
+                if rest.startswith(suffix) and len(rest) - len(suffix) >= MIN_NAME_AFTER_CITY:
+                    rest = rest[len(suffix) :]
+                    break
+            if len(rest) >= MIN_NAME_AFTER_CITY:
+                key, stripped = rest, True
+                break
+    return key
+
+
+@functools.lru_cache(maxsize=65536)
+def brand_key(key: str) -> str:
+    """The brand a company key starts with, in Latin letters: the pinyin of a Chinese key's
+    first two characters (the 字号 of most company names), or a Latin key's first word.
+    A Chinese company's English name is mostly its brand in pinyin and its trade in English
+    (世海建材 and "Shihai Building Materials" both give ``shihai``), so equal brand keys are
+    how a company is recognised across scripts."""
+    if nz.has_cjk(key):
+        han = [ch for ch in key if nz.has_cjk(ch)][:2]
+        return "".join(nz.pinyin("".join(han))) if len(han) == 2 else ""
+    words = key.split()
+    return _latin(words[0]) if words else ""

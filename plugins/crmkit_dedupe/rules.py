@@ -112,6 +112,27 @@ DEFAULT_RULES: tuple[Rule, ...] = (
         threshold=0.9,
         action="block",
     ),
+    # The same name at the same company, with no phone, e-mail or birthday that disagrees:
+    # a person's card and their web-form record share no identifier (a switchboard and a
+    # mobile, a work and a personal address) but the name and the employer (the company key
+    # drops legal suffixes and city prefixes: 青岛新卓医疗器械股份有限公司 is 新卓医疗器械).
+    # Namesakes sharing a family address work elsewhere, so the company is what tells them
+    # apart; the higher threshold keeps a name that only resembles out, and still takes a
+    # name and a company both in the other script (pinyin, an English name: .947). Chosen
+    # on seed A of bench/dedupe_realistic.py (.93-.95 give F1 .990-.991 there).
+    Rule(
+        "contact-same-person-at-company",
+        "contact",
+        (
+            *_PERSON,
+            _field("birthday", "date", 1.0),
+            _field("company_name", "company", 1.0),
+            _field("city", "city", 0.5, False),
+        ),
+        ("contact",),
+        threshold=0.94,
+        action="block",
+    ),
     Rule(
         "contact-possible",
         "contact",

@@ -57,6 +57,12 @@ class ReminderOut(msgspec.Struct, kw_only=True):
     fired_count: int
 
 
+class CalendarFeed(msgspec.Struct, kw_only=True):
+    """The caller's iCalendar feed: a secret URL a calendar app subscribes to."""
+
+    url: str
+
+
 def _out(info: service.ReminderInfo) -> ReminderOut:
     return ReminderOut(
         id=info.id,
@@ -159,10 +165,10 @@ def routes(crm: crmkit.CRM) -> list[Any]:
         summary="Issue the caller's calendar feed URL (the old one stops working)",
         responses=problems(401),
     )
-    def issue_feed(actor: NamedDependency[crmkit.User]) -> dict[str, str]:
+    def issue_feed(actor: NamedDependency[crmkit.User]) -> CalendarFeed:
         from crmkit_reminders.feed import feed_url, issue_token
 
-        return {"url": feed_url(crm, issue_token(crm, actor=actor))}
+        return CalendarFeed(url=feed_url(crm, issue_token(crm, actor=actor)))
 
     @get(
         "/feed/{token:str}",
