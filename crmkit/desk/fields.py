@@ -18,12 +18,20 @@ from crmkit.services.transfer import plural
 
 #: The columns a list shows first, per core entity (others: their first few columns).
 LIST_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "contact": ("full_name", "title", "phone", "email", "city", "lifecycle_stage"),
-    "account": ("name", "industry", "phone", "city", "lifecycle_stage", "value_tier"),
-    "lead": ("full_name", "company_name", "phone", "status", "source_channel", "created_at"),
-    "deal": ("name", "amount", "currency", "stage_id", "expected_close_date"),
+    "contact": ("full_name", "title", "phone", "email", "city", "lifecycle_stage", "owner_id"),
+    "account": ("name", "industry", "phone", "city", "lifecycle_stage", "value_tier", "owner_id"),
+    "lead": (
+        "full_name",
+        "company_name",
+        "phone",
+        "status",
+        "source_channel",
+        "created_at",
+        "owner_id",
+    ),
+    "deal": ("name", "amount", "currency", "stage_id", "expected_close_date", "owner_id"),
     "activity": ("occurred_at", "kind", "subject", "contact_id", "account_id"),
-    "task": ("title", "due_at", "status", "priority"),
+    "task": ("title", "due_at", "status", "priority", "owner_id"),
 }
 
 #: The fields of the "new" form, per entity the desk creates from a form.
