@@ -47,6 +47,7 @@ DEMO_SETUP = [
     "plugins enable reminders",
     "plugins enable loyalty",
     "plugins enable insights",
+    "plugins enable campaigns",
     "demo",
     "rules add lead web-inquiries --strategy round_robin --member li.na --member wang.fang"
     " --member zhou.jie --when source_channel=web",
@@ -75,6 +76,9 @@ DEMO_STEPS = [
     # the insight plugin: this year's sales funnel and the customers' RFM segments
     "insight funnel",
     "insight rfm",
+    # the campaigns plugin's demo data: li.na's welcome campaign, started; the worker's pass
+    # queued its first mails (the demo has no SMTP server: they wait in the delivery log)
+    "campaigns show 欢迎新客户",
 ]
 # Printed after the demo is set up; the session then serves the REST API in the foreground
 # (`crmkit serve`, Ctrl-C stops it) unless `-- --no-serve` is given.
@@ -99,6 +103,7 @@ DEMO_NEXT_STEPS = [
     ("A member's points and tier", "{crmkit} --config {config} loyalty member 1"),
     ("The sales funnel as a picture", "{crmkit} --config {config} insight funnel --png f.png"),
     ("Who is slipping away", "{crmkit} --config {config} insight churn"),
+    ("An e-mail campaign", "{crmkit} --config {config} campaigns show 欢迎新客户"),
 ]
 # The demo user whose token the demo prints (a sales rep: the API shows what they may see).
 DEMO_API_USER = "li.na"
@@ -146,7 +151,7 @@ def types(session: nox.Session) -> None:
     # needed to type-check plugins/; pytest for the test kit, crmkit/testing.py.
     session.install(
         "-e",
-        ".[dedupe,loyalty,cardscan,brokers,reminders,insights]",
+        ".[dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns]",
         "litestar",
         "mypy",
         "pytest",
@@ -159,7 +164,7 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,insights"),
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns"),
         "import-linter",
     )
     session.run("lint-imports", *session.posargs)
@@ -225,7 +230,7 @@ def postgres_connection_problem(session: nox.Session, url: str) -> str:
 def docs(session: nox.Session) -> None:
     """Build the documentation site into site/ with mkdocs; any warning fails the build."""
     # the plugin pages document their CLIs
-    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,insights]")
+    session.install("-e", ".[docs,dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns]")
     # Quiet the banners mkdocs-material and properdocs print about MkDocs 2.0.
     quiet = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     session.run("mkdocs", "build", "--strict", *session.posargs, env=quiet)
@@ -238,7 +243,7 @@ def examples(session: nox.Session) -> None:
     if not scripts:
         session.log("No examples/*.py scripts yet: nothing to run.")
         return
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders"))
+    session.install(*crmkit_with_example_plugin("dedupe,loyalty,reminders,campaigns"))
     workspace = Path(session.create_tmp()).resolve()
     for script in scripts:
         run_dir = workspace / script.stem
@@ -251,7 +256,9 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
-    session.install(*crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights"))
+    session.install(
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights,campaigns")
+    )
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
     DEMO_DIR.mkdir(exist_ok=True)

@@ -33,7 +33,7 @@ from crmkit_brokers.jetstream import NatsSink
 from crmkit_brokers.rabbitmq import RabbitMQSink
 from crmkit_brokers.testing import NatsServer, RabbitMQNode
 from dbs import Databases
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import func, select
 
 import crmkit
@@ -155,7 +155,9 @@ class PrivateNats(Broker):
                 subscription = await jetstream.pull_subscribe(
                     f"d{self.tag}.>",
                     stream=f"D{self.tag}",
-                    config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL),
+                    config=ConsumerConfig(
+                        deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE
+                    ),
                 )
                 ids: list[str] = []
                 while len(ids) < total:

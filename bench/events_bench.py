@@ -533,18 +533,28 @@ def run(
     rounds: int,
     outage_seconds: float = 60,
     log: Callable[[str], None] = print,
-) -> tuple[list[Run], list[Drill], list[broker_drills.OutageDrill]]:
-    """Every sink's throughput runs, then the worker kill drill, then each broker down for
-    ``outage_seconds`` (private instances: ``broker_drills``)."""
+) -> tuple[list[Run], list[Drill], list[broker_drills.OutageDrill], list[CpuCost]]:
+    """The CPU per event (three runs), every sink's throughput runs, then the worker kill
+    drill, then each broker down for ``outage_seconds`` (private instances:
+    ``broker_drills``)."""
     runs: list[Run] = []
+    costs: list[CpuCost] = []
     with Databases("postgresql") as dbs:
+        for _ in range(3):
+            cost = cpu_cost(dbs, 20_000)
+            costs.append(cost)
+            log(
+                f"cpu: worker {cost.client_us:.1f} us, PostgreSQL {cost.server_us:.1f} us per"
+                f" event ({cost.events / cost.seconds:,.0f} events/s,"
+                f" load {os.getloadavg()[0]:.1f})"
+            )
         for kind in ("counter", "rabbitmq", "nats"):
             runs += throughput(dbs, kind, events, rounds, log)
         for kind in ("webhook", "webhook-batched"):
             runs += throughput(dbs, kind, webhook_events, 1, log)
         drills = [drill(dbs, "worker", events, log)]
         outages = broker_drills.run(dbs, outage_seconds, log)
-    return runs, drills, outages
+    return runs, drills, outages, costs
 
 
 LABELS = {
@@ -560,6 +570,7 @@ def as_markdown(
     runs: Sequence[Run],
     drills: Sequence[Drill],
     outages: Sequence[broker_drills.OutageDrill] = (),
+    costs: Sequence[CpuCost] = (),
 ) -> list[str]:
     """The results section."""
     lines = [
@@ -621,7 +632,22 @@ def as_markdown(
             f" {d.duplicates} | {d.seconds:.1f} |"
         )
     lines.append("")
-    return lines + broker_drills.as_markdown(outages)
+    if costs:
+        lines += [
+            "**CPU per relayed event** (in-process sink, one worker in the bench process,"
+            " 20 000 events; the worker's CPU time and its PostgreSQL backend's, from"
+            " `/proc`; `cpu_cost`):",
+            "",
+            "| run | worker µs | PostgreSQL µs | both µs | events/s measured |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for number, cost in enumerate(costs, 1):
+            lines.append(
+                f"| {number} | {cost.client_us:.1f} | {cost.server_us:.1f}"
+                f" | {cost.client_us + cost.server_us:.1f} | {cost.events / cost.seconds:,.0f} |"
+            )
+        lines.append("")
+    return lines + (broker_drills.as_markdown(outages) if outages else [])
 
 
 if __name__ == "__main__":
@@ -629,10 +655,10 @@ if __name__ == "__main__":
 
     quick = "--quick" in sys.argv
     rounds_given = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--rounds=")]
-    results, drill_results, outage_results = run(
+    results, drill_results, outage_results, cpu_results = run(
         events=3_000 if quick else 10_000,
         webhook_events=1_000 if quick else 3_000,
         rounds=int(rounds_given[0]) if rounds_given else 1 if quick else 2,
         outage_seconds=10 if quick else 60,
     )
-    print("\n".join(as_markdown(results, drill_results, outage_results)))
+    print("\n".join(as_markdown(results, drill_results, outage_results, cpu_results)))

@@ -148,14 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             log("relay: skipped (it runs on PostgreSQL only)")
     if "events" in chosen:
         if "postgresql" in backends:
-            event_runs, drills, outages = events_bench.run(
+            event_runs, drills, outages, costs = events_bench.run(
                 events=3_000 if quick else 10_000,
                 webhook_events=1_000 if quick else 3_000,
                 rounds=1 if quick else 2,
                 outage_seconds=10 if quick else 60,
                 log=log,
             )
-            parts["events"] = events_bench.as_markdown(event_runs, drills, outages)
+            parts["events"] = events_bench.as_markdown(event_runs, drills, outages, costs)
         else:
             log("events: skipped (it runs on PostgreSQL only)")
     if "scope" in chosen:

@@ -1,11 +1,12 @@
-"""CLI start-up: ``python bench/startup_bench.py [--rounds N]``.
+"""CLI start-up: ``python bench/startup_bench.py [--rounds N] [--plugins a,b]``.
 
 Times whole processes, as an admin's shell script meets them: ``crmkit --version``,
 ``crmkit --help``, ``crmkit contacts --help`` and ``crmkit contacts list --limit 1`` on a
-demo CRM, next to ``python -c pass`` and ``python -c "import click"`` (the floor any click
-CLI pays) in the same run. The commands are interleaved round by round, so a load change
-on a shared machine hits them all alike; every round's times are printed, then medians and
-the difference from ``import click``.
+demo CRM (with the plugins the nox demo enables, or ``--plugins``), next to ``python -c
+pass`` and ``python -c "import click"`` (the floor any click CLI pays) in the same run. The
+commands are interleaved round by round, so a load change on a shared machine hits them all
+alike; every round's times are printed, then medians and the difference from ``import
+click``.
 """
 
 from __future__ import annotations
@@ -36,11 +37,23 @@ def timed(argv: list[str], cwd: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument(
+        "--plugins",
+        default="referrals,dedupe,cardscan,reminders,loyalty,insights,campaigns",
+        help="plugins to enable in the demo CRM, comma-separated (default: the nox demo's)",
+    )
     arguments = parser.parse_args()
     crmkit = crmkit_command()
     with tempfile.TemporaryDirectory() as folder:
         cwd = Path(folder)
         subprocess.run([*crmkit, "init"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        for plugin in filter(None, arguments.plugins.split(",")):
+            subprocess.run(
+                [*crmkit, "plugins", "enable", plugin],
+                cwd=cwd,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
         subprocess.run([*crmkit, "demo"], cwd=cwd, check=True, stdout=subprocess.DEVNULL)
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -55,6 +68,7 @@ def main() -> None:
             for name, argv in cases.items():
                 times[name].append(timed(argv, cwd))
     print(f"# CLI start-up, {arguments.rounds} interleaved rounds; {machine_info()}")
+    print(f"# demo CRM with plugins: {arguments.plugins or 'none'}")
     print(f"# load average at the end: {os.getloadavg()}")
     floor = statistics.median(times['python -c "import click"'])
     print(f"{'command':34} {'median s':>9} {'- click':>8}  every round (s)")

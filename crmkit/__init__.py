@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
     from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+    from crmkit.messages.models import Suppression
     from crmkit.messages.outbox import Message, SendResult
     from crmkit.plugins import PluginSpec, hookimpl
     from crmkit.services.disclosure import (
@@ -172,6 +173,7 @@ _EXPORTS: dict[str, str] = {
     "Settings": "crmkit.settings",
     "Stage": "crmkit.entities",
     "StageKind": "crmkit.entities",
+    "Suppression": "crmkit.messages.models",
     "Task": "crmkit.entities",
     "TaskStatus": "crmkit.entities",
     "Team": "crmkit.entities",
@@ -277,6 +279,7 @@ __all__ = [
     "Settings",
     "Stage",
     "StageKind",
+    "Suppression",
     "Task",
     "TaskStatus",
     "Team",
@@ -302,6 +305,7 @@ __all__ = [
     "problem_responses",
     "readable_ids_query",
     "readable_record_ids",
+    "require_modules",
     "terminal_safe",
     "utcnow",
 ]
@@ -355,6 +359,30 @@ def terminal_safe(text: str) -> str:
     from crmkit.cli.terminal import terminal_safe as safe
 
     return safe(text)
+
+
+def require_modules(*names: str, install: str) -> None:
+    """Fail a plugin's import, naming what is missing and ``install`` (how to get it), when
+    one of the modules ``names`` is not installed, without importing any of them: a plugin
+    checks its extra's libraries this way and imports them inside the functions that use
+    them, so opening a CRM (and every command) does not pay for them.
+
+    Example::
+
+        crmkit.require_modules("numpy", "opencc", install="pip install 'crmkit[dedupe]'")
+    """
+    import importlib.util
+
+    missing = []
+    for name in names:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            missing.append(name)
+    if missing:
+        raise ModuleNotFoundError(f"missing {', '.join(missing)}: {install}", name=missing[0])
 
 
 def problem_responses(*statuses: int) -> dict[int, Any]:

@@ -31,6 +31,13 @@ def _names(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _command_pairs(
+    values: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
+    items = values.items() if isinstance(values, Mapping) else values
+    return tuple((str(name), str(short_help)) for name, short_help in items)
+
+
 @frozen
 class PluginSpec:
     """Metadata a plugin module declares as a module attribute named ``crmkit_plugin``::
@@ -39,10 +46,17 @@ class PluginSpec:
             description="Referral tracking", requires=("reminders",))
 
     Name and version come from the entry point and the installed distribution.
+
+    ``commands`` names the command groups the plugin's ``crmkit_cli_commands`` adds, with
+    their short help: ``commands={"referrals": "Referrals: who brought whom."}``. Written
+    as a literal, it lets ``crmkit --help`` list them without importing the plugin (the
+    help reads it from the source); tests/test_cli_startup.py checks it against the
+    commands themselves.
     """
 
     description: str = ""
     requires: tuple[str, ...] = field(default=(), converter=_names)
+    commands: tuple[tuple[str, str], ...] = field(default=(), converter=_command_pairs)
 
 
 @define

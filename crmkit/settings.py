@@ -19,11 +19,9 @@ import tomli_w
 from attrs import field, frozen
 
 from crmkit.assignment.config import AssignmentSettings
+from crmkit.config_file import DEFAULT_CONFIG_NAME, DEFAULT_DATABASE_URL, resolve_sqlite_path
 from crmkit.entities.custom_fields import CustomField
 from crmkit.errors import ConfigError
-
-DEFAULT_CONFIG_NAME = "crmkit.toml"
-DEFAULT_DATABASE_URL = "sqlite:///crmkit.db"
 
 
 @frozen
@@ -329,7 +327,7 @@ class Settings:
         if unknown:
             raise ConfigError(f"{where}: unknown setting crmkit.{unknown[0]}")
         url = database_url or section.get("database_url") or DEFAULT_DATABASE_URL
-        url = _resolve_sqlite_path(str(url), config_path)
+        url = resolve_sqlite_path(str(url), config_path)
         try:
             custom_fields = tuple(
                 CustomField(**{**spec, "source": "config"})
@@ -387,16 +385,6 @@ class Settings:
             else:
                 result[spec.name] = spec.default
         return result
-
-
-def _resolve_sqlite_path(url: str, config_path: Path | None) -> str:
-    prefix = "sqlite:///"
-    if not url.startswith(prefix) or url == "sqlite:///:memory:":
-        return url
-    path = Path(url[len(prefix) :])
-    if not path.is_absolute() and config_path is not None:
-        path = config_path.resolve().parent / path
-    return prefix + str(path)
 
 
 def write_config(path: Path, database_url: str, default_region: str = "CN") -> None:

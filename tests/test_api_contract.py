@@ -133,7 +133,7 @@ def test_every_route_of_the_core_and_the_bundled_plugins_is_typed(
 ) -> None:
     crm = make_crm(
         discover=True,
-        enable=["referrals", "dedupe", "cardscan", "reminders", "loyalty", "insights"],
+        enable=["referrals", "dedupe", "cardscan", "reminders", "loyalty", "insights", "campaigns"],
     )
     from crmkit.api import create_app
 

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_insights
@@ -82,6 +83,7 @@ def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
             "dedupe": crmkit_dedupe,
             "loyalty": crmkit_loyalty,
             "cardscan": crmkit_cardscan,
+            "campaigns": crmkit_campaigns,
             "insights": crmkit_insights,
         }
     )
@@ -188,4 +190,10 @@ def test_the_public_routes_answer_without_a_token_too(api: Api) -> None:
     for value in HOSTILE_PATH:
         _assert_clean(api.client.post(f"/forms/{value}", data={"x": "1"}), f"form {value}")
         _assert_clean(api.client.get(f"/forms/{value}/snippet"), f"snippet {value}")
+    for value in [*HOSTILE_PATH, "x.²", "eA.张", "a.b", "%ff.%ff"]:  # signed tokens, forged
+        response = api.client.get(f"/plugins/campaigns/click/{value}", follow_redirects=False)
+        _assert_clean(response, f"click {value}")
+        assert response.status_code >= 400, value
+        response = api.client.post(f"/messages/unsubscribe/{value}")
+        _assert_clean(response, f"unsubscribe {value}")
     assert json.loads(api.client.get("/health").text) == {"status": "ok"}

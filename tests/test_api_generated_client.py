@@ -29,7 +29,7 @@ content_type_overrides:
   image/jpeg: application/octet-stream
   image/svg+xml: application/octet-stream
 """
-PLUGINS = ["referrals", "dedupe", "cardscan", "reminders", "loyalty", "insights"]
+PLUGINS = ["referrals", "dedupe", "cardscan", "reminders", "loyalty", "insights", "campaigns"]
 PACKAGE = "crmkit_generated_client"
 
 

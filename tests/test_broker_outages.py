@@ -20,7 +20,7 @@ import nats
 import pytest
 from crmkit_brokers.jetstream import NatsSink
 from crmkit_brokers.testing import NatsServer
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from sqlalchemy import select
 
 import crmkit
@@ -75,7 +75,10 @@ def stream_ids(url: str, stream: str, subject: str) -> list[str]:
             jetstream = connection.jetstream()
             info = await jetstream.stream_info(stream)
             subscription = await jetstream.pull_subscribe(
-                subject, stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+                subject,
+                stream=stream,
+                # no acks: an explicit-ack consumer stops at 1,000 unacknowledged messages
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE),
             )
             messages: list[Any] = []
             while len(messages) < info.state.messages:

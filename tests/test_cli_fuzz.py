@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_insights
@@ -61,6 +62,7 @@ PLUGINS = {
     "loyalty": crmkit_loyalty,
     "cardscan": crmkit_cardscan,
     "reminders": crmkit_reminders,
+    "campaigns": crmkit_campaigns,
     "insights": crmkit_insights,
 }
 #: A command group named otherwise than its plugin.

@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
+from crmkit.cli.plugin_commands import declared_commands, installed_plugin_modules
 from crmkit.cli.root import CORE_COMMANDS, cli, load_core_command
+
+CRMKIT = str(Path(sys.executable).parent / "crmkit")
+PLUGIN_MODULES = (
+    "crmkit_dedupe",
+    "crmkit_loyalty",
+    "crmkit_cardscan",
+    "crmkit_reminders",
+    "crmkit_brokers",
+    "crmkit_referrals",
+    "crmkit_insights",
+    "crmkit_campaigns",
+)
 
 
 @pytest.mark.parametrize("name", sorted(CORE_COMMANDS))
@@ -21,17 +35,32 @@ def test_the_table_short_help_is_the_commands_own(name: str) -> None:
     assert listed.get_short_help_str(200) == command.get_short_help_str(200)
 
 
-def _loaded_after(*argv: str) -> set[str]:
+#: What a help or --version must not import: the database and web layers, and the bundled
+#: plugins (with their OCR, numpy, OpenCC, ...).
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "litestar",
+    "crmkit.app",
+    "crmkit.services.records",
+    "numpy",
+    "opencc",
+    "matplotlib",
+    *PLUGIN_MODULES,
+)
+
+
+def _loaded_after(*argv: str, cwd: Path | None = None) -> set[str]:
     probe = (
         "import sys\n"
         "from crmkit.cli import cli\n"
         f"try:\n    cli.main({list(argv)!r}, prog_name='crmkit')\n"
         "except SystemExit:\n    pass\n"
-        "heavy = ('sqlalchemy', 'alembic', 'litestar', 'crmkit.app', 'crmkit.services.records')\n"
+        f"heavy = {HEAVY!r}\n"
         "print(','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=cwd
     )
     last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
     return {name for name in last.split(",") if name}
@@ -52,3 +81,73 @@ def test_root_help_lists_every_core_command() -> None:
     for name, (_, _, short_help) in CORE_COMMANDS.items():
         assert f"  {name} " in result.output
         assert short_help.split()[0] in result.output
+
+
+@pytest.fixture
+def crm_folder(tmp_path: Path) -> Path:
+    """A folder with a CRM in it (crmkit.toml and its SQLite database), every bundled plugin
+    and the example plugin enabled."""
+    command = [CRMKIT]
+    subprocess.run([*command, "init"], cwd=tmp_path, check=True, capture_output=True)
+    for name in (
+        "referrals",
+        "dedupe",
+        "cardscan",
+        "reminders",
+        "loyalty",
+        "brokers",
+        "insights",
+        "campaigns",
+    ):
+        subprocess.run(
+            [*command, "plugins", "enable", name], cwd=tmp_path, check=True, capture_output=True
+        )
+    return tmp_path
+
+
+def test_root_help_in_a_crm_folder_lists_plugin_commands_without_loading_them(
+    crm_folder: Path,
+) -> None:
+    assert _loaded_after("--help", cwd=crm_folder) == set()
+    result = subprocess.run(
+        [CRMKIT, "--help"],
+        cwd=crm_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    plugin_section = result.stdout.split("Plugin commands:")[1]
+    listed = [line.split()[0] for line in plugin_section.strip().splitlines()]
+    assert listed == [
+        "brokers",
+        "campaigns",
+        "cards",
+        "dedupe",
+        "insight",
+        "loyalty",
+        "referrals",
+        "reminders",
+    ]
+    assert "Duplicate detection and merge" in plugin_section
+
+
+def test_a_disabled_plugins_commands_are_not_listed(crm_folder: Path) -> None:
+    command = [CRMKIT]
+    subprocess.run([*command, "plugins", "disable", "dedupe"], cwd=crm_folder, check=True)
+    result = subprocess.run(
+        [*command, "--help"], cwd=crm_folder, capture_output=True, text=True, check=True
+    )
+    assert "  dedupe " not in result.stdout
+    assert "  cards " in result.stdout
+
+
+@pytest.mark.parametrize("plugin", sorted(installed_plugin_modules()))
+def test_a_plugins_declared_commands_are_its_commands(plugin: str) -> None:
+    """What a plugin's metadata declares for the help is what its hook adds."""
+    import importlib
+
+    module = importlib.import_module(installed_plugin_modules()[plugin])
+    commands = module.crmkit_cli_commands()
+    declared = declared_commands(installed_plugin_modules()[plugin])
+    assert declared == {c.name: c.get_short_help_str(200) for c in commands}
+    assert dict(module.crmkit_plugin.commands) == declared

@@ -179,6 +179,16 @@ def test_an_earn_and_a_redemption_send_their_writes_in_one_statement_on_postgres
     assert events == ["points.earned", "points.redeemed"]  # once each, the repeats wrote none
 
 
+@pytest.mark.parametrize("events", [0, 1, 3])
+def test_the_one_statement_is_compiled_once_whatever_the_number_of_events(events: int) -> None:
+    from crmkit_loyalty.writes import _together
+
+    # SQLAlchemy caches a statement's compiled form only when it has a cache key; without
+    # one it compiles the statement on every call (measured: 2 ms of CPU an earn)
+    statement = _together(("purchase", "lot", "entry", "card", "remember"), events)
+    assert statement._generate_cache_key() is not None  # type: ignore[attr-defined]
+
+
 def test_a_refund_takes_back_spent_points_down_to_zero_and_says_so(crm: crmkit.CRM) -> None:
     _, number = member(crm)
     service.record_purchase(crm, number, 100, receipt_id="R1")

@@ -18,6 +18,7 @@ DEFINED_IN_INIT = {
     "cli_progress_stream",
     "formula_safe",
     "problem_responses",
+    "require_modules",
     "terminal_safe",
 }
 
@@ -79,3 +80,21 @@ def test_importing_crmkit_and_its_cli_loads_no_database_or_web_layer() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == ""
+
+
+def test_require_modules_names_what_is_missing_without_importing_it() -> None:
+    crmkit.require_modules("json", "sqlite3", install="nothing to do")
+    with pytest.raises(ModuleNotFoundError, match=r"missing no_such_lib_x: pip install x"):
+        crmkit.require_modules("json", "no_such_lib_x", install="pip install x")
+
+
+def test_require_modules_does_not_import_what_it_checks() -> None:
+    probe = (
+        "import sys, crmkit\n"
+        "crmkit.require_modules('decimal', install='-')\n"
+        "print('decimal' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "False"

@@ -399,3 +399,26 @@ def test_iterate_streams_every_matching_record_in_id_order(crm: crmkit.CRM) -> N
     streamed = [c.full_name for c in crm.contacts.iterate({"city": "上海"}, batch_size=2)]
 
     assert streamed == ["c1", "c3", "c5"]
+
+
+def test_ids_query_selects_what_the_filter_names_as_the_actor_sees_it(crm: crmkit.CRM) -> None:
+    crm.pipelines.create("Sales")
+    crm.users.create_team("East")
+    rep = crm.users.create("li.na", team="East", roles=("sales_rep",))
+    hers = crm.contacts.create({"full_name": "她的", "city": "上海"}, actor=rep)
+    crm.contacts.create({"full_name": "别人的", "city": "上海"})
+    crm.contacts.create({"full_name": "北京的", "city": "北京"}, actor=rep)
+
+    with crm.transaction(rep, write=False) as op:
+        query = op.records("contact").ids_query({"city": "上海"})
+        mine = list(op.session.scalars(query))
+    with crm.transaction(write=False) as op:
+        every = list(op.session.scalars(op.records("contact").ids_query({"city": "上海"})))
+
+    assert mine == [hers.id]
+    assert len(every) == 2
+
+
+def test_ids_query_names_an_unknown_field(crm: crmkit.CRM) -> None:
+    with pytest.raises(crmkit.ValidationError, match="shoe_size"):
+        crm.contacts.ids_query({"shoe_size": 42})

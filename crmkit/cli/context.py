@@ -28,6 +28,15 @@ def open_crm(settings: Settings) -> CRM:
     return open_application(settings=settings)
 
 
+_CONFIGURED_OPENER = open_crm
+
+
+def opens_the_configured_crm() -> bool:
+    """Whether commands open the CRM the options and config name (false when the test kit
+    handed them its own, whose embedded plugins no config or database lists)."""
+    return open_crm is _CONFIGURED_OPENER
+
+
 @define
 class CLIState:
     """What the root group's options chose, and the CRM once it is open."""
@@ -48,7 +57,7 @@ class CLIState:
 
     def config_path(self) -> Path:
         """Where the config file is, or would be written by ``crmkit init``."""
-        from crmkit.settings import DEFAULT_CONFIG_NAME
+        from crmkit.config_file import DEFAULT_CONFIG_NAME
 
         return Path(self.config or DEFAULT_CONFIG_NAME)
 
@@ -118,4 +127,10 @@ def current_crm() -> CRM:
     return cli_state().crm()
 
 
-__all__ = ["CLIState", "cli_state", "current_crm", "missing_sqlite_file"]
+__all__ = [
+    "CLIState",
+    "cli_state",
+    "current_crm",
+    "missing_sqlite_file",
+    "opens_the_configured_crm",
+]

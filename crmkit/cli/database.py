@@ -9,9 +9,10 @@ from alembic.script import ScriptDirectory
 from crmkit.app import open_crm
 from crmkit.cli.context import cli_state
 from crmkit.cli.display import echo_table
+from crmkit.config_file import DEFAULT_DATABASE_URL
 from crmkit.db import migrate
 from crmkit.errors import ConfigError
-from crmkit.settings import DEFAULT_DATABASE_URL, Settings, write_config
+from crmkit.settings import Settings, write_config
 
 
 def _region(ctx: click.Context, param: click.Parameter, value: str) -> str:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from crmkit.cli import context
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.terminal import safe_output, terminal_safe
 from crmkit.errors import CRMError
@@ -220,6 +221,9 @@ class RootGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         core = sorted(set(self.commands) | set(CORE_COMMANDS))
+        declared = self.declared_plugin_commands(ctx)
+        if declared is not None:
+            return core + sorted(declared)
         return core + sorted(self.plugin_commands(ctx))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -242,9 +246,17 @@ class RootGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``crmkit --help``: the core commands' short help comes from
-        ``CORE_COMMANDS``, so listing them imports none of them; plugin commands are listed
-        after them (looking those up opens the CRM)."""
-        plugin_commands = self.plugin_commands(ctx)
+        ``CORE_COMMANDS``, so listing them imports none of them; the enabled plugins'
+        commands are listed after them, from the plugins' metadata when they declare their
+        commands there (see :mod:`crmkit.cli.plugin_commands`; no plugin is imported and
+        the CRM is not opened), else from the opened CRM."""
+        declared = self.declared_plugin_commands(ctx)
+        if declared is not None:
+            plugin_commands = {
+                name: click.Command(name, help=short_help) for name, short_help in declared.items()
+            }
+        else:
+            plugin_commands = self.plugin_commands(ctx)
         names = [*self.commands, *CORE_COMMANDS, *plugin_commands]
         limit = formatter.width - 6 - max(len(name) for name in names)
         core_rows = []
@@ -263,6 +275,29 @@ class RootGroup(click.Group):
             if rows:
                 with formatter.section(title):
                     formatter.write_dl(rows)
+
+    def declared_plugin_commands(self, ctx: click.Context) -> dict[str, str] | None:
+        """The enabled plugins' commands (name -> short help) as their metadata declares
+        them, found without opening the CRM; None when that cannot be known so (a plugin
+        declares none, the database cannot be read directly, the test kit handed commands
+        its own CRM, or the CRM is open already)."""
+        state = cli_state(ctx)
+        if state.plugin_commands is not None or not context.opens_the_configured_crm():
+            return None
+        from crmkit.cli.plugin_commands import enabled_plugin_commands
+        from crmkit.config_file import configured_database_url
+
+        url = configured_database_url(state.config, state.database_url)
+        if url is None:
+            return None
+        declared = enabled_plugin_commands(url)
+        if declared is None:
+            return None
+        return {
+            name: short_help
+            for name, short_help in declared.items()
+            if name not in self.commands and name not in CORE_COMMANDS
+        }
 
     def plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
         """The commands enabled plugins add (``crmkit_cli_commands``), by name; none when

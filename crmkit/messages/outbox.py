@@ -360,7 +360,7 @@ def read_unsubscribe_token(secret: str, token: str) -> tuple[str, str]:
     """The ``(channel, address)`` a token names; ``CRMError`` for a forged or broken one."""
     payload, _, mac = token.partition(".")
     expected = hmac.new(secret.encode(), payload.encode(), hashlib.sha256).hexdigest()[:32]
-    if not mac or not hmac.compare_digest(mac, expected):
+    if not mac or not hmac.compare_digest(mac.encode(), expected.encode()):
         raise CRMError("this unsubscribe link is not valid (altered or incomplete)")
     text = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
     channel, _, address = text.partition("\n")

@@ -18,6 +18,7 @@ from attrs import define, field, frozen
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    Select,
     Table,
     bindparam,
     false,
@@ -914,6 +915,22 @@ class RecordService:
         query = self._query(op, filters, search, action)
         counted = select(func.count()).select_from(query.subquery())
         return int(op.session.scalar(counted) or 0)
+
+    def ids_query(
+        self,
+        filters: Mapping[str, object] | None = None,
+        *,
+        search: str | None = None,
+        actor: User | None = None,
+    ) -> Select[Any]:
+        """``SELECT id`` of the live records the actor may read that match ``filters`` and
+        ``search`` (as :meth:`list` and :meth:`count` find them), to use inside a query of
+        your own: a plugin targets "the contacts this filter names, as this user sees them"
+        set-based (``CampaignMember.contact_id IN op.records("contact").ids_query({...})``).
+        An unknown field or operator is a ``ValidationError`` naming it, raised here."""
+        with self._operation(actor, write=False) as op:
+            query: Select[Any] = self._query(op, filters, search)
+            return query.with_only_columns(self.model.id)
 
     def iterate(
         self,

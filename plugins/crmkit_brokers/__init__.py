@@ -19,16 +19,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import aio_pika  # noqa: F401 - a missing extra fails the plugin's import, visibly
 import click
-import nats  # noqa: F401
 
 import crmkit
-from crmkit_brokers.models import InboundMessage
+
+# The libraries of the extra: a missing one fails the plugin's import (``crmkit plugins
+# list`` shows it) without importing them here; they load where they are used.
+crmkit.require_modules("aio_pika", "nats", install="pip install 'crmkit[brokers]'")
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_brokers.models import InboundMessage  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Publish events to RabbitMQ and NATS JetStream; apply inbound contact upserts",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={"brokers": ("Event brokers: RabbitMQ and NATS JetStream (bundled plugin brokers).")},
 )
 
 __all__ = ["InboundMessage", "crmkit_plugin"]

@@ -70,7 +70,7 @@ class NatsSink(BrokerSink):
         log.warning("nats sink %s (%s): %s: %s", self.name, self.url, type(error).__name__, error)
 
     async def _on_disconnected(self) -> None:
-        log.warning("nats sink %s: disconnected from %s; reconnecting", self.name, self.url)
+        log.warning("nats sink %s: disconnected from %s", self.name, self.url)
 
     async def _on_reconnected(self) -> None:
         log.warning("nats sink %s: reconnected to %s", self.name, self.url)

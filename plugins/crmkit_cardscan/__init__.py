@@ -26,23 +26,34 @@ from typing import Any
 
 import click
 
-# The dependencies of the extra, imported here so a missing one fails the plugin's import
-# (``crmkit plugins list`` shows it) instead of failing a scan later.
-import numpy  # noqa: F401
-import opencc  # noqa: F401
-import PIL  # noqa: F401
-import pypinyin  # noqa: F401
-import vobject  # noqa: F401
-import zxingcpp  # noqa: F401
-
 import crmkit
-from crmkit_cardscan.engines import ENGINES, bundled_engine
-from crmkit_cardscan.models import CardScan
-from crmkit_cardscan.reading import PLUGIN_NAME
+
+# The libraries of the extra: a missing one fails the plugin's import (``crmkit plugins
+# list`` shows it) without importing them here; they load where they are used.
+crmkit.require_modules(
+    "numpy",
+    "opencc",
+    "PIL",
+    "pypinyin",
+    "vobject",
+    "zxingcpp",
+    install="pip install 'crmkit[cardscan]'",
+)
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_cardscan.engines import ENGINES, bundled_engine  # noqa: E402
+from crmkit_cardscan.models import CardScan  # noqa: E402
+
+#: The plugin's name (its settings table, ``[plugins.cardscan]``). The reading modules
+#: (Pillow, OpenCC, pinyin, vCard) load when a card is read, not with the plugin.
+PLUGIN_NAME = "cardscan"
+
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Business-card scanning: Chinese, English and mixed cards, QR codes and vCards",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={"cards": "Business-card scanning (bundled plugin cardscan)."},
 )
 
 __all__ = ["PLUGIN_NAME", "CardScan", "crmkit_plugin"]

@@ -14,8 +14,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 import crmkit
 
 ENGINES = ("rapidocr", "tesseract")
@@ -41,6 +39,8 @@ class RapidOcrEngine:
 
     def read(self, image: object) -> Sequence[crmkit.OcrLine]:
         """The lines PP-OCR finds (boxes as axis-aligned rectangles)."""
+        import numpy as np  # on the first card, not when the plugin loads
+
         array = np.asarray(image)[:, :, ::-1]  # RGB -> BGR, as OpenCV reads
         engine = self._loaded()
         with self._lock:  # one onnxruntime session: one image at a time

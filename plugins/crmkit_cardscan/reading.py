@@ -9,11 +9,9 @@ from attrs import frozen
 from PIL import Image
 
 import crmkit
-from crmkit_cardscan import images
+from crmkit_cardscan import PLUGIN_NAME, images
 from crmkit_cardscan.parsing import parse_card
 from crmkit_cardscan.vcard import is_contact_payload, read_contact_payload
-
-PLUGIN_NAME = "cardscan"
 
 #: The fields the accuracy benchmark scores and a draft shows first.
 MAIN_FIELDS = ("full_name", "title", "company", "email", "mobile", "office", "website", "address")

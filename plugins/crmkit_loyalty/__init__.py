@@ -22,14 +22,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-# The dependencies of the extra, imported here so a missing one fails the plugin's import.
-import barcode  # noqa: F401
 import click
-import segno  # noqa: F401
 
 import crmkit
-from crmkit_loyalty.hooks import LoyaltyHooks
-from crmkit_loyalty.models import (
+
+# The libraries of the extra: a missing one fails the plugin's import (``crmkit plugins
+# list`` shows it) without importing them here; they load where they are used.
+crmkit.require_modules("barcode", "segno", install="pip install 'crmkit[loyalty]'")
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_loyalty.hooks import LoyaltyHooks  # noqa: E402
+from crmkit_loyalty.models import (  # noqa: E402
     LoyaltyCard,
     LoyaltyCoupon,
     LoyaltyLedgerEntry,
@@ -38,12 +41,14 @@ from crmkit_loyalty.models import (
     LoyaltyPurchase,
     LoyaltyReward,
 )
-from crmkit_loyalty.programs import EarnRule, Program, PurchaseFacts, parse_program
-from crmkit_loyalty.registry import PLUGIN_NAME, cache_of
+from crmkit_loyalty.programs import EarnRule, Program, PurchaseFacts, parse_program  # noqa: E402
+from crmkit_loyalty.registry import PLUGIN_NAME, cache_of  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Loyalty cards, points, tiers, coupons and purchase history",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={"loyalty": ("Loyalty cards, points, tiers and coupons (bundled plugin loyalty).")},
 )
 
 __all__ = [

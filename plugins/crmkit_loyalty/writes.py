@@ -119,16 +119,11 @@ def _together(steps: tuple[str, ...], events: int) -> Executable:
     """The steps and ``events`` outbox rows as one PostgreSQL statement: each a
     data-modifying ``WITH`` clause."""
     clauses = [STEPS[step].cte(f"{step}_step") for step in steps]  # type: ignore[attr-defined]
-    if events:
-        rows = [
-            {
-                column.name: bindparam(f"outbox{index}__{column.name}", type_=column.type)
-                for column in OUTBOX.c
-                if column.name != "id"
-            }
-            for index in range(events)
-        ]
-        clauses.append(insert(OUTBOX).values(rows).cte("outbox_step"))
+    for index in range(events):  # one single-row INSERT each: a multi-row VALUES with
+        # bound parameters would not be cached by SQLAlchemy, and compiling this statement
+        # anew each time costs more than the round trip it saves
+        outbox = _insert(f"outbox{index}", OUTBOX, with_id=False)
+        clauses.append(outbox.cte(f"outbox{index}_step"))  # type: ignore[attr-defined]
     return select(literal_column("1")).add_cte(*clauses)
 
 

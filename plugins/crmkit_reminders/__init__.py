@@ -22,18 +22,27 @@ from typing import Any
 
 import click
 
-# The dependencies of the extra, imported here so a missing one fails the plugin's import.
-import dateutil.rrule  # noqa: F401
-import icalendar  # noqa: F401
-import jinja2  # noqa: F401
-import lunar_python  # noqa: F401
-
 import crmkit
-from crmkit_reminders.models import Reminder, ReminderPreferences
+
+# The libraries of the extra: a missing one fails the plugin's import (``crmkit plugins
+# list`` shows it) without importing them here; they load where they are used.
+crmkit.require_modules(
+    "dateutil", "icalendar", "jinja2", "lunar_python", install="pip install 'crmkit[reminders]'"
+)
+
+# (the plugin's own modules after the check: a missing library fails before they load)
+from crmkit_reminders.models import Reminder, ReminderPreferences  # noqa: E402
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Reminders on any record and care messages to customers",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={
+        "reminders": (
+            "Reminders: on any record, once or recurring (RFC 5545 RRULE), in the "
+            "owner's time zone."
+        )
+    },
 )
 
 __all__ = ["Reminder", "ReminderPreferences", "crmkit_plugin"]

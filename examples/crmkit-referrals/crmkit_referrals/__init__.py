@@ -43,6 +43,12 @@ PLUGIN_NAME = "referrals"
 crmkit_plugin = crmkit.PluginSpec(
     description="Referral tracking: who referred whom, through which channel, and the reward",
     requires=(),
+    # what `crmkit --help` lists without importing the plugin
+    commands={
+        "referrals": (
+            "Referrals: who referred whom, and the rewards earned (plugin crmkit-referrals)."
+        )
+    },
 )
 
 #: How many events of each name this process has seen after commit (``crmkit_on_event``).
