@@ -25,6 +25,9 @@ ROOT = Path(__file__).resolve().parent
 
 # The example third-party plugin distribution; the test suite and the demo use it.
 REFERRALS_PLUGIN = Path("examples/crmkit-referrals")
+# A second third-party plugin, written from the plugin docs alone (issue 18's held-out
+# check); the test suite runs its own tests on both engines.
+TICKETS_PLUGIN = Path("examples/crmkit-tickets")
 
 # Folders whose Python code is type-checked, when they hold any.
 TYPED_SOURCE_DIRS = ("crmkit", "plugins")
@@ -121,15 +124,17 @@ nox.options.sessions = [
 nox.options.error_on_external_run = True
 
 
-def crmkit_with_example_plugin(extra: str = "") -> list[str]:
-    """Install arguments for crmkit (editable, with `extra`) plus the example plugin.
+def crmkit_with_example_plugin(extra: str = "", *, tickets: bool = False) -> list[str]:
+    """Install arguments for crmkit (editable, with `extra`) plus the example plugin (and,
+    with `tickets`, the held-out tickets plugin).
 
-    Both go into one install command so the plugin's dependency on crmkit is met by
+    They go into one install command so the plugins' dependency on crmkit is met by
     this checkout, never looked up on a package index.
     """
     arguments = ["-e", f".[{extra}]" if extra else "."]
-    if REFERRALS_PLUGIN.is_dir():
-        arguments += ["-e", str(REFERRALS_PLUGIN)]
+    for plugin in (REFERRALS_PLUGIN, TICKETS_PLUGIN) if tickets else (REFERRALS_PLUGIN,):
+        if plugin.is_dir():
+            arguments += ["-e", str(plugin)]
     return arguments
 
 
@@ -164,7 +169,9 @@ def types(session: nox.Session) -> None:
 def imports(session: nox.Session) -> None:
     """Check the import contracts in pyproject.toml: layers, and plugins using only public API."""
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns"),
+        *crmkit_with_example_plugin(
+            "dedupe,loyalty,cardscan,brokers,reminders,insights,campaigns", tickets=True
+        ),
         "import-linter",
     )
     session.run("lint-imports", *session.posargs)
@@ -184,7 +191,7 @@ def run_tests(session: nox.Session, database: str, env: dict[str, str] | None = 
 @nox.session(name="tests-sqlite")
 def tests_sqlite(session: nox.Session) -> None:
     """Run the tests on SQLite (embedded, nothing to start)."""
-    session.install(*crmkit_with_example_plugin("test"))
+    session.install(*crmkit_with_example_plugin("test", tickets=True))
     run_tests(session, "sqlite")
 
 
@@ -196,7 +203,7 @@ def tests_postgres(session: nox.Session) -> None:
     create and drop their own throwaway databases through it.
     """
     url = os.environ.get("CRMKIT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
-    session.install(*crmkit_with_example_plugin("test"))
+    session.install(*crmkit_with_example_plugin("test", tickets=True))
     problem = postgres_connection_problem(session, url)
     if problem:
         session.error(

@@ -172,14 +172,18 @@ def crmkit_api_routes(crm: CRM) -> Sequence[Any]:
 
     Example::
 
+        import msgspec
         from litestar import get
         from litestar.di import NamedDependency
+
+        class ReferralSummary(msgspec.Struct):   # a named, typed answer (docs/plugins.md)
+            referrals: int
 
         @get("/summary", sync_to_thread=True)
         def referral_summary(
             crm: NamedDependency[crmkit.CRM], actor: NamedDependency[crmkit.User]
-        ) -> dict[str, int]:
-            return {"referrals": crm.records("referral").count(actor=actor)}
+        ) -> ReferralSummary:
+            return ReferralSummary(referrals=crm.records("referral").count(actor=actor))
 
         @crmkit.hookimpl
         def crmkit_api_routes(crm):

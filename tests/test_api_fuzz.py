@@ -20,6 +20,7 @@ import crmkit_cardscan
 import crmkit_dedupe
 import crmkit_insights
 import crmkit_loyalty
+import crmkit_tickets
 import pytest
 from api_support import Api, open_api
 
@@ -85,6 +86,7 @@ def api(make_crm: Callable[..., crmkit.CRM]) -> Iterator[Api]:
             "cardscan": crmkit_cardscan,
             "campaigns": crmkit_campaigns,
             "insights": crmkit_insights,
+            "tickets": crmkit_tickets,  # examples/crmkit-tickets: a third party's routes
         }
     )
     crm.pipelines.create("Sales")

@@ -659,6 +659,29 @@ def test_a_reps_campaign_reaches_only_the_contacts_the_rep_may_see(
     assert service.list_campaigns(crm, actor=other) == []
 
 
+def test_a_field_hidden_from_the_owner_renders_empty_in_their_campaign(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    crm.roles.create("marketer")
+    crm.roles.grant("marketer", "campaign:manage")
+    crm.roles.grant("marketer", "contact:read", "own")
+    crm.roles.set_field_rule("marketer", "contact", "phone", "hidden")
+    rep = crm.users.create("li.na", team="East", roles=("marketer",))
+    crm.contacts.create(
+        {"full_name": "张伟", "email": "zw@one.example", "phone": "13812345678", "owner_id": rep.id}
+    )
+    steps = definition()["steps"][:1]
+    steps[0] = {**steps[0], "body": {"zh": "电话：[{{ phone }}]"}}
+    service.create_campaign(crm, "hers", {"steps": steps}, actor=rep)
+    service.start_campaign(crm, "hers", actor=rep)
+
+    run_campaigns(crm)
+    deliver(crm)
+
+    (mail,) = smtp_server.received
+    assert mail.get_content().strip() == "电话：[]"
+
+
 def test_managing_campaigns_needs_campaign_manage(crm: crmkit.CRM) -> None:
     rep = crm.users.create("li.na", team="East", roles=("sales_rep",))
     with pytest.raises(crmkit.PermissionDenied, match="campaign:manage"):
@@ -693,3 +716,35 @@ def test_a_tampered_click_token_is_refused() -> None:
     with pytest.raises(crmkit.CRMError):
         read_click_token("secret", f"{forged}.{mac}")
     assert read_click_token("secret", f"{payload}.{mac}")[2] == "https://shop.example"
+
+
+# -- templates: what is known is accepted, anything else refused by name ----------------------
+
+KNOWN = frozenset({"full_name", "email", "campaign", "unsubscribe_url", "track"})
+IDENTIFIER = st.from_regex(r"[a-z_][a-z0-9_]{0,20}", fullmatch=True).filter(
+    lambda name: name not in {"true", "false", "none", "True", "False", "None", "loop"}
+)
+
+
+@given(name=IDENTIFIER)
+def test_a_template_naming_any_unknown_variable_is_refused_by_name(name: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    text = f"您好 {{{{ full_name }}}}，{{{{ {name} }}}}"
+    if name in KNOWN:
+        check_template(text, KNOWN, "body")
+    else:
+        with pytest.raises(crmkit.ValidationError, match=name):
+            check_template(text, KNOWN, "body")
+
+
+@given(text=st.text(max_size=80))
+def test_any_text_is_accepted_or_refused_with_a_validation_error(text: str) -> None:
+    from crmkit_campaigns.definition import check_template
+
+    fields: list[str] = []
+    try:
+        check_template(text, KNOWN, "body")
+    except crmkit.ValidationError as error:  # any other exception fails the test
+        fields = [e.field for e in error.errors]
+    assert fields in ([], ["body"])

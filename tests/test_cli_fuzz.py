@@ -21,6 +21,7 @@ import crmkit_dedupe
 import crmkit_insights
 import crmkit_loyalty
 import crmkit_reminders
+import crmkit_tickets
 import pytest
 from cli_support import Run
 
@@ -56,7 +57,8 @@ def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tupl
             yield path
 
 
-#: The bundled plugins, whose commands are fuzzed with the plugins enabled.
+#: The bundled plugins (and the held-out example), whose commands are fuzzed with the
+#: plugins enabled.
 PLUGINS = {
     "dedupe": crmkit_dedupe,
     "loyalty": crmkit_loyalty,
@@ -64,6 +66,7 @@ PLUGINS = {
     "reminders": crmkit_reminders,
     "campaigns": crmkit_campaigns,
     "insights": crmkit_insights,
+    "tickets": crmkit_tickets,  # examples/crmkit-tickets: a third party's commands
 }
 #: A command group named otherwise than its plugin.
 GROUP_PLUGIN = {"cards": "cardscan", "insight": "insights"}

@@ -141,7 +141,21 @@ def test_a_disabled_plugins_commands_are_not_listed(crm_folder: Path) -> None:
     assert "  cards " in result.stdout
 
 
-@pytest.mark.parametrize("plugin", sorted(installed_plugin_modules()))
+#: The plugins of this repository that declare their commands (a third-party plugin may
+#: not: the help then opens the CRM, tests/test_cli.py).
+DECLARING = [
+    "brokers",
+    "campaigns",
+    "cardscan",
+    "dedupe",
+    "insights",
+    "loyalty",
+    "referrals",
+    "reminders",
+]
+
+
+@pytest.mark.parametrize("plugin", DECLARING)
 def test_a_plugins_declared_commands_are_its_commands(plugin: str) -> None:
     """What a plugin's metadata declares for the help is what its hook adds."""
     import importlib

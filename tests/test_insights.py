@@ -284,9 +284,9 @@ def test_measures_are_evaluated_by_record_and_scoped(make_crm: Callable[..., crm
         "r_score",
         "f_score",
         "m_score",
-        "value_tier",
+        "pareto_tier",
         "churn_risk",
-        "lifecycle_stage",
+        "lifecycle_by_rules",
     }
     values = service.measure_values(crm, "rfm_segment", as_of=NOW)["values"]
     assert {v["id"]: v["value"] for v in values}[ids["best"]] == "champions"
@@ -363,3 +363,32 @@ def test_period_forms() -> None:
     assert parse_period("2026-02").end.month == 3
     span = parse_period("2026-03-01..2026-03-31")
     assert (span.end - span.start).days == 31
+
+
+def test_segments_filter_on_the_refreshed_customer_measures(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = insight_crm(make_crm)
+    ids = _five_customers(crm)
+    assert crm.contacts.count(filters={"rfm_segment": "champions"}) == 0  # not refreshed yet
+    assert service.refresh(crm)["customers"] == 5
+    champions = crm.contacts.list(filters={"rfm_segment": "champions"}).items
+    assert [c.id for c in champions] == [ids["best"]]
+    assert crm.contacts.count(filters={"r_score__gte": 4}) == 2
+    assert crm.contacts.count(filters={"pareto_tier": "A"}) >= 1
+    assert crm.contacts.count(filters={"lifecycle_by_rules": "repeat_buyer"}) >= 1
+    segment = crm.segments.create("冠军客户", "contact", {"rfm_segment": "champions"})
+    assert crm.segments.count(segment.name) == 1
+
+
+def test_only_insight_writers_refresh_and_only_readers_filter(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = insight_crm(make_crm)
+    _five_customers(crm)
+    li = crm.users.create("li.na", roles=["sales_rep"])
+    with pytest.raises(crmkit.PermissionDenied):
+        service.refresh(crm, actor=li)
+    service.refresh(crm)
+    with pytest.raises(crmkit.PermissionDenied, match="insight:read"):
+        crm.contacts.count(filters={"rfm_segment": "champions"}, actor=li)

@@ -16,6 +16,7 @@ from crmkit.testing import CRMFactory, TestDatabases, command_line_for
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERRALS = ROOT / "examples" / "crmkit-referrals"
+TICKETS = ROOT / "examples" / "crmkit-tickets"
 
 
 class Greeter:
@@ -35,11 +36,15 @@ class Greeter:
         return [greet]
 
 
-def test_a_plugins_own_test_suite_runs_on_the_kit() -> None:
-    """examples/crmkit-referrals/tests use only the kit's fixtures, as a third party would."""
+@pytest.mark.parametrize("example", [REFERRALS, TICKETS], ids=lambda path: path.name)
+def test_a_plugins_own_test_suite_runs_on_the_kit(example: Path) -> None:
+    """examples/crmkit-referrals/tests and examples/crmkit-tickets/tests (the plugin written
+    from the docs alone) use only the kit's fixtures, as a third party would, on this run's
+    engine (the kit reads CRMKIT_TEST_DB and CRMKIT_TEST_POSTGRES_URL from the environment
+    they inherit)."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=REFERRALS,
+        cwd=example,
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},

@@ -151,9 +151,11 @@ def run_batch(
     scope: Any,
     now: dt.datetime,
     settings: Mapping[str, Any],
+    hidden: frozenset[str] = frozenset(),
 ) -> tuple[PassResult, int]:
     """One batch of due members of ``campaign``, in one transaction; the result and how many
-    members it read (0: nothing is due)."""
+    members it read (0: nothing is due). Fields in ``hidden`` (those the owner's field rules
+    hide) render empty: the sent mail is logged as an activity the owner can read."""
     result = PassResult(campaign.name)
     contact = crmkit.Contact
     thank_steps = {step.on: step for step in steps if step.kind == "thank_you"}
@@ -271,6 +273,10 @@ def run_batch(
             granted[domain] -= 1
             values = {column.key: getattr(row, column.key) for column in fields}
             values["id"] = row.contact_id
+            if hidden:
+                values = {k: "" if k in hidden else v for k, v in values.items()}
+                custom = values.get("custom") or {}
+                values["custom"] = {k: "" if k in hidden else v for k, v in custom.items()}
             language = str((values.get("custom") or {}).get("language") or default_language)
             if language not in step.subject:
                 language = default_language
@@ -365,12 +371,15 @@ def run_campaign(
     if not window.is_open(now):
         return evolve(result, window_closed=True)
     scope = None
+    hidden: frozenset[str] = frozenset()
     if owner is not None:
         with crm.transaction(owner, write=False) as owner_op:
             scope = crmkit.readable_ids_query(owner_op, "contact")
+            if not owner_op.access.unrestricted:
+                hidden = owner_op.access.hidden_fields("contact")
     started = time.monotonic()
     while True:
-        batch, read = run_batch(crm, campaign, steps, scope, now, settings)
+        batch, read = run_batch(crm, campaign, steps, scope, now, settings, hidden)
         result = result.add(batch)
         if not read or time.monotonic() - started > budget_seconds:
             return result

@@ -35,8 +35,18 @@ crmkit.require_modules("matplotlib", install="pip install 'crmkit[insights]'")
 
 # (the plugin's own modules after the check: a missing library fails before they load)
 from crmkit_insights.hooks import InsightHooks  # noqa: E402
-from crmkit_insights.models import STAGE_MOVES, InsightStageMove  # noqa: E402
-from crmkit_insights.registry import PLUGIN_NAME, Chart, ChartData, Measure, declare_hooks  # noqa: E402
+from crmkit_insights.models import (  # noqa: E402
+    STAGE_MOVES,
+    InsightCustomerMeasure,
+    InsightStageMove,
+)
+from crmkit_insights.registry import (  # noqa: E402
+    PLUGIN_NAME,
+    Chart,
+    ChartData,
+    Measure,
+    declare_hooks,
+)
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Sales funnel, RFM, value tiers, churn risk, lifecycle stages, trends, charts",
@@ -54,6 +64,7 @@ __all__ = [
     "PLUGIN_NAME",
     "Chart",
     "ChartData",
+    "InsightCustomerMeasure",
     "InsightHooks",
     "InsightStageMove",
     "Measure",
@@ -172,13 +183,23 @@ def _moment(value: Any) -> Any:
 
 @crmkit.hookimpl
 def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
-    """``insight.tiers`` (write value tiers) and ``insight.lifecycle`` (move lifecycle
-    stages), each when its ``*_every_hours`` setting is above 0."""
-    from crmkit_insights.service import lifecycle_job, tiers_job
+    """``insight.refresh`` (the customer measures segments filter on; every 24 hours by
+    default), ``insight.tiers`` (write value tiers) and ``insight.lifecycle`` (move
+    lifecycle stages), each when its ``*_every_hours`` setting is above 0."""
+    from crmkit_insights.service import lifecycle_job, refresh_job, tiers_job
     from crmkit_insights.settings import settings_of
 
     options = settings_of(crm)
     jobs = []
+    if options.refresh_every_hours:
+        jobs.append(
+            crmkit.ScheduledJob(
+                "insight.refresh",
+                refresh_job,
+                every_seconds=options.refresh_every_hours * 3600,
+                description="Recompute the customer measures segments filter on",
+            )
+        )
     if options.tiers_every_hours:
         jobs.append(
             crmkit.ScheduledJob(
@@ -198,6 +219,16 @@ def crmkit_scheduled_jobs(crm: crmkit.CRM) -> list[crmkit.ScheduledJob]:
             )
         )
     return jobs
+
+
+@crmkit.hookimpl
+def crmkit_segment_measures(crm: crmkit.CRM) -> list[crmkit.SegmentMeasure]:
+    """Contacts' ``rfm_segment``, ``r_score``, ``f_score``, ``m_score``, ``pareto_tier``,
+    ``churn_risk`` and ``lifecycle_by_rules`` for segments, read from the snapshot that
+    ``crmkit insight refresh`` (or the ``insight.refresh`` job) computes."""
+    from crmkit_insights.snapshot import segment_measures
+
+    return segment_measures(crm)
 
 
 @crmkit.hookimpl

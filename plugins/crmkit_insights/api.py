@@ -250,6 +250,12 @@ class ChartData(msgspec.Struct, kw_only=True):
     y_label: str
 
 
+class Refreshed(msgspec.Struct, kw_only=True):
+    """How many customers the refreshed measures snapshot holds."""
+
+    customers: int
+
+
 class InsightController(Controller):
     """Funnel, idle deals, RFM, tiers, churn, lifecycle, trends, measures, charts."""
 
@@ -347,6 +353,11 @@ class InsightController(Controller):
     def write_lifecycle(self, crm: CrmDependency, actor: ActorDependency) -> LifecycleMoves:
         """Move the contacts' lifecycle stages by the rules (needs ``insight:write``)."""
         return _answer(LifecycleMoves, service.lifecycle(crm, write=True, actor=actor))
+
+    @post("/refresh", sync_to_thread=True, status_code=200, responses=WRITE)
+    def refresh(self, crm: CrmDependency, actor: ActorDependency) -> Refreshed:
+        """Recompute the customer measures segments filter on (needs ``insight:write``)."""
+        return _answer(Refreshed, service.refresh(crm, actor=actor))
 
     @get("/trend", sync_to_thread=True, responses=READ)
     def trend(

@@ -39,7 +39,7 @@ def _rfm_column(column: str) -> Any:
 
 
 def builtin_measures(crm: crmkit.CRM) -> list[Measure]:
-    """rfm_segment, r_score, f_score, m_score, value_tier, churn_risk, lifecycle_stage."""
+    """rfm_segment, r_score, f_score, m_score, pareto_tier, churn_risk, lifecycle_by_rules."""
     options = settings_of(crm)
 
     def value_tier(op: crmkit.Operation, as_of: dt.datetime) -> Any:
@@ -92,7 +92,7 @@ def builtin_measures(crm: crmkit.CRM) -> list[Measure]:
             "m_score", "contact", "integer", "Monetary quintile, 5 = most revenue", _rfm_column("m")
         ),
         Measure(
-            "value_tier",
+            "pareto_tier",
             options.tier_entity,
             "text",
             "The Pareto value tier by revenue (A: the customers making the first 80 %)",
@@ -107,7 +107,7 @@ def builtin_measures(crm: crmkit.CRM) -> list[Measure]:
             churn_risk,
         ),
         Measure(
-            "lifecycle_stage",
+            "lifecycle_by_rules",
             "contact",
             "text",
             "The lifecycle stage the rules give (first_purchase ... advocate, churned)",

@@ -336,6 +336,22 @@ def trend_command(
         )
 
 
+@insight_group.command(name="refresh")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def refresh_command(as_json: bool) -> None:
+    """Recompute the customer measures segments filter on (rfm_segment, pareto_tier, ...);
+    the worker does it every refresh_every_hours.
+
+    Example: crmkit insight refresh
+    """
+    crm = crmkit.cli_crm()
+    result = _run(lambda: service.refresh(crm))
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"Measured {result['customers']} customers")
+
+
 @insight_group.command(name="measures")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def measures_command(as_json: bool) -> None:

@@ -70,7 +70,7 @@ def _quintile(column: Any) -> Any:
 def rfm_table(op: crmkit.Operation, *, as_of: dt.datetime, since: dt.datetime | None) -> CTE:
     """Per customer with at least one order: ``contact_id, last_at, first_at, frequency,
     monetary, recency_days, r, f, m, segment``."""
-    source = orders(op, until=as_of, since=since)
+    source = orders(op, until=as_of, since=since, name="rfm_orders")
     per = (
         select(
             source.c.contact_id,
@@ -173,7 +173,9 @@ def tier_table(
     tier holds the records that make the first ``cuts[0]`` of revenue (the largest first: a
     record is in it when the revenue before it is under the cut), the second those up to
     ``cuts[1]``, the third the rest."""
-    source = orders(op, until=as_of, since=since, with_account=entity == "account")
+    source = orders(
+        op, until=as_of, since=since, with_account=entity == "account", name="tier_orders"
+    )
     key = source.c.account_id if entity == "account" else source.c.contact_id
     revenue = (
         select(key.label("id"), func.sum(source.c.amount).label("revenue"))
@@ -231,7 +233,7 @@ def churn_table(op: crmkit.Operation, *, as_of: dt.datetime, min_orders: int) ->
     """Per customer with at least ``min_orders`` orders: ``contact_id, orders, last_at,
     usual_days`` (the mean gap between their orders), ``gap_days`` (since the last one) and
     ``ratio`` (gap / usual; null when all orders fell on one moment)."""
-    source = orders(op, until=as_of)
+    source = orders(op, until=as_of, name="churn_orders")
     per = (
         select(
             source.c.contact_id,
@@ -273,7 +275,7 @@ def lifecycle_table(
     no order for ``churned_after_days`` → churned; at least ``advocate_min_orders`` orders
     and one within ``advocate_within_days`` → advocate; two or more → repeat_buyer; one →
     first_purchase. Customers without orders are not listed (they stay as they are)."""
-    source = orders(op, until=as_of)
+    source = orders(op, until=as_of, name="lifecycle_orders")
     per = (
         select(
             source.c.contact_id,

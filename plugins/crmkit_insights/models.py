@@ -11,9 +11,10 @@ branch (``migrations/``), which matches this model column for column.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer
+from sqlalchemy import Float, ForeignKey, Index, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 import crmkit
@@ -34,3 +35,27 @@ class InsightStageMove(crmkit.Model):
 
 
 STAGE_MOVES: Any = InsightStageMove.__table__
+
+
+class InsightCustomerMeasure(crmkit.Model):
+    """The customer measures as of the last refresh (``crmkit insight refresh`` or the
+    ``insight.refresh`` job), one row per customer with an order, computed for the whole
+    business: what segments filter on (an indexed look-up per record)."""
+
+    __tablename__ = "insight_customer_measures"
+
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    computed_at: Mapped[dt.datetime] = mapped_column(crmkit.UTCDateTime())
+    recency_days: Mapped[float] = mapped_column(Float)
+    frequency: Mapped[int] = mapped_column(Integer)
+    monetary: Mapped[decimal.Decimal] = mapped_column(Numeric(18, 2))
+    r_score: Mapped[int] = mapped_column(Integer)
+    f_score: Mapped[int] = mapped_column(Integer)
+    m_score: Mapped[int] = mapped_column(Integer)
+    rfm_segment: Mapped[str] = mapped_column(String(32))
+    pareto_tier: Mapped[str | None] = mapped_column(String(32), default=None)
+    churn_risk: Mapped[float | None] = mapped_column(Float, default=None)
+    lifecycle_by_rules: Mapped[str | None] = mapped_column(String(32), default=None)
+
+
+CUSTOMER_MEASURES: Any = InsightCustomerMeasure.__table__

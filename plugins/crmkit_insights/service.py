@@ -460,6 +460,20 @@ def chart_data(
     return found.build(crm, actor, dict(options or {}))
 
 
+def refresh(crm: crmkit.CRM, *, actor: crmkit.User | None = None) -> dict[str, Any]:
+    """Recompute the customer measures segments filter on (needs ``insight:write``)."""
+    from crmkit_insights.snapshot import refresh as refresh_snapshot
+
+    return {"customers": refresh_snapshot(crm, actor=actor)}
+
+
+def refresh_job(context: crmkit.JobContext) -> str:
+    """The scheduled job ``insight.refresh``."""
+    from crmkit_insights.snapshot import refresh as refresh_snapshot
+
+    return f"{refresh_snapshot(context.crm, as_of=context.now)} customers measured"
+
+
 def tiers_job(context: crmkit.JobContext) -> str:
     """The scheduled job ``insight.tiers``: write value tiers (as the system)."""
     result = tiers(context.crm, write=True, as_of=context.now)

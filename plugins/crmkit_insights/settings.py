@@ -87,6 +87,12 @@ SPECS = [
         description="The worker moves lifecycle stages this often (0: never)",
     ),
     crmkit.SettingSpec(
+        "refresh_every_hours",
+        int,
+        default=24,
+        description="The worker recomputes the customer measures segments use this often",
+    ),
+    crmkit.SettingSpec(
         "chart_font",
         str,
         default="",
@@ -113,6 +119,7 @@ class InsightSettings:
     churned_after_days: int
     tiers_every_hours: int
     lifecycle_every_hours: int
+    refresh_every_hours: int
     chart_font: str
 
 
@@ -132,6 +139,7 @@ def settings_of(crm: crmkit.CRM) -> InsightSettings:
         "churned_after_days",
         "tiers_every_hours",
         "lifecycle_every_hours",
+        "refresh_every_hours",
     ):
         if int(raw[name]) < 0:
             raise _fail(name, "must be 0 or more")
@@ -162,5 +170,6 @@ def settings_of(crm: crmkit.CRM) -> InsightSettings:
         churned_after_days=int(raw["churned_after_days"]),
         tiers_every_hours=int(raw["tiers_every_hours"]),
         lifecycle_every_hours=int(raw["lifecycle_every_hours"]),
+        refresh_every_hours=int(raw["refresh_every_hours"]),
         chart_font=str(raw["chart_font"]),
     )

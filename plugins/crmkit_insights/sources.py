@@ -107,6 +107,7 @@ def orders(
     until: dt.datetime,
     since: dt.datetime | None = None,
     with_account: bool = False,
+    name: str = "orders",
 ) -> CTE:
     """Every order of a customer the actor may read, as ``(contact_id, account_id, amount,
     at, source)``: won deals naming a contact (``closed_at``, the deal's amount) and, with
@@ -162,6 +163,6 @@ def orders(
             bought = bought.where(PURCHASES.c.occurred_at >= moment(since))
         parts.append(bought)
     if len(parts) == 1:
-        return won.cte("orders")
-    combined: CTE = won.union_all(*parts[1:]).cte("orders")
+        return won.cte(name)
+    combined: CTE = won.union_all(*parts[1:]).cte(name)
     return combined

@@ -1,0 +1,1 @@
+"""The plugin's Alembic branch: write revisions with `crmkit plugins migration tickets -m ...`."""
