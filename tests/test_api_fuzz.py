@@ -138,6 +138,8 @@ def _seed(api: Api) -> None:
     crm.contacts.create({"full_name": "张伟", "phone": "138 1234 5678"})
     crm.accounts.create({"name": "宏達資訊股份有限公司"})
     crm.forms.add("官网询价", ["full_name", "email"])
+    crm.segments.create("2", "contact", {"full_name__contains": "伟"})
+    crm.segments.create("1", "contact", {"account.city": "上海", "segment__ne": "2"})
 
 
 def test_every_route_answers_hostile_bodies_with_4xx_problems(api: Api) -> None:

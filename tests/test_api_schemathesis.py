@@ -38,6 +38,7 @@ def api_schema(api: Api) -> Any:
     api.call("POST", "/accounts", json={"name": "宏達資訊股份有限公司"})
     api.call("POST", "/deals", json={"name": "ERP 系统升级", "amount": "1000"})
     api.crm.forms.add("官网询价", ["full_name", "email"])
+    api.crm.segments.create("上海联系人", "contact", {"account.city": "上海"})
     return schemathesis.openapi.from_asgi("/schema/openapi.json", api.client.app)
 
 

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 import crmkit
@@ -370,3 +372,109 @@ def test_a_filter_mentioning_now_uses_one_instant() -> None:
     assert relative_time("quarter_start", now) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     assert relative_time("now+2w", now) == now + dt.timedelta(days=14)
     assert relative_time("2026-01-01", now) is None
+
+
+# -- pool policies and assignment rules -------------------------------------------------------
+
+
+def test_a_pool_policy_releases_only_its_segments_members(world: SimpleNamespace) -> None:
+    crm = world.crm
+    crm.segments.create("上海客户", "account", {"city": "上海"})
+    crm.pool.add_policy("account", "上海 30 天", 30, when={"segment": "上海客户"})
+
+    [released] = crm.pool.release(now=crmkit.utcnow() + dt.timedelta(days=31))
+
+    assert released.records == 1
+    assert crm.accounts.count({"owner_id__empty": True}) == 1
+    assert crm.accounts.count({"owner_id__empty": True, "city": "上海"}) == 1
+    with pytest.raises(crmkit.ConflictError, match="pool policy '上海 30 天' of account"):
+        crm.segments.delete("上海客户")
+
+
+def test_a_pool_policy_naming_an_unknown_segment_is_refused(world: SimpleNamespace) -> None:
+    with pytest.raises(crmkit.ValidationError, match="no segment named 'nope'"):
+        world.crm.pool.add_policy("account", "p", 30, when={"segment": "nope"})
+
+
+def test_an_assignment_rule_can_name_a_segment(world: SimpleNamespace) -> None:
+    crm = world.crm
+    crm.segments.create("上海公司的人", "contact", {"account.city": "上海"})
+    crm.assignment.add_rule(
+        "contact", "上海归 alice", "fixed", ["alice"], when={"segment": "上海公司的人"}
+    )
+    crm.assignment.add_rule("contact", "其余归 bob", "fixed", ["bob"])
+    shanghai = crm.accounts.list({"city": "上海"}).items[0].id
+
+    inside = crm.contacts.create({"full_name": "新人甲", "account_id": shanghai})
+    outside = crm.contacts.create({"full_name": "新人乙"})
+
+    assert (inside.owner_id, outside.owner_id) == (world.alice.id, world.bob.id)
+    with pytest.raises(crmkit.ConflictError, match="assignment rule '上海归 alice'"):
+        crm.segments.delete("上海公司的人")
+
+
+def test_an_assignment_rule_judges_relations_and_custom_fields_in_the_database(
+    world: SimpleNamespace,
+) -> None:
+    crm = world.crm
+    crm.assignment.add_rule(
+        "contact", "上海 vip", "fixed", ["alice"], when={"account.city": "上海", "vip": True}
+    )
+    shanghai = crm.accounts.list({"city": "上海"}).items[0].id
+    beijing = crm.accounts.list({"city": "北京"}).items[0].id
+
+    made = [
+        crm.contacts.create({"full_name": n, "account_id": a, "vip": v})
+        for n, a, v in [("甲", shanghai, True), ("乙", shanghai, False), ("丙", beijing, True)]
+    ]
+
+    assert [c.owner_id for c in made] == [world.alice.id, None, None]
+
+
+def test_an_assignment_rule_naming_an_unknown_relation_is_refused(world: SimpleNamespace) -> None:
+    with pytest.raises(crmkit.ValidationError, match="unknown relation of contact"):
+        world.crm.assignment.add_rule("contact", "r", "fixed", ["alice"], when={"firm.city": "x"})
+
+
+@given(
+    anchor=st.sampled_from(
+        ["today", "now", "week_start", "month_start", "quarter_start", "year_start"]
+    ),
+    sign=st.sampled_from(["+", "-"]),
+    amount=st.integers(min_value=0, max_value=400),
+    unit=st.sampled_from(["d", "w", "m", "y"]),
+    now=st.datetimes(
+        min_value=dt.datetime(1900, 1, 1),
+        max_value=dt.datetime(2500, 1, 1),
+        timezones=st.just(dt.UTC),
+    ),
+)
+def test_every_relative_date_is_a_time_zone_aware_moment_on_the_right_side_of_its_anchor(
+    anchor: str, sign: str, amount: int, unit: str, now: dt.datetime
+) -> None:
+    from crmkit.services.segment_filters import relative_time
+
+    base = relative_time(anchor, now)
+    moved = relative_time(f"{anchor}{sign}{amount}{unit}", now)
+
+    assert base is not None
+    assert moved is not None
+    assert moved.tzinfo is not None
+    assert base <= now
+    assert (moved <= base) if sign == "-" else (moved >= base)
+
+
+@given(text=st.text(max_size=30))
+def test_any_other_text_is_not_a_relative_date(text: str) -> None:
+    from crmkit.services.segment_filters import relative_time
+
+    result = relative_time(text, dt.datetime(2026, 6, 15, tzinfo=dt.UTC))
+
+    assert result is None or text.strip().split("+")[0].split("-")[0].strip() in {
+        "today",
+        "now",
+        "week_start",
+        "month_start",
+        "quarter_start",
+        "year_start",
+    }

@@ -1,6 +1,7 @@
 """The REST API app: :func:`create_app` builds a Litestar app serving one CRM.
 
 Routes: every entity under ``/<plural>`` (core and plugin entities alike), ``/webhooks``,
+``/segments``,
 the web desk under ``/desk`` (:mod:`crmkit.desk`),
 the public ``/forms/{key}``, each enabled plugin's routes under ``/plugins/<name>``, and the
 OpenAPI 3.1 schema at ``/schema`` (``/schema/openapi.json``, an interactive page at
@@ -28,6 +29,7 @@ from crmkit.api.messages import message_router
 from crmkit.api.problems import EXCEPTION_HANDLERS, problem_specs
 from crmkit.api.records import record_router
 from crmkit.api.schemas import EntitySchemas
+from crmkit.api.segments import segment_routers
 from crmkit.api.webhooks import webhook_router
 from crmkit.app import CRM
 from crmkit.desk.app import desk_router, root, template_config, with_desk_errors
@@ -83,6 +85,7 @@ def create_app(
     ]
     routers += action_routers(crm, every)
     routers += [webhook_router(crm), form_router(crm, trusted_proxies), message_router(crm), health]
+    routers += segment_routers(crm)
     routers += plugin_routers(crm)
     routers += [desk_router(crm), root]
     openapi = OpenAPIConfig(

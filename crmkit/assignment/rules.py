@@ -112,6 +112,8 @@ def _same(actual: Any, expected: Any, ignore_case: bool) -> bool:
         return actual is expected
     if isinstance(actual, str) and isinstance(expected, str):
         return same_text(actual, expected, ignore_case=ignore_case)
+    if isinstance(actual, bool) or isinstance(expected, bool):  # bool is an int: not a number
+        return actual is expected
     if isinstance(actual, decimal.Decimal | int | float) and isinstance(
         expected, decimal.Decimal | int | float
     ):
@@ -170,6 +172,9 @@ class Rule:
     default_member: str | None = None  # the territory strategy's member for unmapped values
     source: str = "database"
     position: int = 0
+    #: conditions judged in the database (segments, relations, measures: ``segment=NAME``,
+    #: ``account.city=上海``), in the filter syntax
+    filters: Mapping[str, Any] = field(factory=dict)
 
     def failed_condition(self, values: Mapping[str, Any]) -> Condition | None:
         """The first condition ``values`` do not meet, or ``None`` when all hold."""

@@ -84,7 +84,11 @@ def _rule_row(rule: Rule) -> dict[str, Any]:
         "entity": rule.entity,
         "name": rule.name,
         "strategy": rule.strategy,
-        "when": ", ".join(c.describe() for c in rule.conditions) or "always",
+        "when": ", ".join(
+            [c.describe() for c in rule.conditions]
+            + [f"{key}={value}" for key, value in rule.filters.items()]
+        )
+        or "always",
         "members": "; ".join(members),
         "source": rule.source,
     }

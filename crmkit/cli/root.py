@@ -114,6 +114,12 @@ CORE_COMMANDS: dict[str, tuple[str, str, str]] = {
         "rules_group",
         "Assignment rules: who gets new leads, contacts, accounts and deals.",
     ),
+    "segments": (
+        "crmkit.cli.segments",
+        "segments_group",
+        "Segments: saved, named filters over contacts, accounts, deals or any entity, counted"
+        " and listed live for whoever looks.",
+    ),
     "serve": ("crmkit.cli.api", "serve_command", "Serve the REST API (uvicorn) until Ctrl-C."),
     "tasks": (
         "crmkit.cli.records",

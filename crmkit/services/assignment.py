@@ -49,6 +49,7 @@ from crmkit.permissions.audit import audit_rows
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.operation import Operation
 from crmkit.services.queries import _coerce_operand
+from crmkit.services.segment_filters import SegmentCompiler, is_segment_key, values_match
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -112,7 +113,10 @@ def parse_conditions(crm: CRM, entity: str, when: Mapping[str, Any]) -> tuple[Co
     preparer = crm.preparer(entity)
     known = sorted(set(preparer.writable) | set(preparer.custom_fields))
     conditions: list[Condition] = []
+    entity_type = crm.entity(entity)
     for key, raw in when.items():
+        if is_segment_key(crm, entity_type, key):
+            continue  # judged in the database: see database_conditions
         name, operator = split_filter_key(key)
         if name not in preparer.writable and name not in preparer.custom_fields:
             raise ValidationError(
@@ -138,6 +142,13 @@ def parse_conditions(crm: CRM, entity: str, when: Mapping[str, Any]) -> tuple[Co
         ignore_case = custom is not None and custom.ignore_case
         conditions.append(Condition(name, operator, value, ignore_case))
     return tuple(conditions)
+
+
+def database_conditions(crm: CRM, entity: str, when: Mapping[str, Any]) -> dict[str, Any]:
+    """The conditions of ``when`` judged in the database (segments, relations, measures),
+    which :func:`parse_conditions` leaves out."""
+    entity_type = crm.entity(entity)
+    return {key: value for key, value in when.items() if is_segment_key(crm, entity_type, key)}
 
 
 def _choices_of(crm: CRM, entity: str, name: str) -> tuple[str, ...] | None:
@@ -241,6 +252,7 @@ def _read_rules(op: Operation, entity: str) -> list[Rule]:
                     name=row.name,
                     strategy=row.strategy,
                     conditions=parse_conditions(op.crm, entity, row.conditions),
+                    filters=database_conditions(op.crm, entity, row.conditions),
                     members=rule_members,
                     territory_field=row.options.get("territory_field"),
                     default_member=row.options.get("default_member"),
@@ -267,6 +279,7 @@ def _config_rule(op: Operation, spec: RuleConfig, index: int) -> Rule:
         name=spec.name,
         strategy=spec.strategy,
         conditions=conditions,
+        filters=database_conditions(op.crm, spec.entity, spec.when),
         members=members,
         territory_field=spec.territory_field,
         default_member=spec.default_member,
@@ -531,6 +544,11 @@ def choose_owner(
                     f" ({failed.field} is {values.get(failed.field)!r})"
                 )
             continue
+        if rule.filters and not values_match(op, op.crm.entity(entity), values, rule.filters):
+            if explain:
+                held = ", ".join(f"{k}={v}" for k, v in rule.filters.items())
+                steps.append(f"rule {rule.name!r}: skipped: {held} does not hold")
+            continue
         strategy = known.get(rule.strategy)
         if strategy is None:
             raise CRMError(
@@ -732,6 +750,12 @@ class AssignmentService:
                 raise CRMError(f"{entity} already has an assignment rule named {name!r}")
             resolved = resolve_members(op, spec)
             parse_conditions(self.crm, entity, spec.when)
+            in_database = database_conditions(self.crm, entity, spec.when)
+            if in_database:
+                with op.elevated():
+                    SegmentCompiler(op, explain=True).conditions(
+                        self.crm.entity(entity), in_database
+                    )
             check_rule_shape(op, entity, strategy, resolved, territory_field, default_member)
             stored = list(
                 op.session.scalars(

@@ -25,7 +25,7 @@ from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.permissions.models import Notification
 from crmkit.services.assignment import ownership_reason
 from crmkit.services.operation import Operation
-from crmkit.services.queries import build_filters
+from crmkit.services.segment_filters import SegmentCompiler
 from crmkit.services.views import Record
 
 if TYPE_CHECKING:
@@ -354,7 +354,8 @@ def _check_policy(
     if isinstance(days, bool) or not isinstance(days, int) or days < 1:
         raise CRMError(f"days must be a whole number of at least 1, not {days!r}")
     entity_type = op.crm.entity(entity)
-    build_filters(entity_type, op.crm.preparer(entity), when)
+    with op.elevated():  # a policy applies to every record, whoever defines it
+        SegmentCompiler(op, explain=True).conditions(entity_type, when)
 
 
 def _due_query(op: Operation, policy: Policy, now: dt.datetime) -> Any:
@@ -373,7 +374,8 @@ def _due_query(op: Operation, policy: Policy, now: dt.datetime) -> Any:
         OwnershipChange.record_id == model.id,
         OwnershipChange.changed_at >= cutoff,
     )
-    segment = build_filters(entity_type, op.crm.preparer(policy.entity), policy.when)
+    with op.elevated():  # the policy's segment, over every record
+        segment = SegmentCompiler(op).conditions(entity_type, policy.when)
     return select(model.id, model.owner_id).where(
         model.owner_id.is_not(None),
         model.deleted_at.is_(None),

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql.util import ClauseAdapter
 
 from crmkit.db.base import UTCDateTime
 from crmkit.entities.custom_fields import CustomField, FieldType
@@ -339,8 +340,15 @@ class SegmentCompiler:
                 if self.explain and (name not in fields or name in hidden):
                     self._unknown(entity, name, hidden)
                 plain[key] = self._relative_operands(entity, name, operator, value)
-        if plain:
-            conditions.extend(build_filters(entity, crm.preparer(entity.name), plain, hidden))
+        preparer = crm.preparer(entity.name)
+        for key, value in plain.items():
+            _check_operand(entity, key, value)
+            try:
+                conditions.extend(build_filters(entity, preparer, {key: value}, hidden))
+            except (TypeError, OverflowError, decimal.InvalidOperation):
+                raise ValidationError(
+                    [FieldError(key, f"cannot be compared with {_short(value)}")], entity.name
+                ) from None
         for relation_name, sub in related.items():
             found = own_relations.get(relation_name)
             if found is None:
@@ -437,6 +445,7 @@ class SegmentCompiler:
     def _measure(
         self, entity: EntityType, measure: SegmentMeasure, key: str, operator: str, value: object
     ) -> ColumnElement[bool]:
+        _check_operand(entity, key, value)
         if not self._measure_visible(measure):
             if measure.permission is not None and self.op.access.scope(measure.permission) is None:
                 self.op.access.require(measure.permission)  # PermissionDenied, naming it
@@ -595,6 +604,30 @@ class SegmentCompiler:
         return each[0]
 
 
+def _check_operand(entity: EntityType, key: str, value: object) -> None:
+    """One value, or for ``__in`` a list of them: never a mapping or a nested list."""
+    if isinstance(value, Mapping):
+        raise ValidationError(
+            [FieldError(key, "takes a value, not a mapping (only relations take one)")],
+            entity.name,
+        )
+    if isinstance(value, list | tuple | set):
+        if not key.endswith("__in"):
+            raise ValidationError(
+                [FieldError(key, "takes one value; use FIELD__in for a list")], entity.name
+            )
+        if any(isinstance(item, Mapping | list | tuple | set) for item in value):
+            raise ValidationError(
+                [FieldError(key, "a list may hold only text, numbers and true/false")],
+                entity.name,
+            )
+
+
+def _short(value: object) -> str:
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**30 else "a huge number"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _truthy(value: object) -> bool:
     return value is True or str(value).strip().lower() in {"1", "true", "yes"}
 
@@ -614,6 +647,47 @@ def _time_kind(crm: CRM, entity: EntityType, name: str) -> str | None:
     if custom is not None and custom.type is FieldType.DATE:
         return "date"
     return None
+
+
+def is_segment_key(crm: CRM, entity: EntityType, key: str) -> bool:
+    """Whether filter ``key`` needs the database to be judged (a segment, a relation or a
+    measure) rather than comparing one of the record's own values."""
+    name = key.partition("__")[0]
+    if name == SEGMENT_KEY or "." in name:
+        return True
+    if name in entity.columns or name in crm.custom_fields.get(entity.name, {}):
+        return False
+    return name in relations(crm, entity.name) or name in measures(crm, entity.name)
+
+
+def values_match(
+    op: Operation, entity: EntityType, values: Mapping[str, Any], filters: Mapping[str, object]
+) -> bool:
+    """Whether a record with ``values`` (flat: built-in and custom fields, as a create
+    prepares them; it need not be written yet) matches ``filters``, judged in the database
+    with the system's rights: the filters' conditions run against a one-row ``SELECT`` of
+    the values standing in for the entity's table. For assignment rules that name
+    segments, relations or measures."""
+    with op.elevated():  # a rule applies to every record, whoever creates it
+        conditions = SegmentCompiler(op).conditions(entity, filters)
+    table: Any = entity.model.__table__
+    custom_names = op.crm.custom_fields.get(entity.name, {})
+    custom = {name: values[name] for name in custom_names if values.get(name) is not None}
+    columns = []
+    for column in table.columns:
+        value = custom if column.key == "custom" else values.get(column.key)
+        columns.append(literal(value, type_=column.type).label(column.name))
+    row = select(*columns).subquery("candidate")
+    # only the entity's own columns stand for the candidate row (``accounts.id`` in a
+    # relation's subquery is not ``contacts.id``)
+    adapter = ClauseAdapter(
+        row,
+        adapt_on_names=True,
+        include_fn=lambda element: getattr(element, "table", None) is table,
+    )
+    adapted = [adapter.traverse(condition) for condition in conditions]
+    found = op.session.scalar(select(literal(1)).select_from(row).where(*adapted))
+    return found is not None
 
 
 def filter_conditions(

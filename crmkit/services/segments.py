@@ -89,11 +89,52 @@ def _check_name(name: object, field: str = "name") -> str:
     return text
 
 
+#: The deepest nesting of relations a stored definition may hold.
+_MAX_NESTING = 5
+
+
+def _check_shape(filters: Mapping[Any, Any], depth: int = 0) -> None:
+    """Keys are names (text without control characters); values are text, numbers,
+    true/false, null, lists of those, or (for a relation) mappings of the same shape."""
+    if depth > _MAX_NESTING:
+        raise ValidationError(
+            [FieldError("filters", f"nests relations more than {_MAX_NESTING} deep")], "segment"
+        )
+    for key, value in filters.items():
+        if (
+            not isinstance(key, str)
+            or not key.strip()
+            or len(key) > MAX_NAME
+            or any(unicodedata.category(ch)[0] == "C" for ch in key)
+        ):
+            raise ValidationError(
+                [FieldError("filters", f"{str(key)[:40]!r} is not a field name")], "segment"
+            )
+        if isinstance(value, Mapping):
+            _check_shape(value, depth + 1)
+        elif isinstance(value, list | tuple):
+            if not all(_scalar(item) for item in value):
+                raise ValidationError(
+                    [FieldError(key, "a list may hold only text, numbers and true/false")],
+                    "segment",
+                )
+        elif not _scalar(value):
+            raise ValidationError(
+                [FieldError(key, "must be text, a number, true/false, null or a list")],
+                "segment",
+            )
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
+
+
 def _check_filters(filters: object) -> dict[str, Any]:
     if not isinstance(filters, Mapping):
         raise ValidationError(
             [FieldError("filters", "must be a mapping of FIELD[__OP] to a value")], "segment"
         )
+    _check_shape(filters)
     try:
         text = json.dumps(dict(filters), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError):
@@ -344,6 +385,7 @@ class SegmentService:
         """What a segment of ``entity`` may filter on, as the actor sees it: ``fields``
         (hidden ones left out), ``relations`` and ``measures``."""
         with self.crm.transaction(actor, write=False) as op:
+            op.access.require("segment:read")
             return SegmentCompiler(op).known_names(self._entity(entity))
 
     # -- helpers -----------------------------------------------------------------------------
