@@ -17,6 +17,11 @@ first; every round is reported and the ratio of medians. Goal (issue 20): the de
 
 Run: ``python bench/desk_bench.py [--backend sqlite|postgresql] [--contacts N] [--rounds R]``
 (prints; the figures in docs/benchmarks.md were copied from its output with the load).
+
+``--profile`` instead counts the transactions and SQL statements of one request of each list
+route and profiles ``REQUESTS`` of each with pyinstrument: the handlers run in Litestar's
+worker threads, so each handler call is profiled in its own thread and the sessions are
+combined (template rendering, which Litestar does on the event loop, is not in them).
 """
 
 from __future__ import annotations
@@ -56,7 +61,75 @@ def timed(client: TestClient[Any], paths: tuple[str, ...], headers: dict[str, st
     return (time.perf_counter() - start) * 1000 / REQUESTS
 
 
-def run(backend: str, contacts: int, rounds: int) -> None:
+def statements(crm: crmkit.CRM, client: TestClient[Any], path: str, headers: dict[str, str]) -> str:
+    """How many transactions and SQL statements one request of ``path`` runs."""
+    from sqlalchemy import event
+
+    counts = {"transactions": 0, "statements": 0}
+
+    def began(_connection: Any) -> None:
+        counts["transactions"] += 1
+
+    def executed(*_args: Any) -> None:
+        counts["statements"] += 1
+
+    engine = crm.engine
+    event.listen(engine, "begin", began)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        assert client.get(path, headers=headers).status_code == 200
+    finally:
+        event.remove(engine, "begin", began)
+        event.remove(engine, "before_cursor_execute", executed)
+    return f"{counts['transactions']} transactions, {counts['statements']} statements"
+
+
+def profiled(client: TestClient[Any], path: str, headers: dict[str, str]) -> str:
+    """A pyinstrument profile of ``REQUESTS`` requests of ``path``: the handler calls (in
+    Litestar's worker threads) and the template rendering (on the event loop), each call
+    profiled in its own thread and the sessions combined."""
+    import jinja2
+    import litestar.concurrency
+    from pyinstrument import Profiler
+    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    sessions: list[Session] = []
+
+    def profiling(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            profiler.stop()
+            if profiler.last_session is not None:
+                sessions.append(profiler.last_session)
+
+    original_thread = litestar.concurrency._run_sync_asyncio
+    original_render = jinja2.Template.render
+
+    async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await original_thread(lambda: profiling(fn, *args, **kwargs))
+
+    def render(self: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+        return profiling(original_render, self, *args, **kwargs)  # type: ignore[no-any-return]
+
+    litestar.concurrency._run_sync_asyncio = in_thread  # type: ignore[assignment]
+    jinja2.Template.render = render  # type: ignore[method-assign]
+    try:
+        timed(client, (path,), headers)
+    finally:
+        litestar.concurrency._run_sync_asyncio = original_thread  # type: ignore[assignment]
+        jinja2.Template.render = original_render  # type: ignore[method-assign]
+    combined = sessions[0]
+    for session in sessions[1:]:
+        combined = Session.combine(combined, session)
+    renderer = ConsoleRenderer(unicode=True, color=False, show_all=False, short_mode=False)
+    return renderer.render(combined)
+
+
+def run(backend: str, contacts: int, rounds: int, profile: bool = False) -> None:
     org = scope_bench.organisation()
     rep = next(actor for actor in org.actors if actor.key == "L4")
     with Databases(backend) as databases:
@@ -85,6 +158,14 @@ def run(backend: str, contacts: int, rounds: int) -> None:
             )
             assert signed.status_code == 200, signed.text[:300]
             one = f"/contacts/{record_id}"
+            if profile:
+                timed(client, ("/desk/contacts",), {})  # warm up both
+                timed(client, ("/contacts?limit=50",), api)
+                for path, headers in (("/desk/contacts", {}), ("/contacts?limit=50", api)):
+                    print(f"{backend} {path}: {statements(crm, client, path, headers)}")
+                    print(profiled(client, path, headers))
+                crm.close()
+                return
             pairs = {
                 "list, 50 rows": (("/desk/contacts",), ("/contacts?limit=50",)),
                 # the record page shows the record, its timeline and its related deals and
@@ -128,10 +209,11 @@ def main() -> None:
     parser.add_argument("--backend", choices=BACKENDS, action="append")
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--profile", action="store_true", help="profile the list routes")
     options = parser.parse_args()
     warnings.simplefilter("ignore")
     for backend in options.backend or BACKENDS:
-        run(backend, options.contacts, options.rounds)
+        run(backend, options.contacts, options.rounds, options.profile)
 
 
 if __name__ == "__main__":

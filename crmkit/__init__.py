@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from crmkit.db.engine import allocate_ids, bulk_insert
     from crmkit.desk.extensions import (
         DeskAction,
+        DeskButton,
         DeskLink,
         DeskMenuEntry,
         DeskPage,
@@ -116,6 +117,7 @@ _EXPORTS: dict[str, str] = {
     "Deal": "crmkit.entities",
     "DeliveryRecord": "crmkit.services.messages",
     "DeskAction": "crmkit.desk.extensions",
+    "DeskButton": "crmkit.desk.extensions",
     "DeskLink": "crmkit.desk.extensions",
     "DeskMenuEntry": "crmkit.desk.extensions",
     "DeskPage": "crmkit.desk.extensions",
@@ -223,6 +225,7 @@ __all__ = [
     "Deal",
     "DeliveryRecord",
     "DeskAction",
+    "DeskButton",
     "DeskLink",
     "DeskMenuEntry",
     "DeskPage",

@@ -25,8 +25,8 @@ from crmkit.events.subscriptions import subscription_sinks
 from crmkit.events.types import Event
 from crmkit.permissions.access import AccessCache
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
-from crmkit.services.bearer import pending_bearer_check
 from crmkit.services.operation import Operation
+from crmkit.services.request_check import pending_check
 from crmkit.services.values import ValuePreparer
 from crmkit.settings import Settings
 
@@ -276,9 +276,9 @@ class CRM:
         self._local.operation = op
         try:
             with session.begin():
-                check = pending_bearer_check(self)
+                check = pending_check(self)
                 if check is not None:
-                    check.verify(op)  # an API request's token, checked in this transaction
+                    check.verify(op)  # a request's token or session, checked in this transaction
                 yield op
                 op.write_events()
         finally:

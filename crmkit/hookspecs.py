@@ -755,6 +755,14 @@ def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
     ``crmkit.PermissionDenied`` it raises shows a 403 page, a ``crmkit.NotFoundError`` 404,
     any other ``crmkit.CRMError`` its message.
 
+    A table cell may be a ``crmkit.DeskButton(label, action, values)``: a click POSTs the
+    ``values`` to the page (checked against the session's CSRF token) and calls the page's
+    ``actions[action](view, form)``, which does its work through services with
+    ``actor=view.actor`` and returns the outcome shown above the page; a ``crmkit.CRMError``
+    it raises is shown instead (404 for ``NotFoundError``, 403, 409 or 422), and its
+    transaction changed nothing. The dedupe plugin's merge and dismiss buttons and the
+    reminders plugin's snooze and done buttons work this way.
+
     Example::
 
         def referral_page(view):
@@ -850,7 +858,8 @@ def crmkit_desk_tiles(crm: CRM, actor: User) -> Sequence[DeskTile]:
 
     Called when ``actor`` opens ``/desk``. Return ``crmkit.DeskTile`` objects (``title``, a
     short ``value``, optional ``note`` and ``href``); count only what ``actor`` may see. The
-    reminders plugin's "due today" is a tile.
+    title is shown in the user's language when the desk's catalogue has it. The reminders
+    plugin's "Reminders due today" is a tile.
 
     Example::
 

@@ -34,6 +34,7 @@ from crmkit.desk.session import (
 from crmkit.desk.signing import safe_next, sign_in_handlers, sign_in_redirect
 from crmkit.desk.work import work_handlers
 from crmkit.errors import ConflictError, CRMError, NotFoundError, PermissionDenied, ValidationError
+from crmkit.services.desk_sessions import SessionEnded
 
 log = logging.getLogger(__name__)
 
@@ -104,18 +105,21 @@ def render_error(
 ) -> Response[Any]:
     """The page for an error on a desk route: sign-in for a missing session, else a page
     saying what went wrong in words the user can act on (never a stack or SQL)."""
-    if isinstance(error, SignInRequired):
+    if isinstance(error, SignInRequired | SessionEnded):
+        expired = error.expired if isinstance(error, SignInRequired) else True
         if request.method == "GET":
             return sign_in_redirect(
                 request.url.path + (f"?{request.url.query}" if request.url.query else ""),
-                error.expired,
+                expired,
             )
-        return sign_in_redirect(safe_next(request.headers.get("referer", "")), error.expired)
+        return sign_in_redirect(safe_next(request.headers.get("referer", "")), expired)
     status, detail = _status_and_detail(error)
     if status >= 500:
         log.exception("desk error on %s %s", request.method, request.url.path, exc_info=error)
     try:
         desk = current_desk(request, crm, cookies) if request.cookies.get(SESSION_COOKIE) else None
+        if desk is not None:
+            desk.ensure_checked()
     except CRMError:
         desk = None
     if desk is None:

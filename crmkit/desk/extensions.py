@@ -35,9 +35,28 @@ def _pairs(value: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
     return tuple(value)
 
 
-def _cells(
-    value: Iterable[Sequence[str | DeskLink]],
-) -> tuple[tuple[str | DeskLink, ...], ...]:
+def _values(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple((str(name), str(text)) for name, text in items)
+
+
+@frozen
+class DeskButton:
+    """A button in a table cell of a plugin page's panel: a click POSTs ``values`` (hidden
+    fields) and the session's CSRF token to the page, which calls its action named
+    ``action`` (see :class:`DeskPage`). ``confirm`` asks first (with JavaScript on)."""
+
+    label: str
+    action: str
+    values: Sequence[tuple[str, str]] = field(default=(), converter=_values)
+    confirm: str = ""
+
+
+#: What a table cell of a panel may hold.
+Cell = str | DeskLink | DeskButton
+
+
+def _cells(value: Iterable[Sequence[Cell]]) -> tuple[tuple[Cell, ...], ...]:
     return tuple(tuple(row) for row in value)
 
 
@@ -48,14 +67,15 @@ def _links(value: Iterable[DeskLink]) -> tuple[DeskLink, ...]:
 @frozen
 class DeskPanel:
     """A box of content: a title, then any of ``rows`` (label, value pairs), ``text`` (a
-    paragraph), ``table`` (``columns`` over ``cells``: a cell is text or a :class:`DeskLink`),
-    ``links``, and ``html`` (trusted markup the plugin built)."""
+    paragraph), ``table`` (``columns`` over ``cells``: a cell is text, a :class:`DeskLink`
+    or, on a plugin page, a :class:`DeskButton`), ``links``, and ``html`` (trusted markup
+    the plugin built)."""
 
     title: str
     rows: Sequence[tuple[str, str]] = field(default=(), converter=_pairs)
     text: str = ""
     columns: Sequence[str] = field(default=(), converter=_texts)
-    cells: Sequence[Sequence[str | DeskLink]] = field(default=(), converter=_cells)
+    cells: Sequence[Sequence[Cell]] = field(default=(), converter=_cells)
     links: Sequence[DeskLink] = field(default=(), converter=_links)
     html: Markup | None = None
 
@@ -73,15 +93,27 @@ class DeskView:
     gettext: Callable[[str], str]
 
 
+#: A plugin page's action: called with the page's view and the submitted form's fields (the
+#: button's ``values``; each a string), it does its work through services with
+#: ``actor=view.actor`` and returns the outcome shown to the user.
+PageAction = Callable[[DeskView, Mapping[str, str]], str]
+
+
 @frozen
 class DeskPage:
     """A page of a plugin at ``/desk/plugins/<plugin>/<path>``: ``render`` returns the
-    panels shown under ``title``; with ``menu`` it also gets an entry in the menu."""
+    panels shown under ``title``; with ``menu`` it also gets an entry in the menu.
+
+    ``actions`` are what the page's :class:`DeskButton` cells do: a click POSTs to the page
+    (checked against the session's CSRF token) and calls ``actions[button.action]``; the page
+    is then shown again with the text it returned, or with the message of a
+    ``crmkit.CRMError`` it raised (its transaction rolled back: nothing changed)."""
 
     path: str
     title: str
     render: Callable[[DeskView], Sequence[DeskPanel]]
     menu: bool = True
+    actions: Mapping[str, PageAction] = field(factory=dict)
 
 
 @frozen

@@ -18,12 +18,20 @@ from crmkit.services.transfer import plural
 
 #: The columns a list shows first, per core entity (others: their first few columns).
 LIST_COLUMNS: Mapping[str, tuple[str, ...]] = {
-    "contact": ("full_name", "title", "phone", "email", "city", "lifecycle_stage"),
-    "account": ("name", "industry", "phone", "city", "lifecycle_stage", "value_tier"),
-    "lead": ("full_name", "company_name", "phone", "status", "source_channel", "created_at"),
-    "deal": ("name", "amount", "currency", "stage_id", "expected_close_date"),
+    "contact": ("full_name", "title", "phone", "email", "city", "lifecycle_stage", "owner_id"),
+    "account": ("name", "industry", "phone", "city", "lifecycle_stage", "value_tier", "owner_id"),
+    "lead": (
+        "full_name",
+        "company_name",
+        "phone",
+        "status",
+        "source_channel",
+        "created_at",
+        "owner_id",
+    ),
+    "deal": ("name", "amount", "currency", "stage_id", "expected_close_date", "owner_id"),
     "activity": ("occurred_at", "kind", "subject", "contact_id", "account_id"),
-    "task": ("title", "due_at", "status", "priority"),
+    "task": ("title", "due_at", "status", "priority", "owner_id"),
 }
 
 #: The fields of the "new" form, per entity the desk creates from a form.
@@ -75,6 +83,8 @@ def title_of(record: Mapping[str, Any]) -> str:
 
 def display(value: Any) -> str:
     """A value as text on a page."""
+    if type(value) is str and value:  # most cells: no conversion to try
+        return value
     if value is None or value == "" or value == [] or value == {}:
         return "—"
     if isinstance(value, bool):

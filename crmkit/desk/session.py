@@ -2,8 +2,10 @@
 :class:`Desk` context every desk page is handed.
 
 The cookie holds a random session token signed with the database's desk key
-(itsdangerous); the token is looked up on every request (:meth:`SignInService.session`), so
-a session ends the moment it is signed out, its password is reset or its user deactivated.
+(itsdangerous); the session is checked on every request, inside the first operation the page
+opens (:mod:`crmkit.services.desk_sessions`), so a session ends the moment it is signed
+out, its password is reset or its user deactivated. A page that opened no operation checks
+the session on its own before it is rendered (:meth:`Desk.ensure_checked`).
 Forms carry the session's CSRF token; a POST without the right one changes nothing.
 Before signing in, the sign-in form's CSRF token is a second signed cookie of its own.
 """
@@ -22,6 +24,8 @@ from crmkit.app import CRM
 from crmkit.desk.i18n import negotiate, translations
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError
+from crmkit.services.desk_sessions import DeskSessionCheck
+from crmkit.services.request_check import check_rest_of_context
 
 DESK_PATH = "/desk"
 SESSION_COOKIE = "crmkit_desk"
@@ -53,12 +57,26 @@ CSRF_MESSAGE = (
 
 @frozen
 class Desk:
-    """The signed-in user of a desk request, their CSRF token and UI language."""
+    """The signed-in user of a desk request, their CSRF token and UI language (as the
+    request's session check last read them)."""
 
     crm: CRM
-    user: User
-    csrf_token: str
-    locale: str
+    session: DeskSessionCheck
+
+    @property
+    def user(self) -> User:
+        """The signed-in user: the actor of every service call of the page."""
+        return self.session.user
+
+    @property
+    def csrf_token(self) -> str:
+        """The CSRF token of the session's forms."""
+        return self.session.csrf_token
+
+    @property
+    def locale(self) -> str:
+        """The user's UI language."""
+        return self.session.locale or self.crm.settings.desk.default_locale
 
     @property
     def gettext(self) -> Callable[[str], str]:
@@ -70,6 +88,13 @@ class Desk:
         sent = form.get(CSRF_FIELD)
         if not isinstance(sent, str) or not secrets.compare_digest(sent, self.csrf_token):
             raise CsrfRejected(CSRF_MESSAGE)
+
+    def ensure_checked(self) -> None:
+        """Check the session now if no operation of the request has (a page that read
+        nothing): :class:`crmkit.services.desk_sessions.SessionEnded` if it ended."""
+        if not self.session.verified:
+            with self.crm.transaction(write=False):
+                pass
 
 
 class Cookies:
@@ -125,11 +150,13 @@ def current_desk(request: Request[Any, Any, Any], crm: CRM, cookies: Cookies) ->
     token, broken = cookies.token(request.cookies.get(SESSION_COOKIE))
     if token is None:
         raise SignInRequired(expired=broken)
-    info = crm.sign_in.session(token)
-    if info is None:
+    check = crm.sign_in.session_check(token)
+    if check is None:
         raise SignInRequired(expired=True)
-    locale = info.locale or crm.settings.desk.default_locale
-    return Desk(crm, info.user, info.csrf_token, locale)
+    # each desk handler runs in a copy of the request's context (Litestar's worker thread):
+    # the check stays with this request
+    check_rest_of_context(check)
+    return Desk(crm, check)
 
 
 def anonymous_locale(request: Request[Any, Any, Any], crm: CRM) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
@@ -15,9 +16,9 @@ from crmkit.app import CRM
 from crmkit.desk.contributions import collected
 from crmkit.desk.extensions import DeskLink, DeskPage, DeskPanel, DeskTile, DeskView
 from crmkit.desk.fields import display, label, title_of
-from crmkit.desk.render import page
-from crmkit.desk.session import DESK_PATH, Cookies, Desk, current_desk
-from crmkit.errors import ConflictError, CRMError, PermissionDenied
+from crmkit.desk.render import page, plugin_page_path
+from crmkit.desk.session import CSRF_FIELD, DESK_PATH, Cookies, Desk, current_desk
+from crmkit.errors import ConflictError, CRMError, NotFoundError, PermissionDenied
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.services.transfer import plural
 
@@ -255,20 +256,27 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             return _message(desk, str(refused), 409, DeskLink(_("Back"), back))
         return Redirect(f"{back}&notice=claimed", status_code=303)
 
-    @get("/plugins/{plugin:str}/{page_path:path}", sync_to_thread=True, include_in_schema=False)
-    def plugin_page(
-        request: Request[Any, Any, Any], plugin: Name, page_path: Annotated[str, PathParameter()]
-    ) -> Template:
-        desk = desk_of(request)
+    def find_page(plugin: str, page_path: str) -> DeskPage:
         wanted = page_path.strip("/")
-        found = [
+        found: list[DeskPage] = [
             item
             for owner, item in collected(crm, "crmkit_desk_pages", DeskPage)
             if owner == plugin and item.path.strip("/") == wanted
         ]
         if not found:
             raise NotFoundException(f"no desk page {plugin}/{wanted} (is the plugin enabled?)")
-        desk_page = found[0]
+        return found[0]
+
+    def show_page(
+        request: Request[Any, Any, Any],
+        desk: Desk,
+        plugin: str,
+        desk_page: DeskPage,
+        *,
+        notice: str | None = None,
+        error: str | None = None,
+        status: int = 200,
+    ) -> Template:
         view = DeskView(
             crm=crm,
             actor=desk.user,
@@ -278,19 +286,66 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         )
         try:
             result = desk_page.render(view)
-        except (PermissionDenied, NotFoundException):
+        except (PermissionDenied, NotFoundError, NotFoundException):
             raise
         except CRMError as refused:
             return _message(desk, str(refused), 422)
-        shown = [item for item in result if isinstance(item, DeskPanel)]
-        return page(
+        response = page(
             desk,
             "plugin_page.html",
             desk.gettext(desk_page.title),
-            panels=[(plugin, p) for p in shown],
+            status=status,
+            error=error,
+            panels=[(plugin, p) for p in result if isinstance(p, DeskPanel)],
+            page_path=plugin_page_path(plugin, desk_page),
+            query=request.url.query,
         )
+        if notice:
+            response.context["notice"] = notice
+        return response
 
-    return [my_day, board, move_deal, pool, claim, plugin_page]
+    @get("/plugins/{plugin:str}/{page_path:path}", sync_to_thread=True, include_in_schema=False)
+    def plugin_page(
+        request: Request[Any, Any, Any], plugin: Name, page_path: Annotated[str, PathParameter()]
+    ) -> Template:
+        desk = desk_of(request)
+        return show_page(request, desk, plugin, find_page(plugin, page_path))
+
+    @post(
+        "/plugins/{plugin:str}/{page_path:path}",
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=200,
+    )
+    def plugin_page_action(
+        request: Request[Any, Any, Any],
+        plugin: Name,
+        page_path: Annotated[str, PathParameter()],
+        data: Form,
+    ) -> Template:
+        desk = desk_of(request)
+        desk.check_csrf(data)
+        desk_page = find_page(plugin, page_path)
+        name = _text(data, "action")
+        action = desk_page.actions.get(name)
+        if action is None:
+            raise NotFoundException(f"no action {name!r} on desk page {plugin}/{desk_page.path}")
+        values = {key: _text(data, key) for key in data if key not in (CSRF_FIELD, "action")}
+        view = DeskView(
+            crm=crm,
+            actor=desk.user,
+            query={key: request.query_params[key] for key in request.query_params},
+            locale=desk.locale,
+            gettext=desk.gettext,
+        )
+        try:
+            outcome = action(view, values)
+        except CRMError as refused:
+            status, text = refusal(refused, desk.gettext)
+            return show_page(request, desk, plugin, desk_page, error=text, status=status)
+        return show_page(request, desk, plugin, desk_page, notice=outcome or desk.gettext("Done."))
+
+    return [my_day, board, move_deal, pool, claim, plugin_page, plugin_page_action]
 
 
 def _message(desk: Desk, text: str, status: int, link: DeskLink | None = None) -> Template:
@@ -298,3 +353,15 @@ def _message(desk: Desk, text: str, status: int, link: DeskLink | None = None) -
     return page(
         desk, "message.html", desk.gettext("Not done"), status=status, error=text, link=link
     )
+
+
+def refusal(error: CRMError, gettext: Callable[[str], str]) -> tuple[int, str]:
+    """The status and message of a page whose action a service refused: 404 with the same
+    words as any record the user may not see (nothing about whether it exists)."""
+    if isinstance(error, NotFoundError):
+        return 404, gettext("This page or record does not exist, or you may not see it.")
+    if isinstance(error, PermissionDenied):
+        return 403, str(error)
+    if isinstance(error, ConflictError):
+        return 409, str(error)
+    return 422, str(error)

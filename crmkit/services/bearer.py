@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from attrs import define
@@ -19,6 +18,7 @@ from crmkit.errors import TokenRejected
 from crmkit.permissions.access import run_compiled
 from crmkit.permissions.models import AccessStamp, ApiToken
 from crmkit.permissions.tokens import UNKNOWN_TOKEN, TokenState, check_token, last_use_due
+from crmkit.services.request_check import checking
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
@@ -50,7 +50,7 @@ class BearerCheck:
         row = run_compiled(op.session, _bearer_query, {"token_hash": self.token_hash}).first()
         if row is None:
             raise TokenRejected(UNKNOWN_TOKEN)
-        convert = _datetime_processor(op.session.get_bind().dialect)
+        convert = datetime_processor(op.session.get_bind().dialect)
         token_id, prefix, name, user_id, username, active, revoked, expires, last, stamp = row
         state = TokenState(
             token_id,
@@ -79,28 +79,14 @@ class BearerCheck:
             self.used_at = now
 
 
-_BEARER: ContextVar[BearerCheck | None] = ContextVar("crmkit_bearer_check", default=None)
-
-
 @contextmanager
 def checking_bearer(check: BearerCheck) -> Iterator[BearerCheck]:
     """Within the block, the first operation ``check.crm`` opens (in this context: the
     request's task and the worker threads it runs code in) checks the bearer token first,
     in its own transaction; a rejected token fails that operation with ``TokenRejected``
-    before it does anything."""
-    reset = _BEARER.set(check)
-    try:
+    before it does anything (:mod:`crmkit.services.request_check`)."""
+    with checking(check):
         yield check
-    finally:
-        _BEARER.reset(reset)
-
-
-def pending_bearer_check(crm: CRM) -> BearerCheck | None:
-    """The unverified bearer check of the current context for ``crm``, if any."""
-    check = _BEARER.get()
-    if check is None or check.verified or check.crm is not crm:
-        return None
-    return check
 
 
 def _bearer_query() -> Any:
@@ -127,8 +113,9 @@ def _bearer_query() -> Any:
 _PROCESSORS: dict[Dialect, Any] = {}
 
 
-def _datetime_processor(dialect: Dialect) -> Any:
-    """Turns a raw driver value of a timestamp column into what the ORM would return."""
+def datetime_processor(dialect: Dialect) -> Any:
+    """Turns a raw driver value of a timestamp column (crmkit's UTC timestamps, read through
+    :func:`crmkit.permissions.access.run_compiled`) into what the ORM would return."""
     processor = _PROCESSORS.get(dialect)
     if processor is None:
         column_type = ApiToken.__table__.c.revoked_at.type

@@ -2,8 +2,9 @@
 
 An administrator sets a password (``crmkit users set-password``); a user signs in with it and
 gets a session: a random token whose SHA-256 hash is stored with an expiry and a CSRF token.
-Every request of the desk looks its session up (:meth:`SignInService.session`), so signing
-out, a password reset or deactivating the user ends it at once. After
+Every request of the desk checks its session (:meth:`SignInService.session_check`, inside the
+request's first operation), so signing out, a password reset or deactivating the user ends
+it at once. After
 ``[crmkit.desk] max_failed_sign_ins`` wrong passwords in a row the user is locked out for
 ``lockout_minutes``; every attempt, good or bad, is written to the audit log
 (``desk.sign_in``, ``desk.sign_in_failed``, ``desk.sign_in_locked``, ``desk.sign_out``,
@@ -35,6 +36,7 @@ from crmkit.permissions.passwords import (
     password_matches,
     session_token_hash,
 )
+from crmkit.services.desk_sessions import DeskSessionCheck, KnownSessions
 from crmkit.services.users import find_user
 
 if TYPE_CHECKING:
@@ -105,6 +107,7 @@ class SignInService:
 
     def __init__(self, crm: CRM) -> None:
         self.crm = crm
+        self._known = KnownSessions()
 
     # -- passwords -------------------------------------------------------------------------
 
@@ -234,8 +237,15 @@ class SignInService:
             op.session.expunge(user)
             return SessionInfo(user, desk_session.csrf_token, locale, desk_session.expires_at)
 
+    def session_check(self, token: str) -> DeskSessionCheck | None:
+        """The check of ``token``'s session for one desk request, to run in the request's
+        first operation (:mod:`crmkit.services.desk_sessions`); ``None`` if the session is
+        not live. A token this process has not seen is looked up now."""
+        return self._known.check(self.crm, token)
+
     def sign_out(self, token: str) -> None:
         """End the session of ``token`` (nothing happens if it already ended)."""
+        self._known.forget(token)
         with self.crm.transaction() as op:
             desk_session = op.session.scalar(
                 select(DeskSession).where(DeskSession.token_hash == session_token_hash(token))
@@ -252,6 +262,7 @@ class SignInService:
             )
         with self.crm.transaction() as op:
             _account(op, user.id).locale = locale
+        self._known.set_locale(user.id, locale)
 
     # -- the cookie key --------------------------------------------------------------------
 

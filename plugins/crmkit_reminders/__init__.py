@@ -6,7 +6,9 @@ A bundled plugin (``crmkit plugins enable reminders``) that uses only crmkit's p
   list, snooze, done, cancel (:mod:`crmkit_reminders.service`);
 * the worker's shared job that fires due reminders set-based, through the core message
   channels (:mod:`crmkit_reminders.delivery`);
-* the CLI group ``crmkit reminders`` and API routes under ``/plugins/reminders``.
+* the CLI group ``crmkit reminders`` and API routes under ``/plugins/reminders``;
+* on the web desk, a "my day" tile of the reminders due today and a "Reminders" page to
+  snooze them or mark them done (:mod:`crmkit_reminders.desk`).
 
 Needs the ``reminders`` extra (``pip install "crmkit[reminders]"``: python-dateutil,
 lunar-python, jinja2, icalendar); without it the plugin is listed as failed to load and the
@@ -150,6 +152,22 @@ def crmkit_cli_commands() -> list[click.Command]:
     from crmkit_reminders.cli import reminders_group
 
     return [reminders_group]
+
+
+@crmkit.hookimpl
+def crmkit_desk_tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
+    """On "my day": how many of the user's reminders are due today (crmkit_reminders.desk)."""
+    from crmkit_reminders.desk import desk_tiles
+
+    return desk_tiles(crm, actor)
+
+
+@crmkit.hookimpl
+def crmkit_desk_pages(crm: crmkit.CRM) -> list[crmkit.DeskPage]:
+    """The desk's "Reminders" page: today's reminders with snooze and done buttons."""
+    from crmkit_reminders.desk import desk_pages
+
+    return desk_pages()
 
 
 @crmkit.hookimpl

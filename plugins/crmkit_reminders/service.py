@@ -222,6 +222,29 @@ def list_reminders(
         return [_info(row, user.username) for row in rows]
 
 
+def due_today(
+    crm: crmkit.CRM, *, actor: crmkit.User, now: dt.datetime | None = None
+) -> list[ReminderInfo]:
+    """The actor's own reminders due by the end of their day (in their time zone): fired and
+    not done yet, or due before midnight; soonest first."""
+    now = now or crmkit.utcnow()
+    with crm.transaction(actor, write=False) as op:
+        user = _actor_or_owner(op, None)
+        timezone, _channels = preferences(op, user.id)
+        tz = zone(timezone)
+        local = now.astimezone(tz)
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tz)
+        query = select(Reminder).where(
+            Reminder.owner_id == user.id,
+            or_(
+                Reminder.status == FIRED,
+                (Reminder.status == ACTIVE) & (Reminder.next_due_at < midnight),
+            ),
+        )
+        rows = op.session.scalars(query.order_by(Reminder.next_due_at, Reminder.id))
+        return [_info(row, user.username) for row in rows]
+
+
 def _own(op: crmkit.Operation, reminder_id: int) -> tuple[Reminder, str]:
     """The reminder, locked, if the actor may change it (their own, or ``reminder:manage``);
     one the actor may not change is not found, whether it exists or not."""

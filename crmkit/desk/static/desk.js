@@ -1,4 +1,5 @@
-// crmkit desk: optional enhancements. Every page works without this file.
+// crmkit desk: optional enhancements. Every page works without this file (and without
+// htmx.min.js, which boosts a few forms and links: see templates/base.html).
 "use strict";
 document.addEventListener("submit", (event) => {
   const question = event.target.getAttribute && event.target.getAttribute("data-confirm");
@@ -20,6 +21,7 @@ for (const kind of ["dragover", "dragleave", "drop"]) {
     const form = deal && deal.querySelector("form.move");
     if (!form) return;
     form.querySelector("select").value = stage.getAttribute("data-stage");
-    form.submit();
+    // requestSubmit fires the submit event, so htmx (when loaded) sends it in place
+    if (form.requestSubmit) form.requestSubmit(); else form.submit();
   });
 }
