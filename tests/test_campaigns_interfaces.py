@@ -6,21 +6,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import crmkit_campaigns
 import pytest
-import schemathesis
 from api_support import Api, assert_problem, open_api
 from crmkit_campaigns.tracking import click_token
-from hypothesis import HealthCheck, Phase, given, settings
+from openapi_support import PLUGIN_EXAMPLES, assert_conforms, operations
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 from smtp_support import MailServer
 
 import crmkit
@@ -193,35 +185,8 @@ def test_a_click_redirects_once_counted_and_a_forged_link_is_refused(api: Api) -
         assert member.clicked_at is not None
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
-
-
-@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
+@pytest.mark.parametrize("mode", list(PLUGIN_EXAMPLES), ids=str)
 def test_the_campaigns_routes_conform_to_their_openapi(api: Api, mode: GenerationMode) -> None:
-    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", api.client.app)
-    operations = [
-        result.ok() for result in schema.get_all_operations() if result.ok().path.startswith(BASE)
-    ]
-    assert len(operations) == 9
-    headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES[mode],
-            deadline=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def check(case: Any) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-
-        check()
+    chosen = operations(api, BASE)
+    assert len(chosen) == 9
+    assert_conforms(api, chosen, mode, PLUGIN_EXAMPLES[mode])

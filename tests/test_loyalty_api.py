@@ -7,17 +7,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import schemathesis
 from api_support import Api, assert_problem, open_api
-from hypothesis import HealthCheck, Phase, given, settings
 from loyalty_support import loyalty_crm, member
+from openapi_support import PLUGIN_EXAMPLES, assert_conforms, operations
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 import crmkit
 
@@ -99,41 +92,14 @@ def test_a_sales_rep_gets_not_found_for_a_card_of_someone_elses_contact(api: Api
     assert_problem(api.call("GET", f"{BASE}/cards/{number}/statement", "li.na"), 404)
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
-
-
-@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
+@pytest.mark.parametrize("mode", list(PLUGIN_EXAMPLES), ids=str)
 def test_the_loyalty_routes_conform_to_their_openapi(api: Api, mode: GenerationMode) -> None:
     _, number = member(api.crm)
-    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", api.client.app)
-    operations = [
-        result.ok() for result in schema.get_all_operations() if result.ok().path.startswith(BASE)
-    ]
-    assert len(operations) >= 15
-    headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
-    for operation in operations:
+    chosen = operations(api, BASE)
+    assert len(chosen) >= 15
 
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES[mode],
-            deadline=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def check(case: Any) -> None:
-            if case.path_parameters and "number" in case.path_parameters:
-                case.path_parameters["number"] = number  # a real card, to get past 404
-            case.call_and_validate(headers=headers, checks=CHECKS)
+    def real_card(case: Any) -> None:
+        if case.path_parameters and "number" in case.path_parameters:
+            case.path_parameters["number"] = number  # a real card, to get past 404
 
-        try:
-            check()
-        except Exception as error:
-            raise AssertionError(f"{operation.label}: {error}") from error
+    assert_conforms(api, chosen, mode, PLUGIN_EXAMPLES[mode], prepare=real_card)

@@ -7,20 +7,12 @@ import datetime as dt
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import crmkit_reminders
 import pytest
-import schemathesis
 from api_support import Api, assert_problem, open_api
-from hypothesis import HealthCheck, Phase, given, settings
+from openapi_support import PLUGIN_EXAMPLES, assert_conforms, operations
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 import crmkit
 from crmkit.testing import CommandLine, command_line_for
@@ -146,38 +138,8 @@ def test_the_calendar_feed_is_public_behind_its_token(api: Api) -> None:
     assert_problem(api.client.get(f"{BASE}/feed/crmcal_wrong.ics"), 404)
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-]
-EXAMPLES = {GenerationMode.POSITIVE: 8, GenerationMode.NEGATIVE: 5}
-
-
-@pytest.mark.parametrize("mode", list(EXAMPLES), ids=str)
+@pytest.mark.parametrize("mode", list(PLUGIN_EXAMPLES), ids=str)
 def test_the_reminders_routes_conform_to_their_openapi(api: Api, mode: GenerationMode) -> None:
-    schema = schemathesis.openapi.from_asgi("/schema/openapi.json", api.client.app)
-    operations = [
-        result.ok() for result in schema.get_all_operations() if result.ok().path.startswith(BASE)
-    ]
-    assert len(operations) == 7
-    headers = {"Authorization": f"Bearer {api.tokens['admin']}"}
-    for operation in operations:
-
-        @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(
-            max_examples=EXAMPLES[mode],
-            deadline=None,
-            derandomize=True,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def check(case: Any) -> None:
-            case.call_and_validate(headers=headers, checks=CHECKS)
-
-        try:
-            check()
-        except Exception as error:
-            raise AssertionError(f"{operation.label}: {error}") from error
+    chosen = operations(api, BASE)
+    assert len(chosen) == 7
+    assert_conforms(api, chosen, mode, PLUGIN_EXAMPLES[mode])
