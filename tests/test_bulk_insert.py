@@ -8,7 +8,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 from sqlalchemy.orm import Session
 
 import crmkit
@@ -121,3 +121,35 @@ def test_allocated_ids_are_new_and_increasing(crm: crmkit.CRM) -> None:
 def test_no_ids_are_allocated_for_nothing(crm: crmkit.CRM, count: int) -> None:
     with crm.transaction() as op:
         assert allocate_ids(op.session.connection(), Contact.__table__, count) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC),  # no microseconds
+        dt.datetime(2026, 3, 1, 23, 59, 59, 999999, tzinfo=dt.timezone(dt.timedelta(hours=8))),
+        dt.datetime(1970, 1, 1, 0, 0, 0, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+    ],
+    ids=["whole-second", "east-of-utc", "west-of-utc"],
+)
+def test_bulk_timestamps_are_stored_as_an_insert_stores_them(
+    crm: crmkit.CRM, moment: dt.datetime
+) -> None:
+    table: Any = crmkit.OutboxEvent.__table__
+    with crm.transaction() as op:
+        connection = op.session.connection()
+        for name, write in (("demo.insert", connection.execute), ("demo.bulk", None)):
+            row = {"event_id": name, "name": name, "payload": {}, "occurred_at": moment}
+            if write is None:
+                crmkit.bulk_insert(connection, table, [row])
+            else:
+                write(table.insert(), [row])
+        # the text the database holds (SQLite keeps timestamps as text)
+        stored_as = dict(
+            connection.execute(
+                select(table.c.name, cast(table.c.occurred_at, String)).where(
+                    table.c.name.in_(["demo.insert", "demo.bulk"])
+                )
+            ).all()
+        )
+    assert stored_as["demo.bulk"] == stored_as["demo.insert"]

@@ -409,6 +409,56 @@ def test_an_import_of_purchase_history_earns_like_single_purchases(crm: crmkit.C
     assert views.card(crm, number)["balance"] == 800
 
 
+@pytest.mark.parametrize("sku", [None, "NEW"], ids=["set-based", "with-rule-notes"])
+def test_an_imports_ledger_is_the_one_single_purchases_write(
+    make_crm: Callable[..., crmkit.CRM], sku: str | None
+) -> None:
+    import crmkit_loyalty
+    from crmkit_loyalty.importing import import_purchases
+
+    class NewTeaBonus:
+        @crmkit.hookimpl
+        def crmkit_loyalty_earn_rules(self, op, program, purchase):  # type: ignore[no-untyped-def]
+            if any(item.get("sku") == "NEW" for item in purchase.items):
+                return [crmkit_loyalty.EarnRule("new tea", bonus=200)]
+            return None
+
+    crm = make_crm(plugins={"loyalty": crmkit_loyalty, "bonus": NewTeaBonus()})
+    service.add_program(crm, {"name": "p", "rates": {"CNY": 1}, "pending_days": 14})
+    _, single = member(crm)
+    _, imported = member(crm, "王芳")
+    history = [("120", days_ago(40)), ("80", days_ago(3)), ("50", days_ago(20))]
+    for index, (amount, when) in enumerate(history):
+        items = [{"sku": sku, "amount": amount}] if sku else None
+        service.record_purchase(
+            crm, single, amount, receipt_id=f"S{index}", occurred_at=when, items=items
+        )
+    import_purchases(
+        crm,
+        [
+            {
+                "card": imported,
+                "receipt_id": f"I{index}",
+                "amount": amount,
+                "occurred_at": when.isoformat(),
+                "items": f'[{{"sku": "{sku}", "amount": "{amount}"}}]' if sku else "",
+            }
+            for index, (amount, when) in enumerate(history)
+        ],
+    )
+
+    def entries(number: str) -> list[tuple[object, ...]]:
+        return [
+            (row["kind"], row["points"], row["pending"], row["balance"], row["note"])
+            for row in views.statement(crm, number)
+        ]
+
+    assert entries(imported) == entries(single)
+    assert entries(imported)[1][2] == (280 if sku else 80)  # the recent one is pending
+    card, expected = views.card(crm, imported), views.card(crm, single)
+    assert (card["balance"], card["pending"]) == (expected["balance"], expected["pending"])
+
+
 def test_a_bad_row_stops_the_import_whole_with_its_line(crm: crmkit.CRM) -> None:
     from crmkit_loyalty.importing import import_purchases
 

@@ -1,7 +1,7 @@
-"""Property tests of the points ledger: whatever sequence of purchases, redemptions, refunds,
-releases and expiry runs happens, a card's balance is the sum of its ledger, the lots hold
-exactly the balance, the balance is never below zero unless the program allows it, and
-spending takes the soonest-expiring points first."""
+"""Property tests of the points ledger: whatever sequence of purchases, imports of purchase
+history, redemptions, refunds, releases and expiry runs happens, a card's balance is the sum
+of its ledger, the lots hold exactly the balance, the balance is never below zero unless the
+program allows it, and spending takes the soonest-expiring points first."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from crmkit_loyalty import jobs, service
+from crmkit_loyalty import importing, jobs, service
 from crmkit_loyalty.models import LoyaltyCard, LoyaltyLedgerEntry, LoyaltyLot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -34,7 +34,21 @@ earn = st.tuples(
 redeem = st.tuples(st.just("redeem"), st.integers(min_value=1, max_value=1500), st.just(0))
 refund = st.tuples(st.just("refund"), st.integers(min_value=0, max_value=20), st.booleans())
 expire = st.tuples(st.just("expire"), st.integers(min_value=0, max_value=400), st.just(0))
-operations = st.lists(st.one_of(earn, earn, redeem, refund, expire), min_size=1, max_size=12)
+# a batch import of purchase history: (amount, days ago) per receipt
+history = st.tuples(
+    st.just("import"),
+    st.lists(
+        st.tuples(
+            st.integers(min_value=1, max_value=2000), st.integers(min_value=0, max_value=500)
+        ),
+        min_size=1,
+        max_size=5,
+    ),
+    st.just(0),
+)
+operations = st.lists(
+    st.one_of(earn, earn, redeem, refund, expire, history), min_size=1, max_size=12
+)
 
 
 def run(crm: crmkit.CRM, number: str, steps: list[tuple[str, int, Any]]) -> None:
@@ -46,6 +60,18 @@ def run(crm: crmkit.CRM, number: str, steps: list[tuple[str, int, Any]]) -> None
                 receipt = f"{number}-{index}"
                 service.record_purchase(crm, number, first, receipt_id=receipt, occurred_at=when)
                 receipts.append(receipt)
+            elif kind == "import":
+                rows = [
+                    {
+                        "card": number,
+                        "receipt_id": f"{number}-{index}-{line}",
+                        "amount": amount,
+                        "occurred_at": crmkit.utcnow() - dt.timedelta(days=age, minutes=line),
+                    }
+                    for line, (amount, age) in enumerate(first)
+                ]
+                importing.import_purchases(crm, rows, batch_size=2)
+                receipts += [row["receipt_id"] for row in rows]
             elif kind == "redeem":
                 service.redeem(crm, number, first)
             elif kind == "refund" and receipts:

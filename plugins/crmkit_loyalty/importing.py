@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import define, field
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, case, func, insert, literal, select, update
 
 import crmkit
 from crmkit_loyalty import ledger
@@ -315,9 +315,10 @@ def _import_batch(
     expiries: dict[tuple[int, dt.date], dt.datetime | None] = {}
     purchases: list[dict[str, Any]] = []
     lots: list[dict[str, Any]] = []
-    entries: list[dict[str, Any]] = []
+    notes: list[str | None] = []  # per lot: the plugin rules applied
     touched: dict[int, LockedCard] = {}
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
+    latest = now + dt.timedelta(minutes=5)
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -337,7 +338,7 @@ def _import_batch(
             )
             continue
         when = row.occurred_at or row.naive.replace(tzinfo=program.zone).astimezone(dt.UTC)  # type: ignore[union-attr]
-        if when > now + dt.timedelta(minutes=5):
+        if when > latest:
             result.errors.append(crmkit.RowError(row.line, "occurred_at", "is in the future"))
             continue
         if (card.program_id, row.receipt) in taken:
@@ -376,20 +377,18 @@ def _import_batch(
         )
         if points <= 0:
             continue
-        credited = ledger.credit_rows(
-            card,
-            points,
-            kind="earn",
-            now=now,
-            actor_id=op.actor_id,
-            earned_at=when,
-            purchase_id=len(purchases) - 1,  # replaced by the purchase's id below
-            pending=True,  # pending only while the return window is still open
-            expires_at=_expiry(expiries, card, when),
-            note=", ".join(rules)[:200] or None,
+        lots.append(
+            ledger.credit_lot(
+                card,
+                points,
+                now=now,
+                earned_at=when,
+                purchase_id=len(purchases) - 1,  # replaced by the purchase's id below
+                pending=True,  # pending only while the return window is still open
+                expires_at=_expiry(expiries, card, when),
+            )
         )
-        lots.append(credited.lot)
-        entries.append(credited.entry)
+        notes.append(", ".join(rules)[:200] or None)
         touched[card.id] = card
         result.points += points
     if result.errors and not skip_bad:
@@ -408,10 +407,22 @@ def _import_batch(
         crmkit.bulk_insert(connection, PURCHASES, purchases)
     for lot in lots:
         lot["purchase_id"] = ids[lot["purchase_id"]]
-    for entry in entries:
-        entry["purchase_id"] = ids[entry["purchase_id"]]
-    crmkit.bulk_insert(connection, LOTS, lots)
-    crmkit.bulk_insert(connection, LEDGER, entries)
+    lot_ids = None if any(notes) else crmkit.allocate_ids(connection, LOTS, len(lots))
+    if lot_ids is None:
+        crmkit.bulk_insert(connection, LOTS, lots)
+        entries = [
+            ledger.entry_of_lot(lot, kind="earn", note=note, at=now, actor_id=op.actor_id)
+            for lot, note in zip(lots, notes, strict=True)
+        ]
+        crmkit.bulk_insert(connection, LEDGER, entries)
+    else:
+        for lot, lot_id in zip(lots, lot_ids, strict=True):
+            lot["id"] = lot_id
+        crmkit.bulk_insert(connection, LOTS, lots)
+        connection.execute(
+            _LEDGER_FROM_LOTS,
+            {"first": lot_ids[0], "last": lot_ids[-1], "at": now, "actor_id": op.actor_id},
+        )
     _upgrade_tiers(op, list(touched.values()), now)
     upgraded = [card for card in touched.values() if card.tier_since == now]
     if upgraded:  # their tier too, in one executemany
@@ -437,6 +448,27 @@ def _import_batch(
         "purchases.imported",
         {"purchases": len(purchases), "points": sum(p["points"] for p in purchases)},
     )
+
+
+#: The earn entries of a batch's lots, written by the database from the lots just inserted
+#: (``id`` between ``first`` and ``last``) instead of a second bulk insert from Python: the
+#: entry of a credit is the lot's points, as pending or spendable (``ledger.entry_of_lot``
+#: builds the same entry for a single purchase). A batch where a plugin's earn rule left a
+#: note on some row writes its entries from Python.
+_LEDGER_FROM_LOTS = insert(LEDGER).from_select(
+    ["card_id", "kind", "points", "pending", "purchase_id", "at", "actor_id"],
+    select(
+        LOTS.c.card_id,
+        literal("earn", LEDGER.c.kind.type),
+        case((LOTS.c.pending, 0), else_=LOTS.c.points),
+        case((LOTS.c.pending, LOTS.c.points), else_=0),
+        LOTS.c.purchase_id,
+        bindparam("at", type_=LEDGER.c.at.type),
+        bindparam("actor_id", type_=LEDGER.c.actor_id.type),
+    )
+    .where(LOTS.c.id.between(bindparam("first"), bindparam("last")))
+    .order_by(LOTS.c.id),
+)
 
 
 def _expiry(

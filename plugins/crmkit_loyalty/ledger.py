@@ -402,6 +402,66 @@ class Credited:
     entry: dict[str, Any]
 
 
+def credit_lot(
+    card: LockedCard,
+    points: int,
+    *,
+    now: dt.datetime,
+    earned_at: dt.datetime | None = None,
+    purchase_id: int | None = None,
+    pending: bool = False,
+    expires_at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """The lot row that adds ``points`` to ``card``, and the card's balance or pending
+    points updated to match (the caller writes the lot, its entry and the card). With
+    ``pending``, the points stay pending until the program's return window after
+    ``earned_at`` ends (when that is still ahead of ``now``); a negative balance is paid off
+    from live points first. :func:`credit` (one purchase) and the batch import both build
+    their lots here."""
+    earned = earned_at or now
+    available = card.program.available(earned) if pending else earned
+    pending = pending and available > now
+    remaining = points
+    if not pending and card.balance < 0:
+        remaining -= min(points, -card.balance)
+    if pending:
+        card.pending += points
+    else:
+        card.balance += points
+    return {
+        "card_id": card.id,
+        "purchase_id": purchase_id,
+        "points": points,
+        "remaining": remaining,
+        "pending": pending,
+        "earned_at": earned,
+        "available_at": available,
+        "expires_at": expires_at,
+        "notified_at": None,
+    }
+
+
+def entry_of_lot(
+    lot: dict[str, Any], *, kind: str, note: str | None, at: dt.datetime, actor_id: int | None
+) -> dict[str, Any]:
+    """The ledger entry of a credit's ``lot``: its points, as pending or spendable. (The
+    batch import has the database build the same entries from the inserted lots,
+    ``importing._LEDGER_FROM_LOTS``; the two must stay alike.)"""
+    pending = lot["pending"]
+    return ledger_row(
+        {
+            "card_id": lot["card_id"],
+            "kind": kind,
+            "points": 0 if pending else lot["points"],
+            "pending": lot["points"] if pending else 0,
+            "purchase_id": lot["purchase_id"],
+            "note": note,
+        },
+        at=at,
+        actor_id=actor_id,
+    )
+
+
 def credit_rows(
     card: LockedCard,
     points: int,
@@ -415,47 +475,17 @@ def credit_rows(
     expires_at: dt.datetime | None = None,
     note: str | None = None,
 ) -> Credited:
-    """The lot and ledger rows that add ``points`` to ``card``, and the card's balance or
-    pending points updated to match (the caller writes the rows and the card). With
-    ``pending``, the points stay pending until the program's return window after
-    ``earned_at`` ends (when that is still ahead of ``now``); a negative balance is paid off
-    from live points first. :func:`credit` (one purchase) and the batch import both build
-    their rows here."""
-    earned = earned_at or now
-    available = card.program.available(earned) if pending else earned
-    pending = pending and available > now
-    remaining = points
-    if not pending and card.balance < 0:
-        remaining -= min(points, -card.balance)
-    if pending:
-        card.pending += points
-    else:
-        card.balance += points
-    return Credited(
-        lot={
-            "card_id": card.id,
-            "purchase_id": purchase_id,
-            "points": points,
-            "remaining": remaining,
-            "pending": pending,
-            "earned_at": earned,
-            "available_at": available,
-            "expires_at": expires_at,
-            "notified_at": None,
-        },
-        entry=ledger_row(
-            {
-                "card_id": card.id,
-                "kind": kind,
-                "points": 0 if pending else points,
-                "pending": points if pending else 0,
-                "purchase_id": purchase_id,
-                "note": note,
-            },
-            at=now,
-            actor_id=actor_id,
-        ),
+    """:func:`credit_lot` and its :func:`entry_of_lot`."""
+    lot = credit_lot(
+        card,
+        points,
+        now=now,
+        earned_at=earned_at,
+        purchase_id=purchase_id,
+        pending=pending,
+        expires_at=expires_at,
     )
+    return Credited(lot, entry_of_lot(lot, kind=kind, note=note, at=now, actor_id=actor_id))
 
 
 def credit(

@@ -176,7 +176,6 @@ class Program:
         else:
             base = facts.amount
         total = base * rate
-        local = facts.occurred_at.astimezone(self.zone)
         for multiplier in self.multipliers:
             if (
                 (multiplier.kind == "tier" and facts.tier == multiplier.value)
@@ -189,7 +188,7 @@ class Program:
                 or (
                     multiplier.kind == "birthday_month"
                     and facts.birthday is not None
-                    and facts.birthday.month == local.month
+                    and facts.birthday.month == facts.occurred_at.astimezone(self.zone).month
                 )
             ):
                 total *= multiplier.factor
