@@ -34,7 +34,7 @@ from crmkit_loyalty.cards import clean_number
 from crmkit_loyalty.ledger import CARDS, CONTACTS, LEDGER, LOTS, PROGRAMS, PURCHASES, LockedCard
 from crmkit_loyalty.programs import PurchaseFacts
 from crmkit_loyalty.registry import EARN_HOOK, program_by_id
-from crmkit_loyalty.service import earn_points, parse_amount, parse_items
+from crmkit_loyalty.service import CLOCK_SKEW, earn_points, parse_amount, parse_items
 from crmkit_loyalty.writes import STEPS
 
 COLUMNS = ("card", "receipt_id", "amount", "currency", "occurred_at", "store", "items", "category")
@@ -318,7 +318,8 @@ def _import_batch(
     notes: list[str | None] = []  # per lot: the plugin rules applied
     touched: dict[int, LockedCard] = {}
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
-    latest = now + dt.timedelta(minutes=5)
+    latest = now + CLOCK_SKEW
+    nothing = decimal.Decimal(0)
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -370,7 +371,7 @@ def _import_batch(
                 "occurred_at": when,
                 "items": row.items,
                 "points": points,
-                "refunded_amount": decimal.Decimal(0),
+                "refunded_amount": nothing,  # one object: the bulk insert converts it once
                 "refunded_points": 0,
                 "recorded_at": now,
             }

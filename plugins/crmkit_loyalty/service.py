@@ -39,6 +39,7 @@ from crmkit_loyalty.writes import Writes
 
 ITEM_KEYS = ("sku", "name", "category", "quantity", "amount")
 MAX_AMOUNT = decimal.Decimal("1e15")
+CENT = decimal.Decimal("0.01")
 #: The largest id and points value the integer columns hold on every engine.
 MAX_INT = 2**31 - 1
 #: A purchase may be dated this far ahead of the server's clock (tills drift).
@@ -333,9 +334,10 @@ def parse_amount(
         raise _invalid(field, f"must be above zero, not {value}")
     if amount >= MAX_AMOUNT:
         raise _invalid(field, f"{value} is too large")
-    if amount != amount.quantize(decimal.Decimal("0.01")):
+    cents = amount.quantize(CENT)
+    if amount != cents:
         raise _invalid(field, f"{value} has more than two decimals")
-    return amount.quantize(decimal.Decimal("0.01"))
+    return cents
 
 
 def parse_items(
