@@ -87,11 +87,13 @@ def _quintile_bounds(column: Any, customers: CTE, name: str) -> Any:
         position = ((score - 1) * count + 4) // 5
         return func.max(case((ordered.c.position == position, ordered.c.value))).label(f"b{score}")
 
+    # MATERIALIZED: computed once; inlined, PostgreSQL may rerun it for every customer row
     return (
         select(*(bound(score) for score in (2, 3, 4, 5)))
         .select_from(ordered)
         .join(customers, true())
-        .subquery(name)
+        .cte(name)
+        .prefix_with("MATERIALIZED")
     )
 
 
