@@ -204,7 +204,8 @@ def test_a_traditional_card_gets_the_words_the_recogniser_cannot_read() -> None:
     )
     assert found["company"] == "青松軟體有限公司"
     assert found["title"] == "項目經理"
-    found = values(parse_card(lines("瑞豊産品有限公司", "陳明", "摇購主管", "電話：02-2345-6789"), "TW"))
+    card = lines("瑞豊産品有限公司", "陳明", "摇購主管", "電話：02-2345-6789")
+    found = values(parse_card(card, "TW"))
     assert found["company"] == "瑞豐產品有限公司"
     assert found["title"] == "採購主管"
 
