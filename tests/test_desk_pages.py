@@ -253,7 +253,8 @@ def test_claiming_a_record_someone_owns_changes_nothing(desk: DeskWorld) -> None
     # not see, not that it exists or whose it is
     assert page.status_code == 404
     assert "此页面或记录不存在，或您无权查看。" in page.text
-    assert "chen.jie" not in page.text and "陈杰" not in page.text
+    assert "chen.jie" not in page.text
+    assert "陈杰" not in page.text
     assert desk.crm.leads.get(lead.id).owner_id == as_user(desk, "chen.jie").id
 
 

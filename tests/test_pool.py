@@ -97,7 +97,7 @@ def test_claim_makes_the_actor_owner_and_is_kept_in_history(reps) -> None:
 
 
 def test_a_record_that_is_owned_cannot_be_claimed(reps) -> None:
-    crm, alice, _ = reps
+    crm, _, _ = reps
     crm.users.create_team("east")
     carol = crm.users.create("carol", roles=["manager"], team="east")
     dave = crm.users.create("dave", roles=["sales_rep"], team="east")
