@@ -13,6 +13,7 @@ import crmkit_campaigns
 import crmkit_reminders
 import pytest
 from aiosmtpd.controller import Controller
+from crmkit_campaigns import definition as campaign_definition
 from crmkit_campaigns import service
 from crmkit_campaigns.sending import run_campaigns
 from crmkit_campaigns.tracking import ConversionSink, click_token, read_click_token, record_click
@@ -605,6 +606,48 @@ def test_outside_the_schedule_window_nothing_is_sent(crm: crmkit.CRM) -> None:
 
     assert (closed.window_closed, closed.sent) == (True, 0)
     assert open_.sent == 1
+
+
+def test_a_window_ending_at_23_59_sends_in_the_last_minute_of_the_day(crm: crmkit.CRM) -> None:
+    contacts(crm, "a@one.example")
+    window = {"start": "00:00", "end": "23:59", "timezone": "Asia/Shanghai"}
+    service.create_campaign(crm, "spring", definition(window=window))
+    service.start_campaign(crm, "spring")
+    last_minute = dt.datetime(2026, 12, 7, 15, 59, 30, tzinfo=dt.UTC)  # 23:59:30 in Shanghai
+
+    (result,) = run_campaigns(crm, now=last_minute)
+
+    assert (result.window_closed, result.sent) == (False, 1)
+
+
+MINUTES_OF_THE_DAY = st.integers(min_value=0, max_value=24 * 60 - 1)
+
+
+def time_of(minute: int, second: int = 0) -> dt.time:
+    return dt.time(minute // 60, minute % 60, second)
+
+
+@given(
+    bounds=st.lists(MINUTES_OF_THE_DAY, min_size=2, max_size=2, unique=True).map(sorted),
+    minute=MINUTES_OF_THE_DAY,
+    second=st.integers(min_value=0, max_value=59),
+    given_seconds=st.integers(min_value=0, max_value=59),
+)
+def test_a_stored_window_is_open_from_its_start_minute_through_its_end_minute(
+    bounds: list[int], minute: int, second: int, given_seconds: int
+) -> None:
+    start, end = bounds
+    raw = {
+        "start": time_of(start, given_seconds).isoformat(),
+        "end": time_of(end, given_seconds).isoformat(),
+        "timezone": "UTC",
+    }
+    stored = campaign_definition.parse_window(raw, "UTC").as_json()
+    window = campaign_definition.load_window(stored, "UTC")
+    now = dt.datetime.combine(dt.date(2026, 12, 7), time_of(minute, second), tzinfo=dt.UTC)
+
+    assert window.is_open(now) == (start <= minute <= end)
+    assert window == campaign_definition.parse_window(raw, "UTC")
 
 
 def test_a_paused_campaign_sends_nothing_until_resumed(crm: crmkit.CRM) -> None:

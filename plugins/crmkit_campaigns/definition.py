@@ -27,6 +27,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import attrs
 from attrs import frozen
 from jinja2 import StrictUndefined, Template, TemplateError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -69,22 +70,30 @@ class Step:
         }
 
 
+def to_minute(value: dt.time) -> dt.time:
+    """A time of day at minute resolution (the resolution windows are stored and kept in)."""
+    return value.replace(second=0, microsecond=0, tzinfo=None)
+
+
 @frozen
 class Window:
-    """When mails may go out: on ``days`` between ``start`` and ``end`` (wall clock in
-    ``timezone``). The empty window is always open."""
+    """When mails may go out: on ``days`` from the minute ``start`` through the minute
+    ``end``, both included (wall clock in ``timezone``). The empty window is always open.
+
+    Windows have minute resolution, as they are stored (``HH:MM``): seconds given are
+    dropped, and ``end = "23:59"`` includes the whole last minute of the day."""
 
     days: tuple[str, ...] = DAYS
-    start: dt.time = dt.time(0, 0)
-    end: dt.time = dt.time(23, 59, 59)
+    start: dt.time = attrs.field(default=dt.time(0, 0), converter=to_minute)
+    end: dt.time = attrs.field(default=dt.time(23, 59), converter=to_minute)
     timezone: str = "Asia/Shanghai"
 
     def is_open(self, now: dt.datetime) -> bool:
-        """Whether ``now`` is inside the window."""
+        """Whether ``now`` is inside the window (its minute between start and end)."""
         local = now.astimezone(zoneinfo.ZoneInfo(self.timezone))
         if DAYS[local.weekday()] not in self.days:
             return False
-        return self.start <= local.time().replace(tzinfo=None) <= self.end
+        return self.start <= to_minute(local.time()) <= self.end
 
     def as_json(self) -> dict[str, Any]:
         """The stored form."""
@@ -251,11 +260,21 @@ def parse_window(raw: Any, default_timezone: str) -> Window:
         zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise _error("window.timezone", f"unknown time zone {name!r}") from None
-    start = _time(raw.get("start", "00:00"), "window.start")
-    end = _time(raw.get("end", "23:59:59"), "window.end")
+    start = to_minute(_time(raw.get("start", "00:00"), "window.start"))
+    end = to_minute(_time(raw.get("end", "23:59"), "window.end"))
     if end <= start:
         raise _error("window.end", "must be after start")
     return Window(days=tuple(days), start=start, end=end, timezone=name)
+
+
+def load_window(stored: Mapping[str, Any], default_timezone: str) -> Window:
+    """The window as stored (already checked; ``{}``: always open)."""
+    return Window(
+        days=tuple(stored.get("days") or DAYS),
+        start=dt.time.fromisoformat(stored.get("start") or "00:00"),
+        end=dt.time.fromisoformat(stored.get("end") or "23:59"),
+        timezone=stored.get("timezone") or default_timezone,
+    )
 
 
 @functools.lru_cache(maxsize=512)

@@ -359,12 +359,7 @@ def run_campaign(
         op.session.expunge(campaign)
         owner = op.session.get(crmkit.User, campaign.owner_id) if campaign.owner_id else None
     steps = definition.load_steps(campaign.steps)
-    window = definition.Window(
-        days=tuple(campaign.window.get("days") or definition.DAYS),
-        start=dt.time.fromisoformat(campaign.window.get("start") or "00:00"),
-        end=dt.time.fromisoformat(campaign.window.get("end") or "23:59"),
-        timezone=campaign.window.get("timezone") or settings["timezone"],
-    )
+    window = definition.load_window(campaign.window, settings["timezone"])
     with crm.transaction() as op:
         replied, opted_out = stop_finished(op, campaign_id, now)
     result = PassResult(campaign.name, replied=replied, opted_out=opted_out)
