@@ -177,6 +177,16 @@ def imports(session: nox.Session) -> None:
     session.run("lint-imports", *session.posargs)
 
 
+def prepare_machine(session: nox.Session, what: str) -> None:
+    """Install the Debian packages and start the servers ``what`` ("demo" or "tests") needs,
+    each only when missing (.ci/prepare; root or password-less sudo only then). Set
+    CRMKIT_PREPARE_MACHINE=0 to skip it on a machine you prepare yourself."""
+    if os.environ.get("CRMKIT_PREPARE_MACHINE", "1") == "0":
+        session.log("CRMKIT_PREPARE_MACHINE=0: not preparing the machine")
+        return
+    session.run("bash", str(ROOT / ".ci" / "prepare"), what, external=True)
+
+
 def run_tests(session: nox.Session, database: str, env: dict[str, str] | None = None) -> None:
     """Run the test suite against one database engine (two workers; -- args go to pytest)."""
     session.run(
@@ -190,7 +200,9 @@ def run_tests(session: nox.Session, database: str, env: dict[str, str] | None = 
 
 @nox.session(name="tests-sqlite")
 def tests_sqlite(session: nox.Session) -> None:
-    """Run the tests on SQLite (embedded, nothing to start)."""
+    """Run the tests on SQLite (embedded; the broker, browser and OCR tests need the machine
+    prepared: .ci/prepare tests)."""
+    prepare_machine(session, "tests")
     session.install(*crmkit_with_example_plugin("test", tickets=True))
     run_tests(session, "sqlite")
 
@@ -203,6 +215,7 @@ def tests_postgres(session: nox.Session) -> None:
     create and drop their own throwaway databases through it.
     """
     url = os.environ.get("CRMKIT_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+    prepare_machine(session, "tests")
     session.install(*crmkit_with_example_plugin("test", tickets=True))
     problem = postgres_connection_problem(session, url)
     if problem:
@@ -263,6 +276,7 @@ def examples(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
+    prepare_machine(session, "demo")  # OCR libraries and CJK fonts for the card scanner
     session.install(
         *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights,campaigns")
     )

@@ -7,8 +7,11 @@ that is not a global unicast one: loopback, private ranges, link-local, carrier-
 multicast, reserved, unspecified, and names such as ``localhost`` or ``*.internal``.
 
 The check runs twice: when a URL is given (its host, when it is an address in any notation
-the resolver accepts: ``2130706433`` and ``0x7f.1`` are 127.0.0.1), and before every delivery,
-after resolving the host name, on every address it resolves to. The setting
+the resolver accepts: ``2130706433`` and ``0x7f.1`` are 127.0.0.1), and when a delivery
+connects, on every address the host name resolves to. The connection then goes to one of
+the addresses just checked (:func:`guarded_client`): the name is resolved once, so a DNS
+answer that turns internal between the check and the connection (DNS rebinding) cannot
+slip through. The setting
 ``crmkit.relay.allow_internal_addresses = true`` turns it off (local testing, a receiver on
 the same network on purpose).
 """
@@ -17,7 +20,11 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -69,7 +76,7 @@ def _refusal(url: str, what: str) -> UnsafeDestination:
 
 def check_url_host(url: str, *, allow_internal: bool = False) -> None:
     """Refuse ``url`` when its host is an internal name or address (no DNS lookup: a name is
-    checked again, resolved, before each delivery by :func:`check_destination`)."""
+    checked again, resolved, when a delivery connects: :func:`guarded_client`)."""
     if allow_internal:
         return
     host, _ = _host(url)
@@ -81,20 +88,82 @@ def check_url_host(url: str, *, allow_internal: bool = False) -> None:
 
 
 def check_destination(url: str, *, allow_internal: bool = False) -> None:
-    """Refuse ``url`` unless every address its host resolves to now is a global one (run
-    just before a delivery)."""
+    """Refuse ``url`` unless every address its host resolves to now is a global one (what a
+    :func:`guarded_client` checks when it connects)."""
     if allow_internal:
         return
     check_url_host(url)
     host, port = _host(url)
     try:
+        checked_addresses(host, port)
+    except UnsafeDestination as error:
+        raise UnsafeDestination(str(error).replace(f"//{host}:{port}", url, 1)) from None
+
+
+def checked_addresses(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to now, refused (:class:`UnsafeDestination`) when the
+    name is a local one or any address is internal; what a guarded connection connects to."""
+    url = f"//{host}:{port}"
+    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
+        raise _refusal(url, f"the local name {host!r}")
+    try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
         raise UnsafeDestination(f"{url}: cannot resolve {host!r} ({error})") from None
+    addresses: list[str] = []
     for *_, sockaddr in found:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if is_internal(address):
-            raise _refusal(url, f"{host!r}, which resolves to the internal address {address}")
+        text = str(sockaddr[0]).split("%")[0]
+        if is_internal(ipaddress.ip_address(text)):
+            raise _refusal(url, f"{host!r}, which resolves to the internal address {text}")
+        if text not in addresses:
+            addresses.append(text)
+    return addresses
+
+
+def guarded_client(timeout: float, *, allow_internal: bool = False) -> httpx.Client:
+    """An ``httpx.Client`` that connects only to global addresses: each new connection
+    resolves the host once (:func:`checked_addresses`) and connects to an address of that
+    same answer, so nothing resolved later decides where the request goes. It follows no
+    redirects and ignores proxy variables (a proxy would connect on its own terms). With
+    ``allow_internal`` it is a plain client."""
+    import httpx
+
+    if allow_internal:
+        return httpx.Client(timeout=timeout)
+    return httpx.Client(timeout=timeout, transport=_guarded_transport(), trust_env=False)
+
+
+def _guarded_transport() -> httpx.HTTPTransport:
+    import httpcore
+    import httpx
+
+    class GuardedBackend(httpcore.SyncBackend):
+        def connect_tcp(
+            self,
+            host: str,
+            port: int,
+            timeout: float | None = None,
+            local_address: str | None = None,
+            socket_options: Any = None,
+        ) -> httpcore.NetworkStream:
+            last: Exception | None = None
+            for address in checked_addresses(host, port):
+                try:  # TLS still checks the certificate against the URL's host name
+                    return super().connect_tcp(
+                        address, port, timeout, local_address, socket_options
+                    )
+                except httpcore.ConnectError as error:
+                    last = error
+            assert last is not None  # checked_addresses returns at least one or raises
+            raise last
+
+    transport = httpx.HTTPTransport()
+    # httpx has no public way to choose the network backend; HTTPTransport keeps its
+    # httpcore pool in ``_pool`` (tests/test_webhook_destinations.py fails if that changes)
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=httpx.create_ssl_context(), network_backend=GuardedBackend()
+    )
+    return transport
 
 
 __all__ = [
@@ -102,5 +171,7 @@ __all__ = [
     "UnsafeDestination",
     "check_destination",
     "check_url_host",
+    "checked_addresses",
+    "guarded_client",
     "is_internal",
 ]

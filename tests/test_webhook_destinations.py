@@ -1,13 +1,16 @@
 """Webhooks never reach into the local network unless allowed (issue 16, finding 16): internal
-addresses are refused when subscribing and again, after resolving the name, before each
-delivery; ``crmkit.relay.allow_internal_addresses`` turns the check off."""
+addresses are refused when subscribing and again, as the name is resolved to connect (and
+the connection goes to the address checked); ``crmkit.relay.allow_internal_addresses`` turns
+the check off."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 from api_support import Api, assert_problem, open_api
 from test_events import Receiver, drain
@@ -15,7 +18,13 @@ from test_events import Receiver, drain
 import crmkit
 from crmkit.events.admin import dead_deliveries
 from crmkit.events.relay import Relay
-from crmkit.outbound import UnsafeDestination, check_destination, check_url_host, is_internal
+from crmkit.outbound import (
+    UnsafeDestination,
+    check_destination,
+    check_url_host,
+    guarded_client,
+    is_internal,
+)
 
 INTERNAL_URLS = [
     "http://169.254.169.254/latest/meta-data/",
@@ -112,3 +121,66 @@ def test_allow_internal_addresses_delivers_to_loopback(
         assert len(receiver.requests) == 1
     finally:
         receiver.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[socket.socket, int]]:
+    """A real TCP listener on 127.0.0.1 that records whether anyone connected."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(0.2)
+    yield server, server.getsockname()[1]
+    server.close()
+
+
+def _connected(server: socket.socket) -> bool:
+    try:
+        connection, _ = server.accept()
+    except TimeoutError:
+        return False
+    connection.close()
+    return True
+
+
+def test_the_guarded_client_never_connects_to_an_internal_address(
+    listener: tuple[socket.socket, int],
+) -> None:
+    server, port = listener
+    with guarded_client(2.0) as client, pytest.raises(UnsafeDestination, match=r"127\.0\.0\.1"):
+        client.post(f"http://127.0.0.1:{port}/hook", content=b"{}")
+    assert not _connected(server)
+    with (
+        guarded_client(2.0, allow_internal=True) as client,  # told to: it connects
+        contextlib.suppress(httpx.HTTPError),
+    ):
+        client.post(f"http://127.0.0.1:{port}/hook", content=b"{}", timeout=0.5)
+    assert _connected(server)
+
+
+def test_a_delivery_connects_to_the_address_it_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name answers a public address when checked, then 127.0.0.1. The
+    guarded client resolves once and connects to what it checked; the resolver and the
+    connect call are stubbed (no DNS, no outside network here)."""
+    real = socket.getaddrinfo
+    answers = iter(["93.184.215.14", "127.0.0.1", "127.0.0.1"])
+    connected_to: list[object] = []
+
+    def resolver(host: str, *args: object, **kwargs: object) -> object:
+        if host == "hooks.rebind.example":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), 80))]
+        return real(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    def connect(address: tuple[str, int], *args: object, **kwargs: object) -> socket.socket:
+        connected_to.append(address)
+        raise ConnectionRefusedError("stubbed: no outside network in tests")
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    monkeypatch.setattr(socket, "create_connection", connect)
+    with guarded_client(2.0) as client, pytest.raises(httpx.ConnectError):
+        client.post("http://hooks.rebind.example/x", content=b"{}")
+    assert connected_to == [("93.184.215.14", 80)]  # the checked answer, not a second one
+    # the next connection resolves again, and that answer is internal: refused, no connect
+    with guarded_client(2.0) as client, pytest.raises(UnsafeDestination, match=r"127\.0\.0\.1"):
+        client.post("http://hooks.rebind.example/x", content=b"{}")
+    assert connected_to == [("93.184.215.14", 80)]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import define, field
 
 from crmkit.events.types import Event
-from crmkit.outbound import UnsafeDestination, check_destination
+from crmkit.outbound import UnsafeDestination, check_url_host, guarded_client
 from crmkit.settings import WebhookConfig
 
 if TYPE_CHECKING:  # httpx is imported by the relay when it first delivers, not at start-up
@@ -119,13 +119,13 @@ class WebhookSink:
         ``WebhookRefused`` when the URL's host resolves to an internal address."""
         import httpx
 
-        try:
-            check_destination(self.url, allow_internal=self.allow_internal)
+        try:  # the host name is checked as it is resolved to connect (crmkit.outbound)
+            check_url_host(self.url, allow_internal=self.allow_internal)
         except UnsafeDestination as error:
             raise WebhookRefused(str(error)) from None
 
         if self._client is None:
-            self._client = httpx.Client(timeout=self.timeout_seconds)
+            self._client = guarded_client(self.timeout_seconds, allow_internal=self.allow_internal)
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "crmkit-webhook",
@@ -134,6 +134,8 @@ class WebhookSink:
         }
         try:
             response = self._client.post(self.url, content=body, headers=headers)
+        except UnsafeDestination as error:
+            raise WebhookRefused(str(error)) from None
         except httpx.HTTPError as error:
             raise WebhookUnreachable(f"{self.url}: {type(error).__name__}: {error}") from None
         if response.status_code == 410:

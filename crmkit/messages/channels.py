@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from crmkit.db.engine import bulk_insert
 from crmkit.messages.mime import display_address, email_bytes
-from crmkit.outbound import UnsafeDestination, check_destination
+from crmkit.outbound import UnsafeDestination, check_url_host, guarded_client
 from crmkit.permissions.models import Notification
 
 if TYPE_CHECKING:
@@ -322,8 +322,8 @@ class WebhookChannel(MessageChannel):
 
         if not message.address.startswith(("http://", "https://")):
             raise MessageRejected(f"not an http(s) URL: {message.address!r}")
-        try:  # never into the local network (crmkit.outbound), checked after resolving
-            check_destination(message.address, allow_internal=self.allow_internal)
+        try:  # never into the local network (crmkit.outbound); names checked on connecting
+            check_url_host(message.address, allow_internal=self.allow_internal)
         except UnsafeDestination as error:
             raise MessageRejected(str(error)) from None
         body = json.dumps(
@@ -351,9 +351,10 @@ class WebhookChannel(MessageChannel):
         if self.secret:
             headers["X-Crmkit-Signature"] = sign(self.secret, body, int(time.time()))
         try:
-            response = httpx.post(
-                message.address, content=body, headers=headers, timeout=self.timeout_seconds
-            )
+            with guarded_client(self.timeout_seconds, allow_internal=self.allow_internal) as client:
+                response = client.post(message.address, content=body, headers=headers)
+        except UnsafeDestination as error:
+            raise MessageRejected(str(error)) from None
         except httpx.HTTPError as error:
             raise OSError(f"{message.address}: {type(error).__name__}: {error}") from None
         status = response.status_code
