@@ -80,7 +80,8 @@ def test_any_body_reads_back_with_its_html_version(body: str, html: str | None) 
 def test_a_line_break_in_a_subject_adds_no_header() -> None:
     mail = compose(subject="Hi\r\nBcc: everyone@example.cn\nX-Evil: 1")
 
-    assert "Bcc" not in mail and "X-Evil" not in mail
+    assert "Bcc" not in mail
+    assert "X-Evil" not in mail
     assert mail["Subject"] == "Hi Bcc: everyone@example.cn X-Evil: 1"
 
 
