@@ -14,6 +14,12 @@ The database server's own memory (PostgreSQL) is not in either figure.
 
     .nox/bench/bin/python bench/insights_bench.py --contacts 100000 --rounds 3
     .nox/bench/bin/python bench/insights_bench.py --contacts 1000000 --backend sqlite
+
+Or build once and time the rounds apart (one quiet call per round):
+
+    .nox/bench/bin/python bench/insights_bench.py --build --url sqlite:///big.db \\
+        --contacts 1000000 --purchases 5.5
+    .nox/bench/bin/python bench/insights_bench.py --on sqlite:///big.db --rounds 1 --first-round 2
 """
 
 from __future__ import annotations
@@ -466,11 +472,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--purchases", type=float, default=5.0, help="per contact, on average")
     parser.add_argument("--deal-every", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--first-round", type=int, default=1, help="the number of the first")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), action="append")
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--child", choices=("crmkit", "pandas"))
     parser.add_argument("--url", help="with --child: the database; with --build: where to build")
     parser.add_argument("--build", action="store_true", help="only build the data at --url")
+    parser.add_argument(
+        "--on",
+        metavar="URL",
+        help="run the rounds on this database, built before with --build (nothing is built"
+        " or removed: the build stays out of the timed, quiet part)",
+    )
     arguments = parser.parse_args(argv)
     if arguments.child:
         child(arguments.child, arguments.url)
@@ -489,6 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     from machine import machine_info
 
     print(f"machine: {machine_info()}  load: {os.getloadavg()}", flush=True)
+    if arguments.on:
+        backend = "sqlite" if arguments.on.startswith("sqlite") else "postgresql"
+        _rounds(backend, arguments.on, arguments.rounds, arguments.first_round)
+        return 0
     for backend in arguments.backend or ("sqlite", "postgresql"):
         with Databases(backend) as dbs:
             url = dbs.fresh()
@@ -497,17 +514,22 @@ def main(argv: list[str] | None = None) -> int:
                 url, arguments.contacts, arguments.purchases, arguments.deal_every, arguments.seed
             )
             print(f"{backend}: built {counts} in {time.perf_counter() - started:.0f} s", flush=True)
-            for round_number in range(1, arguments.rounds + 1):
-                for kind in ("crmkit", "pandas") if round_number % 2 else ("pandas", "crmkit"):
-                    figures = measure(kind, url)
-                    print(
-                        f"{backend} round {round_number} {kind}: total {figures['seconds']:.1f} s"
-                        f" (rfm {figures['rfm_seconds']:.1f} s), peak {figures['peak_mb']:.0f} MB,"
-                        f" customers {figures['customers']}, rfm {figures['rfm_digest']},"
-                        f" funnel {figures['funnel_digest']}  load {os.getloadavg()[0]:.1f}",
-                        flush=True,
-                    )
+            _rounds(backend, url, arguments.rounds, arguments.first_round)
     return 0
+
+
+def _rounds(backend: str, url: str, rounds: int, first: int) -> None:
+    """``rounds`` rounds numbered from ``first``: crmkit first in odd rounds, pandas in even."""
+    for round_number in range(first, first + rounds):
+        for kind in ("crmkit", "pandas") if round_number % 2 else ("pandas", "crmkit"):
+            figures = measure(kind, url)
+            print(
+                f"{backend} round {round_number} {kind}: total {figures['seconds']:.1f} s"
+                f" (rfm {figures['rfm_seconds']:.1f} s), peak {figures['peak_mb']:.0f} MB,"
+                f" customers {figures['customers']}, rfm {figures['rfm_digest']},"
+                f" funnel {figures['funnel_digest']}  load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

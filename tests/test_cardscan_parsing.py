@@ -194,6 +194,60 @@ def test_a_traditional_card_gets_its_simplified_readings_back() -> None:
     assert found["address"] == "香港九龍觀塘區開源道163號34樓D室"
 
 
+def test_a_traditional_card_gets_the_words_the_recogniser_cannot_read() -> None:
+    # PP-OCRv4 has no 軟, 項 or 採: 軟體 comes out as 體, 項目 as 填目, 採購 as 摇購;
+    # and it answers the Japanese forms 産 and 豊 for 產 and 豐
+    found = values(
+        parse_card(
+            lines("青松体有限公司", "鄭娟", "填目經理", "手機：+852 6549 5013", "瑞豊電子"), "HK"
+        )
+    )
+    assert found["company"] == "青松軟體有限公司"
+    assert found["title"] == "項目經理"
+    card = lines("瑞豊産品有限公司", "陳明", "摇購主管", "電話：02-2345-6789")
+    found = values(parse_card(card, "TW"))
+    assert found["company"] == "瑞豐產品有限公司"
+    assert found["title"] == "採購主管"
+
+
+def test_other_words_ending_in_ti_keep_their_first_character() -> None:
+    found = values(parse_card(lines("星河媒體有限公司", "鄭娟", "手機：+852 6549 5013"), "HK"))
+    assert found["company"] == "星河媒體有限公司"
+
+
+def test_a_card_read_as_simplified_is_traditional_by_its_hong_kong_number() -> None:
+    # a badly photographed Hong Kong card: more characters came out Simplified than not
+    card = ["星河貿易有限公司", "鄭勇", "地址：香港湾仔区港湾道285号9楼"]
+    assert values(parse_card(lines(*card), "HK"))["address"] == "香港湾仔区港湾道285号9楼"
+    found = values(parse_card(lines(*card, "手機：+852 5442 4315"), "HK"))
+    assert found["address"] == "香港灣仔區港灣道285號9樓"
+
+
+def test_a_web_address_after_a_misread_label_is_the_web_site() -> None:
+    found = values(parse_card(lines("華信科技有限公司", "羅英", "细址：www.huaxin-tech.net"), "TW"))
+    assert found["website"] == "www.huaxin-tech.net"
+
+
+@pytest.mark.parametrize(
+    ("text", "domains", "email"),
+    [
+        ("xiayu.1uo@tiancheng-mach.cn", [], "xiayu.luo@tiancheng-mach.cn"),
+        ("csong@go1denbridge-soft.com", [], "csong@goldenbridge-soft.com"),
+        ("jobs@51job.com", [], "jobs@51job.com"),
+        ("li1990@163.com", [], "li1990@163.com"),
+    ],
+)
+def test_digits_read_for_letters_in_an_email_are_put_back(
+    text: str, domains: list[str], email: str
+) -> None:
+    assert repair_email(text, domains) == email
+
+
+def test_digits_read_for_letters_in_a_web_site_are_put_back() -> None:
+    found = values(parse_card(lines("Golden Bridge Ltd", "www.go1denbridge-soft.com"), "CN"))
+    assert found["website"] == "www.goldenbridge-soft.com"
+
+
 def test_a_simplified_card_stays_simplified() -> None:
     found = values(
         parse_card(lines("恒达物流有限公司", "郑娟", "地址：广东省深圳市南山区88号"), "CN")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import crmkit_insights
 import pytest
-from crmkit_insights import service
+from crmkit_insights import customers, service
 from crmkit_insights.periods import parse_period
 from insights_support import NOW, customer, deal_through, insight_crm
 
@@ -176,6 +176,43 @@ def test_rfm_scores_and_segments_customers_from_purchases_and_won_deals(
     later = {r["contact_id"]: r for r in service.rfm_customers(crm)}
     assert later[ids["gone"]]["frequency"] == 2  # measured now, the won deal counts
     assert later[ids["gone"]]["monetary"] == 1050.0
+
+
+def test_rfm_scores_are_the_quintiles_of_the_rank_ties_sharing_the_lowest(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = insight_crm(make_crm)
+    # eleven customers, many ties in each measure: (amount, days before NOW) per purchase
+    histories = [
+        [(10, 5)],
+        [(10, 5)],
+        [(10, 5), (10, 9)],
+        [(20, 9)],
+        [(20, 9), (30, 40)],
+        [(20, 40), (20, 41), (20, 42)],
+        [(5, 60)],
+        [(5, 60)],
+        [(50, 3), (50, 4), (50, 5), (50, 6)],
+        [(7, 100), (3, 100)],
+        [(10, 200)],
+    ]
+    ids = [customer(crm, f"客{n}", history) for n, history in enumerate(histories)]
+    rows = {r["contact_id"]: r for r in service.rfm_customers(crm, as_of=NOW)}
+    n = len(ids)
+
+    def quintiles(values: list[float]) -> list[int]:
+        # 1 + 5 * (RANK() - 1) // n, RANK() = 1 + how many are smaller
+        return [1 + 5 * sum(other < value for other in values) // n for value in values]
+
+    recency = [-rows[i]["recency_days"] for i in ids]  # more recent ranks higher
+    frequency = [rows[i]["frequency"] for i in ids]
+    monetary = [rows[i]["monetary"] for i in ids]
+    assert [rows[i]["r"] for i in ids] == quintiles(recency)
+    assert [rows[i]["f"] for i in ids] == quintiles(frequency)
+    assert [rows[i]["m"] for i in ids] == quintiles(monetary)
+    assert [rows[i]["segment"] for i in ids] == [
+        customers.segment_of(rows[i]["r"], rows[i]["f"]) for i in ids
+    ]
 
 
 def test_rfm_works_from_won_deals_alone_without_loyalty(

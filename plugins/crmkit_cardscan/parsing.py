@@ -220,29 +220,61 @@ _TO_TRADITIONAL = opencc.OpenCC("s2t.json")
 _SCRIPT_FIELDS = ("full_name", "title", "company", "department", "address")
 
 
+#: Country codes and web domains of Taiwan, Hong Kong and Macau, where cards are printed in
+#: Traditional characters.
+_TRADITIONAL_PHONE = re.compile(r"(?:\+|00)\s*(?:886|852|853)\b")
+_TRADITIONAL_DOMAIN = re.compile(r"\.(?:tw|hk|mo)\b", re.IGNORECASE)
+
+
 def is_traditional(texts: Sequence[str]) -> bool:
     """Whether a card is printed in Traditional Chinese: more of its characters are
-    Traditional-only than Simplified-only. (PP-OCR's dictionary lacks many Traditional
-    characters and reads others as their Simplified forms: 號 as 号, 樓 as 楼.)"""
+    Traditional-only than Simplified-only, counting a Taiwan, Hong Kong or Macau phone
+    number or web domain as three more. (PP-OCR's dictionary lacks many Traditional
+    characters and reads others as their Simplified forms: 號 as 号, 樓 as 楼; on a badly
+    photographed card most of them can come out Simplified.)"""
     text = "".join(texts)
+    if not _HAN.search(text):
+        return False
     simple_text: str = _TO_SIMPLIFIED.convert(text)
     traditional = sum(a != b for a, b in zip(text, simple_text, strict=False))
     simplified = sum(a != b for a, b in zip(text, to_traditional(text), strict=False))
+    if any(_TRADITIONAL_PHONE.search(t) or _TRADITIONAL_DOMAIN.search(t) for t in texts):
+        traditional += 3
     return bool(traditional > simplified)
 
 
 def to_traditional(text: str) -> str:
     """``text`` with Simplified characters written as Traditional (OpenCC ``s2t``), keeping
-    台 where it was printed (台北, 台中: the usual spelling, which ``s2t`` makes 臺)."""
+    台 where it was printed (台北, 台中: the usual spelling, which ``s2t`` makes 臺), and the
+    Japanese forms PP-OCR sometimes answers (産, 豊) written as Taiwan and Hong Kong print
+    them (產, 豐)."""
     converted = str(_TO_TRADITIONAL.convert(text))
-    if len(converted) != len(text):
-        return converted
-    return "".join(old if old == "台" else new for old, new in zip(text, converted, strict=True))
+    if len(converted) == len(text):
+        converted = "".join(
+            old if old == "台" else new for old, new in zip(text, converted, strict=True)
+        )
+    return converted.translate(_TRADITIONAL_FORMS)
 
+
+_TRADITIONAL_FORMS = str.maketrans({"産": "產", "豊": "豐"})
 
 #: Words of Traditional cards that PP-OCRv4 cannot read: its 6,623-character dictionary has
-#: no 監 (總監 comes out as 總) and no 採 (採購 comes out as 探購).
-_DICTIONARY_GAPS = ((re.compile(r"(?<!副)總$"), "總監"), (re.compile("探購"), "採購"))
+#: no 監 (總監 comes out as 總), no 採 (採購 comes out as 探購 or 摇購), no 項 (項目 comes out
+#: as 填目) and no 軟 (軟體, "software", the usual word in Taiwan and Hong Kong company
+#: names, comes out as 體 alone; other words ending in 體 keep their first character, so
+#: only a 體 right before a company's legal form or line of business is taken for 軟體).
+_DICTIONARY_GAPS = (
+    (re.compile(r"(?<!副)總$"), "總監"),
+    (re.compile("[探搖]購"), "採購"),
+    (re.compile("填目"), "項目"),
+    (
+        re.compile(
+            r"(?<![軟硬韌媒導晶實團載整集立固液氣人個主身字物])體"
+            r"(?=(?:股份)?有限公司|科技|系統|開發|設計|工程|服務|集團|工作室)"
+        ),
+        "軟體",
+    ),
+)
 
 
 def repair_traditional(text: str) -> str:
@@ -327,18 +359,26 @@ def repair_email(text: str, domains: Sequence[str]) -> str | None:
     """An e-mail address from a line where OCR misread the ``@`` (as ``o``, ``0``, ``Q``,
     ``©``, ``®`` or a space): the card's web domain decides where the ``@`` was; else the
     first misreading before a domain. ``1`` read for ``l`` and ``0`` for ``o`` between
-    letters are put back, and a domain one such slip away from the card's web domain is
-    taken as that domain."""
+    letters (and ``1`` starting a word of the local part: ``xiayu.1uo``) are put back, and a
+    domain one such slip away from the card's web domain is taken as that domain."""
     email = _find_email(text, domains)
     if email is None:
         return None
     local, _, domain = email.partition("@")
-    local = re.sub(r"(?<=[a-z])1(?=[a-z])|^1(?=[a-z])", "l", local)
+    local = re.sub(r"(?<=[a-z.])1(?=[a-z])|^1(?=[a-z])", "l", local)
     local = re.sub(r"(?<=[a-z])0(?=[a-z])", "o", local)
+    domain = repair_domain(domain)
     for known in domains:
         if domain != known and _slips(domain) == _slips(known):
             domain = known.lower()
     return f"{local}@{domain}"
+
+
+def repair_domain(text: str) -> str:
+    """A web domain with ``1`` read for ``l`` and ``0`` for ``o`` between two letters put
+    back (``go1denbridge.com``); digits elsewhere (``51job.com``, ``163.com``) stay."""
+    text = re.sub(r"(?<=[a-z])1(?=[a-z])", "l", text)
+    return re.sub(r"(?<=[a-z])0(?=[a-z])", "o", text)
 
 
 def _slips(text: str) -> str:
@@ -373,6 +413,17 @@ def _phones(text: str, region: str) -> list[str]:
         except ValueError:
             continue
     return found
+
+
+#: A Chinese label OCR misread (网址 as 细址): a few characters, no Latin, maybe a colon.
+_MISREAD_LABEL = re.compile(r"^[^\x00-\x7f]{1,4}\s*[:：]?\s*")
+
+
+def _is_web_line(text: str) -> bool:
+    """Whether an unlabelled line is a web address, alone or after a misread Chinese label
+    (``细址www.acme.com.tw``)."""
+    compact = text.replace(" ", "")
+    return bool(_DOMAIN.fullmatch(compact) or _DOMAIN.fullmatch(_MISREAD_LABEL.sub("", compact)))
 
 
 def _name_score(text: str) -> float:
@@ -429,10 +480,14 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
             email = repair_email(text, domains)
             if email:
                 put("email", email, confidence * (1.0 if "@" in text else 0.85))
-        elif label == "website" or (label is None and _DOMAIN.fullmatch(text.replace(" ", ""))):
+        elif label == "website" or (label is None and _is_web_line(text)):
             site = _DOMAIN.search(text.replace(" ", ""))
             if site:
-                put("website", site.group(0).lower(), confidence)
+                put(
+                    "website",
+                    repair_domain(site.group(0).lower()),
+                    confidence * (1.0 if label else 0.9),
+                )
         elif label in ("mobile", "office", "fax"):
             for number in _phones(text, region):
                 kind = label if label != "office" else phone_kind(number)

@@ -10,9 +10,11 @@ only what the actor may read; scores are quintiles of the rank
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, null, or_, select
+from sqlalchemy import Float, and_, case, cast, func, literal, null, or_, select, true
 from sqlalchemy.sql.selectable import CTE
 
 import crmkit
@@ -21,6 +23,7 @@ from crmkit_insights.sources import (
     CONTACTS,
     days_between,
     moment,
+    order_totals,
     orders,
     readable,
 )
@@ -43,56 +46,92 @@ SEGMENTS = (
 TIER_ENTITIES = ("account", "contact")
 
 
+def segment_of(r: int, f: int) -> str:
+    """The named segment of R and F scores 1-5 (the usual R×F grid; every pair has one)."""
+    rules = (
+        ("champions", r == 5 and f >= 4),
+        ("loyal", r in (3, 4) and f >= 4),
+        ("potential_loyalists", r >= 4 and f in (2, 3)),
+        ("new_customers", r == 5 and f == 1),
+        ("promising", r == 4 and f == 1),
+        ("need_attention", r == 3 and f == 3),
+        ("about_to_sleep", r == 3 and f <= 2),
+        ("cant_lose", r <= 2 and f == 5),
+        ("at_risk", r <= 2 and f >= 3),
+        ("lost", r == 1 and f == 1),
+    )
+    return next((name for name, matches in rules if matches), "hibernating")
+
+
 def _segment(r: Any, f: Any) -> Any:
-    """The named segment of R and F scores (the R×F grid; every pair has one)."""
-    return case(
-        (and_(r == 5, f >= 4), "champions"),
-        (and_(r.in_((3, 4)), f >= 4), "loyal"),
-        (and_(r >= 4, f.in_((2, 3))), "potential_loyalists"),
-        (and_(r == 5, f == 1), "new_customers"),
-        (and_(r == 4, f == 1), "promising"),
-        (and_(r == 3, f == 3), "need_attention"),
-        (and_(r == 3, f <= 2), "about_to_sleep"),
-        (and_(r <= 2, f == 5), "cant_lose"),
-        (and_(r <= 2, f >= 3), "at_risk"),
-        (and_(r == 1, f == 1), "lost"),
-        else_="hibernating",
+    """The named segment of R and F scores in SQL: one lookup of ``10 * r + f`` in the 25
+    cells of the grid (a simple ``CASE``, so the scores are computed once per row)."""
+    cells = {
+        10 * r_score + f_score: segment_of(r_score, f_score)
+        for r_score in range(1, 6)
+        for f_score in range(1, 6)
+    }
+    return case(cells, value=10 * r + f, else_="hibernating")
+
+
+def _quintile_bounds(column: Any, customers: CTE, name: str) -> Any:
+    """One row ``b2, b3, b4, b5``: the smallest ``column`` value a customer must exceed to
+    score at least 2, 3, 4, 5 (the value at 1-based position ``ceil((k - 1) * n / 5)`` of
+    the ``n`` values in order: one sort of one column)."""
+    ordered = select(
+        column.label("value"), func.row_number().over(order_by=column).label("position")
+    ).subquery(f"{name}_ordered")
+    count = customers.c.customers
+
+    def bound(score: int) -> Any:
+        position = ((score - 1) * count + 4) // 5
+        return func.max(case((ordered.c.position == position, ordered.c.value))).label(f"b{score}")
+
+    # MATERIALIZED: computed once; inlined, PostgreSQL may rerun it for every customer row
+    return (
+        select(*(bound(score) for score in (2, 3, 4, 5)))
+        .select_from(ordered)
+        .join(customers, true())
+        .cte(name)
+        .prefix_with("MATERIALIZED")
     )
 
 
-def _quintile(column: Any) -> Any:
-    """1-5 by rank: ``1 + 5 * (RANK() OVER (ORDER BY column) - 1) / COUNT(*) OVER ()``
-    (integer division), so the largest fifth scores 5 and ties share their lowest score."""
-    rank = func.rank().over(order_by=column)
-    return 1 + (5 * (rank - 1)) // func.count().over()
+def _quintile(column: Any, bounds: Any) -> Any:
+    """1-5: one more for each bound ``column`` exceeds, which is
+    ``1 + 5 * (RANK() OVER (ORDER BY column) - 1) / COUNT(*) OVER ()`` (integer division:
+    the largest fifth scores 5 and ties share their lowest score) without ranking every
+    row (docs/decisions.md, "RFM totals each source first and scores from four bounds")."""
+    exceeded = [case((column > bounds.c[f"b{score}"], 1), else_=0) for score in (2, 3, 4, 5)]
+    return 1 + functools.reduce(operator.add, exceeded)
 
 
 def rfm_table(op: crmkit.Operation, *, as_of: dt.datetime, since: dt.datetime | None) -> CTE:
     """Per customer with at least one order: ``contact_id, last_at, first_at, frequency,
     monetary, recency_days, r, f, m, segment``."""
-    source = orders(op, until=as_of, since=since, name="rfm_orders")
-    per = (
+    per = order_totals(op, until=as_of, since=since, name="per_customer")
+    customers = select(func.count().label("customers")).select_from(per).cte("customers")
+    recent = _quintile_bounds(per.c.last_at, customers, "r_bounds")
+    often = _quintile_bounds(per.c.orders, customers, "f_bounds")
+    spent = _quintile_bounds(per.c.amount, customers, "m_bounds")
+    scored = (
         select(
-            source.c.contact_id,
-            func.max(source.c.at).label("last_at"),
-            func.min(source.c.at).label("first_at"),
-            func.count().label("frequency"),
-            func.sum(source.c.amount).label("monetary"),
+            per.c.contact_id,
+            per.c.last_at,
+            per.c.first_at,
+            per.c.orders.label("frequency"),
+            per.c.amount.label("monetary"),
+            days_between(op, moment(as_of), per.c.last_at).label("recency_days"),
+            _quintile(per.c.last_at, recent).label("r"),
+            _quintile(per.c.orders, often).label("f"),
+            _quintile(per.c.amount, spent).label("m"),
         )
-        .group_by(source.c.contact_id)
-        .cte("per_customer")
+        .select_from(per)
+        .join(recent, true())
+        .join(often, true())
+        .join(spent, true())
+        .cte("scored")
     )
-    scored = select(
-        per.c.contact_id,
-        per.c.last_at,
-        per.c.first_at,
-        per.c.frequency,
-        per.c.monetary,
-        days_between(op, moment(as_of), per.c.last_at).label("recency_days"),
-        _quintile(per.c.last_at).label("r"),
-        _quintile(per.c.frequency).label("f"),
-        _quintile(per.c.monetary).label("m"),
-    ).cte("scored")
     return select(scored, _segment(scored.c.r, scored.c.f).label("segment")).cte("rfm")
 
 

@@ -166,3 +166,67 @@ def orders(
         return won.cte(name)
     combined: CTE = won.union_all(*parts[1:]).cte(name)
     return combined
+
+
+def order_totals(
+    op: crmkit.Operation,
+    *,
+    until: dt.datetime,
+    since: dt.datetime | None = None,
+    name: str = "order_totals",
+) -> CTE:
+    """Per customer the actor may read with at least one order: ``contact_id, last_at,
+    first_at, orders, amount`` over the same orders as :func:`orders`.
+
+    Each source is totalled on its own first (the purchases straight off the loyalty
+    plugin's ``(contact_id, occurred_at)`` index, in its order, with no sort), then the few
+    rows per customer are combined and the customers the actor may not read dropped: the
+    same figures as totalling :func:`orders`, without sorting every order (docs/decisions.md,
+    "RFM totals each source first and scores from four bounds")."""
+    contacts = readable(op, "contact")
+    won = select(
+        DEALS.c.contact_id.label("contact_id"),
+        func.max(DEALS.c.closed_at).label("last_at"),
+        func.min(DEALS.c.closed_at).label("first_at"),
+        func.count().label("orders"),
+        func.sum(func.coalesce(DEALS.c.amount, 0)).label("amount"),
+    ).join(STAGES, STAGES.c.id == DEALS.c.stage_id)
+    won = won.where(
+        STAGES.c.kind == "won",
+        DEALS.c.deleted_at.is_(None),
+        DEALS.c.contact_id.is_not(None),
+        DEALS.c.closed_at.is_not(None),
+        DEALS.c.closed_at < moment(until),
+        DEALS.c.id.in_(readable(op, "deal")),
+    )
+    if since is not None:
+        won = won.where(DEALS.c.closed_at >= moment(since))
+    parts: list[Any] = [won.group_by(DEALS.c.contact_id)]
+    if has_purchases(op):
+        bought = select(
+            PURCHASES.c.contact_id.label("contact_id"),
+            func.max(PURCHASES.c.occurred_at).label("last_at"),
+            func.min(PURCHASES.c.occurred_at).label("first_at"),
+            func.count().label("orders"),
+            func.sum(PURCHASES.c.amount - func.coalesce(PURCHASES.c.refunded_amount, 0)).label(
+                "amount"
+            ),
+        ).where(PURCHASES.c.occurred_at < moment(until), PURCHASES.c.contact_id.is_not(None))
+        if since is not None:
+            bought = bought.where(PURCHASES.c.occurred_at >= moment(since))
+        parts.append(bought.group_by(PURCHASES.c.contact_id))
+    per_source = (parts[0] if len(parts) == 1 else parts[0].union_all(*parts[1:])).subquery(
+        f"{name}_per_source"
+    )
+    return (
+        select(
+            per_source.c.contact_id,
+            func.max(per_source.c.last_at).label("last_at"),
+            func.min(per_source.c.first_at).label("first_at"),
+            cast(func.sum(per_source.c.orders), Integer).label("orders"),
+            cast(func.sum(per_source.c.amount), Numeric(18, 2)).label("amount"),
+        )
+        .where(per_source.c.contact_id.in_(contacts))
+        .group_by(per_source.c.contact_id)
+        .cte(name)
+    )
