@@ -39,12 +39,74 @@ def test_the_fallback_flags_a_same_phone_contact_and_notifies_its_owner(
     # the events (for admins' sinks) carry the whole match
     assert [e.name for e in seen] == ["contact.duplicate_suspected", "contact.collision"]
     assert seen[0].payload["matches"][0]["record_id"] == mine.id
-    # alice's notice names her own record and why
+    # alice's notice names her own record and the field that matched; bob's contact is
+    # outside her scope, so neither its id nor what bob typed is in it
     [notice] = crm.audit.inbox("alice")
     assert notice.kind == "contact.collision"
-    assert "bob" in notice.title
-    assert f"contact {mine.id}" in notice.body
-    assert "same phone +8613812345678" in notice.body
+    assert notice.title == "bob entered a contact you cannot see, which matches your customer"
+    assert notice.body == f"张伟 (contact {mine.id}): matched on phone"
+    assert str(theirs.id) not in notice.title + notice.body
+
+
+class QuotingPlugin:
+    """A duplicate plugin whose reason quotes the typed name next to the stored one, as the
+    dedupe plugin's fuzzy reasons do (``name 張偉 ~ 张伟 (0.83)``)."""
+
+    @crmkit.hookimpl
+    def crmkit_find_duplicates(
+        self, op: crmkit.Operation, entity: str, values: Mapping[str, Any], record_id: int | None
+    ) -> Sequence[crmkit.DuplicateMatch] | None:
+        phone = values.get("phone")
+        if entity != "contact" or not phone:
+            return None
+        with op.elevated():  # a duplicate check compares with every record
+            same = op.records("contact").list(filters={"phone": phone}).items
+        return [
+            crmkit.DuplicateMatch(
+                "contact",
+                r.id,
+                0.8,
+                "warn",
+                [f"full_name {values['full_name']} ~ {r.full_name}", f"same phone {phone}"],
+                owner_id=r.owner_id,
+                label=f"{r.full_name} (contact {r.id})",
+                reason_fields=[("full_name",), ("phone",)],
+            )
+            for r in same
+            if r.id != record_id
+        ]
+
+
+def test_a_collision_notice_quotes_no_typed_value_to_an_owner_who_cannot_read_it(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(plugins={"quoting": QuotingPlugin()})
+    alice = crm.users.create("alice", roles=["sales_rep"])
+    bob = crm.users.create("bob", roles=["sales_rep"])
+    mine = crm.contacts.create({"full_name": "张伟", "phone": "13812345678"}, actor=alice)
+    theirs = crm.contacts.create({"full_name": "張小偉 VIP", "phone": "13812345678"}, actor=bob)
+    [notice] = crm.audit.inbox("alice")
+    assert "張小偉" not in notice.title + notice.body
+    assert notice.body == f"张伟 (contact {mine.id}): matched on full_name, phone"
+    assert str(theirs.id) not in notice.title
+
+
+def test_a_collision_notice_quotes_the_reasons_to_an_owner_who_may_read_the_new_record(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(plugins={"quoting": QuotingPlugin()})
+    crm.users.create_team("east")
+    boss = crm.users.create("boss", roles=["manager"], team="east")
+    rep = crm.users.create("rep", roles=["sales_rep"], team="east")
+    mine = crm.contacts.create({"full_name": "张伟", "phone": "13812345678"}, actor=boss)
+    theirs = crm.contacts.create(
+        {"full_name": "張小偉", "phone": "13812345678", "team_id": rep.team_id}, actor=rep
+    )
+    [notice] = crm.audit.inbox("boss")
+    assert notice.title == f"rep entered contact {theirs.id}, which matches your customer"
+    assert notice.body == (
+        f"张伟 (contact {mine.id}): full_name 張小偉 ~ 张伟, same phone +8613812345678"
+    )
 
 
 def test_a_lead_is_compared_with_contacts_too(crm: crmkit.CRM, reps) -> None:

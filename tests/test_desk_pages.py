@@ -249,8 +249,24 @@ def test_claiming_a_record_someone_owns_changes_nothing(desk: DeskWorld) -> None
     browser = desk.signed_in("li.na")
     browser.get("/desk/pool?entity=lead")
     page = browser.post("/desk/pool/claim", {"entity": "lead", "record_id": str(lead.id)})
-    assert page.status_code == 409
+    # li.na may not see chen.jie's lead: the page says what it says of any record she may
+    # not see, not that it exists or whose it is
+    assert page.status_code == 404
+    assert "此页面或记录不存在，或您无权查看。" in page.text
+    assert "chen.jie" not in page.text
+    assert "陈杰" not in page.text
     assert desk.crm.leads.get(lead.id).owner_id == as_user(desk, "chen.jie").id
+
+
+def test_claiming_a_record_a_teammate_owns_names_the_owner(desk: DeskWorld) -> None:
+    desk.user("wang.fang", team="华东", roles=["manager"])
+    lead = desk.crm.leads.create({"full_name": "有主线索"}, actor=as_user(desk, "li.na"))
+    browser = desk.signed_in("wang.fang")
+    browser.get("/desk/pool?entity=lead")
+    page = browser.post("/desk/pool/claim", {"entity": "lead", "record_id": str(lead.id)})
+    assert page.status_code == 409
+    assert f"lead {lead.id} is not in the pool: li.na owns it" in page.text
+    assert desk.crm.leads.get(lead.id).owner_id == as_user(desk, "li.na").id
 
 
 def test_my_day_lists_my_open_tasks_and_new_leads(desk: DeskWorld) -> None:

@@ -97,11 +97,41 @@ def test_claim_makes_the_actor_owner_and_is_kept_in_history(reps) -> None:
 
 
 def test_a_record_that_is_owned_cannot_be_claimed(reps) -> None:
+    crm, _, _ = reps
+    crm.users.create_team("east")
+    carol = crm.users.create("carol", roles=["manager"], team="east")
+    dave = crm.users.create("dave", roles=["sales_rep"], team="east")
+    [record] = accounts(crm, dave, 1, team_id=dave.team_id)
+    # carol's scope reaches her team's records: she may see whose it is
+    with pytest.raises(crmkit.CRMError, match=f"account {record} is not in the pool: dave owns"):
+        crm.pool.claim("account", [record], actor=carol)
+    assert crm.accounts.get(record).owner_id == dave.id
+
+
+def test_claiming_a_record_outside_ones_scope_is_not_found_and_names_nobody(reps) -> None:
     crm, alice, bob = reps
     [record] = accounts(crm, alice, 1)
-    with pytest.raises(crmkit.CRMError, match=f"account {record} is not in the pool: alice owns"):
+    # bob may not read alice's account: it is "not found", as one that does not exist
+    with pytest.raises(crmkit.NotFoundError) as caught:
         crm.pool.claim("account", [record], actor=bob)
+    assert str(caught.value) == f"account {record} not found"
+    with pytest.raises(crmkit.NotFoundError) as missing:
+        crm.pool.claim("account", [record + 1000], actor=bob)
+    assert str(missing.value) == f"account {record + 1000} not found"
     assert crm.accounts.get(record).owner_id == alice.id
+
+
+def test_a_claimer_from_whom_the_owner_is_hidden_is_not_told_the_owner(reps) -> None:
+    crm, alice, _ = reps
+    crm.roles.create("ownerless")
+    crm.roles.grant("ownerless", "account:read", "all")
+    crm.roles.grant("ownerless", "pool:claim", "all")
+    crm.roles.set_field_rule("ownerless", "account", "owner_id", "hidden")
+    erin = crm.users.create("erin", roles=["ownerless"])
+    [record] = accounts(crm, alice, 1)
+    with pytest.raises(crmkit.CRMError) as caught:
+        crm.pool.claim("account", [record], actor=erin)
+    assert str(caught.value) == f"account {record} is not in the pool: it has an owner"
 
 
 def test_claims_over_the_daily_limit_are_refused_and_nothing_changes(reps) -> None:

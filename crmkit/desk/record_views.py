@@ -32,7 +32,7 @@ from crmkit.desk.fields import (
     reference_entities,
     title_of,
 )
-from crmkit.desk.render import page, row_cells
+from crmkit.desk.render import page, table_rows
 from crmkit.desk.session import DESK_PATH, Desk
 from crmkit.entities.registry import EntityType
 from crmkit.errors import PermissionDenied, ValidationError
@@ -161,11 +161,17 @@ def list_view(
             hidden, _read_only = field_rules(op, entity.name)
             columns = tuple(name for name in columns if name not in hidden)
     references = reference_entities(crm, entity)
-    rows = []
-    for item in items:
-        href = f"{DESK_PATH}/{entity_name}/{item['id']}"
-        cells = [cell(item, name, references, names) for name in columns]
-        rows.append({"id": item["id"], "href": href, "cells": row_cells(href, cells)})
+    prefix = f"{DESK_PATH}/{entity_name}/"
+    rows = table_rows(
+        [
+            (
+                item["id"],
+                f"{prefix}{item['id']}",
+                [cell(item, name, references, names) for name in columns],
+            )
+            for item in items
+        ]
+    )
     base = {"q": search, "sort": sort, "field": field, "value": value}
     if mine:
         base["mine"] = "1"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from litestar.enums import MediaType
 from litestar.response import Template
 from markupsafe import Markup, escape
 
@@ -80,6 +81,7 @@ def page(
     return Template(
         template_name=template,
         status_code=status,
+        media_type=MediaType.HTML,  # else guessed from the template's name on every page
         context={
             "_": _,
             "desk": desk,
@@ -105,6 +107,7 @@ def public_page(
     return Template(
         template_name=template,
         status_code=status,
+        media_type=MediaType.HTML,  # else guessed from the template's name on every page
         context={
             "_": _,
             "desk": None,
@@ -119,18 +122,23 @@ def public_page(
     )
 
 
-def row_cells(href: str, cells: list[str | DeskLink]) -> Markup:
-    """The ``<td>`` cells of a list row, escaped; the first links to the record ``href``
-    unless it is a link itself. Built here rather than by a template macro per cell: a
-    50-row page has hundreds of cells, and a Jinja macro call per cell was most of the
-    page's rendering time (bench/desk_bench.py --profile)."""
+def table_rows(rows: list[tuple[object, str, list[str | DeskLink]]]) -> Markup:
+    """The ``<tr>`` rows of a list table, escaped: each row is ``(id, href, cells)``; its
+    first cell is the id linking to the record ``href``, the next links there too unless
+    it is a link itself. Built here rather than in the template: a 50-row page has hundreds
+    of cells, and a Jinja macro call per cell, then the template's own per-row lookups and
+    escaping, were most of the page's rendering time (bench/desk_bench.py --profile)."""
     parts = []
-    for index, value in enumerate(cells):
-        if isinstance(value, DeskLink):
-            inner = f'<a href="{escape(value.href)}">{escape(value.label)}</a>'
-        elif index == 0:
-            inner = f'<a href="{escape(href)}">{escape(value)}</a>'
-        else:
-            inner = str(escape(value))
-        parts.append(f"<td>{inner}</td>")
+    for record_id, href, cells in rows:
+        link = escape(href)
+        parts.append(f'<tr><td><a href="{link}">{escape(record_id)}</a></td>')
+        for index, value in enumerate(cells):
+            if isinstance(value, DeskLink):
+                inner = f'<a href="{escape(value.href)}">{escape(value.label)}</a>'
+            elif index == 0:
+                inner = f'<a href="{link}">{escape(value)}</a>'
+            else:
+                inner = escape(value)
+            parts.append(f"<td>{inner}</td>")
+        parts.append("</tr>\n")
     return Markup("".join(parts))

@@ -252,6 +252,9 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             return _message(desk, _("Tick the records to claim."), 400, DeskLink(_("Back"), back))
         try:
             crm.pool.claim(entity, ids, actor=desk.user)
+        except NotFoundError as missing:  # owned by someone whose records the user may not see
+            status, text = refusal(missing, _)
+            return _message(desk, text, status, DeskLink(_("Back"), back))
         except CRMError as refused:
             return _message(desk, str(refused), 409, DeskLink(_("Back"), back))
         return Redirect(f"{back}&notice=claimed", status_code=303)

@@ -27,7 +27,7 @@ from crmkit.permissions.access import Access, load_access
 from crmkit.permissions.models import Notification
 from crmkit.plugins import hookimpl
 from crmkit.services.assignment import PendingCreate, operation_state
-from crmkit.services.disclosure import disclose, disclosed_matches
+from crmkit.services.disclosure import disclose, disclosed_matches, readable_record_ids_for
 from crmkit.services.operation import Operation
 
 #: The entities the duplicate check and the collision policy run on.
@@ -259,22 +259,45 @@ def flag(op: Operation, entity: str, record_id: int, pending: PendingCreate) -> 
             else Access(user_id=owner_id, username="", unrestricted=False)
         )
         shown = disclose(op.session, op.crm.entities, access, entity, owned)
+        # the reasons quote the values just written: only for an owner who may read the new
+        # record; to another they name the fields that matched, and the record is unnamed
+        if record_id in readable_record_ids_for(op, access, entity, [record_id]):
+            title = f"{who} entered {entity} {record_id}, which matches your customer"
+            body = "; ".join(
+                f"{m.describe()}: {', '.join(m.reasons)}" if m.reasons else m.describe()
+                for m in shown
+            )
+        else:
+            title = f"{who} entered a {entity} you cannot see, which matches your customer"
+            hidden = access.hidden_fields(entity)
+            body = "; ".join(
+                _matched_fields(m, d, hidden | access.hidden_fields(m.entity))
+                for m, d in zip(owned, shown, strict=True)
+            )
         rows.append(
             {
                 "user_id": owner_id,
                 "created_at": now,
                 "kind": f"{entity}.collision",
-                "title": f"{who} entered {entity} {record_id}, which matches your customer",
-                "body": "; ".join(
-                    f"{m.describe()}: {', '.join(m.reasons)}" if m.reasons else m.describe()
-                    for m in shown
-                ),
+                "title": title,
+                "body": body,
                 "event_id": str(event.id),
                 "read_at": None,
             }
         )
     if rows:
         op.session.execute(insert(Notification), rows)
+
+
+def _matched_fields(match: DuplicateMatch, shown: DisclosedMatch, hidden: frozenset[str]) -> str:
+    """A collision notice's line for an owner who may not read the new record: the match as
+    they may see it and the fields its reasons drew on (not hidden from them), no values."""
+    fields = sorted(
+        {name for names in match.reason_fields for name in names if name not in hidden}
+        if shown.visible and len(match.reason_fields) == len(match.reasons)
+        else ()
+    )
+    return shown.describe() + (f": matched on {', '.join(fields)}" if fields else "")
 
 
 def _match_payload(match: DuplicateMatch) -> dict[str, Any]:

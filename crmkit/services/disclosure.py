@@ -40,6 +40,14 @@ def readable_record_ids(op: Operation, entity: str, ids: Iterable[int]) -> froze
     return _readable(op.session, op.crm.entities, op.access, entity, ids)
 
 
+def readable_record_ids_for(
+    op: Operation, access: Access, entity: str, ids: Iterable[int]
+) -> frozenset[int]:
+    """:func:`readable_record_ids` for another user's ``access`` (what a notice written for
+    them, in the actor's operation, may name)."""
+    return _readable(op.session, op.crm.entities, access, entity, ids)
+
+
 def readable_ids_query(op: Operation, entity: str) -> Select[Any]:
     """``SELECT id`` of the live ``entity`` records the actor may read, to use inside a query
     of your own (``candidate.id_b IN readable_ids_query(op, "contact")``): the SQL twin of

@@ -24,6 +24,7 @@ from crmkit.permissions.audit import audit_rows
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.permissions.models import Notification
 from crmkit.services.assignment import ownership_reason
+from crmkit.services.disclosure import readable_record_ids
 from crmkit.services.operation import Operation
 from crmkit.services.segment_filters import SegmentCompiler
 from crmkit.services.views import Record
@@ -227,7 +228,8 @@ class PoolService:
     ) -> list[Record]:
         """Take records from the pool: they become the actor's, all or none. Refused, with
         nothing changed, for a record not in the pool and over the actor's limits (claims
-        per day, open records owned; ``[crmkit.pool.limits]``). Needs ``pool:claim``."""
+        per day, open records owned; ``[crmkit.pool.limits]``). Needs ``pool:claim``.
+        A record the actor may not read is "not found" (never who owns it)."""
         if entity not in ASSIGNABLE:
             raise CRMError(
                 f"{entity} records are not claimed; the pool holds {', '.join(ASSIGNABLE)}"
@@ -255,9 +257,7 @@ class PoolService:
                 if row is None:
                     raise NotFoundError(entity, record_id)
                 if row.owner_id is not None:
-                    owner = op.session.get(User, row.owner_id)
-                    who = owner.username if owner is not None else row.owner_id
-                    raise CRMError(f"{entity} {record_id} is not in the pool: {who} owns it")
+                    raise _not_in_pool(op, entity, row)
             _check_limits(op, entity, model, len(ids))
             service = op.records(entity)
             now = utcnow()
@@ -286,6 +286,20 @@ class PoolService:
                     record_id=record_id,
                 )
             return [service.view(op, rows[record_id]) for record_id in ids]
+
+
+def _not_in_pool(op: Operation, entity: str, row: Any) -> CRMError:
+    """Why an owned record cannot be claimed, saying only what the claimer may see: a
+    record outside their ``<entity>:read`` scope is "not found", as one that does not exist
+    (the pool is everyone's to see, the owned records are not); the owner is named only to
+    a claimer from whom no field rule hides ``owner_id``."""
+    if row.id not in readable_record_ids(op, entity, [row.id]):
+        return NotFoundError(entity, row.id)
+    if "owner_id" in op.access.hidden_fields(entity) and not op.access.unrestricted:
+        return CRMError(f"{entity} {row.id} is not in the pool: it has an owner")
+    owner = op.session.get(User, row.owner_id)
+    who = owner.username if owner is not None else f"user {row.owner_id}"
+    return CRMError(f"{entity} {row.id} is not in the pool: {who} owns it")
 
 
 def _check_limits(op: Operation, entity: str, model: Any, wanted: int) -> None:
