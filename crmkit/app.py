@@ -119,6 +119,14 @@ class CRM:
         with self._read_sessions() as session:
             return set(session.scalars(select(PluginState.name).where(PluginState.enabled)))
 
+    def import_installed_plugins(self) -> None:
+        """Import every installed plugin, enabled or not (a CRM opens with only the enabled
+        ones imported), so that their models join the SQLAlchemy metadata: for work that
+        must see every table the database may hold, such as a merge re-pointing references
+        in a disabled plugin's tables (its data stays while it is disabled)."""
+        for plugin in self.installed.values():
+            plugin.load()
+
     def _warn_enabled_but_broken(self) -> None:
         """An enabled plugin that cannot load here is worth a warning on every start (its
         hooks are not running); one merely installed without its extra is not."""

@@ -520,9 +520,11 @@ def crmkit_merge_references(
 
     Called inside the merge's transaction by ``crm.merges.merge`` after the core re-pointed
     every foreign key to the entity's table (those it finds in the SQLAlchemy metadata,
-    plugin tables included) and before the merged record is soft-deleted. Implement it for
-    references that are *not* foreign keys: ids kept in JSON, ``(entity, id)`` pairs, keys
-    in another system. Raise to refuse the merge (the whole merge rolls back).
+    plugin tables included, in tables with an ``id`` column) and before the merged record is
+    soft-deleted. Implement it for references that are *not* foreign keys: ids kept in JSON,
+    ``(entity, id)`` pairs, keys in another system, and for foreign keys in a table without
+    an ``id`` column (one row per record, keyed by it), which the core leaves alone. Raise
+    to refuse the merge (the whole merge rolls back).
 
     Return a JSON-ready mapping describing what you moved, under a key of your own (your
     plugin's name), or ``None``. The core stores the union of the answers with the merge and

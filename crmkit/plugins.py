@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
@@ -25,6 +26,8 @@ from crmkit.errors import CRMError, PluginError, PluginVeto
 ENTRY_POINT_GROUP = "crmkit.plugins"
 hookimpl = pluggy.HookimplMarker("crmkit")
 log = logging.getLogger(__name__)
+#: Held while a plugin imports, so that two threads asking for it import it once.
+_LOADING = threading.RLock()
 
 
 def _names(values: Iterable[str]) -> tuple[str, ...]:
@@ -61,16 +64,67 @@ class PluginSpec:
 
 @define
 class InstalledPlugin:
-    """A plugin found on this machine, loaded or not."""
+    """A plugin found on this machine, loaded or not.
+
+    Its module is imported on first need (its hooks registered, its metadata, hooks or load
+    error read), not when it is found: opening a CRM imports the plugins it has enabled and
+    leaves the others, with their libraries, alone (``crmkit plugins list`` imports them
+    all, to show each one's description or error).
+    """
 
     name: str
     version: str
     distribution: str | None
     module_name: str
-    description: str = ""
-    requires: tuple[str, ...] = ()
-    module: object | None = None
-    load_error: str | None = None
+    _description: str = ""
+    _requires: tuple[str, ...] = ()
+    _module: object | None = None
+    _load_error: str | None = None
+    #: Where the module comes from, until it is imported (None once it was, or for a plugin
+    #: made from an object already in memory).
+    _entry_point: importlib.metadata.EntryPoint | None = field(default=None, repr=False)
+
+    def load(self) -> None:
+        """Import the plugin's module now if it is not yet; a failure is kept as
+        ``load_error`` (and logged at debug level), never raised."""
+        with _LOADING:
+            entry_point, self._entry_point = self._entry_point, None
+            if entry_point is None:
+                return
+            try:
+                module = entry_point.load()
+            except Exception as error:  # noqa: BLE001 - any import failure is reported, not raised
+                self._load_error = f"{type(error).__name__}: {error}"
+                # Said where it helps (`plugins list`/`info`, and on opening a CRM that has it
+                # enabled), not on every command of every installation without its extra.
+                log.debug("plugin %r failed to load: %s", self.name, self._load_error)
+            else:
+                self._module = module
+                self._description, self._requires = _describe(module, self.name)
+
+    @property
+    def module(self) -> object | None:
+        """The plugin's module (imported now if it is not yet), or None if it failed to."""
+        self.load()
+        return self._module
+
+    @property
+    def load_error(self) -> str | None:
+        """Why the module failed to import (imported now if it is not yet), or None."""
+        self.load()
+        return self._load_error
+
+    @property
+    def description(self) -> str:
+        """The plugin's ``PluginSpec`` description, else its docstring's first line."""
+        self.load()
+        return self._description
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """The plugins it requires (its ``PluginSpec``)."""
+        self.load()
+        return self._requires
 
     @property
     def loaded(self) -> bool:
@@ -106,27 +160,19 @@ def _describe(module: object, name: str) -> tuple[str, tuple[str, ...]]:
 
 
 def discover_plugins() -> dict[str, InstalledPlugin]:
-    """Import every plugin registered under ``crmkit.plugins``; a plugin that fails to import
-    is returned with its ``load_error`` and the others still load."""
+    """Every plugin registered under ``crmkit.plugins``, not imported yet: each imports on
+    first need (:meth:`InstalledPlugin.load`); one that fails to is kept with its
+    ``load_error`` and the others still load."""
     found: dict[str, InstalledPlugin] = {}
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = entry_point.dist
-        plugin = InstalledPlugin(
+        found[entry_point.name] = InstalledPlugin(
             name=entry_point.name,
             version=dist.version if dist else "unknown",
             distribution=dist.name if dist else None,
             module_name=entry_point.value,
+            entry_point=entry_point,
         )
-        try:
-            plugin.module = entry_point.load()
-        except Exception as error:  # noqa: BLE001 - any import failure is reported, not raised
-            plugin.load_error = f"{type(error).__name__}: {error}"
-            # Said where it helps (`plugins list`/`info`, and on opening a CRM that has it
-            # enabled), not on every command of every installation without its extra.
-            log.debug("plugin %r failed to load: %s", entry_point.name, plugin.load_error)
-        else:
-            plugin.description, plugin.requires = _describe(plugin.module, plugin.name)
-        found[plugin.name] = plugin
     return found
 
 

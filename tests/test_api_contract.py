@@ -153,3 +153,28 @@ def test_a_route_without_its_own_problem_answers_gets_them(
         assert content["application/problem+json"]["schema"] == {
             "$ref": "#/components/schemas/Problem"
         }
+
+
+def test_public_routes_say_they_need_no_token_and_the_others_need_a_bearer_token(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    crm = make_crm(discover=True, enable=["reminders", "campaigns"])
+    from crmkit.api import create_app
+
+    document = create_app(crm).openapi_schema.to_schema()
+    assert document["security"] == [{"BearerToken": []}]
+    assert document["components"]["securitySchemes"]["BearerToken"]["scheme"] == "bearer"
+    paths = document["paths"]
+    for path, method in [
+        ("/health", "get"),
+        ("/forms/{key}", "post"),
+        ("/forms/{key}/snippet", "get"),
+        ("/messages/unsubscribe/{token}", "get"),
+        ("/plugins/reminders/feed/{token}", "get"),
+        ("/plugins/campaigns/click/{token}", "get"),
+    ]:
+        assert paths[path][method]["security"] == [], path
+        assert "401" not in paths[path][method]["responses"], path
+    # the rest inherit the document's bearer requirement
+    assert "security" not in paths["/contacts"]["get"]
+    assert "401" in paths["/contacts"]["get"]["responses"]

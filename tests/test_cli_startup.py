@@ -3,6 +3,8 @@ importing them, and that table says what each command's own help says."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ PLUGIN_MODULES = (
     "crmkit_referrals",
     "crmkit_insights",
     "crmkit_campaigns",
+    "crmkit_tickets",
 )
 
 
@@ -44,6 +47,7 @@ HEAVY = (
     "crmkit.app",
     "crmkit.services.records",
     "numpy",
+    "rapidfuzz",
     "opencc",
     "matplotlib",
     *PLUGIN_MODULES,
@@ -165,3 +169,71 @@ def test_a_plugins_declared_commands_are_its_commands(plugin: str) -> None:
     declared = declared_commands(installed_plugin_modules()[plugin])
     assert declared == {c.name: c.get_short_help_str(200) for c in commands}
     assert dict(module.crmkit_plugin.commands) == declared
+
+
+# -- a command that opens the CRM loads what the CRM has enabled, nothing more ------------------
+
+
+def test_a_command_that_opens_the_crm_imports_only_the_enabled_plugins(crm_folder: Path) -> None:
+    subprocess.run([CRMKIT, "plugins", "disable", "brokers"], cwd=crm_folder, check=True)
+    loaded = _loaded_after("contacts", "list", "--limit", "1", cwd=crm_folder)
+    assert "crmkit_brokers" not in loaded  # installed, disabled: never imported
+    assert "crmkit_tickets" not in loaded  # installed, never enabled
+    assert {"crmkit_dedupe", "crmkit_loyalty", "crmkit_referrals"} <= loaded
+    # the dedupe plugin checks its rules at open; its engine (numpy, rapidfuzz) waits for
+    # the first record it checks
+    assert not {"numpy", "rapidfuzz"} & loaded
+
+
+def test_plugins_list_still_imports_every_plugin_to_describe_it(crm_folder: Path) -> None:
+    subprocess.run([CRMKIT, "plugins", "disable", "brokers"], cwd=crm_folder, check=True)
+    result = subprocess.run(
+        [CRMKIT, "plugins", "list", "--json"],
+        cwd=crm_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["brokers"]["enabled"] is False
+    assert rows["brokers"]["description"]  # read from the module, imported to list it
+    assert rows["dedupe"]["enabled"] is True
+
+
+MAKE_A_REFERRAL = """
+import crmkit
+crm = crmkit.open(config="crmkit.toml")
+ids = [crm.contacts.create({"full_name": name}).id for name in ("张伟", "张伟 (2)", "李娜")]
+crm.records("referral").create({"referrer_contact_id": ids[1], "referred_contact_id": ids[2]})
+print(*ids)
+"""
+
+MERGE = """
+import sys
+import crmkit
+crm = crmkit.open(config="crmkit.toml")
+assert "crmkit_referrals" not in sys.modules, "a disabled plugin was imported at open"
+crm.merges.merge("contact", int(sys.argv[1]), int(sys.argv[2]))
+"""
+
+
+def test_a_merge_repoints_the_tables_of_a_plugin_that_is_disabled(crm_folder: Path) -> None:
+    """Disabled plugins are not imported when the CRM opens, yet their data stays: a merge
+    still re-points the foreign keys in their tables."""
+    made = subprocess.run(
+        [sys.executable, "-c", MAKE_A_REFERRAL],
+        cwd=crm_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    survivor, merged, referred = made.stdout.split()
+    subprocess.run([CRMKIT, "plugins", "disable", "referrals"], cwd=crm_folder, check=True)
+    subprocess.run(
+        [sys.executable, "-c", MERGE, survivor, merged], cwd=crm_folder, check=True, text=True
+    )
+    with sqlite3.connect(crm_folder / "crmkit.db") as connection:
+        rows = connection.execute(
+            "SELECT referrer_contact_id, referred_contact_id FROM referrals"
+        ).fetchall()
+    assert rows == [(int(survivor), int(referred))]

@@ -241,3 +241,17 @@ def test_plugins_move_their_own_references_and_move_them_back(make_crm: Any) -> 
 
     crm.merges.undo(result.merge_id)
     assert tracker.favourites["vip"] == second.id
+
+
+def test_a_table_keyed_by_the_record_is_left_to_its_plugin(make_crm: Any) -> None:
+    """The insight plugin keeps one row per customer, keyed by the contact (no ``id``): the
+    core re-points the other references and leaves that row to the plugin."""
+    crm = make_crm(enable=["insights"])
+    survivor = _contact(crm, full_name="張偉", phone="138 1234 5678")
+    merged = _contact(crm, full_name="Zhang Wei", email="zhang.wei@example.com")
+    call = crm.activities.create({"kind": "call", "subject": "报价", "contact_id": merged.id})
+
+    result = crm.merges.merge("contact", survivor.id, merged.id)
+
+    assert crm.activities.get(call.id).contact_id == survivor.id
+    assert result.moved == {"activities.contact_id": 1}

@@ -19,7 +19,7 @@ from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.openapi.spec import Components, Operation, SecurityScheme, Tag
 from litestar.routes import HTTPRoute
 
 from crmkit.api.actions import action_routers
@@ -132,11 +132,24 @@ def create_app(
     return app
 
 
+class PublicOperation(Operation):
+    """A route that needs no token, documented with ``security: []``: Litestar leaves a
+    handler's empty ``security`` out of the document, and the route would then inherit the
+    document's bearer requirement (an API explorer and a generated client would send a
+    token the route does not want)."""
+
+    def to_schema(self) -> dict[str, Any]:
+        schema = super().to_schema()
+        schema["security"] = []
+        return schema
+
+
 def with_problem_responses(app: Litestar) -> None:
     """Give every documented route, core or plugin, the problem+json answers it can give and
     does not declare itself: 400 and 422 (a request it cannot read or take), 401 and 403
     unless it is public, 404 when its path names something. Without them Litestar documents
-    an anonymous 400 schema of its own, which client generators cannot read."""
+    an anonymous 400 schema of its own, which client generators cannot read. A public route
+    (``exclude_from_auth``) is documented as needing no token (:class:`PublicOperation`)."""
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -147,6 +160,8 @@ def with_problem_responses(app: Litestar) -> None:
             public = handler.opt.get("exclude_from_auth") or handler.security == []
             if not public:
                 statuses |= {401, 403}
+            elif handler.operation_class is Operation:
+                handler.operation_class = PublicOperation
             if route.path_parameters:
                 statuses.add(404)
             declared = dict(handler.responses or {})

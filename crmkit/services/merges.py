@@ -312,10 +312,14 @@ class MergeService:
         """Every ``(table, column)`` with a foreign key to ``entity``'s table that exists in
         this database (a disabled plugin's table may not)."""
         target: Any = self.crm.entity(entity).model.__table__
+        self.crm.import_installed_plugins()  # a disabled plugin's tables are in the metadata
         existing = set(inspect(op.session.connection()).get_table_names())
         found = []
         for table in Base.metadata.sorted_tables:
-            if table.name not in existing:
+            if table.name not in existing or "id" not in table.c:
+                # the moved rows are recorded by id for the undo: a table keyed otherwise (a
+                # plugin's one row per record, say) is its plugin's to move, through
+                # crmkit_merge_references
                 continue
             for column in table.columns:
                 for key in column.foreign_keys:
@@ -458,6 +462,7 @@ class MergeService:
                 changes={"deleted_at": None},
                 previous={"deleted_at": row.merged_at},
             )
+        self.crm.import_installed_plugins()  # the moves may name a disabled plugin's tables
         tables = {table.name: table for table in Base.metadata.sorted_tables}
         for move in (row.moved or {}).get("references", []):
             table = tables.get(move["table"])

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -38,9 +38,13 @@ crmkit.require_modules(
     install="pip install 'crmkit[dedupe]'",
 )
 
-# (the plugin's own modules after the check: a missing library fails before they load)
-from crmkit_dedupe.engine import PLUGIN_NAME, Engine, engine_of, forget  # noqa: E402
+# (the plugin's own modules after the check: a missing library fails before they load;
+# the matching engine, with numpy and rapidfuzz, loads on its first use, not at open)
 from crmkit_dedupe.models import DedupeCandidate, DedupeKey  # noqa: E402
+from crmkit_dedupe.rules import PLUGIN_NAME, configured_rules  # noqa: E402
+
+if TYPE_CHECKING:
+    from crmkit_dedupe.engine import Engine
 
 crmkit_plugin = crmkit.PluginSpec(
     description="Duplicate detection and merge, aware of Chinese names, pinyin and companies",
@@ -50,6 +54,22 @@ crmkit_plugin = crmkit.PluginSpec(
 )
 
 __all__ = ["PLUGIN_NAME", "DedupeCandidate", "DedupeKey", "Engine", "crmkit_plugin", "engine_of"]
+
+
+def engine_of(crm: crmkit.CRM) -> Engine:
+    """The matching engine of ``crm``, built on first use (:mod:`crmkit_dedupe.engine`)."""
+    from crmkit_dedupe.engine import engine_of as built
+
+    return built(crm)
+
+
+def __getattr__(name: str) -> Any:
+    """``Engine``, imported on first use (with numpy and rapidfuzz)."""
+    if name == "Engine":
+        from crmkit_dedupe.engine import Engine
+
+        return Engine
+    raise AttributeError(f"module 'crmkit_dedupe' has no attribute {name!r}")
 
 
 @crmkit.hookimpl
@@ -104,14 +124,17 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
 
 @crmkit.hookimpl
 def crmkit_startup(crm: crmkit.CRM) -> None:
-    """Parse and check the rules: a rule naming an unknown entity or field stops here."""
-    forget(crm)
-    engine_of(crm)
+    """Parse and check the rules: a rule naming an unknown entity or field stops here. The
+    engine that matches with them is built on its first use (a command that checks no
+    record does not import numpy and rapidfuzz)."""
+    configured_rules(crm)
 
 
 @crmkit.hookimpl
 def crmkit_setup(crm: crmkit.CRM, op: crmkit.Operation) -> None:
     """On enable: check the rules, then index every existing record."""
+    from crmkit_dedupe.engine import forget
+
     forget(crm)
     indexed = engine_of(crm).rebuild(op)
     op.emit("dedupe.indexed", {"records": indexed})

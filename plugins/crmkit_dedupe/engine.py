@@ -34,9 +34,8 @@ from sqlalchemy.dialects.postgresql import ARRAY
 import crmkit
 from crmkit_dedupe import matching
 from crmkit_dedupe.models import DedupeCandidate, DedupeKey
-from crmkit_dedupe.rules import DEFAULT_RULES, Rule, check_rules, parse_rules
+from crmkit_dedupe.rules import PLUGIN_NAME, Rule, configured_rules
 
-PLUGIN_NAME = "dedupe"
 KEYS: Any = DedupeKey.__table__
 CANDIDATES: Any = DedupeCandidate.__table__
 _ENGINES: weakref.WeakKeyDictionary[crmkit.CRM, Engine] = weakref.WeakKeyDictionary()
@@ -62,13 +61,7 @@ class Engine:
     def __init__(self, crm: crmkit.CRM) -> None:
         settings = crm.plugin_settings(PLUGIN_NAME)
         self.crm = crm
-        raw = settings.get("rules") or []
-        self.rules: tuple[Rule, ...] = parse_rules(raw) if raw else self._default_rules(crm)
-        fields_of = {
-            name: [*entity.columns, *crm.custom_fields.get(name, {})]
-            for name, entity in crm.entities.items()
-        }
-        check_rules(self.rules, fields_of)
+        self.rules: tuple[Rule, ...] = configured_rules(crm)
         self.region = str(settings.get("default_region") or crm.settings.default_region)
         self.max_candidates = int(settings.get("max_candidates", 200))
         self.online = bool(settings.get("online_check", True))
@@ -163,12 +156,6 @@ class Engine:
             ]
             for name, fields in self.fields.items()
         }
-
-    @staticmethod
-    def _default_rules(crm: crmkit.CRM) -> tuple[Rule, ...]:
-        # The defaults name the core entities' fields; keep only what exists (an integrator
-        # may have replaced an entity).
-        return tuple(r for r in DEFAULT_RULES if r.entity in crm.entities)
 
     def rules_for(self, entity: str) -> list[Rule]:
         """The rules checking records of ``entity``."""

@@ -39,6 +39,8 @@ from attrs import field, frozen
 
 import crmkit
 
+PLUGIN_NAME = "dedupe"
+
 COMPARISONS = (
     "name",
     "company",
@@ -269,3 +271,19 @@ def check_rules(rules: Iterable[Rule], fields_of: Mapping[str, Iterable[str]]) -
                     raise crmkit.ConfigError(
                         f"dedupe rule {rule.name!r} names unknown field {entity}.{name}"
                     )
+
+
+def configured_rules(crm: crmkit.CRM) -> tuple[Rule, ...]:
+    """The rules ``crm`` matches with: ``[plugins.dedupe] rules`` parsed, else the built-in
+    rules of the entities it has; checked against its entities' fields, built-in and
+    custom (a rule naming an unknown entity or field is a ``ConfigError``)."""
+    raw = crm.plugin_settings(PLUGIN_NAME).get("rules") or []
+    # The defaults name the core entities' fields; keep only what exists (an integrator
+    # may have replaced an entity).
+    rules = parse_rules(raw) if raw else tuple(r for r in DEFAULT_RULES if r.entity in crm.entities)
+    fields_of = {
+        name: [*entity.columns, *crm.custom_fields.get(name, {})]
+        for name, entity in crm.entities.items()
+    }
+    check_rules(rules, fields_of)
+    return rules
