@@ -94,6 +94,8 @@ def test_an_e_mail_reaches_the_smtp_server_through_the_worker(
     assert mail.get_content().strip() == "祝您和家人中秋快乐！"
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert mail["List-Unsubscribe"].startswith("<https://crm.shop.example/messages/unsubscribe/")
+    # as mail clients read it: one plain <URL>, not RFC 2047 encoded words
+    assert dict(mail.raw_items())["List-Unsubscribe"] == mail["List-Unsubscribe"]
     (logged,) = crm.messages.log()
     assert (logged.status, logged.attempts) == ("sent", 1)
 

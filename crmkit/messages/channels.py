@@ -16,14 +16,14 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from attrs import field, frozen
 from sqlalchemy.orm import Session
 
 from crmkit.db.engine import bulk_insert
+from crmkit.messages.mime import display_address, email_bytes
 from crmkit.outbound import UnsafeDestination, check_url_host, guarded_client
 from crmkit.permissions.models import Notification
 
@@ -191,21 +191,40 @@ class EmailChannel(MessageChannel):
             smtp.login(settings.username, settings.password)
         return smtp
 
-    def compose(self, message: OutgoingMessage) -> EmailMessage:
-        """The e-mail of ``message``: headers, a text part and, if given, an HTML part."""
+    def compose(self, message: OutgoingMessage) -> bytes:
+        """The e-mail of ``message`` as sent: headers (``Message-ID`` from the delivery key,
+        the channel extras such as ``List-Unsubscribe``), a text part and, if given, an HTML
+        part (:mod:`crmkit.messages.mime`)."""
         settings = self.settings
-        email = EmailMessage()
-        email["From"] = formataddr((settings.from_name, settings.from_address))
-        email["To"] = message.address
-        email["Subject"] = message.subject
-        email["Date"] = formatdate(localtime=False)
-        email["Message-ID"] = message_id(message.key, settings.from_address.split("@")[-1])
-        for name, value in message.headers.items():
-            email[name] = value
-        email.set_content(message.body or message.subject)
-        if message.html:
-            email.add_alternative(message.html, subtype="html")
-        return email
+        return email_bytes(
+            sender=display_address(settings.from_name, settings.from_address),
+            to=message.address,
+            subject=message.subject,
+            date=formatdate(localtime=False),
+            message_id=message_id(message.key, settings.from_address.split("@")[-1]),
+            body=message.body or message.subject,
+            html=message.html,
+            headers=message.headers,
+        )
+
+    def _send(self, smtp: smtplib.SMTP, message: OutgoingMessage) -> None:
+        """Send one composed message over ``smtp`` (envelope: the configured sender and the
+        message's address; SMTPUTF8 when the address needs it and the server offers it)."""
+        smtp.ehlo_or_helo_if_needed()
+        options: list[str] = []
+        international = not (message.address.isascii() and self.settings.from_address.isascii())
+        if international:
+            if not smtp.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError(
+                    f"{message.address!r} needs SMTPUTF8, which the server does not offer"
+                )
+            options = ["SMTPUTF8", "BODY=8BITMIME"]
+        smtp.sendmail(
+            self.settings.from_address,
+            [message.address],
+            self.compose(message),
+            options,
+        )
 
     def deliver(self, message: OutgoingMessage) -> None:
         outcome = self.deliver_many([message])[0]
@@ -226,7 +245,9 @@ class EmailChannel(MessageChannel):
                     try:
                         if smtp is None:
                             smtp = self._connect()
-                        smtp.send_message(self.compose(messages[index]))
+                        self._send(smtp, messages[index])
+                    except ValueError as error:  # not composable (broken text): this one only
+                        outcomes[index] = error
                     except smtplib.SMTPRecipientsRefused as error:
                         codes = [code for code, _ in error.recipients.values()]
                         outcomes[index] = (
