@@ -278,7 +278,7 @@ def demo(session: nox.Session) -> None:
     """Set up a demo CRM with sample data in ./demo and show what to try next."""
     prepare_machine(session, "demo")  # OCR libraries and CJK fonts for the card scanner
     session.install(
-        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights,campaigns")
+        *crmkit_with_example_plugin("dedupe,loyalty,cardscan,reminders,insights,campaigns,brokers")
     )
     crmkit = str(Path(session.bin) / "crmkit")
     config = ["--config", str(DEMO_CONFIG)]
