@@ -27,6 +27,7 @@ from typing import Any
 
 from attrs import define, field
 from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import text as sql_text
 
 import crmkit
 from crmkit_loyalty import ledger
@@ -294,24 +295,55 @@ def _lock_cards(
     return cards
 
 
+#: PostgreSQL: which of a batch's (program, receipt) pairs are recorded, one unique-index
+#: probe per pair. LATERAL ... LIMIT 1 leaves the planner no other plan, whatever the
+#: table's statistics say: with ``program_id IN (...) AND receipt_id IN (...)`` a table never
+#: analysed was scanned for the program alone, every earlier purchase read by every batch.
+_RECORDED_POSTGRES = """
+SELECT k.program_id, k.receipt_id
+FROM unnest(CAST(:programs AS bigint[]), CAST(:receipts AS text[])) AS k(program_id, receipt_id)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM {table} AS p
+    WHERE p.program_id = k.program_id AND p.receipt_id = k.receipt_id
+    LIMIT 1
+) AS found
+"""
+
+
+def _recorded_receipts(
+    connection: Any, cards: Mapping[str, LockedCard], batch: list[_Row]
+) -> set[tuple[int, str]]:
+    """The (program, receipt) pairs of ``batch`` already recorded."""
+    pairs = {
+        (card.program_id, row.receipt) for row in batch if (card := cards.get(row.card)) is not None
+    }
+    if not pairs:
+        return set()
+    if connection.dialect.name == "postgresql":
+        programs, receipts = zip(*sorted(pairs), strict=True)
+        statement = sql_text(_RECORDED_POSTGRES.format(table=PURCHASES.name))
+        rows = connection.execute(
+            statement, {"programs": list(programs), "receipts": list(receipts)}
+        )
+        return {(int(r.program_id), str(r.receipt_id)) for r in rows}
+    return {
+        (r.program_id, r.receipt_id)
+        for r in connection.execute(
+            select(PURCHASES.c.program_id, PURCHASES.c.receipt_id).where(
+                PURCHASES.c.program_id.in_({program for program, _ in pairs}),
+                PURCHASES.c.receipt_id.in_([receipt for _, receipt in pairs]),
+            )
+        )
+    }
+
+
 def _import_batch(
     op: crmkit.Operation, batch: list[_Row], result: ImportResult, skip_bad: bool
 ) -> None:
     now = crmkit.utcnow()
     connection = op.session.connection()
     cards = _lock_cards(op, sorted({row.card for row in batch}), now)
-    taken: set[tuple[int, str]] = set()
-    program_ids = {card.program_id for card in cards.values()}
-    if program_ids:
-        taken = {
-            (r.program_id, r.receipt_id)
-            for r in connection.execute(
-                select(PURCHASES.c.program_id, PURCHASES.c.receipt_id).where(
-                    PURCHASES.c.program_id.in_(program_ids),
-                    PURCHASES.c.receipt_id.in_([row.receipt for row in batch]),
-                )
-            )
-        }
+    taken = _recorded_receipts(connection, cards, batch)
     expiries: dict[tuple[int, dt.date], dt.datetime | None] = {}
     purchases: list[dict[str, Any]] = []
     lots: list[dict[str, Any]] = []
