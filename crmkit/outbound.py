@@ -74,14 +74,18 @@ def _refusal(url: str, what: str) -> UnsafeDestination:
     )
 
 
+def _refuse_local_name(url: str, host: str) -> None:
+    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
+        raise _refusal(url, f"the local name {host!r}")
+
+
 def check_url_host(url: str, *, allow_internal: bool = False) -> None:
     """Refuse ``url`` when its host is an internal name or address (no DNS lookup: a name is
     checked again, resolved, when a delivery connects: :func:`guarded_client`)."""
     if allow_internal:
         return
     host, _ = _host(url)
-    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
-        raise _refusal(url, f"the local name {host!r}")
+    _refuse_local_name(url, host)
     address = _numeric(host)
     if address is not None and is_internal(address):
         raise _refusal(url, f"the internal address {address}")
@@ -92,20 +96,17 @@ def check_destination(url: str, *, allow_internal: bool = False) -> None:
     :func:`guarded_client` checks when it connects)."""
     if allow_internal:
         return
-    check_url_host(url)
+    check_url_host(url)  # also the address spellings only the numeric parse catches
     host, port = _host(url)
-    try:
-        checked_addresses(host, port)
-    except UnsafeDestination as error:
-        raise UnsafeDestination(str(error).replace(f"//{host}:{port}", url, 1)) from None
+    checked_addresses(host, port, url=url)
 
 
-def checked_addresses(host: str, port: int) -> list[str]:
-    """The addresses ``host`` resolves to now, refused (:class:`UnsafeDestination`) when the
-    name is a local one or any address is internal; what a guarded connection connects to."""
-    url = f"//{host}:{port}"
-    if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES):
-        raise _refusal(url, f"the local name {host!r}")
+def checked_addresses(host: str, port: int, *, url: str | None = None) -> list[str]:
+    """The addresses ``host`` resolves to now, refused (:class:`UnsafeDestination`, naming
+    ``url`` or ``//host:port``) when the name is a local one or any address is internal; what
+    a guarded connection connects to."""
+    url = url or f"//{host}:{port}"
+    _refuse_local_name(url, host)
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
