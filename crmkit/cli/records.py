@@ -97,6 +97,23 @@ CORE_RECORD_COMMANDS = (
 )
 
 
+def echo_record_page(
+    crm: CRM, entity: str, page: Any, columns: Sequence[str], *, empty: str
+) -> None:
+    """A page of records as a table of ``columns`` (``empty`` when it has none), and where
+    the next page starts, on stderr."""
+    if not page.items:
+        click.echo(empty)
+        return
+    rows = []
+    for record in page.items:
+        values = record_values(crm, entity, record)
+        rows.append([values.get(column) for column in columns])
+    echo_table(columns, rows)
+    if page.next_cursor:
+        click.echo(f"More: add --cursor {page.next_cursor}", err=True)
+
+
 def record_values(crm: CRM, entity: str, record: Any) -> dict[str, object]:
     """A record's fields in export order: id, the fields, custom fields, timestamps."""
     snapshot = crm.records(entity).snapshot(record)
@@ -183,16 +200,7 @@ def _list_command(spec: EntityCommands) -> click.Command:
             items = [record_values(crm, entity, record) for record in page.items]
             echo_json({"items": items, "next_cursor": page.next_cursor})
             return
-        if not page.items:
-            click.echo(f"No {group_name} found.")
-            return
-        rows = []
-        for record in page.items:
-            values = record_values(crm, entity, record)
-            rows.append([values.get(column) for column in columns])
-        echo_table(columns, rows)
-        if page.next_cursor:
-            click.echo(f"More: add --cursor {page.next_cursor}", err=True)
+        echo_record_page(crm, entity, page, columns, empty=f"No {group_name} found.")
 
     return command
 

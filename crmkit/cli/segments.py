@@ -201,7 +201,7 @@ def segment_members(
     \b
         crmkit segments members 上海客户 --fields id,name,city --limit 100
     """
-    from crmkit.cli.records import record_values
+    from crmkit.cli.records import echo_record_page, record_values
     from crmkit.services.transfer import export_fields
 
     crm = cli_state().crm()
@@ -224,16 +224,7 @@ def segment_members(
     else:
         labels = [label for label in ("full_name", "name", "title") if label in known]
         columns = ["id", *labels[:1]]
-    if not page.items:
-        click.echo(f"No records in segment {segment.name!r}.")
-        return
-    rows = []
-    for record in page.items:
-        values = record_values(crm, entity, record)
-        rows.append([values.get(column) for column in columns])
-    echo_table(columns, rows)
-    if page.next_cursor:
-        click.echo(f"More: add --cursor {page.next_cursor}", err=True)
+    echo_record_page(crm, entity, page, columns, empty=f"No records in segment {segment.name!r}.")
 
 
 @segments_group.command("edit")
