@@ -48,7 +48,8 @@ def test_new_writes_a_plugin_whose_tests_pass_at_once(cli_run: Run, tmp_path: Pa
 
 
 def test_new_names_the_entity_as_told(cli_run: Run, tmp_path: Path) -> None:
-    name, entity = fresh_name(), f"e{uuid.uuid4().hex[:8]}y"
+    # a consonant before the y: "...ty" is pluralised "...ties" (a vowel before it keeps "ys")
+    name, entity = fresh_name(), f"e{uuid.uuid4().hex[:8]}ty"
     ok(cli_run("plugins", "new", name, "--entity", entity, "--directory", str(tmp_path)))
     target = tmp_path / f"crmkit-{name}"
     (migration,) = (target / f"crmkit_{name}" / "migrations").glob(f"{name}_0001_*.py")
