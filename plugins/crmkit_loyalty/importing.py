@@ -26,14 +26,15 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from attrs import define, field
-from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy import text as sql_text
 
 import crmkit
 from crmkit_loyalty import ledger
+from crmkit_loyalty.batch_credits import Credit, write_credits
 from crmkit_loyalty.cards import clean_number
-from crmkit_loyalty.ledger import CARDS, CONTACTS, LEDGER, LOTS, PROGRAMS, PURCHASES, LockedCard
-from crmkit_loyalty.programs import PurchaseFacts
+from crmkit_loyalty.ledger import CARDS, CONTACTS, PROGRAMS, PURCHASES, LockedCard
+from crmkit_loyalty.programs import Program, PurchaseFacts
 from crmkit_loyalty.registry import EARN_HOOK, program_by_id
 from crmkit_loyalty.service import CLOCK_SKEW, earn_points, parse_amount, parse_items
 from crmkit_loyalty.writes import STEPS
@@ -165,11 +166,12 @@ def import_purchases(
         raise crmkit.BulkRejected(result.errors)
     bad = {error.line for error in result.errors}
     good = [row for row in good if row.line not in bad]
+    expiries = _Expiries()
     for start in range(0, len(good), max(1, batch_size)):
         batch = good[start : start + batch_size]
         with crm.transaction(actor) as op:
             op.access.require("loyalty:earn")
-            _import_batch(op, batch, result, skip_bad)
+            _import_batch(op, batch, result, skip_bad, expiries)
     if result.errors and not skip_bad:
         raise crmkit.BulkRejected(result.errors)
     return result
@@ -295,11 +297,15 @@ def _lock_cards(
     return cards
 
 
-#: PostgreSQL: which of a batch's (program, receipt) pairs are recorded, one unique-index
-#: probe per pair. LATERAL ... LIMIT 1 leaves the planner no other plan, whatever the
-#: table's statistics say: with ``program_id IN (...) AND receipt_id IN (...)`` a table never
-#: analysed was scanned for the program alone, every earlier purchase read by every batch.
-_RECORDED_POSTGRES = """
+#: Which of a batch's (program, receipt) pairs are recorded, one unique-index probe per pair,
+#: driven from the pairs. PostgreSQL: LATERAL ... LIMIT 1 leaves the planner no other plan,
+#: whatever the table's statistics say: with ``program_id IN (...) AND receipt_id IN (...)`` a
+#: table never analysed was scanned for the program alone, every earlier purchase read by
+#: every batch. SQLite: a program's receipts as one JSON parameter (``CROSS JOIN`` keeps them
+#: the outer loop), instead of a statement with 2 000 parameters, which took longer to build
+#: and bind than to run.
+_RECORDED = {
+    "postgresql": """
 SELECT k.program_id, k.receipt_id
 FROM unnest(CAST(:programs AS bigint[]), CAST(:receipts AS text[])) AS k(program_id, receipt_id)
 CROSS JOIN LATERAL (
@@ -307,7 +313,14 @@ CROSS JOIN LATERAL (
     WHERE p.program_id = k.program_id AND p.receipt_id = k.receipt_id
     LIMIT 1
 ) AS found
-"""
+""",
+    "sqlite": """
+SELECT p.program_id, p.receipt_id
+FROM json_each(:receipts) AS k
+CROSS JOIN {table} AS p
+WHERE p.program_id = :program AND p.receipt_id = k.value
+""",
+}
 
 
 def _recorded_receipts(
@@ -319,39 +332,40 @@ def _recorded_receipts(
     }
     if not pairs:
         return set()
-    if connection.dialect.name == "postgresql":
+    dialect = connection.dialect.name
+    statement = sql_text(_RECORDED[dialect].format(table=PURCHASES.name))
+    if dialect == "postgresql":
         programs, receipts = zip(*sorted(pairs), strict=True)
-        statement = sql_text(_RECORDED_POSTGRES.format(table=PURCHASES.name))
         rows = connection.execute(
             statement, {"programs": list(programs), "receipts": list(receipts)}
         )
         return {(int(r.program_id), str(r.receipt_id)) for r in rows}
+    by_program: dict[int, list[str]] = defaultdict(list)
+    for program, receipt in pairs:
+        by_program[program].append(receipt)
     return {
-        (r.program_id, r.receipt_id)
+        (int(r.program_id), str(r.receipt_id))
+        for program, receipts in by_program.items()
         for r in connection.execute(
-            select(PURCHASES.c.program_id, PURCHASES.c.receipt_id).where(
-                PURCHASES.c.program_id.in_({program for program, _ in pairs}),
-                PURCHASES.c.receipt_id.in_([receipt for _, receipt in pairs]),
-            )
+            statement, {"program": program, "receipts": json.dumps(receipts)}
         )
     }
 
 
 def _import_batch(
-    op: crmkit.Operation, batch: list[_Row], result: ImportResult, skip_bad: bool
+    op: crmkit.Operation,
+    batch: list[_Row],
+    result: ImportResult,
+    skip_bad: bool,
+    expiries: _Expiries,
 ) -> None:
     now = crmkit.utcnow()
     connection = op.session.connection()
     cards = _lock_cards(op, sorted({row.card for row in batch}), now)
     taken = _recorded_receipts(connection, cards, batch)
-    expiries: dict[tuple[int, dt.date], dt.datetime | None] = {}
-    purchases: list[dict[str, Any]] = []
-    lots: list[dict[str, Any]] = []
-    notes: list[str | None] = []  # per lot: the plugin rules applied
-    touched: dict[int, LockedCard] = {}
+    accepted: list[_Accepted] = []
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
     latest = now + CLOCK_SKEW
-    nothing = decimal.Decimal(0)
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -391,43 +405,34 @@ def _import_batch(
             birthday=card.birthday,
         )
         points, rules = earn_points(op, card, facts, hooked=hooked)
-        purchases.append(
-            {
-                "program_id": card.program_id,
-                "card_id": card.id,
-                "contact_id": card.contact_id,
-                "receipt_id": row.receipt,
-                "amount": row.amount,
-                "currency": row.currency,
-                "store": row.store,
-                "occurred_at": when,
-                "items": row.items,
-                "points": points,
-                "refunded_amount": nothing,  # one object: the bulk insert converts it once
-                "refunded_points": 0,
-                "recorded_at": now,
-            }
-        )
-        if points <= 0:
-            continue
-        lots.append(
-            ledger.credit_lot(
-                card,
-                points,
-                now=now,
-                earned_at=when,
-                purchase_id=len(purchases) - 1,  # replaced by the purchase's id below
-                pending=True,  # pending only while the return window is still open
-                expires_at=_expiry(expiries, card, when),
-            )
-        )
-        notes.append(", ".join(rules)[:200] or None)
-        touched[card.id] = card
-        result.points += points
+        note = ", ".join(rules)[:200] or None
+        accepted.append(_Accepted(row, card, when, points, expiries.of(card, when), note))
     if result.errors and not skip_bad:
         return  # the caller raises; this transaction rolls back with nothing written
-    if not purchases:
+    if not accepted:
         return
+    # a program's purchases with one expiry side by side (in file order among them): the
+    # database then writes their lots per run of ids (batch_credits)
+    accepted.sort(key=_credit_order)
+    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
+    purchases = [
+        {
+            "program_id": item.card.program_id,
+            "card_id": item.card.id,
+            "contact_id": item.card.contact_id,
+            "receipt_id": item.row.receipt,
+            "amount": item.row.amount,
+            "currency": item.row.currency,
+            "store": item.row.store,
+            "occurred_at": item.when,
+            "items": item.row.items,
+            "points": item.points,
+            "refunded_amount": nothing,
+            "refunded_points": 0,
+            "recorded_at": now,
+        }
+        for item in accepted
+    ]
     ids = crmkit.allocate_ids(connection, PURCHASES, len(purchases))
     if ids is None:  # no safe way to pick ids here: insert one by one with RETURNING
         ids = [
@@ -438,26 +443,17 @@ def _import_batch(
         for purchase, purchase_id in zip(purchases, ids, strict=True):
             purchase["id"] = purchase_id
         crmkit.bulk_insert(connection, PURCHASES, purchases)
-    for lot in lots:
-        lot["purchase_id"] = ids[lot["purchase_id"]]
-    lot_ids = None if any(notes) else crmkit.allocate_ids(connection, LOTS, len(lots))
-    if lot_ids is None:
-        crmkit.bulk_insert(connection, LOTS, lots)
-        entries = [
-            ledger.entry_of_lot(lot, kind="earn", note=note, at=now, actor_id=op.actor_id)
-            for lot, note in zip(lots, notes, strict=True)
-        ]
-        crmkit.bulk_insert(connection, LEDGER, entries)
-    else:
-        for lot, lot_id in zip(lots, lot_ids, strict=True):
-            lot["id"] = lot_id
-        crmkit.bulk_insert(connection, LOTS, lots)
-        connection.execute(
-            _LEDGER_FROM_LOTS,
-            {"first": lot_ids[0], "last": lot_ids[-1], "at": now, "actor_id": op.actor_id},
-        )
-    _upgrade_tiers(op, list(touched.values()), now)
-    upgraded = [card for card in touched.values() if card.tier_since == now]
+    touched = write_credits(
+        op,
+        [
+            Credit(purchase_id, item.card, item.when, item.points, item.expires_at, item.note)
+            for item, purchase_id in zip(accepted, ids, strict=True)
+        ],
+        now,
+    )
+    result.points += sum(item.points for item in accepted if item.points > 0)
+    _upgrade_tiers(op, touched, now)
+    upgraded = [card for card in touched if card.tier_since == now]
     if upgraded:  # their tier too, in one executemany
         connection.execute(
             STEPS["card"],
@@ -473,7 +469,7 @@ def _import_batch(
                 for card in upgraded
             ],
         )
-    others = [card for card in touched.values() if card.tier_since != now]
+    others = [card for card in touched if card.tier_since != now]
     if others:
         _save_balances(connection, [(card.balance, card.pending, card.id) for card in others])
     result.imported += len(purchases)
@@ -483,39 +479,45 @@ def _import_batch(
     )
 
 
-#: The earn entries of a batch's lots, written by the database from the lots just inserted
-#: (``id`` between ``first`` and ``last``) instead of a second bulk insert from Python: the
-#: entry of a credit is the lot's points, as pending or spendable (``ledger.entry_of_lot``
-#: builds the same entry for a single purchase). A batch where a plugin's earn rule left a
-#: note on some row writes its entries from Python.
-_LEDGER_FROM_LOTS = insert(LEDGER).from_select(
-    ["card_id", "kind", "points", "pending", "purchase_id", "at", "actor_id"],
-    select(
-        LOTS.c.card_id,
-        literal("earn", LEDGER.c.kind.type),
-        case((LOTS.c.pending, 0), else_=LOTS.c.points),
-        case((LOTS.c.pending, LOTS.c.points), else_=0),
-        LOTS.c.purchase_id,
-        bindparam("at", type_=LEDGER.c.at.type),
-        bindparam("actor_id", type_=LEDGER.c.actor_id.type),
-    )
-    .where(LOTS.c.id.between(bindparam("first"), bindparam("last")))
-    .order_by(LOTS.c.id),
-)
+@define
+class _Accepted:
+    """A row of the batch that is to be recorded, with its card, time and points."""
+
+    row: _Row
+    card: LockedCard
+    when: dt.datetime
+    points: int
+    expires_at: dt.datetime | None
+    note: str | None
 
 
-def _expiry(
-    cache: dict[tuple[int, dt.date], dt.datetime | None], card: LockedCard, when: dt.datetime
-) -> dt.datetime | None:
-    """``card.program.expiry(when)``, computed once per program and local day when the
-    program rounds to whole days (a year of history has many receipts per day)."""
-    program = card.program
-    if program.round_to == "none":
-        return program.expiry(when)
-    key = (card.program_id, when.astimezone(program.zone).date())
-    if key not in cache:
-        cache[key] = program.expiry(when)
-    return cache[key]
+_NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _credit_order(item: _Accepted) -> tuple[int, dt.datetime]:
+    return item.card.program_id, item.expires_at or _NEVER
+
+
+class _Expiries:
+    """``program.expiry(when)`` per program, computed once per local day when the program
+    rounds to whole days (a year of history has 365 days and a million receipts); kept for
+    the whole import."""
+
+    def __init__(self) -> None:
+        self._days: dict[int, tuple[Program, dict[dt.date, dt.datetime | None]]] = {}
+
+    def of(self, card: LockedCard, when: dt.datetime) -> dt.datetime | None:
+        program = card.program
+        if program.round_to == "none":
+            return program.expiry(when)
+        known = self._days.get(card.program_id)
+        if known is None or known[0] is not program:  # a new version of the program
+            known = self._days[card.program_id] = (program, {})
+        days = known[1]
+        day = when.astimezone(program.zone).date()
+        if day not in days:
+            days[day] = program.expiry(when)
+        return days[day]
 
 
 def _upgrade_tiers(op: crmkit.Operation, cards: list[LockedCard], now: dt.datetime) -> None:

@@ -1,0 +1,146 @@
+"""An import batch writes its lots and earn entries one of two ways (crmkit_loyalty.
+batch_credits): by the database, from the purchases just written, or from Python, one lot
+per purchase as a single purchase builds it. Whatever the history and the program, both
+write the same lots, the same ledger and the same balances."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from crmkit_loyalty import batch_credits, importing, service
+from crmkit_loyalty.models import LoyaltyCard, LoyaltyLedgerEntry, LoyaltyLot, LoyaltyPurchase
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from loyalty_support import loyalty_crm
+from sqlalchemy import select
+
+import crmkit
+
+SETTINGS = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    database=None,
+)
+
+PROGRAMS: dict[str, dict[str, Any]] = {
+    "month-end, return window": {
+        "validity": {"months": 12, "round_to": "month"},
+        "pending_days": 14,
+    },
+    "exact time, no window": {"validity": {"days": 30, "round_to": "none"}, "pending_days": 0},
+    "day end in a zone with summer time": {
+        "validity": {"months": 6, "days": 3, "round_to": "day"},
+        "timezone": "America/New_York",
+        "pending_days": 7,
+    },
+    "never expire": {"validity": {}, "pending_days": 1},
+}
+
+# a receipt: (which of three cards, amount in cents, days ago, minutes into the day, tea?)
+receipts = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=2),
+        st.integers(min_value=1, max_value=300_000),  # under 1.00 earns no points
+        st.integers(min_value=0, max_value=500),
+        st.integers(min_value=0, max_value=24 * 60 - 1),
+        st.booleans(),
+    ),
+    min_size=1,
+    max_size=15,
+)
+
+
+def _rows(
+    numbers: list[str], history: list[tuple[int, int, int, int, bool]], tag: str, now: dt.datetime
+) -> Any:
+    return [
+        {
+            "card": numbers[card],
+            "receipt_id": f"{tag}{index}",
+            "amount": f"{cents / 100:.2f}",
+            "occurred_at": (now - dt.timedelta(days=age, minutes=minute)).isoformat(),
+            "category": "tea" if tea else "",
+        }
+        for index, (card, cents, age, minute, tea) in enumerate(history)
+    ]
+
+
+def _written(crm: crmkit.CRM, numbers: list[str]) -> list[Any]:
+    """Per card: its balance, pending points, lots and ledger, with receipts for ids."""
+    out = []
+    with crm.transaction(write=False) as op:
+        for number in numbers:
+            card = op.session.scalars(select(LoyaltyCard).where(LoyaltyCard.number == number)).one()
+            lots = op.session.execute(
+                select(
+                    LoyaltyPurchase.receipt_id,
+                    LoyaltyLot.points,
+                    LoyaltyLot.remaining,
+                    LoyaltyLot.pending,
+                    LoyaltyLot.earned_at,
+                    LoyaltyLot.available_at,
+                    LoyaltyLot.expires_at,
+                    LoyaltyLot.notified_at,
+                )
+                .join(LoyaltyPurchase, LoyaltyPurchase.id == LoyaltyLot.purchase_id)
+                .where(LoyaltyLot.card_id == card.id)
+                .order_by(LoyaltyLot.id)
+            ).all()
+            entries = op.session.execute(
+                select(
+                    LoyaltyLedgerEntry.kind,
+                    LoyaltyLedgerEntry.points,
+                    LoyaltyLedgerEntry.pending,
+                    LoyaltyPurchase.receipt_id,
+                    LoyaltyLedgerEntry.lot_id,
+                    LoyaltyLedgerEntry.note,
+                )
+                .join(LoyaltyPurchase, LoyaltyPurchase.id == LoyaltyLedgerEntry.purchase_id)
+                .where(LoyaltyLedgerEntry.card_id == card.id)
+                .order_by(LoyaltyLedgerEntry.id)
+            ).all()
+            out.append(
+                (
+                    card.balance,
+                    card.pending,
+                    [(receipt[1:], *rest) for receipt, *rest in lots],
+                    [
+                        (kind, points, pending, receipt[1:], *rest)
+                        for kind, points, pending, receipt, *rest in entries
+                    ],
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize("program", list(PROGRAMS), ids=list(PROGRAMS))
+def test_the_database_and_python_write_the_same_lots_and_ledger(
+    make_crm: Callable[..., crmkit.CRM], monkeypatch: pytest.MonkeyPatch, program: str
+) -> None:
+    crm = loyalty_crm(make_crm, **PROGRAMS[program])
+
+    @SETTINGS
+    @given(history=receipts, batch_size=st.sampled_from([3, 1000]))
+    def check(history: list[tuple[int, int, int, int, bool]], batch_size: int) -> None:
+        numbers = {}
+        for path in ("database", "python"):
+            numbers[path] = [
+                str(service.issue_card(crm, crm.contacts.create({"full_name": "刘洋"}).id)["card"])
+                for _ in range(3)
+            ]
+        tag, now = f"{id(history)}-", crmkit.utcnow()
+        importing.import_purchases(
+            crm, _rows(numbers["database"], history, "D" + tag, now), batch_size=batch_size
+        )
+        with monkeypatch.context() as patch:
+            patch.setattr(batch_credits, "_by_database", lambda credits: False)
+            importing.import_purchases(
+                crm, _rows(numbers["python"], history, "P" + tag, now), batch_size=batch_size
+            )
+        assert _written(crm, numbers["database"]) == _written(crm, numbers["python"])
+
+    check()
