@@ -137,7 +137,7 @@ def test_the_database_and_python_write_the_same_lots_and_ledger(
             crm, _rows(numbers["database"], history, "D" + tag, now), batch_size=batch_size
         )
         with monkeypatch.context() as patch:
-            patch.setattr(batch_credits, "_by_database", lambda credits: False)
+            patch.setattr(batch_credits, "_by_database", lambda credits, cards: False)
             importing.import_purchases(
                 crm, _rows(numbers["python"], history, "P" + tag, now), batch_size=batch_size
             )

@@ -23,10 +23,9 @@ An import batch (``importing``) has written its purchases, ids ascending in the 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
-from attrs import frozen
 from sqlalchemy import bindparam, case, insert, literal, select
 from sqlalchemy import text as sql_text
 
@@ -35,13 +34,13 @@ from crmkit_loyalty import ledger
 from crmkit_loyalty.ledger import LEDGER, LOTS, PURCHASES, LockedCard
 
 
-@frozen
-class Credit:
+class Credit(NamedTuple):
     """A purchase of the batch as its points are credited: its id, card, time, points,
-    expiry and the ledger note of the plugin rules applied."""
+    expiry and the ledger note of the plugin rules applied (plain values: a batch holds
+    thousands, which the garbage collector then need not go through)."""
 
     purchase_id: int
-    card: LockedCard
+    card_id: int
     earned_at: dt.datetime
     points: int
     expires_at: dt.datetime | None
@@ -49,11 +48,14 @@ class Credit:
 
 
 def write_credits(
-    op: crmkit.Operation, credits: Sequence[Credit], now: dt.datetime
+    op: crmkit.Operation,
+    credits: Sequence[Credit],
+    cards: Mapping[int, LockedCard],
+    now: dt.datetime,
 ) -> list[LockedCard]:
-    """Write the lots and earn entries of ``credits`` (ids ascending), update their cards'
-    ``balance`` and ``pending`` in memory (the caller saves them) and return the cards
-    credited."""
+    """Write the lots and earn entries of ``credits`` (ids ascending; ``cards`` by id),
+    update their cards' ``balance`` and ``pending`` in memory (the caller saves them) and
+    return the cards credited."""
     earning = [credit for credit in credits if credit.points > 0]
     if not earning:
         return []
@@ -61,11 +63,12 @@ def write_credits(
     touched: dict[int, LockedCard] = {}
     noted = any(credit.note for credit in earning)
     lots: list[dict[str, Any]] = []
-    if not _by_database(earning):
+    if not _by_database(earning, cards):
         for credit in earning:
+            card = cards[credit.card_id]
             lots.append(
                 ledger.credit_lot(
-                    credit.card,
+                    card,
                     credit.points,
                     now=now,
                     earned_at=credit.earned_at,
@@ -74,17 +77,17 @@ def write_credits(
                     expires_at=credit.expires_at,
                 )
             )
-            touched[credit.card.id] = credit.card
+            touched[card.id] = card
         crmkit.bulk_insert(connection, LOTS, lots)
     else:
         for credit in earning:
-            card = credit.card
+            card = cards[credit.card_id]
             if card.program.available(credit.earned_at) > now:  # as ledger.credit_lot
                 card.pending += credit.points
             else:
                 card.balance += credit.points
             touched[card.id] = card
-        connection.execute(_lots_statement(connection.dialect.name), _runs(earning, now))
+        connection.execute(_lots_statement(connection.dialect.name), _runs(earning, cards, now))
     if noted:
         entries = [
             ledger.entry_of_lot(lot, kind="earn", note=credit.note, at=now, actor_id=op.actor_id)
@@ -102,20 +105,23 @@ def write_credits(
     return list(touched.values())
 
 
-def _by_database(credits: Sequence[Credit]) -> bool:
+def _by_database(credits: Sequence[Credit], cards: Mapping[int, LockedCard]) -> bool:
     """Whether the database can write these credits' lots and entries: no ledger note from
     a plugin's rule, no card that owes points."""
-    return not any(credit.note or credit.card.balance < 0 for credit in credits)
+    return not any(credit.note or cards[credit.card_id].balance < 0 for credit in credits)
 
 
-def _runs(credits: Sequence[Credit], now: dt.datetime) -> list[dict[str, Any]]:
+def _runs(
+    credits: Sequence[Credit], cards: Mapping[int, LockedCard], now: dt.datetime
+) -> list[dict[str, Any]]:
     """The parameters of the lots' statement: one set per run of consecutive purchase ids
     of one program and one expiry."""
     runs: list[dict[str, Any]] = []
     last_id, last_key = -1, None
     for credit in credits:
-        program = credit.card.program
-        key = (credit.card.program_id, program.pending_days, credit.expires_at)
+        card = cards[credit.card_id]
+        program = card.program
+        key = (card.program_id, program.pending_days, credit.expires_at)
         if credit.purchase_id == last_id + 1 and key == last_key:
             runs[-1]["last"] = credit.purchase_id
         else:

@@ -23,7 +23,7 @@ import decimal
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from attrs import define, field
 from sqlalchemy import bindparam, func, select, update
@@ -62,8 +62,11 @@ class ImportResult:
         }
 
 
-@define
-class _Row:
+class _Row(NamedTuple):
+    """A checked row: plain values only, so that the garbage collector stops going through
+    the rows waiting for their batch (a year of history is a million of them). A row with
+    one category for its whole amount gets its item when it is written."""
+
     line: int
     card: str
     receipt: str
@@ -72,7 +75,16 @@ class _Row:
     occurred_at: dt.datetime | None
     naive: dt.datetime | None
     store: str | None
-    items: list[dict[str, Any]]
+    category: str | None
+    items: list[dict[str, Any]] | None
+
+    def item_list(self) -> list[dict[str, Any]]:
+        """The items as stored."""
+        if self.items is not None:
+            return self.items
+        if self.category is None:
+            return []
+        return [{"amount": str(self.amount), "category": self.category}]
 
 
 def _time(value: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -118,6 +130,8 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
         try:
             amount = parse_amount(raw.get("amount"))
             items_value = raw.get("items")
+            category: str | None = None
+            items: list[dict[str, Any]] | None = None
             if isinstance(items_value, str) and items_value.strip():
                 items = parse_items(json.loads(items_value), amount)
             elif not items_value and raw.get("category"):
@@ -126,9 +140,8 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
                     raise crmkit.ValidationError(
                         [crmkit.FieldError("category", "is longer than 100 characters")]
                     )
-                items = [{"amount": str(amount), "category": category}]
-            else:
-                items = parse_items(items_value or None, amount)
+            elif items_value:
+                items = parse_items(items_value, amount)
             aware, naive = _time(raw.get("occurred_at"))
         except crmkit.ValidationError as error:
             problem = error.errors[0]
@@ -143,7 +156,9 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
             continue
         seen.add(receipt)
         currency = str(raw.get("currency") or "CNY").strip().upper()
-        good.append(_Row(line, card, receipt, amount, currency, aware, naive, store, items))
+        good.append(
+            _Row(line, card, receipt, amount, currency, aware, naive, store, category, items)
+        )
     return good, errors
 
 
@@ -228,6 +243,7 @@ def _check_cards(op: crmkit.Operation, rows: list[_Row]) -> list[crmkit.RowError
         for hit in op.session.connection().execute(query):
             found[hit.number] = hit
     errors = []
+    programs: dict[tuple[int, int], Program] = {}
     for row in rows:
         card = found.get(row.card)
         if card is None:
@@ -235,7 +251,8 @@ def _check_cards(op: crmkit.Operation, rows: list[_Row]) -> list[crmkit.RowError
         elif card.status != "active":
             errors.append(crmkit.RowError(row.line, "card", f"card {row.card} is {card.status}"))
         else:
-            program = program_by_id(op, card.program_id, card.version)
+            key = (card.program_id, card.version)
+            program = programs.get(key) or programs.setdefault(key, program_by_id(op, *key))
             if row.currency not in program.rates:
                 errors.append(
                     crmkit.RowError(
@@ -363,9 +380,11 @@ def _import_batch(
     connection = op.session.connection()
     cards = _lock_cards(op, sorted({row.card for row in batch}), now)
     taken = _recorded_receipts(connection, cards, batch)
-    accepted: list[_Accepted] = []
+    # per purchase: its program, expiry, row and ledger note (plain values, see _Row)
+    accepted: list[tuple[int, dt.datetime, dict[str, Any], str | None]] = []
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
     latest = now + CLOCK_SKEW
+    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -392,6 +411,7 @@ def _import_batch(
             result.skipped.append(row.receipt)
             continue
         taken.add((card.program_id, row.receipt))
+        items = tuple(row.item_list())
         facts = PurchaseFacts(
             program=program.name,
             card_number=card.number,
@@ -400,13 +420,29 @@ def _import_batch(
             currency=row.currency,
             occurred_at=when,
             store=row.store,
-            items=tuple(row.items),
+            items=items,
             tier=card.tier,
             birthday=card.birthday,
         )
         points, rules = earn_points(op, card, facts, hooked=hooked)
+        expires_at = expiries.of(card, when)
+        purchase = {
+            "program_id": card.program_id,
+            "card_id": card.id,
+            "contact_id": card.contact_id,
+            "receipt_id": row.receipt,
+            "amount": row.amount,
+            "currency": row.currency,
+            "store": row.store,
+            "occurred_at": when,
+            "items": items,
+            "points": points,
+            "refunded_amount": nothing,
+            "refunded_points": 0,
+            "recorded_at": now,
+        }
         note = ", ".join(rules)[:200] or None
-        accepted.append(_Accepted(row, card, when, points, expiries.of(card, when), note))
+        accepted.append((card.program_id, expires_at or _NEVER, purchase, note))
     if result.errors and not skip_bad:
         return  # the caller raises; this transaction rolls back with nothing written
     if not accepted:
@@ -414,25 +450,7 @@ def _import_batch(
     # a program's purchases with one expiry side by side (in file order among them): the
     # database then writes their lots per run of ids (batch_credits)
     accepted.sort(key=_credit_order)
-    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
-    purchases = [
-        {
-            "program_id": item.card.program_id,
-            "card_id": item.card.id,
-            "contact_id": item.card.contact_id,
-            "receipt_id": item.row.receipt,
-            "amount": item.row.amount,
-            "currency": item.row.currency,
-            "store": item.row.store,
-            "occurred_at": item.when,
-            "items": item.row.items,
-            "points": item.points,
-            "refunded_amount": nothing,
-            "refunded_points": 0,
-            "recorded_at": now,
-        }
-        for item in accepted
-    ]
+    purchases = [purchase for _, _, purchase, _ in accepted]
     ids = crmkit.allocate_ids(connection, PURCHASES, len(purchases))
     if ids is None:  # no safe way to pick ids here: insert one by one with RETURNING
         ids = [
@@ -443,15 +461,19 @@ def _import_batch(
         for purchase, purchase_id in zip(purchases, ids, strict=True):
             purchase["id"] = purchase_id
         crmkit.bulk_insert(connection, PURCHASES, purchases)
-    touched = write_credits(
-        op,
-        [
-            Credit(purchase_id, item.card, item.when, item.points, item.expires_at, item.note)
-            for item, purchase_id in zip(accepted, ids, strict=True)
-        ],
-        now,
-    )
-    result.points += sum(item.points for item in accepted if item.points > 0)
+    credits = [
+        Credit(
+            purchase_id,
+            purchase["card_id"],
+            purchase["occurred_at"],
+            purchase["points"],
+            None if expires_at is _NEVER else expires_at,
+            note,
+        )
+        for (_, expires_at, purchase, note), purchase_id in zip(accepted, ids, strict=True)
+    ]
+    touched = write_credits(op, credits, {card.id: card for card in cards.values()}, now)
+    result.points += sum(credit.points for credit in credits if credit.points > 0)
     _upgrade_tiers(op, touched, now)
     upgraded = [card for card in touched if card.tier_since == now]
     if upgraded:  # their tier too, in one executemany
@@ -479,23 +501,13 @@ def _import_batch(
     )
 
 
-@define
-class _Accepted:
-    """A row of the batch that is to be recorded, with its card, time and points."""
-
-    row: _Row
-    card: LockedCard
-    when: dt.datetime
-    points: int
-    expires_at: dt.datetime | None
-    note: str | None
-
-
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 
-def _credit_order(item: _Accepted) -> tuple[int, dt.datetime]:
-    return item.card.program_id, item.expires_at or _NEVER
+def _credit_order(
+    accepted: tuple[int, dt.datetime, dict[str, Any], str | None],
+) -> tuple[int, dt.datetime]:
+    return accepted[0], accepted[1]
 
 
 class _Expiries:

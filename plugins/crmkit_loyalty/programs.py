@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import decimal
+import functools
 import math
 import zoneinfo
 from collections.abc import Mapping, Sequence
@@ -114,6 +115,12 @@ class EarnRule:
     bonus: int = 0
 
 
+@functools.lru_cache(maxsize=64)
+def _category_factors(multipliers: tuple[Multiplier, ...]) -> dict[str | None, decimal.Decimal]:
+    """The category multipliers as a lookup (once per program, not per purchase; read only)."""
+    return {m.value: m.factor for m in multipliers if m.kind == "category"}
+
+
 @frozen
 class Program:
     """A parsed program. Build it with :func:`parse_program`."""
@@ -167,7 +174,7 @@ class Program:
         purchase-wide factor (tier, store, campaign, birthday month) and every plugin rule's
         factor, rounded down, plus the plugin rules' bonuses. Never below zero."""
         rate = self.rates[facts.currency]
-        categories = {m.value: m.factor for m in self.multipliers if m.kind == "category"}
+        categories = _category_factors(self.multipliers)
         if facts.items and categories:
             base = decimal.Decimal(0)
             for item in facts.items:
