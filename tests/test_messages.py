@@ -8,17 +8,25 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from smtp_support import MailServer
 
 import crmkit
+from crmkit.events.outbox import OutboxEvent
 
 
-def mail_crm(make_crm: Callable[..., crmkit.CRM], server: MailServer, **extra: Any) -> crmkit.CRM:
+def mail_crm(
+    make_crm: Callable[..., crmkit.CRM],
+    server: MailServer,
+    plugins: dict[str, object] | None = None,
+    **extra: Any,
+) -> crmkit.CRM:
     """A CRM whose e-mail channel sends to ``server``, retrying at once (no backoff)."""
     crm = make_crm(
         email={"host": server.host, "port": server.port, "from_address": "crm@shop.example"},
         messages={"backoff_seconds": 0, "max_attempts": 3, **extra},
         api={"public_url": "https://crm.shop.example"},
+        plugins=plugins or {},
     )
     crm.pipelines.create("Sales")
     return crm
@@ -347,3 +355,80 @@ def test_a_plugin_channel_is_used_like_the_built_in_ones(
     assert [m.address for m in plugin.channel.sent] == ["+8613812345678"]
     assert [c.name for c in crm.messages.channel_list()] == ["email", "inapp", "sms", "webhook"]
     assert [s.reason for s in crm.messages.suppressions(channel="sms")] == ["bounced"]
+
+
+class ActivityWatcher:
+    """Looks, while a sent message's activity is written, at what another connection sees."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen_elsewhere: list[str] = []
+
+    @crmkit.hookimpl
+    def crmkit_after_create_many(
+        self, op: Any, entity: str, records: list[tuple[int, Any]]
+    ) -> None:
+        if entity != "activity":
+            return
+        # a driver connection of its own, in autocommit: it reads what is committed (no
+        # BEGIN IMMEDIATE on SQLite, which would wait for this transaction's write lock)
+        other = op.crm.engine.raw_connection()
+        try:
+            cursor = other.cursor()
+            cursor.execute("SELECT status FROM message_deliveries")
+            self.seen_elsewhere += [status for (status,) in cursor.fetchall()]
+        finally:
+            other.close()
+        if self.fail:
+            raise RuntimeError("the activity plugin is broken")
+
+
+def logged_mail(crm: crmkit.CRM) -> int:
+    contact = crm.contacts.create({"full_name": "张伟", "email": "zw@example.cn"})
+    crm.messages.send_many(
+        [
+            crmkit.Message(
+                channel="email",
+                subject="生日快乐",
+                contact_id=contact.id,
+                log_activity=True,
+            )
+        ]
+    )
+    return int(contact.id)
+
+
+def test_a_message_is_marked_sent_in_the_transaction_that_writes_its_activity(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    watcher = ActivityWatcher()
+    crm = mail_crm(make_crm, smtp_server, plugins={"watcher": watcher})
+    contact = logged_mail(crm)
+
+    assert crm.messages.deliver_pending().sent == 1
+
+    # while the activity was written, "sent" was not committed yet: the two commit together
+    assert watcher.seen_elsewhere == ["in_flight"]
+    assert [m.status for m in crm.messages.log()] == ["sent"]
+    assert len(crm.activities.list(filters={"contact_id": contact}).items) == 1
+
+
+def test_a_failing_activity_leaves_the_mail_sent_and_no_stray_event(
+    make_crm: Callable[..., crmkit.CRM],
+    smtp_server: MailServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    crm = mail_crm(make_crm, smtp_server, plugins={"watcher": ActivityWatcher(fail=True)})
+    contact = logged_mail(crm)
+
+    stats = crm.messages.deliver_pending()
+
+    # the mail is out: it stays sent (not sent again), its activity is missing and said so
+    assert (stats.sent, stats.retried, len(smtp_server.received)) == (1, 0, 1)
+    assert [m.status for m in crm.messages.log()] == ["sent"]
+    assert crm.activities.list(filters={"contact_id": contact}).items == []
+    assert "their activities were not recorded" in caplog.text
+    with crm.engine.connect() as connection:
+        names = connection.scalars(sa.select(OutboxEvent.name)).all()
+    assert "activity.created" not in names
+    assert crm.messages.deliver_pending().idle

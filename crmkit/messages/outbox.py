@@ -23,7 +23,8 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
@@ -402,6 +403,11 @@ def _due(now: dt.datetime) -> Any:
     )
 
 
+#: What the transaction that records a batch's outcomes gives: its session, and what logs the
+#: sent messages that asked for an activity (``None``: nothing logs them).
+Recording = tuple[Session, Callable[[Sequence[OutgoingMessage]], None] | None]
+
+
 class MessageDispatcher:
     """Delivers queued messages of worker-delivered channels. Several may run at once."""
 
@@ -414,7 +420,7 @@ class MessageDispatcher:
         worker_id: str,
         base_url: str,
         postgres: bool,
-        after_sent: Any = None,
+        recording: Callable[[], AbstractContextManager[Recording]] | None = None,
     ) -> None:
         self._sessions = session_factory
         self.channels = {name: c for name, c in channels.items() if not c.in_database}
@@ -422,7 +428,14 @@ class MessageDispatcher:
         self.worker_id = worker_id
         self.base_url = base_url
         self._postgres = postgres
-        self._after_sent = after_sent  # called with the sent messages that log an activity
+        # the transaction that records a batch's outcomes: by default a plain one; the CRM's
+        # also writes the activities of the sent messages that asked for one, in it
+        self._recording = recording or self._plain_recording
+
+    @contextmanager
+    def _plain_recording(self) -> Iterator[Recording]:
+        with self._sessions() as session, session.begin():
+            yield session, None
 
     def claim(self, now: dt.datetime) -> tuple[list[OutgoingMessage], DeliveryStats]:
         """Claim due messages; those too late or suppressed are settled here, not sent."""
@@ -534,7 +547,7 @@ class MessageDispatcher:
         now = utcnow()
         sent = [m for m in messages if outcomes[m.id] is None]
         retried = dead = 0
-        with self._sessions() as session, session.begin():
+        with self._recording() as (session, log_sent):
             mine = and_(
                 table.claimed_by == self.worker_id, table.status == MessageStatus.IN_FLIGHT.value
             )
@@ -588,12 +601,9 @@ class MessageDispatcher:
                         claim_expires_at=None,
                     )
                 )
-        logged = [m for m in sent if m.data.get("log_activity") and m.contact_id]
-        if logged and self._after_sent is not None:
-            try:
-                self._after_sent(logged)
-            except Exception:
-                log.exception("logging %d sent message(s) as activities failed", len(logged))
+            logged = [m for m in sent if m.data.get("log_activity") and m.contact_id]
+            if logged and log_sent is not None:
+                log_sent(logged)  # in the same transaction: sent and logged, or neither
         return DeliveryStats(
             sent=len(sent),
             retried=retried,
@@ -625,6 +635,7 @@ __all__ = [
     "DeliveryStats",
     "Message",
     "MessageDispatcher",
+    "Recording",
     "SendResult",
     "add_suppression",
     "queue_messages",
