@@ -4,6 +4,7 @@ delivery keys, retries, the do-not-contact list and one-click unsubscribe."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -432,3 +433,145 @@ def test_a_failing_activity_leaves_the_mail_sent_and_no_stray_event(
         names = connection.scalars(sa.select(OutboxEvent.name)).all()
     assert "activity.created" not in names
     assert crm.messages.deliver_pending().idle
+
+
+class InvalidChannel(crmkit.MessageChannel):
+    """A channel that can never compose what it is given."""
+
+    name = "fax"
+    description = "refuses every message as not composable"
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def deliver(self, message: crmkit.OutgoingMessage) -> None:
+        self.attempts += 1
+        raise crmkit.MessageInvalid("a fax cannot carry this page")
+
+
+class InvalidPlugin:
+    def __init__(self) -> None:
+        self.channel = InvalidChannel()
+
+    @crmkit.hookimpl
+    def crmkit_message_channels(self, crm: crmkit.CRM) -> list[crmkit.MessageChannel]:
+        return [self.channel]
+
+
+def test_a_message_that_can_never_be_sent_is_dead_at_once_and_the_address_not_blamed(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    plugin = InvalidPlugin()
+    crm = make_crm(plugins={"fax": plugin}, messages={"backoff_seconds": 0, "max_attempts": 5})
+    crm.messages.send("fax", "报价单", to="+86 21 5555 0000")
+
+    stats = crm.messages.deliver_pending(rounds=5)
+
+    assert (stats.dead, stats.retried, plugin.channel.attempts) == (1, 0, 1)
+    (entry,) = crm.messages.log()
+    assert entry.status == "dead"
+    assert "a fax cannot carry this page" in (entry.last_error or "")
+    assert crm.messages.suppressions() == []  # not a bounce: the number is fine
+
+
+def test_an_email_that_cannot_be_composed_fails_alone_and_for_good(
+    smtp_server: MailServer,
+) -> None:
+    from crmkit.messages.channels import EmailChannel
+    from crmkit.settings import EmailSettings
+
+    channel = EmailChannel(
+        EmailSettings(host=smtp_server.host, port=smtp_server.port, from_address="crm@shop.example")
+    )
+
+    def outgoing(number: int, subject: str) -> crmkit.OutgoingMessage:
+        return crmkit.OutgoingMessage(
+            id=number, key=f"k{number}", channel="email", address="zw@example.cn",
+            kind="message", subject=subject, body="您好",
+        )  # fmt: skip
+
+    outcomes = channel.deliver_many([outgoing(1, "broken \udcff"), outgoing(2, "报价单")])
+
+    assert isinstance(outcomes[0], crmkit.MessageInvalid)
+    assert "cannot be composed" in str(outcomes[0])
+    assert outcomes[1] is None
+    assert len(smtp_server.received) == 1
+
+
+class KeepAliveReceiver:
+    """An HTTP/1.1 server on 127.0.0.1 that keeps connections open and records, per request,
+    the client's port, the path, the headers and the body. ``/gone`` answers 410, ``/busy``
+    503, every other path 200."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(
+                    {
+                        "port": self.client_address[1],
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
+                )
+                status = {"/gone": 410, "/busy": 503}.get(self.path, 200)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def keep_alive_receiver() -> Any:
+    server = KeepAliveReceiver()
+    yield server
+    server.close()
+
+
+def test_webhook_messages_share_a_connection_and_each_is_signed(
+    make_crm: Callable[..., crmkit.CRM], keep_alive_receiver: KeepAliveReceiver
+) -> None:
+    from crmkit.events.webhook import verify
+
+    crm = make_crm(  # the receiver is on 127.0.0.1: allowed explicitly (crmkit.outbound)
+        messages={"webhook_secret": "s3cret", "backoff_seconds": 0, "max_attempts": 3},
+        relay={"allow_internal_addresses": True},
+    )
+    for number in range(3):
+        crm.messages.send("webhook", f"回访 {number}", to=f"{keep_alive_receiver.base}/crm")
+    crm.messages.send("webhook", "离职", to=f"{keep_alive_receiver.base}/gone")
+    crm.messages.send("webhook", "稍后", to=f"{keep_alive_receiver.base}/busy")
+
+    stats = crm.messages.deliver_pending()
+
+    assert (stats.sent, stats.dead, stats.retried) == (3, 1, 1)
+    requests = keep_alive_receiver.requests
+    assert len(requests) == 5
+    assert len({r["port"] for r in requests}) == 1  # one client, one connection, five POSTs
+    for request in requests:
+        assert verify("s3cret", request["body"], request["headers"]["X-Crmkit-Signature"])
+    subjects = sorted(json.loads(r["body"])["subject"] for r in requests if r["path"] == "/crm")
+    assert subjects == ["回访 0", "回访 1", "回访 2"]
+    (gone,) = crm.messages.suppressions()
+    assert gone.address.endswith("/gone")
+    assert gone.reason == "bounced"

@@ -39,7 +39,12 @@ from crmkit.db.engine import bulk_insert
 from crmkit.entities.customers import Contact
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError, FieldError, ValidationError
-from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.channels import (
+    MessageChannel,
+    MessageInvalid,
+    MessageRejected,
+    OutgoingMessage,
+)
 from crmkit.messages.models import MessageDelivery, MessageStatus, Suppression, SuppressionReason
 
 if TYPE_CHECKING:
@@ -575,7 +580,10 @@ class MessageDispatcher:
                     continue
                 text = f"{type(error).__name__}: {error}"[:2000]
                 count = attempts.get(message.id, 1)
-                if isinstance(error, MessageRejected) or count >= self.settings.max_attempts:
+                if (
+                    isinstance(error, (MessageRejected, MessageInvalid))
+                    or count >= self.settings.max_attempts
+                ):
                     status, next_at = MessageStatus.DEAD.value, now
                     dead += 1
                     if isinstance(error, MessageRejected):
