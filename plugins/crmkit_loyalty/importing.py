@@ -4,10 +4,11 @@ Rows are checked first, all of them: a bad row is reported with its line and fie
 (``crmkit.RowError``) and, unless ``skip_bad`` is set, nothing is imported at all
 (``crmkit.BulkRejected``). The good rows then go in batches of ``batch_size``, each batch one
 transaction that locks its cards (in id order), computes every row's points with the same
-rules as a single purchase (the plugins' earn rules included), and writes purchases, lots
-and ledger rows with one bulk insert per table (``crmkit.bulk_insert``: ``COPY`` on
-PostgreSQL) and one statement for the cards. A receipt already recorded is skipped and
-reported, so an interrupted import can simply be run again.
+rules as a single purchase (the plugins' earn rules included), writes the purchases with one
+bulk insert (``crmkit.bulk_insert``: ``COPY`` on PostgreSQL), has the database derive their
+lots and ledger entries from them (``batch_credits``) and saves the cards with one
+statement. A receipt already recorded is skipped and reported, so an interrupted import can
+simply be run again.
 
 Points of imported purchases are credited as they would have been at the time: pending only
 while the return window is still open, expiring from the purchase time (the expiry job

@@ -446,7 +446,7 @@ def entry_of_lot(
 ) -> dict[str, Any]:
     """The ledger entry of a credit's ``lot``: its points, as pending or spendable. (The
     batch import has the database build the same entries from the inserted lots,
-    ``importing._LEDGER_FROM_LOTS``; the two must stay alike.)"""
+    ``batch_credits._LEDGER_FROM_LOTS``; the two must stay alike.)"""
     pending = lot["pending"]
     return ledger_row(
         {
