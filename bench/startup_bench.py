@@ -98,8 +98,9 @@ def main() -> None:
             "floor: import sqlalchemy.orm": [sys.executable, str(FLOOR), "orm"],
             "floor: core models + query": [sys.executable, str(FLOOR), "core"],
             "floor: + enabled plugins": [sys.executable, str(FLOOR), "all"],
+            "floor: + enabled plugins, gc paused": [sys.executable, str(FLOOR), "all-paused-gc"],
         }
-        envs: dict[str, dict[str, str]] = {name: CHILD_ENV for name in cases}
+        envs: dict[str, dict[str, str]] = dict.fromkeys(cases, CHILD_ENV)
         if arguments.baseline is not None:
             baseline_env = {**CHILD_ENV, "PYTHONPATH": baseline_path(arguments.baseline)}
             for name, argv in list(cases.items()):
@@ -130,7 +131,8 @@ def main() -> None:
     if arguments.baseline is not None:
         for name in cases:
             if name.startswith("crmkit "):
-                ratio = statistics.median(times[name]) / statistics.median(times[f"baseline: {name}"])
+                baseline = statistics.median(times[f"baseline: {name}"])
+                ratio = statistics.median(times[name]) / baseline
                 print(f"# {name}: this checkout / baseline = {ratio:.2f}")
 
 

@@ -7,7 +7,10 @@
   ``contacts list --limit 1`` runs (the first live contacts by id, one more than the page to
   know whether there is a next one), its rows printed: no settings, plugins or services;
 * ``all``: ``core`` plus the enabled plugins' packages (every model the CRM maps when it
-  opens, and the hooks in the same modules).
+  opens, and the hooks in the same modules);
+* ``all-paused-gc``: ``all`` with the cyclic garbage collector off while it runs and every
+  object frozen before it exits, as the ``crmkit`` console script does
+  (``crmkit.cli.collector``).
 
 Whatever ``contacts list`` pays beyond ``all`` is crmkit's own start-up; below ``all`` no
 change to crmkit's start-up can go without touching SQLAlchemy or the models.
@@ -31,6 +34,13 @@ def enabled_plugin_modules() -> list[str]:
 
 
 def main(mode: str) -> None:
+    if mode.endswith("-paused-gc"):
+        import atexit
+        import gc
+
+        gc.disable()
+        atexit.register(gc.freeze)
+        mode = mode.removesuffix("-paused-gc")
     import sqlalchemy.orm
 
     if mode == "orm":
@@ -44,9 +54,7 @@ def main(mode: str) -> None:
             importlib.import_module(module)
     engine = create_engine("sqlite:///crmkit.db")
     with sqlalchemy.orm.Session(engine) as session:
-        query = (
-            select(Contact).where(Contact.deleted_at.is_(None)).order_by(Contact.id).limit(2)
-        )
+        query = select(Contact).where(Contact.deleted_at.is_(None)).order_by(Contact.id).limit(2)
         for contact in session.scalars(query):
             print(contact.id, contact.full_name, contact.title, contact.phone, contact.email)
 

@@ -89,9 +89,10 @@ class CRM:
                 f" {_first_line(error)}"
             ) from None
         self.initialised = initialised
+        stored = self._stored_enabled()  # read once for the warning and the registration
         if discover:
-            self._warn_enabled_but_broken()
-        for name in self.enabled_plugin_names():
+            self._warn_enabled_but_broken(stored)
+        for name in self._enabled_names(stored):
             self.host.register(self.installed[name])
         from crmkit.services.collisions import CORE_CHECK_NAME, CoreDuplicateCheck
 
@@ -110,7 +111,10 @@ class CRM:
 
     def enabled_plugin_names(self) -> list[str]:
         """Plugins enabled in the database and loadable here, plus embedded ones."""
-        names = set(self.embedded) | {n for n in self._stored_enabled() if n in self.installed}
+        return self._enabled_names(self._stored_enabled())
+
+    def _enabled_names(self, stored: set[str]) -> list[str]:
+        names = set(self.embedded) | {n for n in stored if n in self.installed}
         return sorted(n for n in names if self.installed[n].loaded)
 
     def _stored_enabled(self) -> set[str]:
@@ -129,10 +133,11 @@ class CRM:
         for plugin in self.installed.values():
             plugin.load()
 
-    def _warn_enabled_but_broken(self) -> None:
-        """An enabled plugin that cannot load here is worth a warning on every start (its
-        hooks are not running); one merely installed without its extra is not."""
-        for name in sorted(self._stored_enabled()):
+    def _warn_enabled_but_broken(self, stored: set[str]) -> None:
+        """An enabled plugin (``stored``: the names enabled in the database) that cannot load
+        here is worth a warning on every start (its hooks are not running); one merely
+        installed without its extra is not."""
+        for name in sorted(stored):
             plugin = self.installed.get(name)
             if plugin is not None and not plugin.loaded:
                 log.warning(
