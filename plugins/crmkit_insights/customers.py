@@ -14,7 +14,19 @@ import functools
 import operator
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, null, or_, select, true
+from sqlalchemy import (
+    Float,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    type_coerce,
+)
 from sqlalchemy.sql.selectable import CTE
 
 import crmkit
@@ -77,20 +89,29 @@ def _segment(r: Any, f: Any) -> Any:
 def _quintile_bounds(column: Any, customers: CTE, name: str) -> Any:
     """One row ``b2, b3, b4, b5``: the smallest ``column`` value a customer must exceed to
     score at least 2, 3, 4, 5 (the value at 1-based position ``ceil((k - 1) * n / 5)`` of
-    the ``n`` values in order: one sort of one column)."""
-    ordered = select(
-        column.label("value"), func.row_number().over(order_by=column).label("position")
-    ).subquery(f"{name}_ordered")
+    the ``n`` values in order). Read off the column's histogram: how many customers hold
+    each value, counted up in value order; the value at a position is the first whose
+    running count reaches it. Grouping sorts only the distinct values, where numbering
+    every customer's row sorted and numbered all of them (docs/decisions.md)."""
+    histogram = (
+        select(column.label("value"), func.count().label("holders"))
+        .group_by(column)
+        .subquery(f"{name}_histogram")
+    )
+    running = select(
+        histogram.c.value,
+        func.sum(histogram.c.holders).over(order_by=histogram.c.value).label("upto"),
+    ).subquery(f"{name}_running")
     count = customers.c.customers
 
     def bound(score: int) -> Any:
         position = ((score - 1) * count + 4) // 5
-        return func.max(case((ordered.c.position == position, ordered.c.value))).label(f"b{score}")
+        return func.min(case((running.c.upto >= position, running.c.value))).label(f"b{score}")
 
     # MATERIALIZED: computed once; inlined, PostgreSQL may rerun it for every customer row
     return (
         select(*(bound(score) for score in (2, 3, 4, 5)))
-        .select_from(ordered)
+        .select_from(running)
         .join(customers, true())
         .cte(name)
         .prefix_with("MATERIALIZED")
@@ -145,13 +166,19 @@ def rfm_rows(
     limit: int | None = None,
 ) -> Any:
     """The customers' RFM rows ordered by contact id (from ``after``, at most ``limit``),
-    streamed: ``contact_id, recency_days, frequency, monetary, r, f, m, segment``."""
+    streamed: ``contact_id, recency_days, frequency, monetary, r, f, m, segment``, as the
+    driver gives them (``monetary`` a float).
+
+    Run on the session's connection, not through the session: every value is a plain
+    number or text, so the ORM's row loading and the ``Numeric`` column's conversion of each
+    amount to a ``Decimal`` are skipped (2.4 s of 10 s at 843 k customers on SQLite,
+    docs/benchmarks.md)."""
     rfm = rfm_table(op, as_of=as_of, since=since)
     query = select(
         rfm.c.contact_id,
         rfm.c.recency_days,
         rfm.c.frequency,
-        rfm.c.monetary,
+        type_coerce(rfm.c.monetary, Float).label("monetary"),
         rfm.c.r,
         rfm.c.f,
         rfm.c.m,
@@ -162,7 +189,8 @@ def rfm_rows(
     query = query.order_by(rfm.c.contact_id)
     if limit is not None:
         query = query.limit(limit)
-    return op.session.execute(query.execution_options(yield_per=10_000))
+    connection = op.session.connection()
+    return connection.execution_options(stream_results=True, max_row_buffer=10_000).execute(query)
 
 
 def rfm_summary(
