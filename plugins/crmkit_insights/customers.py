@@ -296,38 +296,63 @@ def tier_changes(
     return [(int(i), current, str(tier)) for i, current, tier in op.session.execute(query)]
 
 
+def churn_ratio(
+    op: crmkit.Operation, *, as_of: dt.datetime, orders: Any, first_at: Any, last_at: Any
+) -> tuple[Any, Any, Any]:
+    """``(usual_days, gap_days, ratio)`` of a customer's totals: the mean gap between their
+    orders, the days since the last one, and gap / usual (null when all orders fell on one
+    moment, or with fewer than two orders)."""
+    usual = days_between(op, last_at, first_at) / case((orders > 1, orders - 1), else_=null())
+    gap = days_between(op, moment(as_of), last_at)
+    return usual, gap, case((usual > 0, gap / usual), else_=null())
+
+
 def churn_table(op: crmkit.Operation, *, as_of: dt.datetime, min_orders: int) -> CTE:
     """Per customer with at least ``min_orders`` orders: ``contact_id, orders, last_at,
     usual_days`` (the mean gap between their orders), ``gap_days`` (since the last one) and
     ``ratio`` (gap / usual; null when all orders fell on one moment)."""
-    source = orders(op, until=as_of, name="churn_orders")
-    per = (
-        select(
-            source.c.contact_id,
-            func.count().label("orders"),
-            func.min(source.c.at).label("first_at"),
-            func.max(source.c.at).label("last_at"),
-        )
-        .group_by(source.c.contact_id)
-        .having(func.count() >= max(2, min_orders))
-        .cte("rhythm")
+    per = order_totals(op, until=as_of, name="rhythm")
+    usual, gap, ratio = churn_ratio(
+        op, as_of=as_of, orders=per.c.orders, first_at=per.c.first_at, last_at=per.c.last_at
     )
-    usual = days_between(op, per.c.last_at, per.c.first_at) / (per.c.orders - 1)
-    gap = days_between(op, moment(as_of), per.c.last_at)
-    measured = select(
-        per.c.contact_id,
-        per.c.orders,
-        per.c.last_at,
-        usual.label("usual_days"),
-        gap.label("gap_days"),
-    ).cte("measured")
-    return select(
-        measured,
-        case(
-            (measured.c.usual_days > 0, measured.c.gap_days / measured.c.usual_days),
-            else_=null(),
-        ).label("ratio"),
-    ).cte("churn")
+    return (
+        select(
+            per.c.contact_id,
+            per.c.orders,
+            per.c.last_at,
+            usual.label("usual_days"),
+            gap.label("gap_days"),
+            ratio.label("ratio"),
+        )
+        .where(per.c.orders >= max(2, min_orders))
+        .cte("churn")
+    )
+
+
+def lifecycle_stage(
+    op: crmkit.Operation,
+    *,
+    as_of: dt.datetime,
+    orders: Any,
+    last_at: Any,
+    advocate_min_orders: int,
+    advocate_within_days: int,
+    churned_after_days: int,
+) -> Any:
+    """The lifecycle stage of a customer's totals by the rules (first match wins): no order
+    for ``churned_after_days`` → churned; at least ``advocate_min_orders`` orders and one
+    within ``advocate_within_days`` → advocate; two or more → repeat_buyer; one →
+    first_purchase."""
+    recency = days_between(op, moment(as_of), last_at)
+    return case(
+        (recency > churned_after_days, literal("churned")),
+        (
+            and_(orders >= advocate_min_orders, recency <= advocate_within_days),
+            literal("advocate"),
+        ),
+        (orders >= 2, literal("repeat_buyer")),
+        else_=literal("first_purchase"),
+    )
 
 
 def lifecycle_table(
@@ -338,29 +363,17 @@ def lifecycle_table(
     advocate_within_days: int,
     churned_after_days: int,
 ) -> CTE:
-    """Per customer with an order: ``contact_id, stage`` by the rules (first match wins):
-    no order for ``churned_after_days`` → churned; at least ``advocate_min_orders`` orders
-    and one within ``advocate_within_days`` → advocate; two or more → repeat_buyer; one →
-    first_purchase. Customers without orders are not listed (they stay as they are)."""
-    source = orders(op, until=as_of, name="lifecycle_orders")
-    per = (
-        select(
-            source.c.contact_id,
-            func.count().label("orders"),
-            func.max(source.c.at).label("last_at"),
-        )
-        .group_by(source.c.contact_id)
-        .cte("bought")
-    )
-    recency = days_between(op, moment(as_of), per.c.last_at)
-    stage = case(
-        (recency > churned_after_days, literal("churned")),
-        (
-            and_(per.c.orders >= advocate_min_orders, recency <= advocate_within_days),
-            literal("advocate"),
-        ),
-        (per.c.orders >= 2, literal("repeat_buyer")),
-        else_=literal("first_purchase"),
+    """Per customer with an order: ``contact_id, stage`` by :func:`lifecycle_stage`.
+    Customers without orders are not listed (they stay as they are)."""
+    per = order_totals(op, until=as_of, name="bought")
+    stage = lifecycle_stage(
+        op,
+        as_of=as_of,
+        orders=per.c.orders,
+        last_at=per.c.last_at,
+        advocate_min_orders=advocate_min_orders,
+        advocate_within_days=advocate_within_days,
+        churned_after_days=churned_after_days,
     )
     return select(per.c.contact_id, stage.label("stage")).cte("lifecycle")
 
