@@ -18,7 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from attrs import define, field
-from sqlalchemy import and_, case, func, literal, null, or_, select
+from sqlalchemy import Float, Integer, Numeric, and_, case, cast, func, literal, null, or_, select
 
 import crmkit
 from crmkit_insights.models import STAGE_MOVES
@@ -207,7 +207,8 @@ def compute_funnel(
                 else_=0,
             )
         ).label("idle"),
-        null().label("days"),
+        # typed: PostgreSQL reads an untyped NULL in a union's first part as text
+        cast(null(), Float).label("days"),
     ).group_by(cohort.c.grp, cohort.c.stage_id)
 
     # how far each deal got: the furthest open stage it entered, and whether it is won/lost
@@ -235,8 +236,8 @@ def compute_funnel(
             stage_list.c.id,
             func.count(),
             func.sum(reach.c.amount),
-            null(),
-            null(),
+            cast(null(), Integer),
+            cast(null(), Float),
         )
         .join(
             reach,
@@ -335,10 +336,10 @@ def _median_days(op: crmkit.Operation, cohort: Any) -> Any:
             literal("median"),
             ranked.c.grp,
             ranked.c.stage_id,
-            null(),
-            null(),
-            null(),
-            func.avg(ranked.c.days),
+            cast(null(), Integer),
+            cast(null(), Numeric(18, 2)),
+            cast(null(), Integer),
+            cast(func.avg(ranked.c.days), Float),
         )
         .where(
             or_(
