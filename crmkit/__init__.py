@@ -68,7 +68,12 @@ if TYPE_CHECKING:
     from crmkit.events.types import BatchEventSink, Event, EventSink
     from crmkit.events.webhook import WebhookSink
     from crmkit.hookspecs import hookspec
-    from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+    from crmkit.messages.channels import (
+        MessageChannel,
+        MessageInvalid,
+        MessageRejected,
+        OutgoingMessage,
+    )
     from crmkit.messages.models import Suppression
     from crmkit.messages.outbox import Message, SendResult
     from crmkit.plugins import PluginSpec, hookimpl
@@ -146,6 +151,7 @@ _EXPORTS: dict[str, str] = {
     "MergeService": "crmkit.services.merges",
     "Message": "crmkit.messages.outbox",
     "MessageChannel": "crmkit.messages.channels",
+    "MessageInvalid": "crmkit.messages.channels",
     "MessageRejected": "crmkit.messages.channels",
     "Model": "crmkit.db.base:Base",
     "NotFoundError": "crmkit.errors",
@@ -252,6 +258,7 @@ __all__ = [
     "MergeService",
     "Message",
     "MessageChannel",
+    "MessageInvalid",
     "MessageRejected",
     "Model",
     "NotFoundError",

@@ -616,10 +616,11 @@ def crmkit_message_channels(crm: CRM) -> Sequence[MessageChannel]:
     a connection across a batch): it is called outside any transaction with a
     ``crmkit.OutgoingMessage``; raise ``crmkit.MessageRejected`` for a permanent refusal
     (the message is dead and the address is put on the do-not-contact list as ``bounced``),
-    anything else to retry with backoff. ``user_address`` and ``contact_address`` say where a
-    user or a contact is reached on the channel. A channel that only writes rows sets
-    ``in_database = True`` and implements ``write(session, messages)``: it runs in the
-    sending transaction.
+    ``crmkit.MessageInvalid`` for a message that can never be sent (dead at once, the address
+    not blamed), anything else to retry with backoff. ``user_address`` and
+    ``contact_address`` say where a user or a contact is reached on the channel. A channel
+    that only writes rows sets ``in_database = True`` and implements
+    ``write(session, messages)``: it runs in the sending transaction.
 
     Example::
 

@@ -65,6 +65,7 @@ def generate(
             "none",
             "--config",
             str(folder / "generator.yml"),
+            "--fail-on-warning",  # the generator's own verdict, beside the checks below
         ],
         capture_output=True,
         text=True,

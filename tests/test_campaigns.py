@@ -661,6 +661,30 @@ def test_a_paused_campaign_sends_nothing_until_resumed(crm: crmkit.CRM) -> None:
     assert run_campaigns(crm)[0].sent == 1
 
 
+def test_a_purchase_during_a_pause_is_thanked_when_the_campaign_resumes(
+    crm: crmkit.CRM, smtp_server: MailServer
+) -> None:
+    (buyer,) = contacts(crm, "buyer@one.example")
+    service.create_campaign(crm, "spring", definition(allow_same_day=True))
+    service.start_campaign(crm, "spring")
+    run_campaigns(crm)
+    deliver(crm)
+    service.pause_campaign(crm, "spring")
+    event = crmkit.Event("points.earned", {"points": 10}, record_type="contact", record_id=buyer.id)
+
+    ConversionSink(crm).deliver(event)
+    assert run_campaigns(crm) == []  # paused: nothing goes out
+    service.start_campaign(crm, "spring")
+    (result,) = run_campaigns(crm)
+    deliver(crm)
+
+    assert result.thanked == 1
+    assert [m["Subject"] for m in smtp_server.to("buyer@one.example")] == [
+        "客户1，新品上市",
+        "谢谢惠顾",
+    ]
+
+
 # -- test send, permissions ----------------------------------------------------------------
 
 

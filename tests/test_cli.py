@@ -161,7 +161,6 @@ def test_db_current_shows_each_branch_and_whether_it_is_up_to_date(run: Run) -> 
 def test_db_current_finds_a_plugin_branch_that_depends_on_the_core(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pytest.importorskip("crmkit_referrals")  # examples/crmkit-referrals, installed for tests
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("CRMKIT_CONFIG", raising=False)
     runner = CliRunner()

@@ -1,7 +1,7 @@
-"""The desk in a real browser: Debian's headless Chromium (installed by .ci/run), driven by
-Playwright through its executable path, against the real app served by uvicorn on a loopback
-port. Few tests, each walking what a sales rep does; the HTTP-level behaviour is covered in
-tests/test_desk_pages.py and tests/test_desk_sign_in.py.
+"""The desk in a real browser: Debian's headless Chromium (installed by `.ci/prepare tests`,
+which the test sessions run), driven by Playwright through its executable path, against the
+real app served by uvicorn on a loopback port. Few tests, each walking what a sales rep does;
+the HTTP-level behaviour is covered in tests/test_desk_pages.py and tests/test_desk_sign_in.py.
 
 ``CRMKIT_DESK_SCREENSHOTS=DIR`` saves screenshots of the main pages there (the docs' images
 are made this way)."""
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import playwright.sync_api as playwright_api
 import pytest
 import uvicorn
 from desk_support import PASSWORD
@@ -28,9 +29,8 @@ SCREENSHOTS = os.environ.get("CRMKIT_DESK_SCREENSHOTS")
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason=f"no Chromium at {CHROMIUM} (.ci/run installs Debian's chromium)",
+    reason=f"no Chromium at {CHROMIUM} (`bash .ci/prepare tests` installs Debian's chromium)",
 )
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 def free_port() -> int:

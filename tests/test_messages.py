@@ -4,21 +4,30 @@ delivery keys, retries, the do-not-contact list and one-click unsubscribe."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from smtp_support import MailServer
 
 import crmkit
+from crmkit.events.outbox import OutboxEvent
 
 
-def mail_crm(make_crm: Callable[..., crmkit.CRM], server: MailServer, **extra: Any) -> crmkit.CRM:
+def mail_crm(
+    make_crm: Callable[..., crmkit.CRM],
+    server: MailServer,
+    plugins: dict[str, object] | None = None,
+    **extra: Any,
+) -> crmkit.CRM:
     """A CRM whose e-mail channel sends to ``server``, retrying at once (no backoff)."""
     crm = make_crm(
         email={"host": server.host, "port": server.port, "from_address": "crm@shop.example"},
         messages={"backoff_seconds": 0, "max_attempts": 3, **extra},
         api={"public_url": "https://crm.shop.example"},
+        plugins=plugins or {},
     )
     crm.pipelines.create("Sales")
     return crm
@@ -347,3 +356,222 @@ def test_a_plugin_channel_is_used_like_the_built_in_ones(
     assert [m.address for m in plugin.channel.sent] == ["+8613812345678"]
     assert [c.name for c in crm.messages.channel_list()] == ["email", "inapp", "sms", "webhook"]
     assert [s.reason for s in crm.messages.suppressions(channel="sms")] == ["bounced"]
+
+
+class ActivityWatcher:
+    """Looks, while a sent message's activity is written, at what another connection sees."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen_elsewhere: list[str] = []
+
+    @crmkit.hookimpl
+    def crmkit_after_create_many(
+        self, op: Any, entity: str, records: list[tuple[int, Any]]
+    ) -> None:
+        if entity != "activity":
+            return
+        # a driver connection of its own, in autocommit: it reads what is committed (no
+        # BEGIN IMMEDIATE on SQLite, which would wait for this transaction's write lock)
+        other = op.crm.engine.raw_connection()
+        try:
+            cursor = other.cursor()
+            cursor.execute("SELECT status FROM message_deliveries")
+            self.seen_elsewhere += [status for (status,) in cursor.fetchall()]
+        finally:
+            other.close()
+        if self.fail:
+            raise RuntimeError("the activity plugin is broken")
+
+
+def logged_mail(crm: crmkit.CRM) -> int:
+    contact = crm.contacts.create({"full_name": "张伟", "email": "zw@example.cn"})
+    crm.messages.send_many(
+        [
+            crmkit.Message(
+                channel="email",
+                subject="生日快乐",
+                contact_id=contact.id,
+                log_activity=True,
+            )
+        ]
+    )
+    return int(contact.id)
+
+
+def test_a_message_is_marked_sent_in_the_transaction_that_writes_its_activity(
+    make_crm: Callable[..., crmkit.CRM], smtp_server: MailServer
+) -> None:
+    watcher = ActivityWatcher()
+    crm = mail_crm(make_crm, smtp_server, plugins={"watcher": watcher})
+    contact = logged_mail(crm)
+
+    assert crm.messages.deliver_pending().sent == 1
+
+    # while the activity was written, "sent" was not committed yet: the two commit together
+    assert watcher.seen_elsewhere == ["in_flight"]
+    assert [m.status for m in crm.messages.log()] == ["sent"]
+    assert len(crm.activities.list(filters={"contact_id": contact}).items) == 1
+
+
+def test_a_failing_activity_leaves_the_mail_sent_and_no_stray_event(
+    make_crm: Callable[..., crmkit.CRM],
+    smtp_server: MailServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    crm = mail_crm(make_crm, smtp_server, plugins={"watcher": ActivityWatcher(fail=True)})
+    contact = logged_mail(crm)
+
+    stats = crm.messages.deliver_pending()
+
+    # the mail is out: it stays sent (not sent again), its activity is missing and said so
+    assert (stats.sent, stats.retried, len(smtp_server.received)) == (1, 0, 1)
+    assert [m.status for m in crm.messages.log()] == ["sent"]
+    assert crm.activities.list(filters={"contact_id": contact}).items == []
+    assert "their activities were not recorded" in caplog.text
+    with crm.engine.connect() as connection:
+        names = connection.scalars(sa.select(OutboxEvent.name)).all()
+    assert "activity.created" not in names
+    assert crm.messages.deliver_pending().idle
+
+
+class InvalidChannel(crmkit.MessageChannel):
+    """A channel that can never compose what it is given."""
+
+    name = "fax"
+    description = "refuses every message as not composable"
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def deliver(self, message: crmkit.OutgoingMessage) -> None:
+        self.attempts += 1
+        raise crmkit.MessageInvalid("a fax cannot carry this page")
+
+
+class InvalidPlugin:
+    def __init__(self) -> None:
+        self.channel = InvalidChannel()
+
+    @crmkit.hookimpl
+    def crmkit_message_channels(self, crm: crmkit.CRM) -> list[crmkit.MessageChannel]:
+        return [self.channel]
+
+
+def test_a_message_that_can_never_be_sent_is_dead_at_once_and_the_address_not_blamed(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    plugin = InvalidPlugin()
+    crm = make_crm(plugins={"fax": plugin}, messages={"backoff_seconds": 0, "max_attempts": 5})
+    crm.messages.send("fax", "报价单", to="+86 21 5555 0000")
+
+    stats = crm.messages.deliver_pending(rounds=5)
+
+    assert (stats.dead, stats.retried, plugin.channel.attempts) == (1, 0, 1)
+    (entry,) = crm.messages.log()
+    assert entry.status == "dead"
+    assert "a fax cannot carry this page" in (entry.last_error or "")
+    assert crm.messages.suppressions() == []  # not a bounce: the number is fine
+
+
+def test_an_email_that_cannot_be_composed_fails_alone_and_for_good(
+    smtp_server: MailServer,
+) -> None:
+    from crmkit.messages.channels import EmailChannel
+    from crmkit.settings import EmailSettings
+
+    channel = EmailChannel(
+        EmailSettings(host=smtp_server.host, port=smtp_server.port, from_address="crm@shop.example")
+    )
+
+    def outgoing(number: int, subject: str) -> crmkit.OutgoingMessage:
+        return crmkit.OutgoingMessage(
+            id=number, key=f"k{number}", channel="email", address="zw@example.cn",
+            kind="message", subject=subject, body="您好",
+        )  # fmt: skip
+
+    outcomes = channel.deliver_many([outgoing(1, "broken \udcff"), outgoing(2, "报价单")])
+
+    assert isinstance(outcomes[0], crmkit.MessageInvalid)
+    assert "cannot be composed" in str(outcomes[0])
+    assert outcomes[1] is None
+    assert len(smtp_server.received) == 1
+
+
+class KeepAliveReceiver:
+    """An HTTP/1.1 server on 127.0.0.1 that keeps connections open and records, per request,
+    the client's port, the path, the headers and the body. ``/gone`` answers 410, ``/busy``
+    503, every other path 200."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.requests.append(
+                    {
+                        "port": self.client_address[1],
+                        "path": self.path,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
+                )
+                status = {"/gone": 410, "/busy": 503}.get(self.path, 200)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def keep_alive_receiver() -> Any:
+    server = KeepAliveReceiver()
+    yield server
+    server.close()
+
+
+def test_webhook_messages_share_a_connection_and_each_is_signed(
+    make_crm: Callable[..., crmkit.CRM], keep_alive_receiver: KeepAliveReceiver
+) -> None:
+    from crmkit.events.webhook import verify
+
+    crm = make_crm(  # the receiver is on 127.0.0.1: allowed explicitly (crmkit.outbound)
+        messages={"webhook_secret": "s3cret", "backoff_seconds": 0, "max_attempts": 3},
+        relay={"allow_internal_addresses": True},
+    )
+    for number in range(3):
+        crm.messages.send("webhook", f"回访 {number}", to=f"{keep_alive_receiver.base}/crm")
+    crm.messages.send("webhook", "离职", to=f"{keep_alive_receiver.base}/gone")
+    crm.messages.send("webhook", "稍后", to=f"{keep_alive_receiver.base}/busy")
+
+    stats = crm.messages.deliver_pending()
+
+    assert (stats.sent, stats.dead, stats.retried) == (3, 1, 1)
+    requests = keep_alive_receiver.requests
+    assert len(requests) == 5
+    assert len({r["port"] for r in requests}) == 1  # one client, one connection, five POSTs
+    for request in requests:
+        assert verify("s3cret", request["body"], request["headers"]["X-Crmkit-Signature"])
+    subjects = sorted(json.loads(r["body"])["subject"] for r in requests if r["path"] == "/crm")
+    assert subjects == ["回访 0", "回访 1", "回访 2"]
+    (gone,) = crm.messages.suppressions()
+    assert gone.address.endswith("/gone")
+    assert gone.reason == "bounced"

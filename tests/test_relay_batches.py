@@ -163,3 +163,69 @@ def test_lag_shows_each_sinks_open_deliveries(make_crm: Callable[..., crmkit.CRM
 def test_the_delivery_log_refuses_an_unknown_status(crm: crmkit.CRM) -> None:
     with pytest.raises(crmkit.CRMError, match="unknown delivery status 'lost'"):
         delivery_log(crm, status="lost")
+
+
+class DownSink(BatchRecorder):
+    """A batch sink that fails every event while ``down``."""
+
+    def __init__(self) -> None:
+        super().__init__("broker")
+        self.down = False
+
+    def deliver_batch(self, events: Sequence[crmkit.Event]) -> list[BaseException | None]:
+        if self.down:
+            return [ConnectionError("broker unreachable")] * len(events)
+        return super().deliver_batch(events)
+
+
+def pending_retries(crm: crmkit.CRM) -> list[dt.datetime]:
+    with crm.transaction(write=False) as op:
+        return list(
+            op.session.scalars(
+                select(EventDelivery.next_attempt_at).where(
+                    EventDelivery.status == DeliveryStatus.PENDING.value
+                )
+            )
+        )
+
+
+def test_retries_are_due_at_once_when_a_sink_that_was_down_delivers_again(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    # a long backoff: without the pull-forward the retries would wait minutes
+    crm = make_crm(relay={"backoff_seconds": 300, "max_attempts": 10})
+    sink = DownSink()
+    relay = Relay(crm, sinks=[sink])
+    sink.down = True
+    crm.contacts.create_many((n, {"full_name": f"停机{n}"}) for n in range(5))
+    relay.run_once()
+    waiting = pending_retries(crm)
+    assert len(waiting) == 5
+    assert min(waiting) > crmkit.utcnow() + dt.timedelta(seconds=100)
+
+    sink.down = False
+    crm.contacts.create({"full_name": "恢复后"})
+    relay.run_once()  # the new event goes through: the sink is back
+    relay.run_once()  # the five retries are due now, not in five minutes
+
+    assert sorted(e.payload["full_name"] for e in sink.batches[0]) == ["恢复后"]
+    assert sorted(e.payload["full_name"] for b in sink.batches[1:] for e in b) == [
+        f"停机{n}" for n in range(5)
+    ]
+    assert set(statuses(crm)) == {DeliveryStatus.DELIVERED.value}
+
+
+def test_an_event_refused_alone_keeps_its_backoff(make_crm: Callable[..., crmkit.CRM]) -> None:
+    crm = make_crm(relay={"backoff_seconds": 300, "max_attempts": 10})
+    sink = BatchRecorder()
+    sink.fail["坏"] = RuntimeError("receiver refused 坏")
+    relay = Relay(crm, sinks=[sink])
+    crm.contacts.create({"full_name": "好"})
+    crm.contacts.create({"full_name": "坏"})
+    relay.run_once()
+    crm.contacts.create({"full_name": "又好"})
+    relay.run_once()
+
+    # the sink is not down (it delivered the others): the refused event waits out its backoff
+    (waiting,) = pending_retries(crm)
+    assert waiting > crmkit.utcnow() + dt.timedelta(seconds=100)

@@ -164,6 +164,10 @@ class Relay:
         self._matches: dict[tuple[str, str], bool] = {}
         self._random = random.Random()
         self._sending: ThreadPoolExecutor | None = None
+        # sinks whose last batch failed here, and those that have delivered again since:
+        # their waiting retries are due at once (see acknowledge)
+        self._failing: set[str] = set()
+        self._recovered: set[str] = set()
 
     def _session(self) -> Session:
         return Session(self.crm.engine, expire_on_commit=False)
@@ -467,6 +471,13 @@ class Relay:
                     failed.append((item, outcome))
                     if failed_here == 1:
                         first = (item.event.id, outcome)
+            if failed_here == len(items) and any(item.attempt == 1 for item in items):
+                # down (a broker away, a receiver answering 503): even new events fail. A
+                # batch of retries failing alone says less (an event the receiver refuses)
+                self._failing.add(sink_name)
+            elif not failed_here and sink_name in self._failing:
+                self._failing.discard(sink_name)  # it delivers again: retries are due now
+                self._recovered.add(sink_name)
             if failed_here:  # one line per batch: a broker that is down fails all of them
                 log.warning(
                     "sink %s failed on %d of %d events (the first, %s: %s)",
@@ -507,7 +518,9 @@ class Relay:
                     "b_error": message,
                 }
             )
-        if not delivered and not outcomes:
+        recovered = sorted(self._recovered)
+        self._recovered.clear()
+        if not delivered and not outcomes and not recovered:
             return RelayStats()
         with self._write() as session:
             if delivered and self._postgres:
@@ -536,6 +549,29 @@ class Relay:
                     ),
                     outcomes,
                 )
+            if recovered:
+                # A sink that failed (a broker down, a receiver answering 503) delivers again:
+                # the deliveries waiting out their backoff for it are due now, instead of up
+                # to max_backoff_seconds later. Claims still take them a batch at a time, in
+                # order per record.
+                pulled = session.execute(
+                    update(EventDelivery)
+                    .where(
+                        EventDelivery.sink.in_(recovered),
+                        EventDelivery.status == DeliveryStatus.PENDING.value,
+                        EventDelivery.next_attempt_at > now,
+                        EventDelivery.attempts > 0,
+                    )
+                    .values(next_attempt_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                count = int(pulled.rowcount or 0)  # type: ignore[attr-defined]
+                if count:
+                    log.info(
+                        "sink(s) %s deliver again: %d waiting retries are due now",
+                        ", ".join(recovered),
+                        count,
+                    )
             for sink_name, reason in gone.items():
                 if disable_gone_subscriptions(session, [sink_name], reason):
                     log.warning("subscription %s disabled: %s", sink_name, reason)

@@ -28,6 +28,8 @@ from crmkit.outbound import UnsafeDestination, check_url_host, guarded_client
 from crmkit.permissions.models import Notification
 
 if TYPE_CHECKING:
+    import httpx
+
     from crmkit.settings import EmailSettings
 
 
@@ -59,7 +61,14 @@ class MessageRejected(Exception):
     """Raised by a channel when the receiver refused the message for good (an address that
     does not exist, a 5xx SMTP answer): the message is ``dead`` at once, and the address
     goes on the channel's do-not-contact list as ``bounced``. Any other exception is a
-    failed attempt, retried with backoff."""
+    failed attempt, retried with backoff (but see :class:`MessageInvalid`)."""
+
+
+class MessageInvalid(Exception):
+    """Raised by a channel when the message itself cannot be sent, whoever receives it (its
+    text cannot be composed into a mail, say): trying again would fail the same way, so
+    the message is ``dead`` at once, but the address is not blamed (no do-not-contact
+    entry)."""
 
 
 class MessageChannel:
@@ -100,7 +109,8 @@ class MessageChannel:
 
     def deliver(self, message: OutgoingMessage) -> None:
         """Hand one message over; raise :class:`MessageRejected` for a permanent refusal,
-        anything else for a failure worth retrying."""
+        :class:`MessageInvalid` for a message that can never be sent, anything else for a
+        failure worth retrying."""
         raise NotImplementedError(f"channel {self.name!r} does not implement deliver()")
 
     def deliver_many(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
@@ -247,7 +257,7 @@ class EmailChannel(MessageChannel):
                             smtp = self._connect()
                         self._send(smtp, messages[index])
                     except ValueError as error:  # not composable (broken text): this one only
-                        outcomes[index] = error
+                        outcomes[index] = MessageInvalid(f"cannot be composed: {error}")
                     except smtplib.SMTPRecipientsRefused as error:
                         codes = [code for code, _ in error.recipients.values()]
                         outcomes[index] = (
@@ -316,6 +326,27 @@ class WebhookChannel(MessageChannel):
         self.allow_internal = allow_internal
 
     def deliver(self, message: OutgoingMessage) -> None:
+        outcome = self.deliver_many([message])[0]
+        if outcome is not None:
+            raise outcome
+
+    def deliver_many(self, messages: Sequence[OutgoingMessage]) -> list[BaseException | None]:
+        """POST each message; one guarded client (its TLS context and connection pool) serves
+        the whole batch, so a batch to one receiver reuses its connection."""
+        if not messages:
+            return []
+        outcomes: list[BaseException | None] = []
+        with guarded_client(self.timeout_seconds, allow_internal=self.allow_internal) as client:
+            for message in messages:
+                try:
+                    self._post(client, message)
+                except Exception as error:  # noqa: BLE001 - each failure is this message's outcome
+                    outcomes.append(error)
+                else:
+                    outcomes.append(None)
+        return outcomes
+
+    def _post(self, client: httpx.Client, message: OutgoingMessage) -> None:
         import httpx
 
         from crmkit.events.webhook import sign
@@ -351,8 +382,7 @@ class WebhookChannel(MessageChannel):
         if self.secret:
             headers["X-Crmkit-Signature"] = sign(self.secret, body, int(time.time()))
         try:
-            with guarded_client(self.timeout_seconds, allow_internal=self.allow_internal) as client:
-                response = client.post(message.address, content=body, headers=headers)
+            response = client.post(message.address, content=body, headers=headers)
         except UnsafeDestination as error:
             raise MessageRejected(str(error)) from None
         except httpx.HTTPError as error:

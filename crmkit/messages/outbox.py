@@ -23,7 +23,8 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
@@ -38,7 +39,12 @@ from crmkit.db.engine import bulk_insert
 from crmkit.entities.customers import Contact
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError, FieldError, ValidationError
-from crmkit.messages.channels import MessageChannel, MessageRejected, OutgoingMessage
+from crmkit.messages.channels import (
+    MessageChannel,
+    MessageInvalid,
+    MessageRejected,
+    OutgoingMessage,
+)
 from crmkit.messages.models import MessageDelivery, MessageStatus, Suppression, SuppressionReason
 
 if TYPE_CHECKING:
@@ -402,6 +408,11 @@ def _due(now: dt.datetime) -> Any:
     )
 
 
+#: What the transaction that records a batch's outcomes gives: its session, and what logs the
+#: sent messages that asked for an activity (``None``: nothing logs them).
+Recording = tuple[Session, Callable[[Sequence[OutgoingMessage]], None] | None]
+
+
 class MessageDispatcher:
     """Delivers queued messages of worker-delivered channels. Several may run at once."""
 
@@ -414,7 +425,7 @@ class MessageDispatcher:
         worker_id: str,
         base_url: str,
         postgres: bool,
-        after_sent: Any = None,
+        recording: Callable[[], AbstractContextManager[Recording]] | None = None,
     ) -> None:
         self._sessions = session_factory
         self.channels = {name: c for name, c in channels.items() if not c.in_database}
@@ -422,7 +433,14 @@ class MessageDispatcher:
         self.worker_id = worker_id
         self.base_url = base_url
         self._postgres = postgres
-        self._after_sent = after_sent  # called with the sent messages that log an activity
+        # the transaction that records a batch's outcomes: by default a plain one; the CRM's
+        # also writes the activities of the sent messages that asked for one, in it
+        self._recording = recording or self._plain_recording
+
+    @contextmanager
+    def _plain_recording(self) -> Iterator[Recording]:
+        with self._sessions() as session, session.begin():
+            yield session, None
 
     def claim(self, now: dt.datetime) -> tuple[list[OutgoingMessage], DeliveryStats]:
         """Claim due messages; those too late or suppressed are settled here, not sent."""
@@ -534,7 +552,7 @@ class MessageDispatcher:
         now = utcnow()
         sent = [m for m in messages if outcomes[m.id] is None]
         retried = dead = 0
-        with self._sessions() as session, session.begin():
+        with self._recording() as (session, log_sent):
             mine = and_(
                 table.claimed_by == self.worker_id, table.status == MessageStatus.IN_FLIGHT.value
             )
@@ -562,7 +580,10 @@ class MessageDispatcher:
                     continue
                 text = f"{type(error).__name__}: {error}"[:2000]
                 count = attempts.get(message.id, 1)
-                if isinstance(error, MessageRejected) or count >= self.settings.max_attempts:
+                if (
+                    isinstance(error, (MessageRejected, MessageInvalid))
+                    or count >= self.settings.max_attempts
+                ):
                     status, next_at = MessageStatus.DEAD.value, now
                     dead += 1
                     if isinstance(error, MessageRejected):
@@ -588,12 +609,9 @@ class MessageDispatcher:
                         claim_expires_at=None,
                     )
                 )
-        logged = [m for m in sent if m.data.get("log_activity") and m.contact_id]
-        if logged and self._after_sent is not None:
-            try:
-                self._after_sent(logged)
-            except Exception:
-                log.exception("logging %d sent message(s) as activities failed", len(logged))
+            logged = [m for m in sent if m.data.get("log_activity") and m.contact_id]
+            if logged and log_sent is not None:
+                log_sent(logged)  # in the same transaction: sent and logged, or neither
         return DeliveryStats(
             sent=len(sent),
             retried=retried,
@@ -625,6 +643,7 @@ __all__ = [
     "DeliveryStats",
     "Message",
     "MessageDispatcher",
+    "Recording",
     "SendResult",
     "add_suppression",
     "queue_messages",

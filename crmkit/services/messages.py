@@ -10,7 +10,9 @@ the worker, a plugin's job) may send. Unsubscribing through a signed link needs 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
@@ -31,6 +33,7 @@ from crmkit.messages.outbox import (
     DeliveryStats,
     Message,
     MessageDispatcher,
+    Recording,
     SendResult,
     add_suppression,
     queue_messages,
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from crmkit.entities.organisation import User
     from crmkit.services.operation import Operation
     from crmkit.services.scheduler import JobContext, ScheduledJob
+
+log = logging.getLogger(__name__)
 
 MANAGE = "message:manage"
 #: The most log entries one query returns.
@@ -401,8 +406,16 @@ class MessageService:
             worker_id=worker_id,
             base_url=crm.settings.api.base_url,
             postgres=crm.engine.dialect.name == "postgresql",
-            after_sent=self._log_activities,
+            recording=self._recording,
         )
+
+    @contextmanager
+    def _recording(self) -> Iterator[Recording]:
+        """The transaction that records a delivered batch: the sent messages' activities are
+        written in it, so a message is never marked sent without its activity (or the other
+        way round)."""
+        with self.crm.transaction() as op:
+            yield op.session, lambda sent: self._log_activities(op, sent)
 
     def deliver_pending(self, worker_id: str = "crmkit", *, rounds: int = 1) -> DeliveryStats:
         """Deliver queued messages that are due: up to ``rounds`` batches (the worker's
@@ -422,23 +435,38 @@ class MessageService:
                 break
         return total
 
-    def _log_activities(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Record sent messages that asked for it as e-mail activities on their contacts."""
-        self.crm.records("activity").create_many(
-            [
-                (
-                    index,
-                    {
-                        "kind": "email" if message.channel == "email" else "note",
-                        "subject": message.subject,
-                        "body": message.body,
-                        "contact_id": message.contact_id,
-                        "occurred_at": utcnow(),
-                    },
+    def _log_activities(self, op: Operation, messages: Sequence[OutgoingMessage]) -> None:
+        """Record sent messages that asked for it as e-mail activities on their contacts
+        (a contact deleted since is reported and skipped, not a reason to undo the batch)."""
+        events = len(op.events)
+        try:
+            with op.session.begin_nested():  # a savepoint: a failure undoes only the activities
+                result = op.records("activity").create_many(
+                    [
+                        (
+                            index,
+                            {
+                                "kind": "email" if message.channel == "email" else "note",
+                                "subject": message.subject,
+                                "body": message.body,
+                                "contact_id": message.contact_id,
+                                "occurred_at": utcnow(),
+                            },
+                        )
+                        for index, message in enumerate(messages, start=1)
+                    ]
                 )
-                for index, message in enumerate(messages, start=1)
-            ]
-        )
+        except Exception:  # the mails are out: keep them marked sent, and say so
+            del op.events[events:]
+            log.exception(
+                "%d message(s) sent, but their activities were not recorded", len(messages)
+            )
+            return
+        for error in result.errors:
+            message = messages[error.line - 1]
+            log.warning(
+                "message %s sent, but its activity was not recorded: %s", message.key, error
+            )
 
 
 def delivery_job() -> ScheduledJob:

@@ -94,15 +94,16 @@ def record_click(crm: crmkit.CRM, token: str, *, now: dt.datetime | None = None)
 def mark_converted(
     op: crmkit.Operation, contact_ids: Sequence[int], by: str, when: dt.datetime
 ) -> int:
-    """Arm the ``by`` thank-you of these contacts in every running campaign that has one
-    (members who joined before ``when`` and were not converted yet: a contact is
-    thanked once per campaign); how many rows."""
+    """Arm the ``by`` thank-you of these contacts in every running or paused campaign that
+    has one (members who joined before ``when`` and were not converted yet: a contact is
+    thanked once per campaign); how many rows. A paused campaign records the conversion too
+    and thanks the member when it is resumed, so a purchase during a pause is not lost."""
     if not contact_ids:
         return 0
     running = [
         campaign_id
         for campaign_id, steps in op.session.execute(
-            select(Campaign.id, Campaign.steps).where(Campaign.status == "running")
+            select(Campaign.id, Campaign.steps).where(Campaign.status.in_(("running", "paused")))
         )
         if any(step["kind"] == "thank_you" and step.get("on") == by for step in steps)
     ]

@@ -7,8 +7,9 @@ Revises: loyalty_0001
 ``ix_loyalty_purchases_contact_amounts (contact_id, occurred_at, amount, refunded_amount)``:
 the insight plugin's RFM totals every purchase per contact, and with the amounts in the index
 it reads the index alone instead of the table row of each purchase (docs/benchmarks.md,
-"Insight on SQLite after the covering index, plain rows and histogram bounds"). Every look-up the old index served, the new one
-serves (same leading columns), so it replaces it rather than adding a third index to write.
+"Insight on SQLite after the covering index, plain rows and histogram bounds"). Every
+look-up the old index served, the new one serves (same leading columns), so it replaces it
+rather than adding a third index to write.
 """
 
 from __future__ import annotations
