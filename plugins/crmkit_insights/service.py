@@ -155,9 +155,7 @@ def rfm_summary(
 
 
 #: "RFM" score text of each (r, f, m).
-_SCORES = {
-    (r, f, m): f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)
-}
+_SCORES = {(r, f, m): f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
 
 
 def _rfm_row(row: Any) -> dict[str, Any]:

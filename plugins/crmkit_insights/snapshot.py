@@ -5,8 +5,8 @@ segment can compute per record in an indexed look-up. So ``refresh`` computes ev
 customer's measures in one ``INSERT ... SELECT`` over each customer's order totals (RFM,
 churn ratio, lifecycle stage: the same SQL as ``crmkit insight rfm``, ``churn`` and
 ``lifecycle``) and one ``UPDATE ... FROM`` of the tiers (``tiers --entity contact``) for the
-whole business, as the system, and the segment measures (:func:`segment_measures`, through the core's
-``crmkit_segment_measures``) read that table by contact id. Filtering on them needs
+whole business, as the system, and the segment measures (:func:`segment_measures`, through
+the core's ``crmkit_segment_measures``) read that table by contact id. Filtering on them needs
 ``insight:read``; those made of amounts hide with ``deal.amount``.
 """
 
