@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crmkit.db import migrate
 from crmkit.db.engine import READ_ONLY, make_engine
+from crmkit.db.models import import_core_models
 from crmkit.entities.custom_fields import CustomField
 from crmkit.entities.organisation import User
 from crmkit.entities.registry import CORE_ENTITIES, EntityType, checked_child
 from crmkit.entities.system import PluginState
 from crmkit.errors import ConfigError, CRMError
-from crmkit.events.subscriptions import subscription_sinks
 from crmkit.events.types import Event
 from crmkit.permissions.access import AccessCache
 from crmkit.plugins import InstalledPlugin, PluginHost, discover_plugins, in_memory_plugin
@@ -89,9 +89,10 @@ class CRM:
                 f" {_first_line(error)}"
             ) from None
         self.initialised = initialised
+        stored = self._stored_enabled()  # read once for the warning and the registration
         if discover:
-            self._warn_enabled_but_broken()
-        for name in self.enabled_plugin_names():
+            self._warn_enabled_but_broken(stored)
+        for name in self._enabled_names(stored):
             self.host.register(self.installed[name])
         from crmkit.services.collisions import CORE_CHECK_NAME, CoreDuplicateCheck
 
@@ -110,7 +111,10 @@ class CRM:
 
     def enabled_plugin_names(self) -> list[str]:
         """Plugins enabled in the database and loadable here, plus embedded ones."""
-        names = set(self.embedded) | {n for n in self._stored_enabled() if n in self.installed}
+        return self._enabled_names(self._stored_enabled())
+
+    def _enabled_names(self, stored: set[str]) -> list[str]:
+        names = set(self.embedded) | {n for n in stored if n in self.installed}
         return sorted(n for n in names if self.installed[n].loaded)
 
     def _stored_enabled(self) -> set[str]:
@@ -121,16 +125,19 @@ class CRM:
 
     def import_installed_plugins(self) -> None:
         """Import every installed plugin, enabled or not (a CRM opens with only the enabled
-        ones imported), so that their models join the SQLAlchemy metadata: for work that
+        ones imported), and every core model module (a command imports those its path
+        uses), so that all their models are in the SQLAlchemy metadata: for work that
         must see every table the database may hold, such as a merge re-pointing references
         in a disabled plugin's tables (its data stays while it is disabled)."""
+        import_core_models()
         for plugin in self.installed.values():
             plugin.load()
 
-    def _warn_enabled_but_broken(self) -> None:
-        """An enabled plugin that cannot load here is worth a warning on every start (its
-        hooks are not running); one merely installed without its extra is not."""
-        for name in sorted(self._stored_enabled()):
+    def _warn_enabled_but_broken(self, stored: set[str]) -> None:
+        """An enabled plugin (``stored``: the names enabled in the database) that cannot load
+        here is worth a warning on every start (its hooks are not running); one merely
+        installed without its extra is not."""
+        for name in sorted(stored):
             plugin = self.installed.get(name)
             if plugin is not None and not plugin.loaded:
                 log.warning(
@@ -202,6 +209,7 @@ class CRM:
 
     def event_sinks(self) -> list[EventSink]:
         """Every durable sink: webhooks from the config and those plugins return."""
+        from crmkit.events.subscriptions import subscription_sinks
         from crmkit.events.webhook import WebhookSink
 
         internal = self.settings.relay.allow_internal_addresses
@@ -327,11 +335,17 @@ class CRM:
     ) -> RecordService:
         """The record service of ``entity`` (core or plugin); see ``Operation.records`` for
         ``elevated``."""
-        from crmkit.services.deals import DealService
-        from crmkit.services.leads import LeadService
         from crmkit.services.records import RecordService
 
-        kind = {"deal": DealService, "lead": LeadService}.get(entity, RecordService)
+        kind: type[RecordService] = RecordService
+        if entity == "deal":  # the deal and lead services load only for their own entity
+            from crmkit.services.deals import DealService
+
+            kind = DealService
+        elif entity == "lead":
+            from crmkit.services.leads import LeadService
+
+            kind = LeadService
         return kind(self, self.entity(entity), op=op, elevated=elevated)
 
     @property

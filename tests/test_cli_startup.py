@@ -54,13 +54,16 @@ HEAVY = (
 )
 
 
-def _loaded_after(*argv: str, cwd: Path | None = None) -> set[str]:
+def _loaded_after(
+    *argv: str, cwd: Path | None = None, watched: tuple[str, ...] = HEAVY
+) -> set[str]:
+    """Which of the ``watched`` modules a command imported (run in a fresh process)."""
     probe = (
         "import sys\n"
         "from crmkit.cli import cli\n"
         f"try:\n    cli.main({list(argv)!r}, prog_name='crmkit')\n"
         "except SystemExit:\n    pass\n"
-        f"heavy = {HEAVY!r}\n"
+        f"heavy = {watched!r}\n"
         "print(','.join(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run(
@@ -183,6 +186,118 @@ def test_a_command_that_opens_the_crm_imports_only_the_enabled_plugins(crm_folde
     # the dedupe plugin checks its rules at open; its engine (numpy, rapidfuzz) waits for
     # the first record it checks
     assert not {"numpy", "rapidfuzz"} & loaded
+
+
+#: The write path's modules (and their tables): a command that only reads loads none of them.
+WRITE_PATH = (
+    "crmkit.services.assignment",
+    "crmkit.services.leads",
+    "crmkit.services.deals",
+    "crmkit.assignment.models",
+    "crmkit.assignment.rules",
+    "crmkit.permissions.audit",
+    "crmkit.messages.outbox",
+    "crmkit.messages.models",
+    "crmkit.events.outbox",
+    "crmkit.events.subscriptions",
+    "alembic",
+    "litestar",
+)
+
+
+def test_listing_contacts_imports_none_of_the_write_path(crm_folder: Path) -> None:
+    loaded = _loaded_after(
+        "contacts", "list", "--limit", "1", cwd=crm_folder, watched=(*WRITE_PATH, "crmkit.app")
+    )
+    assert loaded == {"crmkit.app"}  # the CRM did open
+
+
+def test_a_write_loads_the_write_path_when_it_needs_it(crm_folder: Path) -> None:
+    loaded = _loaded_after(
+        "contacts", "create", "full_name=张伟", cwd=crm_folder, watched=WRITE_PATH
+    )
+    assert {"crmkit.services.assignment", "crmkit.events.outbox"} <= loaded
+    result = subprocess.run(
+        [CRMKIT, "contacts", "list", "--json"],
+        cwd=crm_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [item["full_name"] for item in json.loads(result.stdout)["items"]] == ["张伟"]
+
+
+def test_every_core_table_is_in_the_metadata_for_work_that_needs_them_all(
+    crm_folder: Path,
+) -> None:
+    """A merge re-points every foreign key to a record, so it imports every model module
+    first, those a read-only start-up left out included."""
+    probe = (
+        "import crmkit\n"
+        "from crmkit.db.base import Base\n"
+        "crm = crmkit.open(config='crmkit.toml')\n"
+        "before = set(Base.metadata.tables)\n"
+        "crm.import_installed_plugins()\n"
+        "print(sorted(set(Base.metadata.tables) - before))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=crm_folder, capture_output=True, text=True, check=True
+    )
+    added = result.stdout
+    for table in (
+        "event_outbox",
+        "webhook_subscriptions",
+        "assignment_rules",
+        "message_deliveries",
+    ):
+        assert table in added
+
+
+GC_PROBE = """
+import atexit, gc, sys
+def report():
+    full_collections = gc.get_stats()[2]["collections"]
+    print(gc.isenabled(), gc.get_freeze_count() > 0, full_collections, file=sys.stderr)
+atexit.register(report)
+sys.argv = ["crmkit", *sys.argv[1:]]
+from crmkit.cli import main
+main()
+"""
+
+
+def test_the_console_script_pauses_the_collector_until_the_crm_is_open(crm_folder: Path) -> None:
+    opened = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "contacts", "list", "--limit", "1"],
+        cwd=crm_folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # on again once the CRM is open (collecting what the command does), what start-up made
+    # frozen, and no full collection walked it while it loaded (there is one without the
+    # pause)
+    assert opened.stderr.split() == ["True", "True", "0"]
+    assert "More: add --cursor" in opened.stdout or "No contacts found." in opened.stdout
+
+
+def test_the_collector_is_on_again_at_exit_when_no_crm_was_opened() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", GC_PROBE, "--version"], capture_output=True, text=True, check=True
+    )
+    assert result.stderr.split()[:2] == ["True", "True"]
+
+
+def test_commands_run_in_process_leave_the_collector_alone() -> None:
+    """Only the console script pauses it: the test kit, an application that imports crmkit's
+    CLI, keep theirs as it is."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
 
 
 def test_plugins_list_still_imports_every_plugin_to_describe_it(crm_folder: Path) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 from attrs import define, field
 
+from crmkit.cli.collector import resume_after_start_up
 from crmkit.errors import ConfigError, CRMError
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class CLIState:
                     )
                 )
             self._crm = open_crm(settings=settings)
+            resume_after_start_up()  # what opening made lives until the end: never rescan it
         return self._crm
 
     def close(self) -> None:

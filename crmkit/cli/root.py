@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from crmkit.cli import context
+from crmkit.cli.collector import freeze_at_exit, pause_during_start_up
 from crmkit.cli.context import cli_state, missing_sqlite_file
 from crmkit.cli.terminal import safe_output, terminal_safe
 from crmkit.errors import CRMError
@@ -422,8 +423,13 @@ def cli(ctx: click.Context, config: str | None, database_url: str | None) -> Non
 
 
 def main() -> None:
-    """The ``crmkit`` console script."""
-    cli.main(prog_name="crmkit")
+    """The ``crmkit`` console script (with the garbage collector paused while the command
+    starts: :mod:`crmkit.cli.collector`)."""
+    pause_during_start_up()
+    try:
+        cli.main(prog_name="crmkit")
+    finally:
+        freeze_at_exit()
 
 
 __all__ = ["CORE_COMMANDS", "RootGroup", "all_core_commands", "cli", "load_core_command", "main"]

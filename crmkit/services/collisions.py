@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, any_, bindparam, func, insert, or_, select
 from sqlalchemy import column as column_clause
@@ -26,9 +26,11 @@ from crmkit.errors import DuplicateError
 from crmkit.permissions.access import Access, load_access
 from crmkit.permissions.models import Notification
 from crmkit.plugins import hookimpl
-from crmkit.services.assignment import PendingCreate, operation_state
 from crmkit.services.disclosure import disclose, disclosed_matches, readable_record_ids_for
 from crmkit.services.operation import Operation
+
+if TYPE_CHECKING:
+    from crmkit.services.assignment import PendingCreate
 
 #: The entities the duplicate check and the collision policy run on.
 CHECKED_ENTITIES = ("contact", "lead", "account")
@@ -190,6 +192,9 @@ def judge(
 ) -> PendingCreate:
     """Apply the matches' actions and the collision policy to a record about to be written
     with ``values``: raise ``DuplicateError`` when refused, else say what to flag."""
+    # the write path's module, loaded with the first write (a read-only command never does)
+    from crmkit.services.assignment import PendingCreate, operation_state
+
     exempt = operation_state(op).not_duplicates
     if exempt:
         matches = [m for m in matches if (m.entity, m.record_id) not in exempt]

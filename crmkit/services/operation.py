@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from crmkit.db.engine import bulk_insert
 from crmkit.entities.organisation import User
-from crmkit.events.outbox import OutboxEvent
 from crmkit.events.payloads import to_json
 from crmkit.events.types import Event
 from crmkit.permissions.access import SYSTEM, Access, load_access
@@ -123,6 +122,8 @@ class Operation:
         """Write the events emitted so far to the outbox (in bulk)."""
         rows = self.outbox_rows()
         if rows:
+            from crmkit.events.outbox import OutboxEvent  # on the first write, not at start-up
+
             if self.session.autoflush:
                 self.session.flush()  # pending ORM changes go first, as before any ORM statement
             bulk_insert(

@@ -45,16 +45,9 @@ from crmkit.errors import (
 )
 from crmkit.events.payloads import to_json
 from crmkit.events.types import Event
-from crmkit.permissions.audit import audit_rows, flag_sensitive
 from crmkit.permissions.catalogue import ASSIGNABLE
 from crmkit.permissions.models import Scope
 from crmkit.services import collisions
-from crmkit.services.assignment import (
-    PendingCreate,
-    assign_new,
-    note_owner_change,
-    operation_state,
-)
 from crmkit.services.cells import MAX_PAGE
 from crmkit.services.disclosure import disclosed_matches
 from crmkit.services.operation import Operation
@@ -76,6 +69,7 @@ from crmkit.services.views import Record
 
 if TYPE_CHECKING:
     from crmkit.app import CRM
+    from crmkit.services.assignment import PendingCreate
 
 #: The Python type of each custom field type's SQL sort expression (the rest sort as text).
 _CUSTOM_SORT_TYPES: dict[FieldType, type] = {
@@ -210,6 +204,8 @@ class RecordService:
         """
         with self._operation(actor) as op:
             values = self._prepare_new(op, data)
+            from crmkit.services.assignment import operation_state
+
             pending = operation_state(op).pending.get(id(values))
             self._check_references(op, [values])
             with unique_values_race(self.name):
@@ -338,6 +334,8 @@ class RecordService:
         found = collisions.find_duplicates_many(op, self.name, batch)
         if not found:
             return batch
+        from crmkit.services.assignment import operation_state
+
         pending = operation_state(op).pending
         kept: list[tuple[int, dict[str, Any]]] = []
         for line, values in batch:
@@ -377,6 +375,8 @@ class RecordService:
     def _prepare_new(
         self, op: Operation, data: Mapping[str, object], *, check_duplicates: bool = True
     ) -> dict[str, Any]:
+        from crmkit.services.assignment import PendingCreate, assign_new, operation_state
+
         access = op.access
         scope = access.require(self.entity.permission("create"))
         if not access.unrestricted:
@@ -467,6 +467,8 @@ class RecordService:
 
     def _created(self, op: Operation, record_id: int, values: dict[str, Any]) -> Event:
         """Emit ``<entity>.created`` and run the after-create rules and hooks; the event."""
+        from crmkit.services.assignment import note_owner_change, operation_state
+
         pending = operation_state(op).pending.pop(id(values), None) if values else None
         values["id"] = record_id
         event = op.emit(f"{self.name}.created", values, record_type=self.name, record_id=record_id)
@@ -964,6 +966,8 @@ class RecordService:
         with self.crm.transaction(actor) as op:
             op.access.require(self.entity.permission("export"))
             count = self._count(op, filters, search, "export")
+            from crmkit.permissions.audit import flag_sensitive
+
             flag_sensitive(
                 op,
                 "export",
@@ -994,6 +998,9 @@ class RecordService:
         With ``expected_version`` (the version the caller read) a record changed since then
         raises ``ConflictError`` instead of overwriting someone else's change.
         """
+        from crmkit.permissions.audit import audit_rows
+        from crmkit.services.assignment import note_owner_change
+
         with self._operation(actor) as op:
             record = self._load(op, record_id, for_update=True, action="update")
             self._check_version(record, expected_version)
@@ -1116,6 +1123,8 @@ class RecordService:
         self, record_id: int, *, expected_version: int | None = None, actor: User | None = None
     ) -> None:
         """Soft-delete a record: it disappears from every read, its data stays."""
+        from crmkit.permissions.audit import audit_rows
+
         with self._operation(actor) as op:
             record = self._load(op, record_id, for_update=True, action="delete")
             self._check_version(record, expected_version)
@@ -1157,6 +1166,8 @@ class RecordService:
     ) -> None:
         """One audit entry per new record: every field set, as ``[None, value]``
         (``json_ready``: the values are in JSON form already, as event payloads are)."""
+        from crmkit.permissions.audit import audit_rows
+
         audit_rows(
             op,
             "create",

@@ -7,15 +7,10 @@ from typing import Literal
 from alembic import context
 from alembic.autogenerate.api import AutogenContext
 
-import crmkit.assignment.models
-import crmkit.entities
-import crmkit.entities.forms
-import crmkit.events.outbox
-import crmkit.events.subscriptions
-import crmkit.messages.models
-import crmkit.permissions.models
-import crmkit.permissions.passwords  # noqa: F401
 from crmkit.db.base import Base, UTCDateTime
+from crmkit.db.models import import_core_models
+
+import_core_models()
 
 config = context.config
 
