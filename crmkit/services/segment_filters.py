@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from attrs import frozen
 from sqlalchemy import (
+    Column,
     ColumnElement,
     Date,
     DateTime,
@@ -31,6 +32,9 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.selectable import ScalarSelect, Select
 from sqlalchemy.sql.util import ClauseAdapter
 
 from crmkit.db.base import UTCDateTime
@@ -205,6 +209,42 @@ class CoreMeasures:
 
 
 assert Deal.__tablename__ == "deals"  # the stage measures correlate on deals.stage_id
+
+
+def _key_lookup(expression: Any, table: Any) -> tuple[Any, Any, Any] | None:
+    """``(outer key, inner key, value)`` when a measure is a plain look-up by key:
+    ``(SELECT t.value FROM t WHERE t.key = <table>.column)``, one column of one table, one
+    equality, no grouping or limit (the core's stage measures, the insight snapshot's).
+    ``None`` for anything else (an aggregate, several conditions), compared as it is."""
+    if not isinstance(expression, ScalarSelect) or not isinstance(expression.element, Select):
+        return None
+    query: Any = expression.element
+    # the outer table is among the FROMs until the query is correlated, when compiled
+    froms = [found for found in query.get_final_froms() if found is not table]
+    columns = list(query.selected_columns)
+    where = query.whereclause
+    if (
+        len(froms) != 1
+        or len(columns) != 1
+        or not isinstance(columns[0], Column)
+        or columns[0].table is not froms[0]
+        or query._group_by_clauses
+        or query._having_criteria
+        or query._limit_clause is not None
+        or query._offset_clause is not None
+        or query._distinct
+        or not isinstance(where, BinaryExpression)
+        or where.operator is not operators.eq
+    ):
+        return None
+    sides = (where.left, where.right)
+    if not all(isinstance(side, Column) for side in sides):
+        return None
+    inner = next((side for side in sides if side.table is froms[0]), None)
+    outer = next((side for side in sides if side.table is table), None)
+    if inner is None or outer is None or inner is outer:
+        return None
+    return outer, inner, columns[0]
 
 
 # -- relative dates -----------------------------------------------------------------------------
@@ -472,9 +512,44 @@ class SegmentCompiler:
             choices=measure.choices,
             source="measure",
         )
-        text = measure.type in (FieldType.TEXT, FieldType.CHOICE)
+        # PostgreSQL runs a scalar sub-query as a sub-plan per record (and, over a large
+        # table, JIT-compiles the statement for it); a look-up by key is a semi-join there:
+        # the records whose key is among the keys whose value matches. SQLite keeps the
+        # look-up: it probes the key per record, where an IN list is built in full.
+        postgres = self.op.session.get_bind().dialect.name == "postgresql"
+        lookup = _key_lookup(expression, entity.model.__table__) if postgres else None
+        if lookup is not None and not self._matches_missing(entity, field, key, operator, value):
+            outer, inner, looked_up = lookup
+            condition = self._measure_condition(entity, field, key, operator, value, looked_up)
+            semi_join: ColumnElement[bool] = outer.in_(select(inner).where(condition))
+            return semi_join
+        return self._measure_condition(entity, field, key, operator, value, expression)
+
+    def _matches_missing(
+        self, entity: EntityType, field: CustomField, key: str, operator: str, value: object
+    ) -> bool:
+        """Whether the condition can hold for a record with no value (``empty``, ``= null``):
+        a look-up by key then stays a comparison, which a missing row satisfies."""
         if operator == "empty":
-            empty = expression.is_(None) | (expression == "") if text else expression.is_(None)
+            return True
+        if operator in ("eq", "ne"):
+            return self._measure_operand(field, key, value, entity) is None
+        return False
+
+    def _measure_condition(
+        self,
+        entity: EntityType,
+        field: CustomField,
+        key: str,
+        operator: str,
+        value: object,
+        expression: Any,
+    ) -> ColumnElement[bool]:
+        text = field.type in (FieldType.TEXT, FieldType.CHOICE)
+        if operator == "empty":
+            empty: ColumnElement[bool] = (
+                expression.is_(None) | (expression == "") if text else expression.is_(None)
+            )
             return empty if _truthy(value) else ~empty
         if operator == "contains":
             if not text:

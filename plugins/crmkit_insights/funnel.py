@@ -18,7 +18,7 @@ from collections import defaultdict
 from typing import Any
 
 from attrs import define, field
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import Float, Integer, Numeric, and_, case, cast, func, literal, null, or_, select
 
 import crmkit
 from crmkit_insights.models import STAGE_MOVES
@@ -190,10 +190,11 @@ def compute_funnel(
     open_ids = [s.id for s in stages if s.kind == "open"]
     idle_before = moment(now - dt.timedelta(days=idle_days))
     current = select(
+        literal("current").label("part"),
         cohort.c.grp,
         cohort.c.stage_id,
-        func.count(),
-        func.sum(cohort.c.amount),
+        func.count().label("deals"),
+        func.sum(cohort.c.amount).label("amount"),
         func.sum(
             case(
                 (
@@ -205,15 +206,10 @@ def compute_funnel(
                 ),
                 else_=0,
             )
-        ),
+        ).label("idle"),
+        # typed: PostgreSQL reads an untyped NULL in a union's first part as text
+        cast(null(), Float).label("days"),
     ).group_by(cohort.c.grp, cohort.c.stage_id)
-    for key, stage_id, count, amount, idle in op.session.execute(current):
-        stage = figures_of(key).get(stage_id)
-        if stage is None:  # a stage of another pipeline: cannot happen, but never count it
-            continue
-        stage.current = int(count)
-        stage.current_amount = None if hide else float(amount or 0)
-        stage.idle = int(idle or 0)
 
     # how far each deal got: the furthest open stage it entered, and whether it is won/lost
     entered: Any = STAGES.alias("entered")
@@ -234,7 +230,15 @@ def compute_funnel(
     )
     stage_list: Any = STAGES.alias("target")
     reached = (
-        select(stage_list.c.id, reach.c.grp, func.count(), func.sum(reach.c.amount))
+        select(
+            literal("reached"),
+            reach.c.grp,
+            stage_list.c.id,
+            func.count(),
+            func.sum(reach.c.amount),
+            cast(null(), Integer),
+            cast(null(), Float),
+        )
         .join(
             reach,
             or_(
@@ -246,13 +250,25 @@ def compute_funnel(
         .where(stage_list.c.pipeline_id == row.id)
         .group_by(stage_list.c.id, reach.c.grp)
     )
-    for stage_id, key, count, amount in op.session.execute(reached):
+    # one statement: the cohort, with the permission filter, is selected once for the three
+    parts: dict[str, list[tuple[Any, ...]]] = {"current": [], "reached": [], "median": []}
+    statement = current.union_all(reached, _median_days(op, cohort))
+    for part, key, stage_id, count, amount, idle, days in op.session.execute(statement):
+        parts[part].append((key, stage_id, count, amount, idle, days))
+    for key, stage_id, count, amount, idle, _ in parts["current"]:
+        stage = figures_of(key).get(stage_id)
+        if stage is None:  # a stage of another pipeline: cannot happen, but never count it
+            continue
+        stage.current = int(count)
+        stage.current_amount = None if hide else float(amount or 0)
+        stage.idle = int(idle or 0)
+    for key, stage_id, count, amount, _, _ in parts["reached"]:
         stage = figures_of(key)[stage_id]
         stage.reached = int(count)
         stage.reached_amount = None if hide else float(amount or 0)
-
-    for (key, stage_id), median in _median_days(op, cohort).items():
-        figures_of(key)[stage_id].median_days = median
+    for key, stage_id, _, _, _, days in parts["median"]:
+        if days is not None:
+            figures_of(key)[stage_id].median_days = round(float(days), 2)
 
     labels = _labels(op, by, set(figures))
     funnel = Funnel(pipeline=row.name, period=period, by=by, idle_days=idle_days)
@@ -282,10 +298,11 @@ def _conversions(stages: list[StageFigures]) -> None:
         here.conversion = round(following.reached / here.reached, 4) if here.reached else None
 
 
-def _median_days(op: crmkit.Operation, cohort: Any) -> dict[tuple[Any, int], float]:
-    """The median days of the finished stays in each stage, per group, from the history
-    (a stay ends when the deal enters its next stage). Computed with window functions:
-    the middle one or two of the stays ordered by length."""
+def _median_days(op: crmkit.Operation, cohort: Any) -> Any:
+    """``SELECT 'median', grp, stage_id, NULL, NULL, NULL, days``: the median days of the
+    finished stays in each stage, per group, from the history (a stay ends when the deal
+    enters its next stage). Computed with window functions: the middle one or two of the
+    stays ordered by length."""
     following = func.lead(STAGE_MOVES.c.entered_at).over(
         partition_by=STAGE_MOVES.c.deal_id,
         order_by=(STAGE_MOVES.c.entered_at, STAGE_MOVES.c.id),
@@ -314,8 +331,16 @@ def _median_days(op: crmkit.Operation, cohort: Any) -> dict[tuple[Any, int], flo
         .where(stays.c.left_at.is_not(None))
         .cte("ranked")
     )
-    middle = (
-        select(ranked.c.grp, ranked.c.stage_id, func.avg(ranked.c.days))
+    return (
+        select(
+            literal("median"),
+            ranked.c.grp,
+            ranked.c.stage_id,
+            cast(null(), Integer),
+            cast(null(), Numeric(18, 2)),
+            cast(null(), Integer),
+            cast(func.avg(ranked.c.days), Float),
+        )
         .where(
             or_(
                 ranked.c.n == (ranked.c.total + 1) // 2,
@@ -324,8 +349,3 @@ def _median_days(op: crmkit.Operation, cohort: Any) -> dict[tuple[Any, int], flo
         )
         .group_by(ranked.c.grp, ranked.c.stage_id)
     )
-    return {
-        (key, stage_id): round(float(days), 2)
-        for key, stage_id, days in op.session.execute(middle)
-        if days is not None
-    }

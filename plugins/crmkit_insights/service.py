@@ -154,18 +154,24 @@ def rfm_summary(
     }
 
 
+#: "RFM" score text of each (r, f, m).
+_SCORES = {(r, f, m): f"{r}{f}{m}" for r in range(1, 6) for f in range(1, 6) for m in range(1, 6)}
+
+
 def _rfm_row(row: Any) -> dict[str, Any]:
+    # per customer: the statement types every value (ids, counts and scores are integers,
+    # the segment text), so only the two measures the engines spell differently are converted
     contact_id, recency, frequency, monetary, r, f, m, segment = row
     return {
-        "contact_id": int(contact_id),
+        "contact_id": contact_id,
         "recency_days": round(float(recency), 2),
-        "frequency": int(frequency),
+        "frequency": frequency,
         "monetary": float(monetary or 0),
-        "r": int(r),
-        "f": int(f),
-        "m": int(m),
-        "score": f"{int(r)}{int(f)}{int(m)}",
-        "segment": str(segment),
+        "r": r,
+        "f": f,
+        "m": m,
+        "score": _SCORES[r, f, m],
+        "segment": segment,
     }
 
 

@@ -2,10 +2,11 @@
 
 RFM scores and Pareto tiers rank each customer against all the others: not something a
 segment can compute per record in an indexed look-up. So ``refresh`` computes every
-customer's measures in one ``INSERT ... SELECT`` (the same SQL as ``crmkit insight rfm``,
-``tiers --entity contact``, ``churn`` and ``lifecycle``) for the whole business, as the
-system, and the segment measures (:func:`segment_measures`, through the core's
-``crmkit_segment_measures``) read that table by contact id. Filtering on them needs
+customer's measures in one ``INSERT ... SELECT`` over each customer's order totals (RFM,
+churn ratio, lifecycle stage: the same SQL as ``crmkit insight rfm``, ``churn`` and
+``lifecycle``) and one ``UPDATE ... FROM`` of the tiers (``tiers --entity contact``) for the
+whole business, as the system, and the segment measures (:func:`segment_measures`, through
+the core's ``crmkit_segment_measures``) read that table by contact id. Filtering on them needs
 ``insight:read``; those made of amounts hide with ``deal.amount``.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import case, delete, func, insert, literal, null, select, update
 
 import crmkit
 from crmkit_insights import customers
@@ -35,42 +36,31 @@ def refresh(
     with crm.transaction(actor, write=False) as op:
         op.access.require("insight:write")
     with crm.transaction() as op:  # as the system: the snapshot is the whole business's
+        # RFM, churn and lifecycle are all made of each customer's order totals: one pass
         rfm = customers.rfm_table(op, as_of=as_of, since=None)
-        window = options.tier_window_days
-        tiers = customers.tier_table(
-            op,
-            entity="contact",
-            as_of=as_of,
-            since=as_of - dt.timedelta(days=window) if window else None,
-            cuts=options.tier_cuts,
-            names=options.tier_names,
-        )
-        churn = customers.churn_table(op, as_of=as_of, min_orders=options.churn_min_orders)
-        stages = customers.lifecycle_table(
+        totals = {"orders": rfm.c.frequency, "last_at": rfm.c.last_at}
+        _, _, ratio = customers.churn_ratio(op, as_of=as_of, first_at=rfm.c.first_at, **totals)
+        stage = customers.lifecycle_stage(
             op,
             as_of=as_of,
             advocate_min_orders=options.advocate_min_orders,
             advocate_within_days=options.advocate_within_days,
             churned_after_days=options.churned_after_days,
+            **totals,
         )
-        rows = (
-            select(
-                rfm.c.contact_id,
-                moment(as_of),
-                rfm.c.recency_days,
-                rfm.c.frequency,
-                rfm.c.monetary,
-                rfm.c.r,
-                rfm.c.f,
-                rfm.c.m,
-                rfm.c.segment,
-                func.coalesce(tiers.c.tier, literal(options.tier_names[2])),
-                churn.c.ratio,
-                stages.c.stage,
-            )
-            .outerjoin(tiers, tiers.c.id == rfm.c.contact_id)
-            .outerjoin(churn, churn.c.contact_id == rfm.c.contact_id)
-            .outerjoin(stages, stages.c.contact_id == rfm.c.contact_id)
+        rows = select(
+            rfm.c.contact_id,
+            moment(as_of),
+            rfm.c.recency_days,
+            rfm.c.frequency,
+            rfm.c.monetary,
+            rfm.c.r,
+            rfm.c.f,
+            rfm.c.m,
+            rfm.c.segment,
+            literal(options.tier_names[2]),
+            case((rfm.c.frequency >= max(2, options.churn_min_orders), ratio), else_=null()),
+            stage,
         )
         op.session.execute(delete(CUSTOMER_MEASURES))
         op.session.execute(
@@ -90,6 +80,25 @@ def refresh(
                     "lifecycle_by_rules",
                 ],
                 rows,
+            )
+        )
+        # the tiers (over their own window) by the table's key, not joined row by row: an
+        # outer join to the tiers' window made SQLite scan them for every customer
+        window = options.tier_window_days
+        tiers = customers.tier_table(
+            op,
+            entity="contact",
+            as_of=as_of,
+            since=as_of - dt.timedelta(days=window) if window else None,
+            cuts=options.tier_cuts,
+            names=options.tier_names,
+        )
+        op.session.execute(
+            update(CUSTOMER_MEASURES)
+            .values(pareto_tier=tiers.c.tier)
+            .where(
+                CUSTOMER_MEASURES.c.contact_id == tiers.c.id,
+                tiers.c.tier != options.tier_names[2],
             )
         )
         count = op.session.scalar(select(func.count()).select_from(CUSTOMER_MEASURES))
