@@ -366,15 +366,20 @@ def test_points_expiring_soon_are_announced_once(crm: crmkit.CRM) -> None:
     assert seen[0].payload["card"] == number
 
 
+class NewTeaBonus:
+    """A plugin earn rule: 200 bonus points for a purchase with a new tea (SKU ``NEW``)."""
+
+    @crmkit.hookimpl
+    def crmkit_loyalty_earn_rules(self, op, program, purchase):  # type: ignore[no-untyped-def]
+        import crmkit_loyalty
+
+        if any(item.get("sku") == "NEW" for item in purchase.items):
+            return [crmkit_loyalty.EarnRule("new tea", bonus=200)]
+        return None
+
+
 def test_a_plugin_earn_rule_adds_points(make_crm: Callable[..., crmkit.CRM]) -> None:
     import crmkit_loyalty
-
-    class NewTeaBonus:
-        @crmkit.hookimpl
-        def crmkit_loyalty_earn_rules(self, op, program, purchase):  # type: ignore[no-untyped-def]
-            if any(item.get("sku") == "NEW" for item in purchase.items):
-                return [crmkit_loyalty.EarnRule("new tea", bonus=200)]
-            return None
 
     bonus_crm = make_crm(plugins={"loyalty": crmkit_loyalty, "bonus": NewTeaBonus()})
     service.add_program(bonus_crm, {"name": "p", "rates": {"CNY": 1}})
@@ -415,13 +420,6 @@ def test_an_imports_ledger_is_the_one_single_purchases_write(
 ) -> None:
     import crmkit_loyalty
     from crmkit_loyalty.importing import import_purchases
-
-    class NewTeaBonus:
-        @crmkit.hookimpl
-        def crmkit_loyalty_earn_rules(self, op, program, purchase):  # type: ignore[no-untyped-def]
-            if any(item.get("sku") == "NEW" for item in purchase.items):
-                return [crmkit_loyalty.EarnRule("new tea", bonus=200)]
-            return None
 
     crm = make_crm(plugins={"loyalty": crmkit_loyalty, "bonus": NewTeaBonus()})
     service.add_program(crm, {"name": "p", "rates": {"CNY": 1}, "pending_days": 14})

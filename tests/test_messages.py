@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from smtp_support import MailServer
+from test_events import Receiver
 
 import crmkit
 from crmkit.events.outbox import OutboxEvent
@@ -326,9 +327,11 @@ class RecordingChannel(crmkit.MessageChannel):
         self.sent.append(message)
 
 
-class SmsPlugin:
-    def __init__(self) -> None:
-        self.channel = RecordingChannel()
+class ChannelPlugin:
+    """A plugin that brings one message channel (a ``RecordingChannel`` unless given)."""
+
+    def __init__(self, channel: crmkit.MessageChannel | None = None) -> None:
+        self.channel = channel or RecordingChannel()
 
     @crmkit.hookimpl
     def crmkit_message_channels(self, crm: crmkit.CRM) -> list[crmkit.MessageChannel]:
@@ -338,7 +341,7 @@ class SmsPlugin:
 def test_a_plugin_channel_is_used_like_the_built_in_ones(
     make_crm: Callable[..., crmkit.CRM],
 ) -> None:
-    plugin = SmsPlugin()
+    plugin = ChannelPlugin()
     crm = make_crm(plugins={"sms": plugin})
     crm.pipelines.create("Sales")
     good = crm.contacts.create({"full_name": "张伟", "phone": "138 1234 5678"})
@@ -449,25 +452,19 @@ class InvalidChannel(crmkit.MessageChannel):
         raise crmkit.MessageInvalid("a fax cannot carry this page")
 
 
-class InvalidPlugin:
-    def __init__(self) -> None:
-        self.channel = InvalidChannel()
-
-    @crmkit.hookimpl
-    def crmkit_message_channels(self, crm: crmkit.CRM) -> list[crmkit.MessageChannel]:
-        return [self.channel]
-
-
 def test_a_message_that_can_never_be_sent_is_dead_at_once_and_the_address_not_blamed(
     make_crm: Callable[..., crmkit.CRM],
 ) -> None:
-    plugin = InvalidPlugin()
-    crm = make_crm(plugins={"fax": plugin}, messages={"backoff_seconds": 0, "max_attempts": 5})
+    channel = InvalidChannel()
+    crm = make_crm(
+        plugins={"fax": ChannelPlugin(channel)},
+        messages={"backoff_seconds": 0, "max_attempts": 5},
+    )
     crm.messages.send("fax", "报价单", to="+86 21 5555 0000")
 
     stats = crm.messages.deliver_pending(rounds=5)
 
-    assert (stats.dead, stats.retried, plugin.channel.attempts) == (1, 0, 1)
+    assert (stats.dead, stats.retried, channel.attempts) == (1, 0, 1)
     (entry,) = crm.messages.log()
     assert entry.status == "dead"
     assert "a fax cannot carry this page" in (entry.last_error or "")
@@ -498,47 +495,33 @@ def test_an_email_that_cannot_be_composed_fails_alone_and_for_good(
     assert len(smtp_server.received) == 1
 
 
-class KeepAliveReceiver:
-    """An HTTP/1.1 server on 127.0.0.1 that keeps connections open and records, per request,
-    the client's port, the path, the headers and the body. ``/gone`` answers 410, ``/busy``
-    503, every other path 200."""
+class KeepAliveReceiver(Receiver):
+    """test_events' receiver speaking HTTP/1.1, so a client may keep its connection open;
+    it records, per request, the client's port, the path, the headers and the body.
+    ``/gone`` answers 410, ``/busy`` 503, every other path 200."""
 
     def __init__(self) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-        self.requests: list[dict[str, Any]] = []
+        super().__init__()
         receiver = self
+        handler = self.server.RequestHandlerClass
+        handler.protocol_version = "HTTP/1.1"
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def do_POST(self: Any) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            receiver.requests.append(
+                {
+                    "port": self.client_address[1],
+                    "path": self.path,
+                    "headers": dict(self.headers),
+                    "body": body,
+                }
+            )
+            self.send_response({"/gone": 410, "/busy": 503}.get(self.path, 200))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append(
-                    {
-                        "port": self.client_address[1],
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": body,
-                    }
-                )
-                status = {"/gone": 410, "/busy": 503}.get(self.path, 200)
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.base = f"http://127.0.0.1:{self.server.server_port}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        handler.do_POST = do_POST  # type: ignore[attr-defined]
+        self.base = self.url.removesuffix("/crm-events")
 
 
 @pytest.fixture
