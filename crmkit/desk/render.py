@@ -48,7 +48,7 @@ def menu(desk: Desk) -> list[DeskMenuEntry]:
         DeskMenuEntry(_(label), f"{DESK_PATH}{path}", order) for order, label, path in BUILT_IN_MENU
     ]
     entries += [
-        entry
+        DeskMenuEntry(_(entry.label), entry.href, entry.order)
         for _plugin, entry in collected(
             desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user
         )

@@ -222,6 +222,34 @@ def crmkit_desk_record_panels(
 
 
 @crmkit.hookimpl
+def crmkit_desk_tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
+    """ "Points expiring soon" on "my day": the signed-in user's members whose points expire
+    within ``expiring_notice_days``, with the points and the first date."""
+    from crmkit_loyalty.desk import tiles
+
+    return tiles(crm, actor)
+
+
+@crmkit.hookimpl
+def crmkit_desk_pages(crm: crmkit.CRM) -> list[crmkit.DeskPage]:
+    """The page /desk/plugins/loyalty/expiring: those members, soonest first (in the menu
+    through ``crmkit_desk_menu``)."""
+    from crmkit_loyalty.desk import PAGE_PATH, expiring_page
+
+    return [
+        crmkit.DeskPage(path=PAGE_PATH, title="Points expiring", render=expiring_page, menu=False)
+    ]
+
+
+@crmkit.hookimpl
+def crmkit_desk_menu(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskMenuEntry]:
+    """ "Points expiring" in the desk's menu, for users who may read contacts."""
+    from crmkit_loyalty.desk import menu_entries
+
+    return menu_entries(crm, actor)
+
+
+@crmkit.hookimpl
 def crmkit_cli_commands() -> list[click.Command]:
     """``crmkit loyalty ...``."""
     from crmkit_loyalty.cli import loyalty_group

@@ -12,7 +12,9 @@ What it adds while enabled (``crmkit plugins enable referrals``):
 * a reward credited to the referrer when a referral is created (``referral.rewarded``);
 * an in-process event counter (``EVENTS_SEEN``) and a JSON-lines event sink;
 * ``crmkit referrals list|stats`` and demo referrals for ``crmkit demo``;
-* REST routes under ``/plugins/referrals`` (``GET /stats``, ``GET /contacts/{id}``).
+* REST routes under ``/plugins/referrals`` (``GET /stats``, ``GET /contacts/{id}``);
+* on the web desk (:mod:`crmkit_referrals.desk`): a panel on contacts, a page with its menu
+  entry, a "Give a referral code" button on contacts and a "my day" tile.
 
 Settings (``[plugins.referrals]`` in ``crmkit.toml``)::
 
@@ -292,65 +294,50 @@ def crmkit_event_sinks(crm: crmkit.CRM) -> Sequence[crmkit.EventSink]:
 
 
 # -- the web desk -----------------------------------------------------------------------------
+# All five desk hooks; what they show and do is in crmkit_referrals.desk.
 
 
 @crmkit.hookimpl
 def crmkit_desk_record_panels(
     crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User
 ) -> list[crmkit.DeskPanel]:
-    """A "Referrals" panel on a contact's page: whom they referred (as ``actor`` may see)."""
+    """A "Referrals" panel on a contact's page: its referral code and whom it referred (as
+    ``actor`` may see them)."""
     if entity != "contact":
         return []
-    page = crm.records("referral").list(
-        {"referrer_contact_id": record["id"]}, limit=20, actor=actor
-    )
-    rows = [
-        (
-            crmkit.DeskLink(
-                f"#{item['referred_contact_id']}", f"/desk/contacts/{item['referred_contact_id']}"
-            ),
-            item.get("channel") or "—",
-            str(item.get("reward_points", 0)),
-        )
-        for item in page.items
-    ]
-    return [
-        crmkit.DeskPanel(
-            title="Referrals",
-            text="" if rows else "No referrals yet.",
-            columns=("Referred", "Channel", "Reward points") if rows else (),
-            cells=rows,
-        )
-    ]
+    from crmkit_referrals.desk import record_panels
 
-
-def _referrals_page(view: crmkit.DeskView) -> list[crmkit.DeskPanel]:
-    page = view.crm.records("referral").list(sort="-id", limit=50, actor=view.actor)
-    return [
-        crmkit.DeskPanel(
-            title="Latest referrals",
-            columns=("#", "Referrer", "Referred", "Channel"),
-            cells=[
-                (
-                    str(item["id"]),
-                    crmkit.DeskLink(
-                        f"#{item['referrer_contact_id']}",
-                        f"/desk/contacts/{item['referrer_contact_id']}",
-                    ),
-                    crmkit.DeskLink(
-                        f"#{item['referred_contact_id']}",
-                        f"/desk/contacts/{item['referred_contact_id']}",
-                    ),
-                    item.get("channel") or "—",
-                )
-                for item in page.items
-            ],
-            text="" if page.items else "No referrals yet.",
-        )
-    ]
+    return record_panels(crm, record, actor)
 
 
 @crmkit.hookimpl
 def crmkit_desk_pages(crm: crmkit.CRM) -> list[crmkit.DeskPage]:
-    """The page /desk/plugins/referrals/latest, listed in the desk's menu."""
-    return [crmkit.DeskPage(path="latest", title="Referrals", render=_referrals_page)]
+    """The page /desk/plugins/referrals/latest (in the menu through ``crmkit_desk_menu``,
+    for the users who may read referrals)."""
+    from crmkit_referrals.desk import PAGE_PATH, latest_page
+
+    return [crmkit.DeskPage(path=PAGE_PATH, title="Referrals", render=latest_page, menu=False)]
+
+
+@crmkit.hookimpl
+def crmkit_desk_menu(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskMenuEntry]:
+    """ "Referrals" in the desk's menu, linking to the page, for users with ``referral:read``."""
+    from crmkit_referrals.desk import menu_entries
+
+    return menu_entries(crm, actor)
+
+
+@crmkit.hookimpl
+def crmkit_desk_actions(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskAction]:
+    """ "Give a referral code" on contact pages: sets the contact's ``referral_code``."""
+    from crmkit_referrals.desk import ISSUE_CODE
+
+    return [ISSUE_CODE]
+
+
+@crmkit.hookimpl
+def crmkit_desk_tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
+    """ "Referrals, last 30 days" on "my day": how many ``actor`` may read, and the latest."""
+    from crmkit_referrals.desk import tiles
+
+    return tiles(crm, actor)
