@@ -86,7 +86,11 @@ class Desk:
     def check_csrf(self, form: Mapping[str, Any]) -> None:
         """Refuse a form without this session's CSRF token (:class:`CsrfRejected`)."""
         sent = form.get(CSRF_FIELD)
-        if not isinstance(sent, str) or not secrets.compare_digest(sent, self.csrf_token):
+        # compared as bytes: compare_digest refuses str with non-ASCII characters (a forged
+        # token of any text must be a 403, not a 500; tests/test_desk_fuzz.py found it)
+        if not isinstance(sent, str) or not secrets.compare_digest(
+            sent.encode(), self.csrf_token.encode()
+        ):
             raise CsrfRejected(CSRF_MESSAGE)
 
     def ensure_checked(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -98,7 +99,7 @@ def sign_in_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         username = text(data, "username").strip()[:150]
         expected = cookies.pre_session_token(request.cookies.get(PRE_SESSION_COOKIE))
         sent = text(data, CSRF_FIELD)
-        if expected is None or sent != expected:
+        if expected is None or not secrets.compare_digest(sent.encode(), expected.encode()):
             return form_page(
                 request,
                 next_path=next_path,
