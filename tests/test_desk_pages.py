@@ -280,6 +280,39 @@ def test_my_day_lists_my_open_tasks_and_new_leads(desk: DeskWorld) -> None:
     assert "别人的任务" not in page.text
 
 
+def releasing_section(html: str) -> str:
+    """The "about to go back to the shared pool" part of "my day"."""
+    return html.split("<h2>即将退回公海</h2>", 1)[1].split("</section>", 1)[0]
+
+
+def test_my_day_warns_of_my_records_a_release_policy_takes_back_soon(desk: DeskWorld) -> None:
+    crm = desk.crm
+    li_na, chen = as_user(desk, "li.na"), as_user(desk, "chen.jie")
+    crm.pool.add_policy("lead", "新线索一天", 1)  # released a day after creation
+    crm.pool.add_policy("account", "客户三十天", 30)
+    due = crm.leads.create({"full_name": "王芳"}, actor=li_na)
+    crm.accounts.create({"name": "星辰贸易"}, actor=li_na)  # not due for 30 days
+    theirs = crm.leads.create({"full_name": "张敏"}, actor=chen)  # due, but chen.jie's
+
+    mine = releasing_section(desk.signed_in("li.na").get("/desk").text)
+    assert f'<a href="/desk/leads/{due.id}">王芳</a>' in mine
+    assert "新线索一天 (1 天未跟进)" in mine
+    assert "星辰贸易" not in mine
+    assert "张敏" not in mine
+
+    their_day = releasing_section(desk.signed_in("chen.jie").get("/desk").text)
+    assert f'<a href="/desk/leads/{theirs.id}">张敏</a>' in their_day
+    assert "王芳" not in their_day
+
+
+def test_my_day_says_when_nothing_is_about_to_be_released(desk: DeskWorld) -> None:
+    desk.crm.pool.add_policy("account", "客户三十天", 30)
+    desk.crm.accounts.create({"name": "星辰贸易"}, actor=as_user(desk, "li.na"))
+    mine = releasing_section(desk.signed_in("li.na").get("/desk").text)
+    assert "没有即将退回公海的记录。" in mine
+    assert "星辰贸易" not in mine
+
+
 def test_the_ui_speaks_chinese_or_english_per_user(desk: DeskWorld) -> None:
     browser = desk.signed_in("li.na")
     assert "我的一天" in browser.get("/desk").text
