@@ -125,6 +125,8 @@ def test_a_rep_works_through_the_desk(browser: Any, crm: crmkit.CRM, tmp_path: P
     world = build(crm)
     with Served(crm) as served:
         page = browser.new_page(locale="zh-CN")
+        page.goto(f"{served.url}/desk/sign-in")
+        shoot(page, "sign-in")
         sign_in(page, served.url, "li.na")
         assert page.get_by_role("heading", name="我的一天").is_visible()
         assert page.get_by_text("给欧阳总回电话").is_visible()
@@ -157,6 +159,7 @@ def test_a_rep_works_through_the_desk(browser: Any, crm: crmkit.CRM, tmp_path: P
         assert crm.deals.get(world["deal"].id).stage_id == stages[2].id
 
         page.get_by_role("link", name="公海").click()
+        shoot(page, "pool")
         page.get_by_label("领取 公海线索刘洋").check()
         page.get_by_role("button", name="领取勾选的记录").click()
         assert "已领取" in page.get_by_role("status").inner_text()
@@ -165,10 +168,21 @@ def test_a_rep_works_through_the_desk(browser: Any, crm: crmkit.CRM, tmp_path: P
         page.goto(f"{served.url}/desk/contacts/{world['other'].id}")
         assert page.get_by_role("alert").is_visible()
         assert page.get_by_text("张敏").count() == 0
+
+        page.goto(f"{served.url}/desk")  # another team's record is not in a search either
+        page.get_by_role("link", name="联系人").first.click()
+        page.get_by_label("搜索").fill("张敏")
+        page.get_by_role("button", name="显示").click()
+        assert page.get_by_text("没有找到记录。").is_visible()
+        assert page.locator("table tbody tr").count() == 0
+        assert page.get_by_text("张敏").count() == 0
+        assert page.get_by_label("搜索").input_value() == "张敏"  # the search did run
         page.close()
 
 
-def test_a_plugin_panel_shows_only_while_the_plugin_is_enabled(browser: Any, make_crm: Any) -> None:
+def test_a_plugins_panel_button_entry_and_tile_show_only_while_it_is_enabled(
+    browser: Any, make_crm: Any
+) -> None:
     import crmkit_referrals
 
     with_plugin = make_crm(plugins={"referrals": crmkit_referrals})
@@ -194,12 +208,23 @@ def test_a_plugin_panel_shows_only_while_the_plugin_is_enabled(browser: Any, mak
         assert panel.get_by_role("heading", name="Referrals").is_visible()
         assert panel.get_by_role("link", name="黄晓明").is_visible()
         assert page.get_by_role("link", name="转介绍").is_visible()  # its page, in the menu
+        page.get_by_role("button", name="发放推荐码").click()  # its action button
+        assert "Referral code" in page.get_by_role("status").inner_text()
+        code = with_plugin.contacts.get(world["contact"].id).referral_code
+        assert panel.get_by_text(code).is_visible()
+        shoot(page, "plugin-contact")
+        page.goto(served.url + "/desk")
+        tile = page.get_by_role("region", name="近 30 天的转介绍")  # its "my day" tile
+        assert tile.get_by_role("link", name="1").is_visible()
+        shoot(page, "plugin-tile")
         page.close()
     with Served(without_plugin) as served:
         page = browser.new_page(locale="zh-CN")
         sign_in(page, served.url, "li.na")
+        assert page.get_by_role("region", name="近 30 天的转介绍").count() == 0
         page.goto(served.url + path)
         assert page.get_by_role("heading", name="欧阳娜娜").is_visible()
         assert page.locator("section[data-plugin='referrals']").count() == 0
         assert page.get_by_role("link", name="转介绍").count() == 0
+        assert page.get_by_role("button", name="发放推荐码").count() == 0
         page.close()

@@ -44,6 +44,31 @@ def test_the_record_page_shows_owner_and_team_by_name(desk: DeskWorld) -> None:
     assert "<dt>团队</dt><dd>华东</dd>" in details
 
 
+def test_the_record_page_names_who_created_and_last_changed_it(desk: DeskWorld) -> None:
+    li = desk.crm.users.get("li.na")
+    contact = desk.crm.contacts.create({"full_name": "张伟"}, actor=li)
+    desk.crm.contacts.update(contact.id, {"city": "上海"}, actor=desk.crm.users.get("admin"))
+    page = desk.signed_in("li.na").get(f"/desk/contacts/{contact.id}")
+    details = page.text.split('class="fields"', 1)[1].split("</dl>", 1)[0]
+    assert "<dt>创建人</dt><dd>李娜</dd>" in details
+    assert "<dt>更新人</dt><dd>管理员</dd>" in details
+
+
+def test_a_reference_is_labelled_with_the_records_name_when_readable(desk: DeskWorld) -> None:
+    li, chen = desk.crm.users.get("li.na"), desk.crm.users.get("chen.jie")
+    mine = desk.crm.accounts.create({"name": "星辰贸易"}, actor=li)
+    theirs = desk.crm.accounts.create({"name": "南方实业"}, actor=chen)
+    first = desk.crm.contacts.create({"full_name": "张伟", "account_id": mine.id}, actor=li)
+    second = desk.crm.contacts.create({"full_name": "王芳"}, actor=li)
+    desk.crm.contacts.update(second.id, {"account_id": theirs.id})
+    browser = desk.signed_in("li.na")
+    page = browser.get(f"/desk/contacts/{first.id}").text
+    assert f'<a href="/desk/accounts/{mine.id}">星辰贸易</a>' in page
+    other = browser.get(f"/desk/contacts/{second.id}").text
+    assert f'<a href="/desk/accounts/{theirs.id}">#{theirs.id}</a>' in other
+    assert "南方实业" not in other
+
+
 def test_a_hidden_owner_field_hides_the_owners_name(desk: DeskWorld) -> None:
     desk.crm.roles.set_field_rule("sales_rep", "contact", "owner_id", "hidden")
     desk.crm.roles.set_field_rule("sales_rep", "contact", "team_id", "hidden")

@@ -123,6 +123,59 @@ def cell(values: Any, name: str, references: Mapping[str, str], names: Names) ->
     return display(value)
 
 
+#: Columns of a record naming the users who created and last changed it.
+AUTHOR_COLUMNS = ("created_by_id", "updated_by_id")
+
+
+def record_names(op: Operation, values: Mapping[str, Any]) -> Names:
+    """The names of a record's owner, team, creator and last editor (one statement)."""
+    return names_of(
+        op,
+        users=(values.get(name) for name in ("owner_id", *AUTHOR_COLUMNS)),
+        teams=(values.get("team_id"),),
+    )
+
+
+def reference_titles(
+    op: Operation, values: Mapping[str, Any], references: Mapping[str, str]
+) -> dict[tuple[str, int], str]:
+    """The titles of the records ``values`` refers to that ``op``'s actor may read (one
+    statement per entity referred to, in the page's transaction): ``(entity, id)`` → title.
+    A record the actor may not read keeps its ``#id``."""
+    wanted: dict[str, set[int]] = {}
+    for name, target in references.items():
+        value = values.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            wanted.setdefault(target, set()).add(value)
+    titles: dict[tuple[str, int], str] = {}
+    for target, ids in wanted.items():
+        try:
+            found = op.records(target).list({"id__in": sorted(ids)}, limit=len(ids)).items
+        except PermissionDenied:
+            continue
+        titles.update({(target, item["id"]): title_of(item) for item in found})
+    return titles
+
+
+def record_cell(
+    values: Mapping[str, Any],
+    name: str,
+    references: Mapping[str, str],
+    names: Names,
+    titles: Mapping[tuple[str, int], str],
+) -> Any:
+    """A field of a record page: as :func:`cell`, with the creator and last editor by name
+    and a reference labelled with the title of the record it links to."""
+    value = values.get(name)
+    if isinstance(value, int) and not isinstance(value, bool):
+        if name in AUTHOR_COLUMNS:
+            return names.users.get(value, f"#{value}")
+        target = references.get(name)
+        if target is not None and (target, value) in titles:
+            return DeskLink(titles[(target, value)], f"{DESK_PATH}/{plural(target)}/{value}")
+    return cell(values, name, references, names)
+
+
 def list_view(
     desk: Desk, entity: EntityType, entity_name: str, query: Mapping[str, str]
 ) -> Template:
@@ -271,9 +324,12 @@ def record_view(
     custom = values.pop("custom", {}) or {}
     values.pop("deleted_at", None)
     with crm.transaction(desk.user, write=False) as op:
-        names = people_names(op, [values])
+        names = record_names(op, values)
+        titles = reference_titles(op, values, references)
     fields = [
-        (_(label(name)), cell(values, name, references, names)) for name in values if name != "id"
+        (_(label(name)), record_cell(values, name, references, names, titles))
+        for name in values
+        if name != "id"
     ]
     fields += [(_(label(name)), cell(custom, name, {}, NO_NAMES)) for name in sorted(custom)]
     timeline = _timeline(desk, entity, record)
