@@ -786,7 +786,7 @@ def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
 
 @hookspec
 def crmkit_desk_record_panels(
-    crm: CRM, entity: str, record: Mapping[str, Any], actor: User
+    crm: CRM, entity: str, record: Mapping[str, Any], actor: User, locale: str
 ) -> Sequence[DeskPanel]:
     """Add panels to a record page (collected).
 
@@ -802,6 +802,10 @@ def crmkit_desk_record_panels(
     entity, a plugin's included, has its record pages at ``/desk/<plural>/<id>``
     (``/desk/tickets/7``), so a cell can link to them.
 
+    ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
+    plugin's own; an implementation that does not need it leaves the argument out (added
+    after the hook: implementations without it keep working).
+
     Example::
 
         @crmkit.hookimpl
@@ -816,12 +820,17 @@ def crmkit_desk_record_panels(
 
 
 @hookspec
-def crmkit_desk_menu(crm: CRM, actor: User) -> Sequence[DeskMenuEntry]:
+def crmkit_desk_menu(crm: CRM, actor: User, locale: str) -> Sequence[DeskMenuEntry]:
     """Add entries to the desk's menu (collected).
 
     Called for each desk page. Return ``crmkit.DeskMenuEntry`` objects (``label``, ``href``,
     ``order``; the built-in entries use orders 10-90). A plugin page with ``menu=True`` gets
-    its entry without this hook; use it for links elsewhere or entries only some users see.
+    its entry without this hook; use it for links elsewhere or entries only some users see. A
+    label the desk's catalogue has is shown in the user's language.
+
+    ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
+    plugin's own; an implementation that does not need it leaves the argument out (added
+    after the hook: implementations without it keep working).
 
     Example::
 
@@ -832,7 +841,7 @@ def crmkit_desk_menu(crm: CRM, actor: User) -> Sequence[DeskMenuEntry]:
 
 
 @hookspec
-def crmkit_desk_actions(crm: CRM, actor: User) -> Sequence[DeskAction]:
+def crmkit_desk_actions(crm: CRM, actor: User, locale: str) -> Sequence[DeskAction]:
     """Add action buttons to record pages (collected).
 
     Return ``crmkit.DeskAction`` objects; each shows as a button on the record pages of its
@@ -840,6 +849,10 @@ def crmkit_desk_actions(crm: CRM, actor: User) -> Sequence[DeskAction]:
     against the session's CSRF token) and calls ``run(crm, record_id, actor)``: do the work
     through services with ``actor=actor``; the text it returns is shown as the outcome and a
     ``crmkit.CRMError`` it raises as the error (nothing else changes).
+
+    ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
+    plugin's own; an implementation that does not need it leaves the argument out (added
+    after the hook: implementations without it keep working).
 
     Example::
 
@@ -856,13 +869,17 @@ def crmkit_desk_actions(crm: CRM, actor: User) -> Sequence[DeskAction]:
 
 
 @hookspec
-def crmkit_desk_tiles(crm: CRM, actor: User) -> Sequence[DeskTile]:
+def crmkit_desk_tiles(crm: CRM, actor: User, locale: str) -> Sequence[DeskTile]:
     """Add tiles to the "my day" dashboard (collected).
 
     Called when ``actor`` opens ``/desk``. Return ``crmkit.DeskTile`` objects (``title``, a
     short ``value``, optional ``note`` and ``href``); count only what ``actor`` may see. The
     title is shown in the user's language when the desk's catalogue has it. The reminders
     plugin's "Reminders due today" is a tile.
+
+    ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
+    plugin's own; an implementation that does not need it leaves the argument out (added
+    after the hook: implementations without it keep working).
 
     Example::
 

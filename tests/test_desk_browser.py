@@ -205,7 +205,7 @@ def test_a_plugins_panel_button_entry_and_tile_show_only_while_it_is_enabled(
         sign_in(page, served.url, "li.na")
         page.goto(served.url + path)
         panel = page.locator("section[data-plugin='referrals']")
-        assert panel.get_by_role("heading", name="Referrals").is_visible()
+        assert panel.get_by_role("heading", name="转介绍").is_visible()  # in her language
         assert panel.get_by_role("link", name="黄晓明").is_visible()
         assert page.get_by_role("link", name="转介绍").is_visible()  # its page, in the menu
         page.get_by_role("button", name="发放推荐码").click()  # its action button

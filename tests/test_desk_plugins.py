@@ -113,6 +113,25 @@ def test_a_contacts_panel_shows_whom_it_referred_by_name(referrals: DeskWorld) -
     assert "wechat" in panel
 
 
+def test_the_panel_speaks_the_users_language(referrals: DeskWorld) -> None:
+    referrals.crm.roles.grant("sales_rep", "referral:read", "own")
+    li_na = referrals.crm.users.get("li.na")
+    referrer, _ = refer(referrals, "li.na", "张伟", "王芳")
+    referrals.crm.contacts.update(referrer, {"referral_code": "ABC234"})
+    browser = referrals.signed_in("li.na")
+    chinese = browser.get(f"/desk/contacts/{referrer}").text
+    panel = chinese.split('data-plugin="referrals"', 1)[1].split("</section>", 1)[0]
+    assert "<h2>转介绍</h2>" in panel
+    assert "推荐码" in panel
+    assert "被介绍人" in panel
+    referrals.crm.sign_in.set_locale(li_na, "en")
+    english = browser.get(f"/desk/contacts/{referrer}").text
+    panel = english.split('data-plugin="referrals"', 1)[1].split("</section>", 1)[0]
+    assert "<h2>Referrals</h2>" in panel
+    assert "Referral code" in panel
+    assert "推荐码" not in panel
+
+
 def test_give_a_referral_code_sets_the_contacts_code(referrals: DeskWorld) -> None:
     contact = referrals.crm.contacts.create(
         {"full_name": "张伟"}, actor=referrals.crm.users.get("li.na")

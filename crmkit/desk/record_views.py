@@ -335,7 +335,9 @@ def record_view(
     timeline = _timeline(desk, entity, record)
     actions = [
         (plugin, action)
-        for plugin, action in collected(crm, "crmkit_desk_actions", DeskAction, actor=desk.user)
+        for plugin, action in collected(
+            crm, "crmkit_desk_actions", DeskAction, actor=desk.user, locale=desk.locale
+        )
         if action.entity == entity.name
     ]
     stages: list[Any] = []
@@ -359,7 +361,12 @@ def record_view(
         log_kinds=[(kind, _(label(kind))) for kind in LOG_KINDS],
         related=_related(desk, entity, record),
         panels=panels(
-            crm, "crmkit_desk_record_panels", entity=entity.name, record=record, actor=desk.user
+            crm,
+            "crmkit_desk_record_panels",
+            entity=entity.name,
+            record=record,
+            actor=desk.user,
+            locale=desk.locale,
         ),
         actions=actions,
         stages=stages,

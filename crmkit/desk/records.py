@@ -236,7 +236,9 @@ def record_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         entity, record = readable(desk, entity_name, record_id)
         found = [
             item
-            for owner, item in collected(crm, "crmkit_desk_actions", DeskAction, actor=desk.user)
+            for owner, item in collected(
+                crm, "crmkit_desk_actions", DeskAction, actor=desk.user, locale=desk.locale
+            )
             if owner == plugin and item.name == action and item.entity == entity.name
         ]
         if not found:

@@ -50,7 +50,7 @@ def menu(desk: Desk) -> list[DeskMenuEntry]:
     entries += [
         DeskMenuEntry(_(entry.label), entry.href, entry.order)
         for _plugin, entry in collected(
-            desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user
+            desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user, locale=desk.locale
         )
     ]
     for plugin, page in collected(desk.crm, "crmkit_desk_pages", DeskPage):

@@ -81,7 +81,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         releasing = crm.pool.releasing_soon(
             within_days=RELEASE_WARNING_DAYS, limit=20, actor=desk.user
         )
-        tiles = collected(crm, "crmkit_desk_tiles", DeskTile, actor=desk.user)
+        tiles = collected(crm, "crmkit_desk_tiles", DeskTile, actor=desk.user, locale=desk.locale)
         return page(
             desk,
             "my_day.html",

@@ -299,15 +299,15 @@ def crmkit_event_sinks(crm: crmkit.CRM) -> Sequence[crmkit.EventSink]:
 
 @crmkit.hookimpl
 def crmkit_desk_record_panels(
-    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User
+    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User, locale: str
 ) -> list[crmkit.DeskPanel]:
     """A "Referrals" panel on a contact's page: its referral code and whom it referred (as
-    ``actor`` may see them)."""
+    ``actor`` may see them), in the user's ``locale``."""
     if entity != "contact":
         return []
     from crmkit_referrals.desk import record_panels
 
-    return record_panels(crm, record, actor)
+    return record_panels(crm, record, actor, locale)
 
 
 @crmkit.hookimpl

@@ -24,6 +24,23 @@ PAGE_HREF = f"/desk/plugins/referrals/{PAGE_PATH}"
 MENU_ORDER = 65
 #: The tile counts referrals made within this many days.
 TILE_DAYS = 30
+#: The panel's text in Chinese (``crmkit_desk_record_panels`` gets the user's ``locale``; a
+#: plugin keeps the text of its own panels, the desk's catalogue has only the desk's).
+CHINESE = {
+    "Referrals": "转介绍",
+    "Referral code": "推荐码",
+    "Referred": "被介绍人",
+    "Channel": "渠道",
+    "Reward points": "奖励积分",
+    "No referrals yet.": "还没有转介绍。",
+}
+
+
+def in_language(locale: str, text: str) -> str:
+    """``text`` in the user's UI language (English, or Chinese for ``zh_CN``)."""
+    return CHINESE.get(text, text) if locale == "zh_CN" else text
+
+
 #: Letters of a referral code (no 0/O, 1/I: read out over the phone).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
@@ -55,10 +72,11 @@ def may_read_referrals(crm: crmkit.CRM, actor: crmkit.User) -> bool:
 
 
 def record_panels(
-    crm: crmkit.CRM, record: Mapping[str, Any], actor: crmkit.User
+    crm: crmkit.CRM, record: Mapping[str, Any], actor: crmkit.User, locale: str = "en"
 ) -> list[crmkit.DeskPanel]:
     """The "Referrals" panel of a contact: whom they referred, by name (as ``actor`` may
-    see them)."""
+    see them), in the user's ``locale``."""
+    _ = in_language
     try:
         page = crm.records("referral").list(
             {"referrer_contact_id": record["id"]}, sort="-id", limit=20, actor=actor
@@ -77,10 +95,14 @@ def record_panels(
     code = record.get("referral_code")
     return [
         crmkit.DeskPanel(
-            title="Referrals",
-            rows=[("Referral code", code)] if code else [],
-            text="" if rows else "No referrals yet.",
-            columns=("Referred", "Channel", "Reward points") if rows else (),
+            title=_(locale, "Referrals"),
+            rows=[(_(locale, "Referral code"), code)] if code else [],
+            text="" if rows else _(locale, "No referrals yet."),
+            columns=(
+                (_(locale, "Referred"), _(locale, "Channel"), _(locale, "Reward points"))
+                if rows
+                else ()
+            ),
             cells=rows,
         )
     ]
