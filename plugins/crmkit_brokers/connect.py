@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import errno
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -184,7 +185,7 @@ async def connect_nats(url: str, *, timeout: float, name: str = "nats") -> Any:
     """A nats-py connection to ``url`` that reconnects for ever once connected, logging one
     line per disconnection, reconnection or error (no tracebacks); the first attempt fails
     at the first error, or after ``timeout`` seconds, with :class:`BrokerError`."""
-    import nats
+    from nats.aio.client import Client
 
     where = check_url("nats", url)
     first_error: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
@@ -204,11 +205,11 @@ async def connect_nats(url: str, *, timeout: float, name: str = "nats") -> Any:
     async def on_reconnected() -> None:
         log.warning("%s: reconnected to %s", name, where)
 
-    client = nats.NATS()
+    client = Client()
     connecting = asyncio.ensure_future(
         client.connect(
             url,
-            connect_timeout=timeout,
+            connect_timeout=max(1, math.ceil(timeout)),  # (a whole number of seconds)
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             reconnect_time_wait=1,
@@ -217,9 +218,8 @@ async def connect_nats(url: str, *, timeout: float, name: str = "nats") -> Any:
             reconnected_cb=on_reconnected,
         )
     )
-    done, _ = await asyncio.wait(
-        {connecting, first_error}, timeout=timeout + 1, return_when=asyncio.FIRST_COMPLETED
-    )
+    racing: set[asyncio.Future[Any]] = {connecting, first_error}
+    done, _ = await asyncio.wait(racing, timeout=timeout + 1, return_when=asyncio.FIRST_COMPLETED)
     if connecting in done:
         failure = connecting.exception()
         if failure is None:
