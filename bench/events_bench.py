@@ -4,15 +4,19 @@ For each sink (in-process counter, RabbitMQ, NATS JetStream, webhook one event p
 and batched), a backlog of ``contact.created`` events is relayed by one and by two worker
 processes (``Relay.run_once`` in a loop, what ``crmkit worker`` does), and, in the same run,
 a **bare loop** reads the same outbox rows with psycopg and publishes them with the same
-client library (aio-pika with publisher confirms, nats-py with JetStream acks, httpx), a
-batch of 1 000 at a time, waiting for every confirm: what a user would write by hand. The
-runs alternate (relay 1 worker, [floor,] bare, relay 2 workers, per round) so that the
-changing load falls on all alike; every run is reported.
+client library (aio-pika with publisher confirms, nats-py with JetStream acks, httpx posting
+one signed event per request or 100 per request with a signature per event, in a process of
+its own as the workers are), a batch of 1 000 at a time, waiting for every confirm: what a
+user would write by hand. The runs alternate (relay 1 worker, [floor,] bare, relay 2
+workers, per round) so that the changing load falls on all alike; every run is reported.
+The webhook receiver counts events, not requests, and checks every signature (a batch's
+per-event ones too).
 
 Then the drills: two workers relaying to RabbitMQ and a queue bound to count what arrived,
-one worker killed (SIGKILL) mid-run; and each broker down for a minute while events keep
-being written (``broker_drills``, on private broker instances). Every event id must arrive;
-duplicates are counted.
+one worker killed (SIGKILL) mid-run, duplicates counted as the consumer sees them (the
+queue); and each broker killed for a minute while events keep being written
+(``broker_drills``, on private broker instances; ``--no-outages`` leaves them to a call of
+their own). Every event id must arrive; duplicates are counted.
 """
 
 from __future__ import annotations
