@@ -43,9 +43,25 @@ _LABELS: dict[str, tuple[str, ...]] = {
     ),
     "website": ("网址", "網址", "网站", "網站", "web", "website", "url", "w"),
     "address": ("地址", "address", "addr", "add", "a"),
-    "wechat": ("微信", "wechat", "weixin", "wx"),
-    "linkedin": ("linkedin", "领英"),
+    "wechat": (
+        "微信号",
+        "微信號",
+        "微信",
+        "wechat id",
+        "wechatid",
+        "wechat no",
+        "wechat",
+        "weixin",
+        "wx",
+    ),
+    "linkedin": ("linkedin", "领英", "領英"),
 }
+#: Fields whose Latin label may stand before its value with only a space (``WeChat ID
+#: wangwei88``): a social handle is one word, never a company or an address.
+_HANDLE_FIELDS = ("wechat", "linkedin")
+#: One word that is a handle or a profile address, not an English word (``wangwei88``,
+#: ``li_na``, ``linkedin.com/in/lina``; not ``Technologies``).
+_HANDLE_TEXT = re.compile(r"(?=\S*[\d_./-]|[a-z]+$)[A-Za-z0-9][\w.\-/:]{2,99}")
 _LABEL_OF = {label: field for field, labels in _LABELS.items() for label in labels}
 _LABEL = re.compile(
     r"^\s*(?P<label>"
@@ -90,15 +106,21 @@ def _split_one_label(text: str) -> tuple[str | None, str]:
     if match is None:
         return None, text
     label, value = match.group("label"), match.group("value").strip()
+    if match.group("sep") == "." and re.match(r"[A-Za-z]{2,}\b", value):
+        return None, text  # "linkedin.com/in/lina", "mail.example.com": a domain, no label
     if len(label) == 1 and not (
         match.group("sep").strip() in (":", "：") or _PHONE_START.match(value)
     ):
         return None, text  # "F1oor 7" is no fax number, "A. Smith" no address
-    latin_label = label.isascii() and label.isalpha() and len(label) > 1
+    field = _LABEL_OF[label.lower()]
+    latin_label = label.replace(" ", "").isalpha() and label.isascii() and len(label) > 1
     bare = not match.group("sep").strip()
     if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
-        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
-    field = _LABEL_OF[label.lower()]
+        if not (
+            (field in _HANDLE_FIELDS and _HANDLE_TEXT.fullmatch(value))
+            or (field == "email" and "@" in value)
+        ):
+            return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
     if bare and not label.isascii() and not _fits_label(field, value):
         again, rest = _split_one_label(value)  # "手机 Mobile: 138…", a bilingual label
         if again == field:
@@ -426,6 +448,32 @@ def _is_web_line(text: str) -> bool:
     return bool(_DOMAIN.fullmatch(compact) or _DOMAIN.fullmatch(_MISREAD_LABEL.sub("", compact)))
 
 
+#: A WeChat ID as WeChat allows it: 6 to 20 letters, digits, ``_`` and ``-``, starting
+#: with a letter (older IDs and phone-number IDs are let through at a lower confidence).
+_WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
+_LINKEDIN_URL = re.compile(
+    r"^(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?linkedin\.com/+(?P<path>[^?#\s]*)", re.IGNORECASE
+)
+_LINKEDIN_HANDLE = re.compile(r"[\w][\w-]{1,99}")
+
+
+def normalise_linkedin(text: str) -> str | None:
+    """A LinkedIn profile as ``https://www.linkedin.com/in/HANDLE`` (or ``/company/NAME``,
+    any path the card prints), from a URL with or without scheme and ``www.``, or from a
+    bare handle (``lina-wang``); spaces OCR put in are dropped and the address is written in
+    lower case (LinkedIn's are case-insensitive). ``None`` when it is neither."""
+    compact = text.replace(" ", "").strip(".,;:|").lstrip("@")
+    found = _LINKEDIN_URL.match(compact)
+    if found:
+        path = found.group("path").strip("/").lower()
+        return f"https://www.linkedin.com/{path}" if path else None
+    if compact.lower().startswith("in/"):
+        compact = compact[3:]
+    if _LINKEDIN_HANDLE.fullmatch(compact):
+        return f"https://www.linkedin.com/in/{compact.lower()}"
+    return None
+
+
 def _name_score(text: str) -> float:
     """How much a line looks like a person's name (0: not at all)."""
     compact = text.replace(" ", "")
@@ -473,9 +521,14 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
     address_parts: list[tuple[int, str, float]] = []
     for index, (text, confidence, _, label) in enumerate(items):
         if label == "wechat":
-            put("wechat", text, confidence)
-        elif label == "linkedin" or "linkedin.com/" in text.lower():
-            put("linkedin", text.replace(" ", ""), confidence)
+            handle = text.replace(" ", "")
+            put("wechat", handle, confidence * (1.0 if _WECHAT_ID.fullmatch(handle) else 0.7))
+        elif label == "linkedin" or "linkedin.com/" in text.lower().replace(" ", ""):
+            profile = normalise_linkedin(text)
+            if profile:
+                put("linkedin", profile, confidence)
+            else:
+                put("linkedin", text.replace(" ", ""), confidence * 0.7)
         elif label == "email" or "@" in text:
             email = repair_email(text, domains)
             if email:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 import vobject
 
 import crmkit
-from crmkit_cardscan.parsing import phone_kind
+from crmkit_cardscan.parsing import normalise_linkedin, phone_kind
 
 SOURCE = "qr"
 
@@ -65,7 +65,7 @@ def _phone(
 
 def _website(fields: dict[str, crmkit.CardField], url: str) -> None:
     if _LINKEDIN.search(url):
-        _put(fields, "linkedin", url)
+        _put(fields, "linkedin", normalise_linkedin(url) or url)
     else:
         _put(fields, "website", url)
 
@@ -115,7 +115,9 @@ def read_vcard(text: str, region: str) -> dict[str, crmkit.CardField]:
     for item in contents.get("x-socialprofile", []):
         profile = {str(k).lower() for k in item.params.get("TYPE", [])}
         target = "linkedin" if "linkedin" in profile else "wechat" if "wechat" in profile else None
-        if target:
+        if target == "linkedin":
+            _put(fields, target, normalise_linkedin(str(item.value)) or str(item.value))
+        elif target:
             _put(fields, target, str(item.value))
     for key in ("x-wechat", "x-weixin"):
         for item in contents.get(key, []):
