@@ -698,7 +698,9 @@ def render_card(rng: random.Random, card: dict[str, Any]) -> Image.Image:
             y += place(text, font, x, y) + 8
         y += 12
     remaining = height - y - 20
-    needed = sum(font.size + 10 for _, font in lines)
+    # each line's real height (a CJK font's box is taller than its size): with the size alone
+    # a crowded card's last lines (its address) fell off the bottom while the truth kept them
+    needed = sum(draw.textbbox((0, 0), text, font=font)[3] + 10 for text, font in lines)
     scale = min(1.0, remaining / needed) if needed else 1.0
     for text, font in lines:
         if scale < 1.0:

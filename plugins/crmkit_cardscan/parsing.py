@@ -54,7 +54,8 @@ _LABELS: dict[str, tuple[str, ...]] = {
         "weixin",
         "wx",
     ),
-    "linkedin": ("linkedin", "领英", "領英"),
+    # OCR reads the I of LinkedIn as l and its l as 1
+    "linkedin": ("linkedin", "linkedln", "1inkedin", "1inkedln", "领英", "領英"),
 }
 #: Fields whose Latin label may stand before its value with only a space (``WeChat ID
 #: wangwei88``): a social handle is one word, never a company or an address.
@@ -101,8 +102,15 @@ def split_label(text: str) -> tuple[str | None, str]:
     return field, value.lstrip(":：;|").strip()
 
 
+#: ``WeChatxumingqiang37``: a WeChat label OCR glued to the ID (the space dropped).
+_GLUED_WECHAT = re.compile(r"^\s*(?:wechat ?id|wechat|weixin)(?P<value>[a-z0-9][\w-]{5,19})$", re.I)
+
+
 def _split_one_label(text: str) -> tuple[str | None, str]:
     match = _LABEL.match(text)
+    glued = _GLUED_WECHAT.match(text)
+    if glued and (match is None or not match.group("sep").strip()):
+        return "wechat", glued.group("value")
     if match is None:
         return None, text
     label, value = match.group("label"), match.group("value").strip()
@@ -452,8 +460,12 @@ def _is_web_line(text: str) -> bool:
 #: with a letter (older IDs and phone-number IDs are let through at a lower confidence).
 _WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
 _LINKEDIN_URL = re.compile(
-    r"^(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?linkedin\.com/+(?P<path>[^?#\s]*)", re.IGNORECASE
+    r"^(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?[l1]inked[il1]n\.com/+(?P<path>[^?#\s]*)",
+    re.IGNORECASE,
 )
+#: A LinkedIn address anywhere in a line (OCR reads ``linkedin`` as ``1inkedin`` or
+#: ``linkedln``).
+_LINKEDIN_IN_TEXT = re.compile(r"[l1]inked[il1]n\.com/", re.IGNORECASE)
 _LINKEDIN_HANDLE = re.compile(r"[\w][\w-]{1,99}")
 
 
@@ -465,13 +477,22 @@ def normalise_linkedin(text: str) -> str | None:
     compact = text.replace(" ", "").strip(".,;:|").lstrip("@")
     found = _LINKEDIN_URL.match(compact)
     if found:
-        path = found.group("path").strip("/").lower()
+        path = repair_handle(found.group("path").strip("/")).lower()
         return f"https://www.linkedin.com/{path}" if path else None
     if compact.lower().startswith("in/"):
         compact = compact[3:]
     if _LINKEDIN_HANDLE.fullmatch(compact):
-        return f"https://www.linkedin.com/in/{compact.lower()}"
+        return f"https://www.linkedin.com/in/{repair_handle(compact).lower()}"
     return None
+
+
+def repair_handle(text: str) -> str:
+    """A handle with OCR's ``1`` for ``l`` put back where a digit cannot be: first before a
+    letter (WeChat IDs start with a letter) and between letters (``thomas-hal1-6``,
+    ``t1in66``, ``jun_1in72``)."""
+    return re.sub(r"(?<=[A-Za-z_.\-/])1(?=[A-Za-z])|^1(?=[A-Za-z])", "l", text)
+
+
 
 
 def _name_score(text: str) -> float:
@@ -521,9 +542,9 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
     address_parts: list[tuple[int, str, float]] = []
     for index, (text, confidence, _, label) in enumerate(items):
         if label == "wechat":
-            handle = text.replace(" ", "")
+            handle = repair_handle(text.replace(" ", ""))
             put("wechat", handle, confidence * (1.0 if _WECHAT_ID.fullmatch(handle) else 0.7))
-        elif label == "linkedin" or "linkedin.com/" in text.lower().replace(" ", ""):
+        elif label == "linkedin" or _LINKEDIN_IN_TEXT.search(text.replace(" ", "")):
             profile = normalise_linkedin(text)
             if profile:
                 put("linkedin", profile, confidence)
