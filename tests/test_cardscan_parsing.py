@@ -12,6 +12,7 @@ from crmkit_cardscan import images
 from crmkit_cardscan.cardset import generate, make_person, render_card
 from crmkit_cardscan.parsing import (
     normalise_line,
+    normalise_linkedin,
     parse_card,
     reading_order,
     repair_email,
@@ -375,3 +376,142 @@ def test_a_chinese_name_that_disagrees_with_its_pinyin_is_put_up_for_review() ->
     assert whole["full_name"].confidence > 0.8
     english = parse_card(lines("謝美玲", "Amy Hsieh", "手机：13812345678"), "CN")
     assert english["full_name"].confidence > 0.8
+
+
+# -- social handles: WeChat ID and LinkedIn ---------------------------------------------------
+
+#: Every way the parser must take a WeChat label: Chinese, English, bilingual; colon, full-width
+#: colon, space, or glued to the ID.
+WECHAT_LABELS = [
+    "微信号：",
+    "微信号:",
+    "微信号 ",
+    "微信号",
+    "微信號：",
+    "微信：",
+    "微信 ",
+    "微信",
+    "WeChat ID: ",
+    "WeChat ID：",
+    "WeChat ID:",
+    "WeChat ID ",
+    "WeChatID:",
+    "WeChat: ",
+    "WeChat:",
+    "WeChat：",
+    "Wechat: ",
+    "WECHAT: ",
+    "wechat ",
+    "WeChat ",
+    "WeChat No.: ",
+    "微信 WeChat: ",
+    "微信号 WeChat ID：",
+    "微信WeChat ",
+]
+
+
+@pytest.mark.parametrize("label", WECHAT_LABELS)
+def test_a_wechat_id_is_read_under_every_label(label: str) -> None:
+    assert split_label(f"{label}wangwei88") == ("wechat", "wangwei88")
+    found = parse_card(lines("王伟", f"{label}wangwei88"), "CN")
+    assert found["wechat"].value == "wangwei88"
+    assert found["wechat"].confidence >= 0.9
+    assert "address" not in found
+
+
+def test_a_wechat_id_is_never_taken_for_the_address() -> None:
+    # 号 ends Chinese addresses: 微信号 made the ID an address, confidently (0.855)
+    found = parse_card(lines("地址：广东省深圳市南山区科技园南路88号", "微信号：wangwei88"), "CN")
+    assert found["wechat"].value == "wangwei88"
+    assert found["address"].value == "广东省深圳市南山区科技园南路88号"
+
+
+def test_a_wechat_label_glued_to_the_id_by_ocr_is_split() -> None:
+    assert split_label("WeChatxumingqiang37") == ("wechat", "xumingqiang37")
+    assert split_label("Wechat Technologies") == (None, "Wechat Technologies")
+
+
+def test_ocr_slips_in_a_wechat_id_are_put_back() -> None:
+    # a WeChat ID starts with a letter: a leading 1 is an l; so is a 1 between letters
+    assert values(parse_card(lines("WeChat: 1inwenjia20"), "CN"))["wechat"] == "linwenjia20"
+    assert values(parse_card(lines("微信：t1in66"), "CN"))["wechat"] == "tlin66"
+
+
+def test_an_odd_wechat_id_is_put_up_for_review() -> None:
+    found = parse_card(lines("微信：王伟的微信"), "CN")
+    assert found["wechat"].confidence < 0.8
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "LinkedIn: linkedin.com/in/lina",
+        "LinkedIn：linkedin.com/in/lina",
+        "LinkedIn linkedin.com/in/lina",
+        "linkedin.com/in/lina",
+        "www.linkedin.com/in/lina",
+        "https://www.linkedin.com/in/lina/",
+        "https://cn.linkedin.com/in/Lina",
+        "领英：linkedin.com/in/lina",
+        "領英：linkedin.com/in/lina",
+        "领英 LinkedIn: linkedin.com/in/lina",
+        "LinkedIn: lina",
+        "LinkedIn: in/lina",
+        "LinkedIn lina",
+        # OCR reads the I of LinkedIn as l and its l as 1
+        "Linkedln: linkedin.com/in/lina",
+        "1inkedin.com/in/lina",
+        "www.1inkedin.com/in/lina",
+        "LinkedIn: linkedin.com/ in/lina",
+    ],
+)
+def test_a_linkedin_profile_is_kept_whole(text: str) -> None:
+    found = parse_card(lines("Lina Wang", text), "US")
+    assert found["linkedin"].value == "https://www.linkedin.com/in/lina"
+    assert found["linkedin"].confidence >= 0.9
+    assert "website" not in found
+
+
+def test_a_linkedin_company_page_keeps_its_path() -> None:
+    assert normalise_linkedin("linkedin.com/company/cobalt-med") == (
+        "https://www.linkedin.com/company/cobalt-med"
+    )
+    assert normalise_linkedin("not a profile") is None
+
+
+#: WeChat IDs as WeChat allows them (a letter, then 5 to 19 letters, digits, _ or -), lower
+#: case as cards print them; without the digit 1, which the parser reads as the letter l
+#: where OCR puts it for one (between letters, first).
+wechat_ids = st.from_regex(r"[a-z][a-z02-9_-]{5,19}", fullmatch=True)
+linkedin_handles = st.from_regex(r"[a-z0-9][a-z02-9-]{2,29}", fullmatch=True).filter(
+    lambda handle: not handle.startswith("1") or not handle[1:2].isalpha()
+)
+LINKEDIN_FORMS = [
+    "LinkedIn: linkedin.com/in/{}",
+    "LinkedIn：linkedin.com/in/{}",
+    "LinkedIn linkedin.com/in/{}",
+    "linkedin.com/in/{}",
+    "www.linkedin.com/in/{}",
+    "https://www.linkedin.com/in/{}/",
+    "领英：linkedin.com/in/{}",
+    "領英: www.linkedin.com/in/{}",
+    "领英 LinkedIn: linkedin.com/in/{}",
+    "LinkedIn: {}",
+    "LinkedIn: in/{}",
+    "LinkedIn {}",
+]
+
+
+@given(wechat_ids, st.sampled_from(WECHAT_LABELS))
+@settings(max_examples=300, deadline=None)
+def test_any_wechat_id_under_any_label_parses_back_to_itself(handle: str, label: str) -> None:
+    assert split_label(normalise_line(f"{label}{handle}")) == ("wechat", handle)
+    assert parse_card(lines(f"{label}{handle}"), "CN")["wechat"].value == handle
+
+
+@given(linkedin_handles, st.sampled_from(LINKEDIN_FORMS))
+@settings(max_examples=300, deadline=None)
+def test_any_linkedin_handle_in_any_form_parses_back_to_its_profile(handle: str, form: str) -> None:
+    found = parse_card(lines(form.format(handle)), "US")
+    assert found["linkedin"].value == f"https://www.linkedin.com/in/{handle}"
+    assert normalise_linkedin(found["linkedin"].value) == found["linkedin"].value

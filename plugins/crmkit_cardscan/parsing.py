@@ -57,9 +57,6 @@ _LABELS: dict[str, tuple[str, ...]] = {
     # OCR reads the I of LinkedIn as l and its l as 1
     "linkedin": ("linkedin", "linkedln", "1inkedin", "1inkedln", "领英", "領英"),
 }
-#: Fields whose Latin label may stand before its value with only a space (``WeChat ID
-#: wangwei88``): a social handle is one word, never a company or an address.
-_HANDLE_FIELDS = ("wechat", "linkedin")
 #: One word that is a handle or a profile address, not an English word (``wangwei88``,
 #: ``li_na``, ``linkedin.com/in/lina``; not ``Technologies``).
 _HANDLE_TEXT = re.compile(r"(?=\S*[\d_./-]|[a-z]+$)[A-Za-z0-9][\w.\-/:]{2,99}")
@@ -106,11 +103,33 @@ def split_label(text: str) -> tuple[str | None, str]:
 _GLUED_WECHAT = re.compile(r"^\s*(?:wechat ?id|wechat|weixin)(?P<value>[a-z0-9][\w-]{5,19})$", re.I)
 
 
+#: A Latin label of a social handle, with its separator: a colon or a space (``WeChat ID:
+#: x``, ``WeChat id2abc`` is the ID ``id2abc``, ``LinkedIn lina``).
+_LATIN_HANDLE_LABEL = re.compile(
+    r"^\s*(?P<label>wechat ?id|wechat no|wechat|weixin|wx|[l1]inked[il1]n)"
+    r"(?P<sep>\s*[:：.]\s*|\s+)(?P<value>\S.*)$",
+    re.IGNORECASE,
+)
+
+
 def _split_one_label(text: str) -> tuple[str | None, str]:
-    match = _LABEL.match(text)
+    handle = _LATIN_HANDLE_LABEL.match(text)
+    if handle:
+        value, sep = handle.group("value").strip(), handle.group("sep").strip()
+        field = "linkedin" if "inked" in handle.group("label").lower() else "wechat"
+        if (
+            sep == "."
+            and not handle.group("sep").endswith(" ")
+            and re.match(r"[A-Za-z]{2,}\b", value)
+        ):
+            return None, text  # "linkedin.com/in/lina": a domain, no label
+        if sep or _HANDLE_TEXT.fullmatch(value):
+            return field, value
+        return None, text  # "Wechat Technologies" is a company
     glued = _GLUED_WECHAT.match(text)
-    if glued and (match is None or not match.group("sep").strip()):
+    if glued:
         return "wechat", glued.group("value")
+    match = _LABEL.match(text)
     if match is None:
         return None, text
     label, value = match.group("label"), match.group("value").strip()
@@ -123,12 +142,9 @@ def _split_one_label(text: str) -> tuple[str | None, str]:
     field = _LABEL_OF[label.lower()]
     latin_label = label.replace(" ", "").isalpha() and label.isascii() and len(label) > 1
     bare = not match.group("sep").strip()
-    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
-        if not (
-            (field in _HANDLE_FIELDS and _HANDLE_TEXT.fullmatch(value))
-            or (field == "email" and "@" in value)
-        ):
-            return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
+    email = field == "email" and "@" in value  # "Email li@x.com"
+    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+" or email):
+        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
     if bare and not label.isascii() and not _fits_label(field, value):
         again, rest = _split_one_label(value)  # "手机 Mobile: 138…", a bilingual label
         if again == field:
@@ -474,15 +490,15 @@ def normalise_linkedin(text: str) -> str | None:
     any path the card prints), from a URL with or without scheme and ``www.``, or from a
     bare handle (``lina-wang``); spaces OCR put in are dropped and the address is written in
     lower case (LinkedIn's are case-insensitive). ``None`` when it is neither."""
-    compact = text.replace(" ", "").strip(".,;:|").lstrip("@")
-    found = _LINKEDIN_URL.match(compact)
+    found = _LINKEDIN_URL.match(text.replace(" ", "").strip(".,;:|"))
     if found:
         path = repair_handle(found.group("path").strip("/")).lower()
         return f"https://www.linkedin.com/{path}" if path else None
-    if compact.lower().startswith("in/"):
-        compact = compact[3:]
-    if _LINKEDIN_HANDLE.fullmatch(compact):
-        return f"https://www.linkedin.com/in/{repair_handle(compact).lower()}"
+    handle = text.strip(" .,;:|").lstrip("@")
+    if handle.lower().startswith("in/"):
+        handle = handle[3:].strip()
+    if _LINKEDIN_HANDLE.fullmatch(handle):
+        return f"https://www.linkedin.com/in/{repair_handle(handle).lower()}"
     return None
 
 
@@ -491,8 +507,6 @@ def repair_handle(text: str) -> str:
     letter (WeChat IDs start with a letter) and between letters (``thomas-hal1-6``,
     ``t1in66``, ``jun_1in72``)."""
     return re.sub(r"(?<=[A-Za-z_.\-/])1(?=[A-Za-z])|^1(?=[A-Za-z])", "l", text)
-
-
 
 
 def _name_score(text: str) -> float:
