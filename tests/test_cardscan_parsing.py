@@ -472,6 +472,19 @@ def test_a_linkedin_profile_is_kept_whole(text: str) -> None:
     assert "website" not in found
 
 
+@pytest.mark.parametrize(
+    ("text", "profile"),
+    [
+        ("LinkedIn:1inkedin.com/in/james-hal1-407", "james-hall-407"),
+        ("Linkedlnlinkedin.com/in/taoting-han-631", "taoting-han-631"),  # the label glued
+        ("1inkedin.com/in/olivia-ne1son-948", "olivia-nelson-948"),
+    ],
+)
+def test_ocr_slips_in_a_linkedin_profile_are_put_back(text: str, profile: str) -> None:
+    found = values(parse_card(lines(text), "US"))
+    assert found["linkedin"] == f"https://www.linkedin.com/in/{profile}"
+
+
 def test_a_linkedin_company_page_keeps_its_path() -> None:
     assert normalise_linkedin("linkedin.com/company/cobalt-med") == (
         "https://www.linkedin.com/company/cobalt-med"
@@ -515,3 +528,121 @@ def test_any_linkedin_handle_in_any_form_parses_back_to_its_profile(handle: str,
     found = parse_card(lines(form.format(handle)), "US")
     assert found["linkedin"].value == f"https://www.linkedin.com/in/{handle}"
     assert normalise_linkedin(found["linkedin"].value) == found["linkedin"].value
+
+
+# -- WebP and HEIC -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format_name", ["WEBP", "HEIF"])
+def test_webp_and_heic_photos_are_read_upright(format_name: str) -> None:
+    image = Image.new("RGB", (300, 100), "white")
+    image.paste(Image.new("RGB", (100, 100), "black"), (0, 0))  # the left third is black
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format=format_name, exif=exif.tobytes(), quality=90)
+    (page,) = images.load_pages(buffer.getvalue(), f"phone.{format_name.lower()}", **LIMITS)
+    assert page.mode == "RGB"
+    assert page.size == (100, 300)
+    assert page.getpixel((50, 20))[0] < 60  # the black end is now on top
+    assert page.getpixel((50, 280))[0] > 200
+
+
+# -- vCard and MeCard: property tests ----------------------------------------------------------
+
+#: Text a card field may hold, with the characters vCard and MeCard must escape.
+field_text = st.text(
+    alphabet=st.sampled_from("abcXYZ 李娜張偉 .,;:\\-&'()é0123"), min_size=1, max_size=24
+).filter(lambda text: text.strip() == text and text.strip(" .,;:-") != "")
+emails = st.from_regex(r"[a-z][a-z0-9.]{0,10}@[a-z]{2,8}\.(com|cn|io)", fullmatch=True)
+mobiles = st.from_regex(r"1[3589][0-9]{9}", fullmatch=True).filter(
+    lambda number: parse_card_phone(number) is not None
+)
+
+
+def parse_card_phone(number: str) -> str | None:
+    import phonenumbers
+
+    parsed = phonenumbers.parse(number, "CN")
+    if phonenumbers.number_type(parsed) != phonenumbers.PhoneNumberType.MOBILE:
+        return None
+    return crmkit.normalise_phone(number, "CN") if phonenumbers.is_valid_number(parsed) else None
+
+
+def _vcard_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+
+
+def _mecard_escape(text: str) -> str:
+    return "".join(f"\\{ch}" if ch in '\\;,:"' else ch for ch in text)
+
+
+@given(
+    family=field_text,
+    given_name=field_text,
+    company=field_text,
+    title=field_text,
+    email=emails,
+    mobile=mobiles,
+    version=st.sampled_from(["3.0", "4.0"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_vcard_gives_back_the_fields_it_was_made_of(
+    family: str, given_name: str, company: str, title: str, email: str, mobile: str, version: str
+) -> None:
+    text = "\r\n".join(
+        [
+            "BEGIN:VCARD",
+            f"VERSION:{version}",
+            f"N:{_vcard_escape(family)};{_vcard_escape(given_name)};;;",
+            f"FN:{_vcard_escape(given_name)} {_vcard_escape(family)}",
+            f"ORG:{_vcard_escape(company)}",
+            f"TITLE:{_vcard_escape(title)}",
+            f"TEL;TYPE=CELL:{mobile}",
+            f"EMAIL:{email}",
+            "END:VCARD",
+        ]
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["family_name"] == family
+    assert found["given_name"] == given_name
+    assert found["full_name"] == f"{given_name} {family}"
+    assert found["company"] == company
+    assert found["title"] == title
+    assert found["email"] == email
+    assert found["mobile"] == parse_card_phone(mobile)
+
+
+@given(family=field_text, given_name=field_text, company=field_text, email=emails, mobile=mobiles)
+@settings(max_examples=150, deadline=None)
+def test_a_mecard_gives_back_the_fields_it_was_made_of(
+    family: str, given_name: str, company: str, email: str, mobile: str
+) -> None:
+    text = (
+        f"MECARD:N:{_mecard_escape(family)},{_mecard_escape(given_name)};TEL:{mobile};"
+        f"EMAIL:{email};ORG:{_mecard_escape(company)};;"
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["family_name"] == family
+    assert found["given_name"] == given_name
+    assert found["company"] == company
+    assert found["email"] == email
+    assert found["mobile"] == parse_card_phone(mobile)
+
+
+@given(
+    st.sampled_from(["BEGIN:VCARD\r\nVERSION:3.0\r\n", "BEGIN:VCARD\n", "MECARD:", "mecard:"]),
+    st.text(max_size=200),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_qr_payload_never_crashes_the_reader(head: str, body: str) -> None:
+    try:
+        found = read_contact_payload(head + body, "CN")
+    except ValueError:
+        return
+    assert found
+    for field in found.values():
+        assert isinstance(field.value, str)
+        assert field.value == field.value.strip()
+        assert field.value
+        assert field.confidence == 1.0

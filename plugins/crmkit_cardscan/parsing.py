@@ -476,7 +476,7 @@ def _is_web_line(text: str) -> bool:
 #: with a letter (older IDs and phone-number IDs are let through at a lower confidence).
 _WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
 _LINKEDIN_URL = re.compile(
-    r"^(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?[l1]inked[il1]n\.com/+(?P<path>[^?#\s]*)",
+    r"(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?[l1]inked[il1]n\.com/+(?P<path>[^?#\s]*)",
     re.IGNORECASE,
 )
 #: A LinkedIn address anywhere in a line (OCR reads ``linkedin`` as ``1inkedin`` or
@@ -490,9 +490,10 @@ def normalise_linkedin(text: str) -> str | None:
     any path the card prints), from a URL with or without scheme and ``www.``, or from a
     bare handle (``lina-wang``); spaces OCR put in are dropped and the address is written in
     lower case (LinkedIn's are case-insensitive). ``None`` when it is neither."""
-    found = _LINKEDIN_URL.match(text.replace(" ", "").strip(".,;:|"))
+    found = _LINKEDIN_URL.search(text.replace(" ", "").strip(".,;:|"))  # (after a glued label)
     if found:
         path = repair_handle(found.group("path").strip("/")).lower()
+        path = re.sub(r"(?<=[a-z]l)1(?=-|$)", "l", path)  # "james-hal1-407": a name in ll
         return f"https://www.linkedin.com/{path}" if path else None
     handle = text.strip(" .,;:|").lstrip("@")
     if handle.lower().startswith("in/"):

@@ -15,6 +15,7 @@ from crmkit_cardscan.parsing import normalise_linkedin, phone_kind
 SOURCE = "qr"
 
 _MECARD_FIELD = re.compile(r"((?:[^;\\]|\\.)*);")
+_MECARD_NAME = re.compile(r"((?:[^,\\]|\\.)*)(,?)(.*)", re.DOTALL)
 _LINKEDIN = re.compile(r"linkedin\.com/", re.IGNORECASE)
 
 
@@ -169,9 +170,11 @@ def read_mecard(text: str, region: str) -> dict[str, crmkit.CardField]:
         value = _unescape(raw).strip()
         if not value:
             continue
-        if key == "N":
-            family, comma, given = value.partition(",")
-            family, given = family.strip(), given.strip()
+        if key == "N":  # family,given: split at the first comma not escaped (\,)
+            parts = _MECARD_NAME.fullmatch(raw.strip())
+            family = _unescape(parts.group(1)).strip() if parts else value
+            comma = parts.group(2) if parts else ""
+            given = _unescape(parts.group(3)).strip() if parts else ""
             _put(fields, "family_name", family)
             _put(fields, "given_name", given)
             cjk = any("\u4e00" <= ch <= "\u9fff" for ch in value)
