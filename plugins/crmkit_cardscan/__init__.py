@@ -102,9 +102,10 @@ def require_system_libraries(libraries: Mapping[str, str], **where: Any) -> None
     missing = missing_system_libraries(libraries, **where)
     if missing:
         packages = " ".join(dict.fromkeys(libraries[name] for name in missing))
+        one = len(missing) == 1
         raise ModuleNotFoundError(
-            f"missing system librar{'y' if len(missing) == 1 else 'ies'} {', '.join(missing)}"
-            f" (OpenCV needs them): apt-get install {packages}",
+            f"missing system librar{'y' if one else 'ies'} {', '.join(missing)}"
+            f" (OpenCV needs {'it' if one else 'them'}): apt-get install {packages}",
             name="cv2",
         )
 

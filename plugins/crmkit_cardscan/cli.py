@@ -190,7 +190,11 @@ def review_command(status: str, limit: int, as_user: str | None, as_json: bool) 
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("No card scans to review." if status == "review" else f"No {status} scans.")
+        click.echo(
+            {"review": "No card scans to review.", "all": "No card scans."}.get(
+                status, f"No {status} card scans."
+            )
+        )
         return
     for row in rows:
         _print_draft(row)
