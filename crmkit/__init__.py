@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from crmkit.assignment.rules import Member as AssignmentMember
     from crmkit.assignment.rules import Rule as AssignmentRule
     from crmkit.cards import CardField, OcrEngine, OcrLine
+    from crmkit.collector import collector_paused
     from crmkit.db.base import Base as Model
     from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
     from crmkit.db.engine import allocate_ids, bulk_insert
@@ -191,6 +192,7 @@ _EXPORTS: dict[str, str] = {
     "allocate_ids": "crmkit.db.engine",
     "bulk_insert": "crmkit.db.engine",
     "check_duplicates": "crmkit.services.duplicate_check",
+    "collector_paused": "crmkit.collector",
     "disclosed_matches": "crmkit.services.disclosure",
     "hookimpl": "crmkit.plugins",
     "hookspec": "crmkit.hookspecs",
@@ -300,6 +302,7 @@ __all__ = [
     "check_duplicates",
     "cli_crm",
     "cli_progress_stream",
+    "collector_paused",
     "disclosed_matches",
     "formula_safe",
     "hookimpl",
