@@ -7,7 +7,7 @@ import functools
 import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
@@ -202,9 +202,17 @@ def _id_source(connection: Connection, table: Table, column: str) -> str | None:
 # -- bulk inserts --------------------------------------------------------------------------
 
 
-def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def bulk_insert(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` in the current transaction,
-    without returning anything.
+    without returning anything. With ``columns`` (column keys), each row is a tuple of
+    values in that order instead: a caller writing thousands of rows need not build a dict
+    for each.
 
     The values go through the same SQLAlchemy bind processing an ``INSERT`` applies (JSON,
     time zones), so the stored rows are the same, but without SQLAlchemy's per-row
@@ -217,17 +225,28 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str
     """
     if not rows:
         return
+    given = None if columns is None else tuple(columns)
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         if len(rows) < COPY_FROM_ROWS:
             # a COPY is two round trips (start, then data and end); an INSERT is one
-            connection.execute(insert(table), list(rows))
+            connection.execute(insert(table), _as_dicts(rows, given))
         else:
-            _copy_rows(connection, table, rows)
+            _copy_rows(connection, table, rows, given)
     elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
-        _executemany(connection, table, rows)
+        _executemany(connection, table, rows, given)
     else:
-        connection.execute(insert(table), list(rows))
+        connection.execute(insert(table), _as_dicts(rows, given))
+
+
+def _as_dicts(rows: Sequence[Any], given: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """``rows`` as the dicts ``Connection.execute`` takes."""
+    if given is None:
+        return list(rows)
+    for row in rows:
+        if len(row) != len(given):
+            raise ValueError(f"a row of {len(row)} values for the {len(given)} columns {given}")
+    return [dict(zip(given, row, strict=True)) for row in rows]
 
 
 #: From this many rows on, PostgreSQL gets a ``COPY``; fewer (an operation's one or two
@@ -239,23 +258,32 @@ COPY_FROM_ROWS = 8
 Processor = Callable[[Any], Any]
 
 
+class _Bind(NamedTuple):
+    """How a column's values are bound: the processor an ``INSERT`` applies (``None``: the
+    value goes to the driver as it is), and whether a value that is the very object of any
+    earlier row's (not only the row before) reuses its result."""
+
+    processor: Processor | None
+    shared: bool
+
+
 @functools.lru_cache(maxsize=256)
-def _processors(
-    dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[Processor | None, ...]:
-    """Per column in ``keys``, the bind processor an ``INSERT`` applies (``None``: the value
-    goes to the driver as it is). JSON ones answer empty lists and dicts, which most rows
-    carry, from a cache: the processor is a pure function, so the result is the same."""
-    processors: list[Processor | None] = []
+def _processors(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[_Bind, ...]:
+    """Per column in ``keys``, how its values are bound. JSON ones answer empty lists and
+    dicts, which most rows carry, from a cache, and process an object shared by several
+    rows (an import's item list for the same amount and category, say) once: the processor
+    is a pure function of the value, so the result is the same."""
+    binds: list[_Bind] = []
     for key in keys:
         column_type = table.c[key].type
         processor: Processor | None = column_type._cached_bind_processor(dialect)
+        shared = False
         if processor is not None and isinstance(column_type, JSON):
-            processor = _empty_json_cached(processor)
+            processor, shared = _empty_json_cached(processor), True
         elif processor is not None and isinstance(column_type, UTCDateTime):
             processor = _sqlite_utc_text(processor) if dialect.name == "sqlite" else processor
-        processors.append(processor)
-    return tuple(processors)
+        binds.append(_Bind(processor, shared))
+    return tuple(binds)
 
 
 def _sqlite_utc_text(standard: Processor) -> Processor:
@@ -268,12 +296,16 @@ def _sqlite_utc_text(standard: Processor) -> Processor:
     utc = dt.UTC
 
     def process(value: Any) -> Any:
-        if value is None or value.tzinfo is None:
+        zone = value.tzinfo if value is not None else None
+        if zone is utc:  # already UTC (crmkit's own times): drop the "+00:00" isoformat adds
+            return value.isoformat(" ", "microseconds")[:-6]
+        if zone is None:
             return standard(value)  # None, or the usual error for a naive time
         return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     samples = (
         dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),
+        dt.datetime(5, 6, 7, 8, 9, 10, 11, tzinfo=utc),
         dt.datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8))),
     )
     if all(process(sample) == standard(sample) for sample in samples):
@@ -297,29 +329,49 @@ def _empty_json_cached(processor: Processor) -> Processor:
 
 
 def _processed(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Any],
     keys: tuple[str, ...],
-    processors: tuple[Processor | None, ...],
+    binds: tuple[_Bind, ...],
+    given: tuple[str, ...] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Each row as a tuple of processed values in ``keys`` order.
+    """Each row as a tuple of processed values in ``keys`` order; a row is a mapping, or
+    with ``given`` (its column keys, ``keys`` in any order) a tuple of values.
 
     Works column by column; a value that is the very object of the row before (the batch's
-    timestamp, a shared ``None``) reuses that row's result instead of processing it again.
+    timestamp, a shared ``None``) reuses that row's result instead of processing it again,
+    and in a ``shared`` column (JSON) so does the very object of any earlier row.
     """
-    columns: list[list[Any]] = []
-    for key, processor in zip(keys, processors, strict=True):
-        values = [row[key] for row in rows]
-        if processor is not None:
-            processed: list[Any] = []
-            append = processed.append
+    columns: list[Sequence[Any]]
+    if given is not None:
+        width = len(given)
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"a row of {len(row)} values for the {width} columns {given}")
+        transposed = list(zip(*rows, strict=True))
+        where = {key: index for index, key in enumerate(given)}
+        columns = [transposed[where[key]] for key in keys]
+    else:
+        columns = [[row[key] for row in rows] for key in keys]
+    for index, (processor, shared) in enumerate(binds):
+        if processor is None:
+            continue
+        processed: list[Any] = []
+        append = processed.append
+        if shared:
+            seen: dict[int, Any] = {}  # by id(): every value stays alive in ``rows``
+            for value in columns[index]:
+                result = seen.get(id(value), _NOTHING)
+                if result is _NOTHING:
+                    result = seen[id(value)] = processor(value)
+                append(result)
+        else:
             last: Any = _NOTHING
-            result: Any = None
-            for value in values:
+            result = None
+            for value in columns[index]:
                 if value is not last:
                     last, result = value, processor(value)
                 append(result)
-            values = processed
-        columns.append(values)
+        columns[index] = processed
     return list(zip(*columns, strict=True))
 
 
@@ -339,27 +391,32 @@ def _positional_insert(
     return compiled.string, order
 
 
-def _executemany(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _executemany(
+    connection: Connection, table: Table, rows: Sequence[Any], given: tuple[str, ...] | None
+) -> None:
     dialect = connection.dialect
-    statement, keys = _positional_insert(dialect, table, tuple(rows[0]))
-    processors = _processors(dialect, table, keys)
-    connection.exec_driver_sql(statement, _processed(rows, keys, processors))
+    keys = given if given is not None else tuple(rows[0])
+    statement, order = _positional_insert(dialect, table, keys)
+    binds = _processors(dialect, table, order)
+    connection.exec_driver_sql(statement, _processed(rows, order, binds, given))
 
 
-def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _copy_rows(
+    connection: Connection, table: Table, rows: Sequence[Any], given: tuple[str, ...] | None
+) -> None:
     import psycopg
 
     dialect = connection.dialect
-    keys = tuple(rows[0])
+    keys = given if given is not None else tuple(rows[0])
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(quote(table.c[key].name) for key in keys)
     statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
-    processors = _processors(dialect, table, keys)
+    binds = _processors(dialect, table, keys)
     raw: Any = connection.connection.dbapi_connection
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             write = copy.write_row
-            for values in _processed(rows, keys, processors):
+            for values in _processed(rows, keys, binds, given):
                 write(values)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error, dialect=dialect) from error
