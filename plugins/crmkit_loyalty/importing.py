@@ -79,13 +79,23 @@ class _Row(NamedTuple):
     category: str | None
     items: list[dict[str, Any]] | None
 
-    def item_list(self) -> list[dict[str, Any]]:
-        """The items as stored."""
+    def item_tuple(self, shared: dict[tuple[decimal.Decimal, str], tuple[Any, ...]] | None) -> Any:
+        """The items as stored. With ``shared``, rows of one amount and category get the
+        very same item (the bulk insert then converts it to JSON once): only when no
+        plugin rule sees the items, so none can change one row's through another's. Every
+        amount is a whole number of cents (``parse_amount``), so equal amounts have the same
+        text."""
         if self.items is not None:
-            return self.items
+            return tuple(self.items)
         if self.category is None:
-            return []
-        return [{"amount": str(self.amount), "category": self.category}]
+            return ()
+        if shared is None:
+            return ({"amount": str(self.amount), "category": self.category},)
+        key = (self.amount, self.category)
+        items = shared.get(key)
+        if items is None:
+            items = shared[key] = ({"amount": str(self.amount), "category": self.category},)
+        return items
 
 
 def _time(value: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -112,6 +122,7 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
     errors: list[crmkit.RowError] = []
     seen: set[str] = set()
     numbers: dict[str, str] = {}  # as written -> cleaned (a member has many receipts)
+    amounts: dict[str, decimal.Decimal] = {}  # as written -> checked (prices repeat)
     for line, raw in enumerate(rows, start=2):
         written = str(raw.get("card") or "")
         card = numbers.get(written, "")
@@ -129,7 +140,14 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
             errors.append(crmkit.RowError(line, "receipt_id", f"{receipt!r} appears twice"))
             continue
         try:
-            amount = parse_amount(raw.get("amount"))
+            written_amount = raw.get("amount")
+            if type(written_amount) is str:  # parse_amount is a pure function of the text
+                known = amounts.get(written_amount)
+                if known is None:
+                    known = amounts[written_amount] = parse_amount(written_amount)
+                amount = known
+            else:
+                amount = parse_amount(written_amount)
             items_value = raw.get("items")
             category: str | None = None
             items: list[dict[str, Any]] | None = None
@@ -398,11 +416,12 @@ def _import_batch(
     connection = op.session.connection()
     cards = _lock_cards(op, sorted({row.card for row in batch}), now)
     taken = _recorded_receipts(connection, cards, batch)
-    # per purchase: its program, expiry, row and ledger note (plain values, see _Row)
-    accepted: list[tuple[int, dt.datetime, dict[str, Any], str | None]] = []
+    # per purchase: program, expiry, card, row, time, items, points, ledger note (plain
+    # values, see _Row; the purchase row is built once its id is known)
+    accepted: list[_Accepted] = []
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
+    shared: dict[tuple[decimal.Decimal, str], tuple[Any, ...]] | None = None if hooked else {}
     latest = now + CLOCK_SKEW
-    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
     for row in batch:
         card = cards.get(row.card)
         if card is None:
@@ -429,38 +448,37 @@ def _import_batch(
             result.skipped.append(row.receipt)
             continue
         taken.add((card.program_id, row.receipt))
-        items = tuple(row.item_list())
-        facts = PurchaseFacts(
-            program=program.name,
-            card_number=card.number,
-            contact_id=card.contact_id,
-            amount=row.amount,
-            currency=row.currency,
-            occurred_at=when,
-            store=row.store,
-            items=items,
-            tier=card.tier,
-            birthday=card.birthday,
-        )
-        points, rules = earn_points(op, card, facts, hooked=hooked)
+        items = row.item_tuple(shared)
+        note = None
+        if hooked:
+            facts = PurchaseFacts(
+                program=program.name,
+                card_number=card.number,
+                contact_id=card.contact_id,
+                amount=row.amount,
+                currency=row.currency,
+                occurred_at=when,
+                store=row.store,
+                items=items,
+                tier=card.tier,
+                birthday=card.birthday,
+            )
+            points, rules = earn_points(op, card, facts, hooked=True)
+            note = ", ".join(rules)[:200] or None
+        else:  # what earn_points answers when no plugin has earn rules
+            points = program.points_of(
+                row.amount,
+                row.currency,
+                items,
+                occurred_at=when,
+                store=row.store,
+                tier=card.tier,
+                birthday=card.birthday,
+            )
         expires_at = expiries.of(card, when)
-        purchase = {
-            "program_id": card.program_id,
-            "card_id": card.id,
-            "contact_id": card.contact_id,
-            "receipt_id": row.receipt,
-            "amount": row.amount,
-            "currency": row.currency,
-            "store": row.store,
-            "occurred_at": when,
-            "items": items,
-            "points": points,
-            "refunded_amount": nothing,
-            "refunded_points": 0,
-            "recorded_at": now,
-        }
-        note = ", ".join(rules)[:200] or None
-        accepted.append((card.program_id, expires_at or _NEVER, purchase, note))
+        accepted.append(
+            (card.program_id, expires_at or _NEVER, card, row, when, items, points, note)
+        )
     if result.errors and not skip_bad:
         return  # the caller raises; this transaction rolls back with nothing written
     if not accepted:
@@ -468,27 +486,53 @@ def _import_batch(
     # a program's purchases with one expiry side by side (in file order among them): the
     # database then writes their lots per run of ids (batch_credits)
     accepted.sort(key=_credit_order)
-    purchases = [purchase for _, _, purchase, _ in accepted]
-    ids = crmkit.allocate_ids(connection, PURCHASES, len(purchases))
+    ids = crmkit.allocate_ids(connection, PURCHASES, len(accepted))
+    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
+    purchases = [
+        (
+            program_id,
+            card.id,
+            card.contact_id,
+            row.receipt,
+            row.amount,
+            row.currency,
+            row.store,
+            when,
+            items,
+            points,
+            nothing,
+            0,
+            now,
+        )
+        for program_id, _, card, row, when, items, points, _ in accepted
+    ]
     if ids is None:  # no safe way to pick ids here: insert one by one with RETURNING
         ids = [
-            connection.execute(PURCHASES.insert().returning(PURCHASES.c.id), row).scalar_one()
-            for row in purchases
+            connection.execute(
+                PURCHASES.insert().returning(PURCHASES.c.id),
+                dict(zip(_PURCHASE_COLUMNS, purchase, strict=True)),
+            ).scalar_one()
+            for purchase in purchases
         ]
     else:
-        for purchase, purchase_id in zip(purchases, ids, strict=True):
-            purchase["id"] = purchase_id
-        crmkit.bulk_insert(connection, PURCHASES, purchases)
+        crmkit.bulk_insert(
+            connection,
+            PURCHASES,
+            [(purchase_id, *values) for purchase_id, values in zip(ids, purchases, strict=True)],
+            columns=("id", *_PURCHASE_COLUMNS),
+        )
     credits = [
         Credit(
             purchase_id,
-            purchase["card_id"],
-            purchase["occurred_at"],
-            purchase["points"],
+            card.id,
+            when,
+            points,
             None if expires_at is _NEVER else expires_at,
             note,
         )
-        for (_, expires_at, purchase, note), purchase_id in zip(accepted, ids, strict=True)
+        for (_, expires_at, card, _, when, _, points, note), purchase_id in zip(
+            accepted, ids, strict=True
+        )
     ]
     touched = write_credits(op, credits, {card.id: card for card in cards.values()}, now)
     result.points += sum(credit.points for credit in credits if credit.points > 0)
@@ -515,16 +559,35 @@ def _import_batch(
     result.imported += len(purchases)
     op.emit(
         "purchases.imported",
-        {"purchases": len(purchases), "points": sum(p["points"] for p in purchases)},
+        {"purchases": len(purchases), "points": sum(credit.points for credit in credits)},
     )
 
 
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
+#: A purchase of a batch before it is written: program id, expiry (``_NEVER``: none), card,
+#: checked row, time (UTC), items, points, ledger note.
+_Accepted = tuple[int, dt.datetime, LockedCard, _Row, dt.datetime, tuple[Any, ...], int, str | None]
 
-def _credit_order(
-    accepted: tuple[int, dt.datetime, dict[str, Any], str | None],
-) -> tuple[int, dt.datetime]:
+#: The purchase row's columns after ``id``, in the order the batch builds them.
+_PURCHASE_COLUMNS = (
+    "program_id",
+    "card_id",
+    "contact_id",
+    "receipt_id",
+    "amount",
+    "currency",
+    "store",
+    "occurred_at",
+    "items",
+    "points",
+    "refunded_amount",
+    "refunded_points",
+    "recorded_at",
+)
+
+
+def _credit_order(accepted: _Accepted) -> tuple[int, dt.datetime]:
     return accepted[0], accepted[1]
 
 
