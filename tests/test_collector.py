@@ -95,4 +95,3 @@ def test_blocks_in_threads_share_the_pause() -> None:
     second.join()
     assert seen == {"first": False, "second": False}
     assert gc.isenabled()
-
