@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from crmkit.collector import collector_paused
     from crmkit.db.base import Base as Model
     from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
-    from crmkit.db.engine import allocate_ids, bulk_insert
+    from crmkit.db.engine import allocate_ids, bind_value, bulk_insert
     from crmkit.desk.extensions import (
         DeskAction,
         DeskButton,
@@ -190,6 +190,7 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "crmkit.errors",
     "WebhookSink": "crmkit.events.webhook",
     "allocate_ids": "crmkit.db.engine",
+    "bind_value": "crmkit.db.engine",
     "bulk_insert": "crmkit.db.engine",
     "check_duplicates": "crmkit.services.duplicate_check",
     "collector_paused": "crmkit.collector",
@@ -298,6 +299,7 @@ __all__ = [
     "ValidationError",
     "WebhookSink",
     "allocate_ids",
+    "bind_value",
     "bulk_insert",
     "check_duplicates",
     "cli_crm",

@@ -228,8 +228,10 @@ def _stored(connection: Any, first: int, count: int) -> list[tuple[Any, ...]]:
 def test_bulk_rows_are_stored_as_an_insert_stores_them(
     crm: crmkit.CRM, pool: list[Any], rows: list[tuple[Any, ...]]
 ) -> None:
-    """Plain ``INSERT``, ``bulk_insert`` of dicts and of tuples (columns in another order
-    than the table's) store the very same values, byte for byte."""
+    """Plain ``INSERT``, then ``bulk_insert`` of dicts, of dicts with the item lists bound
+    once (``bind_value``, the same object in several rows) and of tuples (columns in
+    another order than the table's, every value bound) store the very same values, byte
+    for byte."""
     SAMPLE.create(crm.engine, checkfirst=True)
     values = [(at, pool[item], amount, label) for at, item, amount, label in rows]
     count = len(values)
@@ -238,6 +240,13 @@ def test_bulk_rows_are_stored_as_an_insert_stores_them(
         if not count:
             crmkit.bulk_insert(connection, SAMPLE, [])  # nothing to do
             return
+        bound = {
+            id(items): crmkit.bind_value(connection, SAMPLE.c["items"], items) for items in pool
+        }
+
+        def bind(column: str, value: Any) -> Any:
+            return crmkit.bind_value(connection, SAMPLE.c[column], value)
+
         connection.execute(
             SAMPLE.insert(),
             [
@@ -257,14 +266,41 @@ def test_bulk_rows_are_stored_as_an_insert_stores_them(
             connection,
             SAMPLE,
             [
-                (label, amount, items, at, n)
+                {"id": n, "at": at, "items": bound[id(items)], "amount": amount, "label": label}
                 for n, (at, items, amount, label) in enumerate(values, 2 * count + 1)
+            ],
+        )
+        crmkit.bulk_insert(
+            connection,
+            SAMPLE,
+            [
+                (
+                    bind("label", label),
+                    bind("amount", amount),
+                    bind("items", items),
+                    bind("at", at),
+                    n,
+                )
+                for n, (at, items, amount, label) in enumerate(values, 3 * count + 1)
             ],
             columns=("label", "amount", "items", "at", "id"),
         )
         inserted = _stored(connection, 1, count)
-        assert _stored(connection, count + 1, count) == inserted
-        assert _stored(connection, 2 * count + 1, count) == inserted
+        for first in (count + 1, 2 * count + 1, 3 * count + 1):
+            assert _stored(connection, first, count) == inserted
+
+
+def test_a_value_bound_for_another_column_is_refused(crm: crmkit.CRM) -> None:
+    SAMPLE.create(crm.engine, checkfirst=True)
+    moment = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    with crm.engine.begin() as connection:
+        wrong = crmkit.bind_value(connection, crmkit.OutboxEvent.__table__.c["occurred_at"], moment)  # type: ignore[attr-defined]
+        rows = [(n, wrong) for n in range(1, 11)]
+        with pytest.raises(ValueError, match="bound for"):
+            crmkit.bulk_insert(connection, SAMPLE, rows, columns=("id", "at"))
+        with pytest.raises(TypeError, match="not a column of a table"):
+            crmkit.bind_value(connection, Column("loose", Integer), 1)
+        assert crmkit.bind_value(connection, SAMPLE.c["label"], "as is") == "as is"
 
 
 def test_bulk_rows_as_tuples_must_match_the_columns(crm: crmkit.CRM) -> None:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
+    Column,
     Connection,
     Dialect,
     Engine,
@@ -240,13 +241,20 @@ def bulk_insert(
 
 
 def _as_dicts(rows: Sequence[Any], given: tuple[str, ...] | None) -> list[dict[str, Any]]:
-    """``rows`` as the dicts ``Connection.execute`` takes."""
+    """``rows`` as the dicts ``Connection.execute`` takes; its own bind processing then
+    applies, so a :class:`BoundValue` gives the value it was made from."""
     if given is None:
-        return list(rows)
-    for row in rows:
-        if len(row) != len(given):
-            raise ValueError(f"a row of {len(row)} values for the {len(given)} columns {given}")
-    return [dict(zip(given, row, strict=True)) for row in rows]
+        dicts = [dict(row) for row in rows]
+    else:
+        for row in rows:
+            if len(row) != len(given):
+                raise ValueError(f"a row of {len(row)} values for the {len(given)} columns {given}")
+        dicts = [dict(zip(given, row, strict=True)) for row in rows]
+    for row in dicts:
+        for key, value in row.items():
+            if type(value) is BoundValue:
+                row[key] = value.value
+    return dicts
 
 
 #: From this many rows on, PostgreSQL gets a ``COPY``; fewer (an operation's one or two
@@ -259,31 +267,67 @@ Processor = Callable[[Any], Any]
 
 
 class _Bind(NamedTuple):
-    """How a column's values are bound: the processor an ``INSERT`` applies (``None``: the
-    value goes to the driver as it is), and whether a value that is the very object of any
-    earlier row's (not only the row before) reuses its result."""
+    """How a column's values are bound: the column, and the processor an ``INSERT``
+    applies (``None``: the value goes to the driver as it is)."""
 
+    column: Column[Any]
     processor: Processor | None
-    shared: bool
 
 
 @functools.lru_cache(maxsize=256)
 def _processors(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[_Bind, ...]:
     """Per column in ``keys``, how its values are bound. JSON ones answer empty lists and
-    dicts, which most rows carry, from a cache, and process an object shared by several
-    rows (an import's item list for the same amount and category, say) once: the processor
-    is a pure function of the value, so the result is the same."""
+    dicts, which most rows carry, from a cache: the processor is a pure function, so the
+    result is the same."""
     binds: list[_Bind] = []
     for key in keys:
-        column_type = table.c[key].type
-        processor: Processor | None = column_type._cached_bind_processor(dialect)
-        shared = False
-        if processor is not None and isinstance(column_type, JSON):
-            processor, shared = _empty_json_cached(processor), True
-        elif processor is not None and isinstance(column_type, UTCDateTime):
+        column = table.c[key]
+        processor: Processor | None = column.type._cached_bind_processor(dialect)
+        if processor is not None and isinstance(column.type, JSON):
+            processor = _empty_json_cached(processor)
+        elif processor is not None and isinstance(column.type, UTCDateTime):
             processor = _sqlite_utc_text(processor) if dialect.name == "sqlite" else processor
-        binds.append(_Bind(processor, shared))
+        binds.append(_Bind(column, processor))
     return tuple(binds)
+
+
+class BoundValue:
+    """A value processed for one column on one kind of database (:func:`bind_value`)."""
+
+    __slots__ = ("column", "dialect", "processed", "value")
+
+    def __init__(self, column: Column[Any], dialect: str, value: Any, processed: Any) -> None:
+        self.column, self.dialect, self.value, self.processed = column, dialect, value, processed
+
+    def __repr__(self) -> str:
+        return f"BoundValue({self.column}, {self.dialect}, {self.value!r})"
+
+
+def bind_value(connection: Connection, column: Column[Any], value: Any) -> Any:
+    """``value`` processed now for ``column`` of a table, exactly as :func:`bulk_insert`
+    (and so an ``INSERT``) would process it: for a value that a bulk insert stores in many
+    rows (an import's item list for one price and category, say), to be converted once
+    and handed to :func:`bulk_insert` in each of them. A column whose type processes
+    nothing gets ``value`` itself back.
+
+    Example::
+
+        items = crmkit.bind_value(connection, table.c["items"], [{"category": "tea"}])
+        crmkit.bulk_insert(connection, table, [(1, items), (2, items)], columns=("id", "items"))
+    """
+    table = column.table
+    if not isinstance(table, Table) or table.c.get(column.key) is not column:
+        raise TypeError(f"{column!r} is not a column of a table")
+    bind = _processors(connection.dialect, table, (column.key,))[0]
+    if bind.processor is None:
+        return value
+    return BoundValue(column, connection.dialect.name, value, bind.processor(value))
+
+
+def _misbound(value: BoundValue, column: Column[Any], dialect: str) -> Any:
+    raise ValueError(
+        f"a value bound for {value.column} on {value.dialect} given for {column} on {dialect}"
+    )
 
 
 def _sqlite_utc_text(standard: Processor) -> Processor:
@@ -332,14 +376,15 @@ def _processed(
     rows: Sequence[Any],
     keys: tuple[str, ...],
     binds: tuple[_Bind, ...],
+    dialect: str,
     given: tuple[str, ...] | None = None,
 ) -> list[tuple[Any, ...]]:
     """Each row as a tuple of processed values in ``keys`` order; a row is a mapping, or
     with ``given`` (its column keys, ``keys`` in any order) a tuple of values.
 
     Works column by column; a value that is the very object of the row before (the batch's
-    timestamp, a shared ``None``) reuses that row's result instead of processing it again,
-    and in a ``shared`` column (JSON) so does the very object of any earlier row.
+    timestamp, a shared ``None``) reuses that row's result instead of processing it again;
+    a :class:`BoundValue` (of this column and dialect) gives its own.
     """
     columns: list[Sequence[Any]]
     if given is not None:
@@ -352,25 +397,23 @@ def _processed(
         columns = [transposed[where[key]] for key in keys]
     else:
         columns = [[row[key] for row in rows] for key in keys]
-    for index, (processor, shared) in enumerate(binds):
+    for index, (column, processor) in enumerate(binds):
         if processor is None:
             continue
         processed: list[Any] = []
         append = processed.append
-        if shared:
-            seen: dict[int, Any] = {}  # by id(): every value stays alive in ``rows``
-            for value in columns[index]:
-                result = seen.get(id(value), _NOTHING)
-                if result is _NOTHING:
-                    result = seen[id(value)] = processor(value)
-                append(result)
-        else:
-            last: Any = _NOTHING
-            result = None
-            for value in columns[index]:
-                if value is not last:
-                    last, result = value, processor(value)
-                append(result)
+        last: Any = _NOTHING
+        result: Any = None
+        for value in columns[index]:
+            if value is not last:
+                last = value
+                if type(value) is not BoundValue:
+                    result = processor(value)
+                elif value.column is column and value.dialect == dialect:
+                    result = value.processed
+                else:
+                    result = _misbound(value, column, dialect)
+            append(result)
         columns[index] = processed
     return list(zip(*columns, strict=True))
 
@@ -398,7 +441,7 @@ def _executemany(
     keys = given if given is not None else tuple(rows[0])
     statement, order = _positional_insert(dialect, table, keys)
     binds = _processors(dialect, table, order)
-    connection.exec_driver_sql(statement, _processed(rows, order, binds, given))
+    connection.exec_driver_sql(statement, _processed(rows, order, binds, dialect.name, given))
 
 
 def _copy_rows(
@@ -416,7 +459,7 @@ def _copy_rows(
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             write = copy.write_row
-            for values in _processed(rows, keys, binds, given):
+            for values in _processed(rows, keys, binds, dialect.name, given):
                 write(values)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error, dialect=dialect) from error

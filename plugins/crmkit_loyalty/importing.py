@@ -79,23 +79,40 @@ class _Row(NamedTuple):
     category: str | None
     items: list[dict[str, Any]] | None
 
-    def item_tuple(self, shared: dict[tuple[decimal.Decimal, str], tuple[Any, ...]] | None) -> Any:
-        """The items as stored. With ``shared``, rows of one amount and category get the
-        very same item (the bulk insert then converts it to JSON once): only when no
-        plugin rule sees the items, so none can change one row's through another's. Every
-        amount is a whole number of cents (``parse_amount``), so equal amounts have the same
-        text."""
+    def item_tuple(self) -> tuple[dict[str, Any], ...]:
+        """The items as stored."""
         if self.items is not None:
             return tuple(self.items)
         if self.category is None:
             return ()
-        if shared is None:
-            return ({"amount": str(self.amount), "category": self.category},)
-        key = (self.amount, self.category)
-        items = shared.get(key)
-        if items is None:
-            items = shared[key] = ({"amount": str(self.amount), "category": self.category},)
-        return items
+        return ({"amount": str(self.amount), "category": self.category},)
+
+
+class _SharedItems:
+    """The item of a row with one category, per amount and category, for the whole import,
+    with its JSON for the purchases table made once (``crmkit.bind_value``): a year of
+    history repeats a few thousand prices, and converting each row's item to JSON was a
+    tenth of an import's time. Only for batches where no plugin rule sees the items, so none
+    can change one row's item through another's. Every amount is a whole number of cents
+    (``parse_amount``), so equal amounts have the same text."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[decimal.Decimal, str], tuple[tuple[Any, ...], Any]] = {}
+
+    def of(self, connection: Any, row: _Row) -> tuple[tuple[Any, ...], Any]:
+        """(the row's items, their value for the purchase's ``items`` column)."""
+        if row.category is None or row.items is not None:
+            items = row.item_tuple()
+            return items, items
+        key = (row.amount, row.category)
+        known = self._items.get(key)
+        if known is None:
+            items = row.item_tuple()
+            known = self._items[key] = (
+                items,
+                crmkit.bind_value(connection, PURCHASES.c["items"], items),
+            )
+        return known
 
 
 def _time(value: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -218,11 +235,12 @@ def _import(
     bad = {error.line for error in result.errors}
     good = [row for row in good if row.line not in bad]
     expiries = _Expiries()
+    shared = _SharedItems()
     for start in range(0, len(good), max(1, batch_size)):
         batch = good[start : start + batch_size]
         with crm.transaction(actor) as op:
             op.access.require("loyalty:earn")
-            _import_batch(op, batch, result, skip_bad, expiries)
+            _import_batch(op, batch, result, skip_bad, expiries, shared)
     if result.errors and not skip_bad:
         raise crmkit.BulkRejected(result.errors)
     return result
@@ -411,16 +429,16 @@ def _import_batch(
     result: ImportResult,
     skip_bad: bool,
     expiries: _Expiries,
+    shared: _SharedItems,
 ) -> None:
     now = crmkit.utcnow()
     connection = op.session.connection()
     cards = _lock_cards(op, sorted({row.card for row in batch}), now)
     taken = _recorded_receipts(connection, cards, batch)
-    # per purchase: program, expiry, card, row, time, items, points, ledger note (plain
-    # values, see _Row; the purchase row is built once its id is known)
+    # per purchase: program, expiry, card, row, time, items (and as stored), points, ledger
+    # note (plain values, see _Row; the purchase row is built once its id is known)
     accepted: list[_Accepted] = []
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
-    shared: dict[tuple[decimal.Decimal, str], tuple[Any, ...]] | None = None if hooked else {}
     latest = now + CLOCK_SKEW
     for row in batch:
         card = cards.get(row.card)
@@ -448,7 +466,10 @@ def _import_batch(
             result.skipped.append(row.receipt)
             continue
         taken.add((card.program_id, row.receipt))
-        items = row.item_tuple(shared)
+        if hooked:
+            items = stored = row.item_tuple()
+        else:
+            items, stored = shared.of(connection, row)
         note = None
         if hooked:
             facts = PurchaseFacts(
@@ -477,7 +498,7 @@ def _import_batch(
             )
         expires_at = expiries.of(card, when)
         accepted.append(
-            (card.program_id, expires_at or _NEVER, card, row, when, items, points, note)
+            (card.program_id, expires_at or _NEVER, card, row, when, items, stored, points, note)
         )
     if result.errors and not skip_bad:
         return  # the caller raises; this transaction rolls back with nothing written
@@ -487,38 +508,22 @@ def _import_batch(
     # database then writes their lots per run of ids (batch_credits)
     accepted.sort(key=_credit_order)
     ids = crmkit.allocate_ids(connection, PURCHASES, len(accepted))
-    nothing = decimal.Decimal(0)  # one object: the bulk insert converts it once
-    purchases = [
-        (
-            program_id,
-            card.id,
-            card.contact_id,
-            row.receipt,
-            row.amount,
-            row.currency,
-            row.store,
-            when,
-            items,
-            points,
-            nothing,
-            0,
-            now,
-        )
-        for program_id, _, card, row, when, items, points, _ in accepted
-    ]
     if ids is None:  # no safe way to pick ids here: insert one by one with RETURNING
         ids = [
             connection.execute(
                 PURCHASES.insert().returning(PURCHASES.c.id),
-                dict(zip(_PURCHASE_COLUMNS, purchase, strict=True)),
+                dict(zip(_PURCHASE_COLUMNS, _purchase(entry, entry[5], now), strict=True)),
             ).scalar_one()
-            for purchase in purchases
+            for entry in accepted
         ]
     else:
         crmkit.bulk_insert(
             connection,
             PURCHASES,
-            [(purchase_id, *values) for purchase_id, values in zip(ids, purchases, strict=True)],
+            [
+                (purchase_id, *_purchase(entry, entry[6], now))
+                for purchase_id, entry in zip(ids, accepted, strict=True)
+            ],
             columns=("id", *_PURCHASE_COLUMNS),
         )
     credits = [
@@ -530,7 +535,7 @@ def _import_batch(
             None if expires_at is _NEVER else expires_at,
             note,
         )
-        for (_, expires_at, card, _, when, _, points, note), purchase_id in zip(
+        for (_, expires_at, card, _, when, _, _, points, note), purchase_id in zip(
             accepted, ids, strict=True
         )
     ]
@@ -556,18 +561,44 @@ def _import_batch(
     others = [card for card in touched if card.tier_since != now]
     if others:
         _save_balances(connection, [(card.balance, card.pending, card.id) for card in others])
-    result.imported += len(purchases)
+    result.imported += len(credits)
     op.emit(
         "purchases.imported",
-        {"purchases": len(purchases), "points": sum(credit.points for credit in credits)},
+        {"purchases": len(credits), "points": sum(credit.points for credit in credits)},
     )
 
 
 _NEVER = dt.datetime.max.replace(tzinfo=dt.UTC)
 
 #: A purchase of a batch before it is written: program id, expiry (``_NEVER``: none), card,
-#: checked row, time (UTC), items, points, ledger note.
-_Accepted = tuple[int, dt.datetime, LockedCard, _Row, dt.datetime, tuple[Any, ...], int, str | None]
+#: checked row, time (UTC), items, the items as stored (``crmkit.bind_value``), points,
+#: ledger note.
+_Accepted = tuple[
+    int, dt.datetime, LockedCard, _Row, dt.datetime, tuple[Any, ...], Any, int, str | None
+]
+
+_NOTHING = decimal.Decimal(0)  # one object: the bulk insert converts it once
+
+
+def _purchase(entry: _Accepted, items: Any, now: dt.datetime) -> tuple[Any, ...]:
+    """The purchase row of ``entry`` (in ``_PURCHASE_COLUMNS`` order)."""
+    program_id, _, card, row, when, _, _, points, _ = entry
+    return (
+        program_id,
+        card.id,
+        card.contact_id,
+        row.receipt,
+        row.amount,
+        row.currency,
+        row.store,
+        when,
+        items,
+        points,
+        _NOTHING,
+        0,
+        now,
+    )
+
 
 #: The purchase row's columns after ``id``, in the order the batch builds them.
 _PURCHASE_COLUMNS = (
