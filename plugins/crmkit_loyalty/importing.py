@@ -298,23 +298,29 @@ def _check_cards(op: crmkit.Operation, rows: list[_Row]) -> list[crmkit.RowError
             found[hit.number] = hit
     errors = []
     programs: dict[tuple[int, int], Program] = {}
+    # per card number: its program, or what is wrong with the card (checked once per card:
+    # a member has many receipts)
+    checked: dict[str, Program | str] = {}
     for row in rows:
-        card = found.get(row.card)
-        if card is None:
-            errors.append(crmkit.RowError(row.line, "card", f"card {row.card} not found"))
-        elif card.status != "active":
-            errors.append(crmkit.RowError(row.line, "card", f"card {row.card} is {card.status}"))
-        else:
-            key = (card.program_id, card.version)
-            program = programs.get(key) or programs.setdefault(key, program_by_id(op, *key))
-            if row.currency not in program.rates:
-                errors.append(
-                    crmkit.RowError(
-                        row.line,
-                        "currency",
-                        f"program {program.name!r} does not take {row.currency!r}",
-                    )
+        program = checked.get(row.card)
+        if program is None:
+            card = found.get(row.card)
+            if card is None:
+                program = checked[row.card] = f"card {row.card} not found"
+            elif card.status != "active":
+                program = checked[row.card] = f"card {row.card} is {card.status}"
+            else:
+                key = (card.program_id, card.version)
+                program = programs.get(key) or programs.setdefault(key, program_by_id(op, *key))
+                checked[row.card] = program
+        if isinstance(program, str):
+            errors.append(crmkit.RowError(row.line, "card", program))
+        elif row.currency not in program.rates:
+            errors.append(
+                crmkit.RowError(
+                    row.line, "currency", f"program {program.name!r} does not take {row.currency!r}"
                 )
+            )
     return errors
 
 
@@ -521,8 +527,25 @@ def _import_batch(
             connection,
             PURCHASES,
             [
-                (purchase_id, *_purchase(entry, entry[6], now))
-                for purchase_id, entry in zip(ids, accepted, strict=True)
+                (
+                    purchase_id,
+                    program_id,
+                    card.id,
+                    card.contact_id,
+                    row.receipt,
+                    row.amount,
+                    row.currency,
+                    row.store,
+                    when,
+                    stored,
+                    points,
+                    _NOTHING,
+                    0,
+                    now,
+                )
+                for purchase_id, (program_id, _, card, row, when, _, stored, points, _) in zip(
+                    ids, accepted, strict=True
+                )
             ],
             columns=("id", *_PURCHASE_COLUMNS),
         )
