@@ -140,6 +140,7 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
     seen: set[str] = set()
     numbers: dict[str, str] = {}  # as written -> cleaned (a member has many receipts)
     amounts: dict[str, decimal.Decimal] = {}  # as written -> checked (prices repeat)
+    currencies: dict[str, str] = {}  # as written -> upper case
     for line, raw in enumerate(rows, start=2):
         written = str(raw.get("card") or "")
         card = numbers.get(written, "")
@@ -191,11 +192,22 @@ def parse_rows(rows: Iterable[Mapping[str, Any]]) -> tuple[list[_Row], list[crmk
             errors.append(crmkit.RowError(line, "store", "is longer than 100 characters"))
             continue
         seen.add(receipt)
-        currency = str(raw.get("currency") or "CNY").strip().upper()
-        good.append(
-            _Row(line, card, receipt, amount, currency, aware, naive, store, category, items)
+        written_currency = raw.get("currency") or "CNY"
+        if type(written_currency) is str:
+            currency = currencies.get(written_currency) or currencies.setdefault(
+                written_currency, written_currency.strip().upper()
+            )
+        else:
+            currency = str(written_currency).strip().upper()
+        good.append(  # _Row(...) without its Python-level __new__
+            _new_row(
+                _Row, (line, card, receipt, amount, currency, aware, naive, store, category, items)
+            )
         )
     return good, errors
+
+
+_new_row = tuple.__new__
 
 
 def import_purchases(
@@ -236,11 +248,12 @@ def _import(
     good = [row for row in good if row.line not in bad]
     expiries = _Expiries()
     shared = _SharedItems()
+    earned = _Points()
     for start in range(0, len(good), max(1, batch_size)):
         batch = good[start : start + batch_size]
         with crm.transaction(actor) as op:
             op.access.require("loyalty:earn")
-            _import_batch(op, batch, result, skip_bad, expiries, shared)
+            _import_batch(op, batch, result, skip_bad, expiries, shared, earned)
     if result.errors and not skip_bad:
         raise crmkit.BulkRejected(result.errors)
     return result
@@ -436,6 +449,7 @@ def _import_batch(
     skip_bad: bool,
     expiries: _Expiries,
     shared: _SharedItems,
+    earned: _Points,
 ) -> None:
     now = crmkit.utcnow()
     connection = op.session.connection()
@@ -493,15 +507,7 @@ def _import_batch(
             points, rules = earn_points(op, card, facts, hooked=True)
             note = ", ".join(rules)[:200] or None
         else:  # what earn_points answers when no plugin has earn rules
-            points = program.points_of(
-                row.amount,
-                row.currency,
-                items,
-                occurred_at=when,
-                store=row.store,
-                tier=card.tier,
-                birthday=card.birthday,
-            )
+            points = earned.of(program, card, row, items, when)
         expires_at = expiries.of(card, when)
         accepted.append(
             (card.program_id, expires_at or _NEVER, card, row, when, items, stored, points, note)
@@ -643,6 +649,48 @@ _PURCHASE_COLUMNS = (
 
 def _credit_order(accepted: _Accepted) -> tuple[int, dt.datetime]:
     return accepted[0], accepted[1]
+
+
+class _Points:
+    """``program.points_of`` of an import's purchases without a plugin rule, remembered per
+    amount, category, currency, store and tier when the program's rules look at nothing
+    else (no campaign or birthday multiplier; a row with its own item list is computed as
+    it is): the same pure function of the same values, once per combination instead of
+    once per row (a year of history repeats a few thousand prices)."""
+
+    def __init__(self) -> None:
+        self._programs: dict[int, tuple[Program, bool, dict[tuple[Any, ...], int]]] = {}
+
+    def of(
+        self,
+        program: Program,
+        card: LockedCard,
+        row: _Row,
+        items: tuple[Any, ...],
+        when: dt.datetime,
+    ) -> int:
+        known = self._programs.get(card.program_id)
+        if known is None or known[0] is not program:  # a new version of the program
+            plain = all(m.kind in ("tier", "category", "store") for m in program.multipliers)
+            known = self._programs[card.program_id] = (program, plain, {})
+        _, plain, points = known
+        key = (row.amount, row.category, row.currency, row.store, card.tier)
+        if plain and row.items is None:
+            value = points.get(key)
+            if value is not None:
+                return value
+        value = program.points_of(
+            row.amount,
+            row.currency,
+            items,
+            occurred_at=when,
+            store=row.store,
+            tier=card.tier,
+            birthday=card.birthday,
+        )
+        if plain and row.items is None:
+            points[key] = value
+        return value
 
 
 class _Expiries:

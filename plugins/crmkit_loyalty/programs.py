@@ -135,7 +135,7 @@ class Program:
     card_prefix: str = "88"
     rewards: tuple[Reward, ...] = ()
 
-    @property
+    @functools.cached_property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The program's time zone (validity rounds to its days and months)."""
         return zoneinfo.ZoneInfo(self.timezone)
