@@ -552,7 +552,7 @@ def bad_files(chinese_card: tuple[bytes, dict[str, Any]]) -> dict[str, tuple[str
         "0 bytes": ("empty.jpg", b"", r"the file is empty \(0 bytes\)"),
         "no text": ("blank.png", _png_bytes(Image.new("RGB", (600, 350), "white")), "no text"),
         "unsupported format": ("anim.gif", gif.getvalue(), "GIF images are not supported"),
-        "30 MB photo": ("photo.png", photo, r"the file is \d\d\.\d MB; the limit is 20 MB"),
+        "30 MB photo": ("photo.png", photo, r"the file is \d\d\.\d MiB; the limit is 20 MiB"),
     }
 
 
@@ -631,6 +631,34 @@ def test_cli_a_folder_scan_goes_on_past_every_bad_file(
     for index, bad in enumerate(BAD):
         assert re.search(bad_files[bad][2], failures[index]), failures[index]
     assert result.stdout.strip().splitlines()[-1] == f"1 saved, 0 need review, {len(BAD)} failed"
+
+
+def test_cli_a_folder_scan_reports_files_not_in_a_card_format(
+    cards_cli: Callable[..., Any], tmp_path: Path, english_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    folder = tmp_path / "fair"
+    folder.mkdir()
+    (folder / "a-card.jpg").write_bytes(english_card[0])
+    (folder / "b-animation.gif").write_bytes(b"GIF89a" + bytes(20))
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    result = cards_cli("cards", "scan", str(folder), "--save")
+    assert result.exit_code == 0, result.output
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 1  # the hidden file is no card and no news
+    assert "b-animation.gif: not a card format (bmp, heic, heif, jpeg, jpg, pdf" in skipped[0]
+    assert result.stdout.strip().splitlines()[-1] == "1 saved, 0 need review, 0 failed, 1 skipped"
+
+    as_json = cards_cli("cards", "scan", str(folder), "--json")
+    assert json.loads(as_json.stdout)["skipped"] == [str(folder / "b-animation.gif")]
+
+    only_other = tmp_path / "notes"
+    only_other.mkdir()
+    (only_other / "notes.txt").write_text("call back on Monday")
+    nothing = cards_cli("cards", "scan", str(only_other))
+    assert nothing.exit_code == 1  # nothing was read, and something was left out
+    assert "skipped: " in nothing.stderr
+    assert "notes.txt" in nothing.stderr
+    assert "Traceback" not in nothing.output
 
 
 @pytest.mark.parametrize("bad", BAD)

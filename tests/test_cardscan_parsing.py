@@ -323,7 +323,7 @@ def test_a_decompression_bomb_is_refused_before_decoding() -> None:
 
 
 def test_a_file_over_the_size_limit_is_refused() -> None:
-    with pytest.raises(images.CardError, match=r"the limit is 1 MB \(setting max_upload_mb\)"):
+    with pytest.raises(images.CardError, match=r"the limit is 1 MiB \(setting max_upload_mb\)"):
         images.load_pages(b"\xff" * (2 * 2**20), "big.jpg", max_bytes=2**20, max_pixels=10**8)
 
 

@@ -170,7 +170,7 @@ def crmkit_settings() -> list[crmkit.SettingSpec]:
             description=f"The OCR engine: {' or '.join(ENGINES)}, or one a plugin provides",
         ),
         crmkit.SettingSpec(
-            "max_upload_mb", int, default=20, description="Largest card file accepted, in MB"
+            "max_upload_mb", int, default=20, description="Largest card file accepted, in MiB"
         ),
         crmkit.SettingSpec(
             "max_pixels",
