@@ -4,14 +4,20 @@ For each broker, on a **private** instance (``crmkit_brokers.testing``: a Rabbit
 nats-server of their own, on their own ports, so that the outage disturbs nobody else's
 tests): a writer thread updates 50 contacts round-robin, about 40 events/s, for the whole
 drill; two relay workers (threads, default relay settings: backoff 2 s doubling with jitter,
-8 attempts) publish to the broker. Five seconds in, the broker goes down (RabbitMQ:
-``rabbitmqctl stop_app``; NATS: the server process killed), for ``down_seconds``; then it
-comes back (``start_app``; the same nats-server command line, port and store) and the writer
-goes on for ten more seconds. Then the relays run until every event is delivered.
+8 attempts) publish to the broker. Five seconds in, the broker is killed (SIGKILL: the
+nats-server process; the RabbitMQ node's whole process group, Erlang VM included, with
+``rabbitmqctl stop_app`` as a fallback when ``--stop-app`` is given), for ``down_seconds``;
+then it comes back (the same command line, port and store: the RabbitMQ node restarts and
+recovers its store, tens of seconds, counted in the time it was down) and the writer goes on
+for ten more seconds. Then the relays run until every event is delivered.
 
-Checked: every event written arrived (none lost), how many arrived twice (duplicates, which
-consumers drop by event id), whether each record's events arrived in the order they were
-written (first arrival of each), how long after the broker came back the last one arrived.
+Checked: every event written arrived (none lost); duplicates, as a consumer sees them (the
+RabbitMQ queue's copies; JetStream drops a repeat of a ``Nats-Msg-Id`` it stored within its
+two-minute window, so its stream shows none by construction) and as the sinks sent them
+(publish attempts per event, counted in the workers: an event published more than once is
+one a consumer without that dedupe could have received twice); whether each record's events
+arrived in the order they were written (first arrival of each); how long after the broker
+came back the last one arrived.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -57,6 +64,12 @@ class OutageDrill:
     out_of_order: int
     dead: int
     drain_seconds: float
+    #: publish attempts the sinks made (each event at least once) and the events sent more
+    #: than once
+    attempts: int = 0
+    republished: int = 0
+    #: how the broker went down: ``SIGKILL`` or ``stop_app``
+    how: str = "SIGKILL"
 
     @property
     def lost(self) -> int:
@@ -67,10 +80,42 @@ class OutageDrill:
         return self.arrived - self.unique
 
 
+class Attempts:
+    """Publish attempts per event id, counted by the sinks of one drill (thread-safe)."""
+
+    def __init__(self) -> None:
+        self.per_event: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, event_id: str) -> None:
+        with self._lock:
+            self.per_event[event_id] += 1
+
+
+class CountingRabbitMQSink(RabbitMQSink):
+    attempts: Attempts
+
+    def _publish_on(self, target: Any, event: crmkit.Event, body: bytes) -> Any:
+        self.attempts.add(str(event.id))
+        return super()._publish_on(target, event, body)
+
+
+class CountingNatsSink(NatsSink):
+    attempts: Attempts
+
+    def _publish_on(self, target: Any, event: crmkit.Event, body: bytes) -> Any:
+        self.attempts.add(str(event.id))
+        return super()._publish_on(target, event, body)
+
+
 class Broker:
     """A private broker: down, up, and what arrived."""
 
     name: str
+    how = "SIGKILL"
+
+    def __init__(self) -> None:
+        self.attempts = Attempts()
 
     def sink(self) -> Any:
         raise NotImplementedError
@@ -89,8 +134,10 @@ class Broker:
 class PrivateRabbitMQ(Broker):
     name = "RabbitMQ"
 
-    def __init__(self, node: RabbitMQNode) -> None:
+    def __init__(self, node: RabbitMQNode, *, stop_app: bool = False) -> None:
+        super().__init__()
         self.node = node
+        self.how = "stop_app" if stop_app else "SIGKILL"
         self.tag = uuid.uuid4().hex[:8]
         asyncio.run(self._bind())
 
@@ -105,13 +152,21 @@ class PrivateRabbitMQ(Broker):
             await queue.bind(exchange, routing_key="crm.#")
 
     def sink(self) -> Any:
-        return RabbitMQSink(self.node.url, exchange=f"drill.{self.tag}", prefix="crm")
+        sink = CountingRabbitMQSink(self.node.url, exchange=f"drill.{self.tag}", prefix="crm")
+        sink.attempts = self.attempts
+        return sink
 
     def down(self) -> None:
-        self.node.stop_app()
+        if self.how == "stop_app":
+            self.node.stop_app()
+        else:
+            self.node.kill()
 
     def up(self) -> None:
-        self.node.start_app()
+        if self.how == "stop_app":
+            self.node.start_app()
+        else:
+            self.node.start()
 
     def arrived(self) -> list[str]:
         async def drain() -> list[str]:
@@ -134,11 +189,14 @@ class PrivateNats(Broker):
     name = "NATS JetStream"
 
     def __init__(self, server: NatsServer) -> None:
+        super().__init__()
         self.server = server
         self.tag = uuid.uuid4().hex[:8]
 
     def sink(self) -> Any:
-        return NatsSink(self.server.url, stream=f"D{self.tag}", prefix=f"d{self.tag}")
+        sink = CountingNatsSink(self.server.url, stream=f"D{self.tag}", prefix=f"d{self.tag}")
+        sink.attempts = self.attempts
+        return sink
 
     def down(self) -> None:
         self.server.kill()
@@ -261,13 +319,15 @@ def drill(
         worker.start()
     time.sleep(5)
     broker.down()
+    went_down = time.monotonic()
     down.set()
-    log(f"drill[{broker.name}]: down for {down_seconds:.0f} s")
+    log(f"drill[{broker.name}]: down ({broker.how}) for {down_seconds:.0f} s")
     time.sleep(down_seconds)
     broker.up()
     down.clear()
     back = time.monotonic()
-    log(f"drill[{broker.name}]: back")
+    down_for = back - went_down
+    log(f"drill[{broker.name}]: back after {down_for:.1f} s")
     time.sleep(10)
     stop_writing.set()
     writer.join()
@@ -283,9 +343,10 @@ def drill(
         worker.join()
     arrived = broker.arrived()
     dbs.drop(url)
+    attempts = broker.attempts.per_event
     result = OutageDrill(
         broker=broker.name,
-        down_seconds=down_seconds,
+        down_seconds=down_for,
         written=len(written),
         written_while_down=counts["while_down"],
         arrived=len(arrived),
@@ -293,18 +354,27 @@ def drill(
         out_of_order=out_of_order(written, arrived),
         dead=dead,
         drain_seconds=drained,
+        attempts=sum(attempts.values()),
+        republished=sum(1 for count in attempts.values() if count > 1),
+        how=broker.how,
     )
     log(
         f"drill[{broker.name}]: {result.unique:,} of {result.written:,} arrived"
         f" ({result.written_while_down} written while down), lost {result.lost},"
         f" duplicates {result.duplicates}, records out of order {result.out_of_order},"
-        f" dead {result.dead}, all delivered {drained:.1f} s after it came back"
+        f" dead {result.dead}, all delivered {drained:.1f} s after it came back;"
+        f" {result.attempts:,} publish attempts, {result.republished:,} events published"
+        " more than once"
     )
     return result
 
 
 def run(
-    dbs: Databases, down_seconds: float = 60, log: Callable[[str], None] = print
+    dbs: Databases,
+    down_seconds: float = 60,
+    log: Callable[[str], None] = print,
+    *,
+    stop_app: bool = False,
 ) -> list[OutageDrill]:
     """Both drills, each broker a private instance started for it."""
     results = []
@@ -315,26 +385,33 @@ def run(
         started = time.monotonic()
         with RabbitMQNode(Path(folder) / "rabbitmq") as node:
             log(f"drill: private RabbitMQ node up in {time.monotonic() - started:.0f} s")
-            results.append(drill(dbs, PrivateRabbitMQ(node), down_seconds, log))
+            broker = PrivateRabbitMQ(node, stop_app=stop_app)
+            results.append(drill(dbs, broker, down_seconds, log))
     return results
 
 
 def as_markdown(drills: Sequence[OutageDrill]) -> list[str]:
     """The results table."""
     lines = [
-        "**Broker down for a minute while events keep being written** (private broker"
-        " instances; a writer updating 50 contacts round-robin throughout; two relay workers,"
-        " default relay settings; `bench/broker_drills.py`):",
+        "**Broker killed for a minute while events keep being written** (private broker"
+        " instances, SIGKILL, restarted on the same port and store; a writer updating 50"
+        " contacts round-robin throughout; two relay workers, default relay settings;"
+        " `bench/broker_drills.py`). *Duplicates seen* are the copies a consumer got (the"
+        " RabbitMQ queue; the JetStream stream drops a repeated `Nats-Msg-Id` itself, so it"
+        " shows none by construction); *published more than once* counts the events the"
+        " sinks sent again (publish attempts counted in the workers), the most a consumer"
+        " without that dedupe could have received twice:",
         "",
-        "| broker | down (s) | events written | of them while down | arrived | distinct"
-        " | lost | duplicates | records out of order | dead"
-        " | all delivered after it came back (s) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| broker | how | down (s) | events written | of them while down | arrived | distinct"
+        " | lost | duplicates seen | publish attempts | published more than once"
+        " | records out of order | dead | all delivered after it came back (s) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for d in drills:
         lines.append(
-            f"| {d.broker} | {d.down_seconds:.0f} | {d.written:,} | {d.written_while_down:,}"
-            f" | {d.arrived:,} | {d.unique:,} | {d.lost} | {d.duplicates} | {d.out_of_order}"
+            f"| {d.broker} | {d.how} | {d.down_seconds:.1f} | {d.written:,}"
+            f" | {d.written_while_down:,} | {d.arrived:,} | {d.unique:,} | {d.lost}"
+            f" | {d.duplicates} | {d.attempts:,} | {d.republished:,} | {d.out_of_order}"
             f" | {d.dead} | {d.drain_seconds:.1f} |"
         )
     lines.append("")
@@ -344,6 +421,8 @@ def as_markdown(drills: Sequence[OutageDrill]) -> list[str]:
 if __name__ == "__main__":
     import sys
 
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 60
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    seconds = float(numbers[0]) if numbers else 60
     with Databases("postgresql") as databases:
-        print("\n".join(as_markdown(run(databases, seconds))))
+        drills = run(databases, seconds, stop_app="--stop-app" in sys.argv)
+        print("\n".join(as_markdown(drills)))

@@ -18,6 +18,7 @@ depend on them (an earlier claim query went quadratic on a never-analyzed table)
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import threading
 import time
@@ -56,11 +57,17 @@ class CountingSink:
 
 
 class Receiver:
-    """A threading HTTP server that accepts ``limit`` signed POSTs, then stops itself."""
+    """A threading HTTP server that accepts ``limit`` signed POSTs, then stops itself.
+
+    It counts requests (``received``) and events (``events``: one per plain request, every
+    item of a batch) and checks every signature: the request's header, and in a batch each
+    event's own ``signature`` over its ``body`` (``bad_signatures`` counts both kinds)."""
 
     def __init__(self, limit: int, deadline_seconds: float) -> None:
         self.limit = limit
         self.received = 0
+        self.events = 0
+        self.event_ids: set[str] = set()
         self.bad_signatures = 0
         self._lock = threading.Lock()
         receiver = self
@@ -71,10 +78,11 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 good = verify(SECRET, body, self.headers.get(SIGNATURE_HEADER, ""))
+                ids, bad_items = _events_of(body, batched="X-Crmkit-Batch" in self.headers)
                 self.send_response(204 if good else 401)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                receiver.count(good)
+                receiver.count(good, ids if good else [], bad_items)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
@@ -86,10 +94,12 @@ class Receiver:
         self._deadline = threading.Timer(deadline_seconds, self.stop)
         self._deadline.daemon = True
 
-    def count(self, good: bool) -> None:
+    def count(self, good: bool, ids: Sequence[str] = (), bad_items: int = 0) -> None:
         with self._lock:
             self.received += 1
-            self.bad_signatures += 0 if good else 1
+            self.events += len(ids)
+            self.event_ids.update(ids)
+            self.bad_signatures += (0 if good else 1) + bad_items
             done = self.received >= self.limit
         if done:
             threading.Thread(target=self.stop, daemon=True).start()
@@ -106,6 +116,21 @@ class Receiver:
         self.stop()
         self._thread.join(timeout=10)
         self.server.server_close()
+
+
+def _events_of(body: bytes, *, batched: bool) -> tuple[list[str], int]:
+    """The event ids a request carries and how many of a batch's per-event signatures do
+    not verify (each item's ``signature`` over its ``body``, as a receiver storing events
+    one by one checks them)."""
+    if not batched:
+        return [json.loads(body)["id"]], 0
+    items = json.loads(body)["events"]
+    bad = sum(
+        not verify(SECRET, item["body"].encode(), item["signature"])
+        or json.loads(item["body"])["id"] != item["id"]
+        for item in items
+    )
+    return [item["id"] for item in items], bad
 
 
 # -- workers -------------------------------------------------------------------------------

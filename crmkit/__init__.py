@@ -16,9 +16,10 @@ if TYPE_CHECKING:
     from crmkit.assignment.rules import Member as AssignmentMember
     from crmkit.assignment.rules import Rule as AssignmentRule
     from crmkit.cards import CardField, OcrEngine, OcrLine
+    from crmkit.collector import collector_paused
     from crmkit.db.base import Base as Model
     from crmkit.db.base import RecordMixin, UTCDateTime, utcnow
-    from crmkit.db.engine import allocate_ids, bulk_insert
+    from crmkit.db.engine import allocate_ids, bind_value, bulk_insert
     from crmkit.desk.extensions import (
         DeskAction,
         DeskButton,
@@ -189,8 +190,10 @@ _EXPORTS: dict[str, str] = {
     "ValidationError": "crmkit.errors",
     "WebhookSink": "crmkit.events.webhook",
     "allocate_ids": "crmkit.db.engine",
+    "bind_value": "crmkit.db.engine",
     "bulk_insert": "crmkit.db.engine",
     "check_duplicates": "crmkit.services.duplicate_check",
+    "collector_paused": "crmkit.collector",
     "disclosed_matches": "crmkit.services.disclosure",
     "hookimpl": "crmkit.plugins",
     "hookspec": "crmkit.hookspecs",
@@ -296,10 +299,12 @@ __all__ = [
     "ValidationError",
     "WebhookSink",
     "allocate_ids",
+    "bind_value",
     "bulk_insert",
     "check_duplicates",
     "cli_crm",
     "cli_progress_stream",
+    "collector_paused",
     "disclosed_matches",
     "formula_safe",
     "hookimpl",

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 import crmkit
 from crmkit.testing import TestDatabases
@@ -22,6 +23,12 @@ ADMIN_URL = os.environ.get(
     "CRMKIT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 RUN_ID = uuid.uuid4().hex[:8]
+
+# Property tests assert behaviour, not speed (speed is measured in bench/): no per-example
+# deadline, so a first example that pays for a lazy import or a cold cache on a loaded CI
+# machine does not fail the run.
+settings.register_profile("crmkit", deadline=None)
+settings.load_profile("crmkit")
 
 
 @pytest.fixture(scope="session")

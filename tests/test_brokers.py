@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -364,8 +366,9 @@ def test_brokers_check_reports_each_broker(
     result = cli.run("brokers", "check")
     assert result.exit_code == 1
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("rabbitmq: ok: connected to 127.0.0.1:5672/")
-    assert lines[1].startswith("nats: FAILED: ")
+    assert lines[0].startswith("rabbitmq: ok: connected to 127.0.0.1:5672, exchange ")
+    assert lines[1] == f"nats: FAILED: cannot reach nats at 127.0.0.1:1: {REFUSED}"
+    assert result.stderr == "Error: not ready: nats (see above)\n"
 
 
 def test_brokers_consume_without_a_broker_is_one_clear_line(
@@ -380,3 +383,177 @@ def test_brokers_consume_without_a_broker_is_one_clear_line(
     cli = command_line_for(crm, monkeypatch, tmp_path)
     line = cli.fails("brokers", "consume", "--from", "nats")
     assert "no nats configured: set plugins.brokers.nats_url" in line
+
+
+REFUSED = "connection refused (is the broker running, on this port?)"
+UNREACHABLE = {"rabbitmq": "amqp://guest:guest@127.0.0.1:1/", "nats": "nats://127.0.0.1:1"}
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq", "nats"])
+def test_brokers_consume_from_an_unreachable_broker_fails_in_one_line(
+    make_crm: Callable[..., crmkit.CRM],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    broker: str,
+) -> None:
+    from crmkit.testing import command_line_for
+
+    # a time-out far longer than any test: the first refusal must end it, not the clock
+    crm = brokers_crm(
+        make_crm, unique, timeout_seconds=600.0, **{f"{broker}_url": UNREACHABLE[broker]}
+    )
+    cli = command_line_for(crm, monkeypatch, tmp_path)
+    line = cli.fails("brokers", "consume", "--from", broker)
+    assert line == f"Error: cannot reach {broker} at 127.0.0.1:1: {REFUSED}"
+
+
+def test_brokers_check_with_both_brokers_unreachable_says_where_and_why(
+    make_crm: Callable[..., crmkit.CRM],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+) -> None:
+    from crmkit.testing import command_line_for
+
+    crm = brokers_crm(
+        make_crm,
+        unique,
+        timeout_seconds=600.0,
+        rabbitmq_url=UNREACHABLE["rabbitmq"],
+        nats_url=UNREACHABLE["nats"],
+    )
+    cli = command_line_for(crm, monkeypatch, tmp_path)
+    result = cli.run("brokers", "check")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stdout.splitlines() == [
+        f"rabbitmq: FAILED: cannot reach rabbitmq at 127.0.0.1:1: {REFUSED}",
+        f"nats: FAILED: cannot reach nats at 127.0.0.1:1: {REFUSED}",
+    ]
+    assert result.stderr == "Error: not ready: rabbitmq, nats (see above)\n"
+
+
+@pytest.mark.parametrize(
+    ("broker", "url", "problem"),
+    [
+        ("rabbitmq", "amqp://guest:secret@127.0.0.1:99999/", "Port out of range 0-65535"),
+        ("rabbitmq", "http://127.0.0.1:5672/", "the scheme must be amqp:// or amqps://"),
+        ("rabbitmq", "amqp:///vhost", "no host"),
+        ("rabbitmq", "127.0.0.1:5672", "the scheme must be amqp:// or amqps://"),
+        ("nats", "nats://127.0.0.1:port", "Port could not be cast to integer value"),
+        ("nats", "nats//127.0.0.1:4222", "the scheme must be nats://"),
+        ("nats", "nats://host name:4222", "it contains spaces or control characters"),
+    ],
+)
+def test_brokers_check_names_a_malformed_url_without_connecting(
+    make_crm: Callable[..., crmkit.CRM],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    broker: str,
+    url: str,
+    problem: str,
+) -> None:
+    from crmkit.testing import command_line_for
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a malformed URL must not be connected to")
+
+    monkeypatch.setattr(aio_pika, "connect_robust", never)
+    monkeypatch.setattr(nats.NATS, "connect", never)
+    crm = brokers_crm(make_crm, unique, timeout_seconds=600.0, **{f"{broker}_url": url})
+    cli = command_line_for(crm, monkeypatch, tmp_path)
+    result = cli.run("brokers", "check")
+    assert result.exit_code == 1
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"{broker}: FAILED: malformed URL ")
+    assert f"(plugins.brokers.{broker}_url): {problem}" in line
+    assert "secret" not in line  # the password is not printed
+    consumed = cli.fails("brokers", "consume", "--from", broker)
+    assert consumed.startswith("Error: malformed URL ")
+    assert problem in consumed
+
+
+@pytest.mark.parametrize("broker", ["rabbitmq", "nats"])
+def test_a_host_that_never_answers_fails_after_the_timeout_naming_host_and_port(
+    make_crm: Callable[..., crmkit.CRM],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    broker: str,
+) -> None:
+    from crmkit.testing import command_line_for
+
+    with socket.socket() as silent:  # takes connections (the backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        url = {
+            "rabbitmq": f"amqp://guest:guest@127.0.0.1:{port}/",
+            "nats": f"nats://127.0.0.1:{port}",
+        }
+        crm = brokers_crm(make_crm, unique, timeout_seconds=1.0, **{f"{broker}_url": url[broker]})
+        cli = command_line_for(crm, monkeypatch, tmp_path)
+        result = cli.run("brokers", "check")
+        line = cli.fails("brokers", "consume", "--from", broker)
+    assert (
+        result.stdout
+        == f"{broker}: FAILED: cannot reach {broker} at 127.0.0.1:{port}: no answer within 1 s\n"
+    )
+    assert line == f"Error: cannot reach {broker} at 127.0.0.1:{port}: no answer within 1 s"
+
+
+def test_the_relay_counts_a_batch_failed_when_nats_is_unreachable_in_one_log_line(
+    make_crm: Callable[..., crmkit.CRM], unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    crm = brokers_crm(make_crm, unique, nats_url=UNREACHABLE["nats"], timeout_seconds=600.0)
+    crm.contacts.create({"full_name": "李娜"})
+    crm.contacts.create({"full_name": "王芳"})
+    caplog.set_level(logging.DEBUG)
+    stats = Relay(crm).run_once()
+    lines = delivery_log(crm, sink="nats")
+    assert stats.delivered == 0
+    assert len(lines) >= 2
+    assert stats.retried >= len(lines)  # counted failed, to be retried (no backoff here)
+    assert {line.status for line in lines} == {"pending"}
+    assert all(f"cannot reach nats at 127.0.0.1:1: {REFUSED}" in line.last_error for line in lines)
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert problems  # one line per failed batch, from the relay, and nothing else
+    assert {r.name for r in problems} == {"crmkit.events.relay"}
+    assert not any(r.exc_info for r in caplog.records)
+
+
+def test_a_nats_connection_reconnects_for_ever_once_it_was_made(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from crmkit_brokers.connect import connect_nats
+    from crmkit_brokers.testing import NatsServer
+
+    caplog.set_level(logging.DEBUG)
+    with NatsServer(tmp_path / "nats") as server:
+
+        async def scenario() -> None:
+            connection = await connect_nats(server.url, timeout=1)
+            try:
+                server.kill()
+                # away for several reconnection attempts (one a second)
+                await asyncio.sleep(3.5)
+                assert not connection.is_closed
+                await asyncio.to_thread(server.start)
+                for _ in range(300):
+                    if connection.is_connected:
+                        break
+                    await asyncio.sleep(0.1)
+                assert connection.is_connected
+                await connection.publish("anything", b"x")
+                await connection.flush(timeout=5)
+            finally:
+                await connection.close()
+
+        asyncio.run(scenario())
+    assert not any(r.exc_info for r in caplog.records)  # no traceback per attempt
+    said = [r.getMessage() for r in caplog.records if r.name == "crmkit_brokers.connect"]
+    assert any(line.startswith("nats: disconnected from 127.0.0.1:") for line in said)
+    assert said[-1].startswith("nats: reconnected to 127.0.0.1:")
+    assert all("\n" not in line for line in said)

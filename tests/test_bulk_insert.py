@@ -5,10 +5,14 @@ one-row path stores, and still finds the row a database refuses."""
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import zoneinfo
 from typing import Any
 
 import pytest
-from sqlalchemy import String, cast, select
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import JSON, Column, Integer, MetaData, Numeric, String, Table, cast, select
 from sqlalchemy.orm import Session
 
 import crmkit
@@ -153,3 +157,159 @@ def test_bulk_timestamps_are_stored_as_an_insert_stores_them(
             ).all()
         )
     assert stored_as["demo.bulk"] == stored_as["demo.insert"]
+
+
+#: A table of every kind of value ``bulk_insert`` processes itself (a UTC timestamp, JSON,
+#: a money amount), created in each test's database.
+SAMPLE = Table(
+    "bulk_sample",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("at", crmkit.UTCDateTime()),
+    Column("items", JSON),
+    Column("amount", Numeric(18, 2)),
+    Column("label", String(50)),
+)
+SAMPLE_COLUMNS = ("at", "items", "amount", "label")
+
+zones = st.sampled_from(
+    [
+        dt.UTC,
+        dt.timezone(dt.timedelta(hours=8)),
+        dt.timezone(dt.timedelta(hours=-5, minutes=-30)),
+        zoneinfo.ZoneInfo("America/New_York"),
+    ]
+)
+moments = st.none() | st.datetimes(
+    min_value=dt.datetime(1900, 1, 2), max_value=dt.datetime(2200, 1, 1), timezones=zones
+)
+texts = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
+)
+item_lists = st.lists(
+    st.fixed_dictionaries(
+        {"amount": st.decimals(min_value=0, max_value=10**6, places=2).map(str)},
+        optional={"category": texts, "quantity": st.integers(0, 99)},
+    ),
+    max_size=3,
+)
+amounts = st.none() | st.decimals(min_value=0, max_value=10**15, places=2)
+# a row: its time, which of the pool's item lists (the same object in several rows, as an
+# import shares one per amount and category), amount, label
+sample_rows = st.tuples(
+    moments, st.integers(0, 3), amounts, st.none() | texts.map(lambda t: t[:50])
+)
+
+
+def _stored(connection: Any, first: int, count: int) -> list[tuple[Any, ...]]:
+    """The rows with ids ``first`` ... as the database holds them (SQLite: each value's
+    storage class too; PostgreSQL: each value's text)."""
+    if connection.dialect.name == "sqlite":
+        sql = (
+            "SELECT typeof(at), at, typeof(items), items, typeof(amount), amount, label"
+            " FROM bulk_sample WHERE id BETWEEN ? AND ? ORDER BY id"
+        )
+        parameters: tuple[Any, ...] = (first, first + count - 1)
+    else:
+        sql = (
+            "SELECT at::text, items::text, amount::text, label FROM bulk_sample"
+            " WHERE id BETWEEN %(first)s AND %(last)s ORDER BY id"
+        )
+        parameters = {"first": first, "last": first + count - 1}  # type: ignore[assignment]
+    return [tuple(row) for row in connection.exec_driver_sql(sql, parameters)]
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(pool=st.lists(item_lists, min_size=4, max_size=4), rows=st.lists(sample_rows, max_size=12))
+def test_bulk_rows_are_stored_as_an_insert_stores_them(
+    crm: crmkit.CRM, pool: list[Any], rows: list[tuple[Any, ...]]
+) -> None:
+    """Plain ``INSERT``, then ``bulk_insert`` of dicts, of dicts with the item lists bound
+    once (``bind_value``, the same object in several rows) and of tuples (columns in
+    another order than the table's, every value bound) store the very same values, byte
+    for byte."""
+    SAMPLE.create(crm.engine, checkfirst=True)
+    values = [(at, pool[item], amount, label) for at, item, amount, label in rows]
+    count = len(values)
+    with crm.engine.begin() as connection:
+        connection.execute(SAMPLE.delete())
+        if not count:
+            crmkit.bulk_insert(connection, SAMPLE, [])  # nothing to do
+            return
+        bound = {
+            id(items): crmkit.bind_value(connection, SAMPLE.c["items"], items) for items in pool
+        }
+
+        def bind(column: str, value: Any) -> Any:
+            return crmkit.bind_value(connection, SAMPLE.c[column], value)
+
+        connection.execute(
+            SAMPLE.insert(),
+            [
+                {"id": n, **dict(zip(SAMPLE_COLUMNS, row, strict=True))}
+                for n, row in enumerate(values, 1)
+            ],
+        )
+        crmkit.bulk_insert(
+            connection,
+            SAMPLE,
+            [
+                {"id": n, **dict(zip(SAMPLE_COLUMNS, row, strict=True))}
+                for n, row in enumerate(values, count + 1)
+            ],
+        )
+        crmkit.bulk_insert(
+            connection,
+            SAMPLE,
+            [
+                {"id": n, "at": at, "items": bound[id(items)], "amount": amount, "label": label}
+                for n, (at, items, amount, label) in enumerate(values, 2 * count + 1)
+            ],
+        )
+        crmkit.bulk_insert(
+            connection,
+            SAMPLE,
+            [
+                (
+                    bind("label", label),
+                    bind("amount", amount),
+                    bind("items", items),
+                    bind("at", at),
+                    n,
+                )
+                for n, (at, items, amount, label) in enumerate(values, 3 * count + 1)
+            ],
+            columns=("label", "amount", "items", "at", "id"),
+        )
+        inserted = _stored(connection, 1, count)
+        for first in (count + 1, 2 * count + 1, 3 * count + 1):
+            assert _stored(connection, first, count) == inserted
+
+
+def test_a_value_bound_for_another_column_is_refused(crm: crmkit.CRM) -> None:
+    SAMPLE.create(crm.engine, checkfirst=True)
+    moment = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    with crm.engine.begin() as connection:
+        wrong = crmkit.bind_value(connection, crmkit.OutboxEvent.__table__.c["occurred_at"], moment)  # type: ignore[attr-defined]
+        rows = [(n, wrong) for n in range(1, 11)]
+        with pytest.raises(ValueError, match="bound for"):
+            crmkit.bulk_insert(connection, SAMPLE, rows, columns=("id", "at"))
+        with pytest.raises(TypeError, match="not a column of a table"):
+            crmkit.bind_value(connection, Column("loose", Integer), 1)
+        assert crmkit.bind_value(connection, SAMPLE.c["label"], "as is") == "as is"
+
+
+def test_bulk_rows_as_tuples_must_match_the_columns(crm: crmkit.CRM) -> None:
+    SAMPLE.create(crm.engine, checkfirst=True)
+    moment = dt.datetime(2026, 12, 4, tzinfo=dt.UTC)
+    short: list[tuple[Any, ...]] = [(1, moment)]
+    long: list[tuple[Any, ...]] = [(1, moment, [], decimal.Decimal(1))] * 10  # a COPY's size
+    for rows in (short, long):
+        with crm.engine.begin() as connection, pytest.raises(ValueError, match="3 columns"):
+            crmkit.bulk_insert(connection, SAMPLE, rows, columns=("id", "at", "items"))
+    with crm.engine.connect() as connection:
+        assert connection.execute(select(SAMPLE.c.id)).all() == []

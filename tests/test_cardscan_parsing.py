@@ -12,6 +12,7 @@ from crmkit_cardscan import images
 from crmkit_cardscan.cardset import generate, make_person, render_card
 from crmkit_cardscan.parsing import (
     normalise_line,
+    normalise_linkedin,
     parse_card,
     reading_order,
     repair_email,
@@ -322,7 +323,7 @@ def test_a_decompression_bomb_is_refused_before_decoding() -> None:
 
 
 def test_a_file_over_the_size_limit_is_refused() -> None:
-    with pytest.raises(images.CardError, match=r"the limit is 1 MB \(setting max_upload_mb\)"):
+    with pytest.raises(images.CardError, match=r"the limit is 1 MiB \(setting max_upload_mb\)"):
         images.load_pages(b"\xff" * (2 * 2**20), "big.jpg", max_bytes=2**20, max_pixels=10**8)
 
 
@@ -375,3 +376,273 @@ def test_a_chinese_name_that_disagrees_with_its_pinyin_is_put_up_for_review() ->
     assert whole["full_name"].confidence > 0.8
     english = parse_card(lines("謝美玲", "Amy Hsieh", "手机：13812345678"), "CN")
     assert english["full_name"].confidence > 0.8
+
+
+# -- social handles: WeChat ID and LinkedIn ---------------------------------------------------
+
+#: Every way the parser must take a WeChat label: Chinese, English, bilingual; colon, full-width
+#: colon, space, or glued to the ID.
+WECHAT_LABELS = [
+    "微信号：",
+    "微信号:",
+    "微信号 ",
+    "微信号",
+    "微信號：",
+    "微信：",
+    "微信 ",
+    "微信",
+    "WeChat ID: ",
+    "WeChat ID：",
+    "WeChat ID:",
+    "WeChat ID ",
+    "WeChatID:",
+    "WeChat: ",
+    "WeChat:",
+    "WeChat：",
+    "Wechat: ",
+    "WECHAT: ",
+    "wechat ",
+    "WeChat ",
+    "WeChat No.: ",
+    "微信 WeChat: ",
+    "微信号 WeChat ID：",
+    "微信WeChat ",
+]
+
+
+@pytest.mark.parametrize("label", WECHAT_LABELS)
+def test_a_wechat_id_is_read_under_every_label(label: str) -> None:
+    assert split_label(f"{label}wangwei88") == ("wechat", "wangwei88")
+    found = parse_card(lines("王伟", f"{label}wangwei88"), "CN")
+    assert found["wechat"].value == "wangwei88"
+    assert found["wechat"].confidence >= 0.9
+    assert "address" not in found
+
+
+def test_a_wechat_id_is_never_taken_for_the_address() -> None:
+    # 号 ends Chinese addresses: 微信号 made the ID an address, confidently (0.855)
+    found = parse_card(lines("地址：广东省深圳市南山区科技园南路88号", "微信号：wangwei88"), "CN")
+    assert found["wechat"].value == "wangwei88"
+    assert found["address"].value == "广东省深圳市南山区科技园南路88号"
+
+
+def test_a_wechat_label_glued_to_the_id_by_ocr_is_split() -> None:
+    assert split_label("WeChatxumingqiang37") == ("wechat", "xumingqiang37")
+    assert split_label("Wechat Technologies") == (None, "Wechat Technologies")
+
+
+def test_ocr_slips_in_a_wechat_id_are_put_back() -> None:
+    # a WeChat ID starts with a letter: a leading 1 is an l; so is a 1 between letters
+    assert values(parse_card(lines("WeChat: 1inwenjia20"), "CN"))["wechat"] == "linwenjia20"
+    assert values(parse_card(lines("微信：t1in66"), "CN"))["wechat"] == "tlin66"
+
+
+def test_an_odd_wechat_id_is_put_up_for_review() -> None:
+    found = parse_card(lines("微信：王伟的微信"), "CN")
+    assert found["wechat"].confidence < 0.8
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "LinkedIn: linkedin.com/in/lina",
+        "LinkedIn：linkedin.com/in/lina",
+        "LinkedIn linkedin.com/in/lina",
+        "linkedin.com/in/lina",
+        "www.linkedin.com/in/lina",
+        "https://www.linkedin.com/in/lina/",
+        "https://cn.linkedin.com/in/Lina",
+        "领英：linkedin.com/in/lina",
+        "領英：linkedin.com/in/lina",
+        "领英 LinkedIn: linkedin.com/in/lina",
+        "LinkedIn: lina",
+        "LinkedIn: in/lina",
+        "LinkedIn lina",
+        # OCR reads the I of LinkedIn as l and its l as 1
+        "Linkedln: linkedin.com/in/lina",
+        "1inkedin.com/in/lina",
+        "www.1inkedin.com/in/lina",
+        "LinkedIn: linkedin.com/ in/lina",
+    ],
+)
+def test_a_linkedin_profile_is_kept_whole(text: str) -> None:
+    found = parse_card(lines("Lina Wang", text), "US")
+    assert found["linkedin"].value == "https://www.linkedin.com/in/lina"
+    assert found["linkedin"].confidence >= 0.9
+    assert "website" not in found
+
+
+@pytest.mark.parametrize(
+    ("text", "profile"),
+    [
+        ("LinkedIn:1inkedin.com/in/james-hal1-407", "james-hall-407"),
+        ("Linkedlnlinkedin.com/in/taoting-han-631", "taoting-han-631"),  # the label glued
+        ("1inkedin.com/in/olivia-ne1son-948", "olivia-nelson-948"),
+    ],
+)
+def test_ocr_slips_in_a_linkedin_profile_are_put_back(text: str, profile: str) -> None:
+    found = values(parse_card(lines(text), "US"))
+    assert found["linkedin"] == f"https://www.linkedin.com/in/{profile}"
+
+
+def test_a_linkedin_company_page_keeps_its_path() -> None:
+    assert normalise_linkedin("linkedin.com/company/cobalt-med") == (
+        "https://www.linkedin.com/company/cobalt-med"
+    )
+    assert normalise_linkedin("not a profile") is None
+
+
+#: WeChat IDs as WeChat allows them (a letter, then 5 to 19 letters, digits, _ or -), lower
+#: case as cards print them; without the digit 1, which the parser reads as the letter l
+#: where OCR puts it for one (between letters, first).
+wechat_ids = st.from_regex(r"[a-z][a-z02-9_-]{5,19}", fullmatch=True)
+linkedin_handles = st.from_regex(r"[a-z0-9][a-z02-9-]{2,29}", fullmatch=True).filter(
+    lambda handle: not handle.startswith("1") or not handle[1:2].isalpha()
+)
+LINKEDIN_FORMS = [
+    "LinkedIn: linkedin.com/in/{}",
+    "LinkedIn：linkedin.com/in/{}",
+    "LinkedIn linkedin.com/in/{}",
+    "linkedin.com/in/{}",
+    "www.linkedin.com/in/{}",
+    "https://www.linkedin.com/in/{}/",
+    "领英：linkedin.com/in/{}",
+    "領英: www.linkedin.com/in/{}",
+    "领英 LinkedIn: linkedin.com/in/{}",
+    "LinkedIn: {}",
+    "LinkedIn: in/{}",
+    "LinkedIn {}",
+]
+
+
+@given(wechat_ids, st.sampled_from(WECHAT_LABELS))
+@settings(max_examples=300, deadline=None)
+def test_any_wechat_id_under_any_label_parses_back_to_itself(handle: str, label: str) -> None:
+    assert split_label(normalise_line(f"{label}{handle}")) == ("wechat", handle)
+    assert parse_card(lines(f"{label}{handle}"), "CN")["wechat"].value == handle
+
+
+@given(linkedin_handles, st.sampled_from(LINKEDIN_FORMS))
+@settings(max_examples=300, deadline=None)
+def test_any_linkedin_handle_in_any_form_parses_back_to_its_profile(handle: str, form: str) -> None:
+    found = parse_card(lines(form.format(handle)), "US")
+    assert found["linkedin"].value == f"https://www.linkedin.com/in/{handle}"
+    assert normalise_linkedin(found["linkedin"].value) == found["linkedin"].value
+
+
+# -- WebP and HEIC -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("format_name", ["WEBP", "HEIF"])
+def test_webp_and_heic_photos_are_read_upright(format_name: str) -> None:
+    image = Image.new("RGB", (300, 100), "white")
+    image.paste(Image.new("RGB", (100, 100), "black"), (0, 0))  # the left third is black
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90° clockwise
+    buffer = io.BytesIO()
+    image.save(buffer, format=format_name, exif=exif.tobytes(), quality=90)
+    (page,) = images.load_pages(buffer.getvalue(), f"phone.{format_name.lower()}", **LIMITS)
+    assert page.mode == "RGB"
+    assert page.size == (100, 300)
+    assert page.getpixel((50, 20))[0] < 60  # the black end is now on top
+    assert page.getpixel((50, 280))[0] > 200
+
+
+# -- vCard and MeCard: property tests ----------------------------------------------------------
+
+#: Text a card field may hold, with the characters vCard and MeCard must escape.
+field_text = st.text(
+    alphabet=st.sampled_from("abcXYZ 李娜張偉 .,;:\\-&'()é0123"), min_size=1, max_size=24
+).filter(lambda text: text.strip() == text and text.strip(" .,;:-") != "")
+emails = st.from_regex(r"[a-z][a-z0-9.]{0,10}@[a-z]{2,8}\.(com|cn|io)", fullmatch=True)
+mobiles = st.from_regex(r"1[3589][0-9]{9}", fullmatch=True).filter(
+    lambda number: parse_card_phone(number) is not None
+)
+
+
+def parse_card_phone(number: str) -> str | None:
+    import phonenumbers
+
+    parsed = phonenumbers.parse(number, "CN")
+    if phonenumbers.number_type(parsed) != phonenumbers.PhoneNumberType.MOBILE:
+        return None
+    return crmkit.normalise_phone(number, "CN") if phonenumbers.is_valid_number(parsed) else None
+
+
+def _vcard_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace(",", "\\,").replace(";", "\\;")
+
+
+def _mecard_escape(text: str) -> str:
+    return "".join(f"\\{ch}" if ch in '\\;,:"' else ch for ch in text)
+
+
+@given(
+    family=field_text,
+    given_name=field_text,
+    company=field_text,
+    title=field_text,
+    email=emails,
+    mobile=mobiles,
+    version=st.sampled_from(["3.0", "4.0"]),
+)
+@settings(max_examples=150, deadline=None)
+def test_a_vcard_gives_back_the_fields_it_was_made_of(
+    family: str, given_name: str, company: str, title: str, email: str, mobile: str, version: str
+) -> None:
+    text = "\r\n".join(
+        [
+            "BEGIN:VCARD",
+            f"VERSION:{version}",
+            f"N:{_vcard_escape(family)};{_vcard_escape(given_name)};;;",
+            f"FN:{_vcard_escape(given_name)} {_vcard_escape(family)}",
+            f"ORG:{_vcard_escape(company)}",
+            f"TITLE:{_vcard_escape(title)}",
+            f"TEL;TYPE=CELL:{mobile}",
+            f"EMAIL:{email}",
+            "END:VCARD",
+        ]
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["family_name"] == family
+    assert found["given_name"] == given_name
+    assert found["full_name"] == f"{given_name} {family}"
+    assert found["company"] == company
+    assert found["title"] == title
+    assert found["email"] == email
+    assert found["mobile"] == parse_card_phone(mobile)
+
+
+@given(family=field_text, given_name=field_text, company=field_text, email=emails, mobile=mobiles)
+@settings(max_examples=150, deadline=None)
+def test_a_mecard_gives_back_the_fields_it_was_made_of(
+    family: str, given_name: str, company: str, email: str, mobile: str
+) -> None:
+    text = (
+        f"MECARD:N:{_mecard_escape(family)},{_mecard_escape(given_name)};TEL:{mobile};"
+        f"EMAIL:{email};ORG:{_mecard_escape(company)};;"
+    )
+    found = values(read_contact_payload(text, "CN"))
+    assert found["family_name"] == family
+    assert found["given_name"] == given_name
+    assert found["company"] == company
+    assert found["email"] == email
+    assert found["mobile"] == parse_card_phone(mobile)
+
+
+@given(
+    st.sampled_from(["BEGIN:VCARD\r\nVERSION:3.0\r\n", "BEGIN:VCARD\n", "MECARD:", "mecard:"]),
+    st.text(max_size=200),
+)
+@settings(max_examples=300, deadline=None)
+def test_a_qr_payload_never_crashes_the_reader(head: str, body: str) -> None:
+    try:
+        found = read_contact_payload(head + body, "CN")
+    except ValueError:
+        return
+    assert found
+    for field in found.values():
+        assert isinstance(field.value, str)
+        assert field.value == field.value.strip()
+        assert field.value
+        assert field.confidence == 1.0

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import crmkit_brokers
 import crmkit_campaigns
 import crmkit_cardscan
 import crmkit_dedupe
@@ -67,6 +68,19 @@ PLUGINS = {
     "campaigns": crmkit_campaigns,
     "insights": crmkit_insights,
     "tickets": crmkit_tickets,  # examples/crmkit-tickets: a third party's commands
+    "brokers": crmkit_brokers,
+}
+#: Plugin settings written to the test's crmkit.toml. The brokers are configured at ports
+#: nothing listens on, with a short time-out: ``brokers check`` and ``consume`` go all the way
+#: to the first connection and fail there (one line, status 1) in milliseconds, where the real
+#: brokers would hold every ``consume`` for its idle time.
+PLUGIN_CONFIG = {
+    "brokers": (
+        "[plugins.brokers]\n"
+        'rabbitmq_url = "amqp://guest:guest@127.0.0.1:1/"\n'
+        'nats_url = "nats://127.0.0.1:1"\n'
+        "timeout_seconds = 2.0\n"
+    )
 }
 #: A command group named otherwise than its plugin.
 GROUP_PLUGIN = {"cards": "cardscan", "insight": "insights"}
@@ -146,13 +160,18 @@ def test_a_plugin_command_given_hostile_values_fails_in_one_line(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    plugin = GROUP_PLUGIN.get(path[0], path[0])
+    if plugin in PLUGIN_CONFIG:  # cli_run works in tmp_path, where crmkit.toml is read
+        (tmp_path / "crmkit.toml").write_text(PLUGIN_CONFIG[plugin], encoding="utf-8")
     installed = {name: in_memory_plugin(name, module) for name, module in PLUGINS.items()}
     monkeypatch.setattr("crmkit.app.discover_plugins", lambda: dict(installed))
     monkeypatch.setattr("crmkit.cli.plugins.discover_plugins", lambda: dict(installed))
-    enabled = cli_run("plugins", "enable", GROUP_PLUGIN.get(path[0], path[0]))
+    enabled = cli_run("plugins", "enable", plugin)
     assert enabled.exit_code == 0, enabled.output
     monkeypatch.chdir(tmp_path)
     _fuzz(cli_run, path)
+    if plugin == "brokers":  # the settings were in effect: the runs went as far as connecting
+        assert "cannot reach rabbitmq at 127.0.0.1:1" in cli_run("brokers", "check").stdout
 
 
 def _fuzz(cli_run: Run, path: tuple[str, ...]) -> None:

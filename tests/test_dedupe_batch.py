@@ -446,20 +446,6 @@ def test_the_scan_pauses_the_garbage_collector_and_restores_it(scan_only: crmkit
         gc.enable()
 
 
-def test_the_collector_comes_back_after_the_last_of_overlapping_pauses() -> None:
-    outer = engine_module._collector_paused()
-    inner = engine_module._collector_paused()
-    outer.__enter__()
-    inner.__enter__()
-    outer.__exit__(None, None, None)  # another thread's scan ends first
-    assert not gc.isenabled()
-    inner.__exit__(None, None, None)
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError), engine_module._collector_paused():
-        raise RuntimeError("a failed scan")
-    assert gc.isenabled()
-
-
 @given(st.text())
 def test_a_text_is_left_unescaped_exactly_when_json_leaves_it(text: str) -> None:
     encoded = json.dumps(text, ensure_ascii=False)[1:-1]

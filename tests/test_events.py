@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -263,6 +264,80 @@ def test_two_workers_deliver_every_event_once_and_never_concurrently(crm: crmkit
     for event in sink.received:
         by_record.setdefault(event.record_id, []).append(event.name)
     assert all(names[0] == "contact.created" for names in by_record.values())
+
+
+class SlowSink:
+    """Takes ``seconds`` per event (a slow receiver, one request each); records arrivals."""
+
+    name = "slow"
+    patterns = ("contact.*",)
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.arrived: list[crmkit.Event] = []
+        self._lock = threading.Lock()
+
+    def deliver(self, event: crmkit.Event) -> None:
+        time.sleep(self.seconds)
+        with self._lock:
+            self.arrived.append(event)
+
+
+def test_a_batch_slower_than_the_lease_keeps_its_claims_so_records_stay_in_order(
+    make_crm: Callable[..., crmkit.CRM],
+) -> None:
+    # a batch of 16 heads takes 2.4 s to send, the lease is 1.5 s: without the lease being
+    # extended while it is sent, the other worker would take the batch's last events as
+    # expired and deliver them and their records' next events before this one got there
+    crm = make_crm(relay={"lease_seconds": 1.5, "backoff_seconds": 0})
+    sink = SlowSink(0.15)
+    ids = crm.contacts.create_many((n, {"full_name": f"客户{n}"}) for n in range(16)).ids
+    for round_ in range(2):
+        for record_id in ids:
+            crm.contacts.update(record_id, {"title": f"职位{round_}"})
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def all_delivered() -> bool:
+        with crm.transaction(write=False) as op:
+            open_ = op.session.scalar(
+                select(func.count()).where(EventDelivery.status != DeliveryStatus.DELIVERED.value)
+            )
+            undispatched = op.session.scalar(
+                select(func.count()).where(OutboxEvent.dispatched_at.is_(None))
+            )
+        return not open_ and not undispatched
+
+    def work(name: str) -> None:
+        # both workers keep polling, as `crmkit worker` does, until everything is delivered:
+        # an idle pass does not end one while the other holds the batch
+        relay = Relay(crm, name, sinks=[sink])
+        try:
+            barrier.wait()
+            deadline = time.monotonic() + 120
+            while not all_delivered() and time.monotonic() < deadline:
+                if relay.run_once().idle:
+                    time.sleep(0.05)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert all_delivered()
+    arrived = [str(event.id) for event in sink.arrived]
+    assert len(arrived) == len(set(arrived)) == 48  # each once: no claim was taken over
+    with crm.transaction(write=False) as op:
+        written = op.session.execute(
+            select(OutboxEvent.event_id, OutboxEvent.record_id).order_by(OutboxEvent.id)
+        ).all()
+    position = {event_id: n for n, event_id in enumerate(arrived)}
+    for record_id in ids:
+        mine = [row[0] for row in written if row[1] == record_id]
+        assert sorted(mine, key=position.__getitem__) == mine, f"contact {record_id} out of order"
 
 
 def test_tail_lists_recent_events_filtered_by_name(crm: crmkit.CRM) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from crmkit_loyalty import batch_credits, importing, service
+from crmkit_loyalty import batch_credits, importing, programs, registry, service
 from crmkit_loyalty.models import LoyaltyCard, LoyaltyLedgerEntry, LoyaltyLot, LoyaltyPurchase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -142,5 +142,110 @@ def test_the_database_and_python_write_the_same_lots_and_ledger(
                 crm, _rows(numbers["python"], history, "P" + tag, now), batch_size=batch_size
             )
         assert _written(crm, numbers["database"]) == _written(crm, numbers["python"])
+
+    check()
+
+
+EARNING: dict[str, dict[str, Any]] = {
+    # rules that look at the amount, category, currency and store only: an import remembers
+    # the points per combination (importing._Points)
+    "category and store": {
+        "rates": {"CNY": 1, "HKD": "0.9"},
+        "multipliers": [
+            {"when": "category", "value": "tea", "factor": 2},
+            {"when": "store", "value": "西湖店", "factor": "1.5"},
+        ],
+        "tiers": [],
+    },
+    # a campaign looks at the time: computed per row
+    "campaign": {
+        "rates": {"CNY": 1, "HKD": "0.9"},
+        "multipliers": [
+            {"when": "category", "value": "tea", "factor": 2},
+            {
+                "when": "campaign",
+                "factor": 3,
+                "start": "2026-01-01T00:00:00+08:00",
+                "end": "2026-12-01T00:00:00+08:00",
+            },
+        ],
+        "tiers": [],
+    },
+}
+
+# a receipt: (card, amount in cents from a few prices, currency, store, category or items,
+# days ago)
+earning_receipts = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=1),
+        st.sampled_from([100, 3899, 3900, 12_850, 99_999]),
+        st.sampled_from(["CNY", "HKD", " cny"]),
+        st.sampled_from(["", "西湖店", "三里屯店"]),
+        st.sampled_from(["", "tea", "teaware", "items"]),
+        st.integers(min_value=0, max_value=400),
+    ),
+    min_size=2,
+    max_size=30,
+)
+
+
+@pytest.mark.parametrize("program", list(EARNING), ids=list(EARNING))
+def test_an_import_earns_what_the_program_rules_say_for_each_purchase(
+    make_crm: Callable[..., crmkit.CRM], program: str
+) -> None:
+    """Every imported purchase earns ``Program.points_for`` of its own facts, whether the
+    import remembered the points of an earlier purchase alike or computed them."""
+    crm = loyalty_crm(make_crm, **EARNING[program])
+
+    @settings(SETTINGS, max_examples=25)
+    @given(history=earning_receipts)
+    def check(history: list[tuple[int, int, str, str, str, int]]) -> None:
+        numbers = [
+            str(service.issue_card(crm, crm.contacts.create({"full_name": "刘洋"}).id)["card"])
+            for _ in range(2)
+        ]
+        tag, now = f"E{id(history)}-", crmkit.utcnow()
+        rows = []
+        for index, (card, cents, currency, store, kind, age) in enumerate(history):
+            amount = f"{cents / 100:.2f}"
+            row = {
+                "card": numbers[card],
+                "receipt_id": f"{tag}{index}",
+                "amount": amount,
+                "currency": currency,
+                "store": store,
+                "occurred_at": (now - dt.timedelta(days=age)).isoformat(),
+            }
+            if kind == "items":
+                half = f"{cents // 2 / 100:.2f}"
+                rest = f"{(cents - cents // 2) / 100:.2f}"
+                row["items"] = [
+                    {"amount": half, "category": "tea"},
+                    {"amount": rest, "category": "snacks"},
+                ]
+            else:
+                row["category"] = kind
+            rows.append(row)
+        importing.import_purchases(crm, rows, batch_size=7)
+        with crm.transaction(write=False) as op:
+            stored = op.session.scalars(
+                select(LoyaltyPurchase).where(LoyaltyPurchase.receipt_id.startswith(tag))
+            ).all()
+            rules = registry.program_by_id(op, stored[0].program_id, 1)
+        assert len(stored) == len(rows)
+        for purchase in stored:
+            facts = programs.PurchaseFacts(
+                program=rules.name,
+                card_number="",
+                contact_id=purchase.contact_id,
+                amount=purchase.amount,
+                currency=purchase.currency,
+                occurred_at=purchase.occurred_at,
+                store=purchase.store,
+                items=tuple(purchase.items),
+                tier=None,
+                birthday=None,
+            )
+            assert purchase.points == rules.points_for(facts), purchase.receipt_id
 
     check()

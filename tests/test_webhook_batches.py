@@ -164,3 +164,30 @@ def test_an_unreachable_receiver_fails_every_event_of_the_batch() -> None:
     events = [crmkit.Event(name="contact.created") for _ in range(5)]
     outcomes = sink.deliver_batch(events)
     assert all(outcome is not None and "ConnectError" in str(outcome) for outcome in outcomes)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_after_a_410_the_rest_of_the_batch_is_not_posted(
+    receiver: AnsweringReceiver, batch_size: int
+) -> None:
+    def gone_after_the_first_request(body: Any) -> bytes:
+        # (called before the answer is sent) the first request is delivered, then 410 Gone
+        receiver.status = 200 if len(receiver.requests) == 1 else 410
+        return b""
+
+    receiver.answer = gone_after_the_first_request
+    sink = WebhookSink(
+        name="erp",
+        url=receiver.url,
+        secret="s3cret",
+        batch_size=batch_size,
+        timeout_seconds=5,
+        allow_internal=True,
+    )
+    events = [crmkit.Event(name="contact.created") for _ in range(4 * batch_size)]
+    outcomes = sink.deliver_batch(events)
+    assert len(receiver.requests) == 2  # the one delivered, the one answered 410, no more
+    assert outcomes[:batch_size] == [None] * batch_size
+    gone = outcomes[batch_size:]
+    assert len(gone) == 3 * batch_size
+    assert all(outcome is gone[0] and getattr(outcome, "gone", False) for outcome in gone)

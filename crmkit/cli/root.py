@@ -249,7 +249,29 @@ class RootGroup(click.Group):
                 f"{problem} (the commands of enabled plugins, such as {cmd_name!r} may be,"
                 " are unavailable until this is fixed)"
             )
+        if command is None and problem is None and not ctx.resilient_parsing:
+            broken = self._broken_plugin_of(ctx, cmd_name)
+            if broken is not None:
+                raise click.ClickException(
+                    f"{cmd_name!r} is a command of plugin {broken[0]!r}, which failed to load:"
+                    f" {_one_line(broken[1])}"
+                )
         return command
+
+    def _broken_plugin_of(self, ctx: click.Context, cmd_name: str) -> tuple[str, str] | None:
+        """The plugin that declares ``cmd_name`` in its metadata but failed to load, and
+        why (looked up only for a command nobody answers)."""
+        from crmkit.cli.plugin_commands import declared_commands
+
+        try:
+            crm = cli_state(ctx).crm()
+        except CRMError:
+            return None
+        for name, plugin in sorted(crm.installed.items()):
+            declared = declared_commands(plugin.module_name.partition(":")[0])
+            if declared and cmd_name in declared and plugin.load_error is not None:
+                return name, plugin.load_error
+        return None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The command list of ``crmkit --help``: the core commands' short help comes from

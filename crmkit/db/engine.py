@@ -7,10 +7,11 @@ import functools
 import re
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
+    Column,
     Connection,
     Dialect,
     Engine,
@@ -202,9 +203,17 @@ def _id_source(connection: Connection, table: Table, column: str) -> str | None:
 # -- bulk inserts --------------------------------------------------------------------------
 
 
-def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def bulk_insert(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
     """Insert ``rows`` (dicts with the same keys) into ``table`` in the current transaction,
-    without returning anything.
+    without returning anything. With ``columns`` (column keys), each row is a tuple of
+    values in that order instead: a caller writing thousands of rows need not build a dict
+    for each.
 
     The values go through the same SQLAlchemy bind processing an ``INSERT`` applies (JSON,
     time zones), so the stored rows are the same, but without SQLAlchemy's per-row
@@ -217,17 +226,35 @@ def bulk_insert(connection: Connection, table: Table, rows: Sequence[Mapping[str
     """
     if not rows:
         return
+    given = None if columns is None else tuple(columns)
     dialect = connection.dialect
     if dialect.name == "postgresql" and dialect.driver == "psycopg":
         if len(rows) < COPY_FROM_ROWS:
             # a COPY is two round trips (start, then data and end); an INSERT is one
-            connection.execute(insert(table), list(rows))
+            connection.execute(insert(table), _as_dicts(rows, given))
         else:
-            _copy_rows(connection, table, rows)
+            _copy_rows(connection, table, rows, given)
     elif dialect.name == "sqlite" and dialect.paramstyle == "qmark":
-        _executemany(connection, table, rows)
+        _executemany(connection, table, rows, given)
     else:
-        connection.execute(insert(table), list(rows))
+        connection.execute(insert(table), _as_dicts(rows, given))
+
+
+def _as_dicts(rows: Sequence[Any], given: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """``rows`` as the dicts ``Connection.execute`` takes; its own bind processing then
+    applies, so a :class:`BoundValue` gives the value it was made from."""
+    if given is None:
+        dicts = [dict(row) for row in rows]
+    else:
+        for row in rows:
+            if len(row) != len(given):
+                raise ValueError(f"a row of {len(row)} values for the {len(given)} columns {given}")
+        dicts = [dict(zip(given, row, strict=True)) for row in rows]
+    for row in dicts:
+        for key, value in row.items():
+            if type(value) is BoundValue:
+                row[key] = value.value
+    return dicts
 
 
 #: From this many rows on, PostgreSQL gets a ``COPY``; fewer (an operation's one or two
@@ -239,23 +266,68 @@ COPY_FROM_ROWS = 8
 Processor = Callable[[Any], Any]
 
 
+class _Bind(NamedTuple):
+    """How a column's values are bound: the column, and the processor an ``INSERT``
+    applies (``None``: the value goes to the driver as it is)."""
+
+    column: Column[Any]
+    processor: Processor | None
+
+
 @functools.lru_cache(maxsize=256)
-def _processors(
-    dialect: Dialect, table: Table, keys: tuple[str, ...]
-) -> tuple[Processor | None, ...]:
-    """Per column in ``keys``, the bind processor an ``INSERT`` applies (``None``: the value
-    goes to the driver as it is). JSON ones answer empty lists and dicts, which most rows
-    carry, from a cache: the processor is a pure function, so the result is the same."""
-    processors: list[Processor | None] = []
+def _processors(dialect: Dialect, table: Table, keys: tuple[str, ...]) -> tuple[_Bind, ...]:
+    """Per column in ``keys``, how its values are bound. JSON ones answer empty lists and
+    dicts, which most rows carry, from a cache: the processor is a pure function, so the
+    result is the same."""
+    binds: list[_Bind] = []
     for key in keys:
-        column_type = table.c[key].type
-        processor: Processor | None = column_type._cached_bind_processor(dialect)
-        if processor is not None and isinstance(column_type, JSON):
+        column = table.c[key]
+        processor: Processor | None = column.type._cached_bind_processor(dialect)
+        if processor is not None and isinstance(column.type, JSON):
             processor = _empty_json_cached(processor)
-        elif processor is not None and isinstance(column_type, UTCDateTime):
+        elif processor is not None and isinstance(column.type, UTCDateTime):
             processor = _sqlite_utc_text(processor) if dialect.name == "sqlite" else processor
-        processors.append(processor)
-    return tuple(processors)
+        binds.append(_Bind(column, processor))
+    return tuple(binds)
+
+
+class BoundValue:
+    """A value processed for one column on one kind of database (:func:`bind_value`)."""
+
+    __slots__ = ("column", "dialect", "processed", "value")
+
+    def __init__(self, column: Column[Any], dialect: str, value: Any, processed: Any) -> None:
+        self.column, self.dialect, self.value, self.processed = column, dialect, value, processed
+
+    def __repr__(self) -> str:
+        return f"BoundValue({self.column}, {self.dialect}, {self.value!r})"
+
+
+def bind_value(connection: Connection, column: Column[Any], value: Any) -> Any:
+    """``value`` processed now for ``column`` of a table, exactly as :func:`bulk_insert`
+    (and so an ``INSERT``) would process it: for a value that a bulk insert stores in many
+    rows (an import's item list for one price and category, say), to be converted once
+    and handed to :func:`bulk_insert` in each of them. A column whose type processes
+    nothing gets ``value`` itself back.
+
+    Example::
+
+        items = crmkit.bind_value(connection, table.c["items"], [{"category": "tea"}])
+        crmkit.bulk_insert(connection, table, [(1, items), (2, items)], columns=("id", "items"))
+    """
+    table = column.table
+    if not isinstance(table, Table) or table.c.get(column.key) is not column:
+        raise TypeError(f"{column!r} is not a column of a table")
+    bind = _processors(connection.dialect, table, (column.key,))[0]
+    if bind.processor is None:
+        return value
+    return BoundValue(column, connection.dialect.name, value, bind.processor(value))
+
+
+def _misbound(value: BoundValue, column: Column[Any], dialect: str) -> Any:
+    raise ValueError(
+        f"a value bound for {value.column} on {value.dialect} given for {column} on {dialect}"
+    )
 
 
 def _sqlite_utc_text(standard: Processor) -> Processor:
@@ -268,12 +340,16 @@ def _sqlite_utc_text(standard: Processor) -> Processor:
     utc = dt.UTC
 
     def process(value: Any) -> Any:
-        if value is None or value.tzinfo is None:
+        zone = value.tzinfo if value is not None else None
+        if zone is utc:  # already UTC (crmkit's own times): drop the "+00:00" isoformat adds
+            return value.isoformat(" ", "microseconds")[:-6]
+        if zone is None:
             return standard(value)  # None, or the usual error for a naive time
         return value.astimezone(utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
     samples = (
         dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=utc),
+        dt.datetime(5, 6, 7, 8, 9, 10, 11, tzinfo=utc),
         dt.datetime(1999, 12, 31, 23, 59, 59, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8))),
     )
     if all(process(sample) == standard(sample) for sample in samples):
@@ -297,29 +373,48 @@ def _empty_json_cached(processor: Processor) -> Processor:
 
 
 def _processed(
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[Any],
     keys: tuple[str, ...],
-    processors: tuple[Processor | None, ...],
+    binds: tuple[_Bind, ...],
+    dialect: str,
+    given: tuple[str, ...] | None = None,
 ) -> list[tuple[Any, ...]]:
-    """Each row as a tuple of processed values in ``keys`` order.
+    """Each row as a tuple of processed values in ``keys`` order; a row is a mapping, or
+    with ``given`` (its column keys, ``keys`` in any order) a tuple of values.
 
     Works column by column; a value that is the very object of the row before (the batch's
-    timestamp, a shared ``None``) reuses that row's result instead of processing it again.
+    timestamp, a shared ``None``) reuses that row's result instead of processing it again;
+    a :class:`BoundValue` (of this column and dialect) gives its own.
     """
-    columns: list[list[Any]] = []
-    for key, processor in zip(keys, processors, strict=True):
-        values = [row[key] for row in rows]
-        if processor is not None:
-            processed: list[Any] = []
-            append = processed.append
-            last: Any = _NOTHING
-            result: Any = None
-            for value in values:
-                if value is not last:
-                    last, result = value, processor(value)
-                append(result)
-            values = processed
-        columns.append(values)
+    columns: list[Sequence[Any]]
+    if given is not None:
+        width = len(given)
+        for row in rows:
+            if len(row) != width:
+                raise ValueError(f"a row of {len(row)} values for the {width} columns {given}")
+        transposed = list(zip(*rows, strict=True))
+        where = {key: index for index, key in enumerate(given)}
+        columns = [transposed[where[key]] for key in keys]
+    else:
+        columns = [[row[key] for row in rows] for key in keys]
+    for index, (column, processor) in enumerate(binds):
+        if processor is None:
+            continue
+        processed: list[Any] = []
+        append = processed.append
+        last: Any = _NOTHING
+        result: Any = None
+        for value in columns[index]:
+            if value is not last:
+                last = value
+                if type(value) is not BoundValue:
+                    result = processor(value)
+                elif value.column is column and value.dialect == dialect:
+                    result = value.processed
+                else:
+                    result = _misbound(value, column, dialect)
+            append(result)
+        columns[index] = processed
     return list(zip(*columns, strict=True))
 
 
@@ -339,27 +434,32 @@ def _positional_insert(
     return compiled.string, order
 
 
-def _executemany(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _executemany(
+    connection: Connection, table: Table, rows: Sequence[Any], given: tuple[str, ...] | None
+) -> None:
     dialect = connection.dialect
-    statement, keys = _positional_insert(dialect, table, tuple(rows[0]))
-    processors = _processors(dialect, table, keys)
-    connection.exec_driver_sql(statement, _processed(rows, keys, processors))
+    keys = given if given is not None else tuple(rows[0])
+    statement, order = _positional_insert(dialect, table, keys)
+    binds = _processors(dialect, table, order)
+    connection.exec_driver_sql(statement, _processed(rows, order, binds, dialect.name, given))
 
 
-def _copy_rows(connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def _copy_rows(
+    connection: Connection, table: Table, rows: Sequence[Any], given: tuple[str, ...] | None
+) -> None:
     import psycopg
 
     dialect = connection.dialect
-    keys = tuple(rows[0])
+    keys = given if given is not None else tuple(rows[0])
     quote = dialect.identifier_preparer.quote
     columns = ", ".join(quote(table.c[key].name) for key in keys)
     statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
-    processors = _processors(dialect, table, keys)
+    binds = _processors(dialect, table, keys)
     raw: Any = connection.connection.dbapi_connection
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
             write = copy.write_row
-            for values in _processed(rows, keys, processors):
+            for values in _processed(rows, keys, binds, dialect.name, given):
                 write(values)
     except psycopg.Error as error:
         raise DBAPIError.instance(statement, None, error, psycopg.Error, dialect=dialect) from error

@@ -457,36 +457,93 @@ class Relay:
             by_sink.setdefault(item.sink, []).append(item)
         delivered: list[int] = []
         failed: list[tuple[Claimed, BaseException]] = []
-        for sink_name, items in by_sink.items():
-            sink = self.sinks.get(sink_name)
-            if sink is None:  # a subscription deleted since the claim: its lease runs out
-                continue
-            outcomes = deliver_all(sink, [item.event for item in items])
-            failed_here = 0
-            for item, outcome in zip(items, outcomes, strict=True):
-                if outcome is None:
-                    delivered.append(item.delivery_id)
-                else:
-                    failed_here += 1
-                    failed.append((item, outcome))
-                    if failed_here == 1:
-                        first = (item.event.id, outcome)
-            if failed_here == len(items) and any(item.attempt == 1 for item in items):
-                # down (a broker away, a receiver answering 503): even new events fail. A
-                # batch of retries failing alone says less (an event the receiver refuses)
-                self._failing.add(sink_name)
-            elif not failed_here and sink_name in self._failing:
-                self._failing.discard(sink_name)  # it delivers again: retries are due now
-                self._recovered.add(sink_name)
-            if failed_here:  # one line per batch: a broker that is down fails all of them
-                log.warning(
-                    "sink %s failed on %d of %d events (the first, %s: %s)",
-                    sink_name,
-                    failed_here,
-                    len(items),
-                    *first,
-                )
+        with self._holding([item.delivery_id for item in claimed]):
+            for sink_name, items in by_sink.items():
+                self._send_to(sink_name, items, delivered, failed)
         return delivered, failed
+
+    @contextmanager
+    def _holding(self, ids: Sequence[int]) -> Iterator[None]:
+        """Keep the leases of ``ids`` from running out while they are being delivered.
+
+        A batch of a thousand events to a slow receiver (one request each) can take longer
+        than ``lease_seconds``; another worker would then claim its undelivered events as
+        expired and deliver them, and later events of their records, while this worker is
+        still sending the old ones: a record's older event after its newer one. A heartbeat
+        thread pushes the leases of the deliveries this worker still holds ``lease_seconds``
+        ahead every third of a lease until the batch is sent. (A worker that dies stops
+        beating: its leases run out as before.)"""
+        if not ids:
+            yield
+            return
+        stop = threading.Event()
+        interval = self.config.lease_seconds / 3
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self._extend_leases(ids)
+                except Exception:  # noqa: BLE001 - the database away: the lease may run out
+                    log.warning("relay %s could not extend its leases", self.worker_id)
+
+        heart = threading.Thread(target=beat, name="crmkit-relay-lease", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heart.join()
+
+    def _extend_leases(self, ids: Sequence[int]) -> None:
+        """Push the leases of those of ``ids`` this worker still holds ``lease_seconds`` on."""
+        with self._write() as session:
+            session.execute(
+                update(EventDelivery)
+                .where(
+                    self._id_in(EventDelivery.id, ids),
+                    EventDelivery.claimed_by == self.worker_id,
+                    EventDelivery.status == DeliveryStatus.IN_FLIGHT.value,
+                )
+                .values(claim_expires_at=utcnow() + dt.timedelta(seconds=self.config.lease_seconds))
+                .execution_options(synchronize_session=False)
+            )
+
+    def _send_to(
+        self,
+        sink_name: str,
+        items: Sequence[Claimed],
+        delivered: list[int],
+        failed: list[tuple[Claimed, BaseException]],
+    ) -> None:
+        """Hand ``items`` to the sink ``sink_name`` (one batch); record the outcomes."""
+        sink = self.sinks.get(sink_name)
+        if sink is None:  # a subscription deleted since the claim: its lease runs out
+            return
+        outcomes = deliver_all(sink, [item.event for item in items])
+        failed_here = 0
+        for item, outcome in zip(items, outcomes, strict=True):
+            if outcome is None:
+                delivered.append(item.delivery_id)
+            else:
+                failed_here += 1
+                failed.append((item, outcome))
+                if failed_here == 1:
+                    first = (item.event.id, outcome)
+        if failed_here == len(items) and any(item.attempt == 1 for item in items):
+            # down (a broker away, a receiver answering 503): even new events fail. A
+            # batch of retries failing alone says less (an event the receiver refuses)
+            self._failing.add(sink_name)
+        elif not failed_here and sink_name in self._failing:
+            self._failing.discard(sink_name)  # it delivers again: retries are due now
+            self._recovered.add(sink_name)
+        if failed_here:  # one line per batch: a broker that is down fails all of them
+            log.warning(
+                "sink %s failed on %d of %d events (the first, %s: %s)",
+                sink_name,
+                failed_here,
+                len(items),
+                *first,
+            )
 
     def acknowledge(
         self, delivered: Sequence[int], failed: Sequence[tuple[Claimed, BaseException]]

@@ -80,7 +80,8 @@ class WebhookGone(WebhookError):
 
 
 class WebhookUnreachable(WebhookError):
-    """No answer at all (connection refused, time-out): the rest of the batch is not tried."""
+    """No answer at all (connection refused, time-out): the rest of the batch is not tried
+    (nor after a :class:`WebhookGone`)."""
 
 
 #: The largest ``batch_size`` a webhook may have (events per request).
@@ -162,7 +163,9 @@ class WebhookSink:
                     outcomes.append(None)
                 else:
                     outcomes += self._deliver_chunk(chunk)
-            except WebhookUnreachable as error:  # the receiver is down: spare it the rest
+            except (WebhookUnreachable, WebhookGone) as error:
+                # down, or gone for good (410: the subscription is disabled): the rest of the
+                # batch is not sent, each of its events gets the same outcome
                 return outcomes + [error] * (len(events) - len(outcomes))
             except WebhookError as error:
                 outcomes += [error] * len(chunk)

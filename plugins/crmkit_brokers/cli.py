@@ -8,6 +8,9 @@ import click
 
 import crmkit
 
+#: The longest ``--idle-seconds`` (a week).
+MAX_IDLE_SECONDS = 7 * 24 * 3600.0
+
 
 @click.group(name="brokers")
 def brokers_group() -> None:
@@ -29,8 +32,9 @@ def check_command() -> None:
         )
     for name, ok, what in results:
         click.echo(f"{name}: {'ok' if ok else 'FAILED'}: {what}")
-    if not all(ok for _, ok, _ in results):
-        raise SystemExit(1)
+    failed = [name for name, ok, _ in results if not ok]
+    if failed:
+        raise click.ClickException(f"not ready: {', '.join(failed)} (see above)")
 
 
 @brokers_group.command(name="consume")
@@ -46,7 +50,8 @@ def check_command() -> None:
 )
 @click.option(
     "--idle-seconds",
-    type=click.FloatRange(min=0.1),
+    # a finite wait: inf or 1e20 would make a consumer that never stops by itself
+    type=click.FloatRange(min=0.1, max=MAX_IDLE_SECONDS),
     default=5.0,
     show_default=True,
     help="Stop when no message came for this long.",
@@ -60,15 +65,16 @@ def consume_command(
     Example: crmkit brokers consume --from rabbitmq --idle-seconds 30
     """
     from crmkit_brokers import service
+    from crmkit_brokers.connect import BrokerError, reason
 
     try:
         counts = service.consume(
             crmkit.cli_crm(), broker, max_messages=max_messages, idle_seconds=idle_seconds
         )
-    except crmkit.CRMError as error:
+    except (crmkit.CRMError, BrokerError) as error:
         raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise click.ClickException(f"cannot reach {broker}: {error}") from None
+    except OSError as error:  # the connection lost for good after the first one
+        raise click.ClickException(f"{broker}: {reason(error, 0)}") from None
     if as_json:
         click.echo(json.dumps(dict(counts)))
     else:

@@ -15,11 +15,11 @@ import time
 from collections import Counter
 from typing import Any
 
-import aio_pika
 import nats
 from nats.js.api import ConsumerConfig
 
 import crmkit
+from crmkit_brokers.connect import connect_nats, connect_rabbitmq
 from crmkit_brokers.inbound import Rejected, apply_message
 from crmkit_brokers.jetstream import ensure_stream
 
@@ -43,12 +43,20 @@ def _apply(crm: crmkit.CRM, body: bytes, counts: Counter[str]) -> bool:
 
 
 async def consume_rabbitmq(
-    crm: crmkit.CRM, url: str, queue: str, *, max_messages: int | None, idle_seconds: float
+    crm: crmkit.CRM,
+    url: str,
+    queue: str,
+    *,
+    max_messages: int | None,
+    idle_seconds: float,
+    timeout: float = 10.0,
 ) -> Counter[str]:
     """Apply messages from the durable ``queue`` until ``max_messages`` were handled or none
-    came for ``idle_seconds``; the counts per outcome."""
+    came for ``idle_seconds``; the counts per outcome. The first connection fails within
+    ``timeout`` seconds (:class:`~crmkit_brokers.connect.BrokerError`); after that the
+    connection is re-established by itself whenever the broker drops it."""
     counts: Counter[str] = Counter()
-    connection = await aio_pika.connect_robust(url)
+    connection = await connect_rabbitmq(url, timeout=timeout)
     async with connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=100)
@@ -83,11 +91,14 @@ async def consume_nats(
     *,
     max_messages: int | None,
     idle_seconds: float,
+    timeout: float = 10.0,
 ) -> Counter[str]:
     """Apply messages of ``subject`` from the JetStream ``stream`` through the durable pull
-    consumer ``durable`` until ``max_messages`` or ``idle_seconds`` without any."""
+    consumer ``durable`` until ``max_messages`` or ``idle_seconds`` without any. The first
+    connection fails within ``timeout`` seconds (:class:`~crmkit_brokers.connect.BrokerError`,
+    one line, no retries); once connected, the client reconnects for ever."""
     counts: Counter[str] = Counter()
-    connection = await nats.connect(url, max_reconnect_attempts=-1)
+    connection = await connect_nats(url, timeout=timeout)
     try:
         jetstream = connection.jetstream()
         await ensure_stream(jetstream, stream, [subject])

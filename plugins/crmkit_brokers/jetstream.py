@@ -12,8 +12,6 @@ with backoff.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -21,9 +19,8 @@ import nats
 from nats.js.api import StreamConfig
 
 import crmkit
+from crmkit_brokers.connect import connect_nats, redacted
 from crmkit_brokers.sink import BrokerSink
-
-log = logging.getLogger(__name__)
 
 
 class NatsSink(BrokerSink):
@@ -46,34 +43,12 @@ class NatsSink(BrokerSink):
         self.stream = stream
 
     async def _connect(self) -> tuple[Any, Any]:
-        # the first connection fails fast (the relay retries the batch later); once
-        # connected, the client reconnects by itself for ever after a server restart
-        connection = await asyncio.wait_for(
-            nats.connect(
-                self.url,
-                connect_timeout=self.timeout_seconds,
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=1,
-                allow_reconnect=True,
-                # one line per event, not nats-py's traceback per reconnect attempt
-                error_cb=self._on_error,
-                disconnected_cb=self._on_disconnected,
-                reconnected_cb=self._on_reconnected,
-            ),
-            self.timeout_seconds,
-        )
+        # the first connection fails fast, in one line (the relay retries the batch later);
+        # once connected, the client reconnects by itself for ever after a server restart
+        connection = await connect_nats(self.url, timeout=self.timeout_seconds, name=self.name)
         jetstream = connection.jetstream(timeout=self.timeout_seconds)
         await ensure_stream(jetstream, self.stream, [f"{self.prefix}.>"])
         return connection, jetstream
-
-    async def _on_error(self, error: Exception) -> None:
-        log.warning("nats sink %s (%s): %s: %s", self.name, self.url, type(error).__name__, error)
-
-    async def _on_disconnected(self) -> None:
-        log.warning("nats sink %s: disconnected from %s", self.name, self.url)
-
-    async def _on_reconnected(self) -> None:
-        log.warning("nats sink %s: reconnected to %s", self.name, self.url)
 
     def _publish_on(self, target: Any, event: crmkit.Event, body: bytes) -> Awaitable[Any]:
         return target.publish(  # type: ignore[no-any-return]
@@ -85,7 +60,7 @@ class NatsSink(BrokerSink):
         )
 
     def _describe(self) -> str:
-        return f"connected to {self.url}, stream {self.stream!r} ready"
+        return f"connected to {redacted(self.url)}, stream {self.stream!r} ready"
 
 
 async def ensure_stream(jetstream: Any, name: str, subjects: list[str]) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import aio_pika
 
 import crmkit
+from crmkit_brokers.connect import address, connect_rabbitmq
 from crmkit_brokers.sink import BrokerSink
 
 
@@ -47,9 +48,10 @@ class RabbitMQSink(BrokerSink):
         self.exchange_name = exchange
 
     async def _connect(self) -> tuple[Any, Any]:
-        connection = await aio_pika.connect_robust(
+        connection = await connect_rabbitmq(
             self.url,
             timeout=self.timeout_seconds,
+            name=self.name,
             client_properties={"connection_name": self.connection_name},
         )
         channel = await connection.channel(publisher_confirms=True)
@@ -81,4 +83,6 @@ class RabbitMQSink(BrokerSink):
         return RuntimeError(f"broker did not confirm: {answer!r}")
 
     def _describe(self) -> str:
-        return f"connected to {self.url.split('@')[-1]}, exchange {self.exchange_name!r} ready"
+        return (
+            f"connected to {address('rabbitmq', self.url)}, exchange {self.exchange_name!r} ready"
+        )

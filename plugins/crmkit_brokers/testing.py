@@ -17,9 +17,11 @@ one serves the outage drills of ``bench/events_bench.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -116,6 +118,7 @@ class RabbitMQNode:
         self.port = port or free_port()
         self.node = f"{name}@localhost"
         self._started = False
+        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -157,6 +160,7 @@ class RabbitMQNode:
                 start_new_session=True,
             )
         self._started = True
+        self._process = process
         deadline = time.monotonic() + timeout
         while not port_is_open(self.port):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -182,6 +186,34 @@ class RabbitMQNode:
         """Start the broker application again and wait until it takes connections."""
         self._ctl("start_app")
         _wait(self.port, open_=True, seconds=120, what="RabbitMQ")
+
+    def kill(self) -> None:
+        """Kill the node outright (SIGKILL to every process of this node: the wrapper, the
+        Erlang VM and its helpers; no goodbye to its clients, no clean shutdown of its store)
+        and wait until the port is closed. :meth:`start` brings it back on the same port and
+        store.
+
+        The processes are found by their environment (this node's name and data folder):
+        the Debian wrapper starts the server through ``su``, in a session of its own, so
+        the process group of the started program does not reach the VM."""
+        mine = f"RABBITMQ_MNESIA_BASE={self.base / 'mnesia'}".encode()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environment = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if mine in environment:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+        if self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+            self._process.wait(timeout=30)
+            self._process = None
+        self._started = False
+        _wait(self.port, open_=False, seconds=60, what="RabbitMQ")
 
     def shutdown(self) -> None:
         """Stop the node."""

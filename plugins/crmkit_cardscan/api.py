@@ -55,6 +55,7 @@ class CardScan(msgspec.Struct, kw_only=True):
     activity_id: int | None
     scanned_by_id: int | None
     scanned_at: dt.datetime
+    location: str | None = None
 
 
 class UploadFailure(msgspec.Struct, kw_only=True):

@@ -428,7 +428,40 @@ def make_person(rng: random.Random, kind: str) -> dict[str, Any]:
     card["website"] = f"www.{domain}"
     if kind != "en" and rng.random() < 0.3:
         card["wechat"] = f"{local.replace('.', '_')}{rng.randint(10, 99)}"
+    # Drawn from the card's own generator, not ``rng``: adding the LinkedIn line left every
+    # other card of a seed as it was.
+    social = _social_rng(card, "linkedin")
+    if kind in ("en", "bilingual") and social.random() < 0.35:
+        handle = (
+            card["full_name"].replace(" ", "-")
+            if kind == "en"
+            else card["name_latin"].replace(" ", "-")
+        ).lower()
+        if social.random() < 0.5:
+            handle += f"-{social.randint(1, 999)}"
+        card["linkedin"] = f"https://www.linkedin.com/in/{handle}"
     return card
+
+
+def _social_rng(card: dict[str, Any], what: str) -> random.Random:
+    """A generator of the card's own (seeded by its e-mail address) for the social lines:
+    their labels and the LinkedIn profile, drawn without disturbing the set's generator."""
+    return random.Random(f"{what} {card['email']}")
+
+
+#: How cards label a WeChat ID: Chinese (Simplified, Traditional), English, bilingual.
+WECHAT_LABELS_ZH = ("微信", "微信号", "微信：", "微信号：", "微信號：")
+WECHAT_LABELS_EN = ("WeChat: ", "WeChat:", "WeChat ID: ", "WeChat ID：", "Wechat: ", "WeChat ")
+WECHAT_LABELS_BOTH = ("微信 WeChat: ", "微信号 WeChat ID: ", "微信 WeChat ID：")
+#: How cards print a LinkedIn profile (``{}``: the profile without ``https://www.``).
+LINKEDIN_FORMS = (
+    "LinkedIn: {}",
+    "LinkedIn {}",
+    "{}",
+    "www.{}",
+    "LinkedIn: in/{handle}",
+)
+LINKEDIN_FORMS_ZH = ("领英：{}", "领英 LinkedIn: {}")
 
 
 def _phone_text(rng: random.Random, number: str, region: str) -> str:
@@ -499,6 +532,29 @@ def _qr_payload(rng: random.Random, card: dict[str, Any]) -> str:
             for line in lines
         ]
     return "\r\n".join(lines)
+
+
+def _wechat_label(card: dict[str, Any], usual: str) -> str:
+    """The WeChat label of a card: half keep the card's label style (``微信：``,
+    ``WeChat: ``), the others one of the variants cards print."""
+    social = _social_rng(card, "wechat label")
+    if social.random() < 0.5:
+        return usual
+    if card["kind"] == "bilingual" and social.random() < 0.5:
+        return social.choice(WECHAT_LABELS_BOTH)
+    label = social.choice(WECHAT_LABELS_ZH + WECHAT_LABELS_EN)
+    if card["kind"] in ("tc", "hk"):
+        label = label.replace("微信号", "微信號")
+    return label
+
+
+def _linkedin_text(card: dict[str, Any]) -> str:
+    """The LinkedIn line of a card, in one of the forms cards print."""
+    social = _social_rng(card, "linkedin line")
+    profile = card["linkedin"].removeprefix("https://www.")
+    forms = LINKEDIN_FORMS + (LINKEDIN_FORMS_ZH if card["kind"] == "bilingual" else ())
+    form = social.choice(forms)
+    return form.format(profile, handle=profile.removeprefix("linkedin.com/in/"))
 
 
 def render_card(rng: random.Random, card: dict[str, Any]) -> Image.Image:
@@ -597,7 +653,9 @@ def render_card(rng: random.Random, card: dict[str, Any]) -> Image.Image:
             (labels6[4] + card["address"], cjk(small - 2)),
         ]
         if card.get("wechat"):
-            lines.insert(3, (labels6[5] + card["wechat"], cjk(small)))
+            lines.insert(3, (_wechat_label(card, labels6[5]) + card["wechat"], cjk(small)))
+    if card.get("linkedin"):
+        lines.insert(len(lines) - 1, (_linkedin_text(card), cjk(small)))
     rng.shuffle(lines[:2]) if False else None
     qr = None
     if rng.random() < card.get("qr_share", 0.3):
@@ -640,7 +698,9 @@ def render_card(rng: random.Random, card: dict[str, Any]) -> Image.Image:
             y += place(text, font, x, y) + 8
         y += 12
     remaining = height - y - 20
-    needed = sum(font.size + 10 for _, font in lines)
+    # each line's real height (a CJK font's box is taller than its size): with the size alone
+    # a crowded card's last lines (its address) fell off the bottom while the truth kept them
+    needed = sum(draw.textbbox((0, 0), text, font=font)[3] + 10 for text, font in lines)
     scale = min(1.0, remaining / needed) if needed else 1.0
     for text, font in lines:
         if scale < 1.0:

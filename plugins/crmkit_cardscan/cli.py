@@ -28,6 +28,9 @@ CARD_SUFFIXES = {
 }
 
 
+_FORMATS = ", ".join(sorted(suffix.lstrip(".") for suffix in CARD_SUFFIXES))
+
+
 @click.group(name="cards")
 def cards_group() -> None:
     """Business-card scanning (bundled plugin cardscan)."""
@@ -43,23 +46,26 @@ def _actor(as_user: str | None) -> crmkit.User | None:
     return crmkit.cli_crm().users.get(as_user)
 
 
-def _files(paths: tuple[str, ...]) -> list[Path]:
+def _files(paths: tuple[str, ...]) -> tuple[list[Path], list[Path]]:
+    """The card files the paths name, and the files in named folders that are not in a card
+    format (reported as skipped; hidden files such as ``.DS_Store`` are left out)."""
     found: list[Path] = []
+    skipped: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if "\x00" in raw:
             raise click.ClickException(f"{raw!r}: no such file or folder")
         if path.is_dir():
-            found.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in CARD_SUFFIXES
-                )
-            )
+            for child in sorted(p for p in path.rglob("*") if p.is_file()):
+                if child.suffix.lower() in CARD_SUFFIXES:
+                    found.append(child)
+                elif not child.name.startswith("."):
+                    skipped.append(child)
         elif path.exists():
             found.append(path)
         else:
             raise click.ClickException(f"{raw}: no such file or folder")
-    return found
+    return found, skipped
 
 
 def _print_draft(result: dict[str, Any]) -> None:
@@ -105,7 +111,7 @@ def scan_command(
     crm = crmkit.cli_crm()
     try:
         actor = _actor(as_user)
-        files = _files(paths)
+        files, skipped = _files(paths)
     except crmkit.CRMError as error:
         _fail(error)
         return
@@ -134,7 +140,13 @@ def scan_command(
     if as_json:
         click.echo(
             json.dumps(
-                {"cards": results, "failed": failed, "saved": saved, "review": review},
+                {
+                    "cards": results,
+                    "failed": failed,
+                    "skipped": [str(path) for path in skipped],
+                    "saved": saved,
+                    "review": review,
+                },
                 ensure_ascii=False,
                 indent=2,
             )
@@ -144,8 +156,11 @@ def scan_command(
             _print_draft(result)
         for failure in failed:
             click.echo(f"failed: {failure['error']}", err=True)
-        click.echo(f"{saved} saved, {review} need review, {len(failed)} failed")
-    if failed and not results:
+        for path in skipped:
+            click.echo(f"skipped: {path}: not a card format ({_FORMATS})", err=True)
+        summary = f"{saved} saved, {review} need review, {len(failed)} failed"
+        click.echo(summary + (f", {len(skipped)} skipped" if skipped else ""))
+    if (failed or skipped) and not results:
         sys.exit(1)
 
 
@@ -190,7 +205,11 @@ def review_command(status: str, limit: int, as_user: str | None, as_json: bool) 
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     if not rows:
-        click.echo("No card scans to review." if status == "review" else f"No {status} scans.")
+        click.echo(
+            {"review": "No card scans to review.", "all": "No card scans."}.get(
+                status, f"No {status} card scans."
+            )
+        )
         return
     for row in rows:
         _print_draft(row)

@@ -114,5 +114,11 @@ def bundled_engine(name: str) -> crmkit.OcrEngine | None:
     if name == "rapidocr":
         return RapidOcrEngine()
     if name == "tesseract":
+        import importlib.util
+
+        if importlib.util.find_spec("pytesseract") is None:
+            raise crmkit.ConfigError(
+                "the tesseract engine needs pytesseract: pip install 'crmkit[cardscan]'"
+            )
         return TesseractEngine()
     return None

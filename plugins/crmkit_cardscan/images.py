@@ -51,8 +51,8 @@ def load_pages(
         raise CardError(f"{filename}: the file is empty (0 bytes)")
     if len(data) > max_bytes:
         raise CardError(
-            f"{filename}: the file is {len(data) / 2**20:.1f} MB; the limit is"
-            f" {max_bytes / 2**20:.0f} MB (setting max_upload_mb)"
+            f"{filename}: the file is {len(data) / 2**20:.1f} MiB; the limit is"
+            f" {max_bytes / 2**20:.0f} MiB (setting max_upload_mb)"
         )
     if data[:5] == b"%PDF-":
         return _pdf_pages(data, filename, max_pixels=max_pixels, max_pages=max_pages)

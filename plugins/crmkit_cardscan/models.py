@@ -20,7 +20,9 @@ class CardScan(crmkit.Model):
     """One scanned card. ``fields`` maps a field name to ``{"value", "confidence",
     "source"}``; ``flags`` are the reasons a person must look at it; ``duplicates`` the
     visible matches (``{"entity", "record_id", "label", "reasons"}``) and ``hidden_matches``
-    how many matches the scanning user may not see."""
+    how many matches the scanning user may not see. Who scanned it, when and where
+    (``scanned_by_id``, ``scanned_at``, ``location``) are the scan's: the "card scanned"
+    activity says them even when someone else confirms the card later."""
 
     __tablename__ = "card_scans"
 
@@ -44,4 +46,7 @@ class CardScan(crmkit.Model):
         ForeignKey("users.id"), index=True, default=None
     )
     scanned_at: Mapped[dt.datetime] = mapped_column(default=crmkit.utcnow)
+    #: Where the card was collected (``--where``), kept from the scan for the activity a
+    #: later confirmation writes.
+    location: Mapped[str | None] = mapped_column(String(300), default=None)
     decided_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -43,9 +43,23 @@ _LABELS: dict[str, tuple[str, ...]] = {
     ),
     "website": ("网址", "網址", "网站", "網站", "web", "website", "url", "w"),
     "address": ("地址", "address", "addr", "add", "a"),
-    "wechat": ("微信", "wechat", "weixin", "wx"),
-    "linkedin": ("linkedin", "领英"),
+    "wechat": (
+        "微信号",
+        "微信號",
+        "微信",
+        "wechat id",
+        "wechatid",
+        "wechat no",
+        "wechat",
+        "weixin",
+        "wx",
+    ),
+    # OCR reads the I of LinkedIn as l and its l as 1
+    "linkedin": ("linkedin", "linkedln", "1inkedin", "1inkedln", "领英", "領英"),
 }
+#: One word that is a handle or a profile address, not an English word (``wangwei88``,
+#: ``li_na``, ``linkedin.com/in/lina``; not ``Technologies``).
+_HANDLE_TEXT = re.compile(r"(?=\S*[\d_./-]|[a-z]+$)[A-Za-z0-9][\w.\-/:]{2,99}")
 _LABEL_OF = {label: field for field, labels in _LABELS.items() for label in labels}
 _LABEL = re.compile(
     r"^\s*(?P<label>"
@@ -85,20 +99,52 @@ def split_label(text: str) -> tuple[str | None, str]:
     return field, value.lstrip(":：;|").strip()
 
 
+#: ``WeChatxumingqiang37``: a WeChat label OCR glued to the ID (the space dropped).
+_GLUED_WECHAT = re.compile(r"^\s*(?:wechat ?id|wechat|weixin)(?P<value>[a-z0-9][\w-]{5,19})$", re.I)
+
+
+#: A Latin label of a social handle, with its separator: a colon or a space (``WeChat ID:
+#: x``, ``WeChat id2abc`` is the ID ``id2abc``, ``LinkedIn lina``).
+_LATIN_HANDLE_LABEL = re.compile(
+    r"^\s*(?P<label>wechat ?id|wechat no|wechat|weixin|wx|[l1]inked[il1]n)"
+    r"(?P<sep>\s*[:：.]\s*|\s+)(?P<value>\S.*)$",
+    re.IGNORECASE,
+)
+
+
 def _split_one_label(text: str) -> tuple[str | None, str]:
+    handle = _LATIN_HANDLE_LABEL.match(text)
+    if handle:
+        value, sep = handle.group("value").strip(), handle.group("sep").strip()
+        field = "linkedin" if "inked" in handle.group("label").lower() else "wechat"
+        if (
+            sep == "."
+            and not handle.group("sep").endswith(" ")
+            and re.match(r"[A-Za-z]{2,}\b", value)
+        ):
+            return None, text  # "linkedin.com/in/lina": a domain, no label
+        if sep or _HANDLE_TEXT.fullmatch(value):
+            return field, value
+        return None, text  # "Wechat Technologies" is a company
+    glued = _GLUED_WECHAT.match(text)
+    if glued:
+        return "wechat", glued.group("value")
     match = _LABEL.match(text)
     if match is None:
         return None, text
     label, value = match.group("label"), match.group("value").strip()
+    if match.group("sep") == "." and re.match(r"[A-Za-z]{2,}\b", value):
+        return None, text  # "linkedin.com/in/lina", "mail.example.com": a domain, no label
     if len(label) == 1 and not (
         match.group("sep").strip() in (":", "：") or _PHONE_START.match(value)
     ):
         return None, text  # "F1oor 7" is no fax number, "A. Smith" no address
-    latin_label = label.isascii() and label.isalpha() and len(label) > 1
-    bare = not match.group("sep").strip()
-    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+"):
-        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
     field = _LABEL_OF[label.lower()]
+    latin_label = label.replace(" ", "").isalpha() and label.isascii() and len(label) > 1
+    bare = not match.group("sep").strip()
+    email = field == "email" and "@" in value  # "Email li@x.com"
+    if latin_label and bare and not (value[:1].isdigit() or value[:1] == "+" or email):
+        return None, text  # "Add Value Co." is no address: a Latin label needs ":" or a number
     if bare and not label.isascii() and not _fits_label(field, value):
         again, rest = _split_one_label(value)  # "手机 Mobile: 138…", a bilingual label
         if again == field:
@@ -426,6 +472,44 @@ def _is_web_line(text: str) -> bool:
     return bool(_DOMAIN.fullmatch(compact) or _DOMAIN.fullmatch(_MISREAD_LABEL.sub("", compact)))
 
 
+#: A WeChat ID as WeChat allows it: 6 to 20 letters, digits, ``_`` and ``-``, starting
+#: with a letter (older IDs and phone-number IDs are let through at a lower confidence).
+_WECHAT_ID = re.compile(r"[A-Za-z][-_A-Za-z0-9]{5,19}")
+_LINKEDIN_URL = re.compile(
+    r"(?:https?:/+)?(?:[a-z]{2,3}\.|www\.)?[l1]inked[il1]n\.com/+(?P<path>[^?#\s]*)",
+    re.IGNORECASE,
+)
+#: A LinkedIn address anywhere in a line (OCR reads ``linkedin`` as ``1inkedin`` or
+#: ``linkedln``).
+_LINKEDIN_IN_TEXT = re.compile(r"[l1]inked[il1]n\.com/", re.IGNORECASE)
+_LINKEDIN_HANDLE = re.compile(r"[\w][\w-]{1,99}")
+
+
+def normalise_linkedin(text: str) -> str | None:
+    """A LinkedIn profile as ``https://www.linkedin.com/in/HANDLE`` (or ``/company/NAME``,
+    any path the card prints), from a URL with or without scheme and ``www.``, or from a
+    bare handle (``lina-wang``); spaces OCR put in are dropped and the address is written in
+    lower case (LinkedIn's are case-insensitive). ``None`` when it is neither."""
+    found = _LINKEDIN_URL.search(text.replace(" ", "").strip(".,;:|"))  # (after a glued label)
+    if found:
+        path = repair_handle(found.group("path").strip("/")).lower()
+        path = re.sub(r"(?<=[a-z]l)1(?=-|$)", "l", path)  # "james-hal1-407": a name in ll
+        return f"https://www.linkedin.com/{path}" if path else None
+    handle = text.strip(" .,;:|").lstrip("@")
+    if handle.lower().startswith("in/"):
+        handle = handle[3:].strip()
+    if _LINKEDIN_HANDLE.fullmatch(handle):
+        return f"https://www.linkedin.com/in/{repair_handle(handle).lower()}"
+    return None
+
+
+def repair_handle(text: str) -> str:
+    """A handle with OCR's ``1`` for ``l`` put back where a digit cannot be: first before a
+    letter (WeChat IDs start with a letter) and between letters (``thomas-hal1-6``,
+    ``t1in66``, ``jun_1in72``)."""
+    return re.sub(r"(?<=[A-Za-z_.\-/])1(?=[A-Za-z])|^1(?=[A-Za-z])", "l", text)
+
+
 def _name_score(text: str) -> float:
     """How much a line looks like a person's name (0: not at all)."""
     compact = text.replace(" ", "")
@@ -473,9 +557,14 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
     address_parts: list[tuple[int, str, float]] = []
     for index, (text, confidence, _, label) in enumerate(items):
         if label == "wechat":
-            put("wechat", text, confidence)
-        elif label == "linkedin" or "linkedin.com/" in text.lower():
-            put("linkedin", text.replace(" ", ""), confidence)
+            handle = repair_handle(text.replace(" ", ""))
+            put("wechat", handle, confidence * (1.0 if _WECHAT_ID.fullmatch(handle) else 0.7))
+        elif label == "linkedin" or _LINKEDIN_IN_TEXT.search(text.replace(" ", "")):
+            profile = normalise_linkedin(text)
+            if profile:
+                put("linkedin", profile, confidence)
+            else:
+                put("linkedin", text.replace(" ", ""), confidence * 0.7)
         elif label == "email" or "@" in text:
             email = repair_email(text, domains)
             if email:

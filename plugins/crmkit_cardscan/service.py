@@ -122,11 +122,12 @@ def _keep(
             hidden_matches=check.hidden,
             scanned_by_id=op.actor_id,
             scanned_at=crmkit.utcnow(),
+            location=(where or "").strip()[:300] or None,
         )
         op.session.add(scan)
         op.session.flush()
         if save and not flags:
-            _save_new(op, scan, where)
+            _save_new(op, scan, confirmed=False)
         return describe(scan)
 
 
@@ -134,7 +135,7 @@ def _checkable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: values[k] for k in ("full_name", "company_name", "email", "phone") if values.get(k)}
 
 
-def _save_new(op: crmkit.Operation, scan: CardScan, where: str | None) -> None:
+def _save_new(op: crmkit.Operation, scan: CardScan, *, confirmed: bool) -> None:
     values = _contact_values(scan.fields)
     account_id = _account_for(op, scan.fields)
     contact = op.records("contact").create(
@@ -146,7 +147,7 @@ def _save_new(op: crmkit.Operation, scan: CardScan, where: str | None) -> None:
     )
     scan.contact_id = contact.id
     scan.account_id = account_id
-    _finish(op, scan, where)
+    _finish(op, scan, confirmed=confirmed)
 
 
 def _account_for(op: crmkit.Operation, fields: Mapping[str, Mapping[str, Any]]) -> int | None:
@@ -168,20 +169,27 @@ def _account_for(op: crmkit.Operation, fields: Mapping[str, Mapping[str, Any]]) 
     return int(op.records("account").create(values).id)
 
 
-def _finish(op: crmkit.Operation, scan: CardScan, where: str | None) -> None:
+def _finish(op: crmkit.Operation, scan: CardScan, *, confirmed: bool) -> None:
+    """The "card scanned" activity: where, when and by whom the card was scanned (the scan's,
+    not the confirmation's), and who confirmed it and when if it was under review."""
     now = crmkit.utcnow()
-    place = f" at {where}" if where else ""
+    place = f" at {scan.location}" if scan.location else ""
+    scanner = op.session.get(crmkit.User, scan.scanned_by_id) if scan.scanned_by_id else None
+    body = (
+        f"Business card {scan.filename} scanned{place}"
+        f" by {scanner.username if scanner else 'the system'}"
+        f" on {scan.scanned_at:%Y-%m-%d %H:%M} UTC (card scan {scan.id})"
+    )
+    if confirmed:
+        body += f"; confirmed by {_actor_name(op)} on {now:%Y-%m-%d %H:%M} UTC"
     activity = op.records("activity").create(
         {
             "kind": "note",
             "subject": "card scanned",
-            "body": (
-                f"Business card {scan.filename} scanned{place} by {_actor_name(op)}"
-                f" on {now:%Y-%m-%d %H:%M} UTC (card scan {scan.id})"
-            ),
+            "body": body,
             "contact_id": scan.contact_id,
             "account_id": scan.account_id,
-            "occurred_at": now,
+            "occurred_at": scan.scanned_at,
         }
     )
     scan.activity_id = activity.id
@@ -206,6 +214,7 @@ def describe(scan: CardScan) -> dict[str, Any]:
         "activity_id": scan.activity_id,
         "scanned_by_id": scan.scanned_by_id,
         "scanned_at": scan.scanned_at.isoformat(),
+        "location": scan.location,
     }
 
 
@@ -277,8 +286,10 @@ def confirm(
         for name, value in (changes or {}).items():
             fields[name] = {"value": value, "confidence": 1.0, "source": "person"}
         scan.fields = fields
+        if where and where.strip():
+            scan.location = where.strip()[:300]
         if choice == "new":
-            _save_new(op, scan, where)
+            _save_new(op, scan, confirmed=True)
         else:
             assert contact_id is not None
             contact = op.records("contact").get(contact_id)
@@ -286,7 +297,7 @@ def confirm(
                 _update_contact(op, contact, fields)
             scan.contact_id = contact.id
             scan.account_id = contact.account_id or _account_for(op, fields)
-            _finish(op, scan, where)
+            _finish(op, scan, confirmed=True)
         return describe(scan)
 
 

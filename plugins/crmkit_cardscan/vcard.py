@@ -10,11 +10,12 @@ from collections.abc import Iterable
 import vobject
 
 import crmkit
-from crmkit_cardscan.parsing import phone_kind
+from crmkit_cardscan.parsing import normalise_linkedin, phone_kind
 
 SOURCE = "qr"
 
 _MECARD_FIELD = re.compile(r"((?:[^;\\]|\\.)*);")
+_MECARD_NAME = re.compile(r"((?:[^,\\]|\\.)*)(,?)(.*)", re.DOTALL)
 _LINKEDIN = re.compile(r"linkedin\.com/", re.IGNORECASE)
 
 
@@ -65,7 +66,7 @@ def _phone(
 
 def _website(fields: dict[str, crmkit.CardField], url: str) -> None:
     if _LINKEDIN.search(url):
-        _put(fields, "linkedin", url)
+        _put(fields, "linkedin", normalise_linkedin(url) or url)
     else:
         _put(fields, "website", url)
 
@@ -115,7 +116,9 @@ def read_vcard(text: str, region: str) -> dict[str, crmkit.CardField]:
     for item in contents.get("x-socialprofile", []):
         profile = {str(k).lower() for k in item.params.get("TYPE", [])}
         target = "linkedin" if "linkedin" in profile else "wechat" if "wechat" in profile else None
-        if target:
+        if target == "linkedin":
+            _put(fields, target, normalise_linkedin(str(item.value)) or str(item.value))
+        elif target:
             _put(fields, target, str(item.value))
     for key in ("x-wechat", "x-weixin"):
         for item in contents.get(key, []):
@@ -167,9 +170,11 @@ def read_mecard(text: str, region: str) -> dict[str, crmkit.CardField]:
         value = _unescape(raw).strip()
         if not value:
             continue
-        if key == "N":
-            family, comma, given = value.partition(",")
-            family, given = family.strip(), given.strip()
+        if key == "N":  # family,given: split at the first comma not escaped (\,)
+            parts = _MECARD_NAME.fullmatch(raw.strip())
+            family = _unescape(parts.group(1)).strip() if parts else value
+            comma = parts.group(2) if parts else ""
+            given = _unescape(parts.group(3)).strip() if parts else ""
             _put(fields, "family_name", family)
             _put(fields, "given_name", given)
             cjk = any("\u4e00" <= ch <= "\u9fff" for ch in value)

@@ -80,9 +80,17 @@ def write_credits(
             touched[card.id] = card
         crmkit.bulk_insert(connection, LOTS, lots)
     else:
+        # as ledger.credit_lot: pending while program.available(earned_at) > now, that is
+        # while earned_at + pending_days > now (now - pending_days once per program)
+        pending_after: dict[int, dt.datetime] = {}
         for credit in earning:
             card = cards[credit.card_id]
-            if card.program.available(credit.earned_at) > now:  # as ledger.credit_lot
+            after = pending_after.get(id(card.program))
+            if after is None:
+                after = pending_after[id(card.program)] = now - dt.timedelta(
+                    days=card.program.pending_days
+                )
+            if credit.earned_at > after:
                 card.pending += credit.points
             else:
                 card.balance += credit.points

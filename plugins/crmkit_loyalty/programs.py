@@ -115,12 +115,6 @@ class EarnRule:
     bonus: int = 0
 
 
-@functools.lru_cache(maxsize=64)
-def _category_factors(multipliers: tuple[Multiplier, ...]) -> dict[str | None, decimal.Decimal]:
-    """The category multipliers as a lookup (once per program, not per purchase; read only)."""
-    return {m.value: m.factor for m in multipliers if m.kind == "category"}
-
-
 @frozen
 class Program:
     """A parsed program. Build it with :func:`parse_program`."""
@@ -141,10 +135,16 @@ class Program:
     card_prefix: str = "88"
     rewards: tuple[Reward, ...] = ()
 
-    @property
+    @functools.cached_property
     def zone(self) -> zoneinfo.ZoneInfo:
         """The program's time zone (validity rounds to its days and months)."""
         return zoneinfo.ZoneInfo(self.timezone)
+
+    @functools.cached_property
+    def category_factors(self) -> Mapping[str | None, decimal.Decimal]:
+        """The category multipliers as a lookup (built once per program, not per purchase;
+        read only)."""
+        return {m.value: m.factor for m in self.multipliers if m.kind == "category"}
 
     @property
     def expires(self) -> bool:
@@ -173,29 +173,55 @@ class Program:
         category's factor (or on the amount when there are no items), times every matching
         purchase-wide factor (tier, store, campaign, birthday month) and every plugin rule's
         factor, rounded down, plus the plugin rules' bonuses. Never below zero."""
-        rate = self.rates[facts.currency]
-        categories = _category_factors(self.multipliers)
-        if facts.items and categories:
+        return self.points_of(
+            facts.amount,
+            facts.currency,
+            facts.items,
+            occurred_at=facts.occurred_at,
+            store=facts.store,
+            tier=facts.tier,
+            birthday=facts.birthday,
+            extra=extra,
+        )
+
+    def points_of(
+        self,
+        amount: decimal.Decimal,
+        currency: str,
+        items: Sequence[Mapping[str, Any]],
+        *,
+        occurred_at: dt.datetime,
+        store: str | None,
+        tier: str | None,
+        birthday: dt.date | None,
+        extra: Sequence[EarnRule] = (),
+    ) -> int:
+        """:meth:`points_for` of a purchase given as plain values (an import computes a
+        million of them and builds no :class:`PurchaseFacts` when no plugin rule needs
+        one)."""
+        rate = self.rates[currency]
+        categories = self.category_factors
+        if items and categories:
             base = decimal.Decimal(0)
-            for item in facts.items:
+            for item in items:
                 factor = categories.get(item.get("category"), decimal.Decimal(1))
                 base += decimal.Decimal(str(item["amount"])) * factor
         else:
-            base = facts.amount
+            base = amount
         total = base * rate
         for multiplier in self.multipliers:
             if (
-                (multiplier.kind == "tier" and facts.tier == multiplier.value)
-                or (multiplier.kind == "store" and facts.store == multiplier.value)
+                (multiplier.kind == "tier" and tier == multiplier.value)
+                or (multiplier.kind == "store" and store == multiplier.value)
                 or (
                     multiplier.kind == "campaign"
-                    and (multiplier.start is None or facts.occurred_at >= multiplier.start)
-                    and (multiplier.end is None or facts.occurred_at < multiplier.end)
+                    and (multiplier.start is None or occurred_at >= multiplier.start)
+                    and (multiplier.end is None or occurred_at < multiplier.end)
                 )
                 or (
                     multiplier.kind == "birthday_month"
-                    and facts.birthday is not None
-                    and facts.birthday.month == facts.occurred_at.astimezone(self.zone).month
+                    and birthday is not None
+                    and birthday.month == occurred_at.astimezone(self.zone).month
                 )
             ):
                 total *= multiplier.factor
