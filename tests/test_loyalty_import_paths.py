@@ -249,3 +249,59 @@ def test_an_import_earns_what_the_program_rules_say_for_each_purchase(
             assert purchase.points == rules.points_for(facts), purchase.receipt_id
 
     check()
+
+
+def test_without_allocated_ids_an_import_writes_what_the_bulk_insert_writes(
+    make_crm: Callable[..., crmkit.CRM], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where no safe block of ids can be picked (``crmkit.allocate_ids`` answers None), the
+    purchases go in one by one with RETURNING: the same purchases, lots and ledger."""
+    crm = loyalty_crm(make_crm, **EARNING["category and store"])
+    now = crmkit.utcnow()
+    numbers: dict[str, list[str]] = {}
+    for path in ("bulk", "returning"):
+        numbers[path] = [
+            str(service.issue_card(crm, crm.contacts.create({"full_name": "刘洋"}).id)["card"])
+            for _ in range(2)
+        ]
+    history = [(0, 3899, "", 3), (1, 12_850, "tea", 40), (0, 100, "items", 200), (1, 99_999, "", 0)]
+
+    def rows(path: str) -> list[dict[str, Any]]:
+        out = []
+        for index, (card, cents, kind, age) in enumerate(history):
+            row: dict[str, Any] = {
+                "card": numbers[path][card],
+                "receipt_id": f"{path[0]}{index}",
+                "amount": f"{cents / 100:.2f}",
+                "store": "西湖店" if index % 2 else "",
+                "occurred_at": (now - dt.timedelta(days=age)).isoformat(),
+            }
+            if kind == "items":
+                row["items"] = [{"amount": "0.50", "category": "tea"}, {"amount": "0.50"}]
+            else:
+                row["category"] = kind
+            out.append(row)
+        return out
+
+    importing.import_purchases(crm, rows("bulk"))
+    with monkeypatch.context() as patch:
+        patch.setattr(crmkit, "allocate_ids", lambda *args: None)
+        importing.import_purchases(crm, rows("returning"))
+
+    def purchases(path: str) -> list[Any]:
+        with crm.transaction(write=False) as op:
+            return [
+                (p.receipt_id[1:], p.amount, p.currency, p.store, p.items, p.points)
+                for p in op.session.scalars(
+                    select(LoyaltyPurchase)
+                    .join(LoyaltyCard, LoyaltyCard.id == LoyaltyPurchase.card_id)
+                    .where(LoyaltyCard.number.in_(numbers[path]))
+                    .order_by(LoyaltyPurchase.receipt_id)
+                )
+            ]
+
+    bulk = purchases("bulk")
+    assert len(bulk) == len(history)
+    assert any(items for *_, items, _ in bulk)  # the item lists are compared too
+    assert bulk == purchases("returning")
+    assert _written(crm, numbers["bulk"]) == _written(crm, numbers["returning"])

@@ -23,7 +23,7 @@ import datetime as dt
 import decimal
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from attrs import define, field
@@ -524,35 +524,15 @@ def _import_batch(
         ids = [
             connection.execute(
                 PURCHASES.insert().returning(PURCHASES.c.id),
-                dict(zip(_PURCHASE_COLUMNS, _purchase(entry, entry[5], now), strict=True)),
+                dict(zip(_PURCHASE_COLUMNS, row[1:], strict=True)),
             ).scalar_one()
-            for entry in accepted
+            for row in _purchase_rows([None] * len(accepted), accepted, now, bound=False)
         ]
     else:
         crmkit.bulk_insert(
             connection,
             PURCHASES,
-            [
-                (
-                    purchase_id,
-                    program_id,
-                    card.id,
-                    card.contact_id,
-                    row.receipt,
-                    row.amount,
-                    row.currency,
-                    row.store,
-                    when,
-                    stored,
-                    points,
-                    _NOTHING,
-                    0,
-                    now,
-                )
-                for purchase_id, (program_id, _, card, row, when, _, stored, points, _) in zip(
-                    ids, accepted, strict=True
-                )
-            ],
+            _purchase_rows(ids, accepted, now, bound=True),
             columns=("id", *_PURCHASE_COLUMNS),
         )
     credits = [
@@ -609,24 +589,33 @@ _Accepted = tuple[
 _NOTHING = decimal.Decimal(0)  # one object: the bulk insert converts it once
 
 
-def _purchase(entry: _Accepted, items: Any, now: dt.datetime) -> tuple[Any, ...]:
-    """The purchase row of ``entry`` (in ``_PURCHASE_COLUMNS`` order)."""
-    program_id, _, card, row, when, _, _, points, _ = entry
-    return (
-        program_id,
-        card.id,
-        card.contact_id,
-        row.receipt,
-        row.amount,
-        row.currency,
-        row.store,
-        when,
-        items,
-        points,
-        _NOTHING,
-        0,
-        now,
-    )
+def _purchase_rows(
+    ids: Sequence[int | None], accepted: Sequence[_Accepted], now: dt.datetime, *, bound: bool
+) -> list[tuple[Any, ...]]:
+    """The purchase rows of ``accepted`` in ``("id", *_PURCHASE_COLUMNS)`` order, with their
+    ``ids``; the items as stored for ``crmkit.bulk_insert`` when ``bound``, else as they are
+    (for a plain ``INSERT``, which binds them itself)."""
+    return [
+        (
+            purchase_id,
+            program_id,
+            card.id,
+            card.contact_id,
+            row.receipt,
+            row.amount,
+            row.currency,
+            row.store,
+            when,
+            stored if bound else items,
+            points,
+            _NOTHING,
+            0,
+            now,
+        )
+        for purchase_id, (program_id, _, card, row, when, items, stored, points, _) in zip(
+            ids, accepted, strict=True
+        )
+    ]
 
 
 #: The purchase row's columns after ``id``, in the order the batch builds them.
