@@ -234,29 +234,35 @@ def test_an_expired_claim_is_delivered_by_another_worker(
     assert [e.name for e in sink.received] == ["contact.created"]
 
 
+def in_two_workers(crm: crmkit.CRM, sink: Any, work: Callable[[Relay], Any]) -> None:
+    """Run ``work`` with a relay of its own in two threads (workers ``w0`` and ``w1``) that
+    start together; neither may raise."""
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def run(name: str) -> None:
+        relay = Relay(crm, name, sinks=[sink])
+        try:
+            barrier.wait()
+            work(relay)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(f"w{i}",)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
 def test_two_workers_deliver_every_event_once_and_never_concurrently(crm: crmkit.CRM) -> None:
     sink = RecordingSink(patterns=("contact.*",))
     rows = [(n, {"full_name": f"客户{n}"}) for n in range(300)]
     result = crm.contacts.create_many(rows)
     for record_id in result.ids[:50]:
         crm.contacts.update(record_id, {"title": "经理"})
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
-
-    def work(name: str) -> None:
-        relay = Relay(crm, name, sinks=[sink])
-        try:
-            barrier.wait()
-            drain(relay, passes=200)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(error)
-
-    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    in_two_workers(crm, sink, lambda relay: drain(relay, passes=200))
     ids = [str(e.id) for e in sink.received]
     assert len(ids) == len(set(ids)) == 350
     assert sink.overlaps == 0
@@ -295,8 +301,6 @@ def test_a_batch_slower_than_the_lease_keeps_its_claims_so_records_stay_in_order
     for round_ in range(2):
         for record_id in ids:
             crm.contacts.update(record_id, {"title": f"职位{round_}"})
-    barrier = threading.Barrier(2)
-    errors: list[BaseException] = []
 
     def all_delivered() -> bool:
         with crm.transaction(write=False) as op:
@@ -308,25 +312,15 @@ def test_a_batch_slower_than_the_lease_keeps_its_claims_so_records_stay_in_order
             )
         return not open_ and not undispatched
 
-    def work(name: str) -> None:
+    def work(relay: Relay) -> None:
         # both workers keep polling, as `crmkit worker` does, until everything is delivered:
         # an idle pass does not end one while the other holds the batch
-        relay = Relay(crm, name, sinks=[sink])
-        try:
-            barrier.wait()
-            deadline = time.monotonic() + 120
-            while not all_delivered() and time.monotonic() < deadline:
-                if relay.run_once().idle:
-                    time.sleep(0.05)
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
-            errors.append(error)
+        deadline = time.monotonic() + 120
+        while not all_delivered() and time.monotonic() < deadline:
+            if relay.run_once().idle:
+                time.sleep(0.05)
 
-    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    in_two_workers(crm, sink, work)
     assert all_delivered()
     arrived = [str(event.id) for event in sink.arrived]
     assert len(arrived) == len(set(arrived)) == 48  # each once: no claim was taken over
