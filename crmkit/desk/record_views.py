@@ -46,8 +46,6 @@ PAGE_SIZE = 50
 #: Activities on a record's timeline, and records per related list.
 TIMELINE_SIZE = 20
 RELATED_SIZE = 10
-#: Columns holding a user or a team, shown by name.
-PEOPLE_COLUMNS = ("owner_id", "team_id")
 NO_NAMES = Names(users={}, teams={})
 
 
@@ -97,13 +95,16 @@ def new_inputs_of(desk: Desk, entity: EntityType) -> list[Input]:
     return _visible(desk, entity, form_inputs(desk.crm, entity, names))
 
 
-def people_names(op: Operation, records: list[Mapping[str, Any]]) -> Names:
-    """The names of the owners and teams of ``records`` (one statement)."""
-    if not records or not any(name in records[0] for name in PEOPLE_COLUMNS):
+def people_names(
+    op: Operation, records: list[Mapping[str, Any]], users: tuple[str, ...] = ("owner_id",)
+) -> Names:
+    """The names of the users in the ``users`` columns of ``records`` (their owners unless
+    told) and of their teams (one statement)."""
+    if not records or not any(name in records[0] for name in (*users, "team_id")):
         return NO_NAMES
     return names_of(
         op,
-        users=(r.get("owner_id") for r in records),
+        users=(r.get(column) for r in records for column in users),
         teams=(r.get("team_id") for r in records),
     )
 
@@ -125,15 +126,6 @@ def cell(values: Any, name: str, references: Mapping[str, str], names: Names) ->
 
 #: Columns of a record naming the users who created and last changed it.
 AUTHOR_COLUMNS = ("created_by_id", "updated_by_id")
-
-
-def record_names(op: Operation, values: Mapping[str, Any]) -> Names:
-    """The names of a record's owner, team, creator and last editor (one statement)."""
-    return names_of(
-        op,
-        users=(values.get(name) for name in ("owner_id", *AUTHOR_COLUMNS)),
-        teams=(values.get("team_id"),),
-    )
 
 
 def reference_titles(
@@ -324,7 +316,7 @@ def record_view(
     custom = values.pop("custom", {}) or {}
     values.pop("deleted_at", None)
     with crm.transaction(desk.user, write=False) as op:
-        names = record_names(op, values)
+        names = people_names(op, [values], users=("owner_id", *AUTHOR_COLUMNS))
         titles = reference_titles(op, values, references)
     fields = [
         (_(label(name)), record_cell(values, name, references, names, titles))
