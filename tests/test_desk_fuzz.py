@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -253,22 +254,24 @@ def post_routes(ids: dict[str, int]) -> list[str]:
     ]
 
 
-_TABLES: dict[int, list[sa.Table]] = {}
+# Keyed by the CRM itself, weakly: an id() key could be taken by a later test's CRM once
+# this one is freed, and hand it this one's tables.
+_TABLES: weakref.WeakKeyDictionary[crmkit.CRM, list[sa.Table]] = weakref.WeakKeyDictionary()
 
 
 def snapshot(crm: crmkit.CRM) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table but the logs, in primary-key order."""
-    if id(crm) not in _TABLES:
+    if crm not in _TABLES:
         metadata = sa.MetaData()
         metadata.reflect(crm.engine)
-        _TABLES[id(crm)] = [
+        _TABLES[crm] = [
             table
             for name, table in sorted(metadata.tables.items())
             if name not in LOG_TABLES and not name.startswith("alembic")
         ]
     tables = {}
     with crm.engine.connect() as connection:
-        for table in _TABLES[id(crm)]:
+        for table in _TABLES[crm]:
             name = table.name
             order = list(table.primary_key.columns) or list(table.columns)
             rows = connection.execute(sa.select(table).order_by(*order))
