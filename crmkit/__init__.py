@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         DeskTile,
         DeskView,
     )
+    from crmkit.desk.i18n import desk_gettext
     from crmkit.duplicates import DisclosedMatch, DuplicateAction, DuplicateMatch
     from crmkit.entities import (
         Account,
@@ -194,6 +195,7 @@ _EXPORTS: dict[str, str] = {
     "bulk_insert": "crmkit.db.engine",
     "check_duplicates": "crmkit.services.duplicate_check",
     "collector_paused": "crmkit.collector",
+    "desk_gettext": "crmkit.desk.i18n",
     "disclosed_matches": "crmkit.services.disclosure",
     "hookimpl": "crmkit.plugins",
     "hookspec": "crmkit.hookspecs",
@@ -305,6 +307,7 @@ __all__ = [
     "cli_crm",
     "cli_progress_stream",
     "collector_paused",
+    "desk_gettext",
     "disclosed_matches",
     "formula_safe",
     "hookimpl",

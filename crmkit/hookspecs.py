@@ -754,7 +754,8 @@ def crmkit_desk_pages(crm: CRM) -> Sequence[DeskPage]:
     Return ``crmkit.DeskPage`` objects; each is served at ``/desk/plugins/<plugin>/<path>``
     to signed-in users and, with ``menu=True`` (the default), listed in the menu. Its
     ``render(view)`` gets a ``crmkit.DeskView`` (``crm``, ``actor``, ``query``, ``locale``,
-    ``gettext``) and returns the ``crmkit.DeskPanel`` objects shown under the title. A
+    ``gettext``: the plugin's catalogue, then the desk's) and returns the
+    ``crmkit.DeskPanel`` objects shown under the title (itself looked up the same way). A
     ``crmkit.PermissionDenied`` it raises shows a 403 page, a ``crmkit.NotFoundError`` 404,
     any other ``crmkit.CRMError`` its message.
 
@@ -803,8 +804,9 @@ def crmkit_desk_record_panels(
     (``/desk/tickets/7``), so a cell can link to them.
 
     ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
-    plugin's own; an implementation that does not need it leaves the argument out (added
-    after the hook: implementations without it keep working).
+    plugin's own (``crmkit.desk_gettext(__name__, locale)`` reads the plugin's catalogue); an
+    implementation that does not need it leaves the argument out (added after the hook:
+    implementations without it keep working).
 
     Example::
 
@@ -826,11 +828,12 @@ def crmkit_desk_menu(crm: CRM, actor: User, locale: str) -> Sequence[DeskMenuEnt
     Called for each desk page. Return ``crmkit.DeskMenuEntry`` objects (``label``, ``href``,
     ``order``; the built-in entries use orders 10-90). A plugin page with ``menu=True`` gets
     its entry without this hook; use it for links elsewhere or entries only some users see. A
-    label the desk's catalogue has is shown in the user's language.
+    label the plugin's catalogue or the desk's has is shown in the user's language.
 
     ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
-    plugin's own; an implementation that does not need it leaves the argument out (added
-    after the hook: implementations without it keep working).
+    plugin's own (``crmkit.desk_gettext(__name__, locale)`` reads the plugin's catalogue); an
+    implementation that does not need it leaves the argument out (added after the hook:
+    implementations without it keep working).
 
     Example::
 
@@ -848,11 +851,15 @@ def crmkit_desk_actions(crm: CRM, actor: User, locale: str) -> Sequence[DeskActi
     ``entity``. A click POSTs to ``/desk/<plural>/<id>/actions/<plugin>/<name>`` (checked
     against the session's CSRF token) and calls ``run(crm, record_id, actor)``: do the work
     through services with ``actor=actor``; the text it returns is shown as the outcome and a
-    ``crmkit.CRMError`` it raises as the error (nothing else changes).
+    ``crmkit.CRMError`` it raises as the error (nothing else changes). The label and
+    ``confirm`` are looked up in the plugin's catalogue, then the desk's; for an outcome in
+    the user's language, give ``run`` the ``locale`` (``functools.partial``), as the referrals
+    example does.
 
     ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
-    plugin's own; an implementation that does not need it leaves the argument out (added
-    after the hook: implementations without it keep working).
+    plugin's own (``crmkit.desk_gettext(__name__, locale)`` reads the plugin's catalogue); an
+    implementation that does not need it leaves the argument out (added after the hook:
+    implementations without it keep working).
 
     Example::
 
@@ -874,12 +881,14 @@ def crmkit_desk_tiles(crm: CRM, actor: User, locale: str) -> Sequence[DeskTile]:
 
     Called when ``actor`` opens ``/desk``. Return ``crmkit.DeskTile`` objects (``title``, a
     short ``value``, optional ``note`` and ``href``); count only what ``actor`` may see. The
-    title is shown in the user's language when the desk's catalogue has it. The reminders
+    title is shown in the user's language when the plugin's catalogue or the desk's has it;
+    translate the note yourself. The reminders
     plugin's "Reminders due today" is a tile.
 
     ``locale`` is the signed-in user's UI language (``"zh_CN"`` or ``"en"``), for text of the
-    plugin's own; an implementation that does not need it leaves the argument out (added
-    after the hook: implementations without it keep working).
+    plugin's own (``crmkit.desk_gettext(__name__, locale)`` reads the plugin's catalogue); an
+    implementation that does not need it leaves the argument out (added after the hook:
+    implementations without it keep working).
 
     Example::
 

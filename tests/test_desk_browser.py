@@ -209,7 +209,7 @@ def test_a_plugins_panel_button_entry_and_tile_show_only_while_it_is_enabled(
         assert panel.get_by_role("link", name="黄晓明").is_visible()
         assert page.get_by_role("link", name="转介绍").is_visible()  # its page, in the menu
         page.get_by_role("button", name="发放推荐码").click()  # its action button
-        assert "Referral code" in page.get_by_role("status").inner_text()
+        assert "发放推荐码" in page.get_by_role("status").inner_text()  # in the user's language
         code = with_plugin.contacts.get(world["contact"].id).referral_code
         assert panel.get_by_text(code).is_visible()
         shoot(page, "plugin-contact")

@@ -145,7 +145,9 @@ def test_give_a_referral_code_sets_the_contacts_code(referrals: DeskWorld) -> No
     after = referrals.crm.contacts.get(contact.id)
     assert CODE.fullmatch(after.referral_code)
     assert after.version == contact.version + 1
-    assert f"Referral code {after.referral_code} given to 张伟." in response.text
+    # what the button says is in the user's language too (the plugin's catalogue)
+    assert f"已为 张伟 发放推荐码 {after.referral_code}。" in response.text
+    assert "given to" not in response.text
     (latest, *_) = referrals.crm.audit.query(entity="contact", record_id=contact.id)
     assert latest.actor == "li.na"
     assert latest.changes["referral_code"][1] == after.referral_code
@@ -159,9 +161,14 @@ def test_a_second_code_is_refused_and_the_first_kept(referrals: DeskWorld) -> No
     browser.get(f"/desk/contacts/{contact.id}")
     response = browser.post(action_path(contact.id), {})
     assert response.status_code == 422
-    assert "already has referral code ABC234" in response.text
+    assert "张伟 已有推荐码 ABC234" in response.text
     after = referrals.crm.contacts.get(contact.id)
     assert (after.referral_code, after.version) == ("ABC234", contact.version)
+    referrals.crm.sign_in.set_locale(referrals.crm.users.get("li.na"), "en")
+    english = browser.post(action_path(contact.id), {})
+    assert english.status_code == 422
+    assert "张伟 already has referral code ABC234" in english.text
+    assert "已有推荐码" not in english.text
 
 
 def test_the_button_without_the_csrf_token_changes_nothing(referrals: DeskWorld) -> None:
@@ -299,7 +306,11 @@ def test_my_day_shows_my_members_with_points_expiring_soon(members: DeskWorld) -
     member_of(members, "chen.jie", "陈静", 350)  # another rep's member
     tile = tile_of(members.signed_in("li.na").get("/desk").text, "积分即将过期")
     assert f'href="{LOYALTY_PAGE}">2<' in tile
-    assert "200 points, the first on 20" in tile
+    # the note in the user's language too (the plugin's catalogue)
+    assert re.search(r"200 积分，最早 \d{4}-\d{2}-\d{2} 到期", tile), tile
+    members.crm.sign_in.set_locale(members.crm.users.get("li.na"), "en")
+    tile = tile_of(members.signed_in("li.na").get("/desk").text, "Points expiring soon")
+    assert re.search(r"200 points, the first on \d{4}-\d{2}-\d{2}", tile), tile
 
 
 def test_the_page_lists_them_soonest_first_by_name(members: DeskWorld) -> None:

@@ -519,11 +519,18 @@ def test_the_desk_shows_a_contacts_card_and_purchases_to_who_may_see_it(crm: crm
     admin = crm.users.create("boss", admin=True)
     rep = crm.users.create("li.na", roles=["sales_rep"])
     record = {"id": contact_id}
-    loyalty, purchases = crmkit_loyalty.crmkit_desk_record_panels(crm, "contact", record, admin)
+    panels = crmkit_loyalty.crmkit_desk_record_panels
+    loyalty, purchases = panels(crm, "contact", record, admin, "en")
     assert loyalty.rows[0] == (f"tea-club {number}", "active, 100 points")
     assert purchases.cells[0][1:] == ("R1", "杭州西湖店", "100.00 CNY", "100")
-    assert crmkit_loyalty.crmkit_desk_record_panels(crm, "contact", record, rep) == []
-    assert crmkit_loyalty.crmkit_desk_record_panels(crm, "deal", record, admin) == []
+    assert panels(crm, "contact", record, rep, "en") == []
+    assert panels(crm, "deal", record, admin, "en") == []
+    # in Chinese for a user whose desk speaks it (the plugin's catalogue), the data as it is
+    loyalty, purchases = panels(crm, "contact", record, admin, "zh_CN")
+    assert (loyalty.title, purchases.title) == ("会员卡", "消费记录")
+    assert loyalty.rows[0] == (f"tea-club {number}", "有效，100 积分")
+    assert purchases.columns == ("时间", "小票号", "门店", "金额", "积分")
+    assert purchases.cells[0][1:] == ("R1", "杭州西湖店", "100.00 CNY", "100")
 
 
 def test_a_card_withholds_the_contacts_name_from_a_role_it_is_hidden_from(

@@ -84,7 +84,8 @@ class DeskPanel:
 class DeskView:
     """What a plugin page's ``render`` gets: the CRM, the signed-in user (pass ``actor=`` to
     every service call, so the page shows only what they may see), the query parameters,
-    and ``gettext`` for the user's UI language."""
+    and ``gettext`` for the user's UI language (the plugin's own catalogue first, then the
+    desk's: see ``crmkit.desk_gettext``)."""
 
     crm: CRM
     actor: User

@@ -11,9 +11,10 @@ rendered. Owners and teams are shown by name, looked up for the whole page in on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import attrs
 from litestar.exceptions import NotFoundException
 from litestar.response import Template
 
@@ -298,6 +299,13 @@ def _timeline(desk: Desk, entity: EntityType, record: Mapping[str, Any]) -> list
     ]
 
 
+def _translated(action: DeskAction, gettext: Callable[[str], str]) -> DeskAction:
+    """``action`` with its label and confirmation in the user's language (the plugin's
+    catalogue, then the desk's)."""
+    confirm = gettext(action.confirm) if action.confirm else ""
+    return attrs.evolve(action, label=gettext(action.label), confirm=confirm)
+
+
 def record_view(
     desk: Desk,
     entity: EntityType,
@@ -326,7 +334,7 @@ def record_view(
     fields += [(_(label(name)), cell(custom, name, {}, NO_NAMES)) for name in sorted(custom)]
     timeline = _timeline(desk, entity, record)
     actions = [
-        (plugin, action)
+        (plugin, _translated(action, desk.plugin_gettext(plugin)))
         for plugin, action in collected(
             crm, "crmkit_desk_actions", DeskAction, actor=desk.user, locale=desk.locale
         )

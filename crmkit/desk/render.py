@@ -47,15 +47,17 @@ def menu(desk: Desk) -> list[DeskMenuEntry]:
     entries = [
         DeskMenuEntry(_(label), f"{DESK_PATH}{path}", order) for order, label, path in BUILT_IN_MENU
     ]
+    # a plugin's labels are looked up in its own catalogue, then the desk's
     entries += [
-        DeskMenuEntry(_(entry.label), entry.href, entry.order)
-        for _plugin, entry in collected(
+        DeskMenuEntry(desk.plugin_gettext(plugin)(entry.label), entry.href, entry.order)
+        for plugin, entry in collected(
             desk.crm, "crmkit_desk_menu", DeskMenuEntry, actor=desk.user, locale=desk.locale
         )
     ]
     for plugin, page in collected(desk.crm, "crmkit_desk_pages", DeskPage):
         if page.menu:
-            entries.append(DeskMenuEntry(_(page.title), plugin_page_path(plugin, page), 100))
+            title = desk.plugin_gettext(plugin)(page.title)
+            entries.append(DeskMenuEntry(title, plugin_page_path(plugin, page), 100))
     return sorted(entries, key=lambda entry: entry.order)
 
 

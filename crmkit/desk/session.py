@@ -21,7 +21,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 from litestar import Request
 
 from crmkit.app import CRM
-from crmkit.desk.i18n import negotiate, translations
+from crmkit.desk.i18n import negotiate, plugin_translations, translations
 from crmkit.entities.organisation import User
 from crmkit.errors import CRMError
 from crmkit.services.desk_sessions import DeskSessionCheck
@@ -82,6 +82,14 @@ class Desk:
     def gettext(self) -> Callable[[str], str]:
         """``_`` for the user's language."""
         return translations(self.locale).gettext
+
+    def plugin_gettext(self, plugin: str) -> Callable[[str], str]:
+        """``_`` for the user's language with ``plugin``'s own catalogue first (for the
+        titles and labels it gives the desk), then the desk's."""
+        installed = self.crm.installed.get(plugin)
+        if installed is None:
+            return self.gettext
+        return plugin_translations(installed.module_name, self.locale).gettext
 
     def check_csrf(self, form: Mapping[str, Any]) -> None:
         """Refuse a form without this session's CSRF token (:class:`CsrfRejected`)."""

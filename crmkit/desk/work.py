@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import attrs
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
@@ -105,7 +106,11 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
                 }
                 for policy, record in releasing
             ],
-            tiles=[tile for _plugin, tile in tiles],
+            # a tile's title in the plugin's catalogue, then the desk's
+            tiles=[
+                attrs.evolve(tile, title=desk.plugin_gettext(plugin)(tile.title))
+                for plugin, tile in tiles
+            ],
         )
 
     @get("/board", sync_to_thread=True, include_in_schema=False)
@@ -285,7 +290,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             actor=desk.user,
             query={key: request.query_params[key] for key in request.query_params},
             locale=desk.locale,
-            gettext=desk.gettext,
+            gettext=desk.plugin_gettext(plugin),
         )
         try:
             result = desk_page.render(view)
@@ -296,7 +301,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
         response = page(
             desk,
             "plugin_page.html",
-            desk.gettext(desk_page.title),
+            desk.plugin_gettext(plugin)(desk_page.title),
             status=status,
             error=error,
             panels=[(plugin, p) for p in result if isinstance(p, DeskPanel)],
@@ -339,7 +344,7 @@ def work_handlers(crm: CRM, cookies: Cookies) -> list[Any]:
             actor=desk.user,
             query={key: request.query_params[key] for key in request.query_params},
             locale=desk.locale,
-            gettext=desk.gettext,
+            gettext=desk.plugin_gettext(plugin),
         )
         try:
             outcome = action(view, values)

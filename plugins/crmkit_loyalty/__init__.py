@@ -210,24 +210,25 @@ def crmkit_demo_data(crm: crmkit.CRM) -> None:
 
 @crmkit.hookimpl
 def crmkit_desk_record_panels(
-    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User
+    crm: crmkit.CRM, entity: str, record: Mapping[str, Any], actor: crmkit.User, locale: str
 ) -> list[crmkit.DeskPanel]:
     """On a contact's desk page: its cards (balance, pending points, tier, points expiring
-    soon) and its latest purchases, as the signed-in user may see them."""
+    soon) and its latest purchases, as the signed-in user may see them, in their language
+    (the plugin's catalogue: crmkit_loyalty/locale)."""
     if entity != "contact" or not isinstance(record.get("id"), int):
         return []
     from crmkit_loyalty.views import desk_panels
 
-    return desk_panels(crm, record["id"], actor)
+    return desk_panels(crm, record["id"], actor, locale)
 
 
 @crmkit.hookimpl
-def crmkit_desk_tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
+def crmkit_desk_tiles(crm: crmkit.CRM, actor: crmkit.User, locale: str) -> list[crmkit.DeskTile]:
     """ "Points expiring soon" on "my day": the signed-in user's members whose points expire
     within ``expiring_notice_days``, with the points and the first date."""
     from crmkit_loyalty.desk import tiles
 
-    return tiles(crm, actor)
+    return tiles(crm, actor, locale)
 
 
 @crmkit.hookimpl

@@ -109,14 +109,21 @@ def expiring_members(
         ]
 
 
-def tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
+def tiles(crm: crmkit.CRM, actor: crmkit.User, locale: str = "en") -> list[crmkit.DeskTile]:
     """ "Points expiring soon": how many of ``actor``'s members have points expiring, how many
-    points and from when; nothing for a user who may not read contacts."""
+    points and from when (in the user's ``locale``); nothing for a user who may not read
+    contacts."""
     try:
         members, points, first = expiring_summary(crm, actor)
     except crmkit.PermissionDenied:
         return []
-    note = f"{points} points, the first on {first:%Y-%m-%d}" if first is not None else ""
+    _ = crmkit.desk_gettext(__name__, locale)
+    note = ""
+    if first is not None:
+        note = _("%(points)s points, the first on %(date)s") % {
+            "points": points,
+            "date": f"{first:%Y-%m-%d}",
+        }
     return [
         crmkit.DeskTile(title="Points expiring soon", value=str(members), note=note, href=PAGE_HREF)
     ]

@@ -229,35 +229,43 @@ def statement_csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def desk_panels(crm: crmkit.CRM, contact_id: int, actor: crmkit.User) -> list[crmkit.DeskPanel]:
-    """The contact page's loyalty panels (nothing for a contact without a card)."""
+def desk_panels(
+    crm: crmkit.CRM, contact_id: int, actor: crmkit.User, locale: str = "en"
+) -> list[crmkit.DeskPanel]:
+    """The contact page's loyalty panels (nothing for a contact without a card), in the
+    user's ``locale``."""
     try:
         data = member(crm, contact_id, purchases=10, actor=actor)
     except (crmkit.NotFoundError, crmkit.PermissionDenied):
         return []
     if not data["cards"]:
         return []
+    _ = crmkit.desk_gettext(__name__, locale)
     rows = []
     for found in data["cards"]:
+        state = [_(found["status"]), _("%(balance)s points") % {"balance": found["balance"]}]
+        if found["pending"]:
+            state.append(_("+%(pending)s pending") % {"pending": found["pending"]})
+        if found["tier"]:
+            state.append(found["tier"])
+        # the separator too: Chinese text takes the full-width comma
+        rows.append((f"{found['program']} {found['card']}", _(", ").join(state)))
+    for soon in data["expiring"]:
         rows.append(
             (
-                f"{found['program']} {found['card']}",
-                f"{found['status']}, {found['balance']} points"
-                + (f" (+{found['pending']} pending)" if found["pending"] else "")
-                + (f", {found['tier']}" if found["tier"] else ""),
+                _("expiring %(date)s") % {"date": soon["expires_at"][:10]},
+                _("%(balance)s points") % {"balance": soon["points"]},
             )
         )
-    for soon in data["expiring"]:
-        rows.append((f"expiring {soon['expires_at'][:10]}", f"{soon['points']} points"))
     # DeskPanel's fields convert with ``tuple``, whose generic __init__ mypy cannot match
     # against a list argument: build the panels through an untyped name
     panel: Any = crmkit.DeskPanel
-    panels: list[crmkit.DeskPanel] = [panel(title="Loyalty", rows=rows)]
+    panels: list[crmkit.DeskPanel] = [panel(title=_("Loyalty"), rows=rows)]
     if data["purchases"]:
         panels.append(
             panel(
-                title="Purchases",
-                columns=("When", "Receipt", "Store", "Amount", "Points"),
+                title=_("Purchases"),
+                columns=(_("When"), _("Receipt"), _("Store"), _("Amount"), _("Points")),
                 cells=[
                     (
                         p["occurred_at"][:16].replace("T", " "),

@@ -328,11 +328,14 @@ def crmkit_desk_menu(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskMen
 
 
 @crmkit.hookimpl
-def crmkit_desk_actions(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskAction]:
-    """ "Give a referral code" on contact pages: sets the contact's ``referral_code``."""
-    from crmkit_referrals.desk import ISSUE_CODE
+def crmkit_desk_actions(
+    crm: crmkit.CRM, actor: crmkit.User, locale: str
+) -> list[crmkit.DeskAction]:
+    """ "Give a referral code" on contact pages: sets the contact's ``referral_code`` and
+    says so in the user's ``locale``."""
+    from crmkit_referrals.desk import issue_code_action
 
-    return [ISSUE_CODE]
+    return [issue_code_action(locale)]
 
 
 @crmkit.hookimpl

@@ -11,6 +11,7 @@ desk escapes it, so a contact named ``<script>`` is shown as text.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -24,23 +25,6 @@ PAGE_HREF = f"/desk/plugins/referrals/{PAGE_PATH}"
 MENU_ORDER = 65
 #: The tile counts referrals made within this many days.
 TILE_DAYS = 30
-#: The panel's text in Chinese (``crmkit_desk_record_panels`` gets the user's ``locale``; a
-#: plugin keeps the text of its own panels, the desk's catalogue has only the desk's).
-CHINESE = {
-    "Referrals": "转介绍",
-    "Referral code": "推荐码",
-    "Referred": "被介绍人",
-    "Channel": "渠道",
-    "Reward points": "奖励积分",
-    "No referrals yet.": "还没有转介绍。",
-}
-
-
-def in_language(locale: str, text: str) -> str:
-    """``text`` in the user's UI language (English, or Chinese for ``zh_CN``)."""
-    return CHINESE.get(text, text) if locale == "zh_CN" else text
-
-
 #: Letters of a referral code (no 0/O, 1/I: read out over the phone).
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 CODE_LENGTH = 6
@@ -75,8 +59,8 @@ def record_panels(
     crm: crmkit.CRM, record: Mapping[str, Any], actor: crmkit.User, locale: str = "en"
 ) -> list[crmkit.DeskPanel]:
     """The "Referrals" panel of a contact: whom they referred, by name (as ``actor`` may
-    see them), in the user's ``locale``."""
-    _ = in_language
+    see them), in the user's ``locale`` (the plugin's catalogue, crmkit_referrals/locale)."""
+    _ = crmkit.desk_gettext(__name__, locale)
     try:
         page = crm.records("referral").list(
             {"referrer_contact_id": record["id"]}, sort="-id", limit=20, actor=actor
@@ -95,14 +79,10 @@ def record_panels(
     code = record.get("referral_code")
     return [
         crmkit.DeskPanel(
-            title=_(locale, "Referrals"),
-            rows=[(_(locale, "Referral code"), code)] if code else [],
-            text="" if rows else _(locale, "No referrals yet."),
-            columns=(
-                (_(locale, "Referred"), _(locale, "Channel"), _(locale, "Reward points"))
-                if rows
-                else ()
-            ),
+            title=_("Referrals"),
+            rows=[(_("Referral code"), code)] if code else [],
+            text="" if rows else _("No referrals yet."),
+            columns=((_("Referred"), _("Channel"), _("Reward points")) if rows else ()),
             cells=rows,
         )
     ]
@@ -173,28 +153,35 @@ def tiles(crm: crmkit.CRM, actor: crmkit.User) -> list[crmkit.DeskTile]:
     ]
 
 
-def issue_referral_code(crm: crmkit.CRM, contact_id: int, actor: crmkit.User) -> str:
+def issue_referral_code(
+    crm: crmkit.CRM, contact_id: int, actor: crmkit.User, locale: str = "en"
+) -> str:
     """The "Give a referral code" button: set the contact's ``referral_code`` to a new random
     code, through the contact service as ``actor`` (so it needs ``contact:update`` on this
     contact, and is audited and versioned like any edit). A contact that already has a code
-    keeps it (``ConflictError``: nothing changes)."""
+    keeps it (``ConflictError``: nothing changes). What it says is in the user's ``locale``."""
+    _ = crmkit.desk_gettext(__name__, locale)
     contact = crm.contacts.get(contact_id, actor=actor)
+    name = contact.get("full_name") or _("this contact")
     existing = contact.get("referral_code")
     if existing:
         raise crmkit.ConflictError(
-            f"{contact.get('full_name') or 'this contact'} already has referral code {existing}"
+            _("%(name)s already has referral code %(code)s") % {"name": name, "code": existing}
         )
-    code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+    code = "".join(secrets.choice(CODE_ALPHABET) for _position in range(CODE_LENGTH))
     crm.contacts.update(
         contact_id, {"referral_code": code}, expected_version=contact["version"], actor=actor
     )
-    return f"Referral code {code} given to {contact.get('full_name') or f'#{contact_id}'}."
+    return _("Referral code %(code)s given to %(name)s.") % {"code": code, "name": name}
 
 
-#: The button on contact pages.
-ISSUE_CODE = crmkit.DeskAction(
-    name="issue-code",
-    label="Give a referral code",
-    entity="contact",
-    run=issue_referral_code,
-)
+def issue_code_action(locale: str) -> crmkit.DeskAction:
+    """The button on contact pages; its outcome speaks the user's ``locale`` (the desk
+    calls ``run(crm, record_id, actor)``: the locale is bound here). The label is English:
+    the desk looks it up in the plugin's catalogue."""
+    return crmkit.DeskAction(
+        name="issue-code",
+        label="Give a referral code",
+        entity="contact",
+        run=functools.partial(issue_referral_code, locale=locale),
+    )
