@@ -59,7 +59,7 @@ DEMO_SETUP = [
     "forms add 官网询价 --fields full_name,company_name,phone,email,inquiry --owner li.na",
     # business cards from a trade fair: generated, then scanned (clear ones saved, the rest
     # wait for review)
-    "cards samples demo/cards --count 5 --seed 5",
+    "cards samples demo/cards --count 5 --seed 5 --truth demo/cards-truth.json",
     "cards scan demo/cards --save --where 广交会",
     # reminders: the demo data adds li.na's reminders (one due now) and a lunar birthday;
     # the worker's one pass fires what is due into her in-app inbox

@@ -512,6 +512,24 @@ def test_cli_writes_sample_cards_with_their_truth(database_url: str, tmp_path: P
     truth = json.loads((folder / "truth.json").read_text("utf-8"))
     assert [card["file"] for card in truth] == ["card-001.jpg", "card-002.jpg"]
     assert Image.open(folder / "card-001.jpg").format == "JPEG"
+    # the truth elsewhere: the folder holds the cards only
+    elsewhere = tmp_path / "truth" / "cards.json"
+    result = runner.invoke(
+        cli,
+        [
+            *base,
+            "cards",
+            "samples",
+            str(tmp_path / "only"),
+            "--count",
+            "1",
+            "--truth",
+            str(elsewhere),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "only").iterdir()) == ["card-001.jpg"]
+    assert [card["file"] for card in json.loads(elsewhere.read_text("utf-8"))] == ["card-001.jpg"]
 
 
 # -- bad input, at the CLI and the API -----------------------------------------------------

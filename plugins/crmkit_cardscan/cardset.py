@@ -768,14 +768,17 @@ def generate(
 
 
 def write_set(
-    folder: Path, seed: int, count: int, *, qr_share: float = 0.3
+    folder: Path, seed: int, count: int, *, qr_share: float = 0.3, truth: Path | None = None
 ) -> list[dict[str, Any]]:
-    """Write ``count`` cards as ``card-NNN.jpg`` with ``truth.json`` into ``folder``."""
+    """Write ``count`` cards as ``card-NNN.jpg`` into ``folder`` and what each says as JSON
+    to ``truth`` (default ``folder/truth.json``)."""
     folder.mkdir(parents=True, exist_ok=True)
     truths = []
     for index, (image, card) in enumerate(generate(seed, count, qr_share=qr_share), start=1):
         name = f"card-{index:03d}.jpg"
         image.save(folder / name, format="JPEG", quality=92)
         truths.append({"file": name, **card})
-    (folder / "truth.json").write_text(json.dumps(truths, ensure_ascii=False, indent=1), "utf-8")
+    truth = truth if truth is not None else folder / "truth.json"
+    truth.parent.mkdir(parents=True, exist_ok=True)
+    truth.write_text(json.dumps(truths, ensure_ascii=False, indent=1), "utf-8")
     return truths

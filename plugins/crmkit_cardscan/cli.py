@@ -349,19 +349,30 @@ def image_command(scan_id: int, output: str, as_user: str | None) -> None:
     show_default=True,
     help="Share of cards with a vCard or MeCard QR code.",
 )
-def samples_command(folder: str, count: int, seed: int, qr_share: float) -> None:
+@click.option(
+    "--truth",
+    "truth_path",
+    metavar="FILE",
+    default=None,
+    help="Where the truth goes (default: FOLDER/truth.json). Outside FOLDER, a scan of the"
+    " folder finds the cards only.",
+)
+def samples_command(
+    folder: str, count: int, seed: int, qr_share: float, truth_path: str | None
+) -> None:
     """Write generated business-card photos (Chinese, English, bilingual; some with a QR
-    code) and their truth (truth.json) into FOLDER: demo data to scan.
+    code) into FOLDER and their truth (what each card says) as JSON: demo data to scan.
 
-    Example: crmkit cards samples demo/cards --count 5
+    Example: crmkit cards samples demo/cards --count 5 --truth demo/cards-truth.json
     """
     from crmkit_cardscan.cardset import write_set
 
+    truth = Path(truth_path) if truth_path else Path(folder) / "truth.json"
     try:
-        truths = write_set(Path(folder), seed, count, qr_share=qr_share)
+        truths = write_set(Path(folder), seed, count, qr_share=qr_share, truth=truth)
     except crmkit.CRMError as error:
         _fail(error)
         return
     except (OSError, ValueError) as error:
         raise click.ClickException(f"{folder!r}: cannot write there ({error})") from None
-    click.echo(f"wrote {len(truths)} cards and truth.json to {folder}")
+    click.echo(f"wrote {len(truths)} cards to {folder} and their truth to {truth}")
