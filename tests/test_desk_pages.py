@@ -346,3 +346,23 @@ def test_the_api_still_answers_problem_json(desk: DeskWorld) -> None:
     response = desk.browser().client.get("/contacts")
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_a_fixed_value_is_shown_in_the_users_language(desk: DeskWorld) -> None:
+    """A field with fixed values (a lead's status, a contact's lifecycle stage) shows the
+    value in the UI's language, on list and record pages; the stored value is unchanged."""
+    li_na = as_user(desk, "li.na")
+    contact = desk.crm.contacts.create(
+        {"full_name": "张伟", "lifecycle_stage": "repeat_buyer"}, actor=li_na
+    )
+    lead = desk.crm.leads.create({"full_name": "刘洋", "status": "working"}, actor=li_na)
+    browser = desk.signed_in("li.na")
+    record = browser.get(f"/desk/contacts/{contact.id}").text
+    assert "<dd>复购客户</dd>" in record
+    assert "<dd>repeat_buyer</dd>" not in record
+    leads = browser.get("/desk/leads").text
+    assert "<td>跟进中</td>" in leads
+    assert ">working<" not in leads
+    assert desk.crm.leads.get(lead.id)["status"] == "working"
+    desk.crm.sign_in.set_locale(li_na, "en")
+    assert "<dd>repeat_buyer</dd>" in browser.get(f"/desk/contacts/{contact.id}").text

@@ -208,12 +208,18 @@ def list_view(
             columns = tuple(name for name in columns if name not in hidden)
     references = reference_entities(crm, entity)
     prefix = f"{DESK_PATH}/{entity_name}/"
+    chosen = set(entity.choices)  # a fixed value ("prospect") is shown in the UI's language
     rows = table_rows(
         [
             (
                 item["id"],
                 f"{prefix}{item['id']}",
-                [cell(item, name, references, names) for name in columns],
+                [
+                    _(item[name])
+                    if name in chosen and isinstance(item.get(name), str)
+                    else cell(item, name, references, names)
+                    for name in columns
+                ],
             )
             for item in items
         ]
@@ -327,7 +333,12 @@ def record_view(
         names = people_names(op, [values], users=("owner_id", *AUTHOR_COLUMNS))
         titles = reference_titles(op, values, references)
     fields = [
-        (_(label(name)), record_cell(values, name, references, names, titles))
+        (
+            _(label(name)),
+            _(values[name])  # a fixed value ("prospect") in the UI's language
+            if name in entity.choices and isinstance(values.get(name), str)
+            else record_cell(values, name, references, names, titles),
+        )
         for name in values
         if name != "id"
     ]
