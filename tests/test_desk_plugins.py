@@ -132,6 +132,39 @@ def test_the_panel_speaks_the_users_language(referrals: DeskWorld) -> None:
     assert "推荐码" not in panel
 
 
+def test_a_plugins_custom_fields_are_labelled_in_the_users_language(
+    referrals: DeskWorld,
+) -> None:
+    """The labels the plugin gives its custom fields, from its catalogue: on the record page
+    and in the edit form."""
+    li_na = referrals.crm.users.get("li.na")
+    contact = referrals.crm.contacts.create(
+        {"full_name": "张伟", "referral_code": "ABC234", "wechat_id": "zhangwei88"}, actor=li_na
+    )
+    browser = referrals.signed_in("li.na")
+    page = browser.get(f"/desk/contacts/{contact.id}").text
+    assert "<dt>推荐码</dt><dd>ABC234</dd>" in page
+    assert "<dt>微信号</dt><dd>zhangwei88</dd>" in page
+    form = browser.get(f"/desk/contacts/{contact.id}/edit").text
+    assert '<label for="f-referral_code">推荐码</label>' in form
+    # a custom field without a value is on the form too, to be filled in
+    assert '<label for="f-vip_level">VIP 等级</label>' in form
+    saved = browser.post(
+        f"/desk/contacts/{contact.id}/edit",
+        {"version": str(contact.version), "full_name": "张伟", "vip_level": "gold"},
+    )
+    assert saved.status_code == 200, saved.text
+    assert referrals.crm.contacts.get(contact.id)["vip_level"] == "gold"
+    # a custom field hidden from the user is not on the form, even without a value
+    referrals.crm.roles.set_field_rule("sales_rep", "contact", "vip_level", "hidden")
+    form = browser.get(f"/desk/contacts/{contact.id}/edit").text
+    assert "f-vip_level" not in form
+    assert "f-referral_code" in form
+    referrals.crm.sign_in.set_locale(li_na, "en")
+    page = browser.get(f"/desk/contacts/{contact.id}").text
+    assert "<dt>WeChat ID</dt><dd>zhangwei88</dd>" in page
+
+
 def test_give_a_referral_code_sets_the_contacts_code(referrals: DeskWorld) -> None:
     contact = referrals.crm.contacts.create(
         {"full_name": "张伟"}, actor=referrals.crm.users.get("li.na")

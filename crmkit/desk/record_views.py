@@ -82,8 +82,9 @@ def _visible(desk: Desk, entity: EntityType, inputs: list[Input]) -> list[Input]
 
 
 def edit_inputs_of(desk: Desk, entity: EntityType, record: Mapping[str, Any]) -> list[Input]:
-    """The inputs of ``record``'s edit form: every editable field the user can see."""
-    visible = [*record.keys(), *(record.get("custom") or {}).keys()]
+    """The inputs of ``record``'s edit form: every editable field the user can see, custom
+    fields without a value too (so they can be filled in; hidden ones are left out below)."""
+    visible = [*record.keys(), *desk.crm.custom_fields[entity.name]]
     return _visible(desk, entity, edit_inputs(desk.crm, entity, visible))
 
 
@@ -305,6 +306,16 @@ def _timeline(desk: Desk, entity: EntityType, record: Mapping[str, Any]) -> list
     ]
 
 
+def field_label(desk: Desk, entity: str, name: str) -> str:
+    """A field's label in the user's language: a custom field's own label (else its name)
+    looked up in the catalogue of the plugin that declared it (its ``source``), then the
+    desk's; a built-in field's in the desk's."""
+    custom = desk.crm.custom_fields.get(entity, {}).get(name)
+    if custom is None:
+        return desk.gettext(label(name))
+    return desk.plugin_gettext(custom.source)(custom.label or label(name))
+
+
 def _translated(action: DeskAction, gettext: Callable[[str], str]) -> DeskAction:
     """``action`` with its label and confirmation in the user's language (the plugin's
     catalogue, then the desk's)."""
@@ -334,7 +345,7 @@ def record_view(
         titles = reference_titles(op, values, references)
     fields = [
         (
-            _(label(name)),
+            field_label(desk, entity.name, name),
             _(values[name])  # a fixed value ("prospect") in the UI's language
             if name in entity.choices and isinstance(values.get(name), str)
             else record_cell(values, name, references, names, titles),
@@ -342,7 +353,10 @@ def record_view(
         for name in values
         if name != "id"
     ]
-    fields += [(_(label(name)), cell(custom, name, {}, NO_NAMES)) for name in sorted(custom)]
+    fields += [
+        (field_label(desk, entity.name, name), cell(custom, name, {}, NO_NAMES))
+        for name in sorted(custom)
+    ]
     timeline = _timeline(desk, entity, record)
     actions = [
         (plugin, _translated(action, desk.plugin_gettext(plugin)))
@@ -416,7 +430,7 @@ def edit_view(
         _("Edit %(name)s") % {"name": title_of(record)},
         status=status,
         error=error,
-        inputs=[(item, _(item.label)) for item in inputs],
+        inputs=[(item, field_label(desk, entity.name, item.name)) for item in inputs],
         values=values,
         field_errors=field_errors or {},
         action=f"{path}/edit",
@@ -445,7 +459,7 @@ def new_view(
         _("New %(what)s") % {"what": _(entity.label or label(entity.name)).lower()},
         status=status,
         error=error,
-        inputs=[(item, _(item.label)) for item in inputs],
+        inputs=[(item, field_label(desk, entity.name, item.name)) for item in inputs],
         values={item.name: form_text(submitted or {}, item.name) for item in inputs},
         field_errors=field_errors or {},
         action=f"{path}/new",
