@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import platform
 import random
 import re
 import subprocess
@@ -818,3 +819,21 @@ def test_the_system_library_check_reads_the_loader_cache(tmp_path: Path) -> None
         )
     # no loader cache (not glibc Linux): nothing to say before the first card
     assert crmkit_cardscan.missing_system_libraries(names, cache=tmp_path / "none") == []
+
+
+def test_the_engine_gives_freed_memory_back_after_each_card(
+    monkeypatch: pytest.MonkeyPatch, english_card: tuple[bytes, dict[str, Any]]
+) -> None:
+    """malloc_trim after each card keeps a long folder scan's memory flat (docs/decisions.md,
+    "Cards: the OCR engine gives freed memory back after each card")."""
+    from crmkit_cardscan import engines
+
+    if sys.platform.startswith("linux") and "glibc" in " ".join(platform.libc_ver()):
+        assert engines._malloc_trim() is not None
+    engines.release_free_memory()  # harmless everywhere, glibc or not
+    calls: list[int] = []
+    monkeypatch.setattr(engines, "release_free_memory", lambda: calls.append(1))
+    image = Image.open(io.BytesIO(english_card[0])).convert("RGB")
+    lines = engines.RapidOcrEngine().read(image)
+    assert lines
+    assert calls == [1]

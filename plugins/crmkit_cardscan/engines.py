@@ -10,8 +10,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import crmkit
@@ -45,6 +48,8 @@ class RapidOcrEngine:
         engine = self._loaded()
         with self._lock:  # one onnxruntime session: one image at a time
             result, _ = engine(np.ascontiguousarray(array))
+            del array
+            release_free_memory()
         lines = []
         for points, text, score in result or []:
             xs = [float(p[0]) for p in points]
@@ -53,6 +58,36 @@ class RapidOcrEngine:
                 crmkit.OcrLine(str(text), (min(xs), min(ys), max(xs), max(ys)), float(score))
             )
         return lines
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` on another C library (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def release_free_memory() -> None:
+    """Give the memory freed after a card back to the system (glibc; elsewhere nothing).
+
+    One card's OCR allocates and frees a few hundred MiB (onnxruntime's tensors, whose
+    sizes change with every image and every batch of text lines). glibc keeps what was
+    freed in its heaps, scattered, so a long folder scan's resident memory crept up from
+    about 450 MiB to 750 MiB under each card's own peak, and a folder of 200 cards peaked at
+    830-1010 MiB against the 1 GB goal. ``malloc_trim(0)`` returns the free pages at once,
+    so every card starts from the memory of the loaded models (docs/decisions.md, "Cards:
+    the OCR engine gives freed memory back after each card")."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class TesseractEngine:
