@@ -222,7 +222,11 @@ def _lots_statement(dialect: str) -> Any:
 
 #: The earn entries of the lots of purchases ``first`` to ``last`` (all of one batch),
 #: written by the database: the entry of a credit is the lot's points, as pending or
-#: spendable (``ledger.entry_of_lot`` builds the same entry for a single purchase).
+#: spendable (``ledger.entry_of_lot`` builds the same entry for a single purchase). In the
+#: lots' order, by their purchase: a batch writes one lot per purchase, in ascending
+#: purchase order (both ways above), so that is the order of the lots' ids too, and the
+#: purchase-id index gives it without sorting (``ORDER BY`` the lot id made SQLite sort each
+#: batch's 2 000 entries in a temporary tree: a fifth of this statement's time).
 _LEDGER_FROM_LOTS = insert(LEDGER).from_select(
     ["card_id", "kind", "points", "pending", "purchase_id", "at", "actor_id"],
     select(
@@ -235,5 +239,5 @@ _LEDGER_FROM_LOTS = insert(LEDGER).from_select(
         bindparam("actor_id", type_=LEDGER.c.actor_id.type),
     )
     .where(LOTS.c.purchase_id.between(bindparam("first"), bindparam("last")))
-    .order_by(LOTS.c.id),
+    .order_by(LOTS.c.purchase_id),
 )
