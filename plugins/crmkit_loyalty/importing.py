@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -86,33 +87,6 @@ class _Row(NamedTuple):
         if self.category is None:
             return ()
         return ({"amount": str(self.amount), "category": self.category},)
-
-
-class _SharedItems:
-    """The item of a row with one category, per amount and category, for the whole import,
-    with its JSON for the purchases table made once (``crmkit.bind_value``): a year of
-    history repeats a few thousand prices, and converting each row's item to JSON was a
-    tenth of an import's time. Only for batches where no plugin rule sees the items, so none
-    can change one row's item through another's. Every amount is a whole number of cents
-    (``parse_amount``), so equal amounts have the same text."""
-
-    def __init__(self) -> None:
-        self._items: dict[tuple[decimal.Decimal, str], tuple[tuple[Any, ...], Any]] = {}
-
-    def of(self, connection: Any, row: _Row) -> tuple[tuple[Any, ...], Any]:
-        """(the row's items, their value for the purchase's ``items`` column)."""
-        if row.category is None or row.items is not None:
-            items = row.item_tuple()
-            return items, items
-        key = (row.amount, row.category)
-        known = self._items.get(key)
-        if known is None:
-            items = row.item_tuple()
-            known = self._items[key] = (
-                items,
-                crmkit.bind_value(connection, PURCHASES.c["items"], items),
-            )
-        return known
 
 
 def _time(value: Any) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -247,13 +221,12 @@ def _import(
     bad = {error.line for error in result.errors}
     good = [row for row in good if row.line not in bad]
     expiries = _Expiries()
-    shared = _SharedItems()
-    earned = _Points()
+    earnings = _Earnings()
     for start in range(0, len(good), max(1, batch_size)):
         batch = good[start : start + batch_size]
         with crm.transaction(actor) as op:
             op.access.require("loyalty:earn")
-            _import_batch(op, batch, result, skip_bad, expiries, shared, earned)
+            _import_batch(op, batch, result, skip_bad, expiries, earnings)
     if result.errors and not skip_bad:
         raise crmkit.BulkRejected(result.errors)
     return result
@@ -367,22 +340,42 @@ def _lock_cards(
     if condition is not None:
         query = query.where(condition)
     cards = {}
-    for row in op.session.connection().execute(query):
-        cards[row.number] = LockedCard(
-            id=row.id,
-            number=row.number,
-            program_id=row.program_id,
-            contact_id=row.contact_id,
-            status=row.status,
-            balance=row.balance,
-            pending=row.pending,
-            tier=row.tier,
-            tier_since=row.tier_since,
-            tier_grace_until=row.tier_grace_until,
-            replaced_by_id=row.replaced_by_id,
-            birthday=row.birthday,
+    programs: dict[tuple[int, int], Program] = {}
+    # each row as a plain tuple: a Row's attributes cost about a microsecond each, thirteen
+    # per card, which was most of this function's time
+    for (
+        card_id,
+        number,
+        program_id,
+        contact_id,
+        status,
+        balance,
+        pending,
+        tier,
+        tier_since,
+        tier_grace_until,
+        replaced_by_id,
+        birthday,
+        version,
+    ) in op.session.connection().execute(query):
+        program = programs.get((program_id, version))
+        if program is None:
+            program = programs[program_id, version] = program_by_id(op, program_id, version)
+        cards[number] = LockedCard(
+            id=card_id,
+            number=number,
+            program_id=program_id,
+            contact_id=contact_id,
+            status=status,
+            balance=balance,
+            pending=pending,
+            tier=tier,
+            tier_since=tier_since,
+            tier_grace_until=tier_grace_until,
+            replaced_by_id=replaced_by_id,
+            birthday=birthday,
             due=0,
-            program=program_by_id(op, row.program_id, row.version),
+            program=program,
         )
     return cards
 
@@ -448,8 +441,7 @@ def _import_batch(
     result: ImportResult,
     skip_bad: bool,
     expiries: _Expiries,
-    shared: _SharedItems,
-    earned: _Points,
+    earnings: _Earnings,
 ) -> None:
     now = crmkit.utcnow()
     connection = op.session.connection()
@@ -459,6 +451,7 @@ def _import_batch(
     # note (plain values, see _Row; the purchase row is built once its id is known)
     accepted: list[_Accepted] = []
     hooked = op.crm.hook_implemented(EARN_HOOK)  # once per batch, not per row
+    memos = {} if hooked else earnings.memos(cards.values())
     latest = now + CLOCK_SKEW
     for row in batch:
         card = cards.get(row.card)
@@ -486,12 +479,36 @@ def _import_batch(
             result.skipped.append(row.receipt)
             continue
         taken.add((card.program_id, row.receipt))
-        if hooked:
-            items = stored = row.item_tuple()
-        else:
-            items, stored = shared.of(connection, row)
         note = None
-        if hooked:
+        if not hooked and row.items is None:  # the usual row: one lookup (_Earnings)
+            memo = memos[card.program_id]
+            known = memo.get((row.amount, row.category, row.currency, row.store, card.tier))
+            if known is None:
+                known = earnings.first(connection, memo, program, card, row, when)
+            items, stored, points = known
+            if points < 0:  # the program's rules look at more than the key
+                points = program.points_of(
+                    row.amount,
+                    row.currency,
+                    items,
+                    occurred_at=when,
+                    store=row.store,
+                    tier=card.tier,
+                    birthday=card.birthday,
+                )
+        elif not hooked:  # a row with its own item list
+            items = stored = row.item_tuple()
+            points = program.points_of(
+                row.amount,
+                row.currency,
+                items,
+                occurred_at=when,
+                store=row.store,
+                tier=card.tier,
+                birthday=card.birthday,
+            )
+        else:
+            items = stored = row.item_tuple()
             facts = PurchaseFacts(
                 program=program.name,
                 card_number=card.number,
@@ -506,8 +523,6 @@ def _import_batch(
             )
             points, rules = earn_points(op, card, facts, hooked=True)
             note = ", ".join(rules)[:200] or None
-        else:  # what earn_points answers when no plugin has earn rules
-            points = earned.of(program, card, row, items, when)
         expires_at = expiries.of(card, when)
         accepted.append(
             (card.program_id, expires_at or _NEVER, card, row, when, items, stored, points, note)
@@ -518,7 +533,7 @@ def _import_batch(
         return
     # a program's purchases with one expiry side by side (in file order among them): the
     # database then writes their lots per run of ids (batch_credits)
-    accepted.sort(key=_credit_order)
+    accepted.sort(key=_CREDIT_ORDER)
     ids = crmkit.allocate_ids(connection, PURCHASES, len(accepted))
     if ids is None:  # no safe way to pick ids here: insert one by one with RETURNING
         ids = [
@@ -535,21 +550,27 @@ def _import_batch(
             _purchase_rows(ids, accepted, now, bound=True),
             columns=("id", *_PURCHASE_COLUMNS),
         )
-    credits = [
-        Credit(
-            purchase_id,
-            card.id,
-            when,
-            points,
-            None if expires_at is _NEVER else expires_at,
-            note,
+    credits = [  # Credit(...) without its Python-level __new__, as _Row
+        _new_row(
+            Credit,
+            (
+                purchase_id,
+                card.id,
+                when,
+                points,
+                None if expires_at is _NEVER else expires_at,
+                note,
+            ),
         )
         for (_, expires_at, card, _, when, _, _, points, note), purchase_id in zip(
             accepted, ids, strict=True
         )
     ]
     touched = write_credits(op, credits, {card.id: card for card in cards.values()}, now)
-    result.points += sum(credit.points for credit in credits if credit.points > 0)
+    # no purchase earns fewer than 0 points (Program.points_of), so this is also the sum of
+    # the positive ones, which the result counted
+    points = sum(map(_POINTS, credits))
+    result.points += points
     _upgrade_tiers(op, touched, now)
     upgraded = [card for card in touched if card.tier_since == now]
     if upgraded:  # their tier too, in one executemany
@@ -573,7 +594,7 @@ def _import_batch(
     result.imported += len(credits)
     op.emit(
         "purchases.imported",
-        {"purchases": len(credits), "points": sum(credit.points for credit in credits)},
+        {"purchases": len(credits), "points": points},
     )
 
 
@@ -636,50 +657,93 @@ _PURCHASE_COLUMNS = (
 )
 
 
-def _credit_order(accepted: _Accepted) -> tuple[int, dt.datetime]:
-    return accepted[0], accepted[1]
+#: The order a batch's purchases are written in: by program, then expiry (a C-level key:
+#: a Python function was called once per purchase).
+_CREDIT_ORDER = operator.itemgetter(0, 1)
+
+_POINTS = operator.itemgetter(Credit._fields.index("points"))
 
 
-class _Points:
-    """``program.points_of`` of an import's purchases without a plugin rule, remembered per
-    amount, category, currency, store and tier when the program's rules look at nothing
-    else (no campaign or birthday multiplier; a row with its own item list is computed as
-    it is): the same pure function of the same values, once per combination instead of
-    once per row (a year of history repeats a few thousand prices)."""
+#: What :class:`_Earnings` remembers of a row: its items, their value for the purchases'
+#: ``items`` column and its points (``-1``: computed per row, the program's rules look at more
+#: than the key).
+_Earned = tuple[tuple[Any, ...], Any, int]
+
+
+class _Earnings:
+    """The items, their JSON and the points of an import's rows without an item list of
+    their own (one category for the whole amount, or none), for batches where no plugin has
+    earn rules: remembered per program and (amount, category, currency, store, tier), one
+    dict lookup per row instead of a JSON conversion and the program's rules (a year of
+    history repeats a few thousand prices).
+
+    * The items are shared by every row with the same amount and category, their JSON made
+      once (``crmkit.bind_value``): no plugin rule sees them, so none can change one row's
+      item through another's. Every amount is a whole number of cents (``parse_amount``),
+      so equal amounts have the same text.
+    * The points are ``program.points_of`` of those values, a pure function of them when
+      the program's multipliers are only of the tier, category and store kinds; a program
+      with a campaign or birthday multiplier (they look at the time and the contact) gets
+      ``-1``, and the batch computes each of its rows.
+    """
 
     def __init__(self) -> None:
-        self._programs: dict[int, tuple[Program, bool, dict[tuple[Any, ...], int]]] = {}
+        self._items: dict[tuple[decimal.Decimal, str | None], tuple[tuple[Any, ...], Any]] = {}
+        self._programs: dict[int, tuple[Program, bool, dict[tuple[Any, ...], _Earned]]] = {}
 
-    def of(
+    def memos(self, cards: Iterable[LockedCard]) -> dict[int, dict[tuple[Any, ...], _Earned]]:
+        """Per program id of ``cards``: its table (started again for a new version of the
+        program)."""
+        tables: dict[int, dict[tuple[Any, ...], _Earned]] = {}
+        for card in cards:
+            if card.program_id in tables:
+                continue
+            known = self._programs.get(card.program_id)
+            if known is None or known[0] is not card.program:
+                program = card.program
+                plain = all(m.kind in ("tier", "category", "store") for m in program.multipliers)
+                known = self._programs[card.program_id] = (program, plain, {})
+            tables[card.program_id] = known[2]
+        return tables
+
+    def first(
         self,
+        connection: Any,
+        memo: dict[tuple[Any, ...], _Earned],
         program: Program,
         card: LockedCard,
         row: _Row,
-        items: tuple[Any, ...],
         when: dt.datetime,
-    ) -> int:
-        known = self._programs.get(card.program_id)
-        if known is None or known[0] is not program:  # a new version of the program
-            plain = all(m.kind in ("tier", "category", "store") for m in program.multipliers)
-            known = self._programs[card.program_id] = (program, plain, {})
-        _, plain, points = known
-        key = (row.amount, row.category, row.currency, row.store, card.tier)
-        if plain and row.items is None:
-            value = points.get(key)
-            if value is not None:
-                return value
-        value = program.points_of(
-            row.amount,
-            row.currency,
+    ) -> _Earned:
+        """The entry of ``row`` (not yet in ``memo``, its program's table): made and kept."""
+        key = (row.amount, row.category)
+        shared = self._items.get(key)
+        if shared is None:
+            items = row.item_tuple()
+            stored = (
+                items
+                if row.category is None
+                else crmkit.bind_value(connection, PURCHASES.c["items"], items)
+            )
+            shared = self._items[key] = (items, stored)
+        items, stored = shared
+        points = -1
+        if self._programs[card.program_id][1]:
+            points = program.points_of(
+                row.amount,
+                row.currency,
+                items,
+                occurred_at=when,
+                store=row.store,
+                tier=card.tier,
+                birthday=card.birthday,
+            )
+        earned = memo[row.amount, row.category, row.currency, row.store, card.tier] = (
             items,
-            occurred_at=when,
-            store=row.store,
-            tier=card.tier,
-            birthday=card.birthday,
+            stored,
+            points,
         )
-        if plain and row.items is None:
-            points[key] = value
-        return value
+        return earned
 
 
 class _Expiries:
