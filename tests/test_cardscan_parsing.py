@@ -11,10 +11,12 @@ import pytest
 from crmkit_cardscan import images
 from crmkit_cardscan.cardset import generate, make_person, render_card
 from crmkit_cardscan.parsing import (
+    _DISTRICTS_AFTER,
     normalise_line,
     normalise_linkedin,
     parse_card,
     reading_order,
+    repair_chinese_address,
     repair_email,
     repair_latin,
     split_label,
@@ -129,6 +131,8 @@ def test_labels_glued_to_values_and_full_width_colons() -> None:
 
 def test_dropped_latin_spaces_are_put_back() -> None:
     assert split_latin_words("CobaltMedical DevicesCo., Ltd.") == "Cobalt Medical Devices Co., Ltd."
+    assert split_latin_words("HRSupervisor") == "HR Supervisor"
+    assert split_latin_words("IBMers") == "IBMers"
     assert split_latin_words("Ronald McDonald") == "Ronald McDonald"
 
 
@@ -259,6 +263,102 @@ def test_a_simplified_card_stays_simplified() -> None:
 
 def test_a_latin_address_gets_its_spaces_and_letters_back() -> None:
     assert repair_latin("Suite1645,1254CityR0ad,London") == "Suite 1645, 1254 City Road, London"
+
+
+def test_a_number_glued_to_a_latin_word_stays_a_number() -> None:
+    # 0 and 1 between letters are o and l, but not a room number read without its space
+    assert repair_latin("Suite1101,88 Queensway") == "Suite 1101, 88 Queensway"
+    assert repair_latin("F1oor 10") == "Floor 10"
+    assert repair_latin("SanFrancisc0,CA94103") == "San Francisco, CA94103"
+    assert repair_latin("London SW1A 2AA") == "London SW1A 2AA"  # a postcode, not "SWlA"
+
+
+@pytest.mark.parametrize(
+    ("read", "printed"),
+    [
+        ("台北市信羲區松仁路100號", "台北市信義區松仁路100號"),  # 義 read as 羲
+        ("新北市板稿區文化路一段188號", "新北市板橋區文化路一段188號"),
+        ("香港九龍塘區巧明街100號", "香港九龍觀塘區巧明街100號"),  # 觀 dropped
+        ("香港灣仔畫軒尼詩道1號", "香港灣仔區軒尼詩道1號"),  # 區 read as 畫
+        ("香港新界沙日區沙日正街3號", "香港新界沙田區沙田正街3號"),  # the street too
+        ("新竹科學國區力行路1號", "新竹科學園區力行路1號"),
+        ("上海市浦东新区张江高科技圆区碧波路690号", "上海市浦东新区张江高科技园区碧波路690号"),
+    ],
+)
+def test_a_misread_district_or_park_is_put_back(read: str, printed: str) -> None:
+    assert values(parse_card(lines("地址：" + read), "CN"))["address"] == printed
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "香港灣仔軒尼詩道1號",  # Hong Kong addresses often leave out 區
+        "香港九龍灣宏照道38號",  # 九龍灣 is an area, not a misread district
+        "台中市束屯區文心路100號",  # 西屯, 南屯 or 北屯: left to the reader
+        "深圳市南山區科技園南路88號",  # a mainland district (one slip from Taipei's 中山區)
+        "香港科技國際大廈",
+    ],
+)
+def test_an_address_that_is_no_misread_district_is_left_as_read(address: str) -> None:
+    assert repair_chinese_address(address) == address
+
+
+@given(
+    st.sampled_from(sorted(_DISTRICTS_AFTER)),
+    st.data(),
+    st.text(alphabet="中山路道街東西南北一二三段巷弄", min_size=1, max_size=8),
+    st.integers(1, 999),
+)
+def test_a_district_read_right_is_never_changed(
+    city: str, data: st.DataObject, street: str, number: int
+) -> None:
+    district = data.draw(st.sampled_from(_DISTRICTS_AFTER[city]))
+    address = f"{city}{district}{street}{number}號"
+    assert repair_chinese_address(address) == address
+
+
+@pytest.mark.parametrize(
+    ("read", "phone", "printed"),
+    [
+        # OCR drops letters of small print: the card's phone numbers say which country
+        ("350 Fifth Avenue, New York, NY 10118, SA", "+1 212 736 3100", "USA"),
+        ("10 Downing Street, London SW1A 2AA, nited Kingdom", "+44 20 7925 0918", "Kingdom"),
+        ("1 Raffles Place, ingapore 048616, Singapre", "+65 6536 7000", "Singapore 048616"),
+        ("221 Baker Stret, London NW1 6XE", "+44 20 7224 3688", "221 Baker Street"),
+        ("Suit 2100, 100 King Street West, Toronto, ON M5X 1A9, anada", "+1 416 555 0100", ""),
+    ],
+)
+def test_letters_dropped_from_a_latin_address_are_put_back(
+    read: str, phone: str, printed: str
+) -> None:
+    found = values(parse_card(lines("Tel: " + phone, "Address: " + read), "US"))
+    assert printed in found["address"]
+    if "anada" in read:
+        assert found["address"] == "Suite 2100, 100 King Street West, Toronto, ON M5X 1A9, Canada"
+
+
+@pytest.mark.parametrize(
+    "address", ["500 Main Street, Austin", "666 Walnut Street, Des Moines, IA", "1 Main Road, UK"]
+)
+def test_a_latin_address_ending_in_a_city_or_state_keeps_it(address: str) -> None:
+    found = values(parse_card(lines("Tel: +1 512 555 0100", "Address: " + address), "US"))
+    assert found["address"] == address
+
+
+def test_digits_read_for_letters_in_a_latin_name_are_put_back() -> None:
+    found = values(parse_card(lines("Paul A11en", "Sales Manager", "M: +1 415 555 2671"), "US"))
+    assert found["full_name"] == "Paul Allen"
+
+
+def test_a_director_read_as_zong_meng_is_a_director() -> None:
+    # PP-OCRv4 has no 監: 總監 comes out as 總 or as 總盟
+    found = values(parse_card(lines("鄭娟", "行銷總盟", "手機：+886 912 345 678"), "TW"))
+    assert found["title"] == "行銷總監"
+
+
+def test_a_hong_kong_number_printed_without_spaces_says_traditional() -> None:
+    card = ["星河貿易有限公司", "鄭勇", "地址：香港湾仔区港湾道285号9楼", "手機：+85254424315"]
+    assert values(parse_card(lines(*card), "HK"))["address"] == "香港灣仔區港灣道285號9樓"
 
 
 def test_reading_order_puts_a_row_left_to_right() -> None:

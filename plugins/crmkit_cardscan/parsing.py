@@ -177,7 +177,10 @@ _PHONE = re.compile(
     re.IGNORECASE,
 )
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
-_LOWER_UPPER = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[a-z.,])(?=(?:Co|Ltd|Inc|LLC)\b)")
+_LOWER_UPPER = re.compile(
+    r"(?<=[a-z])(?=[A-Z][a-z])|(?<=[a-z.,])(?=(?:Co|Ltd|Inc|LLC)\b)"
+    r"|(?<=[A-Z]{2})(?=[A-Z][a-z]{4})"  # an acronym before a word: "HRSupervisor"
+)
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -268,7 +271,9 @@ _SCRIPT_FIELDS = ("full_name", "title", "company", "department", "address")
 
 #: Country codes and web domains of Taiwan, Hong Kong and Macau, where cards are printed in
 #: Traditional characters.
-_TRADITIONAL_PHONE = re.compile(r"(?:\+|00)\s*(?:886|852|853)\b")
+#: (No word boundary after the code: OCR often drops a number's spaces, ``+85262860137``, and
+#: country codes are prefix-free, so ``+852`` starts a Hong Kong number whatever follows.)
+_TRADITIONAL_PHONE = re.compile(r"(?:\+|(?<!\d)00)\s*(?:886|852|853)")
 _TRADITIONAL_DOMAIN = re.compile(r"\.(?:tw|hk|mo)\b", re.IGNORECASE)
 
 
@@ -305,12 +310,12 @@ def to_traditional(text: str) -> str:
 _TRADITIONAL_FORMS = str.maketrans({"産": "產", "豊": "豐"})
 
 #: Words of Traditional cards that PP-OCRv4 cannot read: its 6,623-character dictionary has
-#: no 監 (總監 comes out as 總), no 採 (採購 comes out as 探購 or 摇購), no 項 (項目 comes out
-#: as 填目) and no 軟 (軟體, "software", the usual word in Taiwan and Hong Kong company
+#: no 監 (總監 comes out as 總 or 總盟), no 採 (採購 comes out as 探購 or 摇購), no 項 (項目
+#: comes out as 填目) and no 軟 (軟體, "software", the usual word in Taiwan and Hong Kong company
 #: names, comes out as 體 alone; other words ending in 體 keep their first character, so
 #: only a 體 right before a company's legal form or line of business is taken for 軟體).
 _DICTIONARY_GAPS = (
-    (re.compile(r"(?<!副)總$"), "總監"),
+    (re.compile(r"(?<!副)總盟?$"), "總監"),  # (or 盟, the look-alike it has)
     (re.compile("[探搖]購"), "採購"),
     (re.compile("填目"), "項目"),
     (
@@ -356,6 +361,21 @@ def reading_order(lines: Sequence[crmkit.OcrLine]) -> list[crmkit.OcrLine]:
     return [line for row in rows for line in sorted(row, key=lambda item: item.box[0])]
 
 
+def _regions(fields: dict[str, crmkit.CardField]) -> list[str]:
+    """The regions of the card's phone numbers (``US``, ``SG``), mobile first."""
+    regions = []
+    for name in ("mobile", "office", "fax"):
+        if name in fields:
+            try:
+                number = phonenumbers.parse(fields[name].value.split(";")[0], None)
+            except phonenumbers.NumberParseException:
+                continue
+            region = phonenumbers.region_code_for_number(number)
+            if region and region not in regions:
+                regions.append(region)
+    return regions
+
+
 def phone_kind(e164: str) -> str:
     """``mobile``, ``office`` or ``either`` (a region whose numbers do not say, as in
     North America) from the number itself (phonenumbers' number type)."""
@@ -381,19 +401,36 @@ def split_latin_words(text: str) -> str:
 
 
 def _letters_for_digits(match: re.Match[str]) -> str:
-    """A word OCR wrote with ``0`` for ``o`` and ``1`` for ``l`` (``F1oor``, ``01d``)."""
+    """A word OCR wrote with ``0`` for ``o`` and ``1`` for ``l`` (``F1oor``, ``01d``); a short
+    code in capitals (``SW1A``) is left as read."""
     word = match.group(0)
     if sum(ch.isalpha() for ch in word) < 1 or word.isdigit():
         return word
+    if len(word) <= 4 and not any(ch.islower() for ch in word):
+        return word  # a code in capitals, as a British postcode's SW1A or EC1A
     return word.replace("0", "o").replace("1", "l")
+
+
+#: A number glued to the word before it: three digits or more, or any after an address word
+#: that numbers follow (``Suite1101``, ``Floor10``).
+_GLUED_NUMBER = re.compile(
+    r"(?<=[A-Za-z]{3})(?=\d{3})|(?<=\b(?:suite|floor|level))(?=\d)|(?<=\b(?:room|unit))(?=\d)"
+    r"|(?<=\bste)(?=\d)|(?<=\b(?:no|rm|fl))(?=\d)",
+    re.IGNORECASE,
+)
 
 
 def repair_latin(text: str) -> str:
     """A Latin line with OCR's usual slips undone: ``0`` read for ``o`` inside a word
     (``R0ad``), spaces dropped after commas, between words and numbers and between words
-    (``Suite1645,1254CityR0ad`` → ``Suite 1645, 1254 City Road``)."""
-    text = re.sub(r"(?<=[A-Za-z])0(?=[A-Za-z])", "o", text)
-    text = re.sub(r"(?<=[A-Za-z])1(?=[A-Za-z])", "l", text)
+    (``Suite1645,1254CityR0ad`` → ``Suite 1645, 1254 City Road``); a number glued to a word
+    stays a number (``Suite1101``)."""
+    # (a lower-case letter beside it: SW1A, a postcode in capitals, keeps its 1)
+    text = re.sub(r"(?<=[a-z])0(?=[A-Za-z])|(?<=[A-Za-z])0(?=[a-z])", "o", text)
+    text = re.sub(r"(?<=[a-z])1(?=[A-Za-z])|(?<=[A-Za-z])1(?=[a-z])", "l", text)
+    # a number glued to a word is split off first, so that it stays a number: "Suite1101"
+    # is "Suite 1101", not "Suitellol" (but "Francisc0" is "Francisco")
+    text = _GLUED_NUMBER.sub(" ", text)
     text = re.sub(r"\b[A-Za-z01]{3,}\b", _letters_for_digits, text)
     text = re.sub(r",(?=\S)", ", ", text)
     text = re.sub(r"(?<=[A-Za-z]{3})(?=\d)|(?<=\d)(?=[A-Za-z]{3})", " ", text)
@@ -510,6 +547,16 @@ def repair_handle(text: str) -> str:
     return re.sub(r"(?<=[A-Za-z_.\-/])1(?=[A-Za-z])|^1(?=[A-Za-z])", "l", text)
 
 
+def repair_latin_name(text: str) -> str:
+    """A Latin name with OCR's ``1`` for ``l`` and ``0`` for ``o`` put back (``Emily Ha11``,
+    ``James Mitchel1``): a word that starts with a letter has no digits in a name."""
+    return re.sub(
+        r"\b[A-Za-z][A-Za-z01'.-]*\b",
+        lambda m: m.group(0).replace("1", "l").replace("0", "o"),
+        text,
+    )
+
+
 def _name_score(text: str) -> float:
     """How much a line looks like a person's name (0: not at all)."""
     compact = text.replace(" ", "")
@@ -525,6 +572,219 @@ def _name_score(text: str) -> float:
     if not all(re.fullmatch(r"[A-Za-z][A-Za-z'.-]*", w) for w in words):
         return 0.0
     return 0.92
+
+
+# -- addresses ---------------------------------------------------------------------------
+
+#: The districts (區) of Hong Kong and of Taiwan's cities, by the city that comes before them
+#: in an address: an address names its district right after its city, and a district read
+#: one character wrong (信羲區 for 信義區, 戳塘區 for 觀塘區, 灣仔畫 for 灣仔區) or short of
+#: one (塘區) is one of these. (Taiwan's townships, 鄉/鎮/市, are not listed: a card that
+#: prints one is left as read.)
+_HK_DISTRICTS = _words(
+    """
+    中西區 灣仔區 東區 南區 油尖旺區 深水埗區 九龍城區 黃大仙區 觀塘區 荃灣區 屯門區 元朗區 北區
+    大埔區 西貢區 沙田區 葵青區 離島區
+    """
+)
+_TW_DISTRICTS: dict[str, tuple[str, ...]] = {
+    "臺北市": _words(
+        "中正區 大同區 中山區 松山區 大安區 萬華區 信義區 士林區 北投區 內湖區 南港區 文山區"
+    ),
+    "新北市": _words(
+        """
+        板橋區 三重區 中和區 永和區 新莊區 新店區 樹林區 鶯歌區 三峽區 淡水區 汐止區 瑞芳區
+        土城區 蘆洲區 五股區 泰山區 林口區 深坑區 石碇區 坪林區 三芝區 石門區 八里區 平溪區
+        雙溪區 貢寮區 金山區 萬里區 烏來區
+        """
+    ),
+    "桃園市": _words(
+        "桃園區 中壢區 大溪區 楊梅區 蘆竹區 大園區 龜山區 八德區 龍潭區 平鎮區 新屋區 觀音區 復興區"
+    ),
+    "臺中市": _words(
+        """
+        中區 東區 南區 西區 北區 西屯區 南屯區 北屯區 豐原區 東勢區 大甲區 清水區 沙鹿區 梧棲區
+        后里區 神岡區 潭子區 大雅區 新社區 石岡區 外埔區 大安區 烏日區 大肚區 龍井區 霧峰區
+        太平區 大里區 和平區
+        """
+    ),
+    "臺南市": _words(
+        """
+        中西區 東區 南區 北區 安平區 安南區 永康區 歸仁區 新化區 左鎮區 玉井區 楠西區 南化區
+        仁德區 關廟區 龍崎區 官田區 麻豆區 佳里區 西港區 七股區 將軍區 學甲區 北門區 新營區
+        後壁區 白河區 東山區 六甲區 下營區 柳營區 鹽水區 善化區 大內區 山上區 新市區 安定區
+        """
+    ),
+    "高雄市": _words(
+        """
+        新興區 前金區 苓雅區 鹽埕區 鼓山區 旗津區 前鎮區 三民區 楠梓區 小港區 左營區 仁武區
+        大社區 岡山區 路竹區 阿蓮區 田寮區 燕巢區 橋頭區 梓官區 彌陀區 永安區 湖內區 鳳山區
+        大寮區 林園區 鳥松區 大樹區 旗山區 美濃區 六龜區 內門區 杉林區 甲仙區 桃源區 那瑪夏區
+        茂林區 茄萣區
+        """
+    ),
+    "基隆市": _words("仁愛區 信義區 中正區 中山區 安樂區 暖暖區 七堵區"),
+    "新竹市": _words("東區 北區 香山區"),
+    "嘉義市": _words("東區 西區"),
+}
+_DISTRICTS_AFTER: dict[str, tuple[str, ...]] = {
+    **{city.replace("臺", "台"): names for city, names in _TW_DISTRICTS.items()},
+    **_TW_DISTRICTS,
+    # Hong Kong addresses name the territory, then maybe the area, then the district
+    **dict.fromkeys(("香港", "九龍", "新界", "香港島"), _HK_DISTRICTS),
+}
+_DISTRICT_CITY = re.compile(
+    "|".join(sorted(map(re.escape, _DISTRICTS_AFTER), key=len, reverse=True))
+)
+
+
+#: Characters PP-OCR answers for 區 at the end of a district (畫 and 画, 匡, 巨).
+_QU_LOOKALIKES = "畫画匡匠巨臣医"
+
+
+def _district_slip(read: str, name: str) -> bool:
+    """Whether ``read`` is the district ``name`` with one character misread or dropped. Its
+    final 區 only counts as misread when read as a look-alike, and never as dropped: Hong
+    Kong addresses often leave it out (香港灣仔告士打道)."""
+    if len(read) == len(name):
+        slips = [i for i, (a, b) in enumerate(zip(read, name, strict=True)) if a != b]
+        return len(slips) == 1 and (slips[0] < len(name) - 1 or read[-1] in _QU_LOOKALIKES)
+    return len(read) == len(name) - 1 and any(
+        name[:i] + name[i + 1 :] == read for i in range(len(name) - 1)
+    )
+
+
+def repair_district(address: str) -> str:
+    """A Hong Kong or Taiwan address whose district, right after its city, is one OCR slip
+    away from exactly one of that city's districts gets the district back (``台北市信羲區``
+    → ``台北市信義區``, ``香港九龍塘區`` → ``香港九龍觀塘區``, ``香港灣仔畫`` → ``香港灣仔區``);
+    the same misreading later in the line, a street named after its district (``戳塘道``),
+    is repaired with it. A district read right, or a slot that could be two districts, is
+    left as read."""
+    for city in _DISTRICT_CITY.finditer(address):
+        names = _DISTRICTS_AFTER[city.group(0)]
+        rest = address[city.end() :]
+        if rest.startswith(names):
+            return address
+        if _DISTRICT_CITY.match(rest):
+            continue  # 香港九龍: the district comes after the area
+        found = {
+            (name, size)
+            for name in names
+            for size in (len(name), len(name) - 1)
+            if len(name) >= 3 and _district_slip(rest[:size], name)
+        }
+        if len({name for name, _ in found}) != 1:
+            continue
+        name, size = max(found, key=lambda item: item[1])  # a misreading before a drop
+        read, rest = rest[:size], rest[size:]
+        if size == len(name) and read[-1] == name[-1]:
+            rest = rest.replace(read[:-1], name[:-1])  # 戳塘區戳塘道: 觀塘道 too
+        return address[: city.end()] + name + rest
+    return address
+
+
+#: Words of Chinese addresses with a character PP-OCR confuses with a look-alike: 園 ("park")
+#: read as 圓 or 國 in 科學園 / 工業園 / 園區 and their Simplified forms.
+_ADDRESS_LOOKALIKES = (
+    (re.compile(r"(?<=科學|工業|產業|軟體|科技|物流)[圓國](?!際)|圓(?=區)"), "園"),
+    (re.compile(r"(?<=科学|工业|产业|软件|科技|物流)[圆国](?!际)|圆(?=区)"), "园"),
+)
+
+
+def repair_chinese_address(address: str) -> str:
+    """A Chinese address with its district (:func:`repair_district`) and park words
+    (:data:`_ADDRESS_LOOKALIKES`) as printed."""
+    for pattern, word in _ADDRESS_LOOKALIKES:
+        address = pattern.sub(word, address)
+    return repair_district(address)
+
+
+#: Country names as Latin addresses end with them, by phone region.
+_COUNTRIES: dict[str, tuple[str, ...]] = {
+    "US": ("USA", "United States", "U.S.A."),
+    "CA": ("Canada",),
+    "GB": ("United Kingdom", "UK", "England"),
+    "DE": ("Germany", "Deutschland"),
+    "FR": ("France",),
+    "SG": ("Singapore",),
+    "CN": ("China", "P.R. China", "PRC"),
+    "HK": ("Hong Kong", "Hong Kong SAR"),
+    "TW": ("Taiwan",),
+    "JP": ("Japan",),
+    "KR": ("Korea", "South Korea"),
+    "AU": ("Australia",),
+    "NL": ("Netherlands", "The Netherlands"),
+    "CH": ("Switzerland",),
+    "IT": ("Italy",),
+    "ES": ("Spain",),
+    "MY": ("Malaysia",),
+    "TH": ("Thailand",),
+    "VN": ("Vietnam",),
+}
+_ALL_COUNTRIES = {
+    re.sub(r"[^a-z]", "", name.lower()) for names in _COUNTRIES.values() for name in names
+}
+#: Words of Latin addresses OCR drops a letter from (``Suit``, ``Stret``, ``Avnue``).
+_LATIN_ADDRESS_WORDS = _words(
+    "Suite Street Avenue Boulevard Floor Building Tower Plaza Centre Center Square Highway"
+    " Drive Road Lane"
+)
+
+
+def _subsequence(short: str, long: str) -> bool:
+    letters = iter(long)
+    return all(ch in letters for ch in short)
+
+
+def repair_latin_address(address: str, regions: Sequence[str]) -> str:
+    """A Latin address with the letters OCR dropped put back where the card says what they
+    were: its country (the last part, when it is not a country's name), from the card's
+    phone numbers' country, when what was read is that name with letters left out (``SA``,
+    ``nited Kingdom``, ``ingapr``); Singapore's city, which is the country's name; and an
+    address word one letter short (``Suit 1629``, ``Stret``)."""
+    head, comma, last = address.rpartition(",")
+    plain = re.sub(r"[^a-z]", "", last.lower())
+    if comma and plain and plain not in _ALL_COUNTRIES and not _DIGITS.search(last):
+        for region in regions:
+            names = _COUNTRIES.get(region, ())
+            # two letters or one are what is left of an abbreviation (SA, UA, A of USA), not of
+            # a name ("Des Moines, IA" is no "United States")
+            fitting = [
+                name
+                for name in names
+                if _subsequence(plain, name.lower()) and (len(plain) > 2 or len(name) <= 3)
+            ]
+            if fitting:
+                address = f"{head}, {fitting[0]}"
+                if region == "SG":  # "Singapore 018989, Singapore": the city is the country
+                    address = re.sub(
+                        r"(?<=, )([A-Za-z]{4,9})(?= \d{6},)",
+                        lambda m: (
+                            "Singapore"
+                            if _subsequence(m.group(1).lower(), "singapore")
+                            else m.group(1)
+                        ),
+                        address,
+                    )
+                break
+
+    def word(match: re.Match[str]) -> str:
+        read = match.group(0)
+        if read.lower() in (w.lower() for w in _LATIN_ADDRESS_WORDS):
+            return read
+        fitting = [
+            w
+            for w in _LATIN_ADDRESS_WORDS
+            if len(w) == len(read) + 1
+            and (
+                read == w[1:]  # its capital lost: "treet"
+                or (read[0].isupper() and any(w[:i] + w[i + 1 :] == read for i in range(len(w))))
+            )
+        ]
+        return fitting[0] if len(fitting) == 1 else read
+
+    return re.sub(r"\b[A-Za-z]{4,}\b", word, address)
 
 
 def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str, crmkit.CardField]:
@@ -624,7 +884,9 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
         ):
             address_parts.append((index, text if han else repair_latin(text), confidence))
         else:
-            score = _name_score(split_latin_words(text) if not han else text)
+            if not han:
+                text = repair_latin_name(split_latin_words(text))
+            score = _name_score(text)
             if score:
                 names.append((score * height, index, text, confidence * score))
     if address_parts:
@@ -632,6 +894,11 @@ def parse_card(lines: Sequence[crmkit.OcrLine], region: str = "CN") -> dict[str,
         han = any(_HAN.search(text) for _, text, _ in address_parts)
         joined = ("" if han else ", ").join(
             text.replace(" ", "") if han else text for _, text, _ in address_parts
+        )
+        joined = (
+            repair_chinese_address(joined)
+            if han
+            else repair_latin_address(joined, _regions(fields))
         )
         put("address", joined, min(c for _, _, c in address_parts) * 0.9)
     han_names = [n for n in names if _HAN.search(n[2])]
