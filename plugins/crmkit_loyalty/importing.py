@@ -480,13 +480,17 @@ def _import_batch(
             continue
         taken.add((card.program_id, row.receipt))
         note = None
-        if not hooked and row.items is None:  # the usual row: one lookup (_Earnings)
-            memo = memos[card.program_id]
-            known = memo.get((row.amount, row.category, row.currency, row.store, card.tier))
-            if known is None:
-                known = earnings.first(connection, memo, program, card, row, when)
-            items, stored, points = known
-            if points < 0:  # the program's rules look at more than the key
+        if not hooked:
+            if row.items is None:  # the usual row: one lookup (_Earnings)
+                memo = memos[card.program_id]
+                known = memo.get((row.amount, row.category, row.currency, row.store, card.tier))
+                if known is None:
+                    known = earnings.first(connection, memo, program, card, row, when)
+                items, stored, points = known
+            else:  # a row with its own item list: its points computed below
+                items = stored = row.item_tuple()
+                points = -1
+            if points < 0:  # not remembered: the rules look at more than the key, or items
                 points = program.points_of(
                     row.amount,
                     row.currency,
@@ -496,17 +500,6 @@ def _import_batch(
                     tier=card.tier,
                     birthday=card.birthday,
                 )
-        elif not hooked:  # a row with its own item list
-            items = stored = row.item_tuple()
-            points = program.points_of(
-                row.amount,
-                row.currency,
-                items,
-                occurred_at=when,
-                store=row.store,
-                tier=card.tier,
-                birthday=card.birthday,
-            )
         else:
             items = stored = row.item_tuple()
             facts = PurchaseFacts(
